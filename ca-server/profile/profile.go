@@ -1,0 +1,143 @@
+// Package profile loads certificate profiles — what goes into a signature or
+// user-authentication certificate besides the holder's data — from JSON data
+// files, so that OIDs, key usages, URLs and the subject layout are data, not
+// code (DOMAIN §2: "keep OIDs in a profile file").
+//
+// Defaults are embedded from ca-server/profiles; Load can replace or add
+// profiles from a directory. The loader is strict: unknown or duplicated
+// JSON fields, malformed OIDs, unknown names and rule-breaking combinations
+// (e.g. personal data in a user-authentication profile, CPS §3.1, §7.1) are
+// refused with a specific error.
+//
+// Concurrency: a *Profile and a *Set are immutable after loading and safe for
+// concurrent use; callers must not modify the slices and maps they expose.
+package profile
+
+import (
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/hex"
+	"fmt"
+	"math/big"
+	"strings"
+)
+
+// Kind is the type of certificate a profile describes.
+type Kind string
+
+// Kinds of end-entity certificate.
+const (
+	// KindSignature is 署名用電子証明書: carries the holder's personal
+	// attributes (TS Art. 11).
+	KindSignature Kind = "signature"
+	// KindUserAuthentication is 利用者証明用電子証明書: carries no personal
+	// data (CPS §3.1, §7.1).
+	KindUserAuthentication Kind = "user-authentication"
+)
+
+// ValidityRule names how the issuer computes notAfter.
+type ValidityRule string
+
+// ValidityHolderBirthdayOrCardExpiry is CPS §6.3.2.2: the earlier of the
+// holder's 5th birthday after issuance (6th on early renewal) and the card's
+// expiry date.
+const ValidityHolderBirthdayOrCardExpiry ValidityRule = "holder-birthday-or-card-expiry"
+
+// Attribute names one personal attribute carried by a signature certificate.
+type Attribute string
+
+// Personal attributes, in the order their extensions appear in a certificate.
+const (
+	AttrName          Attribute = "name"          // 氏名
+	AttrSex           Attribute = "sex"           // 男女の別
+	AttrDateOfBirth   Attribute = "dateOfBirth"   // 出生の年月日
+	AttrAddress       Attribute = "address"       // 住所
+	AttrFormerSurname Attribute = "formerSurname" // 旧氏
+	AttrAlias         Attribute = "alias"         // 通称
+)
+
+// AttributeOrder lists every attribute in extension order.
+var AttributeOrder = []Attribute{AttrName, AttrSex, AttrDateOfBirth, AttrAddress, AttrFormerSurname, AttrAlias}
+
+// PersonalDataArc is J-LIS's arc for personal-attribute extensions (DOMAIN §2).
+// Every attribute OID in a profile must lie strictly under it.
+var PersonalDataArc = asn1.ObjectIdentifier{1, 2, 392, 200149, 8, 5, 5}
+
+// AttributeOIDs are the extension OIDs of one personal attribute.
+type AttributeOIDs struct {
+	OID asn1.ObjectIdentifier
+	// Substitutes is the OID of the extension holding the positions of
+	// substitute characters (R02 II-2-5(4)(5)); nil for non-text attributes
+	// or when the profile defines none.
+	Substitutes asn1.ObjectIdentifier
+}
+
+// SubjectAttribute is one attribute of the subject DN template. Value may
+// contain the placeholder {serial}.
+type SubjectAttribute struct {
+	Type  string // "C", "O", "OU" or "CN"
+	OID   asn1.ObjectIdentifier
+	Value string
+}
+
+// Profile is one parsed, checked certificate profile.
+type Profile struct {
+	Name               string
+	Kind               Kind
+	SignatureAlgorithm x509.SignatureAlgorithm
+	Policies           []asn1.ObjectIdentifier
+	KeyUsage           x509.KeyUsage
+	ExtKeyUsage        []asn1.ObjectIdentifier // may be empty
+	// CRLDistributionPoint and OCSPServer are URL templates; see CRLURL and
+	// OCSPURL.
+	CRLDistributionPoint string
+	OCSPServer           string
+	Validity             ValidityRule
+	Subject              []SubjectAttribute
+	// Attributes maps each personal attribute the profile certifies to its
+	// OIDs; empty for user-authentication profiles.
+	Attributes map[Attribute]AttributeOIDs
+}
+
+// Placeholders in templates.
+const (
+	placeholderSerial      = "{serial}"
+	placeholderIssuerKeyID = "{issuerKeyID}"
+)
+
+// SubjectFor returns the subject DN for a certificate with this serial, with
+// {serial} replaced by the serial in uppercase hex. The attributes appear in
+// profile order, each in its own RDN.
+func (p *Profile) SubjectFor(serial *big.Int) pkix.RDNSequence {
+	hexSerial := strings.ToUpper(serial.Text(16))
+	seq := make(pkix.RDNSequence, 0, len(p.Subject))
+	for _, a := range p.Subject {
+		v := strings.ReplaceAll(a.Value, placeholderSerial, hexSerial)
+		seq = append(seq, pkix.RelativeDistinguishedNameSET{{Type: a.OID, Value: v}})
+	}
+	return seq
+}
+
+// CRLURL returns the CRL distribution point for a CA whose certificate has
+// subject key identifier issuerKeyID.
+func (p *Profile) CRLURL(issuerKeyID []byte) string {
+	return expandURL(p.CRLDistributionPoint, issuerKeyID)
+}
+
+// OCSPURL returns the OCSP responder URL for a CA whose certificate has
+// subject key identifier issuerKeyID.
+func (p *Profile) OCSPURL(issuerKeyID []byte) string {
+	return expandURL(p.OCSPServer, issuerKeyID)
+}
+
+func expandURL(tmpl string, issuerKeyID []byte) string {
+	return strings.ReplaceAll(tmpl, placeholderIssuerKeyID, hex.EncodeToString(issuerKeyID))
+}
+
+// CarriesPersonalData reports whether certificates of this profile carry
+// personal attributes.
+func (p *Profile) CarriesPersonalData() bool { return len(p.Attributes) > 0 }
+
+// String returns the profile name; a profile holds no secrets.
+func (p *Profile) String() string { return fmt.Sprintf("profile %q (%s)", p.Name, p.Kind) }

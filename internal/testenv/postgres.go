@@ -1,0 +1,242 @@
+package testenv
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// PG is a running PostgreSQL server with one empty database.
+type PG struct {
+	DSN      string // pgx URL of the database, e.g. postgres://postgres@127.0.0.1:PORT/madoguchi_test?sslmode=disable
+	AdminDSN string // the same server's "postgres" database, for CREATE/DROP DATABASE
+	Port     int
+	DataDir  string
+	LogPath  string
+
+	svc *service
+}
+
+// Stop shuts the server down before the test ends (fast shutdown), for tests of a lost
+// database. Cleanup does it otherwise.
+func (p *PG) Stop() error { return p.svc.stop() }
+
+// PostgresOptions configures PostgresWith; the zero value is the Debian PostgreSQL 15 server.
+type PostgresOptions struct {
+	BinDir   string // directory with initdb and postgres; default /usr/lib/postgresql/15/bin
+	Database string // default "madoguchi_test"
+}
+
+// Postgres initialises a cluster in a fresh temporary directory, starts it on 127.0.0.1 on a
+// free port (trust authentication, superuser "postgres", fsync off), and creates an empty
+// database. As root the server runs as the "postgres" system user, because postgres refuses to
+// run as root.
+func Postgres(t testing.TB) *PG {
+	t.Helper()
+	return PostgresWith(t, PostgresOptions{})
+}
+
+// PostgresWith is Postgres with options.
+func PostgresWith(t testing.TB, opts PostgresOptions) *PG {
+	t.Helper()
+	if opts.BinDir == "" {
+		opts.BinDir = "/usr/lib/postgresql/15/bin"
+	}
+	if opts.Database == "" {
+		opts.Database = "madoguchi_test"
+	}
+	for _, tool := range []string{"initdb", "postgres"} {
+		if _, err := os.Stat(filepath.Join(opts.BinDir, tool)); err != nil {
+			t.Fatalf("testenv: postgres: %v", err)
+		}
+	}
+	cred, err := postgresCredential()
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	// Not t.TempDir(): its parent is root-only (0700), and the server user must reach the
+	// directory. shortTempDir is under /tmp and keeps the socket path short.
+	dir := shortTempDir(t, "pg")
+	if cred != nil {
+		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
+			t.Fatalf("testenv: postgres: %v", err)
+		}
+	}
+	template, err := pgTemplate(opts.BinDir, cred)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	dataDir := filepath.Join(dir, "data")
+	if _, err := runTool("cp", "cp", []string{"-a", template, dataDir}, nil, nil); err != nil {
+		t.Fatalf("%v", err)
+	}
+
+	// The free port is only probably free until postgres binds it: retry on a lost race.
+	var svc *service
+	var port int
+	for attempt := 1; ; attempt++ {
+		port, err = freePort()
+		if err != nil {
+			t.Fatalf("testenv: postgres: %v", err)
+		}
+		logPath := filepath.Join(dir, fmt.Sprintf("postgres-%d.log", attempt))
+		svc, err = startService(serviceSpec{
+			name: "postgres",
+			path: filepath.Join(opts.BinDir, "postgres"),
+			args: []string{"-D", dataDir, "-k", dir, "-p", strconv.Itoa(port), "-h", "127.0.0.1",
+				"-F", "-c", "max_connections=50", "-c", "shared_buffers=16MB"},
+			logPath:     logPath,
+			stopSignal:  syscall.SIGINT,  // fast shutdown: do not wait for clients
+			deathSignal: syscall.SIGQUIT, // immediate shutdown when the test binary dies
+			credential:  cred,
+		})
+		if err != nil {
+			t.Fatalf("%v", err)
+		}
+		svc.cleanup(t)
+		err = svc.waitReady(func() error { return postmasterReady(dataDir) })
+		if err == nil {
+			break
+		}
+		svc.abort()
+		if attempt < 3 && strings.Contains(fileTail(logPath, 4096), "could not bind") {
+			continue
+		}
+		t.Fatalf("%v", err)
+	}
+
+	p := &PG{
+		DSN:      fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", port, opts.Database),
+		AdminDSN: fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port),
+		Port:     port,
+		DataDir:  dataDir,
+		LogPath:  svc.logPath,
+		svc:      svc,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, p.AdminDSN)
+	if err != nil {
+		t.Fatalf("testenv: postgres: connect: %v", err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{opts.Database}.Sanitize()); err != nil {
+		t.Fatalf("testenv: postgres: create database %q: %v", opts.Database, err)
+	}
+	return p
+}
+
+// postgresCredential returns the user to run the server as: the "postgres" system user when
+// running as root, nil (the current user) otherwise.
+func postgresCredential() (*syscall.Credential, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return nil, fmt.Errorf("testenv: postgres refuses to run as root and there is no postgres user: %w", err)
+	}
+	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
+	if err1 != nil || err2 != nil {
+		return nil, fmt.Errorf("testenv: postgres user has ids %q/%q", u.Uid, u.Gid)
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}, nil
+}
+
+// postmasterReady reports whether postmaster.pid says "ready" (its 8th line, PostgreSQL ≥ 10).
+func postmasterReady(dataDir string) error {
+	b, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
+	if err != nil {
+		return err
+	}
+	lines := strings.Split(string(b), "\n")
+	if len(lines) < 8 || strings.TrimSpace(lines[7]) != "ready" {
+		return fmt.Errorf("postmaster.pid status not ready yet")
+	}
+	return nil
+}
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// pgTemplateRoot holds clusters made by initdb, one per PostgreSQL build and server user.
+const pgTemplateRoot = "/var/tmp/madoguchi-testenv"
+
+// initdbArgs are the initdb options of every test cluster (after -D <dir>).
+var initdbArgs = []string{"-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync", "--no-instructions"}
+
+// pgTemplate returns the data directory of a pristine cluster, made by initdb once per machine,
+// PostgreSQL build and server user, which each test copies: initdb takes about 2 s on this
+// project's machines, a copy about 0.4 s. The template is built in a temporary directory and
+// renamed into place complete, so concurrent test binaries never see half of one; it is never
+// started or modified.
+func pgTemplate(binDir string, cred *syscall.Credential) (string, error) {
+	key := sha256.New()
+	for _, tool := range []string{"initdb", "postgres"} {
+		st, err := os.Stat(filepath.Join(binDir, tool))
+		if err != nil {
+			return "", fmt.Errorf("testenv: postgres: %w", err)
+		}
+		fmt.Fprintf(key, "%s %d %d\n", filepath.Join(binDir, tool), st.Size(), st.ModTime().UnixNano())
+	}
+	fmt.Fprintf(key, "%q uid %d\n", initdbArgs, os.Geteuid())
+	if cred != nil {
+		fmt.Fprintf(key, "as %d:%d\n", cred.Uid, cred.Gid)
+	}
+	final := filepath.Join(pgTemplateRoot, "pg-"+hex.EncodeToString(key.Sum(nil))[:16])
+	data := filepath.Join(final, "data")
+	if _, err := os.Stat(filepath.Join(final, "complete")); err == nil {
+		return data, nil
+	}
+
+	if err := os.MkdirAll(pgTemplateRoot, 0o755); err != nil {
+		return "", fmt.Errorf("testenv: postgres template: %w", err)
+	}
+	tmp, err := os.MkdirTemp(pgTemplateRoot, "tmp-")
+	if err != nil {
+		return "", fmt.Errorf("testenv: postgres template: %w", err)
+	}
+	defer os.RemoveAll(tmp) // a no-op after a successful rename
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return "", fmt.Errorf("testenv: postgres template: %w", err)
+	}
+	if cred != nil {
+		if err := os.Chown(tmp, int(cred.Uid), int(cred.Gid)); err != nil {
+			return "", fmt.Errorf("testenv: postgres template: %w", err)
+		}
+	}
+	args := append([]string{"-D", filepath.Join(tmp, "data")}, initdbArgs...)
+	if _, err := runTool("initdb", filepath.Join(binDir, "initdb"), args, nil, cred); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "complete"), nil, 0o644); err != nil {
+		return "", fmt.Errorf("testenv: postgres template: %w", err)
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		// Another test binary was faster: use its template.
+		if _, statErr := os.Stat(filepath.Join(final, "complete")); statErr == nil {
+			return data, nil
+		}
+		return "", fmt.Errorf("testenv: postgres template: %w", err)
+	}
+	return data, nil
+}
