@@ -1,0 +1,121 @@
+// Package apperr is the one error type of the counter domain: every refusal carries a Kind
+// that callers branch on with errors.Is and that the UI maps to a Japanese message in one place
+// (app.MessageJA).
+//
+// Error strings are English, lowercase and prefixed with the package that refused
+// ("operator: ..."); they never contain a PIN, password or key.
+package apperr
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Kind classifies a refusal. A Kind is itself an error so that
+// errors.Is(err, apperr.LockedOut) works on any wrapped *Error.
+type Kind uint8
+
+// The kinds of refusal. Append only: the values are stored in audit details as names.
+const (
+	Internal               Kind = iota // unexpected failure (I/O, database)
+	InvalidInput                       // malformed or missing input
+	NotFound                           // no such operator, resident, case or file
+	AlreadyExists                      // duplicate id
+	NotLoggedIn                        // no session
+	SessionExpired                     // idle log-out happened
+	PermissionDenied                   // session lacks the permission (TS Art. 3(4))
+	BadCredentials                     // wrong operator id or password
+	LockedOut                          // too many failures; a supervisor must unlock
+	OperatorDisabled                   // operator exists but is disabled
+	PasswordNotAllowed                 // password log-in without exemption (TS Art. 3(3))
+	FingerprintNoMatch                 // finger did not match
+	FingerprintUnavailable             // no reader / fprintd failure / timeout
+	FingerprintNotEnrolled             // operator has no enrolled finger
+	LastSupervisor                     // change would leave no active supervisor
+	ReasonRequired                     // exemption or refusal without a recorded reason
+	WeakPIN                            // PIN rule violated (TS Art. 4); see pinrule.Error
+	FileTampered                       // resident-record file signature mismatch
+	FileExpired                        // resident-record file past its expiry
+	FileUsed                           // resident-record file imported before
+	InvalidTransition                  // workflow event not allowed in this state
+	IdentityDoubt                      // identity check in doubt: case stopped (CPS §4.1.2.1(3))
+	AuditBroken                        // audit chain verification failed
+	RenewalTooEarly                    // renewal outside the < 3 months window (CPS §6.3.2.2)
+	ResidentNotEligible                // resident status forbids the action (deceased, moved out)
+	Cancelled                          // context cancelled or timed out
+)
+
+var kindNames = [...]string{
+	Internal: "internal", InvalidInput: "invalid input", NotFound: "not found",
+	AlreadyExists: "already exists", NotLoggedIn: "not logged in", SessionExpired: "session expired",
+	PermissionDenied: "permission denied", BadCredentials: "bad credentials", LockedOut: "locked out",
+	OperatorDisabled: "operator disabled", PasswordNotAllowed: "password login not allowed",
+	FingerprintNoMatch: "fingerprint no match", FingerprintUnavailable: "fingerprint unavailable",
+	FingerprintNotEnrolled: "fingerprint not enrolled", LastSupervisor: "last supervisor",
+	ReasonRequired: "reason required", WeakPIN: "weak pin", FileTampered: "file tampered",
+	FileExpired: "file expired", FileUsed: "file used", InvalidTransition: "invalid transition",
+	IdentityDoubt: "identity doubt", AuditBroken: "audit broken", RenewalTooEarly: "renewal too early",
+	ResidentNotEligible: "resident not eligible", Cancelled: "cancelled",
+}
+
+// String returns the kind's stable English name (used in audit records).
+func (k Kind) String() string {
+	if int(k) < len(kindNames) && kindNames[k] != "" {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Error makes a Kind usable as an errors.Is target.
+func (k Kind) Error() string { return k.String() }
+
+// Error is a refusal with a kind, a message and an optional cause.
+type Error struct {
+	Kind Kind
+	Msg  string // "pkg: what went wrong", without secrets
+	Err  error  // cause, may be nil
+}
+
+// New returns an *Error of kind k with a formatted message.
+func New(k Kind, format string, args ...any) *Error {
+	return &Error{Kind: k, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Wrap returns an *Error of kind k whose message is msg and whose cause is err.
+func Wrap(k Kind, err error, msg string) *Error {
+	return &Error{Kind: k, Msg: msg, Err: err}
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Msg + ": " + e.Err.Error()
+	}
+	return e.Msg
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Is reports whether target is e's Kind.
+func (e *Error) Is(target error) bool {
+	k, ok := target.(Kind)
+	return ok && k == e.Kind
+}
+
+// Kinded is implemented by errors of other packages that carry a Kind (pinrule.Error).
+type Kinded interface {
+	error
+	ErrorKind() Kind
+}
+
+// ErrorKind returns e.Kind.
+func (e *Error) ErrorKind() Kind { return e.Kind }
+
+// KindOf returns the Kind of the first Kinded error in err's chain, and Internal otherwise.
+func KindOf(err error) Kind {
+	var k Kinded
+	if errors.As(err, &k) {
+		return k.ErrorKind()
+	}
+	return Internal
+}

@@ -1,0 +1,98 @@
+// Package store opens the terminal's single SQLite file (ARCHITECTURE "Data") with WAL, foreign
+// keys and versioned migrations, and runs write transactions.
+//
+// Concurrency: the returned *DB is safe for concurrent use. It holds one connection, so all
+// statements of the process are serialised; write transactions start with BEGIN IMMEDIATE so
+// that a second process (the CLI next to the GUI) waits on busy_timeout instead of failing on a
+// lock upgrade. Never call the *DB from inside a function passed to Tx: that would wait on the
+// connection held by the transaction. Use the *sql.Tx given to the function.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+
+	_ "modernc.org/sqlite" // registers driver "sqlite"
+)
+
+// DB is the terminal database.
+type DB struct{ *sql.DB }
+
+// Open opens (creating if needed) the SQLite file at path and applies pending migrations.
+func Open(ctx context.Context, path string) (*DB, error) {
+	if path == "" {
+		return nil, fmt.Errorf("store: empty database path")
+	}
+	q := url.Values{}
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Set("_txlock", "immediate")
+	sdb, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	sdb.SetMaxOpenConns(1)
+	db := &DB{sdb}
+	if err := db.migrate(ctx); err != nil {
+		sdb.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// Tx runs fn in one write transaction: committed when fn returns nil, rolled back otherwise
+// (and on panic), so a refused action leaves no change.
+func (db *DB) Tx(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			tx.Rollback()
+			panic(p)
+		}
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	if err = fn(tx); err != nil {
+		return err
+	}
+	if err = tx.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	return nil
+}
+
+// Version returns the applied schema version.
+func (db *DB) Version(ctx context.Context) (int, error) {
+	var v int
+	err := db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v)
+	return v, err
+}
+
+func (db *DB) migrate(ctx context.Context) error {
+	return db.Tx(ctx, func(tx *sql.Tx) error {
+		var v int
+		if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
+			return fmt.Errorf("store: read schema version: %w", err)
+		}
+		if v > len(migrations) {
+			return fmt.Errorf("store: database schema version %d is newer than this program (%d)", v, len(migrations))
+		}
+		for i := v; i < len(migrations); i++ {
+			if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+				return fmt.Errorf("store: migration %d: %w", i+1, err)
+			}
+			if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, i+1)); err != nil {
+				return fmt.Errorf("store: set schema version %d: %w", i+1, err)
+			}
+		}
+		return nil
+	})
+}

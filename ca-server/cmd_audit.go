@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"madoguchi/ca-server/audit"
+)
+
+func init() {
+	register(command{name: "audit", summary: "verify the audit log or show one operator's records (local, internal auditor)", run: runAudit})
+}
+
+// runAudit: "audit verify" and "audit show --operator X". CPS §5.4: only the
+// internal auditor reviews the records, at the data centre; TS Art. 20(2):
+// one operator's history can be shown on its own.
+func runAudit(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: audit verify|show [flags]", errUsage)
+	}
+	sub := args[0]
+	fs := flag.NewFlagSet("audit "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dataDir := fs.String("data-dir", "", "data directory")
+	operator := fs.String("operator", "", "show: the operator whose records to list")
+	if err := fs.Parse(args[1:]); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	ctx := context.Background()
+	switch sub {
+	case "verify":
+		l, err := openLocal(ctx, *dataDir)
+		if err != nil {
+			return err
+		}
+		defer l.st.Close()
+		rep, err := audit.Verify(ctx, l.st, l.auditKey.Public())
+		for _, p := range rep.Problems {
+			fmt.Fprintln(stdout, p.String())
+		}
+		fmt.Fprintf(stdout, "%d records, %d checkpoints (last at record %d), %d records after the last checkpoint\n",
+			rep.Records, rep.Checkpoints, rep.LastCheckpoint, rep.Unprotected)
+		return err
+	case "show":
+		if *operator == "" {
+			return fmt.Errorf("%w: audit show needs --operator", errUsage)
+		}
+		l, err := openLocal(ctx, *dataDir)
+		if err != nil {
+			return err
+		}
+		defer l.st.Close()
+		after := int64(0)
+		for {
+			recs, err := l.st.AuditRecordsByOperator(ctx, *operator, after, 500)
+			if err != nil {
+				return err
+			}
+			if len(recs) == 0 {
+				return nil
+			}
+			for _, r := range recs {
+				fmt.Fprintf(stdout, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Seq, r.At.Format(time.RFC3339Nano), r.Terminal, r.Action, r.Target, r.Result, r.Detail)
+				after = r.Seq
+			}
+		}
+	default:
+		return fmt.Errorf("%w: unknown audit command %q (verify, show)", errUsage, sub)
+	}
+}

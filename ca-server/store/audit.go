@@ -1,0 +1,112 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+const auditCols = `seq, at, terminal, operator, action, target, result, detail, prev_hash, hash`
+
+func scanAudit(row interface{ Scan(...any) error }) (AuditRecord, error) {
+	var r AuditRecord
+	var at int64
+	err := row.Scan(&r.Seq, &at, &r.Terminal, &r.Operator, &r.Action, &r.Target, &r.Result, &r.Detail, &r.PrevHash, &r.Hash)
+	r.At = time.Unix(0, at).UTC()
+	return r, err
+}
+
+// LastAuditRecord returns the newest record, or ErrNotFound on an empty log.
+func (s *SQLite) LastAuditRecord(ctx context.Context) (AuditRecord, error) {
+	r, err := scanAudit(s.r.QueryRowContext(ctx, `SELECT `+auditCols+` FROM audit_records ORDER BY seq DESC LIMIT 1`))
+	if err != nil {
+		return AuditRecord{}, notFound(err, "audit record")
+	}
+	return r, nil
+}
+
+func (s *SQLite) auditQuery(ctx context.Context, q string, args ...any) ([]AuditRecord, error) {
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: audit records: %w", err)
+	}
+	defer rows.Close()
+	var out []AuditRecord
+	for rows.Next() {
+		r, err := scanAudit(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: audit records: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// AuditRecords returns up to limit records with seq > after, in order.
+func (s *SQLite) AuditRecords(ctx context.Context, after int64, limit int) ([]AuditRecord, error) {
+	return s.auditQuery(ctx, `SELECT `+auditCols+` FROM audit_records WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
+}
+
+// AuditRecordsByOperator returns one operator's records (TS Art. 20(2)).
+func (s *SQLite) AuditRecordsByOperator(ctx context.Context, operator string, after int64, limit int) ([]AuditRecord, error) {
+	return s.auditQuery(ctx, `SELECT `+auditCols+` FROM audit_records WHERE operator = ? AND seq > ? ORDER BY seq LIMIT ?`, operator, after, limit)
+}
+
+// AuditCheckpoints returns every checkpoint in seq order.
+func (s *SQLite) AuditCheckpoints(ctx context.Context) ([]AuditCheckpoint, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT seq, at, hash, key_id, signature FROM audit_checkpoints ORDER BY seq`)
+	if err != nil {
+		return nil, fmt.Errorf("store: audit checkpoints: %w", err)
+	}
+	defer rows.Close()
+	var out []AuditCheckpoint
+	for rows.Next() {
+		var c AuditCheckpoint
+		var at int64
+		if err := rows.Scan(&c.Seq, &at, &c.Hash, &c.KeyID, &c.Signature); err != nil {
+			return nil, fmt.Errorf("store: audit checkpoints: %w", err)
+		}
+		c.At = time.Unix(0, at).UTC()
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// AppendAudit appends r; r.Seq must follow the last record's.
+func (s *SQLite) AppendAudit(ctx context.Context, r AuditRecord) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var last sql.NullInt64
+		if err := tx.QueryRowContext(ctx, `SELECT max(seq) FROM audit_records`).Scan(&last); err != nil {
+			return fmt.Errorf("store: audit tail: %w", err)
+		}
+		if r.Seq != last.Int64+1 {
+			return fmt.Errorf("%w: audit seq %d does not follow %d", ErrConflict, r.Seq, last.Int64)
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO audit_records (`+auditCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			r.Seq, r.At.UnixNano(), r.Terminal, r.Operator, r.Action, r.Target, r.Result, r.Detail, r.PrevHash, r.Hash)
+		if err != nil {
+			return fmt.Errorf("store: append audit: %w", err)
+		}
+		return nil
+	})
+}
+
+// AppendAuditCheckpoint stores a checkpoint.
+func (s *SQLite) AppendAuditCheckpoint(ctx context.Context, c AuditCheckpoint) error {
+	if len(c.Signature) == 0 {
+		return errors.New("store: unsigned audit checkpoint")
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO audit_checkpoints (seq, at, hash, key_id, signature) VALUES (?, ?, ?, ?, ?)`,
+			c.Seq, c.At.UnixNano(), c.Hash, c.KeyID, c.Signature)
+		if isUnique(err, "") {
+			return fmt.Errorf("%w: checkpoint at %d exists", ErrConflict, c.Seq)
+		}
+		if err != nil {
+			return fmt.Errorf("store: append checkpoint: %w", err)
+		}
+		return nil
+	})
+}
