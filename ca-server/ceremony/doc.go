@@ -1,0 +1,59 @@
+// Package ceremony runs ca-server's local key ceremonies — init, activate,
+// backup, restore, destroy and card-key batches — with several custodians,
+// recording every step (who, what, when, result) in a hash-chained record.
+//
+// Ceremonies are local sub-commands only: CA equipment is never
+// administered over the network (TS Art. 20(1)(iii), 42(1)(iii)).
+//
+// # Custodians and secrets (TS Arts. 8, 27, 45; CPS §5.2.1.1, §6.2)
+//
+// Two kinds of secret are split M-of-N with Shamir
+// (github.com/hashicorp/vault/shamir) into one share file per custodian,
+// each optionally sealed under the custodian's passphrase (argon2id, then
+// AES-256-GCM with the share header as associated data):
+//
+//   - the token secret: the token's SO PIN and user PIN, chosen at random at
+//     init (or restore) and never written anywhere else. Every use of the
+//     keys — activation, backup, destruction, card batches — therefore needs
+//     M custodians together.
+//   - one backup KEK per backup: a random AES-256 key under which the CA keys
+//     are wrapped (RFC 5649) into the backup file.
+//
+// A share file carries a check value (SHA-256 of the secret with a domain
+// label) so too few or mixed shares fail clearly instead of yielding a wrong
+// secret. --dev allows 1-of-1 "shares" (the whole secret) and is refused for
+// a non-dev CA.
+//
+// # Activation
+//
+// A CA key is usable by a running server only after M custodians present
+// their token shares: the user PIN is reconstructed in memory by Activate,
+// the token is logged in, each CA key is checked against its certificate
+// (refuse to run on a mismatch) and against its usable period, and the open
+// *hsm.HSM is handed to the caller. `ca-server serve` calls Activate at
+// start with the shares presented at its console; the PIN never touches
+// disk, so a restarted server is inactive until custodians activate it
+// again, and stopping the server deactivates the keys. The
+// `ceremony-activate` command performs and records the same activation and
+// then closes again (a check that the custodians' shares work).
+//
+// # Usable period (TS Art. 8(3))
+//
+// Each key's generation date is recorded in the key inventory
+// (ceremony/state.json). A CA key may sign for at most 4 years from its
+// generation; KeyRecord.CheckUsable returns ErrCAKeyExpired afterwards and
+// the issuer calls it before signing. Restoring from backup keeps the
+// original generation date.
+//
+// # Extractability
+//
+// CA keys and the person-hash key are generated hsm.ExtractableForBackup
+// (CKA_WRAP_WITH_TRUSTED): they can be wrapped only under a CKA_TRUSTED key,
+// which only the token SO can create — and the SO PIN exists only as
+// custodian shares. Card issuer master keys (MK-ENC, MK-MAC, MK-DEK) are
+// non-extractable and are not in backups: a restored CA has no master keys,
+// and cards made from them need a new master-key set.
+//
+// Concurrency: ceremonies are run one at a time per data dir, by one
+// process; functions here are not meant to run concurrently on one dir.
+package ceremony

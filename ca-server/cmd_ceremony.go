@@ -1,0 +1,397 @@
+package main
+
+// Key-ceremony sub-commands (local only; TS Art. 20(1)(iii), 42(1)(iii)).
+// Secrets never come from flag values: passphrases are named by
+// "file:/path" or "env:NAME" sources.
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"madoguchi/ca-server/ceremony"
+	"madoguchi/ca-server/hsm"
+)
+
+func init() {
+	register(command{"ceremony-init", "key ceremony: create the token, CA keys, certificates, card master keys", runCeremonyInit})
+	register(command{"ceremony-activate", "key ceremony: M custodians activate the CA keys (check and record)", runCeremonyActivate})
+	register(command{"ceremony-backup", "key ceremony: M-of-N backup of the CA keys under a split KEK", runCeremonyBackup})
+	register(command{"ceremony-restore", "key ceremony: restore CA keys from a backup onto a new token", runCeremonyRestore})
+	register(command{"ceremony-destroy", "key ceremony: destroy every copy of the CA keys (M custodians)", runCeremonyDestroy})
+	register(command{"card-batch", "key ceremony: derive static keys for N new cards (manufacturer batch file)", runCardBatch})
+}
+
+// listFlag collects a repeatable flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// ceremonyFlags are shared by every ceremony command.
+type ceremonyFlags struct {
+	dataDir string
+	module  string
+	kwp     string
+	dev     bool
+}
+
+func (c *ceremonyFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.dataDir, "data", "", "ca-server data directory (required)")
+	fs.StringVar(&c.module, "module", "", "PKCS#11 module (default SoftHSM 2)")
+	fs.StringVar(&c.kwp, "kwp-mechanism", "", "RFC 5649 wrap mechanism code (default 0x210A for SoftHSM; 0x210B on PKCS#11 3.0 HSMs)")
+	fs.BoolVar(&c.dev, "dev", false, "run alone with 1-of-1 shares and generated passphrases: NOT FOR PRODUCTION")
+}
+
+func (c *ceremonyFlags) common(stdout, stderr io.Writer) (ceremony.Common, error) {
+	if c.dataDir == "" {
+		return ceremony.Common{}, fmt.Errorf("%w: --data is required", errUsage)
+	}
+	cfg := hsm.Config{ModulePath: c.module}
+	if c.kwp != "" {
+		v, err := strconv.ParseUint(c.kwp, 0, 32)
+		if err != nil {
+			return ceremony.Common{}, fmt.Errorf("%w: --kwp-mechanism %q", errUsage, c.kwp)
+		}
+		cfg.Mechanisms.AESKeyWrapPad = uint(v)
+	}
+	if c.dev {
+		fmt.Fprintln(stderr, strings.Repeat("!", 72))
+		fmt.Fprintln(stderr, "!!  --dev: ONE PERSON, 1-of-1 SHARES, PASSPHRASES ON DISK.")
+		fmt.Fprintln(stderr, "!!  THIS IS NOT A KEY CEREMONY. NEVER USE IT FOR A PRODUCTION CA.")
+		fmt.Fprintln(stderr, strings.Repeat("!", 72))
+	}
+	return ceremony.Common{DataDir: c.dataDir, HSM: cfg, Log: stdout}, nil
+}
+
+func (c *ceremonyFlags) devDir() string { return filepath.Join(c.dataDir, "dev-shares") }
+
+func (c *ceremonyFlags) devPassphraseFile() string {
+	return filepath.Join(c.devDir(), "dev.passphrase")
+}
+
+// devPassphrase returns the dev passphrase, creating it on first use.
+func (c *ceremonyFlags) devPassphrase() (string, error) {
+	if p, err := ceremony.ReadSecret("file:" + c.devPassphraseFile()); err == nil {
+		return p, nil
+	}
+	if err := os.MkdirAll(c.devDir(), 0o700); err != nil {
+		return "", err
+	}
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	p := hex.EncodeToString(b)
+	if err := os.WriteFile(c.devPassphraseFile(), []byte(p+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return p, nil
+}
+
+// custodianFlags name the holders of newly split shares.
+type custodianFlags struct {
+	names       string
+	passphrases listFlag
+	threshold   int
+	sharesOut   string
+}
+
+func (c *custodianFlags) register(fs *flag.FlagSet, what string) {
+	fs.StringVar(&c.names, "custodians", "", "comma-separated names of the custodians who receive "+what+" shares")
+	fs.Var(&c.passphrases, "passphrase", "NAME=SOURCE: seal NAME's share under the passphrase from SOURCE (file:/path or env:VAR); repeatable")
+	fs.IntVar(&c.threshold, "threshold", 0, "number of custodians (M) needed to use the shares")
+	fs.StringVar(&c.sharesOut, "shares-out", "", "directory for the custodians' share files")
+}
+
+func (c *custodianFlags) resolve(cf *ceremonyFlags) ([]ceremony.Custodian, int, string, error) {
+	if cf.dev {
+		if c.names != "" || c.threshold != 0 {
+			return nil, 0, "", fmt.Errorf("%w: --dev chooses the custodians itself", errUsage)
+		}
+		p, err := cf.devPassphrase()
+		if err != nil {
+			return nil, 0, "", err
+		}
+		out := c.sharesOut
+		if out == "" {
+			out = cf.devDir()
+		}
+		return []ceremony.Custodian{{Name: "dev", Passphrase: p}}, 1, out, nil
+	}
+	if c.names == "" || c.threshold == 0 || c.sharesOut == "" {
+		return nil, 0, "", fmt.Errorf("%w: --custodians, --threshold and --shares-out are required", errUsage)
+	}
+	pass := map[string]string{}
+	for _, p := range c.passphrases {
+		name, src, ok := strings.Cut(p, "=")
+		if !ok {
+			return nil, 0, "", fmt.Errorf("%w: --passphrase %q: want NAME=SOURCE", errUsage, p)
+		}
+		secret, err := ceremony.ReadSecret(src)
+		if err != nil {
+			return nil, 0, "", err
+		}
+		pass[name] = secret
+	}
+	var cs []ceremony.Custodian
+	for _, n := range strings.Split(c.names, ",") {
+		n = strings.TrimSpace(n)
+		cs = append(cs, ceremony.Custodian{Name: n, Passphrase: pass[n]})
+		delete(pass, n)
+	}
+	for n := range pass {
+		return nil, 0, "", fmt.Errorf("%w: --passphrase for %q, who is not a custodian", errUsage, n)
+	}
+	return cs, c.threshold, c.sharesOut, nil
+}
+
+// shareFlags are shares presented by custodians: PATH or PATH=SOURCE.
+func presentedShares(args []string, cf *ceremonyFlags, purpose string) ([]ceremony.PresentedShare, error) {
+	if len(args) == 0 && cf.dev && purpose == ceremony.PurposeToken {
+		m, _ := filepath.Glob(filepath.Join(cf.devDir(), purpose+"-*.share"))
+		if len(m) == 0 {
+			return nil, fmt.Errorf("%w: no dev share in %s", errUsage, cf.devDir())
+		}
+		args = m[len(m)-1:]
+	}
+	var out []ceremony.PresentedShare
+	for _, a := range args {
+		path, src, sealed := strings.Cut(a, "=")
+		p := ceremony.PresentedShare{Path: path}
+		switch {
+		case sealed:
+			s, err := ceremony.ReadSecret(src)
+			if err != nil {
+				return nil, err
+			}
+			p.Passphrase = s
+		case cf.dev:
+			if s, err := ceremony.ReadSecret("file:" + cf.devPassphraseFile()); err == nil {
+				p.Passphrase = s
+			}
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() != 0 {
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	return nil
+}
+
+func runCeremonyInit(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ceremony-init", flag.ContinueOnError)
+	var cf ceremonyFlags
+	var cu custodianFlags
+	cf.register(fs)
+	cu.register(fs, "token PIN")
+	sigName := fs.String("signature-ca-name", "JPKI Signature CA (Madoguchi)", "subject CN of the signature CA certificate")
+	authName := fs.String("auth-ca-name", "JPKI User Authentication CA (Madoguchi)", "subject CN of the user-authentication CA certificate")
+	label := fs.String("token-label", hsm.DefaultTokenLabel, "label of the new token")
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	c, err := cf.common(stdout, stderr)
+	if err != nil {
+		return err
+	}
+	cs, m, out, err := cu.resolve(&cf)
+	if err != nil {
+		return err
+	}
+	st, err := ceremony.Init(context.Background(), ceremony.InitOptions{Common: c, Custodians: cs, Threshold: m, SharesDir: out,
+		Names: ceremony.CANames{Signature: *sigName, UserAuth: *authName}, TokenLabel: *label, Dev: cf.dev})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "ceremony %s done: %d keys in token %q; token shares in %s (%d of %d needed)\n",
+		st.Ceremony, len(st.Keys), st.TokenLabel, out, m, len(cs))
+	for _, k := range st.Keys {
+		if k.Certificate != "" {
+			_, until := k.UsablePeriod()
+			fmt.Fprintf(stdout, "  %-14s %s  usable until %s\n", k.Role, k.Certificate, until.Format(time.DateOnly))
+		}
+	}
+	return nil
+}
+
+func runCeremonyActivate(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ceremony-activate", flag.ContinueOnError)
+	var cf ceremonyFlags
+	var shares listFlag
+	cf.register(fs)
+	fs.Var(&shares, "share", "PATH[=SOURCE]: a custodian's token share, sealed under the passphrase from SOURCE; repeat M times")
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	c, err := cf.common(stdout, stderr)
+	if err != nil {
+		return err
+	}
+	ps, err := presentedShares(shares, &cf, ceremony.PurposeToken)
+	if err != nil {
+		return err
+	}
+	a, err := ceremony.Activate(context.Background(), ceremony.ActivateOptions{Common: c, Shares: ps})
+	if err != nil {
+		return err
+	}
+	defer a.HSM.Close()
+	fmt.Fprintf(stdout, "activation by %s succeeded; CA keys match their certificates\n", strings.Join(a.Who, ", "))
+	for _, role := range []string{ceremony.RoleSignatureCA, ceremony.RoleAuthCA} {
+		k, _ := a.State.Key(role)
+		_, until := k.UsablePeriod()
+		fmt.Fprintf(stdout, "  %-14s usable until %s\n", role, until.Format(time.DateOnly))
+	}
+	return nil
+}
+
+func runCeremonyBackup(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ceremony-backup", flag.ContinueOnError)
+	var cf ceremonyFlags
+	var cu custodianFlags
+	var shares listFlag
+	cf.register(fs)
+	cu.register(fs, "backup KEK")
+	fs.Var(&shares, "share", "PATH[=SOURCE]: a custodian's token share; repeat M times")
+	outDir := fs.String("out", "", "directory for the backup file (required)")
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	c, err := cf.common(stdout, stderr)
+	if err != nil {
+		return err
+	}
+	if *outDir == "" {
+		return fmt.Errorf("%w: --out is required", errUsage)
+	}
+	ps, err := presentedShares(shares, &cf, ceremony.PurposeToken)
+	if err != nil {
+		return err
+	}
+	cs, m, sharesOut, err := cu.resolve(&cf)
+	if err != nil {
+		return err
+	}
+	path, err := ceremony.Backup(context.Background(), ceremony.BackupOptions{Common: c, Shares: ps, Custodians: cs, Threshold: m,
+		SharesDir: sharesOut, OutDir: *outDir, Dev: cf.dev})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "backup written to %s; KEK shares in %s (%d of %d needed)\n", path, sharesOut, m, len(cs))
+	return nil
+}
+
+func runCeremonyRestore(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ceremony-restore", flag.ContinueOnError)
+	var cf ceremonyFlags
+	var cu custodianFlags
+	var kekShares listFlag
+	cf.register(fs)
+	cu.register(fs, "new token PIN")
+	fs.Var(&kekShares, "kek-share", "PATH[=SOURCE]: a custodian's backup KEK share; repeat M times")
+	backup := fs.String("backup", "", "backup file to restore (required)")
+	label := fs.String("token-label", hsm.DefaultTokenLabel, "label of the new token")
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	c, err := cf.common(stdout, stderr)
+	if err != nil {
+		return err
+	}
+	if *backup == "" || len(kekShares) == 0 {
+		return fmt.Errorf("%w: --backup and --kek-share are required", errUsage)
+	}
+	ps, err := presentedShares(kekShares, &ceremonyFlags{}, ceremony.PurposeBackupKEK)
+	if err != nil {
+		return err
+	}
+	cs, m, sharesOut, err := cu.resolve(&cf)
+	if err != nil {
+		return err
+	}
+	st, err := ceremony.Restore(context.Background(), ceremony.RestoreOptions{Common: c, BackupFile: *backup, KEKShares: ps,
+		Custodians: cs, Threshold: m, SharesDir: sharesOut, TokenLabel: *label, Dev: cf.dev})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "restored %d keys into token %q; new token shares in %s\n", len(st.Keys), st.TokenLabel, sharesOut)
+	fmt.Fprintln(stdout, "note: card issuer master keys are not in backups; this CA has none")
+	return nil
+}
+
+func runCeremonyDestroy(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ceremony-destroy", flag.ContinueOnError)
+	var cf ceremonyFlags
+	var shares listFlag
+	cf.register(fs)
+	fs.Var(&shares, "share", "PATH[=SOURCE]: a custodian's token share; repeat M times")
+	confirm := fs.String("confirm", "", `must be "destroy-all-ca-keys"`)
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	if *confirm != "destroy-all-ca-keys" {
+		return fmt.Errorf(`%w: --confirm destroy-all-ca-keys is required`, errUsage)
+	}
+	c, err := cf.common(stdout, stderr)
+	if err != nil {
+		return err
+	}
+	ps, err := presentedShares(shares, &cf, ceremony.PurposeToken)
+	if err != nil {
+		return err
+	}
+	if err := ceremony.Destroy(context.Background(), ceremony.DestroyOptions{Common: c, Shares: ps}); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "every CA key object and every listed backup file was destroyed")
+	return nil
+}
+
+func runCardBatch(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("card-batch", flag.ContinueOnError)
+	var cf ceremonyFlags
+	var shares listFlag
+	cf.register(fs)
+	fs.Var(&shares, "share", "PATH[=SOURCE]: a custodian's token share; repeat M times")
+	count := fs.Int("count", 0, "number of new cards (required)")
+	out := fs.String("out", "", `batch file to create: "serial-hex enc-hex mac-hex dek-hex" per line (required)`)
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	if *count <= 0 || *out == "" {
+		return fmt.Errorf("%w: --count and --out are required", errUsage)
+	}
+	c, err := cf.common(stdout, stderr)
+	if err != nil {
+		return err
+	}
+	ps, err := presentedShares(shares, &cf, ceremony.PurposeToken)
+	if err != nil {
+		return err
+	}
+	if err := ceremony.CardBatch(context.Background(), ceremony.CardBatchOptions{Common: c, Shares: ps, Count: *count, Out: *out}); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%d card key sets written to %s (mode 0600): hand it to the card manufacturer only\n", *count, *out)
+	return nil
+}

@@ -1,0 +1,75 @@
+package hsm
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"fmt"
+	"testing"
+)
+
+// BenchmarkGenerateRSA measures RSA-2048 session-key generation through the
+// pool with 1 and 2 sessions, with Go's rsa.GenerateKey as the baseline in
+// the same run.
+func BenchmarkGenerateRSA(b *testing.B) {
+	for _, n := range []int{1, 2} {
+		b.Run(fmt.Sprintf("sessions-%d", n), func(b *testing.B) {
+			h, _ := openTestToken(b, n)
+			ctx := context.Background()
+			b.SetParallelism(n) // goroutines = n × GOMAXPROCS; the pool admits n at a time
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					kp, err := h.GenerateRSA(ctx, "bench", KeyOptions{})
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					_ = h.Destroy(ctx, kp.Private)
+					_ = h.Destroy(ctx, kp.Public)
+				}
+			})
+		})
+	}
+	b.Run("go-baseline", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := rsa.GenerateKey(rand.Reader, 2048); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkSign measures PKCS#1 v1.5 SHA-256 signing with 1 and 2 sessions,
+// with Go's rsa.SignPKCS1v15 as the baseline.
+func BenchmarkSign(b *testing.B) {
+	d := sha256.Sum256([]byte("bench"))
+	for _, n := range []int{1, 2} {
+		b.Run(fmt.Sprintf("sessions-%d", n), func(b *testing.B) {
+			h, _ := openTestToken(b, n)
+			kp, err := h.GenerateRSA(context.Background(), "bench", KeyOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			s, _ := h.Signer(kp)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := s.Sign(nil, d[:], crypto.SHA256); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+	b.Run("go-baseline", func(b *testing.B) {
+		k, _ := rsa.GenerateKey(rand.Reader, 2048)
+		for b.Loop() {
+			if _, err := rsa.SignPKCS1v15(nil, k, crypto.SHA256, d[:]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
