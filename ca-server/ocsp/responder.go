@@ -1,0 +1,426 @@
+// Package ocsp is the CA's RFC 6960 OCSP responder: an http.Handler that
+// answers good / revoked (with reason and time) / unknown for the
+// certificates of one CA (CPS §4.9.9), from a cache of pre-signed responses
+// signed by a delegated responder certificate (CPS §6.3.2.1: 5 years,
+// id-kp-OCSPSigning, id-pkix-ocsp-nocheck).
+//
+// Access: only registered verifiers may query (CPS §2.4, §4.9.10; TS Arts.
+// 33, 36: "immediate response" behind access control). The caller's TLS
+// configuration requires client certificates; Config.Authorize lets the API
+// layer refuse a request (answered with the OCSP "unauthorized" status).
+//
+// Freshness: a response is signed on the first request for a serial and
+// cached; Update re-signs at once when a certificate's status changes
+// (revocation, hold, release), and RefreshDue re-signs responses past half
+// their validity, so a cached answer is never stale and never expired.
+//
+// Concurrency: a *Responder is safe for concurrent use; it calls the
+// StatusSource and the Signer from several goroutines at once.
+package ocsp
+
+import (
+	"context"
+	"crypto"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	xocsp "golang.org/x/crypto/ocsp"
+)
+
+// Errors. Callers branch on them with errors.Is.
+var (
+	ErrConfig        = errors.New("ocsp: invalid configuration")
+	ErrResponderCert = errors.New("ocsp: unusable responder certificate")
+	ErrKeyMismatch   = errors.New("ocsp: signer's public key does not match the responder certificate")
+	// ErrNotIssued is returned by a StatusSource for a serial this CA never
+	// issued; the responder answers "unknown".
+	ErrNotIssued = errors.New("ocsp: serial not issued by this CA")
+	ErrSign      = errors.New("ocsp: signing failed")
+)
+
+// State of a certificate as the store reports it.
+type State int
+
+const (
+	Good    State = iota
+	Revoked       // final
+	Held          // certificateHold: answered as revoked with reason 6 (RFC 6960 §2.2)
+)
+
+// CertStatus is what the responder needs to know about one certificate.
+type CertStatus struct {
+	State     State
+	RevokedAt time.Time // Revoked or Held: since when
+	Reason    int       // Revoked: CPS §4.9.9 code 0–5
+}
+
+// StatusSource is the part of the store the responder uses. Status returns
+// ErrNotIssued (possibly wrapped) for a serial the CA never issued.
+type StatusSource interface {
+	Status(ctx context.Context, serial *big.Int) (CertStatus, error)
+}
+
+// StatusFunc adapts a function to StatusSource.
+type StatusFunc func(ctx context.Context, serial *big.Int) (CertStatus, error)
+
+// Status implements StatusSource.
+func (f StatusFunc) Status(ctx context.Context, serial *big.Int) (CertStatus, error) {
+	return f(ctx, serial)
+}
+
+const (
+	// DefaultValidity of a signed response (nextUpdate − thisUpdate): one
+	// CRL issuing interval (CPS §4.9.7), refreshed at half-life.
+	DefaultValidity = 24 * time.Hour
+	// DefaultMaxCached bounds the cache; beyond it, "unknown" answers are
+	// signed but not cached, so random serials cannot grow memory.
+	DefaultMaxCached = 4 << 20
+	// maxRequestBytes: an OCSP request for one certificate is ~100 bytes.
+	maxRequestBytes = 8 << 10
+)
+
+// Config configures a Responder. Issuer, ResponderCert, Signer and Source
+// are required.
+type Config struct {
+	// Issuer is the CA whose certificates this responder answers for.
+	Issuer *x509.Certificate
+	// ResponderCert is the delegated responder certificate, issued by
+	// Issuer, with id-kp-OCSPSigning (IssueResponderCertificate makes one).
+	ResponderCert *x509.Certificate
+	// Signer holds the responder key; its public key must be ResponderCert's.
+	Signer crypto.Signer
+	Source StatusSource
+	// Now is the trusted clock (CPS §6.8); nil means time.Now.
+	Now func() time.Time
+	// Validity defaults to DefaultValidity.
+	Validity time.Duration
+	// Authorize, if set, is asked before each request; false answers
+	// "unauthorized" (CPS §2.4: registered verifiers only).
+	Authorize func(r *http.Request) bool
+	// MaxCached defaults to DefaultMaxCached.
+	MaxCached int
+}
+
+type cacheKey struct {
+	hash   crypto.Hash
+	serial string // big-endian bytes
+}
+
+type cached struct {
+	der        []byte
+	thisUpdate time.Time
+	nextUpdate time.Time
+	status     int // xocsp.Good, Revoked or Unknown
+}
+
+// Responder answers OCSP requests for one CA.
+type Responder struct {
+	cfg Config
+	// issuer name and key hashes per hash algorithm a request may use.
+	nameHash map[crypto.Hash][]byte
+	keyHash  map[crypto.Hash][]byte
+
+	mu    sync.RWMutex
+	cache map[cacheKey]*cached
+}
+
+var _ http.Handler = (*Responder)(nil)
+
+var supportedHashes = []crypto.Hash{crypto.SHA1, crypto.SHA256, crypto.SHA384, crypto.SHA512}
+
+// New checks cfg and returns a Responder. It refuses, in this order: a
+// missing field (ErrConfig); a responder certificate not issued by Issuer,
+// without id-kp-OCSPSigning, or expired at Now (ErrResponderCert); a signer
+// whose key is not the responder certificate's (ErrKeyMismatch).
+func New(cfg Config) (*Responder, error) {
+	switch {
+	case cfg.Issuer == nil:
+		return nil, fmt.Errorf("%w: no issuer certificate", ErrConfig)
+	case cfg.ResponderCert == nil:
+		return nil, fmt.Errorf("%w: no responder certificate", ErrConfig)
+	case cfg.Signer == nil:
+		return nil, fmt.Errorf("%w: no signer", ErrConfig)
+	case cfg.Source == nil:
+		return nil, fmt.Errorf("%w: no status source", ErrConfig)
+	case cfg.Validity < 0:
+		return nil, fmt.Errorf("%w: negative validity", ErrConfig)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Validity == 0 {
+		cfg.Validity = DefaultValidity
+	}
+	if cfg.MaxCached <= 0 {
+		cfg.MaxCached = DefaultMaxCached
+	}
+	rc := cfg.ResponderCert
+	if err := rc.CheckSignatureFrom(cfg.Issuer); err != nil {
+		return nil, fmt.Errorf("%w: not issued by the CA: %w", ErrResponderCert, err)
+	}
+	hasEKU := false
+	for _, u := range rc.ExtKeyUsage {
+		hasEKU = hasEKU || u == x509.ExtKeyUsageOCSPSigning
+	}
+	if !hasEKU {
+		return nil, fmt.Errorf("%w: lacks id-kp-OCSPSigning (RFC 6960 §4.2.2.2)", ErrResponderCert)
+	}
+	if now := cfg.Now(); now.Before(rc.NotBefore) || !now.Before(rc.NotAfter) {
+		return nil, fmt.Errorf("%w: not valid at %s", ErrResponderCert, now.UTC().Format(time.RFC3339))
+	}
+	pub, ok := rc.PublicKey.(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || !pub.Equal(cfg.Signer.Public()) {
+		return nil, ErrKeyMismatch
+	}
+	r := &Responder{
+		cfg:      cfg,
+		nameHash: map[crypto.Hash][]byte{},
+		keyHash:  map[crypto.Hash][]byte{},
+		cache:    map[cacheKey]*cached{},
+	}
+	spk, err := subjectPublicKeyBits(cfg.Issuer)
+	if err != nil {
+		return nil, fmt.Errorf("%w: issuer key: %w", ErrConfig, err)
+	}
+	for _, h := range supportedHashes {
+		hn := h.New()
+		hn.Write(cfg.Issuer.RawSubject)
+		r.nameHash[h] = hn.Sum(nil)
+		hk := h.New()
+		hk.Write(spk)
+		r.keyHash[h] = hk.Sum(nil)
+	}
+	return r, nil
+}
+
+// ServeHTTP answers POST (body) and GET (base64 request in the path, RFC
+// 6960 Appendix A.1). Mount it with http.StripPrefix so the path is the
+// base64 request; do not mount it under a ServeMux pattern that would clean
+// "//" out of base64 text. Protocol errors are answered with HTTP 200 and an
+// OCSP error status (RFC 5019 §4): malformedRequest for an undecodable
+// request, unauthorized for another CA's certificate or a refused client,
+// internalError when the store fails.
+func (r *Responder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	var raw []byte
+	switch req.Method {
+	case http.MethodPost:
+		body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, maxRequestBytes))
+		if err != nil {
+			writeOCSP(w, xocsp.MalformedRequestErrorResponse, nil)
+			return
+		}
+		raw = body
+	case http.MethodGet:
+		p := req.URL.EscapedPath()
+		p = strings.TrimPrefix(p, "/")
+		unescaped, err := url.PathUnescape(p)
+		if err != nil {
+			writeOCSP(w, xocsp.MalformedRequestErrorResponse, nil)
+			return
+		}
+		raw, err = base64.StdEncoding.DecodeString(unescaped)
+		if err != nil {
+			writeOCSP(w, xocsp.MalformedRequestErrorResponse, nil)
+			return
+		}
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		http.Error(w, "ocsp: method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	if r.cfg.Authorize != nil && !r.cfg.Authorize(req) {
+		writeOCSP(w, xocsp.UnauthorizedErrorResponse, nil)
+		return
+	}
+	der, c, err := r.respond(req.Context(), raw)
+	if err != nil {
+		writeOCSP(w, der, nil)
+		return
+	}
+	if req.Method == http.MethodGet {
+		writeOCSP(w, der, c)
+		return
+	}
+	writeOCSP(w, der, nil)
+}
+
+func writeOCSP(w http.ResponseWriter, der []byte, c *cached) {
+	h := w.Header()
+	h.Set("Content-Type", "application/ocsp-response")
+	if c != nil { // RFC 5019 §6.2: GET responses are cacheable until nextUpdate
+		h.Set("Last-Modified", c.thisUpdate.UTC().Format(http.TimeFormat))
+		h.Set("Expires", c.nextUpdate.UTC().Format(http.TimeFormat))
+	} else {
+		h.Set("Cache-Control", "no-store")
+	}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(der)
+}
+
+type protocolError struct{ status string }
+
+func (e protocolError) Error() string { return "ocsp: " + e.status }
+
+// respond returns the DER response for a raw request; on a protocol error
+// it returns the error response's DER and a non-nil error.
+func (r *Responder) respond(ctx context.Context, raw []byte) ([]byte, *cached, error) {
+	req, err := xocsp.ParseRequest(raw)
+	if err != nil || req.SerialNumber == nil || req.SerialNumber.Sign() <= 0 {
+		return xocsp.MalformedRequestErrorResponse, nil, protocolError{"malformed request"}
+	}
+	nh, ok := r.nameHash[req.HashAlgorithm]
+	if !ok || string(nh) != string(req.IssuerNameHash) || string(r.keyHash[req.HashAlgorithm]) != string(req.IssuerKeyHash) {
+		// RFC 6960 §2.3: not authoritative for this certificate.
+		return xocsp.UnauthorizedErrorResponse, nil, protocolError{"unauthorized"}
+	}
+	c, err := r.get(ctx, req.HashAlgorithm, req.SerialNumber)
+	if err != nil {
+		return xocsp.InternalErrorErrorResponse, nil, err
+	}
+	return c.der, c, nil
+}
+
+// Response returns the signed response for serial (SHA-1 CertID, as most
+// clients send), from the cache or freshly signed.
+func (r *Responder) Response(ctx context.Context, serial *big.Int) ([]byte, error) {
+	c, err := r.get(ctx, crypto.SHA1, serial)
+	if err != nil {
+		return nil, err
+	}
+	return c.der, nil
+}
+
+func (r *Responder) get(ctx context.Context, h crypto.Hash, serial *big.Int) (*cached, error) {
+	key := cacheKey{h, string(serial.Bytes())}
+	now := r.cfg.Now()
+	r.mu.RLock()
+	c := r.cache[key]
+	r.mu.RUnlock()
+	if c != nil && now.Before(c.nextUpdate) && !now.Before(c.thisUpdate) {
+		return c, nil
+	}
+	return r.sign(ctx, key, serial)
+}
+
+// sign asks the store for the status, signs a response and caches it.
+func (r *Responder) sign(ctx context.Context, key cacheKey, serial *big.Int) (*cached, error) {
+	st, err := r.cfg.Source.Status(ctx, serial)
+	status := xocsp.Good
+	switch {
+	case errors.Is(err, ErrNotIssued):
+		status = xocsp.Unknown
+	case err != nil:
+		return nil, fmt.Errorf("ocsp: status of %x: %w", serial, err)
+	}
+	now := r.cfg.Now().UTC().Truncate(time.Second)
+	tmpl := xocsp.Response{
+		SerialNumber: serial,
+		ThisUpdate:   now,
+		NextUpdate:   now.Add(r.cfg.Validity),
+		Certificate:  r.cfg.ResponderCert,
+		IssuerHash:   key.hash,
+	}
+	if status != xocsp.Unknown {
+		switch st.State {
+		case Good:
+		case Revoked:
+			if st.Reason < 0 || st.Reason > 5 {
+				return nil, fmt.Errorf("ocsp: status of %x: revocation reason %d outside 0–5 (CPS §4.9.9)", serial, st.Reason)
+			}
+			status, tmpl.RevokedAt, tmpl.RevocationReason = xocsp.Revoked, st.RevokedAt, st.Reason
+		case Held:
+			status, tmpl.RevokedAt, tmpl.RevocationReason = xocsp.Revoked, st.RevokedAt, xocsp.CertificateHold
+		default:
+			return nil, fmt.Errorf("ocsp: status of %x: unknown state %d", serial, st.State)
+		}
+		if status == xocsp.Revoked && st.RevokedAt.IsZero() {
+			return nil, fmt.Errorf("ocsp: status of %x: revoked without a time", serial)
+		}
+	}
+	tmpl.Status = status
+	der, err := xocsp.CreateResponse(r.cfg.Issuer, r.cfg.ResponderCert, tmpl, r.cfg.Signer)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSign, err)
+	}
+	c := &cached{der: der, thisUpdate: tmpl.ThisUpdate, nextUpdate: tmpl.NextUpdate, status: status}
+	r.mu.Lock()
+	if status != xocsp.Unknown || len(r.cache) < r.cfg.MaxCached {
+		if old := r.cache[key]; old == nil || !old.thisUpdate.After(c.thisUpdate) {
+			r.cache[key] = c
+		}
+	}
+	r.mu.Unlock()
+	return c, nil
+}
+
+// Update re-signs the responses for serial now: call it after every status
+// change (revocation, hold, release) so the next answer reflects it (TS
+// Art. 36: immediate response). It signs the SHA-1 response even if none
+// was cached (pre-signing) and refreshes any other cached hash variants.
+func (r *Responder) Update(ctx context.Context, serial *big.Int) error {
+	hashes := []crypto.Hash{crypto.SHA1}
+	r.mu.RLock()
+	for _, h := range supportedHashes[1:] {
+		if _, ok := r.cache[cacheKey{h, string(serial.Bytes())}]; ok {
+			hashes = append(hashes, h)
+		}
+	}
+	r.mu.RUnlock()
+	for _, h := range hashes {
+		if _, err := r.sign(ctx, cacheKey{h, string(serial.Bytes())}, serial); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RefreshDue re-signs every cached response that has used half its validity
+// (the scheduler calls it periodically) and drops "unknown" answers that
+// expired. It returns how many it re-signed.
+func (r *Responder) RefreshDue(ctx context.Context) (int, error) {
+	now := r.cfg.Now()
+	var due []cacheKey
+	r.mu.Lock()
+	for k, c := range r.cache {
+		half := c.thisUpdate.Add(c.nextUpdate.Sub(c.thisUpdate) / 2)
+		if now.Before(half) {
+			continue
+		}
+		if c.status == xocsp.Unknown {
+			delete(r.cache, k)
+			continue
+		}
+		due = append(due, k)
+	}
+	r.mu.Unlock()
+	n := 0
+	for _, k := range due {
+		if err := ctx.Err(); err != nil {
+			return n, fmt.Errorf("ocsp: %w", err)
+		}
+		if _, err := r.sign(ctx, k, new(big.Int).SetBytes([]byte(k.serial))); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// subjectPublicKeyBits returns the subjectPublicKey BIT STRING contents of
+// cert (the input of the CertID issuerKeyHash, RFC 6960 §4.1.1).
+func subjectPublicKeyBits(cert *x509.Certificate) ([]byte, error) {
+	if pub, ok := cert.PublicKey.(*rsa.PublicKey); ok {
+		return x509.MarshalPKCS1PublicKey(pub), nil
+	}
+	return nil, errors.New("issuer key is not RSA (TS Art. 2)")
+}
