@@ -48,6 +48,11 @@ func MessageJA(err error) string {
 	if errors.As(err, &pe) {
 		return pe.MessageJA()
 	}
+	// Errors that know their own message (issue.Error: what happened at the CA and to the card).
+	var own interface{ MessageJA() string }
+	if errors.As(err, &own) {
+		return own.MessageJA()
+	}
 	if m, ok := messagesJA[apperr.KindOf(err)]; ok {
 		return m
 	}

@@ -28,6 +28,21 @@ func init() {
 	register(command{"ceremony-restore", "key ceremony: restore CA keys from a backup onto a new token", runCeremonyRestore})
 	register(command{"ceremony-destroy", "key ceremony: destroy every copy of the CA keys (M custodians)", runCeremonyDestroy})
 	register(command{"card-batch", "key ceremony: derive static keys for N new cards (manufacturer batch file)", runCardBatch})
+	register(command{"ceremony-rollover", "key ceremony: new CA key and certificate, link certificates; old key signs CRLs only", runCeremonyRollover})
+	register(command{"ceremony-retire", "key ceremony: destroy a superseded CA key once its certificates have expired", runCeremonyRetire})
+	register(command{"ceremony-rekey-card-masters", "key ceremony: replace the card issuer master keys with a backup-wrappable set", runCeremonyRekeyMasters})
+	register(command{"ca-fingerprints", "print the SHA-256 and SHA-1 fingerprints of the CA and link certificates for publication", runCAFingerprints})
+}
+
+// caRoles maps --ca values to ceremony roles.
+var caRoles = map[string]string{"signature": ceremony.RoleSignatureCA, "user-authentication": ceremony.RoleAuthCA}
+
+func caRole(v string) (string, error) {
+	r, ok := caRoles[v]
+	if !ok {
+		return "", fmt.Errorf("%w: --ca %q: want signature or user-authentication", errUsage, v)
+	}
+	return r, nil
 }
 
 // listFlag collects a repeatable flag.
@@ -258,9 +273,11 @@ func runCeremonyActivate(args []string, stdout, stderr io.Writer) error {
 	defer a.HSM.Close()
 	fmt.Fprintf(stdout, "activation by %s succeeded; CA keys match their certificates\n", strings.Join(a.Who, ", "))
 	for _, role := range []string{ceremony.RoleSignatureCA, ceremony.RoleAuthCA} {
-		k, _ := a.State.Key(role)
-		_, until := k.UsablePeriod()
-		fmt.Fprintf(stdout, "  %-14s usable until %s\n", role, until.Format(time.DateOnly))
+		k, _ := a.IssuingKey(role)
+		fmt.Fprintf(stdout, "  %-14s generation %d issuing until %s\n", role, k.Record.Gen(), k.IssueUntil().Format(time.DateOnly))
+		for _, c := range a.CRLOnlyKeys(role) {
+			fmt.Fprintf(stdout, "  %-14s generation %d CRL-only until %s\n", role, c.Record.Gen(), c.Record.CRLSigningUntil.Format(time.DateOnly))
+		}
 	}
 	return nil
 }
@@ -274,6 +291,7 @@ func runCeremonyBackup(args []string, stdout, stderr io.Writer) error {
 	cu.register(fs, "backup KEK")
 	fs.Var(&shares, "share", "PATH[=SOURCE]: a custodian's token share; repeat M times")
 	outDir := fs.String("out", "", "directory for the backup file (required)")
+	noMasters := fs.Bool("without-card-master-keys", false, "back up a CA initialised before master-key backup without its card master keys (a restored CA then cannot serve cards in stock)")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
@@ -293,7 +311,7 @@ func runCeremonyBackup(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	path, err := ceremony.Backup(context.Background(), ceremony.BackupOptions{Common: c, Shares: ps, Custodians: cs, Threshold: m,
-		SharesDir: sharesOut, OutDir: *outDir, Dev: cf.dev})
+		SharesDir: sharesOut, OutDir: *outDir, Dev: cf.dev, WithoutMasterKeys: *noMasters})
 	if err != nil {
 		return err
 	}
@@ -335,7 +353,6 @@ func runCeremonyRestore(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "restored %d keys into token %q; new token shares in %s\n", len(st.Keys), st.TokenLabel, sharesOut)
-	fmt.Fprintln(stdout, "note: card issuer master keys are not in backups; this CA has none")
 	return nil
 }
 
@@ -393,5 +410,135 @@ func runCardBatch(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "%d card key sets written to %s (mode 0600): hand it to the card manufacturer only\n", *count, *out)
+	return nil
+}
+
+func runCeremonyRollover(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ceremony-rollover", flag.ContinueOnError)
+	var cf ceremonyFlags
+	var shares listFlag
+	cf.register(fs)
+	fs.Var(&shares, "share", "PATH[=SOURCE]: a custodian's token share; repeat M times")
+	ca := fs.String("ca", "", "the CA whose key is replaced: signature or user-authentication (required)")
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	role, err := caRole(*ca)
+	if err != nil {
+		return err
+	}
+	c, err := cf.common(stdout, stderr)
+	if err != nil {
+		return err
+	}
+	ps, err := presentedShares(shares, &cf, ceremony.PurposeToken)
+	if err != nil {
+		return err
+	}
+	st, err := ceremony.Rollover(context.Background(), ceremony.RolloverOptions{Common: c, Shares: ps, Role: role})
+	if err != nil {
+		return err
+	}
+	k, _ := st.IssuingKey(role)
+	fmt.Fprintf(stdout, "rollover done: %s generation %d issues from now on; publish the fingerprints above (ca-server ca-fingerprints)\n", role, k.Gen())
+	return nil
+}
+
+func runCeremonyRetire(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ceremony-retire", flag.ContinueOnError)
+	var cf ceremonyFlags
+	var shares listFlag
+	cf.register(fs)
+	fs.Var(&shares, "share", "PATH[=SOURCE]: a custodian's token share; repeat M times")
+	ca := fs.String("ca", "", "signature or user-authentication (required)")
+	gen := fs.Int("generation", 0, "the CRL-only key generation to destroy (required)")
+	validUntil := fs.String("issued-valid-until", "", "YYYY-MM-DD: latest expiry of any unexpired certificate the key issued (from the CA store), to retire before its CA certificate ends")
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	role, err := caRole(*ca)
+	if err != nil {
+		return err
+	}
+	if *gen <= 0 {
+		return fmt.Errorf("%w: --generation is required", errUsage)
+	}
+	var until time.Time
+	if *validUntil != "" {
+		if until, err = time.Parse(time.DateOnly, *validUntil); err != nil {
+			return fmt.Errorf("%w: --issued-valid-until %q: want YYYY-MM-DD", errUsage, *validUntil)
+		}
+		until = until.AddDate(0, 0, 1) // the whole day
+	}
+	c, err := cf.common(stdout, stderr)
+	if err != nil {
+		return err
+	}
+	ps, err := presentedShares(shares, &cf, ceremony.PurposeToken)
+	if err != nil {
+		return err
+	}
+	if err := ceremony.Retire(context.Background(), ceremony.RetireOptions{Common: c, Shares: ps, Role: role, Generation: *gen, IssuedValidUntil: until}); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s key generation %d destroyed in the token and removed from every listed backup\n", role, *gen)
+	return nil
+}
+
+func runCeremonyRekeyMasters(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ceremony-rekey-card-masters", flag.ContinueOnError)
+	var cf ceremonyFlags
+	var shares listFlag
+	cf.register(fs)
+	fs.Var(&shares, "share", "PATH[=SOURCE]: a custodian's token share; repeat M times")
+	confirm := fs.String("confirm", "", `must be "replace-card-master-keys": cards made from the old master keys stop working`)
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	if *confirm != "replace-card-master-keys" {
+		return fmt.Errorf("%w: --confirm replace-card-master-keys is required", errUsage)
+	}
+	c, err := cf.common(stdout, stderr)
+	if err != nil {
+		return err
+	}
+	ps, err := presentedShares(shares, &cf, ceremony.PurposeToken)
+	if err != nil {
+		return err
+	}
+	if _, err := ceremony.RekeyMasterKeys(context.Background(), ceremony.RekeyMasterKeysOptions{Common: c, Shares: ps}); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "card master keys replaced; make new card batches and a new backup")
+	return nil
+}
+
+// runCAFingerprints prints the fingerprints for publication (G Art.
+// 10(ii)); it needs no custodian, only the (public) certificates.
+func runCAFingerprints(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ca-fingerprints", flag.ContinueOnError)
+	dataDir := fs.String("data", "", "ca-server data directory (required)")
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	if *dataDir == "" {
+		return fmt.Errorf("%w: --data is required", errUsage)
+	}
+	st, err := ceremony.LoadState(*dataDir)
+	if err != nil {
+		return err
+	}
+	certs, err := ceremony.PublishedFingerprints(st)
+	if err != nil {
+		return err
+	}
+	for _, c := range certs {
+		what := fmt.Sprintf("%s CA certificate, generation %d (%s)", c.Role, c.Generation, c.Status)
+		if c.Kind != "ca" {
+			what = fmt.Sprintf("%s link certificate %s, generations %d→%d", c.Role, c.Kind, c.Generation-1, c.Generation)
+		}
+		fmt.Fprintf(stdout, "%s\n  subject   %s\n  validity  %s .. %s\n  SHA-256   %s\n  SHA-1     %s\n",
+			what, c.Subject, c.NotBefore, c.NotAfter, ceremony.Colons(c.SHA256), ceremony.Colons(c.SHA1))
+	}
 	return nil
 }

@@ -28,7 +28,8 @@ func TestCeremonyCommandsListed(t *testing.T) {
 	if code := run([]string{"--help"}, &out, &errb); code != 0 {
 		t.Fatalf("--help exit %d", code)
 	}
-	for _, n := range []string{"ceremony-init", "ceremony-activate", "ceremony-backup", "ceremony-restore", "ceremony-destroy", "card-batch"} {
+	for _, n := range []string{"ceremony-init", "ceremony-activate", "ceremony-backup", "ceremony-restore", "ceremony-destroy", "card-batch",
+		"ceremony-rollover", "ceremony-retire", "ceremony-rekey-card-masters", "ca-fingerprints"} {
 		if !strings.Contains(out.String(), n) {
 			t.Errorf("--help does not list %s", n)
 		}
@@ -46,8 +47,48 @@ func TestDevCeremonyCommands(t *testing.T) {
 	if !strings.Contains(out, "NEVER USE IT FOR A PRODUCTION CA") {
 		t.Fatalf("no dev warning:\n%s", out)
 	}
+	if !strings.Contains(out, "SHA-256 ") || !strings.Contains(out, "SHA-1 ") {
+		t.Fatalf("init printed no fingerprints:\n%s", out)
+	}
 	if out, err := runCeremonyCmd(t, "ceremony-activate", "--data", data, "--dev"); err != nil || !strings.Contains(out, "succeeded") {
 		t.Fatalf("activate: %v\n%s", err, out)
+	}
+	// Rollover of the signature CA; the fingerprints of the new CA and link
+	// certificates are printed at the ceremony and by ca-fingerprints.
+	if _, err := runCeremonyCmd(t, "ceremony-rollover", "--data", data, "--dev", "--ca", "stamp"); !errors.Is(err, errUsage) {
+		t.Fatalf("rollover of an unknown ca: %v", err)
+	}
+	rout, err := runCeremonyCmd(t, "ceremony-rollover", "--data", data, "--dev", "--ca", "signature")
+	if err != nil {
+		t.Fatalf("rollover: %v\n%s", err, rout)
+	}
+	fout, err := runCeremonyCmd(t, "ca-fingerprints", "--data", data)
+	if err != nil {
+		t.Fatalf("ca-fingerprints: %v\n%s", err, fout)
+	}
+	st, _ := ceremony.LoadState(data)
+	pub, _ := ceremony.PublishedFingerprints(st)
+	if len(pub) != 5 {
+		t.Fatalf("%d published certificates", len(pub))
+	}
+	for _, p := range pub {
+		if !strings.Contains(fout, ceremony.Colons(p.SHA256)) || !strings.Contains(fout, ceremony.Colons(p.SHA1)) {
+			t.Fatalf("ca-fingerprints lacks %s:\n%s", p.Path, fout)
+		}
+		if (p.Kind != "ca" || p.Generation == 2) && !strings.Contains(rout, ceremony.Colons(p.SHA256)) {
+			t.Fatalf("rollover did not print %s:\n%s", p.Path, rout)
+		}
+	}
+	for _, want := range []string{"generation 1 (crl-only)", "generation 2 (issuing)", "old-with-new", "new-with-old"} {
+		if !strings.Contains(fout, want) {
+			t.Fatalf("ca-fingerprints lacks %q:\n%s", want, fout)
+		}
+	}
+	if out, err := runCeremonyCmd(t, "ceremony-activate", "--data", data, "--dev"); err != nil || !strings.Contains(out, "generation 1 CRL-only until") {
+		t.Fatalf("activate after rollover: %v\n%s", err, out)
+	}
+	if _, err := runCeremonyCmd(t, "ceremony-retire", "--data", data, "--dev", "--ca", "signature", "--generation", "1"); !errors.Is(err, ceremony.ErrStillSigningCRLs) {
+		t.Fatalf("retire while its certificates may be valid: %v", err)
 	}
 	batch := filepath.Join(t.TempDir(), "batch.txt")
 	if out, err := runCeremonyCmd(t, "card-batch", "--data", data, "--dev", "--count", "3", "--out", batch); err != nil {

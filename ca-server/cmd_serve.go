@@ -25,7 +25,10 @@ import (
 	"madoguchi/ca-server/api"
 	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/audit"
+	"madoguchi/ca-server/ceremony"
+	"madoguchi/ca-server/hsmissuance"
 	"madoguchi/ca-server/issuance"
+	"madoguchi/ca-server/profile"
 	"madoguchi/ca-server/store"
 	"madoguchi/ca-server/tlsca"
 )
@@ -118,38 +121,13 @@ func loadOrCreateECKey(path string) (*ecdsa.PrivateKey, error) {
 	return k, errors.Join(f.Sync(), f.Close())
 }
 
-// loadOrCreateSecret reads n random bytes from path, creating them (0600).
-func loadOrCreateSecret(path string, n int) ([]byte, error) {
-	if b, err := os.ReadFile(path); err == nil {
-		if len(b) != n {
-			return nil, fmt.Errorf("ca-server: %s must hold %d bytes", path, n)
-		}
-		return b, nil
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, err
-	}
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return b, errors.Join(f.Sync(), f.Close())
-}
+// issuanceDeps builds the HSM-backed issuance dependencies over the
+// activated CA (ca-server/hsmissuance). A variable so tests can wrap it.
+var issuanceDeps = hsmissuance.FromActive
 
-// issuanceDeps returns the HSM key generator, card channel and certificate
-// issuer. They land with ca-server/hsm, ca-server/cardkeys and
-// ca-server/issuer; until the coordinator wires them here, serve runs with
-// enrolment only and answers issuance calls with "unavailable".
-var issuanceDeps = func(ctx context.Context, dataDir string, st *store.SQLite) (issuance.KeyGenerator, issuance.CardChannel, issuance.Issuer, error) {
-	return nil, nil, nil, errors.New("HSM, card keys and issuer are not wired into serve yet")
-}
+// serveContext is the parent context of serve; tests replace it to stop the
+// server without a signal.
+var serveContext = context.Background
 
 // unavailableService answers every issuance call with CodeUnavailable.
 type unavailableService struct{ why string }
@@ -178,39 +156,85 @@ func (u unavailableService) Status(context.Context, issuance.Caller, string) (wi
 func runServe(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dataDir := fs.String("data-dir", "", "data directory (store, TLS CA, keys)")
+	var cf ceremonyFlags
+	cf.register(fs) // --data, --module, --kwp-mechanism, --dev
+	fs.StringVar(&cf.dataDir, "data-dir", "", "data directory (same as --data)")
+	var shares listFlag
+	fs.Var(&shares, "share", "PATH[=SOURCE]: a custodian's token share, sealed under the passphrase from SOURCE; repeat M times (TS Art. 27: the CA keys are activated by M custodians)")
 	listen := fs.String("listen", "127.0.0.1:8443", "address to listen on")
 	hosts := fs.String("hosts", "", "comma-separated host names/addresses for the server certificate (default: the listen host)")
 	deadline := fs.Duration("deadline", 10*time.Minute, "time a prepared issuance may wait for its confirmation before it is revoked (reason 0)")
 	sweepEvery := fs.Duration("sweep-every", 30*time.Second, "how often overdue issuances are revoked")
+	sessions := fs.Int("sessions", 2, "HSM sessions for request handling")
+	poolSize := fs.Int("key-pool", 0, "keep this many user keys pre-generated in the HSM (0: generate on each request)")
+	poolWorkers := fs.Int("key-pool-workers", 1, "goroutines (each with its own HSM session) refilling the key pool")
+	profilesDir := fs.String("profiles", "", "directory overriding the embedded certificate profiles")
+	statusF := registerStatusFlags(fs) // serve_status.go
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if fs.NArg() != 0 {
 		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	if *sessions < 1 || *sessions > 64 || *poolSize < 0 || *poolWorkers < 1 || *poolWorkers > 64 {
+		return fmt.Errorf("%w: --sessions 1..64, --key-pool ≥ 0, --key-pool-workers 1..64", errUsage)
+	}
+	ctx, stop := signal.NotifyContext(serveContext(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 
-	l, err := openLocal(ctx, *dataDir)
+	l, err := openLocal(ctx, cf.dataDir)
 	if err != nil {
 		return err
 	}
 	defer l.Close()
 
 	var svc api.Service
-	keys, cards, iss, derr := issuanceDeps(ctx, *dataDir, l.st)
-	if derr != nil {
-		logger.Warn("serve: issuance disabled", "reason", derr)
+	var statusDeps *hsmissuance.Deps // serve_status.go: nil while the CA is not active
+	_, serr := ceremony.LoadState(cf.dataDir)
+	switch {
+	case errors.Is(serr, ceremony.ErrNotInitialised):
+		logger.Warn("serve: issuance disabled: no key ceremony in the data directory (run ceremony-init)")
 		svc = unavailableService{why: "not configured"}
-	} else {
-		phKey, err := loadOrCreateSecret(filepath.Join(*dataDir, "person-hash.key"), 32)
+	case serr != nil:
+		return serr
+	default:
+		common, err := cf.common(stdout, stderr)
 		if err != nil {
 			return err
 		}
-		s, err := issuance.New(issuance.Config{Store: l.st, Keys: keys, Cards: cards, Issuer: iss,
-			Applicants: issuance.BasicApplicantChecker{Key: phKey}, Logger: logger, Deadline: *deadline})
+		common.HSM.PoolSize = *sessions
+		if *poolSize > 0 {
+			common.HSM.PoolSize += *poolWorkers
+		}
+		ps, err := presentedShares(shares, &cf, ceremony.PurposeToken)
+		if err != nil {
+			return err
+		}
+		// TS Art. 27, 45: the CA keys become usable only when M custodians
+		// present their shares; stopping the server deactivates them.
+		active, err := ceremony.Activate(ctx, ceremony.ActivateOptions{Common: common, Shares: ps})
+		if err != nil {
+			return err
+		}
+		defer active.HSM.Close()
+		opts := hsmissuance.Options{PoolSize: *poolSize, PoolWorkers: *poolWorkers, Logger: logger}
+		if *profilesDir != "" {
+			if opts.Profiles, err = profile.Load(*profilesDir); err != nil {
+				return err
+			}
+		}
+		deps, err := issuanceDeps(ctx, active, opts)
+		statusDeps = deps
+		if err != nil {
+			return err
+		}
+		defer deps.Close()
+		s, err := issuance.New(issuance.Config{Store: l.st, Keys: deps.Keys, Cards: deps.Cards, Issuer: deps.Issuer,
+			Applicants: deps.Applicants, Logger: logger, Deadline: *deadline})
 		if err != nil {
 			return err
 		}
@@ -222,8 +246,12 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		}
 		tick := time.NewTicker(*sweepEvery)
 		defer tick.Stop()
-		go s.RunSweeper(ctx, tick.C, nil)
+		sweepCtx, stopSweep := context.WithCancel(ctx)
+		sweepDone := make(chan struct{})
+		go func() { defer close(sweepDone); s.RunSweeper(sweepCtx, tick.C, nil) }()
+		defer func() { stopSweep(); <-sweepDone }() // before the store and the HSM close
 		svc = s
+		logger.Info("serve: issuance active", "custodians", strings.Join(active.Who, ","), "hsm_sessions", common.HSM.PoolSize, "key_pool", *poolSize)
 	}
 
 	host, _, err := net.SplitHostPort(*listen)
@@ -242,13 +270,18 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	stopStatus, err := startStatus(ctx, statusF, l, srv, statusDeps, cf.dataDir, serverCert, logger, stdout)
+	if err != nil {
+		return err
+	}
+	defer stopStatus()
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err
 	}
 	hs := &http.Server{Handler: srv, TLSConfig: api.TLSConfig(serverCert), ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 16 << 10}
-	fmt.Fprintf(stdout, "ca-server: listening on https://%s (TLS CA certificate %s)\n", ln.Addr(), filepath.Join(*dataDir, "tls-ca.crt"))
+	fmt.Fprintf(stdout, "ca-server: listening on https://%s (TLS CA certificate %s)\n", ln.Addr(), filepath.Join(cf.dataDir, "tls-ca.crt"))
 	errc := make(chan error, 1)
 	go func() { errc <- hs.ServeTLS(ln, "", "") }()
 	select {

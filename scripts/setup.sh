@@ -22,6 +22,8 @@ packages=(
 	xvfb xauth imagemagick x11-utils
 	# PostgreSQL server binaries (initdb/postgres run from a temporary directory in tests)
 	postgresql
+	# PDF checks in tests (pdftotext, pdftoppm, pdffonts)
+	poppler-utils
 )
 
 missing=()

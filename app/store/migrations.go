@@ -122,4 +122,16 @@ CREATE TABLE issuance_journal (
 	last_error    TEXT NOT NULL DEFAULT ''
 ) STRICT;
 `,
+	// 4: what the issuance orchestration (app/issue) needs to resolve a journal row after a
+	// crash: the certificate type, the operator, the exact prepare request (replayed to find
+	// the CA's issuance by request id) and what the card must undergo after an abort. Never a
+	// PIN, a key or a script (the script holds the wrapped key: TS Art. 6(iii)).
+	`
+ALTER TABLE issuance_journal ADD COLUMN cert_type TEXT NOT NULL DEFAULT '';
+ALTER TABLE issuance_journal ADD COLUMN operator TEXT NOT NULL DEFAULT '';
+ALTER TABLE issuance_journal ADD COLUMN prepare_request TEXT NOT NULL DEFAULT '';
+ALTER TABLE issuance_journal ADD COLUMN card_cleanup TEXT NOT NULL DEFAULT '';
+CREATE INDEX issuance_journal_open ON issuance_journal(state) WHERE state NOT IN ('delivered','aborted');
+CREATE INDEX issuance_journal_case ON issuance_journal(case_id, cert_type);
+`,
 }

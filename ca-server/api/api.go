@@ -325,7 +325,7 @@ func statusOf(code wire.Code) int {
 	case wire.CodeUnavailable:
 		return http.StatusServiceUnavailable
 	default:
-		return http.StatusInternalServerError
+		return statusOfRevocation(code) // revocation.go
 	}
 }
 

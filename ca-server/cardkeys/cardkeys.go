@@ -22,7 +22,8 @@ import (
 )
 
 // Labels of the card issuer master keys in the token (created by the key
-// ceremony, AES-128, non-extractable, derive-only).
+// ceremony, AES-128, derive-only, sensitive, and extractable only wrapped
+// under the custodians' trusted backup KEK: CKA_WRAP_WITH_TRUSTED).
 const (
 	LabelMasterENC = "MK-ENC"
 	LabelMasterMAC = "MK-MAC"

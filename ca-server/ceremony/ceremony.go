@@ -3,7 +3,6 @@ package ceremony
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
@@ -17,6 +16,7 @@ import (
 	"slices"
 	"time"
 
+	"madoguchi/ca-server/cardkeys"
 	"madoguchi/ca-server/hsm"
 )
 
@@ -214,7 +214,7 @@ func initKeys(ctx context.Context, o *InitOptions, r *run) (*State, error) {
 	}
 	defer h.Close()
 
-	st := &State{Version: 1, Ceremony: r.id, TokenLabel: o.TokenLabel, Custodians: names(o.Custodians), Threshold: o.Threshold, Dev: o.Dev}
+	st := &State{Version: StateVersion, Ceremony: r.id, TokenLabel: o.TokenLabel, Custodians: names(o.Custodians), Threshold: o.Threshold, Dev: o.Dev}
 	for _, ca := range []struct{ role, label, cn string }{
 		{RoleSignatureCA, LabelSignatureCA, o.Names.Signature},
 		{RoleAuthCA, LabelAuthCA, o.Names.UserAuth},
@@ -224,29 +224,36 @@ func initKeys(ctx context.Context, o *InitOptions, r *run) (*State, error) {
 		if err := r.step(ctx, "generate "+ca.role+" key", map[string]string{"label": ca.label, "id": hex.EncodeToString(kp.Private.ID)}, err); err != nil {
 			return nil, err
 		}
-		certPath, fp, err := selfSign(ctx, o.Common, h, kp, ca.cn, ca.role, now)
-		if err := r.step(ctx, "self-sign "+ca.role+" certificate", map[string]string{"subject": ca.cn, "sha256": fp, "valid_years": "10"}, err); err != nil {
+		path := caCertPath(o.DataDir, ca.role, 1)
+		cert, err := selfSign(o.Common, h, kp, pkix.Name{CommonName: ca.cn, Country: []string{"JP"}}, nil, path, now)
+		var fp Fingerprints
+		if err == nil {
+			fp = FingerprintsOf(cert.Raw)
+		}
+		if err := r.step(ctx, "self-sign "+ca.role+" certificate", map[string]string{"subject": ca.cn, "sha256": fp.SHA256, "sha1": fp.SHA1, "valid_years": "10"}, err); err != nil {
 			return nil, err
 		}
-		st.Keys = append(st.Keys, KeyRecord{Role: ca.role, Label: ca.label, ID: kp.Private.ID, Generated: now, Certificate: certPath})
-		fmt.Fprintf(o.Log, "  %s certificate SHA-256 %s (usable until %s)\n", ca.role, fp, UsableUntil(now).Format(time.DateOnly))
+		st.Keys = append(st.Keys, KeyRecord{Role: ca.role, Label: ca.label, ID: kp.Private.ID, Generated: now, Certificate: path,
+			Generation: 1, Status: StatusIssuing, Fingerprints: &fp, BackupWrappable: true})
+		printCertificate(o.Log, ca.role+" certificate (generation 1)", fp)
+		fmt.Fprintf(o.Log, "    key usable for issuance until %s\n", UsableUntil(now).Format(time.DateOnly))
 	}
 	for _, mk := range []struct{ role, label string }{
 		{RoleMasterENC, "MK-ENC"}, {RoleMasterMAC, "MK-MAC"}, {RoleMasterDEK, "MK-DEK"},
 	} {
 		now := o.Now().UTC()
-		k, err := h.GenerateAES(ctx, mk.label, hsm.KeyOptions{Token: true, Usage: hsm.UseDerive})
-		if err := r.step(ctx, "generate "+mk.role+" key", map[string]string{"label": mk.label, "id": hex.EncodeToString(k.ID)}, err); err != nil {
+		k, err := h.GenerateAES(ctx, mk.label, masterKeyOptions())
+		if err := r.step(ctx, "generate "+mk.role+" key", map[string]string{"label": mk.label, "id": hex.EncodeToString(k.ID), "backup": "wrappable under the trusted backup kek only"}, err); err != nil {
 			return nil, err
 		}
-		st.Keys = append(st.Keys, KeyRecord{Role: mk.role, Label: mk.label, ID: k.ID, Generated: now})
+		st.Keys = append(st.Keys, KeyRecord{Role: mk.role, Label: mk.label, ID: k.ID, Generated: now, BackupWrappable: true})
 	}
 	now := o.Now().UTC()
 	k, err := h.GenerateHMAC(ctx, LabelPersonHash, hsm.KeyOptions{Token: true, Extractable: hsm.ExtractableForBackup})
 	if err := r.step(ctx, "generate "+RolePersonHash+" key", map[string]string{"label": LabelPersonHash, "id": hex.EncodeToString(k.ID)}, err); err != nil {
 		return nil, err
 	}
-	st.Keys = append(st.Keys, KeyRecord{Role: RolePersonHash, Label: LabelPersonHash, ID: k.ID, Generated: now})
+	st.Keys = append(st.Keys, KeyRecord{Role: RolePersonHash, Label: LabelPersonHash, ID: k.ID, Generated: now, BackupWrappable: true})
 
 	shares, err := splitSecret(o.Rand, PurposeToken, r.id, secret, o.Custodians, o.Threshold)
 	if err != nil {
@@ -280,17 +287,41 @@ func tokenConfig(c Common, st *State) hsm.Config {
 	}
 }
 
+// masterKeyOptions: card issuer master keys are AES-128, derive-only token
+// keys that can leave the token only wrapped under the custodians' trusted
+// backup KEK (CKA_WRAP_WITH_TRUSTED): a restored CA must open secure
+// channels with the cards already in stock (TS Art. 27: backup by
+// splitting key information among several people).
+func masterKeyOptions() hsm.KeyOptions {
+	return hsm.KeyOptions{Token: true, Usage: hsm.UseDerive, Extractable: hsm.ExtractableForBackup}
+}
+
+// caCertPath is where a CA key generation's certificate lives: generation
+// 1 keeps the name used before rollovers existed.
+func caCertPath(dataDir, role string, gen int) string {
+	if gen <= 1 {
+		return filepath.Join(CeremonyDir(dataDir), role+".crt.pem")
+	}
+	return filepath.Join(CeremonyDir(dataDir), fmt.Sprintf("%s-g%d.crt.pem", role, gen))
+}
+
+func printCertificate(w io.Writer, what string, fp Fingerprints) {
+	fmt.Fprintf(w, "  %s\n    SHA-256 %s\n    SHA-1   %s\n", what, Colons(fp.SHA256), Colons(fp.SHA1))
+}
+
 // selfSign issues the CA's self-signed certificate, valid 10 years
-// (CPS §6.3.2.1), and writes it as PEM under the ceremony dir.
-func selfSign(ctx context.Context, c Common, h *hsm.HSM, kp hsm.RSAKeyPair, cn, role string, now time.Time) (path, sha256hex string, err error) {
+// (CPS §6.3.2.1), and writes it as PEM to path. rawSubject, when set,
+// is the subject byte for byte (a rollover keeps the CA's name).
+func selfSign(c Common, h *hsm.HSM, kp hsm.RSAKeyPair, subject pkix.Name, rawSubject []byte, path string, now time.Time) (*x509.Certificate, error) {
 	serial, err := randomBytes(c.Rand, 16)
 	if err != nil {
-		return "", "", err
+		return nil, err
 	}
 	serial[0] &= 0x7f
 	tmpl := &x509.Certificate{
 		SerialNumber:          new(big.Int).SetBytes(serial),
-		Subject:               pkix.Name{CommonName: cn, Country: []string{"JP"}},
+		Subject:               subject,
+		RawSubject:            rawSubject,
 		NotBefore:             now.Add(-time.Minute),
 		NotAfter:              now.AddDate(10, 0, 0),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
@@ -300,21 +331,19 @@ func selfSign(ctx context.Context, c Common, h *hsm.HSM, kp hsm.RSAKeyPair, cn, 
 	}
 	signer, err := h.Signer(kp)
 	if err != nil {
-		return "", "", err
+		return nil, err
 	}
 	der, err := x509.CreateCertificate(c.Rand, tmpl, tmpl, kp.PublicKey, signer)
 	if err != nil {
-		return "", "", fmt.Errorf("ceremony: self-sign: %w", err)
+		return nil, fmt.Errorf("ceremony: self-sign: %w", err)
 	}
 	if err := checkCertMatches(der, kp); err != nil {
-		return "", "", err
+		return nil, err
 	}
-	path = filepath.Join(CeremonyDir(c.DataDir), role+".crt.pem")
-	if err := writeNew(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})); err != nil {
-		return "", "", err
+	if err := writeNew(path, pemCert(der)); err != nil {
+		return nil, err
 	}
-	fp := sha256.Sum256(der)
-	return path, hex.EncodeToString(fp[:]), nil
+	return x509.ParseCertificate(der)
 }
 
 func checkCertMatches(der []byte, kp hsm.RSAKeyPair) error {
@@ -332,14 +361,19 @@ func checkCertMatches(der []byte, kp hsm.RSAKeyPair) error {
 }
 
 // ReadCertificate reads a CA key's certificate.
-func ReadCertificate(k KeyRecord) (*x509.Certificate, error) {
-	b, err := os.ReadFile(k.Certificate)
+func ReadCertificate(k KeyRecord) (*x509.Certificate, error) { return readCertFile(k.Certificate) }
+
+// ReadLinkCertificate reads a link certificate.
+func ReadLinkCertificate(l LinkRecord) (*x509.Certificate, error) { return readCertFile(l.Certificate) }
+
+func readCertFile(path string) (*x509.Certificate, error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("ceremony: %w", err)
 	}
 	blk, _ := pem.Decode(b)
 	if blk == nil || blk.Type != "CERTIFICATE" {
-		return nil, fmt.Errorf("ceremony: %s is not a pem certificate", k.Certificate)
+		return nil, fmt.Errorf("ceremony: %s is not a pem certificate", path)
 	}
 	return x509.ParseCertificate(blk.Bytes)
 }
@@ -375,21 +409,72 @@ type ActivateOptions struct {
 // Active is an activated CA: the open token and its CA keys, checked
 // against their certificates. The caller owns HSM and closes it to
 // deactivate.
+//
+// SignatureCA and AuthCA are the issuing keys (as before rollovers
+// existed). Issuing and CRLOnly give the same keys with their records and
+// certificates: after a rollover (CPS §5.6), Issuing holds each CA's new
+// key and CRLOnly the superseded keys, which sign CRLs and OCSP responses
+// for the certificates they issued and never a new certificate.
 type Active struct {
 	HSM         *hsm.HSM
 	State       *State
 	SignatureCA hsm.RSAKeyPair
 	AuthCA      hsm.RSAKeyPair
 	Who         []string
+
+	// Issuing maps RoleSignatureCA and RoleAuthCA to their issuing key.
+	Issuing map[string]*CAKey
+	// CRLOnly lists the superseded keys still signing CRLs, oldest first.
+	CRLOnly []*CAKey
+}
+
+// IssuingKey returns the issuing key of a CA role.
+func (a *Active) IssuingKey(role string) (*CAKey, error) {
+	if k := a.Issuing[role]; k != nil {
+		return k, nil
+	}
+	return nil, fmt.Errorf("%w: no issuing %q key", ErrBadInput, role)
+}
+
+// CRLOnlyKeys returns the superseded keys of a CA role, oldest first.
+func (a *Active) CRLOnlyKeys(role string) []*CAKey {
+	var out []*CAKey
+	for _, k := range a.CRLOnly {
+		if k.Record.Role == role {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// CardKeys returns the host end of the card secure channel over the card
+// issuer master keys, or ErrNoMasterKeys when this CA has none (restored
+// from a backup made before master keys were backed up).
+func (a *Active) CardKeys(ctx context.Context) (*cardkeys.Issuer, error) {
+	if err := checkMasterKeys(a.State); err != nil {
+		return nil, err
+	}
+	return cardkeys.New(ctx, a.HSM)
+}
+
+func checkMasterKeys(st *State) error {
+	for _, role := range []string{RoleMasterENC, RoleMasterMAC, RoleMasterDEK} {
+		if !st.hasRole(role) {
+			return fmt.Errorf("%w: it was restored from a backup made without them, so it cannot open a secure channel "+
+				"with cards made from the old master keys; re-key the master keys (ceremony-rekey-card-masters) and make new card batches", ErrNoMasterKeys)
+		}
+	}
+	return nil
 }
 
 // Activate is CA key activation by M custodians (TS Art. 27, 45): the token
 // user PIN exists only as custodian shares, so the CA keys become usable by
 // a process only when M custodians present their shares to it. It opens the
-// token, checks each CA key against its certificate (refusing a mismatch)
-// and against its usable period, and returns the open token. `ca-server
-// serve` calls it at start with the shares presented on its console;
-// `ca-server ceremony-activate` runs the same checks and closes again.
+// token, checks each CA key (issuing and CRL-only) against its certificate
+// (refusing a mismatch) and each issuing key against its usable period
+// (TS Art. 8(3)), and returns the open token. `ca-server serve` calls it at
+// start with the shares presented on its console; `ca-server
+// ceremony-activate` runs the same checks and closes again.
 func Activate(ctx context.Context, o ActivateOptions) (*Active, error) {
 	if err := o.fill(); err != nil {
 		return nil, err
@@ -406,33 +491,46 @@ func Activate(ctx context.Context, o ActivateOptions) (*Active, error) {
 	if err != nil {
 		return nil, r.step(ctx, "finish", nil, err)
 	}
-	a := &Active{HSM: h, State: st, Who: r.who}
-	for _, ca := range []struct {
-		role string
-		dst  *hsm.RSAKeyPair
-	}{{RoleSignatureCA, &a.SignatureCA}, {RoleAuthCA, &a.AuthCA}} {
-		err := func() error {
-			rec, err := st.Key(ca.role)
-			if err != nil {
-				return err
+	a := &Active{HSM: h, State: st, Who: r.who, Issuing: map[string]*CAKey{}}
+	fail := func(err error) (*Active, error) {
+		h.Close()
+		return nil, r.step(ctx, "finish", nil, err)
+	}
+	for _, rec := range st.Keys {
+		if !rec.IsCA() || rec.KeyStatus() == StatusRetired {
+			continue
+		}
+		k, err := loadCAKey(ctx, h, rec)
+		if err == nil && rec.KeyStatus() == StatusIssuing {
+			err = rec.CheckUsable(o.Now())
+		}
+		what := fmt.Sprintf("check %s key", rec.Role)
+		if rec.Gen() > 1 || rec.KeyStatus() != StatusIssuing {
+			what = fmt.Sprintf("check %s key generation %d (%s)", rec.Role, rec.Gen(), rec.KeyStatus())
+		}
+		if err := r.step(ctx, what, nil, err); err != nil {
+			return fail(err)
+		}
+		switch rec.KeyStatus() {
+		case StatusIssuing:
+			if a.Issuing[rec.Role] != nil {
+				return fail(fmt.Errorf("ceremony: state lists two issuing %s keys", rec.Role))
 			}
-			kp, err := h.FindRSAKeyPair(ctx, rec.Label)
-			if err != nil {
-				return err
+			a.Issuing[rec.Role] = k
+			if rec.Role == RoleSignatureCA {
+				a.SignatureCA = k.KeyPair
+			} else {
+				a.AuthCA = k.KeyPair
 			}
-			cert, err := ReadCertificate(rec)
-			if err != nil {
-				return err
-			}
-			if err := checkCertMatches(cert.Raw, kp); err != nil {
-				return err
-			}
-			*ca.dst = kp
-			return rec.CheckUsable(o.Now())
-		}()
-		if err := r.step(ctx, "check "+ca.role+" key", nil, err); err != nil {
-			h.Close()
-			return nil, r.step(ctx, "finish", nil, err)
+		case StatusCRLOnly:
+			a.CRLOnly = append(a.CRLOnly, k)
+		default:
+			return fail(fmt.Errorf("ceremony: %s key %q has unknown status %q", rec.Role, rec.Label, rec.Status))
+		}
+	}
+	for _, role := range []string{RoleSignatureCA, RoleAuthCA} {
+		if a.Issuing[role] == nil {
+			return fail(fmt.Errorf("ceremony: no issuing %s key recorded", role))
 		}
 	}
 	return a, r.step(ctx, "finish", nil, nil)
@@ -447,6 +545,12 @@ type BackupOptions struct {
 	SharesDir  string
 	OutDir     string // where the backup file is written
 	Dev        bool
+	// WithoutMasterKeys lets a CA whose card master keys are not
+	// backup-wrappable (initialised before master-key backup) back up its
+	// other keys: a CA restored from such a backup cannot serve the cards
+	// already in stock. Without it, Backup refuses such a CA with
+	// ErrMasterKeysNotWrappable.
+	WithoutMasterKeys bool
 }
 
 // BackupFile is a CA key backup: each key wrapped with RFC 5649 under a KEK
@@ -457,26 +561,51 @@ type BackupFile struct {
 	Created  time.Time     `json:"created"`
 	Source   string        `json:"source_ceremony"` // init ceremony of the keys
 	Keys     []BackupEntry `json:"keys"`
+	// Links are the link certificates (public) so a restored CA can
+	// publish them and their fingerprints.
+	Links []BackupLink `json:"links,omitempty"`
+	// MasterKeysAbsent: the card master keys were left out
+	// (BackupOptions.WithoutMasterKeys). Version 1 files never hold them.
+	MasterKeysAbsent bool `json:"master_keys_absent,omitempty"`
 }
+
+// BackupLink is one link certificate in a backup.
+type BackupLink struct {
+	Link        LinkRecord `json:"link"`
+	Certificate []byte     `json:"certificate"` // DER
+}
+
+// BackupVersion 2 added card master keys ("aes" entries) and links.
+const BackupVersion = 2
 
 // BackupEntry is one wrapped key.
 type BackupEntry struct {
 	Key         KeyRecord `json:"key"`
-	Kind        string    `json:"kind"` // "rsa" or "hmac"
+	Kind        string    `json:"kind"` // "rsa", "hmac" or "aes" (card master keys)
 	Wrapped     []byte    `json:"wrapped"`
 	PublicKey   []byte    `json:"public_key,omitempty"`  // PKIX DER, rsa only
 	Certificate []byte    `json:"certificate,omitempty"` // DER, CA keys only
 }
 
-// backedUpRoles are wrapped by backup: the CA keys and the person-hash key.
-// Card issuer master keys are not extractable and not backed up.
-var backedUpRoles = []string{RoleSignatureCA, RoleAuthCA, RolePersonHash}
+// backedUpRoles are wrapped by backup: every CA key that is not retired
+// (issuing and CRL-only: a restored CA must still sign CRLs), the
+// person-hash key and the card issuer master keys.
+var backedUpRoles = []string{RoleSignatureCA, RoleAuthCA, RolePersonHash, RoleMasterENC, RoleMasterMAC, RoleMasterDEK}
+
+func isMasterRole(role string) bool {
+	return role == RoleMasterENC || role == RoleMasterMAC || role == RoleMasterDEK
+}
 
 // Backup is the M-of-N backup (TS Art. 27: key information split among
 // several people): a random AES-256 KEK is imported into the token as a
-// CKA_TRUSTED wrap-only key by the SO, the CA keys and person-hash key
-// (CKA_WRAP_WITH_TRUSTED) are wrapped under it, the KEK is destroyed in the
-// token, and the KEK is split with Shamir among the custodians.
+// CKA_TRUSTED wrap-only key by the SO, the CA keys, the person-hash key and
+// the card issuer master keys (all CKA_WRAP_WITH_TRUSTED) are wrapped under
+// it, the KEK is destroyed in the token, and the KEK is split with Shamir
+// among the custodians.
+//
+// A CA initialised before master keys were backed up has non-extractable
+// master keys: Backup refuses it with ErrMasterKeysNotWrappable unless
+// WithoutMasterKeys is set (see RekeyMasterKeys for the way forward).
 func Backup(ctx context.Context, o BackupOptions) (string, error) {
 	if err := o.fill(); err != nil {
 		return "", err
@@ -494,6 +623,15 @@ func Backup(ctx context.Context, o BackupOptions) (string, error) {
 	r, err := o.newRun("backup", nil)
 	if err != nil {
 		return "", err
+	}
+	if !o.WithoutMasterKeys {
+		for _, k := range st.Keys {
+			if isMasterRole(k.Role) && k.KeyStatus() != StatusRetired && !k.BackupWrappable {
+				err := fmt.Errorf("%w: re-key them first (ceremony-rekey-card-masters: cards made from the old master keys must then be replaced), "+
+					"or back up without them (--without-card-master-keys: a restored ca cannot serve cards already in stock)", ErrMasterKeysNotWrappable)
+				return "", r.step(ctx, "finish", nil, r.step(ctx, "check card master keys are wrappable", map[string]string{"label": k.Label}, err))
+			}
+		}
 	}
 	path, err := backup(ctx, &o, st, r)
 	return path, r.step(ctx, "finish", nil, err)
@@ -532,18 +670,30 @@ func backup(ctx context.Context, o *BackupOptions, st *State, r *run) (_ string,
 		derr := h.Destroy(context.WithoutCancel(ctx), kekKey)
 		retErr = errors.Join(retErr, r.step(ctx, "destroy backup kek in token", nil, derr))
 	}()
-	bf := BackupFile{Version: 1, Ceremony: r.id, Created: o.Now().UTC(), Source: st.Ceremony}
-	for _, role := range backedUpRoles {
-		rec, err := st.Key(role)
-		if err != nil {
-			return "", err
+	bf := BackupFile{Version: BackupVersion, Ceremony: r.id, Created: o.Now().UTC(), Source: st.Ceremony}
+	var included []int
+	for i, rec := range st.Keys {
+		if !slices.Contains(backedUpRoles, rec.Role) || rec.KeyStatus() == StatusRetired {
+			continue
+		}
+		if isMasterRole(rec.Role) && (!rec.BackupWrappable || o.WithoutMasterKeys) {
+			bf.MasterKeysAbsent = true
+			if err := r.step(ctx, "leave out "+rec.Role+" key", map[string]string{"label": rec.Label, "reason": "not backup-wrappable or left out on request"}, nil); err != nil {
+				return "", err
+			}
+			continue
 		}
 		e := BackupEntry{Key: rec}
 		var k hsm.Key
-		if role == RolePersonHash {
+		var err error
+		switch {
+		case rec.Role == RolePersonHash:
 			e.Kind = "hmac"
 			k, err = h.FindKey(ctx, hsm.KeyQuery{Kind: hsm.KindHMAC, Label: rec.Label, ID: rec.ID})
-		} else {
+		case isMasterRole(rec.Role):
+			e.Kind = "aes"
+			k, err = h.FindKey(ctx, hsm.KeyQuery{Kind: hsm.KindAES, Label: rec.Label, ID: rec.ID})
+		default:
 			e.Kind = "rsa"
 			var kp hsm.RSAKeyPair
 			kp, err = h.FindRSAKeyPair(ctx, rec.Label)
@@ -561,10 +711,22 @@ func backup(ctx context.Context, o *BackupOptions, st *State, r *run) (_ string,
 		if err == nil {
 			e.Wrapped, err = h.WrapKWP(ctx, kekKey, k)
 		}
-		if err := r.step(ctx, "wrap "+role+" key", map[string]string{"label": rec.Label}, err); err != nil {
+		what := "wrap " + rec.Role + " key"
+		if rec.Gen() > 1 {
+			what = fmt.Sprintf("wrap %s key generation %d", rec.Role, rec.Gen())
+		}
+		if err := r.step(ctx, what, map[string]string{"label": rec.Label}, err); err != nil {
 			return "", err
 		}
 		bf.Keys = append(bf.Keys, e)
+		included = append(included, i)
+	}
+	for _, l := range st.Links {
+		cert, err := ReadLinkCertificate(l)
+		if err != nil {
+			return "", err
+		}
+		bf.Links = append(bf.Links, BackupLink{Link: l, Certificate: cert.Raw})
 	}
 	if err := os.MkdirAll(o.OutDir, 0o700); err != nil {
 		return "", fmt.Errorf("ceremony: %w", err)
@@ -589,10 +751,8 @@ func backup(ctx context.Context, o *BackupOptions, st *State, r *run) (_ string,
 		return "", err
 	}
 	st.Backups = append(st.Backups, BackupRecord{Path: path, Ceremony: r.id, Created: bf.Created})
-	for i := range st.Keys {
-		if slices.Contains(backedUpRoles, st.Keys[i].Role) {
-			st.Keys[i].BackedUp = true
-		}
+	for _, i := range included {
+		st.Keys[i].BackedUp = true
 	}
 	return path, r.step(ctx, "update key inventory", nil, saveState(o.DataDir, st))
 }

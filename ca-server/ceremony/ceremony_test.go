@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"os"
@@ -101,6 +102,16 @@ func TestCeremonyLifecycle(t *testing.T) {
 	if _, err := a.HSM.WrapKWP(ctx, plainKEK, a.SignatureCA.Private); !errors.Is(err, hsm.ErrKeyNotWrappable) {
 		t.Fatalf("ca key wrapped by a user: %v", err)
 	}
+	// Nor may a card master key: backup-wrappable means under the trusted KEK only.
+	for _, label := range []string{cardkeys.LabelMasterENC, cardkeys.LabelMasterMAC, cardkeys.LabelMasterDEK} {
+		mk, err := a.HSM.FindKey(ctx, hsm.KeyQuery{Kind: hsm.KindAES, Label: label})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.HSM.WrapKWP(ctx, plainKEK, mk); !errors.Is(err, hsm.ErrKeyNotWrappable) {
+			t.Fatalf("%s wrapped by a user: %v", label, err)
+		}
+	}
 	if err := a.HSM.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +136,7 @@ func TestCeremonyLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	is, err := cardkeys.New(ctx, a.HSM)
+	is, err := a.CardKeys(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,6 +153,10 @@ func TestCeremonyLifecycle(t *testing.T) {
 			t.Fatalf("exported K-MAC disagrees with the hsm: %v", err)
 		}
 	}
+	// What the original token computes for the cards of this batch, to
+	// compare with the restored token below.
+	userKey, transport := testUserKey(t)
+	origCard := cardKeyOutputs(t, ctx, a.HSM, is, lines, userKey, transport)
 	a.HSM.Close()
 	if err := CardBatch(ctx, CardBatchOptions{Common: common(t, dataDir, clk), Shares: []PresentedShare{alice, carol}, Count: 1, Out: batch}); err == nil {
 		t.Fatal("card batch overwrote an existing file")
@@ -186,7 +201,43 @@ func TestCeremonyLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	restoredHash, _ := ra.HSM.HMACSHA256(ctx, ph, []byte("resident-0001"))
+	// The card master keys came back: the batch made before the backup
+	// still works with the restored CA, byte for byte.
+	ris, err := ra.CardKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restoredCard := cardKeyOutputs(t, ctx, ra.HSM, ris, lines, userKey, transport)
 	ra.HSM.Close()
+	if len(restoredCard) != len(origCard) || len(origCard) != 3*len(lines) {
+		t.Fatalf("card outputs: %d restored, %d original", len(restoredCard), len(origCard))
+	}
+	for k, v := range origCard {
+		if !bytes.Equal(restoredCard[k], v) {
+			t.Fatalf("%s from the restored token differs from the original", k)
+		}
+	}
+	// And the card end of the batch opens the restored token's wrap.
+	for _, l := range lines {
+		f := strings.Fields(l)
+		kdek, _ := hex.DecodeString(f[3])
+		sdek, err := scp.SessionDEK(kdek, hostChallenge, cardChallenge)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain, err := scp.UnwrapKWP(sdek, restoredCard["wrap "+f[0]])
+		if err != nil {
+			t.Fatalf("card K-DEK cannot unwrap the restored token's wrap: %v", err)
+		}
+		der, err := hsm.TrimPKCS8Padding(plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := x509.ParsePKCS8PrivateKey(der)
+		if err != nil || !userKey.Equal(got) {
+			t.Fatalf("unwrapped user key differs: %v", err)
+		}
+	}
 	// The person hash is the same as on the original token.
 	a, err = Activate(ctx, ActivateOptions{Common: common(t, dataDir, clk), Shares: []PresentedShare{alice, bob}})
 	if err != nil {
@@ -248,6 +299,67 @@ func TestCeremonyLifecycle(t *testing.T) {
 	if !sawDestroy || len(events) < 20 {
 		t.Fatalf("record: %d events, destroy step seen with custodians: %v", len(events), sawDestroy)
 	}
+}
+
+var (
+	hostChallenge = bytes.Repeat([]byte{0x11}, scp.ChallengeLen)
+	cardChallenge = bytes.Repeat([]byte{0x22}, scp.ChallengeLen)
+)
+
+// testUserKey generates, at test time, a user key and a transport key with
+// which the same user key can be put into two tokens.
+func testUserKey(t *testing.T) (*rsa.PrivateKey, []byte) {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	transport := make([]byte, 32)
+	rand.Read(transport)
+	return k, transport
+}
+
+// cardKeyOutputs returns, per batch card, CardCMAC under K-ENC and K-MAC and
+// WrapForCard of the same user key (unwrapped into the token as a session
+// key for the purpose): all deterministic, so two tokens with the same
+// master keys give the same bytes.
+func cardKeyOutputs(t *testing.T, ctx context.Context, h *hsm.HSM, is *cardkeys.Issuer, lines []string, user *rsa.PrivateKey, transport []byte) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	der, err := x509.MarshalPKCS8PrivateKey(user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrappedUser, err := scp.WrapKWP(transport, der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk, err := h.ImportAES(ctx, "TEST-TRANSPORT", transport, hsm.KeyOptions{Usage: hsm.UseUnwrap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Destroy(ctx, tk)
+	for _, l := range lines {
+		f := strings.Fields(l)
+		serial, _ := hex.DecodeString(f[0])
+		for _, kind := range []scp.KeyKind{scp.KeyENC, scp.KeyMAC} {
+			m, err := is.CardCMAC(ctx, kind, serial, []byte("card challenge data"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[kind.String()+" "+f[0]] = m
+		}
+		kp, err := h.UnwrapRSAKWP(ctx, tk, wrappedUser, "TEST-USER", hsm.KeyOptions{Extractable: hsm.ExtractableForCard})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := is.WrapForCard(ctx, serial, hostChallenge, cardChallenge, kp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out["wrap "+f[0]] = w
+	}
+	return out
 }
 
 func readLines(t *testing.T, path string) []string {

@@ -47,12 +47,36 @@
 //
 // # Extractability
 //
-// CA keys and the person-hash key are generated hsm.ExtractableForBackup
+// CA keys, the person-hash key and the card issuer master keys (MK-ENC,
+// MK-MAC, MK-DEK) are generated hsm.ExtractableForBackup
 // (CKA_WRAP_WITH_TRUSTED): they can be wrapped only under a CKA_TRUSTED key,
 // which only the token SO can create — and the SO PIN exists only as
-// custodian shares. Card issuer master keys (MK-ENC, MK-MAC, MK-DEK) are
-// non-extractable and are not in backups: a restored CA has no master keys,
-// and cards made from them need a new master-key set.
+// custodian shares. All of them are in every backup, so a restored CA
+// opens secure channels with the cards already in stock.
+//
+// Migration: CAs initialised before master keys were backed up (state
+// version 1) have non-extractable master keys. Backup refuses them with
+// ErrMasterKeysNotWrappable unless told to leave them out
+// (WithoutMasterKeys); a CA restored from such a backup has no master keys
+// (ErrNoMasterKeys from CardBatch and Active.CardKeys). RekeyMasterKeys
+// replaces them with a wrappable set; cards made from the old set are then
+// replaced.
+//
+// # Rollover (CPS §5.6, §7.1(3); TS Art. 8(3))
+//
+// Rollover gives a CA role a new key and self-signed certificate (same
+// subject name) and the link certificates OldWithNew and NewWithOld. The
+// old key becomes CRL-only: Activate returns it in Active.CRLOnly, its
+// CAKey.IssuanceSigner refuses (ErrNotIssuingKey), its CAKey.CRLSigner
+// signs CRLs and OCSP responses only, until CRLSigningUntil (its
+// certificate's notAfter). Retire destroys it afterwards, in the token and
+// in every backup file. Each key keeps its own 4-year issuance limit.
+//
+// # Fingerprints (G Art. 10(ii))
+//
+// Init and Rollover print and record the SHA-256 and SHA-1 fingerprints of
+// every CA and link certificate; PublishedFingerprints lists them for
+// publication (`ca-server ca-fingerprints`).
 //
 // Concurrency: ceremonies are run one at a time per data dir, by one
 // process; functions here are not meant to run concurrently on one dir.

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"madoguchi/ca-server/cardkeys"
 	"madoguchi/ca-server/hsm"
@@ -42,8 +41,12 @@ type RestoreOptions struct {
 // shares, the KEK is imported as a session key, each key is unwrapped into
 // the new token and checked against its recorded public key and certificate,
 // and the new token's PINs are split among the custodians. Generation dates
-// carry over, so the 4-year usable period (TS Art. 8(3)) is not reset.
-// Card issuer master keys are not in backups; the restored CA has none.
+// carry over, so the 4-year usable period (TS Art. 8(3)) is not reset, and
+// so do key statuses and link certificates (a CRL-only key keeps signing
+// CRLs). The card issuer master keys come back too, so the restored CA
+// opens secure channels with the cards already in stock; a backup made
+// without them (version 1, or WithoutMasterKeys) restores a CA with none,
+// which CardBatch and Active.CardKeys then refuse with ErrNoMasterKeys.
 func Restore(ctx context.Context, o RestoreOptions) (*State, error) {
 	if err := o.fill(); err != nil {
 		return nil, err
@@ -74,7 +77,7 @@ func restore(ctx context.Context, o *RestoreOptions, r *run) (*State, error) {
 		return nil, fmt.Errorf("ceremony: %w", err)
 	}
 	var bf BackupFile
-	if err := json.Unmarshal(b, &bf); err != nil || bf.Version != 1 {
+	if err := json.Unmarshal(b, &bf); err != nil || bf.Version < 1 || bf.Version > BackupVersion {
 		return nil, fmt.Errorf("%w: %s is not a backup file", ErrBadInput, o.BackupFile)
 	}
 	kek, who, hdr, err := combineShares(PurposeBackupKEK, o.KEKShares)
@@ -110,7 +113,7 @@ func restore(ctx context.Context, o *RestoreOptions, r *run) (*State, error) {
 	}
 	defer h.Destroy(context.WithoutCancel(ctx), kekKey)
 
-	st := &State{Version: 1, Ceremony: r.id, TokenLabel: o.TokenLabel, Custodians: names(o.Custodians), Threshold: o.Threshold, Dev: o.Dev}
+	st := &State{Version: StateVersion, Ceremony: r.id, TokenLabel: o.TokenLabel, Custodians: names(o.Custodians), Threshold: o.Threshold, Dev: o.Dev}
 	now := o.Now().UTC()
 	for _, e := range bf.Keys {
 		rec := e.Key
@@ -126,18 +129,50 @@ func restore(ctx context.Context, o *RestoreOptions, r *run) (*State, error) {
 				err = checkRestoredRSA(kp.PublicKey, e)
 			}
 			if err == nil {
-				rec.Certificate = filepath.Join(CeremonyDir(o.DataDir), rec.Role+".crt.pem")
+				rec.Certificate = caCertPath(o.DataDir, rec.Role, rec.Gen())
 				err = writeNew(rec.Certificate, pemCert(e.Certificate))
+			}
+			if err == nil && rec.Fingerprints != nil && *rec.Fingerprints != FingerprintsOf(e.Certificate) {
+				err = fmt.Errorf("%w: backup certificate of %s differs from its recorded fingerprint", ErrKeyMismatch, rec.Label)
 			}
 		case "hmac":
 			_, err = h.UnwrapSecretKWP(ctx, kekKey, e.Wrapped, hsm.KindHMAC, rec.Label, opts)
+		case "aes":
+			if !isMasterRole(rec.Role) {
+				err = fmt.Errorf("%w: aes backup entry for role %q", ErrBadInput, rec.Role)
+				break
+			}
+			opts.Usage = hsm.UseDerive
+			_, err = h.UnwrapSecretKWP(ctx, kekKey, e.Wrapped, hsm.KindAES, rec.Label, opts)
 		default:
 			err = fmt.Errorf("%w: backup entry of kind %q", ErrBadInput, e.Kind)
 		}
-		if err := r.step(ctx, "restore "+rec.Role+" key", map[string]string{"label": rec.Label, "generated": rec.Generated.Format("2006-01-02")}, err); err != nil {
+		what := "restore " + rec.Role + " key"
+		if rec.Gen() > 1 {
+			what = fmt.Sprintf("restore %s key generation %d", rec.Role, rec.Gen())
+		}
+		if err := r.step(ctx, what, map[string]string{"label": rec.Label, "generated": rec.Generated.Format("2006-01-02"), "status": rec.Status}, err); err != nil {
 			return nil, err
 		}
 		st.Keys = append(st.Keys, rec)
+	}
+	for _, bl := range bf.Links {
+		l := bl.Link
+		l.Certificate = linkCertPath(o.DataDir, l)
+		err := writeNew(l.Certificate, pemCert(bl.Certificate))
+		if err == nil && FingerprintsOf(bl.Certificate) != l.Fingerprints {
+			err = fmt.Errorf("%w: link certificate differs from its recorded fingerprint", ErrKeyMismatch)
+		}
+		if err := r.step(ctx, "restore "+l.Kind+" link certificate", map[string]string{"role": l.Role, "sha256": l.Fingerprints.SHA256}, err); err != nil {
+			return nil, err
+		}
+		st.Links = append(st.Links, l)
+	}
+	if err := checkMasterKeys(st); err != nil {
+		fmt.Fprintf(o.Log, "  WARNING: %v\n", err)
+		if err := r.step(ctx, "card master keys absent from backup", map[string]string{"backup_version": fmt.Sprint(bf.Version)}, nil); err != nil {
+			return nil, err
+		}
 	}
 	shares, err := splitSecret(o.Rand, PurposeToken, r.id, secret, o.Custodians, o.Threshold)
 	if err != nil {
@@ -201,6 +236,9 @@ func destroy(ctx context.Context, o *DestroyOptions, st *State, r *run) error {
 	defer h.Close()
 	var errs []error
 	for _, rec := range st.Keys {
+		if rec.KeyStatus() == StatusRetired {
+			continue // destroyed by ceremony-retire
+		}
 		var kinds []hsm.KeyKind
 		switch rec.Role {
 		case RoleSignatureCA, RoleAuthCA:
@@ -273,6 +311,9 @@ func CardBatch(ctx context.Context, o CardBatchOptions) error {
 	}
 	st, err := LoadState(o.DataDir)
 	if err != nil {
+		return err
+	}
+	if err := checkMasterKeys(st); err != nil {
 		return err
 	}
 	r, err := o.newRun("card-batch", nil)

@@ -36,12 +36,17 @@
 //     transfer). CKA_WRAP_WITH_TRUSTED is not set: the wrapping key is a
 //     per-session derived key and SoftHSM lets only the SO mark keys
 //     CKA_TRUSTED, which a running CA never logs in as.
-//   - ExtractableForBackup: a CA key that the key ceremony wraps under the
-//     custodians' backup KEK (TS Art. 27: backup by splitting key information
-//     among several people). Such keys are still sensitive; the only way out
-//     is KWP under a KEK that is itself split with Shamir among custodians.
+//   - ExtractableForBackup: a CA key, the person-hash HMAC key or a card
+//     issuer master key, which the key ceremony wraps under the custodians'
+//     backup KEK (TS Art. 27: backup by splitting key information among
+//     several people). Such keys are still sensitive and carry
+//     CKA_WRAP_WITH_TRUSTED: the only way out is KWP under a CKA_TRUSTED
+//     KEK, which only the SO can create and which is itself split with
+//     Shamir among custodians; a logged-in user wrapping them under any
+//     other key gets ErrKeyNotWrappable.
 //
-// Card issuer master keys and the person-hash HMAC key stay non-extractable.
+// Keys derived in the HSM (card static and session keys) are never
+// ExtractableForBackup.
 //
 // # Mechanisms
 //

@@ -78,14 +78,15 @@ type RSAKeyPair struct {
 type Extractability int
 
 const (
-	// NotExtractable: CKA_EXTRACTABLE false (default; CA signing keys in
-	// normal operation, card issuer master keys, the person-hash key).
+	// NotExtractable: CKA_EXTRACTABLE false (default; derived keys, keys
+	// that must never leave the token).
 	NotExtractable Extractability = iota
 	// ExtractableForCard: a user key that will be wrapped once for its card
 	// and then destroyed (TS Art. 5(iv)).
 	ExtractableForCard
-	// ExtractableForBackup: a CA key wrappable only under a CKA_TRUSTED key
-	// (CKA_WRAP_WITH_TRUSTED) — the ceremony's backup KEK (TS Art. 27).
+	// ExtractableForBackup: a CA, person-hash or card master key wrappable
+	// only under a CKA_TRUSTED key (CKA_WRAP_WITH_TRUSTED) — the ceremony's
+	// backup KEK (TS Art. 27).
 	ExtractableForBackup
 	// ExportInClear: a derived secret key whose value may be read in clear
 	// (CKA_SENSITIVE false), only for the local card-manufacturing export of

@@ -121,6 +121,9 @@ type cached struct {
 	thisUpdate time.Time
 	nextUpdate time.Time
 	status     int // xocsp.Good, Revoked or Unknown
+	// lastModified and expires are thisUpdate and nextUpdate as HTTP dates,
+	// formatted once when signed rather than on every GET.
+	lastModified, expires string
 }
 
 // Responder answers OCSP requests for one CA.
@@ -258,8 +261,8 @@ func writeOCSP(w http.ResponseWriter, der []byte, c *cached) {
 	h := w.Header()
 	h.Set("Content-Type", "application/ocsp-response")
 	if c != nil { // RFC 5019 §6.2: GET responses are cacheable until nextUpdate
-		h.Set("Last-Modified", c.thisUpdate.UTC().Format(http.TimeFormat))
-		h.Set("Expires", c.nextUpdate.UTC().Format(http.TimeFormat))
+		h.Set("Last-Modified", c.lastModified)
+		h.Set("Expires", c.expires)
 	} else {
 		h.Set("Cache-Control", "no-store")
 	}
@@ -274,7 +277,7 @@ func (e protocolError) Error() string { return "ocsp: " + e.status }
 // respond returns the DER response for a raw request; on a protocol error
 // it returns the error response's DER and a non-nil error.
 func (r *Responder) respond(ctx context.Context, raw []byte) ([]byte, *cached, error) {
-	req, err := xocsp.ParseRequest(raw)
+	req, err := parseRequest(raw)
 	if err != nil || req.SerialNumber == nil || req.SerialNumber.Sign() <= 0 {
 		return xocsp.MalformedRequestErrorResponse, nil, protocolError{"malformed request"}
 	}
@@ -352,7 +355,8 @@ func (r *Responder) sign(ctx context.Context, key cacheKey, serial *big.Int) (*c
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSign, err)
 	}
-	c := &cached{der: der, thisUpdate: tmpl.ThisUpdate, nextUpdate: tmpl.NextUpdate, status: status}
+	c := &cached{der: der, thisUpdate: tmpl.ThisUpdate, nextUpdate: tmpl.NextUpdate, status: status,
+		lastModified: tmpl.ThisUpdate.UTC().Format(http.TimeFormat), expires: tmpl.NextUpdate.UTC().Format(http.TimeFormat)}
 	r.mu.Lock()
 	if status != xocsp.Unknown || len(r.cache) < r.cfg.MaxCached {
 		if old := r.cache[key]; old == nil || !old.thisUpdate.After(c.thisUpdate) {

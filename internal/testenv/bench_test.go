@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sync"
 	"testing"
+
+	"madoguchi/internal/services"
 )
 
 // scopedTB runs a helper's cleanups (and restores its environment) at the end of one benchmark
@@ -62,7 +64,7 @@ func BenchmarkStart(b *testing.B) {
 		start func(testing.TB)
 	}{
 		{"baseline", func(tb testing.TB) {
-			out, err := runTool("true", "/bin/true", nil, nil, nil)
+			out, err := services.RunTool("true", "/bin/true", nil, nil, nil)
 			if err != nil {
 				tb.Fatalf("%v %s", err, out)
 			}

@@ -2,6 +2,11 @@
 // the vpcd virtual reader, a SoftHSM2 token, an Xvfb display, a private D-Bus system bus with
 // fprintd's virtual fingerprint device, and PostgreSQL — and always cleans them up.
 //
+// It is a thin testing.TB layer over madoguchi/internal/services, which starts and supervises
+// pcscd, Xvfb and the fingerprint stack without the testing package (the demo,
+// internal/cmd/demo, uses it too): testenv puts files under t.TempDir(), turns errors into
+// t.Fatal, stops services in t.Cleanup and sets the environment variables.
+//
 // # What each helper gives
 //
 //   - [PCSCD]: the machine's pcscd (`pcscd -f`), started after the readers of
@@ -30,12 +35,12 @@
 //
 // pcscd's socket (/run/pcscd/pcscd.comm), its pid file and the vpcd TCP ports are fixed, so only
 // one pcscd can run on a machine. [PCSCD] therefore holds an exclusive flock on [PCSCDLockPath]
-// for the whole life of the test: tests in other packages (other test binaries) and parallel
-// tests in the same binary queue up on it. While holding the lock it removes what a dead
-// harness pcscd left behind (stale pid file and socket, or a still-running orphan), and fails
-// the test with a clear message if a pcscd the harness did not start is running or something
-// else (systemd socket activation) holds the socket. Never start pcscd by hand while tests may
-// run.
+// for the whole life of the test: tests in other packages (other test binaries), parallel
+// tests in the same binary and a running demo (scripts/demo.sh) queue up on it. While holding
+// the lock it removes what a dead harness pcscd left behind (stale pid file and socket, or a
+// still-running orphan), and fails the test with a clear message if a pcscd that neither the
+// harness nor the demo started is running or something else (systemd socket activation) holds
+// the socket. Never start pcscd by hand while tests may run.
 //
 // # Cleanup guarantees
 //

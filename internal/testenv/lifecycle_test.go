@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"madoguchi/internal/services"
 )
 
 // childModeEnv makes TestServicesDieWithTestBinary's re-executed test binary start the services
@@ -27,7 +29,7 @@ func harnessChildren(ownerPID int) []int {
 			continue
 		}
 		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
-		if err != nil || processState(pid) == "Z" {
+		if err != nil || services.ProcessState(pid) == "Z" {
 			continue
 		}
 		for _, kv := range strings.Split(string(env), "\x00") {
@@ -94,9 +96,9 @@ func TestServicesDieWithTestBinary(t *testing.T) {
 		t.Fatal("child test binary did not get ready")
 	}
 
-	services := harnessChildren(child.Process.Pid)
+	children := harnessChildren(child.Process.Pid)
 	names := map[string]bool{}
-	for _, pid := range services {
+	for _, pid := range children {
 		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
 		names[strings.TrimSpace(string(comm))] = true
 	}
@@ -105,7 +107,7 @@ func TestServicesDieWithTestBinary(t *testing.T) {
 			t.Fatalf("child's services %v lack %s", names, want)
 		}
 	}
-	owner, err := processStartTime(child.Process.Pid)
+	owner, err := services.ProcessStartTime(child.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,8 +132,8 @@ func TestServicesDieWithTestBinary(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var alive []string
-		for _, pid := range services {
-			if s := processState(pid); s != "" && s != "Z" {
+		for _, pid := range children {
+			if services.Alive(pid) {
 				comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
 				alive = append(alive, fmt.Sprintf("%d %s", pid, strings.TrimSpace(string(comm))))
 			}
@@ -150,14 +152,14 @@ func TestServicesDieWithTestBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if err := flock(f, syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		// Another test binary may have taken the free lock in the meantime: that proves it too.
 		holder, _ := os.ReadFile(PCSCDLockPath)
 		if strings.Contains(string(holder), fmt.Sprintf("pid %d ", child.Process.Pid)) {
 			t.Fatalf("the killed binary still holds the pcscd lock: %v", err)
 		}
 	} else {
-		_ = flock(f, syscall.LOCK_UN)
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 	}
 
 	out, err := exec.Command("../../scripts/services-clean.sh", "--keep-foreign-pcscd").CombinedOutput()

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/ebfe/scard"
+
+	"madoguchi/internal/services"
 )
 
 // TestPCSCDReaders proves pcscd works: a PC/SC client lists both vpcd readers.
@@ -130,23 +132,23 @@ func runEchoCard(t *testing.T, port int) (stop func()) {
 // stopped, its files removed, and a new pcscd starts.
 func TestPCSCDClearsOrphan(t *testing.T) {
 	lockPCSCD(t)
-	orphan, err := startService(serviceSpec{name: "pcscd", path: "/usr/sbin/pcscd", args: []string{"-f"},
-		logPath: t.TempDir() + "/orphan.log"})
+	orphan, err := services.Start(services.Spec{Name: "pcscd", Path: "/usr/sbin/pcscd", Args: []string{"-f"},
+		LogPath: t.TempDir() + "/orphan.log"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = orphan.stop() })
-	if err := orphan.waitReady(pcscdReady); err != nil {
+	t.Cleanup(func() { _ = orphan.Stop() })
+	if err := orphan.WaitReady(StartTimeout, services.PCSCDReady); err != nil {
 		t.Fatal(err)
 	}
 	p := startPCSCD(t, PCSCDOptions{})
-	if !orphan.exited() {
+	if !orphan.Exited() {
 		t.Fatal("the orphan pcscd still runs")
 	}
-	if p.PID == orphan.pid() {
+	if p.PID == orphan.PID() {
 		t.Fatal("got the orphan back")
 	}
-	if err := pcscdReady(); err != nil {
+	if err := services.PCSCDReady(); err != nil {
 		t.Fatalf("new pcscd: %v", err)
 	}
 }
@@ -155,7 +157,7 @@ func TestPCSCDClearsOrphan(t *testing.T) {
 // message instead of being killed.
 func TestPCSCDRefusesForeign(t *testing.T) {
 	lockPCSCD(t)
-	if err := clearPCSCD(); err != nil {
+	if err := services.ClearPCSCD(); err != nil {
 		t.Fatal(err)
 	}
 	foreign := exec.Command("/usr/sbin/pcscd", "-f")
@@ -168,14 +170,14 @@ func TestPCSCDRefusesForeign(t *testing.T) {
 		_ = foreign.Process.Signal(syscall.SIGTERM)
 		_ = foreign.Wait()
 	})
-	for deadline := time.Now().Add(10 * time.Second); pcscdReady() != nil; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); services.PCSCDReady() != nil; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("foreign pcscd did not come up")
 		}
 	}
 	rec := runRecorded(t, func(tb testing.TB) { startPCSCD(tb, PCSCDOptions{}) })
 	assertFatalNotSkip(t, rec, "not started by testenv")
-	if processState(foreign.Process.Pid) == "" {
+	if services.ProcessState(foreign.Process.Pid) == "" {
 		t.Fatal("the foreign pcscd was killed")
 	}
 }
@@ -185,7 +187,7 @@ func TestPCSCDRefusesForeign(t *testing.T) {
 // pcscd alone refuses this combination ("Another pcscd (pid: N) seems to be running").
 func TestPCSCDClearsStaleFiles(t *testing.T) {
 	lockPCSCD(t)
-	if err := clearPCSCD(); err != nil {
+	if err := services.ClearPCSCD(); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.MkdirAll("/run/pcscd", 0o755); err != nil {
@@ -202,7 +204,7 @@ func TestPCSCDClearsStaleFiles(t *testing.T) {
 	l.SetUnlinkOnClose(false)
 	l.Close()
 	p := startPCSCD(t, PCSCDOptions{})
-	if err := pcscdReady(); err != nil {
+	if err := services.PCSCDReady(); err != nil {
 		t.Fatalf("pcscd %d after stale files: %v", p.PID, err)
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
+	"madoguchi/internal/services"
 )
 
 // PG is a running PostgreSQL server with one empty database.
@@ -25,12 +27,12 @@ type PG struct {
 	DataDir  string
 	LogPath  string
 
-	svc *service
+	svc *services.Service
 }
 
 // Stop shuts the server down before the test ends (fast shutdown), for tests of a lost
 // database. Cleanup does it otherwise.
-func (p *PG) Stop() error { return p.svc.stop() }
+func (p *PG) Stop() error { return p.svc.Stop() }
 
 // PostgresOptions configures PostgresWith; the zero value is the Debian PostgreSQL 15 server.
 type PostgresOptions struct {
@@ -78,12 +80,12 @@ func PostgresWith(t testing.TB, opts PostgresOptions) *PG {
 		t.Fatalf("%v", err)
 	}
 	dataDir := filepath.Join(dir, "data")
-	if _, err := runTool("cp", "cp", []string{"-a", template, dataDir}, nil, nil); err != nil {
+	if _, err := services.RunTool("cp", "cp", []string{"-a", template, dataDir}, nil, nil); err != nil {
 		t.Fatalf("%v", err)
 	}
 
 	// The free port is only probably free until postgres binds it: retry on a lost race.
-	var svc *service
+	var svc *services.Service
 	var port int
 	for attempt := 1; ; attempt++ {
 		port, err = freePort()
@@ -91,26 +93,26 @@ func PostgresWith(t testing.TB, opts PostgresOptions) *PG {
 			t.Fatalf("testenv: postgres: %v", err)
 		}
 		logPath := filepath.Join(dir, fmt.Sprintf("postgres-%d.log", attempt))
-		svc, err = startService(serviceSpec{
-			name: "postgres",
-			path: filepath.Join(opts.BinDir, "postgres"),
-			args: []string{"-D", dataDir, "-k", dir, "-p", strconv.Itoa(port), "-h", "127.0.0.1",
+		svc, err = services.Start(services.Spec{
+			Name: "postgres",
+			Path: filepath.Join(opts.BinDir, "postgres"),
+			Args: []string{"-D", dataDir, "-k", dir, "-p", strconv.Itoa(port), "-h", "127.0.0.1",
 				"-F", "-c", "max_connections=50", "-c", "shared_buffers=16MB"},
-			logPath:     logPath,
-			stopSignal:  syscall.SIGINT,  // fast shutdown: do not wait for clients
-			deathSignal: syscall.SIGQUIT, // immediate shutdown when the test binary dies
-			credential:  cred,
+			LogPath:     logPath,
+			StopSignal:  syscall.SIGINT,  // fast shutdown: do not wait for clients
+			DeathSignal: syscall.SIGQUIT, // immediate shutdown when the test binary dies
+			Credential:  cred,
 		})
 		if err != nil {
 			t.Fatalf("%v", err)
 		}
-		svc.cleanup(t)
-		err = svc.waitReady(func() error { return postmasterReady(dataDir) })
+		cleanup(t, svc)
+		err = svc.WaitReady(timeout(), func() error { return postmasterReady(dataDir) })
 		if err == nil {
 			break
 		}
-		svc.abort()
-		if attempt < 3 && strings.Contains(fileTail(logPath, 4096), "could not bind") {
+		svc.Abort()
+		if attempt < 3 && strings.Contains(services.FileTail(logPath, 4096), "could not bind") {
 			continue
 		}
 		t.Fatalf("%v", err)
@@ -121,10 +123,10 @@ func PostgresWith(t testing.TB, opts PostgresOptions) *PG {
 		AdminDSN: fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port),
 		Port:     port,
 		DataDir:  dataDir,
-		LogPath:  svc.logPath,
+		LogPath:  svc.LogPath(),
 		svc:      svc,
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout())
 	defer cancel()
 	conn, err := pgx.Connect(ctx, p.AdminDSN)
 	if err != nil {
@@ -225,7 +227,7 @@ func pgTemplate(binDir string, cred *syscall.Credential) (string, error) {
 		}
 	}
 	args := append([]string{"-D", filepath.Join(tmp, "data")}, initdbArgs...)
-	if _, err := runTool("initdb", filepath.Join(binDir, "initdb"), args, nil, cred); err != nil {
+	if _, err := services.RunTool("initdb", filepath.Join(binDir, "initdb"), args, nil, cred); err != nil {
 		return "", err
 	}
 	if err := os.WriteFile(filepath.Join(tmp, "complete"), nil, 0o644); err != nil {

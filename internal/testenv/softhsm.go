@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"madoguchi/internal/services"
 )
 
 // HSM is a SoftHSM2 token initialised for one test.
@@ -71,11 +73,11 @@ func SoftHSMWith(t testing.TB, opts SoftHSMOptions) *HSM {
 		t.Fatalf("testenv: %v", err)
 	}
 	t.Setenv("SOFTHSM2_CONF", h.ConfPath)
-	if _, err := runTool("softhsm2-util", opts.Util, []string{"--init-token", "--free",
+	if _, err := services.RunTool("softhsm2-util", opts.Util, []string{"--init-token", "--free",
 		"--label", h.TokenLabel, "--so-pin", h.SOPIN, "--pin", h.UserPIN},
 		[]string{"SOFTHSM2_CONF=" + h.ConfPath}, nil); err != nil {
 		// The error holds the command line with the PINs: report without it.
-		t.Fatalf("testenv: softhsm2-util --init-token failed for token %q: %v", h.TokenLabel, redact(err.Error(), h.SOPIN, h.UserPIN))
+		t.Fatalf("testenv: softhsm2-util --init-token failed for token %q: %v", h.TokenLabel, services.Redact(err.Error(), h.SOPIN, h.UserPIN))
 	}
 	return h
 }

@@ -1,15 +1,10 @@
 package testenv
 
 import (
-	"bufio"
-	"fmt"
-	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
+
+	"madoguchi/internal/services"
 )
 
 // Display is a running Xvfb X server.
@@ -35,65 +30,18 @@ func Xvfb(t testing.TB) *Display {
 // XvfbWith is Xvfb with options.
 func XvfbWith(t testing.TB, opts XvfbOptions) *Display {
 	t.Helper()
-	if opts.Binary == "" {
-		opts.Binary = "Xvfb"
-	}
-	if opts.Screen == "" {
-		opts.Screen = "1280x800x24"
-	}
-	// -displayfd: Xvfb picks a free display number itself (no race with other servers) and writes
-	// it to the pipe once it accepts connections.
-	r, w, err := os.Pipe()
+	d, err := services.StartXvfb(services.XvfbOptions{
+		Binary:  opts.Binary,
+		Screen:  opts.Screen,
+		LogPath: filepath.Join(t.TempDir(), "xvfb.log"),
+		Timeout: timeout(),
+	})
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
-	defer r.Close()
-	dir := t.TempDir()
-	s, err := startService(serviceSpec{
-		name:       "Xvfb",
-		path:       opts.Binary,
-		args:       []string{"-displayfd", "3", "-screen", "0", opts.Screen, "-nolisten", "tcp", "-noreset"},
-		logPath:    filepath.Join(dir, "xvfb.log"),
-		extraFiles: []*os.File{w},
-	})
-	w.Close()
-	if err != nil {
-		t.Fatalf("%v", err)
-	}
-	s.cleanup(t)
-
-	numbers := make(chan string, 1)
-	go func() {
-		line, _ := bufio.NewReader(r).ReadString('\n')
-		numbers <- strings.TrimSpace(line)
-	}()
-	number := -1
-	err = s.waitReady(func() error {
-		if number < 0 {
-			select {
-			case line := <-numbers:
-				n, err := strconv.Atoi(line)
-				if err != nil {
-					return fmt.Errorf("display number %q: %v", line, err)
-				}
-				number = n
-			default:
-				return fmt.Errorf("no display number yet")
-			}
-		}
-		c, err := net.Dial("unix", fmt.Sprintf("/tmp/.X11-unix/X%d", number))
-		if err != nil {
-			return err
-		}
-		return c.Close()
-	})
-	if err != nil {
-		s.abort()
-		t.Fatalf("%v", err)
-	}
-	d := &Display{Name: ":" + strconv.Itoa(number), Number: number, LogPath: s.logPath}
+	cleanup(t, d.Service())
 	t.Setenv("DISPLAY", d.Name)
-	return d
+	return &Display{Name: d.Name, Number: d.Number, LogPath: d.LogPath}
 }
 
 // Screenshot saves the display's root window to path (the format follows the extension; use
@@ -101,15 +49,11 @@ func XvfbWith(t testing.TB, opts XvfbOptions) *Display {
 func (d *Display) Screenshot(t testing.TB, path string) {
 	t.Helper()
 	if err := d.Capture(path); err != nil {
-		t.Fatalf("%v", err)
+		t.Fatalf("testenv: %v", err)
 	}
 }
 
 // Capture is Screenshot returning an error.
 func (d *Display) Capture(path string) error {
-	out, err := exec.Command("import", "-display", d.Name, "-window", "root", path).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("testenv: screenshot of %s: %v: %s", d.Name, err, out)
-	}
-	return nil
+	return services.CaptureDisplay(d.Name, path)
 }

@@ -1,4 +1,4 @@
-package testenv
+package services
 
 import (
 	"fmt"
@@ -61,26 +61,26 @@ func (a polkitAuthority) CancelCheckAuthorization(cancellationID string) *dbus.E
 func startPolkit(address string) (*Polkit, error) {
 	conn, err := dbus.Connect(address)
 	if err != nil {
-		return nil, fmt.Errorf("testenv: polkit stand-in: connect %s: %w", address, err)
+		return nil, fmt.Errorf("services: polkit stand-in: connect %s: %w", address, err)
 	}
 	p := &Polkit{conn: conn}
 	if err := conn.Export(polkitAuthority{p}, polkitPath, polkitIface); err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("testenv: polkit stand-in: %w", err)
+		return nil, fmt.Errorf("services: polkit stand-in: %w", err)
 	}
 	// GDBusProxy, which libpolkit uses, reads the properties when it connects.
 	if _, err := prop.Export(conn, polkitPath, prop.Map{polkitIface: {
-		"BackendName":     {Value: "madoguchi-testenv"},
+		"BackendName":     {Value: "madoguchi-services"},
 		"BackendVersion":  {Value: "0"},
 		"BackendFeatures": {Value: uint32(0)},
 	}}); err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("testenv: polkit stand-in: %w", err)
+		return nil, fmt.Errorf("services: polkit stand-in: %w", err)
 	}
 	reply, err := conn.RequestName(polkitName, dbus.NameFlagDoNotQueue)
 	if err != nil || reply != dbus.RequestNameReplyPrimaryOwner {
 		conn.Close()
-		return nil, fmt.Errorf("testenv: polkit stand-in: own %s: reply %v, %v", polkitName, reply, err)
+		return nil, fmt.Errorf("services: polkit stand-in: own %s: reply %v, %v", polkitName, reply, err)
 	}
 	return p, nil
 }
@@ -100,4 +100,5 @@ func (p *Polkit) ActionsAsked() []string {
 	return slices.Clone(p.actionsAsked)
 }
 
-func (p *Polkit) close() { p.conn.Close() }
+// Close disconnects the stand-in from the bus.
+func (p *Polkit) Close() { p.conn.Close() }

@@ -1,0 +1,655 @@
+package issue_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"madoguchi/app"
+	"madoguchi/app/audit"
+	"madoguchi/app/auth"
+	"madoguchi/app/issue"
+	"madoguchi/app/operator"
+	"madoguchi/app/pinrule"
+	"madoguchi/app/workflow"
+	"madoguchi/ca-server/api/wire"
+	"madoguchi/cardio"
+	"madoguchi/cardio/pcsc"
+	"madoguchi/cardio/vcard"
+	"madoguchi/cardio/vcard/vcardtest"
+	"madoguchi/internal/testenv"
+	"madoguchi/raclient"
+)
+
+// The applicant of the end-to-end tests: 鈴木 一郎 from the fixture register (no 外字), born
+// 1985-03-15. PINs valid and not easily guessed for him (TS Art. 4).
+const (
+	e2eRecordCode = "90000000088"
+	e2eAuthPIN    = "4826"
+	e2eSignPIN    = "SAKURA73"
+)
+
+var cheapArgon = auth.Argon2Params{Time: 1, MemoryKiB: 64, Threads: 1}
+
+var caBinary struct {
+	once sync.Once
+	path string
+	err  error
+	out  []byte
+}
+
+// TestMain removes the ca-server binary built for the tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if caBinary.path != "" {
+		os.RemoveAll(filepath.Dir(caBinary.path))
+	}
+	os.Exit(code)
+}
+
+// buildCAServer builds the real ca-server command once per test binary.
+func buildCAServer(t *testing.T) string {
+	t.Helper()
+	caBinary.once.Do(func() {
+		dir, err := os.MkdirTemp("", "madoguchi-ca-server-")
+		if err != nil {
+			caBinary.err = err
+			return
+		}
+		caBinary.path = filepath.Join(dir, "ca-server")
+		cmd := exec.Command("go", "build", "-o", caBinary.path, "madoguchi/ca-server")
+		caBinary.out, caBinary.err = cmd.CombinedOutput()
+	})
+	if caBinary.err != nil {
+		t.Fatalf("go build ca-server: %v\n%s", caBinary.err, caBinary.out)
+	}
+	return caBinary.path
+}
+
+// realCA is a running `ca-server serve` (child process) on a SoftHSM token, with this
+// terminal enrolled over mutual TLS.
+type realCA struct {
+	bin, data string
+	base      string
+	client    *raclient.Client
+	stock     []vcard.StockEntry
+	caCerts   map[workflow.CertType][]byte
+	// what a child process needs to talk to the CA as this terminal
+	certPEM, keyPEM, rootPEM []byte
+}
+
+func caCmd(t *testing.T, bin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("ca-server %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.String())
+	}
+	return string(out)
+}
+
+func startRealCA(t *testing.T) *realCA {
+	t.Helper()
+	testenv.SoftHSM(t) // SOFTHSM2_CONF private to this test, inherited by the child
+	ca := &realCA{bin: buildCAServer(t), data: t.TempDir()}
+	caCmd(t, ca.bin, "ceremony-init", "--data", ca.data, "--dev")
+	batch := filepath.Join(t.TempDir(), "batch.txt")
+	caCmd(t, ca.bin, "card-batch", "--data", ca.data, "--dev", "--count", "2", "--out", batch)
+	token := strings.TrimSpace(caCmd(t, ca.bin, "terminal-token", "--data-dir", ca.data, "--municipality", "131016"))
+
+	cmd := exec.Command(ca.bin, "serve", "--data-dir", ca.data, "--dev", "--listen", "127.0.0.1:0", "--deadline", "10m")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+	})
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if _, rest, ok := strings.Cut(sc.Text(), "listening on https://"); ok {
+				addr <- strings.Fields(rest)[0]
+			}
+		}
+		io.Copy(io.Discard, stdout)
+	}()
+	select {
+	case a := <-addr:
+		ca.base = "https://" + a
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("ca-server serve did not listen:\n%s", stderr.String())
+	}
+
+	ctx := context.Background()
+	ca.rootPEM, err = os.ReadFile(filepath.Join(ca.data, "tls-ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ca.rootPEM) {
+		t.Fatal("tls-ca.crt holds no certificate")
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	enr, err := raclient.Enroll(ctx, raclient.EnrollConfig{BaseURL: ca.base, RootCAs: pool, Token: token, Key: key, Operator: "installer"})
+	if err != nil {
+		t.Fatalf("enrol terminal: %v", err)
+	}
+	tc, err := raclient.TLSCertificate(enr, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca.client, err = raclient.New(raclient.Config{BaseURL: ca.base, Certificate: tc, RootCAs: pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ca.client.Close)
+	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
+	ca.keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	ca.certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: enr.Certificate})
+
+	f, err := os.Open(batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if ca.stock, err = vcard.ParseKeyBatch(f); err != nil || len(ca.stock) != 2 {
+		t.Fatalf("card batch: %v (%d cards)", err, len(ca.stock))
+	}
+	ca.caCerts = map[workflow.CertType][]byte{}
+	for typ, name := range map[workflow.CertType]string{workflow.SignatureCert: "signature-ca", workflow.UserAuthCert: "user-auth-ca"} {
+		b, err := os.ReadFile(filepath.Join(ca.data, "ceremony", name+".crt.pem"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		blk, _ := pem.Decode(b)
+		if blk == nil {
+			t.Fatalf("%s is not PEM", name)
+		}
+		ca.caCerts[typ] = blk.Bytes
+	}
+	return ca
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// stockCard makes the virtual card of batch entry i (blank card stock from the CA's
+// card-key batch) with its state in dir.
+func (ca *realCA) stockCard(t *testing.T, i int, dir string) *vcard.Card {
+	t.Helper()
+	c, err := vcard.New(vcard.Config{Serial: ca.stock[i].Serial, Keys: ca.stock[i].Keys, StatePath: filepath.Join(dir, "card.json")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// connectCard opens the PC/SC connection the terminal uses for the card in reader.
+func connectCard(t *testing.T, reader string) (*pcsc.Card, func()) {
+	t.Helper()
+	cl, err := pcsc.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	card, err := cl.Connect(reader, pcsc.Exclusive)
+	if err != nil {
+		cl.Close()
+		t.Fatal(err)
+	}
+	var once sync.Once
+	closeFn := func() {
+		once.Do(func() {
+			card.Close(true)
+			cl.Close()
+		})
+	}
+	t.Cleanup(closeFn)
+	return card, closeFn
+}
+
+func applicantPINs(ctx context.Context, req issue.PINRequest) (pinrule.PIN, pinrule.PIN, error) {
+	p := e2eAuthPIN
+	if req.Kind == pinrule.Signature {
+		p = e2eSignPIN
+	}
+	return pinrule.New(p), pinrule.New(p), nil
+}
+
+// openCase makes the CS export and the reception case up to the explanations.
+func openCase(t *testing.T, rc *app.Session, types ...workflow.CertType) int64 {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := rc.ImportResidentFixtures(ctx); err != nil {
+		t.Fatal(err)
+	}
+	file, err := rc.ExportResidentFile(ctx, e2eRecordCode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := rc.OpenCase(ctx, app.CaseRequest{Kind: workflow.NewIssuance, ResidentFile: file, CertTypes: types})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rc.RecordIdentity(ctx, c.ID, workflow.Evidence{Document: workflow.DriversLicence, DocumentRef: "5678"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rc.RecordExplanation(ctx, c.ID, workflow.RequiredItems(types)); err != nil {
+		t.Fatal(err)
+	}
+	return c.ID
+}
+
+// TestIssueEndToEnd is the issue's "done when": a real SoftHSM-backed ca-server, pcscd + vpcd
+// with the virtual card in reader 0, fprintd's virtual device. An operator logs in by finger,
+// imports a resident-record file, issues both certificates onto the card; the card is read
+// back through the JPKI read protocol and by OpenSC's pkcs15-tool.
+func TestIssueEndToEnd(t *testing.T) {
+	ca := startRealCA(t)
+	pc := testenv.PCSCD(t)
+	fp := testenv.Fprintd(t)
+	ctx := context.Background()
+
+	term, err := app.Open(ctx, app.Config{DBPath: filepath.Join(t.TempDir(), "terminal.db"), Fingerprint: &auth.Fprintd{BusAddress: fp.BusAddress}, Argon2: cheapArgon})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer term.Close()
+	press := func(print string) func(auth.EnrollProgress) {
+		return func(e auth.EnrollProgress) {
+			if e.Stage < e.Total {
+				go fp.Scan(print)
+			}
+		}
+	}
+	if err := term.Bootstrap(ctx, app.BootstrapRequest{ID: "sup", Name: "管理 太郎", Finger: "right-index-finger", Progress: press("print-sup")}); err != nil {
+		t.Fatal(err)
+	}
+	login := func(id, print string) *app.Session {
+		s, err := term.LoginFingerprint(ctx, id, func(e auth.ScanEvent) {
+			if e == auth.ScanWaiting {
+				go fp.Scan(print)
+			}
+		})
+		if err != nil {
+			t.Fatalf("finger login %s: %v", id, err)
+		}
+		return s
+	}
+	sup := login("sup", "print-sup")
+	for _, step := range []error{
+		sup.CreateOperator(ctx, "rc1", "受付 花子"),
+		sup.Grant(ctx, "rc1", operator.Reception),
+		sup.Grant(ctx, "rc1", operator.CS),
+		sup.EnrollFinger(ctx, "rc1", "left-index-finger", press("print-rc1")),
+	} {
+		if step != nil {
+			t.Fatal(step)
+		}
+	}
+	rc := login("rc1", "print-rc1")
+
+	caseID := openCase(t, rc, workflow.SignatureCert, workflow.UserAuthCert)
+
+	vc := ca.stockCard(t, 0, t.TempDir())
+	vcardtest.PlugIn(t, vc, pc.Ports[0], pc.Readers[0])
+	pcard, release := connectCard(t, pc.Readers[0])
+	card := cardio.New(pcard)
+
+	o, err := term.NewIssuer(ctx, ca.client, ca.caCerts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := term.RecoverIssuances(ctx, o); err != nil || len(res) != 0 {
+		t.Fatalf("recover on a fresh terminal: %v %v", res, err)
+	}
+	var asked []pinrule.Kind
+	began := time.Now()
+	res, err := rc.Issue(ctx, o, app.IssueRequest{CaseID: caseID, Card: card, CardExpiry: time.Now().AddDate(10, 0, 0),
+		PINs: func(ctx context.Context, req issue.PINRequest) (pinrule.PIN, pinrule.PIN, error) {
+			asked = append(asked, req.Kind)
+			return applicantPINs(ctx, req)
+		}})
+	if err != nil {
+		t.Fatalf("Issue: %v (%s)", err, app.MessageJA(err))
+	}
+	t.Logf("both certificates issued, written, read back and confirmed in %v", time.Since(began).Round(time.Millisecond))
+	if len(res.Delivered) != 2 || len(asked) != 2 {
+		t.Fatalf("delivered %d, PIN screens %v", len(res.Delivered), asked)
+	}
+	for _, d := range res.Delivered {
+		st, err := ca.client.Status(ctx, "rc1", d.IssuanceID)
+		if err != nil || st.State != "delivered" {
+			t.Errorf("%s at the CA: %+v %v", d.CertType, st, err)
+		}
+		leaf, err := x509.ParseCertificate(d.Certificate)
+		if err != nil {
+			t.Fatal(err)
+		}
+		caCert, _ := x509.ParseCertificate(ca.caCerts[d.CertType])
+		if err := leaf.CheckSignatureFrom(caCert); err != nil {
+			t.Errorf("%s certificate does not verify under the ceremony's CA certificate: %v", d.CertType, err)
+		}
+	}
+	entries, err := issue.List(ctx, term.DB(), issue.Filter{CaseID: caseID})
+	if err != nil || len(entries) != 2 {
+		t.Fatalf("journal: %v %v", entries, err)
+	}
+	for _, e := range entries {
+		if e.State != workflow.IssDelivered {
+			t.Errorf("journal %s %s", e.CertType, e.State)
+		}
+	}
+	c, err := rc.Case(ctx, caseID)
+	if err != nil || c.State != workflow.Completed {
+		t.Errorf("case: %v %v", c.State, err)
+	}
+
+	// Read back through the JPKI read protocol on a new card session.
+	if err := card.VerifyPIN(ctx, cardio.Signature, []byte(e2eSignPIN)); err != nil {
+		t.Fatal(err)
+	}
+	certs, err := card.ReadCertificates(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byType := map[workflow.CertType][]byte{}
+	for _, d := range res.Delivered {
+		byType[d.CertType] = d.Certificate
+	}
+	if string(certs.Signature) != string(byType[workflow.SignatureCert]) || string(certs.UserAuth) != string(byType[workflow.UserAuthCert]) ||
+		string(certs.SignatureCA) != string(ca.caCerts[workflow.SignatureCert]) || string(certs.UserAuthCA) != string(ca.caCerts[workflow.UserAuthCert]) {
+		t.Error("card read back differs from what the CA issued")
+	}
+	if n, err := card.PINTriesLeft(ctx, cardio.UserAuth); err != nil || n != 3 {
+		t.Errorf("user-auth PIN: %d tries, %v", n, err)
+	}
+
+	// OpenSC's jpki driver, the standard client, sees both certificates.
+	release()
+	out, err := exec.Command("pkcs15-tool", "--reader", pc.Readers[0], "--list-certificates").CombinedOutput()
+	if err != nil {
+		t.Fatalf("pkcs15-tool: %v\n%s", err, out)
+	}
+	for _, title := range []string{"User Authentication Certificate", "Digital Signature Certificate", "User Authentication Certificate CA", "Digital Signature Certificate CA"} {
+		if !strings.Contains(string(out), "X.509 Certificate ["+title+"]") {
+			t.Errorf("pkcs15-tool does not list %q:\n%s", title, out)
+		}
+	}
+	pemOut, err := exec.Command("pkcs15-tool", "--reader", pc.Readers[0], "--read-certificate", "01").Output()
+	if blk, _ := pem.Decode(pemOut); err != nil || blk == nil || string(blk.Bytes) != string(byType[workflow.UserAuthCert]) {
+		t.Errorf("pkcs15-tool --read-certificate 01 differs from the delivered user-auth certificate (%v)", err)
+	}
+
+	recs, err := audit.List(ctx, term.DB(), audit.Filter{Operator: "rc1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	delivered := 0
+	for _, r := range recs {
+		if r.Action == "issuance.delivered" && r.Result == audit.ResultOK {
+			delivered++
+		}
+		for _, v := range r.Detail {
+			if strings.Contains(v, e2eSignPIN) {
+				t.Errorf("PIN in audit record %s", r.Action)
+			}
+		}
+	}
+	if delivered != 2 {
+		t.Errorf("%d issuance.delivered audit records, want 2", delivered)
+	}
+	if _, err := audit.Verify(ctx, term.DB()); err != nil {
+		t.Error(err)
+	}
+}
+
+// The crash child: runs one issuance from a separate process so the parent can kill -9 it.
+const crashChildEnv = "MADOGUCHI_ISSUE_CRASH_CHILD"
+
+// TestCrashChild is not a test on its own: TestKilledMidIssuanceRecovers re-executes the test
+// binary with crashChildEnv set, and this runs the terminal's issuance in that process. The
+// applicant's PIN screen never answers, so the child is still inside the issuance when killed.
+func TestCrashChild(t *testing.T) {
+	dir := os.Getenv(crashChildEnv)
+	if dir == "" {
+		return
+	}
+	read := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	ctx := context.Background()
+	term, err := app.Open(ctx, app.Config{DBPath: string(read("db")), Fingerprint: auth.NewFake()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(read("key.pem"))
+	key, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ = pem.Decode(read("cert.pem"))
+	tc, err := raclient.TLSCertificate(wire.EnrollResponse{Certificate: blk.Bytes}, key.(*ecdsa.PrivateKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(read("root.pem"))
+	client, err := raclient.New(raclient.Config{BaseURL: string(read("base")), Certificate: tc, RootCAs: pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := term.LoginPassword(ctx, "rc1", string(read("password")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcard, _ := connectCard(t, string(read("reader")))
+	o, err := term.NewIssuer(ctx, client, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caseID, err := strconv.ParseInt(string(read("case")), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Issue(ctx, o, app.IssueRequest{CaseID: caseID, Card: cardio.New(pcard), CardExpiry: time.Now().AddDate(10, 0, 0),
+		PINs: func(ctx context.Context, req issue.PINRequest) (pinrule.PIN, pinrule.PIN, error) {
+			select {} // the applicant never answers: the parent kills this process first
+		}})
+	t.Fatalf("the child was not killed: %v", err)
+}
+
+// TestKilledMidIssuanceRecovers kills -9 the terminal process in the middle of the card
+// script (the journal says "prepared", the virtual card answers slowly), restarts, and shows
+// that Recover revokes the issuance at the real CA with reason 0 and ends the journal
+// "aborted", with the journal, the audit chain and the case intact; the case is then issued
+// on a new card.
+func TestKilledMidIssuanceRecovers(t *testing.T) {
+	ca := startRealCA(t)
+	pc := testenv.PCSCD(t)
+	ctx := context.Background()
+	dbPath := filepath.Join(t.TempDir(), "terminal.db")
+	term, err := app.Open(ctx, app.Config{DBPath: dbPath, Fingerprint: auth.NewFake(), Argon2: cheapArgon})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer term.Close()
+	const password = "correct horse battery staple"
+	if err := term.Bootstrap(ctx, app.BootstrapRequest{ID: "sup", Name: "管理 太郎", Password: "sup " + password, ExemptReason: "指紋装置の設置前"}); err != nil {
+		t.Fatal(err)
+	}
+	sup, err := term.LoginPassword(ctx, "sup", "sup "+password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []error{
+		sup.CreateOperator(ctx, "rc1", "受付 花子"),
+		sup.Grant(ctx, "rc1", operator.Reception),
+		sup.Grant(ctx, "rc1", operator.CS),
+		sup.GrantPasswordExemption(ctx, "rc1", "指紋の読み取りが困難", password),
+	} {
+		if step != nil {
+			t.Fatal(step)
+		}
+	}
+	rc, err := term.LoginPassword(ctx, "rc1", password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caseID := openCase(t, rc, workflow.UserAuthCert)
+
+	vc := ca.stockCard(t, 0, t.TempDir())
+	link, _ := vcardtest.PlugIn(t, vc, pc.Ports[0], pc.Readers[0])
+	link.Faults.SetDelay(300 * time.Millisecond) // the script takes seconds: the kill lands inside it
+
+	dir := t.TempDir()
+	for name, v := range map[string][]byte{"db": []byte(dbPath), "key.pem": ca.keyPEM, "cert.pem": ca.certPEM, "root.pem": ca.rootPEM,
+		"base": []byte(ca.base), "password": []byte(password), "reader": []byte(pc.Readers[0]), "case": []byte(strconv.FormatInt(caseID, 10))} {
+		if err := os.WriteFile(filepath.Join(dir, name), v, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	child := exec.Command(os.Args[0], "-test.run", "^TestCrashChild$", "-test.v")
+	child.Env = append(os.Environ(), crashChildEnv+"="+dir)
+	childOut := &lockedBuffer{}
+	child.Stdout, child.Stderr = childOut, childOut
+	child.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- child.Wait() }()
+
+	// Kill -9 as soon as the journal says "prepared": the CA has issued, the script is on its
+	// way to the card.
+	var killedAt issue.Entry
+	deadline := time.After(3 * time.Minute)
+poll:
+	for {
+		select {
+		case err := <-exited:
+			t.Fatalf("child exited before the kill: %v\n%s", err, childOut.String())
+		case <-deadline:
+			child.Process.Kill()
+			t.Fatalf("journal never reached prepared\n%s", childOut.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+		es, err := issue.List(ctx, term.DB(), issue.Filter{CaseID: caseID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(es) == 1 && es[0].State == workflow.IssPrepared {
+			if err := child.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			killedAt = es[0]
+			break poll
+		}
+	}
+	if err := <-exited; err == nil {
+		t.Fatal("child exited cleanly despite kill -9")
+	}
+	link.Faults.SetDelay(0)
+	t.Logf("killed with the journal at %s (issuance %s)", killedAt.State, killedAt.IssuanceID)
+
+	// The CA still has it prepared: the terminal died before confirming or aborting.
+	if st, err := ca.client.Status(ctx, "rc1", killedAt.IssuanceID); err != nil || st.State != "prepared" {
+		t.Fatalf("CA status before recovery: %+v %v", st, err)
+	}
+
+	// Restart: a new terminal process opens the same database and recovers at start.
+	term2, err := app.Open(ctx, app.Config{DBPath: dbPath, Fingerprint: auth.NewFake(), Argon2: cheapArgon})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer term2.Close()
+	o, err := term2.NewIssuer(ctx, ca.client, ca.caCerts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := term2.RecoverIssuances(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 1 || res[0].Outcome != issue.OutcomeAborted || res[0].CAState != "revoked" || res[0].RevocationReason == nil ||
+		*res[0].RevocationReason != 0 || !res[0].CardCleanup {
+		t.Fatalf("resolution %+v", res)
+	}
+	t.Logf("operator told: %s", res[0].MessageJA())
+	st, err := ca.client.Status(ctx, "rc1", killedAt.IssuanceID)
+	if err != nil || st.State != "revoked" || st.RevocationReason == nil || *st.RevocationReason != 0 {
+		t.Fatalf("CA status after recovery: %+v %v, want revoked reason 0", st, err)
+	}
+	e, err := issue.Lookup(ctx, term2.DB(), killedAt.RequestID)
+	if err != nil || e.State != workflow.IssAborted || e.IssuanceID != killedAt.IssuanceID || e.CardCleanup != issue.CleanupRepersonalise {
+		t.Fatalf("journal after recovery: %+v %v", e, err)
+	}
+	if _, err := audit.Verify(ctx, term2.DB()); err != nil {
+		t.Fatalf("audit chain after the kill: %v", err)
+	}
+	recs, _ := audit.List(ctx, term2.DB(), audit.Filter{Operator: "-"})
+	if last := recs[len(recs)-1]; last.Action != "issuance.aborted" || last.Detail["revocation_reason"] != "0" {
+		t.Errorf("last audit record %+v", last)
+	}
+
+	// Nothing lost: the case is still approved and is issued on a second card.
+	rc2, err := term2.LoginPassword(ctx, "rc1", password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vc2 := ca.stockCard(t, 1, t.TempDir())
+	vcardtest.PlugIn(t, vc2, pc.Ports[1], pc.Readers[1])
+	pcard, _ := connectCard(t, pc.Readers[1])
+	if _, err := rc2.Issue(ctx, o, app.IssueRequest{CaseID: caseID, Card: cardio.New(pcard), CardExpiry: time.Now().AddDate(10, 0, 0), PINs: applicantPINs}); err != nil {
+		t.Fatalf("issue after recovery: %v (%s)", err, app.MessageJA(err))
+	}
+}

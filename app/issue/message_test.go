@@ -1,0 +1,41 @@
+package issue_test
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"madoguchi/app"
+	"madoguchi/app/apperr"
+	"madoguchi/app/issue"
+	"madoguchi/cardio"
+	"madoguchi/raclient"
+)
+
+// TestOperatorToldInJapanese: app.MessageJA shows the issuance's own message: the reason, what
+// happened at the CA, what to do with the card.
+func TestOperatorToldInJapanese(t *testing.T) {
+	for _, tc := range []struct {
+		err  *issue.Error
+		want []string
+	}{
+		{&issue.Error{Step: issue.StepVerify, Aborted: true, CardCleanup: true, Err: fmt.Errorf("x: %w", cardio.ErrCardSwapped)},
+			[]string{"カードが差し替えられた", "交付前に破棄", "再度発行"}},
+		{&issue.Error{Step: issue.StepPrepare, Kind: apperr.AlreadyExists, Err: &raclient.Error{Status: 409, Code: "duplicate_person"}},
+			[]string{"有効な同じ種類の電子証明書が既にある"}},
+		{&issue.Error{Step: issue.StepConfirm, AbortPending: true, Err: &raclient.Error{Code: "unavailable", Err: errors.New("timeout")}},
+			[]string{"認証局と通信できない", "次回起動時"}},
+	} {
+		wrapped := fmt.Errorf("ui: %w", tc.err)
+		msg := app.MessageJA(wrapped)
+		for _, w := range tc.want {
+			if !strings.Contains(msg, w) {
+				t.Errorf("MessageJA(%v) = %q, want it to contain %q", tc.err, msg, w)
+			}
+		}
+		if strings.Contains(tc.err.Error(), "。") {
+			t.Errorf("English error %q carries Japanese", tc.err.Error())
+		}
+	}
+}

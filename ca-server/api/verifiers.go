@@ -1,0 +1,232 @@
+package api
+
+import (
+	"context"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"madoguchi/ca-server/api/wire"
+	"madoguchi/ca-server/audit"
+	"madoguchi/ca-server/crl"
+	"madoguchi/ca-server/store"
+)
+
+// VerifierRegistry finds registered verifiers by certificate fingerprint
+// (store.SQLite).
+type VerifierRegistry interface {
+	VerifierByFingerprint(ctx context.Context, certSHA256 []byte) (store.Verifier, error)
+}
+
+// CRLSource serves the newest archived CRL of a series (status.Service).
+type CRLSource interface {
+	CurrentCRL(series string) (io.ReadCloser, crl.Meta, error)
+}
+
+// StatusCA is one CA as the status handlers publish it.
+type StatusCA struct {
+	Name        string // "signature", "user-auth": the URL path segment
+	CRLSeries   string
+	ARLSeries   string
+	Certificate *x509.Certificate
+	OCSP        http.Handler // nil: no responder for this CA
+}
+
+// StatusConfig configures the verifier and public status handlers.
+type StatusConfig struct {
+	Verifiers VerifierRegistry
+	CRLs      CRLSource
+	CAs       []StatusCA
+	Audit     Auditor
+	Clock     func() time.Time
+	Logger    *slog.Logger
+}
+
+// unauthorizedOCSP is the OCSPResponse with status unauthorized (RFC 6960
+// §4.2.1: responseStatus 6, no responseBytes).
+var unauthorizedOCSP = []byte{0x30, 0x03, 0x0a, 0x01, 0x06}
+
+// VerifierTLSConfig is the TLS configuration of the verifier listener: TLS
+// 1.2 or 1.3 (relying parties' OCSP clients), a client certificate
+// required; which certificates are accepted is the registry's decision
+// (fingerprints), so certificates from other CAs can be registered too.
+func VerifierTLSConfig(serverCert tls.Certificate) *tls.Config {
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{serverCert}, ClientAuth: tls.RequireAnyClientCert}
+}
+
+// NewVerifierHandler serves CRLs, ARLs and OCSP to registered verifiers
+// only (CPS §2.4; TS Arts. 33, 36), on a listener with VerifierTLSConfig:
+//
+//	GET  /crl/{ca}          the newest CRL (DER, application/pkix-crl)
+//	GET  /arl/{ca}          the newest ARL
+//	POST /ocsp/{ca}         OCSP request (application/ocsp-request)
+//	GET  /ocsp/{ca}/{req}   OCSP request, base64 (RFC 6960 Appendix A.1)
+//
+// Every request is authenticated by the SHA-256 of the client certificate
+// against the registry and audited, refusals included; an OCSP request
+// from an unregistered client gets the OCSP "unauthorized" answer.
+func NewVerifierHandler(cfg StatusConfig) (http.Handler, error) {
+	if cfg.Verifiers == nil || cfg.CRLs == nil || cfg.Audit == nil {
+		return nil, errors.New("api: verifier registry, CRL source and auditor are required")
+	}
+	fill(&cfg)
+	return &statusHandler{cfg: cfg, verifiersOnly: true}, nil
+}
+
+// NewPublicHandler serves what is public, over plain HTTPS without client
+// certificates (CPS §2.4: the ARL and the CA certificates; G Art. 10(ii):
+// the CA certificates' fingerprints):
+//
+//	GET /arl/{ca}              the newest ARL
+//	GET /ca/{ca}               the CA certificate (DER)
+//	GET /ca/{ca}/fingerprints  SHA-256 and SHA-1 of the CA certificate
+//
+// CRLs and OCSP are not served here (404).
+func NewPublicHandler(cfg StatusConfig) (http.Handler, error) {
+	if cfg.CRLs == nil || cfg.Audit == nil {
+		return nil, errors.New("api: CRL source and auditor are required")
+	}
+	fill(&cfg)
+	return &statusHandler{cfg: cfg}, nil
+}
+
+func fill(cfg *StatusConfig) {
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+}
+
+type statusHandler struct {
+	cfg           StatusConfig
+	verifiersOnly bool
+}
+
+func (h *statusHandler) ca(name string) (StatusCA, bool) {
+	for _, c := range h.cfg.CAs {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return StatusCA{}, false
+}
+
+func (h *statusHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	parts := strings.SplitN(strings.TrimPrefix(r.URL.Path, "/"), "/", 3)
+	who := "-"
+	action := "status." + parts[0]
+	target := r.URL.Path
+	var err error
+	defer func() {
+		result, detail := "ok", ""
+		if err != nil {
+			result = string(wire.CodeOf(err))
+			var we *wire.Error
+			if errors.As(err, &we) {
+				detail = we.Message
+			}
+		}
+		if aerr := h.cfg.Audit.Record(context.WithoutCancel(r.Context()), audit.Entry{Terminal: "verifier", Operator: who, Action: action,
+			Target: target, Result: result, Detail: detail}); aerr != nil {
+			h.cfg.Logger.Error("api: audit status request", "err", aerr)
+		}
+	}()
+	isOCSP := parts[0] == "ocsp"
+	if h.verifiersOnly {
+		var v store.Verifier
+		v, err = h.authenticate(r)
+		if v.Name != "" {
+			who = v.Name
+		}
+		if err != nil {
+			if isOCSP {
+				w.Header().Set("Content-Type", "application/ocsp-response")
+				w.Write(unauthorizedOCSP)
+				return
+			}
+			writeProblem(w, err)
+			return
+		}
+	}
+	if len(parts) < 2 {
+		err = wire.Errorf(wire.CodeRouteNotFound, "no such endpoint")
+		writeProblem(w, err)
+		return
+	}
+	ca, ok := h.ca(parts[1])
+	if !ok {
+		err = wire.Errorf(wire.CodeNotFound, "no CA named %q", parts[1])
+		writeProblem(w, err)
+		return
+	}
+	switch {
+	case parts[0] == "arl" && len(parts) == 2 && r.Method == http.MethodGet:
+		err = h.serveCRL(w, ca.ARLSeries)
+	case parts[0] == "crl" && len(parts) == 2 && r.Method == http.MethodGet && h.verifiersOnly:
+		err = h.serveCRL(w, ca.CRLSeries)
+	case isOCSP && h.verifiersOnly && ca.OCSP != nil:
+		http.StripPrefix("/ocsp/"+ca.Name, ca.OCSP).ServeHTTP(w, r)
+	case parts[0] == "ca" && !h.verifiersOnly && r.Method == http.MethodGet && ca.Certificate != nil && len(parts) == 2:
+		w.Header().Set("Content-Type", "application/pkix-cert")
+		w.Write(ca.Certificate.Raw)
+	case parts[0] == "ca" && !h.verifiersOnly && r.Method == http.MethodGet && ca.Certificate != nil && len(parts) == 3 && parts[2] == "fingerprints":
+		s256, s1 := sha256.Sum256(ca.Certificate.Raw), sha1.Sum(ca.Certificate.Raw)
+		writeJSON(w, http.StatusOK, map[string]string{"sha256": hex.EncodeToString(s256[:]), "sha1": hex.EncodeToString(s1[:])})
+	default:
+		err = wire.Errorf(wire.CodeRouteNotFound, "no such endpoint")
+		writeProblem(w, err)
+	}
+}
+
+func (h *statusHandler) serveCRL(w http.ResponseWriter, series string) error {
+	rc, m, err := h.cfg.CRLs.CurrentCRL(series)
+	if errors.Is(err, crl.ErrNotFound) {
+		err = wire.Wrap(wire.CodeNotFound, err, "no CRL published yet")
+		writeProblem(w, err)
+		return err
+	}
+	if err != nil {
+		err = wire.Wrap(wire.CodeUnavailable, err, "CRL archive unavailable")
+		writeProblem(w, err)
+		return err
+	}
+	defer rc.Close()
+	w.Header().Set("Content-Type", "application/pkix-crl")
+	w.Header().Set("Last-Modified", m.ThisUpdate.UTC().Format(http.TimeFormat))
+	w.Header().Set("Expires", m.NextUpdate.UTC().Format(http.TimeFormat))
+	_, err = io.Copy(w, rc)
+	return err
+}
+
+// authenticate finds the registered verifier holding the client
+// certificate (the handshake proved possession of its key).
+func (h *statusHandler) authenticate(r *http.Request) (store.Verifier, error) {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return store.Verifier{}, wire.Errorf(wire.CodeVerifierRequired, "a registered verifier's client certificate is required (CPS §2.4)")
+	}
+	leaf := r.TLS.PeerCertificates[0]
+	fp := sha256.Sum256(leaf.Raw)
+	v, err := h.cfg.Verifiers.VerifierByFingerprint(r.Context(), fp[:])
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return store.Verifier{}, wire.Errorf(wire.CodeVerifierUnknown, "client certificate not registered as a verifier")
+	case err != nil:
+		return store.Verifier{}, wire.Wrap(wire.CodeUnavailable, err, "verifier lookup failed")
+	case v.Revoked():
+		return v, wire.Errorf(wire.CodeVerifierRevoked, "verifier registration withdrawn")
+	}
+	if now := h.cfg.Clock(); now.Before(leaf.NotBefore) || !now.Before(leaf.NotAfter) {
+		return v, wire.Errorf(wire.CodeClientCertExpired, "verifier certificate expired or not yet valid")
+	}
+	return v, nil
+}

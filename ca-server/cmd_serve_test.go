@@ -1,0 +1,299 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"madoguchi/ca-server/api/wire"
+	"madoguchi/cardio"
+	"madoguchi/cardio/vcard"
+	"madoguchi/internal/testenv"
+	"madoguchi/raclient"
+)
+
+// lineWriter hands each complete line written to it to a channel.
+type lineWriter struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	lines chan string
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	for {
+		line, err := w.buf.ReadString('\n')
+		if err != nil {
+			w.buf.WriteString(line)
+			return len(p), nil
+		}
+		select {
+		case w.lines <- strings.TrimSpace(line):
+		default:
+		}
+	}
+}
+
+func runCmd(t *testing.T, args ...string) string {
+	t.Helper()
+	var out, errb bytes.Buffer
+	if code := run(args, &out, &errb); code != 0 {
+		t.Fatalf("ca-server %s: exit %d\n%s%s", strings.Join(args, " "), code, out.String(), errb.String())
+	}
+	return out.String()
+}
+
+// startServe runs `ca-server serve` in this process and returns its base URL;
+// the server stops at cleanup.
+func startServe(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	old := serveContext
+	serveContext = func() context.Context { return ctx }
+	stdout := &lineWriter{lines: make(chan string, 16)}
+	var stderr bytes.Buffer
+	var mu sync.Mutex
+	done := make(chan int, 1)
+	go func() {
+		mu.Lock()
+		defer mu.Unlock()
+		done <- run(append([]string{"serve"}, args...), stdout, &stderr)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if code := <-done; code != 0 {
+			mu.Lock()
+			t.Errorf("serve exit %d:\n%s", code, stderr.String())
+			mu.Unlock()
+		}
+		serveContext = old
+	})
+	timeout := time.After(2 * time.Minute)
+	for {
+		select {
+		case line := <-stdout.lines:
+			if _, rest, ok := strings.Cut(line, "listening on "); ok {
+				return strings.TrimPrefix(strings.Fields(rest)[0], "https://")
+			}
+		case code := <-done:
+			mu.Lock()
+			t.Fatalf("serve exited with %d before listening:\n%s", code, stderr.String())
+		case <-timeout:
+			t.Fatal("serve did not start listening")
+		}
+	}
+}
+
+func readPEMCert(t *testing.T, path string) *x509.Certificate {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		t.Fatalf("%s is not PEM", path)
+	}
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestServeIssuesCertificatesEndToEnd: `ceremony-init --dev`, `card-batch`,
+// `terminal-token`, then `serve --dev` activates the CA keys in SoftHSM and
+// issues both certificate types to a virtual card made from the batch,
+// through a terminal enrolled over mutual TLS; openssl verifies each
+// certificate against the CA certificate the ceremony exported.
+func TestServeIssuesCertificatesEndToEnd(t *testing.T) {
+	testenv.SoftHSM(t) // module present; SOFTHSM2_CONF private to this test
+	data := t.TempDir()
+	runCmd(t, "ceremony-init", "--data", data, "--dev")
+	batch := filepath.Join(t.TempDir(), "batch.txt")
+	runCmd(t, "card-batch", "--data", data, "--dev", "--count", "1", "--out", batch)
+	tok := strings.TrimSpace(runCmd(t, "terminal-token", "--data-dir", data, "--municipality", "131016"))
+
+	base := startServe(t, "--data-dir", data, "--dev", "--listen", "127.0.0.1:0", "--key-pool", "1")
+
+	ctx := context.Background()
+	pool := x509.NewCertPool()
+	pool.AddCert(readPEMCert(t, filepath.Join(data, "tls-ca.crt")))
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	enr, err := raclient.Enroll(ctx, raclient.EnrollConfig{BaseURL: "https://" + base, RootCAs: pool, Token: tok, Key: key, Operator: "installer"})
+	if err != nil {
+		t.Fatalf("enrol: %v", err)
+	}
+	tc, _ := raclient.TLSCertificate(enr, key)
+	client, err := raclient.New(raclient.Config{BaseURL: "https://" + base, Certificate: tc, RootCAs: pool, MaxAttempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+
+	bf, err := os.Open(batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stock, err := vcard.ParseKeyBatch(bf)
+	bf.Close()
+	if err != nil || len(stock) != 1 {
+		t.Fatalf("batch: %v (%d cards)", err, len(stock))
+	}
+	vc, err := vcard.New(vcard.Config{Serial: stock[0].Serial, Keys: stock[0].Keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	card := cardio.New(vcard.Insert(vc))
+	serial := strings.ToLower(strings.TrimSpace(strings.Fields(readFirstLine(t, batch))[0]))
+	app := wire.Applicant{ResidentCode: "98765432109", Name: "𠮷野 花子", BirthDate: "1985-02-28", Sex: "2",
+		Address: "大阪府大阪市北区中之島一丁目3番20号", CardExpiry: "2034-02-28"}
+	for _, typ := range []string{"sign", "auth"} {
+		ch, err := client.OpenChannel(ctx, "op-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		iu, err := card.InitializeUpdate(ctx, ch.HostChallenge)
+		if err != nil {
+			t.Fatal(err)
+		}
+		prep, err := client.Prepare(ctx, "op-1", wire.PrepareRequest{RequestID: "r-" + typ, ChannelID: ch.ChannelID, CardSerial: serial,
+			InitUpdateResponse: iu, CertType: typ, Applicant: app})
+		if err != nil {
+			t.Fatalf("prepare %s: %v", typ, err)
+		}
+		responses, err := card.RunScript(ctx, prep.Script)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := client.Confirm(ctx, "op-1", prep.IssuanceID, wire.ConfirmRequest{RequestID: "c-" + typ, CardResponses: responses})
+		if err != nil || st.State != "delivered" {
+			t.Fatalf("confirm %s: %v %+v", typ, err, st)
+		}
+		caFile := filepath.Join(data, "ceremony", map[string]string{"sign": "signature-ca", "auth": "user-auth-ca"}[typ]+".crt.pem")
+		leaf := filepath.Join(t.TempDir(), "leaf.pem")
+		os.WriteFile(leaf, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: prep.Certificate}), 0o600)
+		if out, err := exec.Command("openssl", "verify", "-CAfile", caFile, leaf).CombinedOutput(); err != nil || !strings.Contains(string(out), ": OK") {
+			t.Fatalf("openssl verify %s: %v\n%s", typ, err, out)
+		}
+	}
+}
+
+func readFirstLine(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if l := strings.TrimSpace(sc.Text()); l != "" && !strings.HasPrefix(l, "#") {
+			return l
+		}
+	}
+	t.Fatalf("%s is empty", path)
+	return ""
+}
+
+// apiRoutes lists the routes ca-server/api registers, read from its source
+// (every route goes through Server.handle with a literal pattern).
+func apiRoutes(t *testing.T) []string {
+	t.Helper()
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, filepath.Join("api", "api.go"), nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var routes []string
+	ast.Inspect(f, func(n ast.Node) bool {
+		call, ok := n.(*ast.CallExpr)
+		if !ok {
+			return true
+		}
+		sel, ok := call.Fun.(*ast.SelectorExpr)
+		if !ok || (sel.Sel.Name != "handle" && sel.Sel.Name != "HandleFunc" && sel.Sel.Name != "Handle") || len(call.Args) == 0 {
+			return true
+		}
+		lit, ok := call.Args[0].(*ast.BasicLit)
+		if !ok {
+			if sel.Sel.Name == "handle" {
+				t.Errorf("route registered with a non-literal pattern at %v", fset.Position(call.Pos()))
+			}
+			return true
+		}
+		if s, err := strconv.Unquote(lit.Value); err == nil {
+			routes = append(routes, s)
+		}
+		return true
+	})
+	slices.Sort(routes)
+	return routes
+}
+
+// TestNoRemoteAdministration: TS Art. 20(1)(iii), 42(1)(iii): the network
+// API offers only issuance, status and enrolment. The registered routes are
+// exactly those; administrative paths on a running server are not found.
+func TestNoRemoteAdministration(t *testing.T) {
+	want := []string{
+		"GET /v1/issuances/{id}",
+		"POST /v1/channels",
+		"POST /v1/enroll",
+		"POST /v1/issuances",
+		"POST /v1/issuances/{id}/abort",
+		"POST /v1/issuances/{id}/confirm",
+	}
+	if got := apiRoutes(t); !slices.Equal(got, want) {
+		t.Fatalf("api routes\n got %q\nwant %q", got, want)
+	}
+
+	testenv.SoftHSM(t)
+	data := t.TempDir()
+	runCmd(t, "ceremony-init", "--data", data, "--dev")
+	base := startServe(t, "--data-dir", data, "--dev", "--listen", "127.0.0.1:0")
+	pool := x509.NewCertPool()
+	pool.AddCert(readPEMCert(t, filepath.Join(data, "tls-ca.crt")))
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfigFor(pool)}, Timeout: 30 * time.Second}
+	defer hc.CloseIdleConnections()
+	for _, path := range []string{"/v1/ceremony", "/v1/keys", "/v1/activate", "/v1/terminals", "/v1/audit", "/admin", "/debug/pprof/", "/v1/card-batch", "/v1/revocations"} {
+		for _, method := range []string{http.MethodGet, http.MethodPost, http.MethodDelete} {
+			req, _ := http.NewRequest(method, "https://"+base+path, strings.NewReader("{}"))
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), string(wire.CodeRouteNotFound)) {
+				t.Fatalf("%s %s: %d %s, want 404 %s", method, path, resp.StatusCode, body, wire.CodeRouteNotFound)
+			}
+		}
+	}
+}
+
+func tlsConfigFor(pool *x509.CertPool) *tls.Config {
+	return &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: pool}
+}

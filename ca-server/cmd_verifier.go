@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/big"
+	"os"
+	"path/filepath"
+	"time"
+
+	"madoguchi/ca-server/audit"
+	"madoguchi/ca-server/store"
+	"madoguchi/ca-server/tlsca"
+)
+
+func init() {
+	register(command{name: "verifier-add", summary: "register a verifier for CRLs and OCSP: issue its TLS client certificate, or register one by fingerprint", run: runVerifierAdd})
+	register(command{name: "verifier-revoke", summary: "withdraw a verifier's registration", run: runVerifierRevoke})
+}
+
+// runVerifierAdd: CPS §1.3.4, §2.4; TS Arts. 33, 36: CRLs and OCSP only for
+// registered verifiers.
+func runVerifierAdd(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("verifier-add", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dataDir := fs.String("data-dir", "", "data directory")
+	name := fs.String("name", "", "the verifier's name (unique)")
+	certFile := fs.String("cert", "", "register this PEM client certificate by its SHA-256 instead of issuing one")
+	outDir := fs.String("out-dir", "", "directory for the issued verifier.crt and verifier.key (0600)")
+	operator := fs.String("operator", defaultOperator(), "who registers (audit record)")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if *name == "" || (*certFile == "") == (*outDir == "") {
+		return fmt.Errorf("%w: --name and exactly one of --cert or --out-dir are required", errUsage)
+	}
+	ctx := context.Background()
+	l, err := openLocal(ctx, *dataDir)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	v, err := addVerifier(ctx, l, *dataDir, *name, *certFile, *outDir)
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	if aerr := l.audit.Record(ctx, audit.Entry{Terminal: "local", Operator: *operator, Action: "verifier.add", Target: *name, Result: result}); aerr != nil {
+		return errors.Join(err, aerr)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "verifier %q registered: certificate SHA-256 %s, valid until %s\n", v.Name, hex.EncodeToString(v.CertSHA256), v.NotAfter.Format(time.RFC3339))
+	return nil
+}
+
+func addVerifier(ctx context.Context, l *local, dataDir, name, certFile, outDir string) (store.Verifier, error) {
+	now := time.Now()
+	var der []byte
+	issued := false
+	if certFile != "" {
+		b, err := os.ReadFile(certFile)
+		if err != nil {
+			return store.Verifier{}, err
+		}
+		blk, _ := pem.Decode(b)
+		if blk == nil || blk.Type != "CERTIFICATE" {
+			return store.Verifier{}, fmt.Errorf("ca-server: %s is not a PEM certificate", certFile)
+		}
+		der = blk.Bytes
+	} else {
+		caCert, caKey, err := tlsca.LoadOrCreate(dataDir, now)
+		if err != nil {
+			return store.Verifier{}, err
+		}
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return store.Verifier{}, err
+		}
+		serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 126))
+		if err != nil {
+			return store.Verifier{}, err
+		}
+		serial.SetBit(serial, 126, 1)
+		notAfter := now.Add(tlsca.TerminalValidity)
+		if notAfter.After(caCert.NotAfter) {
+			notAfter = caCert.NotAfter
+		}
+		tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: name, Organization: []string{"Madoguchi registered verifier"}},
+			NotBefore: now.Add(-5 * time.Minute), NotAfter: notAfter, KeyUsage: x509.KeyUsageDigitalSignature,
+			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, Policies: []x509.OID{tlsca.PolicyTLS}}
+		if der, err = x509.CreateCertificate(rand.Reader, tmpl, caCert, key.Public(), caKey); err != nil {
+			return store.Verifier{}, err
+		}
+		pk, _ := x509.MarshalPKCS8PrivateKey(key)
+		if err := os.MkdirAll(outDir, 0o700); err != nil {
+			return store.Verifier{}, err
+		}
+		if err := os.WriteFile(filepath.Join(outDir, "verifier.key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk}), 0o600); err != nil {
+			return store.Verifier{}, err
+		}
+		if err := os.WriteFile(filepath.Join(outDir, "verifier.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+			return store.Verifier{}, err
+		}
+		issued = true
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return store.Verifier{}, fmt.Errorf("ca-server: verifier certificate: %w", err)
+	}
+	fp := sha256.Sum256(der)
+	idb := make([]byte, 8)
+	rand.Read(idb)
+	v := store.Verifier{ID: "ver-" + hex.EncodeToString(idb), Name: name, CertSHA256: fp[:], CertSerial: cert.SerialNumber.Text(16),
+		NotAfter: cert.NotAfter, IssuedHere: issued, RegisteredAt: now}
+	return v, l.st.AddVerifier(ctx, v)
+}
+
+func runVerifierRevoke(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("verifier-revoke", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dataDir := fs.String("data-dir", "", "data directory")
+	name := fs.String("name", "", "the verifier's name")
+	operator := fs.String("operator", defaultOperator(), "who withdraws (audit record)")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if *name == "" {
+		return fmt.Errorf("%w: --name is required", errUsage)
+	}
+	ctx := context.Background()
+	l, err := openLocal(ctx, *dataDir)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	v, err := l.st.RevokeVerifier(ctx, *name, time.Now())
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	if aerr := l.audit.Record(ctx, audit.Entry{Terminal: "local", Operator: *operator, Action: "verifier.revoke", Target: *name, Result: result}); aerr != nil {
+		return errors.Join(err, aerr)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "verifier %q withdrawn at %s\n", v.Name, v.RevokedAt.Format(time.RFC3339))
+	return nil
+}

@@ -1,0 +1,252 @@
+package status
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"time"
+
+	"madoguchi/ca-server/audit"
+	"madoguchi/ca-server/crl"
+	"madoguchi/ca-server/store"
+)
+
+// Publication triggers, kept with each published CRL.
+const (
+	TriggerSchedule     = "schedule"
+	TriggerOnDemand     = "on-demand"
+	TriggerCACompromise = "ca-compromise"
+)
+
+// Published describes one CRL or ARL written to the archive.
+type Published struct {
+	CA      string
+	Series  string
+	Meta    crl.Meta
+	Entries int
+}
+
+// snapshotEntries adapts a store snapshot to the streaming writer; both of
+// the writer's passes read the same snapshot.
+func snapshotEntries(ctx context.Context, snap *store.RevokedSnapshot) crl.Entries {
+	return func(yield func(crl.Entry) bool) error {
+		var bad error
+		buf := make([]byte, 0, 20)
+		err := snap.Each(ctx, func(serial string, at time.Time, reason int) bool {
+			if len(serial)%2 == 1 {
+				serial = "0" + serial
+			}
+			b, err := hex.AppendDecode(buf[:0], []byte(serial))
+			if err != nil {
+				bad = fmt.Errorf("status: stored serial %q: %w", serial, err)
+				return false
+			}
+			buf = b
+			return yield(crl.Entry{Serial: b, RevokedAt: at, Reason: crl.Reason(reason)})
+		})
+		return errors.Join(err, bad)
+	}
+}
+
+// PublishAll publishes a new CRL and ARL of every CA now.
+func (s *Service) PublishAll(ctx context.Context, trigger string) ([]Published, error) {
+	var out []Published
+	for _, ca := range s.cfg.CAs {
+		ps, err := s.Publish(ctx, ca.Name, trigger)
+		out = append(out, ps...)
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// Publish issues a new CRL and ARL of the CA named caName now (CPS §4.9.7),
+// archives them (TS Art. 17) and records and audits each publication.
+func (s *Service) Publish(ctx context.Context, caName, trigger string) ([]Published, error) {
+	ca, err := s.CA(caName)
+	if err != nil {
+		return nil, err
+	}
+	if ca.Signer == nil {
+		return nil, fmt.Errorf("%w: %s", ErrNoSigner, caName)
+	}
+	if s.cfg.Archive == nil {
+		return nil, errors.New("status: no CRL archive configured")
+	}
+	s.pubMu.Lock()
+	defer s.pubMu.Unlock()
+	crlPub, err := s.publishOne(ctx, ca, ca.CRLSeries(), trigger, nil, func() (crl.Entries, func(), error) {
+		snap, err := s.cfg.Store.RevokedSnapshot(ctx, ca.CertType)
+		if err != nil {
+			return nil, nil, err
+		}
+		return snapshotEntries(ctx, snap), func() { snap.Close() }, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	arlPub, err := s.publishOne(ctx, ca, ca.ARLSeries(), trigger, &crl.IssuingDistributionPoint{OnlyContainsCACerts: true}, func() (crl.Entries, func(), error) {
+		ars, err := s.cfg.Store.AuthorityRevocations(ctx, ca.ARLSeries())
+		if err != nil {
+			return nil, nil, err
+		}
+		es := make([]crl.Entry, 0, len(ars))
+		for _, a := range ars {
+			n, ok := new(big.Int).SetString(a.Serial, 16)
+			if !ok {
+				return nil, nil, fmt.Errorf("status: stored ARL serial %q", a.Serial)
+			}
+			es = append(es, crl.Entry{Serial: n.Bytes(), RevokedAt: a.RevokedAt, Reason: crl.Reason(a.Reason)})
+		}
+		return crl.SliceEntries(es), func() {}, nil
+	})
+	if err != nil {
+		return []Published{crlPub}, err
+	}
+	return []Published{crlPub, arlPub}, nil
+}
+
+func (s *Service) publishOne(ctx context.Context, ca CA, series, trigger string, idp *crl.IssuingDistributionPoint,
+	source func() (crl.Entries, func(), error)) (Published, error) {
+	pub, err := func() (Published, error) {
+		num, err := s.cfg.Store.NextCRLNumber(ctx, series)
+		if err != nil {
+			return Published{}, err
+		}
+		src, done, err := source()
+		if err != nil {
+			return Published{}, err
+		}
+		defer done()
+		now := s.cfg.Clock()
+		meta, res, err := crl.Issue(ctx, s.cfg.Archive, series, crl.Params{Issuer: ca.Certificate, Signer: ca.Signer, Number: big.NewInt(num),
+			ThisUpdate: now, NextUpdate: now.Add(s.cfg.CRLValidity), IssuingDistributionPoint: idp}, src)
+		if err != nil {
+			return Published{}, err
+		}
+		if err := s.cfg.Store.RecordPublishedCRL(ctx, store.PublishedCRL{Series: series, Number: num, ThisUpdate: meta.ThisUpdate,
+			NextUpdate: meta.NextUpdate, Entries: res.Entries, SHA256: res.TBSHash, Trigger: trigger}); err != nil {
+			return Published{}, err
+		}
+		return Published{CA: ca.Name, Series: series, Meta: meta, Entries: res.Entries}, nil
+	}()
+	result, detail := "ok", ""
+	if err != nil {
+		result, detail = "error", err.Error()
+	} else {
+		detail = fmt.Sprintf("number %v, %d entries, %s, valid until %s", pub.Meta.Number, pub.Entries, trigger, pub.Meta.NextUpdate.Format(time.RFC3339))
+	}
+	if aerr := s.record(ctx, audit.Entry{Operator: "scheduler", Action: "crl.publish", Target: series, Result: result, Detail: detail}); aerr != nil {
+		return pub, errors.Join(err, aerr)
+	}
+	return pub, err
+}
+
+// PublishDue publishes the CRL and ARL of every CA whose last CRL is
+// CRLInterval old or older, or that has none (CPS §4.9.7: every 24 hours).
+func (s *Service) PublishDue(ctx context.Context) ([]Published, error) {
+	var out []Published
+	for _, ca := range s.cfg.CAs {
+		if ca.Signer == nil {
+			continue
+		}
+		last, err := s.cfg.Store.LastPublishedCRL(ctx, ca.CRLSeries())
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return out, err
+		}
+		if err == nil && s.cfg.Clock().Sub(last.ThisUpdate) < s.cfg.CRLInterval {
+			continue
+		}
+		ps, err := s.Publish(ctx, ca.Name, TriggerSchedule)
+		out = append(out, ps...)
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// RunSchedule applies due change-driven revocations and publishes due CRLs
+// whenever tick delivers, until ctx ends. The caller owns the ticker (a
+// minute is plenty), so tests drive it with an injected clock.
+func (s *Service) RunSchedule(ctx context.Context, tick <-chan time.Time, after func(error)) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick:
+			_, err := s.ApplyDue(ctx)
+			if err != nil {
+				s.cfg.Logger.Error("status: change-driven revocations", "err", err)
+			}
+			if _, perr := s.PublishDue(ctx); perr != nil {
+				s.cfg.Logger.Error("status: CRL publication", "err", perr)
+				err = errors.Join(err, perr)
+			}
+			if after != nil {
+				after(err)
+			}
+		}
+	}
+}
+
+// CompromiseDrill treats the CA named caName as compromised (CPS
+// §4.9.1.1(3), §4.9.12(1)): every certificate its key signed is revoked
+// with reason 2 in one transaction, the CA certificate is listed in its ARL,
+// and a new CRL and ARL are published at once. It returns how many
+// certificates it revoked.
+func (s *Service) CompromiseDrill(ctx context.Context, caName, operator string) (int64, []Published, error) {
+	ca, err := s.CA(caName)
+	if err != nil {
+		return 0, nil, err
+	}
+	if !validText(operator) {
+		return 0, nil, errors.New("status: operator required")
+	}
+	n, err := s.cfg.Store.CompromiseCA(ctx, ca.CertType, ca.ARLSeries(), ca.Certificate.SerialNumber.Text(16), operator,
+		"CA compromise: "+ca.Name, s.cfg.Clock())
+	result, detail := "ok", fmt.Sprintf("%d certificates revoked with reason 2", n)
+	if err != nil {
+		result, detail = "error", err.Error()
+	}
+	if aerr := s.record(ctx, audit.Entry{Operator: operator, Action: "ca.compromise", Target: ca.Name, Result: result, Detail: detail}); aerr != nil {
+		return n, nil, errors.Join(err, aerr)
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	ps, err := s.Publish(ctx, caName, TriggerCACompromise)
+	return n, ps, err
+}
+
+// CurrentCRL opens the newest CRL of series from the archive.
+func (s *Service) CurrentCRL(series string) (io.ReadCloser, crl.Meta, error) {
+	if s.cfg.Archive == nil {
+		return nil, crl.Meta{}, crl.ErrNotFound
+	}
+	all, err := s.cfg.Archive.List(series)
+	if err != nil {
+		return nil, crl.Meta{}, err
+	}
+	if len(all) == 0 {
+		return nil, crl.Meta{}, fmt.Errorf("%w: %s", crl.ErrNotFound, series)
+	}
+	return s.cfg.Archive.Open(series, all[len(all)-1].Number)
+}
+
+// ArchivedCRL opens the CRL of series that was in force at instant at (the
+// 失効情報ファイル, TS Art. 17).
+func (s *Service) ArchivedCRL(series string, at time.Time) (io.ReadCloser, crl.Meta, error) {
+	if s.cfg.Archive == nil {
+		return nil, crl.Meta{}, crl.ErrNotFound
+	}
+	m, err := s.cfg.Archive.InForce(series, at)
+	if err != nil {
+		return nil, crl.Meta{}, err
+	}
+	return s.cfg.Archive.Open(series, m.Number)
+}
