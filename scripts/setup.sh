@@ -19,7 +19,7 @@ packages=(
 	fprintd libfprint-2-2 dbus
 	# Fyne: GL and X11 headers; Xvfb for a virtual display; imagemagick for screenshots
 	libgl1-mesa-dev libxcursor-dev libxrandr-dev libxinerama-dev libxi-dev libxxf86vm-dev
-	xvfb xauth imagemagick x11-utils
+	xvfb xauth imagemagick x11-utils xdotool
 	# PostgreSQL server binaries (initdb/postgres run from a temporary directory in tests)
 	postgresql
 	# PDF checks in tests (pdftotext, pdftoppm, pdffonts)

@@ -1,0 +1,176 @@
+package ui
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/layout"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+)
+
+// residentsScreen is the CS application's search of the resident register and the export of one
+// applicant's resident-record file for the reception application (TS Art. 3(1)(2)). Files go to
+// the shell's ResidentFileDir, the hand-over point between the two applications of the terminal.
+func residentsScreen() Screen {
+	return Screen{ID: "cs.residents", Title: "cs.title", Permission: PermissionCS, View: newResidentsView}
+}
+
+type residentsView struct {
+	shell                   *Shell
+	reg                     ResidentRegister
+	kana, name, birth, code *widget.Entry
+	search                  *widget.Button
+	table                   *fyne.Container
+	message, notice         *widget.Label
+}
+
+func newResidentsView(s *Shell) fyne.CanvasObject {
+	v := &residentsView{shell: s, table: container.NewGridWithColumns(6),
+		kana: widget.NewEntry(), name: widget.NewEntry(), birth: widget.NewEntry(), code: widget.NewEntry(),
+		message: widget.NewLabel(""), notice: widget.NewLabel("")}
+	v.message.Importance = widget.DangerImportance
+	v.message.Wrapping = fyne.TextWrapWord
+	v.notice.Importance = widget.SuccessImportance
+	v.notice.Wrapping = fyne.TextWrapWord
+	reg, ok := s.Session().(ResidentRegister)
+	if !ok {
+		v.message.SetText(tr("error.internal"))
+		return v.message
+	}
+	v.reg = reg
+	v.birth.SetPlaceHolder("1980-04-01")
+	for _, e := range []*widget.Entry{v.kana, v.name, v.birth, v.code} {
+		e.OnSubmitted = func(string) { v.doSearch() }
+	}
+	v.search = widget.NewButtonWithIcon(tr("cs.search"), theme.SearchIcon(), v.doSearch)
+	v.search.Importance = widget.HighImportance
+	form := container.New(layout.NewFormLayout(),
+		widget.NewLabel(tr("cs.name_kana")), v.kana,
+		widget.NewLabel(tr("cs.name")), v.name,
+		widget.NewLabel(tr("cs.birth_date")), v.birth,
+		widget.NewLabel(tr("cs.record_code")), v.code,
+	)
+	top := container.NewVBox(form, container.NewHBox(v.search), v.message, v.notice)
+	return container.NewBorder(top, nil, nil, nil, container.NewScroll(container.NewVBox(v.table)))
+}
+
+func (v *residentsView) query() ResidentQuery {
+	return ResidentQuery{NameKana: strings.TrimSpace(v.kana.Text), Name: strings.TrimSpace(v.name.Text),
+		BirthDate: strings.TrimSpace(v.birth.Text), RecordCode: strings.TrimSpace(v.code.Text)}
+}
+
+func (v *residentsView) doSearch() {
+	q := v.query()
+	v.notice.SetText("")
+	if q == (ResidentQuery{}) {
+		v.message.SetText(tr("cs.need_criteria"))
+		return
+	}
+	v.message.SetText("")
+	v.search.Disable()
+	v.shell.async(func() {
+		rs, err := v.reg.SearchResidents(context.Background(), q)
+		v.shell.do(func() {
+			v.search.Enable()
+			v.render(rs, err)
+		})
+	})
+}
+
+func (v *residentsView) render(rs []ResidentSummary, err error) {
+	v.table.RemoveAll()
+	if err != nil {
+		v.message.SetText(errorMessage(err))
+		return
+	}
+	if len(rs) == 0 {
+		v.message.SetText(tr("cs.no_results"))
+		return
+	}
+	for _, key := range []string{"cs.record_code", "cs.name", "cs.name_kana", "cs.birth_date", "cs.status", ""} {
+		v.table.Add(widget.NewLabelWithStyle(tr(key), fyne.TextAlignLeading, fyne.TextStyle{Bold: true}))
+	}
+	for _, r := range rs {
+		v.table.Add(widget.NewLabel(r.RecordCode))
+		v.table.Add(widget.NewLabel(r.Name))
+		v.table.Add(widget.NewLabel(r.NameKana))
+		v.table.Add(widget.NewLabel(r.BirthDate))
+		v.table.Add(widget.NewLabel(residentStatusName(r.Status)))
+		r := r
+		b := widget.NewButtonWithIcon(tr("cs.export"), theme.DocumentSaveIcon(), func() { v.export(r) })
+		if r.Status == "deceased" || r.Status == "moved_out" {
+			b.Disable() // the domain refuses them too (kind ResidentNotEligible)
+		}
+		v.table.Add(b)
+	}
+}
+
+// export writes the applicant's file into ResidentFileDir, never over an existing file.
+func (v *residentsView) export(r ResidentSummary) {
+	dir := v.shell.ResidentFileDir
+	if dir == "" {
+		v.message.SetText(tr("cs.no_file_dir"))
+		return
+	}
+	v.message.SetText("")
+	v.notice.SetText("")
+	v.shell.async(func() {
+		data, err := v.reg.ExportResidentFile(context.Background(), r.RecordCode)
+		var path string
+		if err == nil {
+			path, err = writeResidentFile(dir, r.RecordCode, data, time.Now())
+		}
+		v.shell.do(func() {
+			if err != nil {
+				v.message.SetText(errorMessage(err))
+				return
+			}
+			v.notice.SetText(tr("cs.exported", map[string]any{"Name": r.Name, "Path": path}))
+		})
+	})
+}
+
+// writeResidentFile stores data as dir/resident-<code>-<time>.json, readable by this user only
+// (the file carries the applicant's personal data), refusing to replace an existing file.
+func writeResidentFile(dir, recordCode string, data []byte, now time.Time) (string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("ui: resident file directory: %w", err)
+	}
+	path := filepath.Join(dir, fmt.Sprintf("resident-%s-%s.json", recordCode, now.Format("20060102-150405.000")))
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("ui: write resident file: %w", err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(path)
+		return "", fmt.Errorf("ui: write resident file: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(path)
+		return "", fmt.Errorf("ui: write resident file: %w", err)
+	}
+	return path, nil
+}
+
+// residentStatusName is the translated resident status.
+func residentStatusName(status string) string {
+	switch status {
+	case "resident":
+		return tr("cs.status.resident")
+	case "abroad":
+		return tr("cs.status.abroad")
+	case "moved_out":
+		return tr("cs.status.moved_out")
+	case "deceased":
+		return tr("cs.status.deceased")
+	}
+	return status
+}
