@@ -481,3 +481,43 @@ func BenchmarkOCSPSign(b *testing.B) {
 		}
 	}
 }
+
+// GET paths as clients write them (RFC 6960 A.1, RFC 5019 §5): "/" escaped
+// as %2F or %2f or left as is, "+" and "=" escaped or not; all are the same
+// request and get the same response, over a real loopback server.
+func TestGetPathForms(t *testing.T) {
+	f := newFixture(t, nil)
+	srv := httptest.NewServer(f.r)
+	t.Cleanup(srv.Close)
+	var b64 string
+	var serial *big.Int
+	for i := int64(0x3000); ; i++ { // a serial whose request has both "/" and "+" in base64
+		serial = big.NewInt(i)
+		b64 = base64.StdEncoding.EncodeToString(request(t, f.ca, serial, crypto.SHA1))
+		if strings.Contains(b64, "/") && strings.Contains(b64, "+") {
+			break
+		}
+	}
+	f.src.set(serial, ocsp.CertStatus{State: ocsp.Revoked, RevokedAt: revokedAt, Reason: 1})
+	want, err := f.r.Response(context.Background(), serial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forms := map[string]string{
+		"PathEscape":          url.PathEscape(b64),
+		"raw":                 b64,
+		"lower-case %2f":      strings.ReplaceAll(b64, "/", "%2f"),
+		"all escaped %2B %3D": strings.NewReplacer("/", "%2F", "+", "%2B", "=", "%3D").Replace(b64),
+	}
+	for name, p := range forms {
+		res, err := srv.Client().Get(srv.URL + "/" + p)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if !bytes.Equal(body, want) {
+			t.Errorf("%s (%s): response differs from the pre-signed one", name, p)
+		}
+	}
+}

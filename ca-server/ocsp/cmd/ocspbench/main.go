@@ -20,7 +20,7 @@
 // project's 2-core machines wrk's two threads compete with the server, so
 // both rates are lower than a server would reach with its own cores; the
 // ratio is the figure to read. -cpuprofile writes a CPU profile of this
-// process (the servers' side) for the OCSP runs only.
+// process (the servers' side) during the first OCSP run only.
 //
 // Needs the Debian package wrk (scripts/bench.sh installs it if missing).
 package main
@@ -73,7 +73,7 @@ func main() {
 	flag.IntVar(&o.conns, "c", 50, "wrk connections (concurrent clients)")
 	flag.DurationVar(&o.duration, "d", 10*time.Second, "duration of each wrk run (whole seconds, at most 60s)")
 	flag.IntVar(&o.rounds, "rounds", 1, "rounds of (static, OCSP) runs; the order alternates between rounds")
-	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the OCSP runs to this file")
+	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the server side during the first OCSP run to this file")
 	flag.StringVar(&o.wrk, "wrk", "wrk", "wrk binary")
 	flag.BoolVar(&o.verbose, "v", false, "print wrk's full reports")
 	flag.Parse()
