@@ -56,6 +56,19 @@ var (
 	ErrCardSwapped = errors.New("cardio: a different card is in the reader")
 	// ErrBadCertificateFile: a certificate EF is not one DER SEQUENCE with a 2-byte length.
 	ErrBadCertificateFile = errors.New("cardio: certificate file is malformed")
+	// ErrCertificateNotPresent: the certificate EF holds nothing (the card answers 6A82 when
+	// it is selected; docs/CARD-PROTOCOL.md §2), e.g. a card issued with the user-auth
+	// certificate only, or a blank card.
+	ErrCertificateNotPresent = errors.New("cardio: certificate not present on the card")
+	// ErrNotJPKICard: the card in the reader has no JPKI AP, or no management application
+	// of this issuer (SELECT answered 6A82, or SELECT is not supported at all): a card of
+	// another kind was put on the reader.
+	ErrNotJPKICard = errors.New("cardio: not a jpki card")
+	// ErrBadResponse: the card's answer does not have the shape the command asks for (wrong
+	// length, more data than requested, a success where a try counter was due). Together with
+	// apdu.ErrShortResponse (fewer than 2 bytes: a dropped link) it covers truncated and
+	// garbage answers; the terminal never uses such data.
+	ErrBadResponse = errors.New("cardio: malformed card response")
 )
 
 // PINError is a wrong PIN with the tries the card has left. It matches ErrWrongPIN, and
@@ -94,9 +107,10 @@ func (e *ScriptError) Unwrap() error { return e.Err }
 // reading the signature certificate must happen on the same card session (no reset, no other
 // application selected in between; CardSerial selects another application).
 type Card struct {
-	mu   sync.Mutex
-	t    Transport
-	rand io.Reader
+	mu        sync.Mutex
+	t         Transport
+	rand      io.Reader
+	shortOnly bool // the card refused an extended READ BINARY (6700): read in short chunks
 }
 
 // New returns the card API over t.
@@ -122,27 +136,42 @@ func (c *Card) exchange(ctx context.Context, cmd apdu.Command) (apdu.Response, e
 	return r, nil
 }
 
-// expectOK sends cmd and fails unless the card answers 9000.
-func (c *Card) expectOK(ctx context.Context, what string, cmd apdu.Command) ([]byte, error) {
-	r, err := c.exchange(ctx, cmd)
-	if err != nil {
-		return nil, err
-	}
-	if r.SW != apdu.SWOK {
-		return nil, fmt.Errorf("cardio: %s: %w", what, r.Err())
-	}
-	return r.Data, nil
+// isAbsentApplication reports whether sw, the answer to a SELECT by AID, means the
+// application does not exist on this card: 6A82, or a card that knows no SELECT (6D00, 6E00).
+func isAbsentApplication(sw uint16) bool {
+	return sw == apdu.SWFileNotFound || sw == apdu.SWINSNotSupported || sw == apdu.SWCLANotSupported
 }
 
 func (c *Card) selectJPKI(ctx context.Context) error {
-	_, err := c.expectOK(ctx, "select jpki ap", apdu.Command{CLA: 0x00, INS: 0xA4, P1: 0x04, P2: 0x0C, Data: JPKIAID})
-	return err
+	r, err := c.exchange(ctx, apdu.Command{CLA: 0x00, INS: 0xA4, P1: 0x04, P2: 0x0C, Data: JPKIAID})
+	if err != nil {
+		return err
+	}
+	switch {
+	case r.SW == apdu.SWOK && len(r.Data) == 0:
+		return nil
+	case r.SW == apdu.SWOK:
+		return fmt.Errorf("%w: select jpki ap answered %d data bytes, want none", ErrBadResponse, len(r.Data))
+	case isAbsentApplication(r.SW):
+		return fmt.Errorf("%w: no jpki ap (select answered %04X)", ErrNotJPKICard, r.SW)
+	}
+	return fmt.Errorf("cardio: select jpki ap: %w", r.Err())
 }
 
 func (c *Card) selectEF(ctx context.Context, fid uint16) error {
-	_, err := c.expectOK(ctx, fmt.Sprintf("select ef %04X", fid),
-		apdu.Command{CLA: 0x00, INS: 0xA4, P1: 0x02, P2: 0x0C, Data: []byte{byte(fid >> 8), byte(fid)}})
-	return err
+	r, err := c.exchange(ctx, apdu.Command{CLA: 0x00, INS: 0xA4, P1: 0x02, P2: 0x0C, Data: []byte{byte(fid >> 8), byte(fid)}})
+	if err != nil {
+		return err
+	}
+	switch {
+	case r.SW == apdu.SWOK && len(r.Data) == 0:
+		return nil
+	case r.SW == apdu.SWOK:
+		return fmt.Errorf("%w: select ef %04X answered %d data bytes, want none", ErrBadResponse, fid, len(r.Data))
+	case r.SW == apdu.SWFileNotFound && perso.IsCertificateFile(fid):
+		return fmt.Errorf("%w: ef %04X", ErrCertificateNotPresent, fid)
+	}
+	return fmt.Errorf("cardio: select ef %04X: %w", fid, r.Err())
 }
 
 func pinFile(w Which) (uint16, error) {
@@ -183,40 +212,75 @@ func pinStatusError(what string, w Which, sw uint16) error {
 	return fmt.Errorf("cardio: %s: %w", what, &apdu.StatusError{SW: sw})
 }
 
-// Certificates are the certificate files of a card, DER-encoded.
+// Certificates are the certificate files of a card, DER-encoded. A nil field is a file the
+// card did not give: Missing says why.
 type Certificates struct {
 	UserAuth, UserAuthCA, SignatureCA []byte
 	// Signature is nil when the signature PIN was not verified in this card session: the
 	// signature certificate carries the holder's 4 items (TS Art. 11) and the card guards it.
 	Signature []byte
+	// Missing maps the file id of every nil field to the reason: ErrCertificateNotPresent
+	// (the EF holds nothing), or, for the signature certificate, ErrPINRequired /
+	// ErrPINNotSet (guarded by the signature PIN).
+	Missing map[uint16]error
 }
 
-// ReadCertificates reads the user-auth certificate, both CA certificates and, if the
-// signature PIN was verified in this card session, the signature certificate.
+// Present reports whether the certificate in file fid was read.
+func (c *Certificates) Present(fid uint16) bool {
+	_, missing := c.Missing[fid]
+	return !missing && c.file(fid) != nil
+}
+
+func (c *Certificates) file(fid uint16) []byte {
+	switch fid {
+	case FileUserAuthCert:
+		return c.UserAuth
+	case FileUserAuthCACert:
+		return c.UserAuthCA
+	case FileSignatureCert:
+		return c.Signature
+	case FileSignatureCACert:
+		return c.SignatureCA
+	}
+	return nil
+}
+
+// ReadCertificates reads the four certificate files: the user-auth certificate, both CA
+// certificates and, if the signature PIN was verified in this card session, the signature
+// certificate. A file the card holds nothing in (ErrCertificateNotPresent) or guards
+// (ErrPINRequired, ErrPINNotSet for the signature certificate) is left nil and named in
+// Missing; any other failure fails the whole read, because a card that answers some reads
+// wrongly cannot be trusted for the others.
 func (c *Card) ReadCertificates(ctx context.Context) (*Certificates, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.selectJPKI(ctx); err != nil {
 		return nil, err
 	}
-	var out Certificates
+	out := Certificates{Missing: map[uint16]error{}}
 	for _, f := range []struct {
-		fid uint16
-		dst *[]byte
-	}{{FileUserAuthCert, &out.UserAuth}, {FileUserAuthCACert, &out.UserAuthCA}, {FileSignatureCACert, &out.SignatureCA}} {
+		fid     uint16
+		dst     *[]byte
+		guarded bool
+	}{
+		{FileUserAuthCert, &out.UserAuth, false},
+		{FileUserAuthCACert, &out.UserAuthCA, false},
+		{FileSignatureCACert, &out.SignatureCA, false},
+		{FileSignatureCert, &out.Signature, true},
+	} {
 		der, err := c.readFile(ctx, f.fid)
-		if err != nil {
+		switch {
+		case err == nil:
+			*f.dst = der
+		case errors.Is(err, ErrCertificateNotPresent):
+			out.Missing[f.fid] = ErrCertificateNotPresent
+		case f.guarded && errors.Is(err, ErrPINRequired):
+			out.Missing[f.fid] = ErrPINRequired
+		case f.guarded && errors.Is(err, ErrPINNotSet):
+			out.Missing[f.fid] = ErrPINNotSet
+		default:
 			return nil, err
 		}
-		*f.dst = der
-	}
-	der, err := c.readFile(ctx, FileSignatureCert)
-	switch {
-	case err == nil:
-		out.Signature = der
-	case errors.Is(err, ErrPINRequired), errors.Is(err, ErrPINNotSet):
-	default:
-		return nil, err
 	}
 	return &out, nil
 }
@@ -231,26 +295,29 @@ func (c *Card) ReadCertificate(ctx context.Context, fid uint16) ([]byte, error) 
 	return c.readFile(ctx, fid)
 }
 
-// readFile reads a certificate EF the way OpenSC's jpki driver does: 4 bytes to learn the
-// size (30 82 LL LL), then 256-byte chunks and an exact last chunk.
+// readFile reads a certificate EF: 4 bytes to learn the size (30 82 LL LL, as OpenSC's
+// jpki driver does), then the rest in one extended READ BINARY with the exact length. A card
+// that refuses extended APDUs (6700) is read in 256-byte chunks and an exact last chunk
+// instead, from then on. The extended read takes a ~1 KB certificate in 3 APDUs instead of 6
+// (docs/BENCHMARKS.md "Card personalisation (cardio)").
 func (c *Card) readFile(ctx context.Context, fid uint16) ([]byte, error) {
 	if err := c.selectEF(ctx, fid); err != nil {
 		return nil, err
 	}
-	read := func(off, n int) ([]byte, error) {
+	read := func(off, n int) ([]byte, uint16, error) {
 		r, err := c.exchange(ctx, apdu.Command{CLA: 0x00, INS: 0xB0, P1: byte(off >> 8), P2: byte(off), Ne: n})
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if r.SW != apdu.SWOK {
-			return nil, pinStatusError(fmt.Sprintf("read ef %04X", fid), Signature, r.SW)
+			return nil, r.SW, pinStatusError(fmt.Sprintf("read ef %04X", fid), Signature, r.SW)
 		}
 		if len(r.Data) == 0 || len(r.Data) > n {
-			return nil, fmt.Errorf("cardio: read ef %04X: card returned %d bytes for %d", fid, len(r.Data), n)
+			return nil, r.SW, fmt.Errorf("%w: read ef %04X: %d bytes for %d", ErrBadResponse, fid, len(r.Data), n)
 		}
-		return r.Data, nil
+		return r.Data, r.SW, nil
 	}
-	head, err := read(0, 4)
+	head, _, err := read(0, 4)
 	if err != nil {
 		return nil, err
 	}
@@ -261,9 +328,22 @@ func (c *Card) readFile(ctx context.Context, fid uint16) ([]byte, error) {
 	if size > perso.MaxFileSize {
 		return nil, fmt.Errorf("%w: ef %04X claims %d bytes", ErrBadCertificateFile, fid, size)
 	}
-	out := make([]byte, 0, size)
+	out := make([]byte, 4, size)
+	copy(out, head)
+	if rest := size - len(out); rest > apdu.MaxShortNe && !c.shortOnly {
+		chunk, sw, err := read(len(out), rest)
+		switch {
+		case err == nil && len(chunk) == rest:
+			return append(out, chunk...), nil
+		case err == nil:
+			return nil, fmt.Errorf("%w: read ef %04X: %d bytes for %d", ErrBadResponse, fid, len(chunk), rest)
+		case sw != apdu.SWWrongLength:
+			return nil, err
+		}
+		c.shortOnly = true // no extended APDUs on this card: fall back to short reads
+	}
 	for len(out) < size {
-		chunk, err := read(len(out), min(256, size-len(out)))
+		chunk, _, err := read(len(out), min(apdu.MaxShortNe, size-len(out)))
 		if err != nil {
 			return nil, err
 		}
@@ -293,6 +373,11 @@ func (c *Card) PINTriesLeft(ctx context.Context, w Which) (int, error) {
 	}
 	if tries, ok := apdu.TriesLeft(r.SW); ok {
 		return tries, nil
+	}
+	if r.SW == apdu.SWOK {
+		// VERIFY without data must answer 63Cx (PLATFORM.md): a plain 9000 would hide the
+		// try counter, so the answer is not trusted.
+		return 0, fmt.Errorf("%w: pin tries answered 9000 without a try counter", ErrBadResponse)
 	}
 	return 0, pinStatusError("pin tries", w, r.SW)
 }
@@ -351,6 +436,9 @@ func (c *Card) Sign(ctx context.Context, w Which, digestInfo []byte) ([]byte, er
 	if r.SW != apdu.SWOK {
 		return nil, pinStatusError("sign", w, r.SW)
 	}
+	if len(r.Data) != 256 {
+		return nil, fmt.Errorf("%w: sign answered %d bytes, want a 256-byte rsa-2048 signature", ErrBadResponse, len(r.Data))
+	}
 	return r.Data, nil
 }
 
@@ -395,8 +483,15 @@ func (c *Card) InitializeUpdate(ctx context.Context, hostChallenge []byte) ([]by
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, err := c.expectOK(ctx, "select management application", selectManagement()); err != nil {
+	sel, err := c.exchange(ctx, selectManagement())
+	if err != nil {
 		return nil, err
+	}
+	if isAbsentApplication(sel.SW) {
+		return nil, fmt.Errorf("%w: no management application (select answered %04X)", ErrNotJPKICard, sel.SW)
+	}
+	if sel.SW != apdu.SWOK {
+		return nil, fmt.Errorf("cardio: select management application: %w", sel.Err())
 	}
 	raw, err := c.t.Transmit(ctx, cmd)
 	if err != nil {
@@ -408,6 +503,9 @@ func (c *Card) InitializeUpdate(ctx context.Context, hostChallenge []byte) ([]by
 	}
 	if r.SW != apdu.SWOK {
 		return nil, fmt.Errorf("cardio: initialize update: %w", r.Err())
+	}
+	if len(r.Data) != scp.InitUpdateResponseLen {
+		return nil, fmt.Errorf("%w: initialize update answered %d bytes, want %d", ErrBadResponse, len(r.Data), scp.InitUpdateResponseLen)
 	}
 	return raw, nil
 }
@@ -454,9 +552,6 @@ func (c *Card) CardSerial(ctx context.Context) ([]byte, error) {
 	raw, err := c.InitializeUpdate(ctx, hc)
 	if err != nil {
 		return nil, err
-	}
-	if len(raw) != scp.InitUpdateResponseLen+2 {
-		return nil, fmt.Errorf("cardio: initialize update answered %d bytes, want %d", len(raw)-2, scp.InitUpdateResponseLen)
 	}
 	return bytes.Clone(raw[:scp.SerialLen]), nil
 }

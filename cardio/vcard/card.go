@@ -26,6 +26,11 @@ import (
 // its jpki driver without probing other applets.
 var ATR = []byte{0x3B, 0xE0, 0x00, 0xFF, 0x81, 0x31, 0xFE, 0x45, 0x14}
 
+// ForeignATR is the answer-to-reset of a card of another kind (Config.Foreign): the JPKI
+// card's interface bytes with two historical bytes ("FC") and a valid TCK, so pcscd powers it
+// with T=1 like the JPKI card while no JPKI client mistakes it for one.
+var ForeignATR = []byte{0x3B, 0xE2, 0x00, 0xFF, 0x81, 0x31, 0xFE, 0x45, 0x46, 0x43, 0x13}
+
 // JPKIAID is the application identifier of the JPKI AP (公的個人認証 AP).
 var JPKIAID = []byte{0xD3, 0x92, 0xF0, 0x00, 0x26, 0x01, 0x00, 0x00, 0x00, 0x01}
 
@@ -96,6 +101,7 @@ type model struct {
 	privateKeys map[uint16]*rsa.PrivateKey
 	pins        map[uint16]*pinRecord
 	extra       map[string][]byte
+	foreign     bool // a card of another kind: no JPKI AP, no management application
 }
 
 func newModel(serial []byte, keys StaticKeys) *model {
@@ -140,6 +146,11 @@ type Config struct {
 	StatePath string
 	// Rand is the source of PIN salts and challenges; crypto/rand when nil.
 	Rand io.Reader
+	// Foreign makes a card of another kind (a bank or transit card put on the reader by
+	// mistake): ATR ForeignATR, no JPKI AP and no management application, so every SELECT by
+	// AID answers 6A82 and every other command 6D00. The terminal must refuse it with a typed
+	// "not a JPKI card" error rather than misread it.
+	Foreign bool
 }
 
 // Card is one virtual JPKI card.
@@ -161,6 +172,7 @@ func New(cfg Config) (*Card, error) {
 		return nil, fmt.Errorf("vcard: %w", err)
 	}
 	c := &Card{path: cfg.StatePath, rand: cfg.Rand, m: newModel(cfg.Serial, cfg.Keys)}
+	c.m.foreign = cfg.Foreign
 	if c.rand == nil {
 		c.rand = rand.Reader
 	}
@@ -343,13 +355,27 @@ func (c *Card) setPINLocked(pinEF uint16, pin []byte) error {
 	return nil
 }
 
+// ATR returns the card's answer-to-reset: ATR, or ForeignATR for a card of another kind.
+func (c *Card) ATR() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.atrLocked()
+}
+
+func (c *Card) atrLocked() []byte {
+	if c.m.foreign {
+		return bytes.Clone(ForeignATR)
+	}
+	return bytes.Clone(ATR)
+}
+
 // PowerOn powers the card and returns its ATR. The security state starts empty.
 func (c *Card) PowerOn() []byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.resetLocked()
 	c.s.powered = true
-	return bytes.Clone(ATR)
+	return c.atrLocked()
 }
 
 // PowerOff removes power: the security state (verified PINs, selection, secure channel) is lost.
@@ -377,6 +403,13 @@ func (c *Card) Process(apdu []byte) []byte {
 	cmd, ok := parseCommand(apdu)
 	if !ok {
 		return status(swWrongLength)
+	}
+	if c.m.foreign {
+		// Another kind of card: none of our applications exist on it.
+		if cmd.ins == 0xA4 {
+			return status(swFileNotFound)
+		}
+		return status(swINSNotSupported)
 	}
 	if cmd.cla&0x80 == 0 && cmd.ins == 0xA4 && cmd.p1 == 0x04 {
 		return c.selectAIDLocked(cmd, apdu)

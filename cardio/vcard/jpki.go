@@ -39,6 +39,13 @@ func (c *Card) selectEFLocked(cmd command) []byte {
 		c.s.hasEF = false
 		return status(swFileNotFound)
 	}
+	if isCertificateEF(ef) && len(c.m.files[ef]) == 0 {
+		// A certificate EF exists only once WRITE FILE gave it content: an empty one answers
+		// 6A82 at selection, so a reader learns "not present" rather than misreading an empty
+		// file (docs/CARD-PROTOCOL.md §2). Its presence is no secret: the PIN state shows it.
+		c.s.hasEF = false
+		return status(swFileNotFound)
+	}
 	c.s.selectedEF, c.s.hasEF = ef, true
 	return status(swOK)
 }

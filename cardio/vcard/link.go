@@ -210,7 +210,7 @@ func (l *Link) serve(ctx context.Context, conn net.Conn, faults *Faults) error {
 			case vpcdReset:
 				l.Card.Reset()
 			case vpcdGetATR:
-				rsp = ATR
+				rsp = l.Card.ATR()
 			default:
 				return fmt.Errorf("vcard: unknown vpcd control code %02X", payload[0])
 			}

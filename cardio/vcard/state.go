@@ -27,7 +27,8 @@ type stateJSON struct {
 	Files       map[string][]byte    `json:"files,omitempty"`
 	PrivateKeys map[string][]byte    `json:"private_keys,omitempty"` // PKCS#8 DER
 	PINs        map[string]pinRecord `json:"pins"`
-	Extra       map[string][]byte    `json:"extra,omitempty"` // management-applet data
+	Extra       map[string][]byte    `json:"extra,omitempty"`   // management-applet data
+	Foreign     bool                 `json:"foreign,omitempty"` // a card of another kind (Config.Foreign)
 }
 
 type staticKeysJSON struct {
@@ -55,6 +56,7 @@ func (m *model) marshal() ([]byte, error) {
 		Files:     map[string][]byte{},
 		PINs:      map[string]pinRecord{},
 		Extra:     m.extra,
+		Foreign:   m.foreign,
 	}
 	for ef, b := range m.files {
 		s.Files[efName(ef)] = b
@@ -109,6 +111,7 @@ func unmarshalModel(b []byte) (*model, error) {
 	m := newModel(serial, keys)
 	m.lifecycle = s.Lifecycle
 	m.extra = s.Extra
+	m.foreign = s.Foreign
 	for name, b := range s.Files {
 		ef, err := parseEFName(name)
 		if err != nil {
