@@ -19,7 +19,13 @@ import (
 // counter sets up a CS operator and a reception operator with the fixture residents.
 func counter(t *testing.T) (*fixture, *app.Session, *app.Session) {
 	t.Helper()
-	f := newFixture(t)
+	return counterWith(t, nil)
+}
+
+// counterWith is counter with the configuration adjusted by edit (may be nil).
+func counterWith(t *testing.T, edit func(*app.Config)) (*fixture, *app.Session, *app.Session) {
+	t.Helper()
+	f := newFixtureWith(t, edit)
 	ctx := context.Background()
 	f.addOperator(t, "cs1", "f-cs", operator.CS)
 	f.addOperator(t, "rc1", "f-rc", operator.Reception)

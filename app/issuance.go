@@ -33,6 +33,8 @@ type IssueRequest struct {
 	Card       issue.Card
 	PINs       issue.PINEntry
 	CardExpiry time.Time
+	// Progress is told each step of the issuance as it begins (issue.Request.Progress).
+	Progress func(step issue.Step, certType workflow.CertType)
 }
 
 // Issue puts the certificates of an approved (or explained) issuance case on the card
@@ -43,5 +45,5 @@ func (s *Session) Issue(ctx context.Context, o *issue.Orchestrator, req IssueReq
 	if err := s.precheck(ctx, "case.issue", strconv.FormatInt(req.CaseID, 10), operator.Reception, nil); err != nil {
 		return nil, err
 	}
-	return o.Issue(ctx, issue.Request{Operator: s.operatorID, CaseID: req.CaseID, Card: req.Card, PINs: req.PINs, CardExpiry: req.CardExpiry})
+	return o.Issue(ctx, issue.Request{Operator: s.operatorID, CaseID: req.CaseID, Card: req.Card, PINs: req.PINs, CardExpiry: req.CardExpiry, Progress: req.Progress})
 }

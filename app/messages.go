@@ -36,6 +36,8 @@ var messagesJA = map[apperr.Kind]string{
 	apperr.RenewalTooEarly:        "有効期限まで3か月以上あるため、更新の手続はできません。",
 	apperr.ResidentNotEligible:    "この住民の記録状態では、この手続はできません。",
 	apperr.Cancelled:              "操作が中断されました（時間切れ）。もう一度お試しください。",
+	apperr.NotSupported:           "この手続は認証局がまだ対応していないため、この端末では行えません。",
+	apperr.CAUnavailable:          "認証局と通信できません。時間をおいて再度お試しください。",
 }
 
 // MessageJA returns the Japanese message for err: the specific PIN-rule message for a weak PIN,

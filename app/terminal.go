@@ -27,8 +27,10 @@ import (
 	"madoguchi/app/audit"
 	"madoguchi/app/auth"
 	"madoguchi/app/clock"
+	"madoguchi/app/issue"
 	"madoguchi/app/operator"
 	"madoguchi/app/store"
+	"madoguchi/app/workflow"
 )
 
 // Config configures a Terminal. Zero fields take the documented defaults.
@@ -52,15 +54,42 @@ type Config struct {
 	// ResidentFileTTL is how long an exported resident-record file stays importable
 	// (default 30 minutes).
 	ResidentFileTTL time.Duration
+
+	// CA is the terminal's client of the CA (a *raclient.Client from DialCA). Optional: a
+	// terminal without it can do everything but the procedures that talk to the CA, which
+	// are refused with kind CAUnavailable. When set, Open resolves unfinished issuances
+	// before it returns (see Open).
+	CA CA
+	// CACertificates are the CA certificates installed with the terminal, per certificate
+	// type (see NewIssuer).
+	CACertificates map[workflow.CertType][]byte
+	// Municipality is printed on the counter's documents (revocation acknowledgement,
+	// certificate copy).
+	Municipality string
+	// ChangeRetry is the first delay before a resident change the CA did not take is sent
+	// again; it doubles per failure up to ChangeRetryMax (defaults 1 minute and 6 hours).
+	ChangeRetry, ChangeRetryMax time.Duration
 }
 
 // Terminal is the counter domain facade.
 type Terminal struct {
 	db  *store.DB
 	cfg Config
+
+	issuer    *issue.Orchestrator // nil without a CA
+	recovered []issue.Resolution
+	busy      bool // recovery skipped: another process holds the issuance lock
 }
 
 // Open opens the terminal database at cfg.DBPath (creating and migrating it as needed).
+//
+// With cfg.CA set, Open also builds the issuance orchestration (Issuer) and runs
+// RecoverIssuances before it returns, so no operator can log in while an issuance a previous
+// run left unfinished is still undecided (DESIGN "Issuance, end to end" step 6): every started
+// issuance ends delivered or revoked before delivery. The outcomes are kept for the start
+// screen (Recovered). An issuance running in another process on the same database (the CLI
+// beside the GUI) holds the issuance lock; recovery is then left to that process and
+// RecoveryDeferred reports it. A database failure during recovery fails Open.
 func Open(ctx context.Context, cfg Config) (*Terminal, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.System{}
@@ -83,12 +112,44 @@ func Open(ctx context.Context, cfg Config) (*Terminal, error) {
 	if cfg.ResidentFileTTL <= 0 {
 		cfg.ResidentFileTTL = 30 * time.Minute
 	}
+	if cfg.ChangeRetry <= 0 {
+		cfg.ChangeRetry = time.Minute
+	}
+	if cfg.ChangeRetryMax <= 0 {
+		cfg.ChangeRetryMax = 6 * time.Hour
+	}
 	db, err := store.Open(ctx, cfg.DBPath)
 	if err != nil {
 		return nil, apperr.Wrap(apperr.Internal, err, "app: open terminal database")
 	}
-	return &Terminal{db: db, cfg: cfg}, nil
+	t := &Terminal{db: db, cfg: cfg}
+	if cfg.CA != nil {
+		if t.issuer, err = t.NewIssuer(ctx, cfg.CA, cfg.CACertificates); err != nil {
+			db.Close()
+			return nil, apperr.Wrap(apperr.InvalidInput, err, "app: issuance")
+		}
+		t.recovered, err = t.RecoverIssuances(ctx, t.issuer)
+		switch {
+		case errors.Is(err, issue.ErrBusy):
+			t.busy = true
+		case err != nil:
+			db.Close()
+			return nil, apperr.Wrap(apperr.Internal, err, "app: recover unfinished issuances")
+		}
+	}
+	return t, nil
 }
+
+// Issuer returns the issuance orchestration built by Open from Config.CA (nil without a CA).
+func (t *Terminal) Issuer() *issue.Orchestrator { return t.issuer }
+
+// Recovered returns what Open's recovery did with the issuances a previous run left
+// unfinished, for the start screen: show each Resolution's MessageJA. Empty without a CA or
+// when nothing was unfinished.
+func (t *Terminal) Recovered() []issue.Resolution { return t.recovered }
+
+// RecoveryDeferred reports that Open skipped recovery because another process was issuing.
+func (t *Terminal) RecoveryDeferred() bool { return t.busy }
 
 // Close closes the database.
 func (t *Terminal) Close() error { return t.db.Close() }

@@ -26,12 +26,19 @@ type fixture struct {
 
 const supPassword = "correct horse battery"
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureWith(t, nil) }
+
+// newFixtureWith is newFixture with the configuration adjusted by edit (may be nil).
+func newFixtureWith(t *testing.T, edit func(*app.Config)) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	f := &fixture{clock: clock.NewFake(time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC)), fp: auth.NewFake()}
-	term, err := app.Open(ctx, app.Config{DBPath: filepath.Join(t.TempDir(), "terminal.db"), Clock: f.clock,
-		Fingerprint: f.fp, Argon2: cheap, MaxFailedLogins: 3, IdleTimeout: 10 * time.Minute, ResidentFileTTL: 5 * time.Minute, FingerTimeout: 20 * time.Millisecond})
+	cfg := app.Config{DBPath: filepath.Join(t.TempDir(), "terminal.db"), Clock: f.clock,
+		Fingerprint: f.fp, Argon2: cheap, MaxFailedLogins: 3, IdleTimeout: 10 * time.Minute, ResidentFileTTL: 5 * time.Minute, FingerTimeout: 20 * time.Millisecond}
+	if edit != nil {
+		edit(&cfg)
+	}
+	term, err := app.Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,6 +43,8 @@ const (
 	RenewalTooEarly                    // renewal outside the < 3 months window (CPS §6.3.2.2)
 	ResidentNotEligible                // resident status forbids the action (deceased, moved out)
 	Cancelled                          // context cancelled or timed out
+	NotSupported                       // the CA offers no endpoint for this yet (no fake success)
+	CAUnavailable                      // the CA could not be reached; nothing changed there
 )
 
 var kindNames = [...]string{
@@ -56,6 +58,7 @@ var kindNames = [...]string{
 	FileExpired: "file expired", FileUsed: "file used", InvalidTransition: "invalid transition",
 	IdentityDoubt: "identity doubt", AuditBroken: "audit broken", RenewalTooEarly: "renewal too early",
 	ResidentNotEligible: "resident not eligible", Cancelled: "cancelled",
+	NotSupported: "not supported by the ca", CAUnavailable: "ca unavailable",
 }
 
 // String returns the kind's stable English name (used in audit records).

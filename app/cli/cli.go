@@ -29,7 +29,9 @@ import (
 	"madoguchi/app/audit"
 	"madoguchi/app/auth"
 	"madoguchi/app/operator"
+	"madoguchi/app/pinrule"
 	"madoguchi/app/resident"
+	"madoguchi/app/workflow"
 )
 
 // Env is the process environment the CLI runs in (injected for tests).
@@ -41,12 +43,16 @@ type Env struct {
 }
 
 type runner struct {
-	env   Env
-	in    *bufio.Reader
-	term  *app.Terminal
-	user  string
-	out   io.Writer
-	usage func()
+	env      Env
+	in       *bufio.Reader
+	term     *app.Terminal
+	user     string
+	out      io.Writer
+	usage    func()
+	pins     *bufio.Reader // the applicant's PIN source (-pin-fd), opened on first use
+	pinFD    int
+	pinFile  *os.File
+	pinQueue map[pinrule.Kind][]pinrule.PIN // entries read ahead for the other kind
 }
 
 type usageError string
@@ -59,6 +65,15 @@ func Run(ctx context.Context, args []string, env Env) int {
 	fs.SetOutput(env.Stderr)
 	db := fs.String("db", env.Config.DBPath, "terminal database file")
 	user := fs.String("user", "", "operator id to log in as")
+	var caFiles app.CAFiles
+	fs.StringVar(&caFiles.URL, "ca-url", "", "CA base URL (https://host:port); with it the terminal recovers unfinished issuances at start")
+	fs.StringVar(&caFiles.CertFile, "ca-cert", "", "this terminal's client certificate from enrolment (PEM)")
+	fs.StringVar(&caFiles.KeyFile, "ca-key", "", "its private key (PEM)")
+	fs.StringVar(&caFiles.RootFile, "ca-root", "", "the internal TLS CA certificate pinned at enrolment (PEM)")
+	signCA := fs.String("sign-ca", "", "installed signature CA certificate (PEM), checked against the card read-back")
+	authCA := fs.String("auth-ca", "", "installed user-authentication CA certificate (PEM)")
+	municipality := fs.String("municipality", env.Config.Municipality, "municipality printed on the counter's documents")
+	pinFD := fs.Int("pin-fd", 0, "file descriptor the applicant's PINs are read from (0: standard input after the password); never on the command line")
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, `usage: madoguchi cli [-db FILE] [-user ID] COMMAND ...
 commands:
@@ -68,7 +83,19 @@ commands:
   resident import-fixtures | import FILE.csv | search [-kana K] [-name N] [-birth YYYY-MM-DD] [-code C]
            export CODE [-o FILE] | import-file FILE | change CODE KIND YYYY-MM-DD [-name N -kana K] [-address A]
            pending
+           send-changes
   audit verify | history OPERATOR | export [-format jsonl|csv] [-operator ID]
+  case open -kind KIND (-code CODE | -file RESIDENT-FILE) [-types signature,user_auth] [-new-card]
+       identity ID -document DOC [-ref R] [-proxy -poa -inquiry -proxy-name N -proxy-document DOC] [-doubt TEXT]
+       explain ID | approve ID | show ID | stop ID REASON | refuse ID REASON
+  issue -case ID -reader READER -card-expiry YYYY-MM-DD          (CA flags; PINs from -pin-fd)
+  revoke -case ID -cert TYPE:SERIAL [-cert ...] -written REF [-kind KIND]   (CA flags)
+  release-hold -case ID -cert TYPE:SERIAL                         (CA flags)
+  pin-reset -case ID -pin signature|user-auth | destroy-keys -case ID
+  copy -reader READER -type TYPE -o FILE.pdf -font-regular TTF -font-bold TTF   (signature: PIN from -pin-fd)
+  recover                                                          (CA flags; no log-in)
+CA flags: -ca-url URL -ca-cert FILE -ca-key FILE -ca-root FILE [-sign-ca FILE -auth-ca FILE]
+PINs: one line per entry, "signature:PIN" or "user-auth:PIN"; a new PIN is entered twice (two lines).
 permissions: reception cs supervisor audit`)
 	}
 	if err := fs.Parse(args); err != nil {
@@ -80,13 +107,43 @@ permissions: reception cs supervisor audit`)
 	}
 	cfg := env.Config
 	cfg.DBPath = *db
-	term, err := app.Open(ctx, cfg)
-	if err != nil {
+	cfg.Municipality = *municipality
+	fail := func(err error) int {
 		fmt.Fprintf(env.Stderr, "%s\n%v\n", app.MessageJA(err), err)
 		return 1
 	}
+	if caFiles.URL != "" {
+		client, err := app.DialCA(caFiles)
+		if err != nil {
+			return fail(err)
+		}
+		defer client.Close()
+		cfg.CA = client
+	}
+	for typ, path := range map[workflow.CertType]string{workflow.SignatureCert: *signCA, workflow.UserAuthCert: *authCA} {
+		if path == "" {
+			continue
+		}
+		der, err := readPEMCertificate(path)
+		if err != nil {
+			return fail(err)
+		}
+		if cfg.CACertificates == nil {
+			cfg.CACertificates = map[workflow.CertType][]byte{}
+		}
+		cfg.CACertificates[typ] = der
+	}
+	// With a CA, Open resolves unfinished issuances before anyone logs in.
+	term, err := app.Open(ctx, cfg)
+	if err != nil {
+		return fail(err)
+	}
 	defer term.Close()
-	r := &runner{env: env, in: bufio.NewReader(env.Stdin), term: term, user: *user, out: env.Stdout, usage: fs.Usage}
+	for _, res := range term.Recovered() {
+		fmt.Fprintln(env.Stderr, res.MessageJA())
+	}
+	r := &runner{env: env, in: bufio.NewReader(env.Stdin), term: term, user: *user, out: env.Stdout, usage: fs.Usage, pinFD: *pinFD}
+	defer r.closePINs()
 	if err := r.dispatch(ctx, fs.Args()); err != nil {
 		if ue, ok := err.(usageError); ok {
 			fmt.Fprintln(env.Stderr, "madoguchi cli:", string(ue))
@@ -151,8 +208,11 @@ func need(args []string, n int, what string) error {
 }
 
 func (r *runner) dispatch(ctx context.Context, args []string) error {
-	if args[0] == "bootstrap" {
+	switch args[0] {
+	case "bootstrap":
 		return r.bootstrap(ctx, args[1:])
+	case "recover":
+		return r.recover()
 	}
 	if len(args) < 2 {
 		return usageError("missing sub-command")
@@ -163,6 +223,18 @@ func (r *runner) dispatch(ctx context.Context, args []string) error {
 	}
 	defer s.Logout(context.WithoutCancel(ctx))
 	switch args[0] {
+	case "case":
+		return r.caseCmd(ctx, s, args[1], args[2:])
+	case "issue":
+		return r.issue(ctx, s, args[1:])
+	case "revoke":
+		return r.revoke(ctx, s, args[1:])
+	case "release-hold":
+		return r.releaseHold(ctx, s, args[1:])
+	case "pin-reset", "destroy-keys":
+		return r.cardMaintenance(ctx, s, args[0], args[1:])
+	case "copy":
+		return r.certificateCopy(ctx, s, args[1:])
 	case "operator":
 		return r.operator(ctx, s, args[1], args[2:])
 	case "resident":
@@ -366,9 +438,11 @@ func (r *runner) resident(ctx context.Context, s *app.Session, cmd string, a []s
 			return err
 		}
 		for _, c := range p {
-			fmt.Fprintf(r.out, "%d\t%s\t%s\t%s\n", c.ID, c.RecordCode, c.Kind, c.Effective)
+			fmt.Fprintf(r.out, "%d\t%s\t%s\t%s\t%d\t%s\n", c.ID, c.RecordCode, c.Kind, c.Effective, c.Attempts, c.LastError)
 		}
 		return nil
+	case "send-changes":
+		return r.sendChanges(ctx, s)
 	}
 	return usageError("unknown resident command " + cmd)
 }

@@ -1,20 +1,15 @@
 package issue_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,18 +17,24 @@ import (
 	"madoguchi/app"
 	"madoguchi/app/audit"
 	"madoguchi/app/auth"
+	"madoguchi/app/internal/e2e"
 	"madoguchi/app/issue"
 	"madoguchi/app/operator"
 	"madoguchi/app/pinrule"
 	"madoguchi/app/workflow"
 	"madoguchi/ca-server/api/wire"
 	"madoguchi/cardio"
-	"madoguchi/cardio/pcsc"
-	"madoguchi/cardio/vcard"
 	"madoguchi/cardio/vcard/vcardtest"
 	"madoguchi/internal/testenv"
 	"madoguchi/raclient"
 )
+
+// TestMain removes the ca-server binary built for the tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	e2e.Cleanup()
+	os.Exit(code)
+}
 
 // The applicant of the end-to-end tests: 鈴木 一郎 from the fixture register (no 外字), born
 // 1985-03-15. PINs valid and not easily guessed for him (TS Art. 4).
@@ -44,214 +45,6 @@ const (
 )
 
 var cheapArgon = auth.Argon2Params{Time: 1, MemoryKiB: 64, Threads: 1}
-
-var caBinary struct {
-	once sync.Once
-	path string
-	err  error
-	out  []byte
-}
-
-// TestMain removes the ca-server binary built for the tests.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if caBinary.path != "" {
-		os.RemoveAll(filepath.Dir(caBinary.path))
-	}
-	os.Exit(code)
-}
-
-// buildCAServer builds the real ca-server command once per test binary.
-func buildCAServer(t *testing.T) string {
-	t.Helper()
-	caBinary.once.Do(func() {
-		dir, err := os.MkdirTemp("", "madoguchi-ca-server-")
-		if err != nil {
-			caBinary.err = err
-			return
-		}
-		caBinary.path = filepath.Join(dir, "ca-server")
-		cmd := exec.Command("go", "build", "-o", caBinary.path, "madoguchi/ca-server")
-		caBinary.out, caBinary.err = cmd.CombinedOutput()
-	})
-	if caBinary.err != nil {
-		t.Fatalf("go build ca-server: %v\n%s", caBinary.err, caBinary.out)
-	}
-	return caBinary.path
-}
-
-// realCA is a running `ca-server serve` (child process) on a SoftHSM token, with this
-// terminal enrolled over mutual TLS.
-type realCA struct {
-	bin, data string
-	base      string
-	client    *raclient.Client
-	stock     []vcard.StockEntry
-	caCerts   map[workflow.CertType][]byte
-	// what a child process needs to talk to the CA as this terminal
-	certPEM, keyPEM, rootPEM []byte
-}
-
-func caCmd(t *testing.T, bin string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("ca-server %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.String())
-	}
-	return string(out)
-}
-
-func startRealCA(t *testing.T) *realCA {
-	t.Helper()
-	testenv.SoftHSM(t) // SOFTHSM2_CONF private to this test, inherited by the child
-	ca := &realCA{bin: buildCAServer(t), data: t.TempDir()}
-	caCmd(t, ca.bin, "ceremony-init", "--data", ca.data, "--dev")
-	batch := filepath.Join(t.TempDir(), "batch.txt")
-	caCmd(t, ca.bin, "card-batch", "--data", ca.data, "--dev", "--count", "2", "--out", batch)
-	token := strings.TrimSpace(caCmd(t, ca.bin, "terminal-token", "--data-dir", ca.data, "--municipality", "131016"))
-
-	cmd := exec.Command(ca.bin, "serve", "--data-dir", ca.data, "--dev", "--listen", "127.0.0.1:0", "--deadline", "10m")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr := &lockedBuffer{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-	})
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if _, rest, ok := strings.Cut(sc.Text(), "listening on https://"); ok {
-				addr <- strings.Fields(rest)[0]
-			}
-		}
-		io.Copy(io.Discard, stdout)
-	}()
-	select {
-	case a := <-addr:
-		ca.base = "https://" + a
-	case <-time.After(2 * time.Minute):
-		t.Fatalf("ca-server serve did not listen:\n%s", stderr.String())
-	}
-
-	ctx := context.Background()
-	ca.rootPEM, err = os.ReadFile(filepath.Join(ca.data, "tls-ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(ca.rootPEM) {
-		t.Fatal("tls-ca.crt holds no certificate")
-	}
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	enr, err := raclient.Enroll(ctx, raclient.EnrollConfig{BaseURL: ca.base, RootCAs: pool, Token: token, Key: key, Operator: "installer"})
-	if err != nil {
-		t.Fatalf("enrol terminal: %v", err)
-	}
-	tc, err := raclient.TLSCertificate(enr, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca.client, err = raclient.New(raclient.Config{BaseURL: ca.base, Certificate: tc, RootCAs: pool})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ca.client.Close)
-	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
-	ca.keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
-	ca.certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: enr.Certificate})
-
-	f, err := os.Open(batch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if ca.stock, err = vcard.ParseKeyBatch(f); err != nil || len(ca.stock) != 2 {
-		t.Fatalf("card batch: %v (%d cards)", err, len(ca.stock))
-	}
-	ca.caCerts = map[workflow.CertType][]byte{}
-	for typ, name := range map[workflow.CertType]string{workflow.SignatureCert: "signature-ca", workflow.UserAuthCert: "user-auth-ca"} {
-		b, err := os.ReadFile(filepath.Join(ca.data, "ceremony", name+".crt.pem"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		blk, _ := pem.Decode(b)
-		if blk == nil {
-			t.Fatalf("%s is not PEM", name)
-		}
-		ca.caCerts[typ] = blk.Bytes
-	}
-	return ca
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// stockCard makes the virtual card of batch entry i (blank card stock from the CA's
-// card-key batch) with its state in dir.
-func (ca *realCA) stockCard(t *testing.T, i int, dir string) *vcard.Card {
-	t.Helper()
-	c, err := vcard.New(vcard.Config{Serial: ca.stock[i].Serial, Keys: ca.stock[i].Keys, StatePath: filepath.Join(dir, "card.json")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-// connectCard opens the PC/SC connection the terminal uses for the card in reader.
-func connectCard(t *testing.T, reader string) (*pcsc.Card, func()) {
-	t.Helper()
-	cl, err := pcsc.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	card, err := cl.Connect(reader, pcsc.Exclusive)
-	if err != nil {
-		cl.Close()
-		t.Fatal(err)
-	}
-	var once sync.Once
-	closeFn := func() {
-		once.Do(func() {
-			card.Close(true)
-			cl.Close()
-		})
-	}
-	t.Cleanup(closeFn)
-	return card, closeFn
-}
 
 func applicantPINs(ctx context.Context, req issue.PINRequest) (pinrule.PIN, pinrule.PIN, error) {
 	p := e2eAuthPIN
@@ -290,7 +83,7 @@ func openCase(t *testing.T, rc *app.Session, types ...workflow.CertType) int64 {
 // imports a resident-record file, issues both certificates onto the card; the card is read
 // back through the JPKI read protocol and by OpenSC's pkcs15-tool.
 func TestIssueEndToEnd(t *testing.T) {
-	ca := startRealCA(t)
+	ca := e2e.StartCA(t)
 	pc := testenv.PCSCD(t)
 	fp := testenv.Fprintd(t)
 	ctx := context.Background()
@@ -336,12 +129,12 @@ func TestIssueEndToEnd(t *testing.T) {
 
 	caseID := openCase(t, rc, workflow.SignatureCert, workflow.UserAuthCert)
 
-	vc := ca.stockCard(t, 0, t.TempDir())
+	vc := ca.StockCard(t, 0, t.TempDir())
 	vcardtest.PlugIn(t, vc, pc.Ports[0], pc.Readers[0])
-	pcard, release := connectCard(t, pc.Readers[0])
+	pcard, release := e2e.ConnectCard(t, pc.Readers[0])
 	card := cardio.New(pcard)
 
-	o, err := term.NewIssuer(ctx, ca.client, ca.caCerts)
+	o, err := term.NewIssuer(ctx, ca.Client, ca.CACerts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -363,7 +156,7 @@ func TestIssueEndToEnd(t *testing.T) {
 		t.Fatalf("delivered %d, PIN screens %v", len(res.Delivered), asked)
 	}
 	for _, d := range res.Delivered {
-		st, err := ca.client.Status(ctx, "rc1", d.IssuanceID)
+		st, err := ca.Client.Status(ctx, "rc1", d.IssuanceID)
 		if err != nil || st.State != "delivered" {
 			t.Errorf("%s at the CA: %+v %v", d.CertType, st, err)
 		}
@@ -371,7 +164,7 @@ func TestIssueEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		caCert, _ := x509.ParseCertificate(ca.caCerts[d.CertType])
+		caCert, _ := x509.ParseCertificate(ca.CACerts[d.CertType])
 		if err := leaf.CheckSignatureFrom(caCert); err != nil {
 			t.Errorf("%s certificate does not verify under the ceremony's CA certificate: %v", d.CertType, err)
 		}
@@ -403,7 +196,7 @@ func TestIssueEndToEnd(t *testing.T) {
 		byType[d.CertType] = d.Certificate
 	}
 	if string(certs.Signature) != string(byType[workflow.SignatureCert]) || string(certs.UserAuth) != string(byType[workflow.UserAuthCert]) ||
-		string(certs.SignatureCA) != string(ca.caCerts[workflow.SignatureCert]) || string(certs.UserAuthCA) != string(ca.caCerts[workflow.UserAuthCert]) {
+		string(certs.SignatureCA) != string(ca.CACerts[workflow.SignatureCert]) || string(certs.UserAuthCA) != string(ca.CACerts[workflow.UserAuthCert]) {
 		t.Error("card read back differs from what the CA issued")
 	}
 	if n, err := card.PINTriesLeft(ctx, cardio.UserAuth); err != nil || n != 3 {
@@ -492,7 +285,7 @@ func TestCrashChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pcard, _ := connectCard(t, string(read("reader")))
+	pcard, _ := e2e.ConnectCard(t, string(read("reader")))
 	o, err := term.NewIssuer(ctx, client, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -514,7 +307,7 @@ func TestCrashChild(t *testing.T) {
 // "aborted", with the journal, the audit chain and the case intact; the case is then issued
 // on a new card.
 func TestKilledMidIssuanceRecovers(t *testing.T) {
-	ca := startRealCA(t)
+	ca := e2e.StartCA(t)
 	pc := testenv.PCSCD(t)
 	ctx := context.Background()
 	dbPath := filepath.Join(t.TempDir(), "terminal.db")
@@ -547,20 +340,20 @@ func TestKilledMidIssuanceRecovers(t *testing.T) {
 	}
 	caseID := openCase(t, rc, workflow.UserAuthCert)
 
-	vc := ca.stockCard(t, 0, t.TempDir())
+	vc := ca.StockCard(t, 0, t.TempDir())
 	link, _ := vcardtest.PlugIn(t, vc, pc.Ports[0], pc.Readers[0])
 	link.Faults.SetDelay(300 * time.Millisecond) // the script takes seconds: the kill lands inside it
 
 	dir := t.TempDir()
-	for name, v := range map[string][]byte{"db": []byte(dbPath), "key.pem": ca.keyPEM, "cert.pem": ca.certPEM, "root.pem": ca.rootPEM,
-		"base": []byte(ca.base), "password": []byte(password), "reader": []byte(pc.Readers[0]), "case": []byte(strconv.FormatInt(caseID, 10))} {
+	for name, v := range map[string][]byte{"db": []byte(dbPath), "key.pem": ca.KeyPEM, "cert.pem": ca.CertPEM, "root.pem": ca.RootPEM,
+		"base": []byte(ca.Base), "password": []byte(password), "reader": []byte(pc.Readers[0]), "case": []byte(strconv.FormatInt(caseID, 10))} {
 		if err := os.WriteFile(filepath.Join(dir, name), v, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
 	child := exec.Command(os.Args[0], "-test.run", "^TestCrashChild$", "-test.v")
 	child.Env = append(os.Environ(), crashChildEnv+"="+dir)
-	childOut := &lockedBuffer{}
+	childOut := &e2e.LockedBuffer{}
 	child.Stdout, child.Stderr = childOut, childOut
 	child.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := child.Start(); err != nil {
@@ -602,7 +395,7 @@ poll:
 	t.Logf("killed with the journal at %s (issuance %s)", killedAt.State, killedAt.IssuanceID)
 
 	// The CA still has it prepared: the terminal died before confirming or aborting.
-	if st, err := ca.client.Status(ctx, "rc1", killedAt.IssuanceID); err != nil || st.State != "prepared" {
+	if st, err := ca.Client.Status(ctx, "rc1", killedAt.IssuanceID); err != nil || st.State != "prepared" {
 		t.Fatalf("CA status before recovery: %+v %v", st, err)
 	}
 
@@ -612,7 +405,7 @@ poll:
 		t.Fatal(err)
 	}
 	defer term2.Close()
-	o, err := term2.NewIssuer(ctx, ca.client, ca.caCerts)
+	o, err := term2.NewIssuer(ctx, ca.Client, ca.CACerts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -625,7 +418,7 @@ poll:
 		t.Fatalf("resolution %+v", res)
 	}
 	t.Logf("operator told: %s", res[0].MessageJA())
-	st, err := ca.client.Status(ctx, "rc1", killedAt.IssuanceID)
+	st, err := ca.Client.Status(ctx, "rc1", killedAt.IssuanceID)
 	if err != nil || st.State != "revoked" || st.RevocationReason == nil || *st.RevocationReason != 0 {
 		t.Fatalf("CA status after recovery: %+v %v, want revoked reason 0", st, err)
 	}
@@ -646,9 +439,9 @@ poll:
 	if err != nil {
 		t.Fatal(err)
 	}
-	vc2 := ca.stockCard(t, 1, t.TempDir())
+	vc2 := ca.StockCard(t, 1, t.TempDir())
 	vcardtest.PlugIn(t, vc2, pc.Ports[1], pc.Readers[1])
-	pcard, _ := connectCard(t, pc.Readers[1])
+	pcard, _ := e2e.ConnectCard(t, pc.Readers[1])
 	if _, err := rc2.Issue(ctx, o, app.IssueRequest{CaseID: caseID, Card: cardio.New(pcard), CardExpiry: time.Now().AddDate(10, 0, 0), PINs: applicantPINs}); err != nil {
 		t.Fatalf("issue after recovery: %v (%s)", err, app.MessageJA(err))
 	}

@@ -165,6 +165,18 @@ type Request struct {
 	// CardExpiry is the card's own expiry date (printed on the card); certificates never
 	// outlive it (CPS §6.3.2.2).
 	CardExpiry time.Time
+	// Progress, when set, is told each step as it begins, on the issuing goroutine, so a
+	// screen can show where the issuance is (StepPrepare per certificate type, StepScript per
+	// type, then StepPIN, StepVerify and StepConfirm for the whole card; certType is "" for
+	// those). It must not block: the CA's prepared issuance waits on its deadline meanwhile.
+	Progress func(step Step, certType workflow.CertType)
+}
+
+// progress reports step to the caller's Progress, if any.
+func (r *run) progress(step Step, t workflow.CertType) {
+	if r.req.Progress != nil {
+		r.req.Progress(step, t)
+	}
 }
 
 // Delivered is one certificate delivered to the card.
@@ -309,6 +321,7 @@ func (r *run) issue(ctx context.Context) (*Result, error) {
 
 	// One CA issuance per type, each on its own channel, each written by its own script.
 	for _, it := range r.items {
+		r.progress(StepPrepare, it.typ)
 		if err := r.start(ctx, it); err != nil {
 			return nil, err
 		}
@@ -316,16 +329,19 @@ func (r *run) issue(ctx context.Context) (*Result, error) {
 			return nil, err
 		}
 	}
+	r.progress(StepPIN, "")
 	pins, err := r.setPINs(ctx)
 	defer pins.clear()
 	if err != nil {
 		return nil, at(StepPIN, err)
 	}
+	r.progress(StepVerify, "")
 	if err := r.verify(ctx, pins); err != nil {
 		return nil, at(StepVerify, err)
 	}
 	pins.clear()
 	res := &Result{CaseID: r.c.ID, CardSerial: serialHex}
+	r.progress(StepConfirm, "")
 	for _, it := range r.items {
 		if err := r.confirm(ctx, it); err != nil {
 			return nil, at(StepConfirm, err)
@@ -503,6 +519,7 @@ func (r *run) prepareAndWrite(ctx context.Context, it *item, serialHex string) e
 	}
 	it.cert = presp.Certificate
 
+	r.progress(StepScript, it.typ)
 	responses, err := r.req.Card.RunScript(ctx, presp.Script)
 	// TS Art. 6(iii): the terminal deletes the encrypted key blob once written.
 	for _, a := range presp.Script {

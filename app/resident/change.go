@@ -41,6 +41,35 @@ type PendingChange struct {
 	Kind       ChangeKind
 	Effective  string
 	RecordedAt time.Time
+	RecordedBy string // the CS operator who recorded it (named to the CA as the requester)
+	// Attempts counts failed deliveries; NextAttemptAt is when the sender tries again (zero:
+	// at once); LastError is the last failure (English).
+	Attempts      int
+	NextAttemptAt time.Time
+	LastError     string
+}
+
+// caEvents maps the terminal's change kinds to the events of the CA's rule table
+// (ca-server/revocation/rules.json, "changes"). The CA decides which certificates an event
+// revokes; the terminal only names the event (R02 II-3-1(2)).
+var caEvents = map[ChangeKind]string{
+	MoveIn:        "move-in",
+	MoveOut:       "move-out",
+	NameChange:    "name-changed",
+	AddressChange: "address-changed",
+	Death:         "death",
+	Emigration:    "emigration",
+	// A corrected birth date or sex means the record was wrong: 記録誤り (CPS §4.9.1.1(2)).
+	Correction: "record-error",
+}
+
+// CAEvent returns the CA's event name for kind (kind InvalidInput for an unknown kind).
+func CAEvent(kind ChangeKind) (string, error) {
+	e, ok := caEvents[kind]
+	if !ok {
+		return "", apperr.New(apperr.InvalidInput, "resident: change kind %q has no CA event", kind)
+	}
+	return e, nil
 }
 
 // RecordChange applies c to the register and puts it in the outbox for change-driven revocation.
@@ -99,7 +128,8 @@ func RecordChange(ctx context.Context, tx *sql.Tx, c Change, by string, now time
 
 // Pending returns the outbox entries not yet sent, oldest first.
 func Pending(ctx context.Context, q Querier) ([]PendingChange, error) {
-	rows, err := q.QueryContext(ctx, `SELECT id, record_code, kind, effective, recorded_at FROM resident_changes WHERE sent_at IS NULL ORDER BY id`)
+	rows, err := q.QueryContext(ctx, `SELECT id, record_code, kind, effective, recorded_at, recorded_by, attempts, next_attempt_at, last_error
+		FROM resident_changes WHERE sent_at IS NULL ORDER BY id`)
 	if err != nil {
 		return nil, apperr.Wrap(apperr.Internal, err, "resident: pending changes")
 	}
@@ -107,11 +137,14 @@ func Pending(ctx context.Context, q Querier) ([]PendingChange, error) {
 	var out []PendingChange
 	for rows.Next() {
 		var p PendingChange
-		var at string
-		if err := rows.Scan(&p.ID, &p.RecordCode, &p.Kind, &p.Effective, &at); err != nil {
+		var at, next string
+		if err := rows.Scan(&p.ID, &p.RecordCode, &p.Kind, &p.Effective, &at, &p.RecordedBy, &p.Attempts, &next, &p.LastError); err != nil {
 			return nil, apperr.Wrap(apperr.Internal, err, "resident: pending changes")
 		}
 		p.RecordedAt, _ = time.Parse(time.RFC3339Nano, at)
+		if next != "" {
+			p.NextAttemptAt, _ = time.Parse(time.RFC3339Nano, next)
+		}
 		out = append(out, p)
 	}
 	return out, rows.Err()
@@ -122,6 +155,32 @@ func MarkSent(ctx context.Context, tx *sql.Tx, id int64, now time.Time) error {
 	res, err := tx.ExecContext(ctx, `UPDATE resident_changes SET sent_at = ? WHERE id = ? AND sent_at IS NULL`, now.UTC().Format(time.RFC3339Nano), id)
 	if err != nil {
 		return apperr.Wrap(apperr.Internal, err, "resident: mark sent")
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return apperr.New(apperr.NotFound, "resident: no pending change %d", id)
+	}
+	return nil
+}
+
+// MarkDelivered marks an outbox entry as delivered, with the CA's change id.
+func MarkDelivered(ctx context.Context, tx *sql.Tx, id, caChangeID int64, now time.Time) error {
+	res, err := tx.ExecContext(ctx, `UPDATE resident_changes SET sent_at = ?, ca_change_id = ?, last_error = '' WHERE id = ? AND sent_at IS NULL`,
+		now.UTC().Format(time.RFC3339Nano), caChangeID, id)
+	if err != nil {
+		return apperr.Wrap(apperr.Internal, err, "resident: mark delivered")
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return apperr.New(apperr.NotFound, "resident: no pending change %d", id)
+	}
+	return nil
+}
+
+// MarkFailed records a failed delivery: one more attempt, the error, and when to try again.
+func MarkFailed(ctx context.Context, tx *sql.Tx, id int64, failure string, next time.Time) error {
+	res, err := tx.ExecContext(ctx, `UPDATE resident_changes SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ? AND sent_at IS NULL`,
+		failure, next.UTC().Format(time.RFC3339Nano), id)
+	if err != nil {
+		return apperr.Wrap(apperr.Internal, err, "resident: mark failed")
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return apperr.New(apperr.NotFound, "resident: no pending change %d", id)

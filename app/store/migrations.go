@@ -134,4 +134,13 @@ ALTER TABLE issuance_journal ADD COLUMN card_cleanup TEXT NOT NULL DEFAULT '';
 CREATE INDEX issuance_journal_open ON issuance_journal(state) WHERE state NOT IN ('delivered','aborted');
 CREATE INDEX issuance_journal_case ON issuance_journal(case_id, cert_type);
 `,
+	// 5: delivery of the resident-change outbox to the CA (change-driven revocation,
+	// R02 II-3-1(2)): attempts with backoff, the last failure (English, no personal data beyond
+	// what the row holds) and the CA's change id once delivered.
+	`
+ALTER TABLE resident_changes ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE resident_changes ADD COLUMN next_attempt_at TEXT NOT NULL DEFAULT '';
+ALTER TABLE resident_changes ADD COLUMN last_error TEXT NOT NULL DEFAULT '';
+ALTER TABLE resident_changes ADD COLUMN ca_change_id INTEGER;
+`,
 }

@@ -1,0 +1,152 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+
+	"madoguchi/app/apperr"
+	"madoguchi/app/issue"
+	"madoguchi/ca-server/api/wire"
+	"madoguchi/raclient"
+)
+
+// CA is everything the terminal asks of the CA over mutual TLS (raclient.Client): issuance
+// (package issue), counter revocation, hold release and resident changes. Tests pass fakes.
+type CA interface {
+	issue.CA
+	RevocationCA
+	ChangeReporter
+}
+
+// RevocationCA is the counter's revocation service at the CA (CPS §4.9.3.1, §4.9.13–16).
+type RevocationCA interface {
+	Revoke(ctx context.Context, operator, serial string, req wire.RevokeRequest) (wire.RevocationAck, error)
+	ReleaseHold(ctx context.Context, operator, serial string, req wire.ReleaseHoldRequest) (wire.CertificateStatus, error)
+}
+
+// ChangeReporter delivers resident changes to the CA (R02 II-3-1(2)).
+type ChangeReporter interface {
+	ReportResidentChange(ctx context.Context, operator string, req wire.ResidentChangeRequest) (wire.ResidentChangeResponse, error)
+}
+
+var _ CA = (*raclient.Client)(nil)
+
+// CAFiles names the files that let the terminal talk to the CA: the CA's base URL, the
+// terminal's client certificate and key from enrolment (PEM), and the internal TLS CA
+// certificate pinned at enrolment (PEM). TS Art. 7(i), Art. 10: mutual TLS 1.3 only.
+type CAFiles struct {
+	URL      string
+	CertFile string
+	KeyFile  string
+	RootFile string
+}
+
+// DialCA builds the CA client from f. It refuses (kind InvalidInput) a missing or unreadable
+// file, a key that does not match the certificate, or a root file without a certificate. The
+// key is never printed.
+func DialCA(f CAFiles) (*raclient.Client, error) {
+	if f.URL == "" || f.CertFile == "" || f.KeyFile == "" || f.RootFile == "" {
+		return nil, apperr.New(apperr.InvalidInput, "app: the CA needs a URL, a client certificate, its key and the TLS CA certificate")
+	}
+	pair, err := tls.LoadX509KeyPair(f.CertFile, f.KeyFile)
+	if err != nil {
+		return nil, apperr.Wrap(apperr.InvalidInput, err, "app: terminal client certificate")
+	}
+	rootPEM, err := os.ReadFile(f.RootFile)
+	if err != nil {
+		return nil, apperr.Wrap(apperr.InvalidInput, err, "app: TLS CA certificate")
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(rootPEM) {
+		return nil, apperr.New(apperr.InvalidInput, "app: %s holds no PEM certificate", f.RootFile)
+	}
+	c, err := raclient.New(raclient.Config{BaseURL: f.URL, Certificate: pair, RootCAs: pool})
+	if err != nil {
+		return nil, apperr.Wrap(apperr.InvalidInput, err, "app: CA client")
+	}
+	return c, nil
+}
+
+// CAError is a refusal or failure of the CA in a counter procedure, with the kind the
+// screens branch on and the operator's Japanese message. It wraps the raclient error, so
+// errors.Is(err, raclient.ErrAlreadyRevoked) works.
+type CAError struct {
+	Kind apperr.Kind
+	Op   string // "revoke", "release-hold", "resident-change"
+	Err  error
+}
+
+func (e *CAError) Error() string { return fmt.Sprintf("app: CA %s: %v", e.Op, e.Err) }
+
+// Unwrap returns the raclient error.
+func (e *CAError) Unwrap() error { return e.Err }
+
+// ErrorKind implements apperr.Kinded.
+func (e *CAError) ErrorKind() apperr.Kind { return e.Kind }
+
+// Is makes errors.Is(err, apperr.X) work for the kind.
+func (e *CAError) Is(target error) bool {
+	k, ok := target.(apperr.Kind)
+	return ok && k == e.Kind
+}
+
+// caMessagesJA says what the CA answered, per raclient kind (first match wins).
+var caMessagesJA = []struct {
+	kind error
+	ja   string
+}{
+	{raclient.ErrAlreadyRevoked, "この電子証明書は既に失効しています。失効は取り消せません。"},
+	{raclient.ErrNotOnHold, "この電子証明書は一時保留されていないため、保留を解除できません。"},
+	{raclient.ErrWrongCA, "電子証明書の種類とシリアル番号が一致しません。"},
+	{raclient.ErrChannelNotAllowed, "この申請は窓口では受け付けられません。"},
+	{raclient.ErrCertificateExpired, "この電子証明書は有効期間が満了しています。"},
+	{raclient.ErrUnknownEvent, "認証局がこの異動の種類を受け付けませんでした。"},
+	{raclient.ErrNotFound, "認証局に該当する電子証明書がありません。シリアル番号を確認してください。"},
+	{raclient.ErrForbidden, "この端末は認証局に接続を認められていません。管理者に連絡してください。"},
+	{raclient.ErrInvalidRequest, "認証局が申請内容を受け付けませんでした。入力内容を確認してください。"},
+	{raclient.ErrUnavailable, "認証局と通信できません。時間をおいて再度お試しください。"},
+}
+
+// MessageJA is the operator's message.
+func (e *CAError) MessageJA() string {
+	for _, m := range caMessagesJA {
+		if errors.Is(e.Err, m.kind) {
+			return m.ja
+		}
+	}
+	return messagesJA[e.Kind]
+}
+
+// caError classifies an error of a CA call.
+func caError(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	kind := apperr.Internal
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		kind = apperr.Cancelled
+	case errors.Is(err, raclient.ErrAlreadyRevoked), errors.Is(err, raclient.ErrNotOnHold), errors.Is(err, raclient.ErrCertificateExpired),
+		errors.Is(err, raclient.ErrConflict):
+		kind = apperr.InvalidTransition
+	case errors.Is(err, raclient.ErrWrongCA), errors.Is(err, raclient.ErrInvalidRequest), errors.Is(err, raclient.ErrUnknownEvent):
+		kind = apperr.InvalidInput
+	case errors.Is(err, raclient.ErrNotFound):
+		kind = apperr.NotFound
+	case errors.Is(err, raclient.ErrChannelNotAllowed), errors.Is(err, raclient.ErrForbidden):
+		kind = apperr.PermissionDenied
+	case errors.Is(err, raclient.ErrUnavailable):
+		kind = apperr.CAUnavailable
+	}
+	return &CAError{Kind: kind, Op: op, Err: err}
+}
+
+// transient reports whether a CA failure may go away by itself (network, CA overloaded).
+func transient(err error) bool {
+	k := apperr.KindOf(err)
+	return k == apperr.CAUnavailable || k == apperr.Internal || k == apperr.Cancelled
+}

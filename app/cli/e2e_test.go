@@ -1,0 +1,151 @@
+package cli
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"madoguchi/app"
+	"madoguchi/app/auth"
+	"madoguchi/app/internal/e2e"
+	"madoguchi/cardio/vcard/vcardtest"
+	"madoguchi/internal/testenv"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	e2e.Cleanup()
+	os.Exit(code)
+}
+
+// TestCLIAgainstRealCA drives the counter headless against the real stack: a SoftHSM-backed
+// `ca-server serve` child process with this terminal enrolled over mutual TLS, pcscd+vpcd with
+// a virtual card from the CA's card stock. Issuance with the applicant's PINs from a file
+// descriptor (a weak PIN is asked again), the certificate copy to PDF from the card read-back,
+// a hold set by the CA's call centre released at the counter, revocation at the holder's
+// request, a name change sent to the CA that revokes the signature certificate, and the audit
+// chain intact at the end.
+func TestCLIAgainstRealCA(t *testing.T) {
+	ca := e2e.StartCA(t)
+	pc := testenv.PCSCD(t)
+	dir := t.TempDir()
+	files := map[string][]byte{"terminal.crt": ca.CertPEM, "terminal.key": ca.KeyPEM, "tls-ca.crt": ca.RootPEM}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	caFlags := []string{"-ca-url", ca.Base, "-ca-cert", filepath.Join(dir, "terminal.crt"), "-ca-key", filepath.Join(dir, "terminal.key"),
+		"-ca-root", filepath.Join(dir, "tls-ca.crt"), "-municipality", "東京都架空区長"}
+	cfg := app.Config{DBPath: filepath.Join(dir, "terminal.db"), Fingerprint: auth.NewFake(), Argon2: auth.Argon2Params{Time: 1, MemoryKiB: 64, Threads: 1}}
+	const sup, rc = "supervisor-pass-1\n", "reception-pass-1\n"
+	must := func(stdin string, withCA bool, args ...string) result {
+		t.Helper()
+		if withCA {
+			args = append(append([]string{}, caFlags...), args...)
+		}
+		r := run(t, cfg, stdin, args...)
+		if r.code != 0 {
+			t.Fatalf("%v: exit %d\nstdout: %s\nstderr: %s", args, r.code, r.out, r.errOut)
+		}
+		return r
+	}
+	must(sup, false, "bootstrap", "-id", "sup", "-name", "管理 太郎", "-reason", "指紋装置の設置前")
+	must(sup, false, "-user", "sup", "operator", "create", "rc1", "受付 花子")
+	must(sup, false, "-user", "sup", "operator", "grant", "rc1", "reception")
+	must(sup, false, "-user", "sup", "operator", "grant", "rc1", "cs")
+	must(sup+strings.TrimSuffix(rc, "\n")+"\n", false, "-user", "sup", "operator", "exempt", "rc1", "指紋の読み取りが困難")
+	must(rc, false, "-user", "rc1", "resident", "import-fixtures")
+	file := filepath.Join(dir, "resident.json")
+	must(rc, false, "-user", "rc1", "resident", "export", "90000000088", "-o", file)
+	must(rc, false, "-user", "rc1", "case", "open", "-kind", "new_issuance", "-file", file, "-types", "signature,user_auth")
+	must(rc, false, "-user", "rc1", "case", "identity", "1", "-document", "drivers_licence", "-ref", "5678")
+	must(rc, false, "-user", "rc1", "case", "explain", "1")
+
+	// Issuance: the applicant's PINs arrive on a pipe (-pin-fd), never on the command line.
+	vc := ca.StockCard(t, 0, t.TempDir())
+	vcardtest.PlugIn(t, vc, pc.Ports[0], pc.Readers[0])
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pr.Close() })
+	pw.WriteString("signature:SAKURA73\nsignature:SAKURA73\nuser-auth:1234\nuser-auth:1234\nuser-auth:4826\nuser-auth:4826\n")
+	pw.Close()
+	began := time.Now()
+	r := must(rc, true, "-pin-fd", strconv.Itoa(int(pr.Fd())), "-user", "rc1", "issue", "-case", "1", "-reader", pc.Readers[0],
+		"-card-expiry", time.Now().AddDate(10, 0, 0).Format("2006-01-02"))
+	t.Logf("headless issuance of both certificates in %v", time.Since(began).Round(time.Millisecond))
+	if !strings.Contains(r.errOut, "連続した数字や文字") {
+		t.Errorf("the weak PIN 1234 was not refused on the applicant's screen:\n%s", r.errOut)
+	}
+	serials := map[string]string{}
+	for _, m := range regexp.MustCompile(`delivered (\w+) serial ([0-9a-fA-F]+)`).FindAllStringSubmatch(r.out, -1) {
+		serials[m[1]] = m[2]
+	}
+	if serials["signature"] == "" || serials["user_auth"] == "" {
+		t.Fatalf("issue output: %s", r.out)
+	}
+	if strings.Contains(r.out+r.errOut, "SAKURA73") || strings.Contains(r.out+r.errOut, "4826") {
+		t.Error("a PIN was echoed")
+	}
+
+	// Certificate copy from the card read-back (the holder enters the signature PIN).
+	pdfPath := filepath.Join(dir, "copy.pdf")
+	must(rc+"signature:SAKURA73\n", true, "-user", "rc1", "copy", "-reader", pc.Readers[0], "-type", "signature", "-o", pdfPath,
+		"-font-regular", "../printout/testdata/MadoguchiPrintJP-Regular.ttf", "-font-bold", "../printout/testdata/MadoguchiPrintJP-Bold.ttf")
+	if pdf, err := os.ReadFile(pdfPath); err != nil || !bytes.HasPrefix(pdf, []byte("%PDF-")) {
+		t.Fatalf("certificate copy PDF: %v", err)
+	}
+
+	// A phone report puts the signature certificate on hold (local call-centre command); the
+	// holder comes to the counter and the hold is released after the identity check.
+	e2e.CACmd(t, ca.Bin, "hold", "--data-dir", ca.Data, "--serial", serials["signature"], "--note", "本人から電話で紛失の届出")
+	must(rc, false, "-user", "rc1", "case", "open", "-kind", "hold_release", "-code", "90000000088")
+	must(rc, false, "-user", "rc1", "case", "identity", "2", "-document", "passport")
+	must(rc, false, "-user", "rc1", "case", "approve", "2")
+	r = must(rc, true, "-user", "rc1", "release-hold", "-case", "2", "-cert", "signature:"+serials["signature"])
+	if !strings.Contains(r.out, "is delivered") {
+		t.Errorf("release-hold: %s", r.out)
+	}
+
+	// Revocation of the user-authentication certificate at the holder's request.
+	must(rc, false, "-user", "rc1", "case", "open", "-kind", "revocation", "-code", "90000000088")
+	must(rc, false, "-user", "rc1", "case", "identity", "3", "-document", "my_number_card")
+	must(rc, false, "-user", "rc1", "case", "approve", "3")
+	r = must(rc, true, "-user", "rc1", "revoke", "-case", "3", "-cert", "user_auth:"+serials["user_auth"], "-written", "失効申請書 No.1")
+	if !strings.Contains(r.out, "reason 5") || !strings.Contains(r.out, "written acknowledgement: true") {
+		t.Errorf("revoke: %s", r.out)
+	}
+	// Revocation is never undone nor repeated.
+	must(rc, false, "-user", "rc1", "case", "open", "-kind", "revocation", "-code", "90000000088")
+	must(rc, false, "-user", "rc1", "case", "identity", "4", "-document", "my_number_card")
+	must(rc, false, "-user", "rc1", "case", "approve", "4")
+	if r := run(t, cfg, rc, append(append([]string{}, caFlags...), "-user", "rc1", "revoke", "-case", "4", "-cert", "user_auth:"+serials["user_auth"], "-written", "x")...); r.code != 1 ||
+		!strings.Contains(r.errOut, "既に失効") {
+		t.Errorf("second revocation: %d %s", r.code, r.errOut)
+	}
+
+	// A name change recorded by the CS reaches the CA and revokes the signature certificate.
+	today := time.Now().In(time.FixedZone("JST", 9*3600)).Format("2006-01-02")
+	must(rc, false, "-user", "rc1", "resident", "change", "90000000088", "name_change", today, "-name", "鈴木 一朗", "-kana", "スズキ イチロウ")
+	r = must(rc, true, "-user", "rc1", "resident", "send-changes")
+	if !strings.Contains(r.out, "name-changed\tdelivered\trevoked=sign") {
+		t.Errorf("send-changes: %s", r.out)
+	}
+	r = must(rc, false, "-user", "rc1", "resident", "pending")
+	if strings.TrimSpace(r.out) != "" {
+		t.Errorf("outbox after delivery: %s", r.out)
+	}
+	// Start-up recovery with the CA: nothing unfinished.
+	r = must("", true, "recover")
+	if !strings.Contains(r.out, "0 unfinished issuances resolved") {
+		t.Errorf("recover: %s", r.out)
+	}
+	must(sup, false, "-user", "sup", "audit", "verify")
+}
