@@ -37,7 +37,13 @@ func runAudit(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer l.st.Close()
-		rep, err := audit.Verify(ctx, l.st, l.auditKey.Public())
+		// Public keys only (local_keys.go): the HSM key's certificate from
+		// the ceremony state, and an older data dir's file key.
+		keys, err := auditVerifyKeys(*dataDir)
+		if err != nil {
+			return err
+		}
+		rep, err := audit.VerifyKeys(ctx, l.st, keys)
 		for _, p := range rep.Problems {
 			fmt.Fprintln(stdout, p.String())
 		}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"madoguchi/ca-server/ceremony"
-	"madoguchi/ca-server/hsmissuance"
 	"madoguchi/ca-server/status"
 )
 
@@ -19,7 +18,9 @@ func init() {
 }
 
 // activeStatus activates the CA keys with the custodians' shares and
-// returns a revocation service that can sign CRLs; close releases the HSM.
+// returns a revocation service that can sign CRLs with every key
+// generation; close releases the HSM. It builds no issuance dependencies:
+// those destroy leftover user keys, which a running server may own.
 func activeStatus(ctx context.Context, cf *ceremonyFlags, shares []string, stdout, stderr io.Writer) (*status.Service, func(), *local, error) {
 	common, err := cf.common(stdout, stderr)
 	if err != nil {
@@ -33,19 +34,13 @@ func activeStatus(ctx context.Context, cf *ceremonyFlags, shares []string, stdou
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	deps, err := hsmissuance.FromActive(ctx, active, hsmissuance.Options{})
-	if err != nil {
-		active.HSM.Close()
-		return nil, nil, nil, err
-	}
 	l, err := openLocal(ctx, cf.dataDir)
 	if err != nil {
-		deps.Close()
 		active.HSM.Close()
 		return nil, nil, nil, err
 	}
-	svc, err := newStatusService(l, cf.dataDir, deps, nil, nil)
-	closeAll := func() { l.Close(); deps.Close(); active.HSM.Close() }
+	svc, err := newStatusService(l, cf.dataDir, active, nil, nil, nil)
+	closeAll := func() { l.Close(); active.HSM.Close() }
 	if err != nil {
 		closeAll()
 		return nil, nil, nil, err
@@ -67,6 +62,7 @@ func runCRL(args []string, stdout, stderr io.Writer) error {
 	now := fs.Bool("now", false, "publish: a new CRL and ARL of every CA at once (CPS §4.9.7)")
 	ca := fs.String("ca", "signature", "archive: signature or user-auth")
 	arl := fs.Bool("arl", false, "archive: the ARL instead of the CRL")
+	generation := fs.Int("generation", 0, "archive: the CA key generation whose CRL to write (default: the issuing key's; CPS §5.6: each key generation has its own CRL)")
 	at := fs.String("at", "", "archive: the instant (RFC 3339, e.g. 2026-11-22T10:00:00+09:00) whose CRL in force to write")
 	out := fs.String("out", "", "archive: file to write the DER to (default stdout)")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -101,14 +97,15 @@ func runCRL(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer l.Close()
-		svc, err := newStatusService(l, cf.dataDir, nil, nil, nil)
+		svc, err := newStatusService(l, cf.dataDir, nil, nil, nil, nil)
 		if err != nil {
 			return err
 		}
-		series := status.CA{Name: *ca}.CRLSeries()
-		if *arl {
-			series = status.CA{Name: *ca}.ARLSeries()
+		gen := *generation
+		if gen == 0 {
+			gen = issuingGeneration(cf.dataDir, *ca)
 		}
+		series := status.SeriesName(*ca, gen, *arl)
 		rc, m, err := svc.ArchivedCRL(series, t)
 		if err != nil {
 			return err
@@ -162,4 +159,22 @@ func runCompromiseDrill(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "%s #%v published: %d entries\n", p.Series, p.Meta.Number, p.Entries)
 	}
 	return err
+}
+
+// issuingGeneration reads the issuing key generation of the CA named ca
+// from the ceremony state (1 when there is none).
+func issuingGeneration(dataDir, ca string) int {
+	st, err := ceremony.LoadState(dataDir)
+	if err != nil {
+		return 1
+	}
+	for _, r := range statusCARoles {
+		if r.name != ca {
+			continue
+		}
+		if k, err := st.IssuingKey(r.role); err == nil {
+			return k.Gen()
+		}
+	}
+	return 1
 }

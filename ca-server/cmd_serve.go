@@ -2,12 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -39,12 +33,13 @@ func init() {
 
 // local is what every local sub-command opens in the data directory.
 type local struct {
-	st    *store.SQLite
-	ca    *tlsca.CA
+	st *store.SQLite
+	// ca is the TLS CA: without its key when the key is in the HSM
+	// (local_keys.go); serve and verifier-add replace it after activation.
+	ca *tlsca.CA
+	// audit appends chained records without checkpoints; serve replaces it
+	// by a log signing checkpoints with the HSM key (local_keys.go).
 	audit *audit.Log
-	// auditKey signs audit checkpoints. Stand-in until ca-server/hsm is
-	// wired: an ECDSA key file (0600) in the data directory.
-	auditKey crypto.Signer
 }
 
 func openLocal(ctx context.Context, dataDir string) (*local, error) {
@@ -58,68 +53,22 @@ func openLocal(ctx context.Context, dataDir string) (*local, error) {
 	if err != nil {
 		return nil, err
 	}
-	cert, signer, err := tlsca.LoadOrCreate(dataDir, time.Now())
+	ca, err := openTLSCA(dataDir, st)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	ca, err := tlsca.New(cert, signer, st, nil)
+	alog, err := audit.OpenUnsigned(ctx, st, nil)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	ak, err := loadOrCreateECKey(filepath.Join(dataDir, "audit-checkpoint.key"))
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
-	alog, err := audit.Open(ctx, st, audit.Options{Signer: ak, KeyID: "audit-checkpoint-file"})
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
-	return &local{st: st, ca: ca, audit: alog, auditKey: ak}, nil
+	return &local{st: st, ca: ca, audit: alog}, nil
 }
 
-func (l *local) Close() error {
-	err := l.audit.Checkpoint(context.Background())
-	return errors.Join(err, l.st.Close())
-}
-
-// loadOrCreateECKey reads a PKCS#8 PEM ECDSA key, creating it (0600) if absent.
-func loadOrCreateECKey(path string) (*ecdsa.PrivateKey, error) {
-	if b, err := os.ReadFile(path); err == nil {
-		blk, _ := pem.Decode(b)
-		if blk == nil {
-			return nil, fmt.Errorf("ca-server: %s is not PEM", path)
-		}
-		k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("ca-server: %s: %w", path, err)
-		}
-		ek, ok := k.(*ecdsa.PrivateKey)
-		if !ok {
-			return nil, fmt.Errorf("ca-server: %s is not an ECDSA key", path)
-		}
-		return ek, nil
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, err
-	}
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	der, _ := x509.MarshalPKCS8PrivateKey(k)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := f.Write(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return k, errors.Join(f.Sync(), f.Close())
-}
+// Close closes the store. A signing audit log (serve) takes its last
+// checkpoint before the HSM closes, not here.
+func (l *local) Close() error { return l.st.Close() }
 
 // issuanceDeps builds the HSM-backed issuance dependencies over the
 // activated CA (ca-server/hsmissuance). A variable so tests can wrap it.
@@ -169,6 +118,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	poolSize := fs.Int("key-pool", 0, "keep this many user keys pre-generated in the HSM (0: generate on each request)")
 	poolWorkers := fs.Int("key-pool-workers", 1, "goroutines (each with its own HSM session) refilling the key pool")
 	profilesDir := fs.String("profiles", "", "directory overriding the embedded certificate profiles")
+	auditEvery := fs.Duration("audit-checkpoint-every", 5*time.Minute, "how often the audit log is checkpointed with the HSM key, covering records of local commands (CPS §5.4)")
 	statusF := registerStatusFlags(fs) // serve_status.go
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -179,8 +129,8 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() != 0 {
 		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
 	}
-	if *sessions < 1 || *sessions > 64 || *poolSize < 0 || *poolWorkers < 1 || *poolWorkers > 64 {
-		return fmt.Errorf("%w: --sessions 1..64, --key-pool ≥ 0, --key-pool-workers 1..64", errUsage)
+	if *sessions < 1 || *sessions > 64 || *poolSize < 0 || *poolWorkers < 1 || *poolWorkers > 64 || *auditEvery <= 0 {
+		return fmt.Errorf("%w: --sessions 1..64, --key-pool ≥ 0, --key-pool-workers 1..64, --audit-checkpoint-every > 0", errUsage)
 	}
 	ctx, stop := signal.NotifyContext(serveContext(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -194,6 +144,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 
 	var svc api.Service
 	var statusDeps *hsmissuance.Deps // serve_status.go: nil while the CA is not active
+	var statusActive *ceremony.Active
 	_, serr := ceremony.LoadState(cf.dataDir)
 	switch {
 	case errors.Is(serr, ceremony.ErrNotInitialised):
@@ -221,6 +172,22 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer active.HSM.Close()
+		statusActive = active
+		// CPS §5.4: checkpoints signed in the HSM, covering the records
+		// local commands appended; stopped before the HSM closes.
+		stopAudit, err := startHSMAudit(ctx, l, common, active, cf.dataDir, *auditEvery,
+			func(err error) { logger.Error("serve: audit checkpoint", "err", err) })
+		if err != nil {
+			return err
+		}
+		defer stopAudit()
+		// The TLS CA key, when it is in the HSM, signs enrolments and the
+		// server certificate from now on.
+		if ca, err := signingTLSCA(active, l.st); err != nil {
+			return err
+		} else if ca != nil {
+			l.ca = ca
+		}
 		opts := hsmissuance.Options{PoolSize: *poolSize, PoolWorkers: *poolWorkers, Logger: logger}
 		if *profilesDir != "" {
 			if opts.Profiles, err = profile.Load(*profilesDir); err != nil {
@@ -270,7 +237,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	stopStatus, err := startStatus(ctx, statusF, l, srv, statusDeps, cf.dataDir, serverCert, logger, stdout)
+	stopStatus, err := startStatus(ctx, statusF, l, srv, statusActive, statusDeps, cf.dataDir, serverCert, logger, stdout)
 	if err != nil {
 		return err
 	}

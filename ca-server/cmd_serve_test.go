@@ -69,24 +69,37 @@ func runCmd(t *testing.T, args ...string) string {
 // the server stops at cleanup.
 func startServe(t *testing.T, args ...string) string {
 	t.Helper()
+	// The status listeners default to fixed ports (8444, 8445); test binaries of several
+	// packages run at once, so every test server asks for free ports instead.
+	for _, f := range []string{"--verifier-listen", "--public-listen"} {
+		if !slices.Contains(args, f) {
+			args = append(args, f, "127.0.0.1:0")
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	old := serveContext
 	serveContext = func() context.Context { return ctx }
 	stdout := &lineWriter{lines: make(chan string, 16)}
 	var stderr bytes.Buffer
 	var mu sync.Mutex
-	done := make(chan int, 1)
+	// exited is closed when serve returns; code holds its exit status. A closed channel can
+	// be waited on both by the start-up loop and by the cleanup without one starving the other.
+	exited := make(chan struct{})
+	var code int
 	go func() {
+		defer close(exited)
+		c := run(append([]string{"serve"}, args...), stdout, &stderr)
 		mu.Lock()
-		defer mu.Unlock()
-		done <- run(append([]string{"serve"}, args...), stdout, &stderr)
+		code = c
+		mu.Unlock()
 	}()
 	t.Cleanup(func() {
 		cancel()
-		if code := <-done; code != 0 {
-			mu.Lock()
+		<-exited
+		mu.Lock()
+		defer mu.Unlock()
+		if code != 0 {
 			t.Errorf("serve exit %d:\n%s", code, stderr.String())
-			mu.Unlock()
 		}
 		serveContext = old
 	})
@@ -97,8 +110,9 @@ func startServe(t *testing.T, args ...string) string {
 			if _, rest, ok := strings.Cut(line, "listening on "); ok {
 				return strings.TrimPrefix(strings.Fields(rest)[0], "https://")
 			}
-		case code := <-done:
+		case <-exited:
 			mu.Lock()
+			defer mu.Unlock()
 			t.Fatalf("serve exited with %d before listening:\n%s", code, stderr.String())
 		case <-timeout:
 			t.Fatal("serve did not start listening")

@@ -7,21 +7,18 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"math/big"
 	"os"
 	"path/filepath"
 	"time"
 
 	"madoguchi/ca-server/audit"
 	"madoguchi/ca-server/store"
-	"madoguchi/ca-server/tlsca"
 )
 
 func init() {
@@ -39,6 +36,12 @@ func runVerifierAdd(args []string, stdout, stderr io.Writer) error {
 	certFile := fs.String("cert", "", "register this PEM client certificate by its SHA-256 instead of issuing one")
 	outDir := fs.String("out-dir", "", "directory for the issued verifier.crt and verifier.key (0600)")
 	operator := fs.String("operator", defaultOperator(), "who registers (audit record)")
+	// Issuing (--out-dir) signs with the TLS CA key in the HSM: M
+	// custodians present their token shares, as for serve (TS Art. 27, 45).
+	var shares listFlag
+	fs.Var(&shares, "share", "PATH[=SOURCE]: with --out-dir, a custodian's token share; repeat M times (the TLS CA key is in the HSM)")
+	dev := fs.Bool("dev", false, "with --out-dir: use the dev share of a dev CA: NOT FOR PRODUCTION")
+	module := fs.String("module", "", "PKCS#11 module (default SoftHSM 2)")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -51,6 +54,14 @@ func runVerifierAdd(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer l.Close()
+	if *outDir != "" && !l.ca.HasKey() {
+		ca, closeHSM, err := activatedTLSCA(ctx, *dataDir, *module, *dev, shares, l.st, stderr, stderr)
+		if err != nil {
+			return err
+		}
+		defer closeHSM()
+		l.ca = ca
+	}
 	v, err := addVerifier(ctx, l, *dataDir, *name, *certFile, *outDir)
 	result := "ok"
 	if err != nil {
@@ -81,27 +92,14 @@ func addVerifier(ctx context.Context, l *local, dataDir, name, certFile, outDir 
 		}
 		der = blk.Bytes
 	} else {
-		caCert, caKey, err := tlsca.LoadOrCreate(dataDir, now)
-		if err != nil {
-			return store.Verifier{}, err
-		}
+		// the TLS CA with its key: the file key, or the HSM key after
+		// runVerifierAdd's activation
+		ca := l.ca
 		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
 			return store.Verifier{}, err
 		}
-		serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 126))
-		if err != nil {
-			return store.Verifier{}, err
-		}
-		serial.SetBit(serial, 126, 1)
-		notAfter := now.Add(tlsca.TerminalValidity)
-		if notAfter.After(caCert.NotAfter) {
-			notAfter = caCert.NotAfter
-		}
-		tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: name, Organization: []string{"Madoguchi registered verifier"}},
-			NotBefore: now.Add(-5 * time.Minute), NotAfter: notAfter, KeyUsage: x509.KeyUsageDigitalSignature,
-			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, Policies: []x509.OID{tlsca.PolicyTLS}}
-		if der, err = x509.CreateCertificate(rand.Reader, tmpl, caCert, key.Public(), caKey); err != nil {
+		if der, err = ca.VerifierCertificate(name, key.Public()); err != nil {
 			return store.Verifier{}, err
 		}
 		pk, _ := x509.MarshalPKCS8PrivateKey(key)

@@ -3,11 +3,11 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,12 +16,15 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"time"
 
 	"madoguchi/ca-server/api"
 	"madoguchi/ca-server/applicant"
+	"madoguchi/ca-server/ceremony"
 	"madoguchi/ca-server/crl"
+	"madoguchi/ca-server/hsm"
 	"madoguchi/ca-server/hsmissuance"
 	"madoguchi/ca-server/ocsp"
 	"madoguchi/ca-server/status"
@@ -33,7 +36,7 @@ type statusFlags struct {
 	verifierListen string
 	publicListen   string
 	tickEvery      time.Duration
-	ocspPolicy     string
+	ocspPolicies   string
 }
 
 // registerStatusFlags adds the status flags to serve's flag set.
@@ -41,8 +44,8 @@ func registerStatusFlags(fs *flag.FlagSet) *statusFlags {
 	f := &statusFlags{}
 	fs.StringVar(&f.verifierListen, "verifier-listen", "127.0.0.1:8444", "address of the mutual-TLS listener for registered verifiers (CRLs, OCSP; CPS §2.4); empty: off")
 	fs.StringVar(&f.publicListen, "public-listen", "127.0.0.1:8445", "address of the public HTTPS listener (ARLs, CA certificates); empty: off")
-	fs.DurationVar(&f.tickEvery, "status-every", time.Minute, "how often due change-driven revocations and CRLs (every 24 h) are checked")
-	fs.StringVar(&f.ocspPolicy, "ocsp-policy", "1.2.392.200149.8.5.1.3.330", "certificate policy of the OCSP responder certificates (CPS §1.2)")
+	fs.DurationVar(&f.tickEvery, "status-every", time.Minute, "how often due change-driven revocations, expired holds, CRLs (every 24 h) and OCSP responses are checked")
+	fs.StringVar(&f.ocspPolicies, "ocsp-policies", "", "JSON file of the OCSP responder certificate policy per CA (default: the embedded ca-server/ocsp/policies.json; CPS §1.2)")
 	return f
 }
 
@@ -60,9 +63,78 @@ func (p hsmPersons) PersonHash(ctx context.Context, code string) ([]byte, error)
 	return h[:], nil
 }
 
+// statusCA names a CA role for the revocation service.
+var statusCARoles = []struct {
+	role, name string
+	certType   store.CertType
+}{
+	{ceremony.RoleSignatureCA, "signature", store.CertSign},
+	{ceremony.RoleAuthCA, "user-auth", store.CertAuth},
+}
+
+// statusCAs builds the revocation service's CAs from the activated keys:
+// the issuing key and every CRL-only key of each role, all signing through
+// ceremony.CAKey.CRLSigner (which refuses to sign a certificate), and the
+// role's link certificates (CPS §5.6: CRLs for both keys while
+// certificates of the old key live).
+func statusCAs(active *ceremony.Active) ([]status.CA, error) {
+	var out []status.CA
+	for _, r := range statusCARoles {
+		k, err := active.IssuingKey(r.role)
+		if err != nil {
+			return nil, err
+		}
+		signer, err := k.CRLSigner()
+		if err != nil {
+			return nil, err
+		}
+		ca := status.CA{Name: r.name, CertType: r.certType, Certificate: k.Certificate, Signer: signer, Generation: k.Record.Gen()}
+		for _, o := range active.CRLOnlyKeys(r.role) {
+			older, err := o.CRLSigner()
+			if err != nil {
+				return nil, err
+			}
+			g := status.KeyGeneration{Generation: o.Record.Gen(), Certificate: o.Certificate, Signer: older}
+			if o.Record.CRLSigningUntil != nil {
+				g.Until = *o.Record.CRLSigningUntil
+			}
+			ca.Older = append(ca.Older, g)
+		}
+		for _, l := range active.State.Links {
+			if l.Role != r.role {
+				continue
+			}
+			c, err := readCertPEM(l.Certificate)
+			if err != nil {
+				return nil, err
+			}
+			ca.Links = append(ca.Links, c)
+		}
+		out = append(out, ca)
+	}
+	return out, nil
+}
+
+func readCertPEM(path string) (*x509.Certificate, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("ca-server: %w", err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil || blk.Type != "CERTIFICATE" {
+		return nil, fmt.Errorf("ca-server: %s is not a PEM certificate", path)
+	}
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("ca-server: %s: %w", path, err)
+	}
+	return c, nil
+}
+
 // newStatusService builds the revocation service over the local store and,
-// when the CA is active, its HSM signers.
-func newStatusService(l *local, dataDir string, deps *hsmissuance.Deps, logger *slog.Logger, onChange func(context.Context, store.CertType, string) error) (*status.Service, error) {
+// when the CA is active (active non-nil), its HSM CRL signers; deps, when
+// set, gives the person hash for resident changes.
+func newStatusService(l *local, dataDir string, active *ceremony.Active, deps *hsmissuance.Deps, logger *slog.Logger, onChange func(context.Context, store.CertType, string) error) (*status.Service, error) {
 	arch, err := crl.NewFSArchive(crlArchiveDir(dataDir))
 	if err != nil {
 		return nil, err
@@ -70,24 +142,35 @@ func newStatusService(l *local, dataDir string, deps *hsmissuance.Deps, logger *
 	cfg := status.Config{Store: l.st, Audit: l.audit, Archive: arch, Logger: logger, OnChange: onChange}
 	if deps != nil {
 		cfg.Persons = hsmPersons{deps.Applicants}
-		cfg.CAs = []status.CA{
-			{Name: "signature", CertType: store.CertSign, Certificate: deps.Issuer.Signature.Certificate, Signer: deps.Issuer.Signature.Signer},
-			{Name: "user-auth", CertType: store.CertAuth, Certificate: deps.Issuer.UserAuth.Certificate, Signer: deps.Issuer.UserAuth.Signer},
+	}
+	if active != nil {
+		if cfg.CAs, err = statusCAs(active); err != nil {
+			return nil, err
 		}
 	}
 	return status.New(cfg)
 }
 
 // startStatus wires revocation and status into serve: the terminal
-// endpoints on srv, the schedule (change-driven revocations, CRLs every
-// 24 h), the verifier listener (mutual TLS: CRLs and OCSP) and the public
-// listener (ARLs, CA certificates). deps is nil when the CA is not active:
-// revocation still works; CRLs, OCSP and change reports wait for
-// activation. stop shuts everything down; call it before the store closes.
-func startStatus(ctx context.Context, f *statusFlags, l *local, srv *api.Server, deps *hsmissuance.Deps, dataDir string, serverCert tls.Certificate,
-	logger *slog.Logger, stdout io.Writer) (stop func(), err error) {
+// endpoints on srv, the schedule (change-driven revocations, expired holds,
+// CRLs every 24 h, OCSP refresh), the verifier listener (mutual TLS: CRLs
+// and OCSP) and the public listener (ARLs, CA certificates). active and
+// deps are nil when the CA is not active: revocation still works; CRLs,
+// OCSP and change reports wait for activation. stop shuts everything down;
+// call it before the store and the HSM close.
+func startStatus(ctx context.Context, f *statusFlags, l *local, srv *api.Server, active *ceremony.Active, deps *hsmissuance.Deps, dataDir string,
+	serverCert tls.Certificate, logger *slog.Logger, stdout io.Writer) (stop func(), err error) {
+	policies, err := ocsp.DefaultResponderPolicies()
+	if f.ocspPolicies != "" {
+		policies, err = ocsp.LoadResponderPolicies(f.ocspPolicies)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: --ocsp-policies: %v", errUsage, err)
+	}
 	responders := map[store.CertType]*ocsp.Responder{}
-	svc, err := newStatusService(l, dataDir, deps, logger, func(ctx context.Context, t store.CertType, serial string) error {
+	// TS Art. 36: every status change is re-signed at once; the map is
+	// filled before any request or schedule tick can change a status.
+	svc, err := newStatusService(l, dataDir, active, deps, logger, func(ctx context.Context, t store.CertType, serial string) error {
 		r := responders[t]
 		n, ok := new(big.Int).SetString(serial, 16)
 		if r == nil || !ok {
@@ -98,32 +181,40 @@ func startStatus(ctx context.Context, f *statusFlags, l *local, srv *api.Server,
 	if err != nil {
 		return nil, err
 	}
-	srv.MountRevocation(svc)
-	policy, err := parseOID(f.ocspPolicy)
-	if err != nil {
-		return nil, fmt.Errorf("%w: --ocsp-policy: %v", errUsage, err)
-	}
 	var cas []api.StatusCA
 	for _, ca := range svc.CAs() {
 		sc := api.StatusCA{Name: ca.Name, CRLSeries: ca.CRLSeries(), ARLSeries: ca.ARLSeries(), Certificate: ca.Certificate}
-		if ca.Signer != nil {
-			r, err := newResponder(ca, svc, policy)
-			if err != nil {
-				return nil, err
-			}
-			responders[ca.CertType], sc.OCSP = r, r
+		policy, err := policies.For(ca.Name)
+		if err != nil {
+			return nil, fmt.Errorf("%w: --ocsp-policies: %v", errUsage, err)
 		}
+		r, err := hsmResponder(ctx, active, dataDir, ca, svc, policy, time.Now())
+		if err != nil {
+			return nil, err
+		}
+		responders[ca.CertType], sc.OCSP = r, r
 		cas = append(cas, sc)
 	}
+	srv.MountRevocation(svc)
 	sctx, cancel := context.WithCancel(ctx)
 	var servers []*http.Server
 	done := make(chan struct{})
 	tick := time.NewTicker(f.tickEvery)
 	go func() {
 		defer close(done)
-		svc.RunSchedule(sctx, tick.C, nil)
+		svc.RunSchedule(sctx, tick.C, func(error) {
+			// RFC 5019 §6: responses are pre-signed and refreshed
+			// before they expire, off the request path.
+			for t, r := range responders {
+				if _, err := r.RefreshDue(sctx); err != nil {
+					logger.Error("serve: OCSP refresh", "cert_type", t, "err", err)
+				}
+			}
+		})
 	}()
+	firstDone := make(chan struct{})
 	go func() { // first publication at once
+		defer close(firstDone)
 		if _, err := svc.PublishDue(sctx); err != nil {
 			logger.Error("serve: CRL publication", "err", err)
 		}
@@ -132,6 +223,7 @@ func startStatus(ctx context.Context, f *statusFlags, l *local, srv *api.Server,
 		tick.Stop()
 		cancel()
 		<-done
+		<-firstDone // it signs in the HSM and audits: before either closes
 		for _, hs := range servers {
 			c, cc := context.WithTimeout(context.Background(), 5*time.Second)
 			hs.Shutdown(c)
@@ -171,49 +263,103 @@ func startStatus(ctx context.Context, f *statusFlags, l *local, srv *api.Server,
 	return stop, nil
 }
 
-// newResponder issues a fresh delegated OCSP responder certificate under
-// the CA key for a responder key made in memory at start (CPS §6.3.2.1).
-func newResponder(ca status.CA, svc *status.Service, policy asn1.ObjectIdentifier) (*ocsp.Responder, error) {
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return nil, err
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 126))
-	if err != nil {
-		return nil, err
-	}
-	serial.SetBit(serial, 126, 1)
-	now := time.Now()
-	der, err := ocsp.IssueResponderCertificate(ocsp.ResponderCertRequest{Issuer: ca.Certificate, IssuerSigner: ca.Signer, PublicKey: key.Public(),
-		Subject: pkix.Name{CommonName: "OCSP responder of " + ca.Certificate.Subject.CommonName}, Serial: serial, NotBefore: now.Add(-time.Minute), Policy: policy})
-	if errors.Is(err, ocsp.ErrOutlivesCA) {
-		return nil, fmt.Errorf("serve: %s: %w", ca.Name, err)
-	}
-	if err != nil {
-		return nil, err
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
-	}
-	return ocsp.New(ocsp.Config{Issuer: ca.Certificate, ResponderCert: cert, Signer: key, Source: svc.OCSPSource(ca.CertType)})
+// ocspResponderLabel names the responder key of a CA key generation in the
+// token; ocspResponderCertPath is its certificate file.
+func ocspResponderLabel(ca string, gen int) string {
+	return fmt.Sprintf("ocsp-responder-%s-g%d", ca, gen)
+}
+func ocspResponderCertPath(dataDir, ca string, gen int) string {
+	return filepath.Join(dataDir, "ocsp", fmt.Sprintf("%s-g%d-responder.crt.pem", ca, gen))
 }
 
-func parseOID(s string) (asn1.ObjectIdentifier, error) {
-	var o asn1.ObjectIdentifier
-	var n int
-	for i, j := 0, 0; i <= len(s); i++ {
-		if i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			n = n*10 + int(s[i]-'0')
-			continue
+// hsmResponder returns the OCSP responder of the CA's issuing key: its
+// responder key is an RSA key in the HSM (made at the first serve after
+// activation, never extractable) with a delegated responder certificate
+// valid 5 years (CPS §6.3.2.1) kept as a file in the data directory. Both
+// are reused while the certificate is valid and matches the key; otherwise
+// (first start, expired certificate) the old responder key is destroyed
+// and a new one certified by the issuing CA key.
+func hsmResponder(ctx context.Context, active *ceremony.Active, dataDir string, ca status.CA, svc *status.Service, policy asn1.ObjectIdentifier, now time.Time) (*ocsp.Responder, error) {
+	role := ""
+	for _, r := range statusCARoles {
+		if r.name == ca.Name {
+			role = r.role
 		}
-		if (i < len(s) && s[i] != '.') || i == j {
-			return nil, fmt.Errorf("bad OID %q", s)
+	}
+	caKey, err := active.IssuingKey(role)
+	if err != nil {
+		return nil, err
+	}
+	gen := caKey.Record.Gen()
+	label, certPath := ocspResponderLabel(ca.Name, gen), ocspResponderCertPath(dataDir, ca.Name, gen)
+	h := active.HSM
+	kp, err := h.FindRSAKeyPair(ctx, label)
+	if err != nil && !errors.Is(err, hsm.ErrKeyNotFound) {
+		return nil, err
+	}
+	var cert *x509.Certificate
+	if err == nil {
+		if c, cerr := readCertPEM(certPath); cerr == nil && c.CheckSignatureFrom(ca.Certificate) == nil && kp.PublicKey.Equal(c.PublicKey) &&
+			!now.Before(c.NotBefore) && now.Before(c.NotAfter) {
+			cert = c
+		} else {
+			for _, kind := range []hsm.KeyKind{hsm.KindRSAPrivate, hsm.KindRSAPublic} {
+				keys, ferr := h.FindKeys(ctx, hsm.KeyQuery{Kind: kind, Label: label})
+				if ferr != nil {
+					return nil, ferr
+				}
+				for _, k := range keys {
+					if derr := h.Destroy(ctx, k); derr != nil {
+						return nil, derr
+					}
+				}
+			}
 		}
-		o, n, j = append(o, n), 0, i+1
 	}
-	if len(o) < 2 {
-		return nil, fmt.Errorf("bad OID %q", s)
+	if cert == nil {
+		if kp, err = h.GenerateRSA(ctx, label, hsm.KeyOptions{Token: true, Extractable: hsm.NotExtractable}); err != nil {
+			return nil, err
+		}
+		issuer, err := caKey.IssuanceSigner(now)
+		if err != nil {
+			return nil, err
+		}
+		serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 126))
+		if err != nil {
+			return nil, err
+		}
+		serial.SetBit(serial, 126, 1)
+		der, err := ocsp.IssueResponderCertificate(ocsp.ResponderCertRequest{Issuer: ca.Certificate, IssuerSigner: issuer, PublicKey: kp.PublicKey,
+			Subject: pkix.Name{CommonName: "OCSP responder of " + ca.Certificate.Subject.CommonName}, Serial: serial, NotBefore: now.Add(-time.Minute), Policy: policy})
+		if err != nil {
+			return nil, fmt.Errorf("serve: %s OCSP responder certificate: %w", ca.Name, err)
+		}
+		if err := writeFileAtomic(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+			return nil, err
+		}
+		if cert, err = x509.ParseCertificate(der); err != nil {
+			return nil, err
+		}
 	}
-	return o, nil
+	signer, err := h.Signer(kp)
+	if err != nil {
+		return nil, err
+	}
+	return ocsp.New(ocsp.Config{Issuer: ca.Certificate, ResponderCert: cert, Signer: signer, Source: svc.OCSPSource(ca.CertType)})
+}
+
+// writeFileAtomic writes path through a temporary file and a rename.
+func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, mode); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
 }

@@ -136,6 +136,26 @@ func (c *Card) exchange(ctx context.Context, cmd apdu.Command) (apdu.Response, e
 	return r, nil
 }
 
+// exchangeSecret is exchange for a command whose data is a PIN: the encoded command buffer is
+// zeroed once the card answered (or the transport failed), so cardio keeps no copy of the PIN
+// (DOMAIN §2, §9: PINs are never stored). cmd.Data, the caller's slice, is left as it is.
+func (c *Card) exchangeSecret(ctx context.Context, cmd apdu.Command) (apdu.Response, error) {
+	b, err := cmd.Encode()
+	if err != nil {
+		return apdu.Response{}, fmt.Errorf("cardio: %w", err)
+	}
+	defer clear(b)
+	raw, err := c.t.Transmit(ctx, b)
+	if err != nil {
+		return apdu.Response{}, fmt.Errorf("cardio: %w", err)
+	}
+	r, err := apdu.ParseResponse(raw)
+	if err != nil {
+		return apdu.Response{}, fmt.Errorf("cardio: %w", err)
+	}
+	return r, nil
+}
+
 // isAbsentApplication reports whether sw, the answer to a SELECT by AID, means the
 // application does not exist on this card: 6A82, or a card that knows no SELECT (6D00, 6E00).
 func isAbsentApplication(sw uint16) bool {
@@ -401,7 +421,7 @@ func (c *Card) VerifyPIN(ctx context.Context, w Which, pin []byte) error {
 	if err := c.selectEF(ctx, fid); err != nil {
 		return err
 	}
-	r, err := c.exchange(ctx, apdu.Command{CLA: 0x00, INS: 0x20, P1: 0x00, P2: 0x80, Data: pin})
+	r, err := c.exchangeSecret(ctx, apdu.Command{CLA: 0x00, INS: 0x20, P1: 0x00, P2: 0x80, Data: pin})
 	if err != nil {
 		return err
 	}
@@ -463,7 +483,7 @@ func (c *Card) SetPIN(ctx context.Context, w Which, pin []byte) error {
 	if err := c.selectEF(ctx, fid); err != nil {
 		return err
 	}
-	r, err := c.exchange(ctx, apdu.Command{CLA: 0x00, INS: 0x24, P1: 0x01, P2: 0x80, Data: pin})
+	r, err := c.exchangeSecret(ctx, apdu.Command{CLA: 0x00, INS: 0x24, P1: 0x01, P2: 0x80, Data: pin})
 	if err != nil {
 		return err
 	}

@@ -75,7 +75,8 @@ func kindOf(c wire.Code) error {
 		return ErrPendingPerson
 	case wire.CodeNotFound, wire.CodeRouteNotFound:
 		return ErrNotFound
-	case wire.CodeClientCertMissing, wire.CodeClientCertInvalid, wire.CodeClientCertExpired, wire.CodeTerminalUnknown, wire.CodeTerminalRevoked, wire.CodeOperatorRequired:
+	case wire.CodeClientCertMissing, wire.CodeClientCertInvalid, wire.CodeClientCertExpired, wire.CodeTerminalUnknown, wire.CodeTerminalRevoked, wire.CodeOperatorRequired,
+		wire.CodeVerifierRequired, wire.CodeVerifierUnknown, wire.CodeVerifierRevoked:
 		return ErrForbidden
 	case wire.CodeInvalidApplicant:
 		return ErrInvalidApplicant
@@ -91,6 +92,19 @@ func kindOf(c wire.Code) error {
 		return ErrTokenInvalid
 	case wire.CodeUnavailable:
 		return ErrUnavailable
+	// Revocation and status (revocation.go holds the sentinels).
+	case wire.CodeAlreadyRevoked:
+		return ErrAlreadyRevoked
+	case wire.CodeNotOnHold, wire.CodeAlreadyHeld:
+		return ErrNotOnHold
+	case wire.CodeWrongCA:
+		return ErrWrongCA
+	case wire.CodeChannelNotAllowed:
+		return ErrChannelNotAllowed
+	case wire.CodeCertificateExpired:
+		return ErrCertificateExpired
+	case wire.CodeUnknownEvent:
+		return ErrUnknownEvent
 	default:
 		return ErrInternal
 	}
@@ -264,12 +278,13 @@ func (c *Client) once(ctx context.Context, method, path, operator string, body [
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		// a certificate the server refuses or a server we cannot verify
-		// will not get better by retrying
+		// a certificate the server refuses, a server we cannot verify or
+		// one that refuses TLS 1.3 (a TLS alert) will not get better by
+		// retrying
 		var uerr x509.UnknownAuthorityError
 		var herr x509.HostnameError
 		var cerr *tls.CertificateVerificationError
-		if ctx.Err() != nil || errors.As(err, &uerr) || errors.As(err, &herr) || errors.As(err, &cerr) {
+		if ctx.Err() != nil || errors.As(err, &uerr) || errors.As(err, &herr) || errors.As(err, &cerr) || isTLSAlert(err) {
 			return &Error{Code: wire.CodeUnavailable, Err: err}, false
 		}
 		return &Error{Code: wire.CodeUnavailable, Err: err}, true
@@ -279,6 +294,10 @@ func (c *Client) once(ctx context.Context, method, path, operator string, body [
 	if err != nil {
 		return &Error{Code: wire.CodeUnavailable, Err: err}, true
 	}
+	// A prepare answer carries the card script, the applicant's key wrapped for the card:
+	// the raw body is erased once decoded (json.Unmarshal copies into out), so the caller's
+	// decoded script is the only copy it has to erase (TS Art. 5(iv), 6(iii)).
+	defer clear(data)
 	if resp.StatusCode/100 == 2 {
 		if err := json.Unmarshal(data, out); err != nil {
 			return &Error{Status: resp.StatusCode, Code: wire.CodeInternal, Message: "unreadable answer", Err: err}, false
@@ -298,6 +317,18 @@ func (c *Client) once(ctx context.Context, method, path, operator string, body [
 		return e, true
 	}
 	return e, false
+}
+
+// isTLSAlert reports whether the server ended the handshake with a TLS
+// alert (e.g. protocol_version from a server without TLS 1.3, bad_certificate):
+// the server refuses this client, and a retry would be refused alike.
+func isTLSAlert(err error) bool {
+	var aerr tls.AlertError
+	if errors.As(err, &aerr) {
+		return true
+	}
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "remote error"
 }
 
 // EnrollConfig configures Enroll.

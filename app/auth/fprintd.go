@@ -25,6 +25,12 @@ const (
 //
 // Each call opens its own bus connection, so calls never see each other's signals; fprintd
 // refuses a second claim of the device while one is in progress (kind FingerprintUnavailable).
+//
+// Only status signals sent by fprintd itself count: the system bus lets every client emit
+// signals with any path and interface (and send them to us directly), so a signal is taken
+// only from the unique bus name that owns net.reactivated.Fprint and only for the claimed
+// device's path. A forged "verify-match" would otherwise log anyone in (TS Art. 3(3):
+// biometric log-in of issuance operators).
 type Fprintd struct {
 	// BusAddress is the system bus address; "" means $DBUS_SYSTEM_BUS_ADDRESS or the default
 	// system bus.
@@ -36,8 +42,20 @@ var _ Fingerprint = (*Fprintd)(nil)
 type claimedDevice struct {
 	conn    *dbus.Conn
 	dev     dbus.BusObject
+	owner   string // fprintd's unique bus name: the only sender whose signals count
 	signals chan *dbus.Signal
 }
+
+// fromDevice reports whether sig was sent by fprintd for the claimed device.
+func (d *claimedDevice) fromDevice(sig *dbus.Signal) bool {
+	return sig.Sender == d.owner && sig.Path == d.dev.Path()
+}
+
+// fprintdUser is the name under which fprintd stores an operator's prints. fprintd keys prints
+// by user name and treats the name as a Unix login, so an operator id that happened to equal a
+// Unix account on the terminal would otherwise share that account's prints (and enrolment
+// would delete them). The prefix keeps the two name spaces apart.
+func fprintdUser(operatorID string) string { return "madoguchi-op-" + operatorID }
 
 func (f *Fprintd) claim(ctx context.Context, user string) (*claimedDevice, error) {
 	addr := f.BusAddress
@@ -51,18 +69,27 @@ func (f *Fprintd) claim(ctx context.Context, user string) (*claimedDevice, error
 	if err != nil {
 		return nil, apperr.Wrap(apperr.FingerprintUnavailable, err, "auth: connect to system bus")
 	}
+	// The first call goes to the well-known name, which starts fprintd by D-Bus activation
+	// if it is not running; then its unique name is learnt.
 	var path dbus.ObjectPath
 	if err := conn.Object(fprintService, managerPath).CallWithContext(ctx, managerIface+".GetDefaultDevice", 0).Store(&path); err != nil {
 		conn.Close()
 		return nil, mapDBusError(ctx, err, "auth: no fingerprint reader")
 	}
-	d := &claimedDevice{conn: conn, dev: conn.Object(fprintService, path), signals: make(chan *dbus.Signal, 32)}
-	if err := conn.AddMatchSignalContext(ctx, dbus.WithMatchObjectPath(path), dbus.WithMatchInterface(deviceIface)); err != nil {
+	var owner string
+	if err := conn.BusObject().CallWithContext(ctx, "org.freedesktop.DBus.GetNameOwner", 0, fprintService).Store(&owner); err != nil {
+		conn.Close()
+		return nil, mapDBusError(ctx, err, "auth: fingerprint service not running")
+	}
+	// Calls go to the unique name too, so a restarted (or replaced) service cannot take over
+	// half-way through.
+	d := &claimedDevice{conn: conn, dev: conn.Object(owner, path), owner: owner, signals: make(chan *dbus.Signal, 32)}
+	if err := conn.AddMatchSignalContext(ctx, dbus.WithMatchSender(owner), dbus.WithMatchObjectPath(path), dbus.WithMatchInterface(deviceIface)); err != nil {
 		conn.Close()
 		return nil, apperr.Wrap(apperr.FingerprintUnavailable, err, "auth: subscribe to reader signals")
 	}
 	conn.Signal(d.signals)
-	if err := d.dev.CallWithContext(ctx, deviceIface+".Claim", 0, user).Err; err != nil {
+	if err := d.dev.CallWithContext(ctx, deviceIface+".Claim", 0, fprintdUser(user)).Err; err != nil {
 		conn.Close()
 		return nil, mapDBusError(ctx, err, "auth: claim fingerprint reader")
 	}
@@ -126,7 +153,7 @@ func (f *Fprintd) Verify(ctx context.Context, user string, progress func(ScanEve
 			if !ok {
 				return apperr.New(apperr.FingerprintUnavailable, "auth: bus connection lost")
 			}
-			if sig.Name != deviceIface+".VerifyStatus" {
+			if sig.Name != deviceIface+".VerifyStatus" || !d.fromDevice(sig) {
 				continue
 			}
 			result, done, ok := statusOf(sig)
@@ -191,7 +218,7 @@ func (f *Fprintd) Enroll(ctx context.Context, user, finger string, progress func
 			if !ok {
 				return apperr.New(apperr.FingerprintUnavailable, "auth: bus connection lost")
 			}
-			if sig.Name != deviceIface+".EnrollStatus" {
+			if sig.Name != deviceIface+".EnrollStatus" || !d.fromDevice(sig) {
 				continue
 			}
 			result, done, ok := statusOf(sig)

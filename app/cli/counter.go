@@ -217,7 +217,9 @@ func (r *runner) readPIN(kind pinrule.Kind) (pinrule.PIN, error) {
 			}
 			r.pinQueue[other] = append(r.pinQueue[other], pinrule.New(pin))
 		default:
-			return pinrule.PIN{}, fmt.Errorf("cli: unknown PIN kind %q", k)
+			// The line is not repeated: written the wrong way round ("PIN:kind") it starts
+			// with the PIN, and stderr ends up in logs (DOMAIN §9: PINs are never logged).
+			return pinrule.PIN{}, errors.New(`cli: unknown PIN kind: a PIN entry must read "signature:PIN" or "user-auth:PIN"`)
 		}
 	}
 }

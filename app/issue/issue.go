@@ -508,6 +508,13 @@ func (r *run) prepareAndWrite(ctx context.Context, it *item, serialHex string) e
 	if err != nil {
 		return at(StepPrepare, err)
 	}
+	// TS Art. 5(iv), 6(iii): the terminal deletes the encrypted key blob once written, and
+	// on every path that ends before it was written.
+	defer func() {
+		for _, a := range presp.Script {
+			clear(a)
+		}
+	}()
 	if presp.IssuanceID == "" || len(presp.Script) == 0 {
 		return at(StepPrepare, fmt.Errorf("%w: prepare without issuance id or script", ErrCAAnswer))
 	}
@@ -521,10 +528,6 @@ func (r *run) prepareAndWrite(ctx context.Context, it *item, serialHex string) e
 
 	r.progress(StepScript, it.typ)
 	responses, err := r.req.Card.RunScript(ctx, presp.Script)
-	// TS Art. 6(iii): the terminal deletes the encrypted key blob once written.
-	for _, a := range presp.Script {
-		clear(a)
-	}
 	last := len(presp.Script) - 1
 	var se *cardio.ScriptError
 	switch {

@@ -3,6 +3,7 @@ package issue
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"errors"
 	"os"
@@ -32,10 +33,11 @@ const (
 	testSignPIN = "SAKURA73"
 )
 
+// testIssuer holds issuer master keys drawn at test time (never committed).
 var testIssuer = func() *scp.SoftwareIssuer {
 	m := make([]byte, 48)
-	for i := range m {
-		m[i] = byte(i*7 + 3)
+	if _, err := rand.Read(m); err != nil {
+		panic(err)
 	}
 	return &scp.SoftwareIssuer{MasterENC: m[:16], MasterMAC: m[16:32], MasterDEK: m[32:]}
 }()

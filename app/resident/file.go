@@ -147,9 +147,17 @@ func ImportFile(ctx context.Context, tx *sql.Tx, data []byte, by string, now tim
 	if used.Valid {
 		return f, apperr.New(apperr.FileUsed, "resident: file %s was already imported at %s", f.ID, used.String)
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE resident_files SET used_at = ?, used_by = ? WHERE id = ?`,
-		now.UTC().Format(time.RFC3339Nano), by, f.ID); err != nil {
+	// Conditional on used_at still being empty, so single use holds even if a second import
+	// read the row before this one committed (it then changes nothing and is refused).
+	res, err := tx.ExecContext(ctx, `UPDATE resident_files SET used_at = ?, used_by = ? WHERE id = ? AND used_at IS NULL`,
+		now.UTC().Format(time.RFC3339Nano), by, f.ID)
+	if err != nil {
 		return f, apperr.Wrap(apperr.Internal, err, "resident: mark file used")
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return f, apperr.Wrap(apperr.Internal, err, "resident: mark file used")
+	} else if n != 1 {
+		return f, apperr.New(apperr.FileUsed, "resident: file %s was already imported", f.ID)
 	}
 	return f, nil
 }

@@ -11,8 +11,11 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
 
 	_ "modernc.org/sqlite" // registers driver "sqlite"
 )
@@ -20,10 +23,20 @@ import (
 // DB is the terminal database.
 type DB struct{ *sql.DB }
 
+// FileMode is the mode of the database file and of SQLite's -wal and -shm files beside it:
+// the database holds the resident-file HMAC key, password hashes, resident records and the
+// audit chain (DOMAIN §6, §9), so only the terminal's own user may read it.
+const FileMode fs.FileMode = 0o600
+
 // Open opens (creating if needed) the SQLite file at path and applies pending migrations.
+// The file is created with FileMode, and an existing file (and its -wal and -shm files) is
+// set to FileMode; SQLite creates the -wal and -shm files with the database file's mode.
 func Open(ctx context.Context, path string) (*DB, error) {
 	if path == "" {
 		return nil, fmt.Errorf("store: empty database path")
+	}
+	if err := privateFiles(path); err != nil {
+		return nil, err
 	}
 	q := url.Values{}
 	q.Add("_pragma", "foreign_keys(1)")
@@ -42,6 +55,28 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, err
 	}
 	return db, nil
+}
+
+// privateFiles creates path with FileMode if absent and sets FileMode on it and on the -wal,
+// -shm and -journal files beside it that exist.
+func privateFiles(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, FileMode)
+	if err != nil {
+		return fmt.Errorf("store: open %s: %w", path, err)
+	}
+	err = f.Chmod(FileMode)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("store: protect %s: %w", path, err)
+	}
+	for _, side := range []string{"-wal", "-shm", "-journal"} {
+		if err := os.Chmod(path+side, FileMode); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("store: protect %s: %w", path+side, err)
+		}
+	}
+	return nil
 }
 
 // Tx runs fn in one write transaction: committed when fn returns nil, rolled back otherwise

@@ -1,7 +1,8 @@
 // Package audit is the ca-server's tamper-evident audit log: every record's
 // hash covers the previous record's hash and the record's canonical
 // encoding, and checkpoints sign the chain hash with an injected
-// crypto.Signer (the HSM in production).
+// crypto.Signer — in production the audit-checkpoint key that the key
+// ceremony generates in the HSM, usable only after custodian activation.
 //
 // TS Arts. 20(2), 42(2): every operation is recorded with who asked, what,
 // when and the result, and one operator's history can be shown on its own;
@@ -11,8 +12,23 @@
 // recomputes every later hash, and truncation is detected back to the last
 // checkpoint.
 //
+// # Who signs
+//
+// Only the activated server (`ca-server serve`) holds a signer. Local
+// commands run without custodians (terminal-token, terminal-revoke,
+// verifier-add, ...) open the log with OpenUnsigned: they append chained
+// records and never a checkpoint, and the server's next checkpoint (at its
+// start, every Options.Interval, at shutdown) covers them. Verify needs
+// only public keys: the checkpoint key's certificate from the ceremony
+// state, and any earlier keys (VerifyKeys with a key list), each checkpoint
+// naming its key by KeyID.
+//
 // Concurrency: a Log is safe for concurrent use; records are appended one at
-// a time under a mutex. Only one Log may write to a store at a time.
+// a time under a mutex. Several Logs, in one process or several, may append
+// to the same store: the store refuses a record whose seq does not follow
+// its tail (store.ErrConflict), and the Log then reloads the tail and
+// chains onto it. Only one signing Log (the server) should write
+// checkpoints.
 package audit
 
 import (
@@ -20,7 +36,9 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
@@ -58,8 +76,8 @@ type Entry struct {
 
 // Options configures a Log. Zero values take defaults.
 type Options struct {
-	Signer   crypto.Signer    // signs checkpoints; required
-	KeyID    string           // names the signer's key in checkpoints
+	Signer   crypto.Signer    // signs checkpoints; required by Open
+	KeyID    string           // names the signer's key in checkpoints (default KeyIDOf(Signer.Public()))
 	Clock    func() time.Time // default time.Now (CPS §6.8: each record carries its own time)
 	Every    int              // checkpoint after this many records (default 100)
 	Interval time.Duration    // or after this much time (default 1 hour)
@@ -75,11 +93,29 @@ type Log struct {
 	lastCP store.AuditCheckpoint
 }
 
-// Open continues the chain in st.
+// Open continues the chain in st and signs checkpoints with opts.Signer.
 func Open(ctx context.Context, st Store, opts Options) (*Log, error) {
 	if opts.Signer == nil {
 		return nil, errors.New("audit: a checkpoint signer is required")
 	}
+	if opts.KeyID == "" {
+		id, err := KeyIDOf(opts.Signer.Public())
+		if err != nil {
+			return nil, err
+		}
+		opts.KeyID = id
+	}
+	return open(ctx, st, opts)
+}
+
+// OpenUnsigned continues the chain in st without a checkpoint signer: for
+// local commands run without custodians, whose records the server's next
+// checkpoint covers. Checkpoint is then a no-op. clock may be nil.
+func OpenUnsigned(ctx context.Context, st Store, clock func() time.Time) (*Log, error) {
+	return open(ctx, st, Options{Clock: clock})
+}
+
+func open(ctx context.Context, st Store, opts Options) (*Log, error) {
 	if opts.Clock == nil {
 		opts.Clock = time.Now
 	}
@@ -108,31 +144,85 @@ func Open(ctx context.Context, st Store, opts Options) (*Log, error) {
 	return l, nil
 }
 
-// Record appends e, and a checkpoint when one is due.
+// appendAttempts bounds how often Record re-chains onto a tail another Log
+// moved. Each conflict means another Log appended, so the chain makes
+// progress; the bound only stops a writer starved for that long.
+const appendAttempts = 100
+
+// Record appends e, and a checkpoint when one is due (signing Logs only).
 func (l *Log) Record(ctx context.Context, e Entry) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	r := store.AuditRecord{Seq: l.last.Seq + 1, At: l.opts.Clock().UTC(), Terminal: e.Terminal, Operator: e.Operator,
-		Action: e.Action, Target: e.Target, Result: e.Result, Detail: e.Detail, PrevHash: l.prevHash()}
-	r.Hash = RecordHash(r)
-	if err := l.st.AppendAudit(ctx, r); err != nil {
-		return fmt.Errorf("audit: append: %w", err)
+	var r store.AuditRecord
+	for attempt := 1; ; attempt++ {
+		r = store.AuditRecord{Seq: l.last.Seq + 1, At: l.opts.Clock().UTC(), Terminal: e.Terminal, Operator: e.Operator,
+			Action: e.Action, Target: e.Target, Result: e.Result, Detail: e.Detail, PrevHash: l.prevHash()}
+		r.Hash = RecordHash(r)
+		err := l.st.AppendAudit(ctx, r)
+		if err == nil {
+			break
+		}
+		// Another Log (a local command while the server runs) appended
+		// first: chain onto the record it wrote.
+		if !errors.Is(err, store.ErrConflict) || attempt == appendAttempts || ctx.Err() != nil {
+			return fmt.Errorf("audit: append: %w", err)
+		}
+		if err := l.reloadTailLocked(ctx); err != nil {
+			return err
+		}
 	}
 	l.last = r
-	if r.Seq-l.lastCP.Seq >= int64(l.opts.Every) || r.At.Sub(l.lastCP.At) >= l.opts.Interval {
+	if l.opts.Signer != nil && (r.Seq-l.lastCP.Seq >= int64(l.opts.Every) || r.At.Sub(l.lastCP.At) >= l.opts.Interval) {
 		return l.checkpointLocked(ctx)
 	}
 	return nil
 }
 
-// Checkpoint signs the current chain hash now (e.g. at shutdown).
+func (l *Log) reloadTailLocked(ctx context.Context) error {
+	last, err := l.st.LastAuditRecord(ctx)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("audit: read tail: %w", err)
+	}
+	l.last = last
+	return nil
+}
+
+// Signing reports whether the Log signs checkpoints (Open, not
+// OpenUnsigned).
+func (l *Log) Signing() bool { return l.opts.Signer != nil }
+
+// Checkpoint signs the chain hash of the store's newest record now (at
+// start, periodically, at shutdown), covering records other Logs appended
+// since. It is a no-op for an unsigned Log and when nothing is new.
 func (l *Log) Checkpoint(ctx context.Context) error {
+	if l.opts.Signer == nil {
+		return nil
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if err := l.reloadTailLocked(ctx); err != nil {
+		return err
+	}
 	if l.last.Seq == 0 || l.last.Seq == l.lastCP.Seq {
 		return nil
 	}
 	return l.checkpointLocked(ctx)
+}
+
+// RunCheckpoints calls Checkpoint at each tick until ctx ends, so records
+// appended by local commands are covered within one tick even when the
+// server records nothing itself. Errors go to onError (may be nil).
+func (l *Log) RunCheckpoints(ctx context.Context, tick <-chan time.Time, onError func(error)) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick:
+			if err := l.Checkpoint(ctx); err != nil && onError != nil {
+				onError(err)
+			}
+		}
+	}
 }
 
 func (l *Log) checkpointLocked(ctx context.Context) error {
@@ -176,6 +266,18 @@ func RecordHash(r store.AuditRecord) []byte {
 		h.Write([]byte(f))
 	}
 	return h.Sum(nil)
+}
+
+// KeyIDOf names a checkpoint key: "sha256:" and the hex SHA-256 of its
+// SubjectPublicKeyInfo, so a checkpoint names the key that signed it and a
+// verifier holding several keys (rotation, migration) picks the right one.
+func KeyIDOf(pub crypto.PublicKey) (string, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return "", fmt.Errorf("audit: checkpoint key: %w", err)
+	}
+	h := sha256.Sum256(der)
+	return "sha256:" + hex.EncodeToString(h[:]), nil
 }
 
 // checkpointDigest is the SHA-256 the signer signs.

@@ -168,3 +168,23 @@ func TestVerifyDetectsForgedCheckpoint(t *testing.T) {
 	rep, err := f.verify(t)
 	firstProblem(t, rep, err, 20, "bad-signature")
 }
+
+// CPS §6.8: each record carries its own timestamp, from the injected clock,
+// inside its hash: changing the time of a record is an edit.
+func TestRecordTimeIsProtected(t *testing.T) {
+	f := newFixture(t, 5, 10)
+	recs, err := f.st.AuditRecords(context.Background(), 0, 10)
+	if err != nil || len(recs) != 5 {
+		t.Fatalf("records %d %v", len(recs), err)
+	}
+	base := time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC)
+	for i, r := range recs {
+		// the clock's first tick went to Open
+		if want := base.Add(time.Duration(i+2) * time.Second); !r.At.Equal(want) {
+			t.Fatalf("record %d at %v, want the clock's %v", r.Seq, r.At, want)
+		}
+	}
+	f.exec(t, `UPDATE audit_records SET at = at + 3600000000000 WHERE seq = 3`)
+	rep, err := f.verify(t)
+	firstProblem(t, rep, err, 3, "edited")
+}

@@ -18,7 +18,7 @@ var ErrTampered = errors.New("audit: log does not verify")
 // Problem is one finding of Verify, at the record or checkpoint Seq.
 type Problem struct {
 	Seq     int64
-	Kind    string // "edited", "chain-broken", "missing", "truncated", "checkpoint-mismatch", "bad-signature"
+	Kind    string // "edited", "chain-broken", "missing", "truncated", "checkpoint-mismatch", "bad-signature", "unknown-key"
 	Message string
 }
 
@@ -36,11 +36,37 @@ type Report struct {
 	Problems    []Problem
 }
 
-// Verify reads the whole log and reports every edit, deletion, reordering
-// and truncation it finds, with the exact sequence number. pub is the
-// checkpoint signer's public key. It returns ErrTampered (wrapped, naming the
-// first problem) when the report has problems.
+// Key is a public key that may have signed checkpoints, with the KeyID the
+// checkpoints carry (KeyIDOf, or a name given in Options.KeyID).
+type Key struct {
+	ID     string
+	Public crypto.PublicKey
+}
+
+// Verify is VerifyKeys with one key that is accepted under any KeyID.
 func Verify(ctx context.Context, r Reader, pub crypto.PublicKey) (Report, error) {
+	return verify(ctx, r, func(string) (crypto.PublicKey, bool) { return pub, true })
+}
+
+// VerifyKeys reads the whole log and reports every edit, deletion,
+// reordering and truncation it finds, with the exact sequence number. Each
+// checkpoint must verify under the key of keys with its KeyID: the current
+// HSM key and any earlier keys (a rolled key, the file key of a data dir
+// made before the key moved into the HSM); a checkpoint naming another key
+// is reported "unknown-key". It returns ErrTampered (wrapped, naming the
+// first problem) when the report has problems.
+func VerifyKeys(ctx context.Context, r Reader, keys []Key) (Report, error) {
+	byID := map[string]crypto.PublicKey{}
+	for _, k := range keys {
+		byID[k.ID] = k.Public
+	}
+	return verify(ctx, r, func(id string) (crypto.PublicKey, bool) {
+		pub, ok := byID[id]
+		return pub, ok
+	})
+}
+
+func verify(ctx context.Context, r Reader, keyFor func(keyID string) (crypto.PublicKey, bool)) (Report, error) {
 	cps, err := r.AuditCheckpoints(ctx)
 	if err != nil {
 		return Report{}, err
@@ -84,6 +110,11 @@ func Verify(ctx context.Context, r Reader, pub crypto.PublicKey) (Report, error)
 	}
 	for _, c := range cps {
 		rep.Checkpoints++
+		pub, known := keyFor(c.KeyID)
+		if !known {
+			add(c.Seq, "unknown-key", "checkpoint signed by key %q, which is not a known audit checkpoint key", c.KeyID)
+			continue
+		}
 		if !verifySig(pub, checkpointDigest(c), c.Signature) {
 			add(c.Seq, "bad-signature", "checkpoint signature does not verify (key %q)", c.KeyID)
 			continue

@@ -160,8 +160,9 @@ func names(cs []Custodian) []string {
 
 // Init is the key-generation ceremony (TS Art. 27, 45; CPS §6.1): it creates
 // the token under the data dir, generates the two CA keys with 10-year
-// self-signed certificates, the card issuer master keys and the person-hash
-// key, records each key's generation date, and splits the token's PINs
+// self-signed certificates, the card issuer master keys, the person-hash
+// key, the audit checkpoint key and the internal TLS CA key (each with its
+// certificate), records each key's generation date, and splits the token's PINs
 // among the custodians. It refuses a data dir that already holds a CA.
 func Init(ctx context.Context, o InitOptions) (*State, error) {
 	if err := o.fill(); err != nil {
@@ -254,6 +255,15 @@ func initKeys(ctx context.Context, o *InitOptions, r *run) (*State, error) {
 		return nil, err
 	}
 	st.Keys = append(st.Keys, KeyRecord{Role: RolePersonHash, Label: LabelPersonHash, ID: k.ID, Generated: now, BackupWrappable: true})
+	// Service keys (servicekeys.go): the audit checkpoint key and the
+	// internal TLS CA key, in the token like the CA keys.
+	for _, role := range []string{RoleAuditCheckpoint, RoleTLSCA} {
+		rec, err := generateServiceKey(ctx, o.Common, h, r, role)
+		if err != nil {
+			return nil, err
+		}
+		st.Keys = append(st.Keys, rec)
+	}
 
 	shares, err := splitSecret(o.Rand, PurposeToken, r.id, secret, o.Custodians, o.Threshold)
 	if err != nil {
@@ -426,6 +436,12 @@ type Active struct {
 	Issuing map[string]*CAKey
 	// CRLOnly lists the superseded keys still signing CRLs, oldest first.
 	CRLOnly []*CAKey
+
+	// AuditCheckpoint signs audit checkpoints and TLSCA is the internal
+	// TLS CA key; each is nil for a CA initialised before it existed (see
+	// AddAuditKey).
+	AuditCheckpoint *ServiceKey
+	TLSCA           *ServiceKey
 }
 
 // IssuingKey returns the issuing key of a CA role.
@@ -533,6 +549,9 @@ func Activate(ctx context.Context, o ActivateOptions) (*Active, error) {
 			return fail(fmt.Errorf("ceremony: no issuing %s key recorded", role))
 		}
 	}
+	if err := activateServiceKeys(ctx, h, st, r, a); err != nil {
+		return fail(err)
+	}
 	return a, r.step(ctx, "finish", nil, nil)
 }
 
@@ -589,8 +608,9 @@ type BackupEntry struct {
 
 // backedUpRoles are wrapped by backup: every CA key that is not retired
 // (issuing and CRL-only: a restored CA must still sign CRLs), the
-// person-hash key and the card issuer master keys.
-var backedUpRoles = []string{RoleSignatureCA, RoleAuthCA, RolePersonHash, RoleMasterENC, RoleMasterMAC, RoleMasterDEK}
+// person-hash key, the card issuer master keys and the service keys (a
+// restored CA verifies its audit log and keeps its terminals' trust).
+var backedUpRoles = []string{RoleSignatureCA, RoleAuthCA, RolePersonHash, RoleMasterENC, RoleMasterMAC, RoleMasterDEK, RoleAuditCheckpoint, RoleTLSCA}
 
 func isMasterRole(role string) bool {
 	return role == RoleMasterENC || role == RoleMasterMAC || role == RoleMasterDEK

@@ -59,7 +59,7 @@ func TestCeremonyLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Keys) != 6 {
+	if len(st.Keys) != 8 { // 2 CA, 3 card master, person hash, audit checkpoint, TLS CA
 		t.Fatalf("keys: %+v", st.Keys)
 	}
 	if _, err := Init(ctx, InitOptions{Common: common(t, dataDir, clk), Custodians: custodians, Threshold: 2, SharesDir: t.TempDir()}); !errors.Is(err, ErrAlreadyInitialised) {

@@ -72,6 +72,20 @@
 // certificate's notAfter). Retire destroys it afterwards, in the token and
 // in every backup file. Each key keeps its own 4-year issuance limit.
 //
+// # Service keys (servicekeys.go)
+//
+// Init also generates two RSA-2048 keys that are not CA keys but, like
+// them, are usable only after activation and are backed up and destroyed
+// with them: the audit checkpoint key (CPS §5.4: checkpoints of the audit
+// chain are signed in the HSM; its end-entity certificate publishes the
+// public key for `audit verify`) and the internal TLS CA key (its
+// certificate, made by tlsca.SelfSign, is also the data dir's public
+// tls-ca.crt). Activate returns them in Active.AuditCheckpoint and
+// Active.TLSCA, checked against their certificates. A CA initialised before
+// they existed activates with both nil; AddAuditKey gives it an audit key
+// at its next `serve`, while its TLS CA stays the file key (a new TLS CA
+// would orphan every enrolled terminal).
+//
 // # Fingerprints (G Art. 10(ii))
 //
 // Init and Rollover print and record the SHA-256 and SHA-1 fingerprints of

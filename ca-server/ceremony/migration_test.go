@@ -88,7 +88,7 @@ func TestCeremonyLegacyMasterKeys(t *testing.T) {
 	}
 	var bf BackupFile
 	b, _ := os.ReadFile(path)
-	if err := json.Unmarshal(b, &bf); err != nil || !bf.MasterKeysAbsent || len(bf.Keys) != 3 {
+	if err := json.Unmarshal(b, &bf); err != nil || !bf.MasterKeysAbsent || len(bf.Keys) != 5 { // 2 CA, person hash, audit checkpoint, TLS CA
 		t.Fatalf("backup without master keys: %v absent=%v keys=%d", err, bf.MasterKeysAbsent, len(bf.Keys))
 	}
 	kek := []PresentedShare{{Path: sharePath(t, kekDir, PurposeBackupKEK, "dave")}, {Path: sharePath(t, kekDir, PurposeBackupKEK, "erin")}}
@@ -152,7 +152,7 @@ func TestCeremonyLegacyMasterKeys(t *testing.T) {
 	}
 	b, _ = os.ReadFile(path)
 	bf = BackupFile{}
-	if err := json.Unmarshal(b, &bf); err != nil || bf.MasterKeysAbsent || len(bf.Keys) != 6 {
+	if err := json.Unmarshal(b, &bf); err != nil || bf.MasterKeysAbsent || len(bf.Keys) != 8 {
 		t.Fatalf("full backup after re-key: %v absent=%v keys=%d", err, bf.MasterKeysAbsent, len(bf.Keys))
 	}
 }

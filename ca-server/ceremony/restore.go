@@ -241,7 +241,7 @@ func destroy(ctx context.Context, o *DestroyOptions, st *State, r *run) error {
 		}
 		var kinds []hsm.KeyKind
 		switch rec.Role {
-		case RoleSignatureCA, RoleAuthCA:
+		case RoleSignatureCA, RoleAuthCA, RoleAuditCheckpoint, RoleTLSCA:
 			kinds = []hsm.KeyKind{hsm.KindRSAPrivate, hsm.KindRSAPublic}
 		case RolePersonHash:
 			kinds = []hsm.KeyKind{hsm.KindHMAC}

@@ -334,7 +334,7 @@ func TestCeremonyRollover(t *testing.T) {
 			t.Fatal("retired key still in the backup file")
 		}
 	}
-	if len(bf.Keys) != 6 { // of 7: sig g1 and g2, auth g1, person hash, 3 master keys
+	if len(bf.Keys) != 8 { // of 9: sig g1 and g2, auth g1, person hash, 3 master keys, audit checkpoint, TLS CA
 		t.Fatalf("backup keys after retire: %d", len(bf.Keys))
 	}
 	clk.t = rollAt.AddDate(1, 0, 0)

@@ -40,7 +40,7 @@ func opensslVerify(t *testing.T, caPEMPath string, leafDER []byte) {
 }
 
 // userKeysInToken lists the RSA private keys in the token that are not CA
-// keys (TS Art. 5(iv): after a prepare, none may remain).
+// or service keys (TS Art. 5(iv): after a prepare, none may remain).
 func userKeysInToken(t *testing.T, h *hsm.HSM) []hsm.Key {
 	t.Helper()
 	keys, err := h.FindKeys(context.Background(), hsm.KeyQuery{Kind: hsm.KindRSAPrivate})
@@ -49,7 +49,9 @@ func userKeysInToken(t *testing.T, h *hsm.HSM) []hsm.Key {
 	}
 	var out []hsm.Key
 	for _, k := range keys {
-		if k.Label != ceremony.LabelSignatureCA && k.Label != ceremony.LabelAuthCA {
+		switch k.Label {
+		case ceremony.LabelSignatureCA, ceremony.LabelAuthCA, ceremony.LabelAuditCheckpoint, ceremony.LabelTLSCA:
+		default:
 			out = append(out, k)
 		}
 	}

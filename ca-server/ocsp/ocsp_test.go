@@ -521,3 +521,35 @@ func TestGetPathForms(t *testing.T) {
 		}
 	}
 }
+
+// The responder policies are data: the embedded file gives CPS §1.2's
+// …3.330 for the user-auth CA; a bad file or OID is refused.
+func TestResponderPolicies(t *testing.T) {
+	p, err := ocsp.DefaultResponderPolicies()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, err := p.For("user-auth"); err != nil || o.String() != "1.2.392.200149.8.5.1.3.330" {
+		t.Fatalf("user-auth policy %v, %v", o, err)
+	}
+	if _, err := p.For("stamp"); !errors.Is(err, ocsp.ErrConfig) {
+		t.Fatalf("unknown CA: %v", err)
+	}
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"bad-oid.json": `{"responderPolicies": {"user-auth": "1.2.x"}}`,
+		"unknown.json": `{"responderPolicies": {"user-auth": "1.2.3"}, "extra": 1}`,
+		"empty.json":   `{"responderPolicies": {}}`,
+	} {
+		path := filepath.Join(dir, name)
+		os.WriteFile(path, []byte(body), 0o600)
+		if _, err := ocsp.LoadResponderPolicies(path); !errors.Is(err, ocsp.ErrConfig) {
+			t.Errorf("%s: %v, want ErrConfig", name, err)
+		}
+	}
+	good := filepath.Join(dir, "good.json")
+	os.WriteFile(good, []byte(`{"responderPolicies": {"user-auth": "1.2.392.200149.8.5.1.3.330"}}`), 0o600)
+	if p, err := ocsp.LoadResponderPolicies(good); err != nil || p["user-auth"].String() != "1.2.392.200149.8.5.1.3.330" {
+		t.Fatalf("good file: %v %v", p, err)
+	}
+}

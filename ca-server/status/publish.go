@@ -2,6 +2,7 @@ package status
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -23,10 +24,11 @@ const (
 
 // Published describes one CRL or ARL written to the archive.
 type Published struct {
-	CA      string
-	Series  string
-	Meta    crl.Meta
-	Entries int
+	CA         string
+	Generation int
+	Series     string
+	Meta       crl.Meta
+	Entries    int
 }
 
 // snapshotEntries adapts a store snapshot to the streaming writer; both of
@@ -64,8 +66,15 @@ func (s *Service) PublishAll(ctx context.Context, trigger string) ([]Published, 
 	return out, nil
 }
 
-// Publish issues a new CRL and ARL of the CA named caName now (CPS §4.9.7),
-// archives them (TS Art. 17) and records and audits each publication.
+// Publish issues a new CRL and ARL of the CA named caName now (CPS §4.9.7)
+// for each of its key generations still signing CRLs (CPS §5.6), archives
+// them (TS Art. 17) and records and audits each publication. Each
+// generation's CRL lists the revoked and held certificates that key issued
+// (by authority key identifier; those of unknown issuer go on every
+// generation's CRL), leaving out certificates that expired before the last
+// regular interval: the CPS's CRL lists certificates revoked within their
+// validity (glossary, "CRL"), and RFC 5280 §5.1.2.6 asks that an entry
+// stay until one scheduled CRL issued after the certificate expired.
 func (s *Service) Publish(ctx context.Context, caName, trigger string) ([]Published, error) {
 	ca, err := s.CA(caName)
 	if err != nil {
@@ -79,38 +88,65 @@ func (s *Service) Publish(ctx context.Context, caName, trigger string) ([]Publis
 	}
 	s.pubMu.Lock()
 	defer s.pubMu.Unlock()
-	crlPub, err := s.publishOne(ctx, ca, ca.CRLSeries(), trigger, nil, func() (crl.Entries, func(), error) {
-		snap, err := s.cfg.Store.RevokedSnapshot(ctx, ca.CertType)
-		if err != nil {
-			return nil, nil, err
-		}
-		return snapshotEntries(ctx, snap), func() { snap.Close() }, nil
-	})
-	if err != nil {
+	if _, err := s.cfg.Store.FillCertificateFacts(ctx); err != nil {
 		return nil, err
 	}
-	arlPub, err := s.publishOne(ctx, ca, ca.ARLSeries(), trigger, &crl.IssuingDistributionPoint{OnlyContainsCACerts: true}, func() (crl.Entries, func(), error) {
-		ars, err := s.cfg.Store.AuthorityRevocations(ctx, ca.ARLSeries())
-		if err != nil {
-			return nil, nil, err
+	now := s.cfg.Clock()
+	gens := ca.Generations()
+	var out []Published
+	for i, g := range gens {
+		if i > 0 && !g.Until.IsZero() && !now.Before(g.Until) {
+			continue // CRL signing ended: every certificate of that key has expired
 		}
-		es := make([]crl.Entry, 0, len(ars))
-		for _, a := range ars {
-			n, ok := new(big.Int).SetString(a.Serial, 16)
-			if !ok {
-				return nil, nil, fmt.Errorf("status: stored ARL serial %q", a.Serial)
+		if g.Signer == nil {
+			return out, fmt.Errorf("%w: %s generation %d", ErrNoSigner, caName, g.Generation)
+		}
+		q := store.SnapshotQuery{Type: ca.CertType, ValidAt: now.Add(-s.cfg.CRLInterval)}
+		if len(gens) > 1 {
+			if i == 0 {
+				for _, o := range gens[1:] {
+					q.ExceptIssuers = append(q.ExceptIssuers, o.Certificate.SubjectKeyId)
+				}
+			} else {
+				q.OnlyIssuer = g.Certificate.SubjectKeyId
 			}
-			es = append(es, crl.Entry{Serial: n.Bytes(), RevokedAt: a.RevokedAt, Reason: crl.Reason(a.Reason)})
 		}
-		return crl.SliceEntries(es), func() {}, nil
-	})
-	if err != nil {
-		return []Published{crlPub}, err
+		crlPub, err := s.publishOne(ctx, ca, g, SeriesName(ca.Name, g.Generation, false), trigger, nil, func() (crl.Entries, func(), error) {
+			snap, err := s.cfg.Store.RevokedSnapshotFor(ctx, q)
+			if err != nil {
+				return nil, nil, err
+			}
+			return snapshotEntries(ctx, snap), func() { snap.Close() }, nil
+		})
+		if err != nil {
+			return out, err
+		}
+		out = append(out, crlPub)
+		arlSeries := SeriesName(ca.Name, g.Generation, true)
+		arlPub, err := s.publishOne(ctx, ca, g, arlSeries, trigger, &crl.IssuingDistributionPoint{OnlyContainsCACerts: true}, func() (crl.Entries, func(), error) {
+			ars, err := s.cfg.Store.AuthorityRevocations(ctx, arlSeries)
+			if err != nil {
+				return nil, nil, err
+			}
+			es := make([]crl.Entry, 0, len(ars))
+			for _, a := range ars {
+				n, ok := new(big.Int).SetString(a.Serial, 16)
+				if !ok {
+					return nil, nil, fmt.Errorf("status: stored ARL serial %q", a.Serial)
+				}
+				es = append(es, crl.Entry{Serial: n.Bytes(), RevokedAt: a.RevokedAt, Reason: crl.Reason(a.Reason)})
+			}
+			return crl.SliceEntries(es), func() {}, nil
+		})
+		if err != nil {
+			return out, err
+		}
+		out = append(out, arlPub)
 	}
-	return []Published{crlPub, arlPub}, nil
+	return out, nil
 }
 
-func (s *Service) publishOne(ctx context.Context, ca CA, series, trigger string, idp *crl.IssuingDistributionPoint,
+func (s *Service) publishOne(ctx context.Context, ca CA, g KeyGeneration, series, trigger string, idp *crl.IssuingDistributionPoint,
 	source func() (crl.Entries, func(), error)) (Published, error) {
 	pub, err := func() (Published, error) {
 		num, err := s.cfg.Store.NextCRLNumber(ctx, series)
@@ -123,7 +159,7 @@ func (s *Service) publishOne(ctx context.Context, ca CA, series, trigger string,
 		}
 		defer done()
 		now := s.cfg.Clock()
-		meta, res, err := crl.Issue(ctx, s.cfg.Archive, series, crl.Params{Issuer: ca.Certificate, Signer: ca.Signer, Number: big.NewInt(num),
+		meta, res, err := crl.Issue(ctx, s.cfg.Archive, series, crl.Params{Issuer: g.Certificate, Signer: g.Signer, Number: big.NewInt(num),
 			ThisUpdate: now, NextUpdate: now.Add(s.cfg.CRLValidity), IssuingDistributionPoint: idp}, src)
 		if err != nil {
 			return Published{}, err
@@ -132,7 +168,7 @@ func (s *Service) publishOne(ctx context.Context, ca CA, series, trigger string,
 			NextUpdate: meta.NextUpdate, Entries: res.Entries, SHA256: res.TBSHash, Trigger: trigger}); err != nil {
 			return Published{}, err
 		}
-		return Published{CA: ca.Name, Series: series, Meta: meta, Entries: res.Entries}, nil
+		return Published{CA: ca.Name, Generation: g.Generation, Series: series, Meta: meta, Entries: res.Entries}, nil
 	}()
 	result, detail := "ok", ""
 	if err != nil {
@@ -146,19 +182,28 @@ func (s *Service) publishOne(ctx context.Context, ca CA, series, trigger string,
 	return pub, err
 }
 
-// PublishDue publishes the CRL and ARL of every CA whose last CRL is
-// CRLInterval old or older, or that has none (CPS §4.9.7: every 24 hours).
+// PublishDue publishes the CRLs and ARLs of every CA one of whose
+// generations' last CRL is CRLInterval old or older, or has none (CPS
+// §4.9.7: every 24 hours).
 func (s *Service) PublishDue(ctx context.Context) ([]Published, error) {
 	var out []Published
+	now := s.cfg.Clock()
 	for _, ca := range s.cfg.CAs {
 		if ca.Signer == nil {
 			continue
 		}
-		last, err := s.cfg.Store.LastPublishedCRL(ctx, ca.CRLSeries())
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return out, err
+		due := false
+		for i, g := range ca.Generations() {
+			if i > 0 && !g.Until.IsZero() && !now.Before(g.Until) {
+				continue
+			}
+			last, err := s.cfg.Store.LastPublishedCRL(ctx, SeriesName(ca.Name, g.Generation, false))
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return out, err
+			}
+			due = due || err != nil || now.Sub(last.ThisUpdate) >= s.cfg.CRLInterval
 		}
-		if err == nil && s.cfg.Clock().Sub(last.ThisUpdate) < s.cfg.CRLInterval {
+		if !due {
 			continue
 		}
 		ps, err := s.Publish(ctx, ca.Name, TriggerSchedule)
@@ -170,7 +215,28 @@ func (s *Service) PublishDue(ctx context.Context) ([]Published, error) {
 	return out, nil
 }
 
-// RunSchedule applies due change-driven revocations and publishes due CRLs
+// ExpireHolds ends the holds of certificates that have expired (CPS
+// §4.9.16: a hold lasts only while the certificate is valid), audits each,
+// and tells the OCSP hook. The schedule calls it.
+func (s *Service) ExpireHolds(ctx context.Context) ([]store.Certificate, error) {
+	if _, err := s.cfg.Store.FillCertificateFacts(ctx); err != nil {
+		return nil, err
+	}
+	cs, err := s.cfg.Store.ExpireHolds(ctx, "scheduler", s.cfg.Clock())
+	if err != nil {
+		return nil, err
+	}
+	var aerr error
+	for _, c := range cs {
+		aerr = errors.Join(aerr, s.record(ctx, audit.Entry{Operator: "scheduler", Action: "certificate.hold-expired", Target: c.Serial, Result: "ok",
+			Detail: "hold ended: the certificate expired (CPS §4.9.16)"}))
+		s.changed(ctx, c)
+	}
+	return cs, aerr
+}
+
+// RunSchedule applies due change-driven revocations, ends expired holds and
+// publishes due CRLs
 // whenever tick delivers, until ctx ends. The caller owns the ticker (a
 // minute is plenty), so tests drive it with an injected clock.
 func (s *Service) RunSchedule(ctx context.Context, tick <-chan time.Time, after func(error)) {
@@ -182,6 +248,10 @@ func (s *Service) RunSchedule(ctx context.Context, tick <-chan time.Time, after 
 			_, err := s.ApplyDue(ctx)
 			if err != nil {
 				s.cfg.Logger.Error("status: change-driven revocations", "err", err)
+			}
+			if _, herr := s.ExpireHolds(ctx); herr != nil {
+				s.cfg.Logger.Error("status: expired holds", "err", herr)
+				err = errors.Join(err, herr)
 			}
 			if _, perr := s.PublishDue(ctx); perr != nil {
 				s.cfg.Logger.Error("status: CRL publication", "err", perr)
@@ -195,9 +265,11 @@ func (s *Service) RunSchedule(ctx context.Context, tick <-chan time.Time, after 
 }
 
 // CompromiseDrill treats the CA named caName as compromised (CPS
-// §4.9.1.1(3), §4.9.12(1)): every certificate its key signed is revoked
-// with reason 2 in one transaction, the CA certificate is listed in its ARL,
-// and a new CRL and ARL are published at once. It returns how many
+// §4.9.1.1(3), §4.9.12(1)): every certificate its keys signed is revoked
+// with reason 2 in one transaction; the CA certificate of every key
+// generation and every link certificate are listed in the ARL of the
+// generation whose key signed them (CPS §7.2(2)(3)); and new CRLs and ARLs
+// are published at once. It returns how many
 // certificates it revoked.
 func (s *Service) CompromiseDrill(ctx context.Context, caName, operator string) (int64, []Published, error) {
 	ca, err := s.CA(caName)
@@ -207,8 +279,12 @@ func (s *Service) CompromiseDrill(ctx context.Context, caName, operator string) 
 	if !validText(operator) {
 		return 0, nil, errors.New("status: operator required")
 	}
+	now := s.cfg.Clock()
 	n, err := s.cfg.Store.CompromiseCA(ctx, ca.CertType, ca.ARLSeries(), ca.Certificate.SerialNumber.Text(16), operator,
-		"CA compromise: "+ca.Name, s.cfg.Clock())
+		"CA compromise: "+ca.Name, now)
+	if err == nil {
+		err = s.revokeAuthorities(ctx, ca, now)
+	}
 	result, detail := "ok", fmt.Sprintf("%d certificates revoked with reason 2", n)
 	if err != nil {
 		result, detail = "error", err.Error()
@@ -249,4 +325,28 @@ func (s *Service) ArchivedCRL(series string, at time.Time) (io.ReadCloser, crl.M
 		return nil, crl.Meta{}, err
 	}
 	return s.cfg.Archive.Open(series, m.Number)
+}
+
+// revokeAuthorities lists the older generations' CA certificates and the
+// link certificates in the ARL of the generation that signed each.
+func (s *Service) revokeAuthorities(ctx context.Context, ca CA, now time.Time) error {
+	gens := ca.Generations()
+	seriesOf := func(c *x509.Certificate) string {
+		for _, g := range gens {
+			if len(c.AuthorityKeyId) > 0 && string(c.AuthorityKeyId) == string(g.Certificate.SubjectKeyId) {
+				return SeriesName(ca.Name, g.Generation, true)
+			}
+		}
+		return ca.ARLSeries()
+	}
+	var err error
+	for _, g := range gens[1:] {
+		err = errors.Join(err, s.cfg.Store.AddAuthorityRevocation(ctx, store.AuthorityRevocation{Series: SeriesName(ca.Name, g.Generation, true),
+			Serial: g.Certificate.SerialNumber.Text(16), RevokedAt: now, Reason: store.ReasonCACompromise}))
+	}
+	for _, l := range ca.Links {
+		err = errors.Join(err, s.cfg.Store.AddAuthorityRevocation(ctx, store.AuthorityRevocation{Series: seriesOf(l),
+			Serial: l.SerialNumber.Text(16), RevokedAt: now, Reason: store.ReasonCACompromise}))
+	}
+	return err
 }

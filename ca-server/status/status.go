@@ -61,7 +61,10 @@ type Store interface {
 	DuePendingRevocations(ctx context.Context, now time.Time, limit int) ([]store.PendingRevocation, error)
 	ApplyPendingRevocation(ctx context.Context, id int64, operator string, now time.Time) (store.PendingRevocation, *store.Certificate, error)
 	CompromiseCA(ctx context.Context, t store.CertType, arlSeries, caSerial, operator, evidence string, now time.Time) (int64, error)
-	RevokedSnapshot(ctx context.Context, t store.CertType) (*store.RevokedSnapshot, error)
+	RevokedSnapshotFor(ctx context.Context, q store.SnapshotQuery) (*store.RevokedSnapshot, error)
+	FillCertificateFacts(ctx context.Context) (int, error)
+	ExpireHolds(ctx context.Context, operator string, now time.Time) ([]store.Certificate, error)
+	AddAuthorityRevocation(ctx context.Context, a store.AuthorityRevocation) error
 	AuthorityRevocations(ctx context.Context, series string) ([]store.AuthorityRevocation, error)
 	NextCRLNumber(ctx context.Context, series string) (int64, error)
 	RecordPublishedCRL(ctx context.Context, p store.PublishedCRL) error
@@ -85,22 +88,69 @@ type PersonHasher interface {
 }
 
 // CA is one issuing CA whose certificates this service revokes and whose
-// CRL and ARL it publishes.
+// CRLs and ARLs it publishes: one CRL and one ARL per CA key generation
+// still in use (CPS §5.6: after a key changeover both keys sign CRLs while
+// certificates of the old key live).
 type CA struct {
 	// Name names the CA in commands, URLs and CRL series: "signature" or
 	// "user-auth".
 	Name     string
 	CertType store.CertType
-	// Certificate and Signer sign CRLs and ARLs; Signer may be nil when
-	// the CA key is not active (revocation still works, publication
-	// fails with ErrNoSigner).
+	// Certificate and Signer are the issuing key's: they sign its CRLs and
+	// ARLs; Signer may be nil when the CA key is not active (revocation
+	// still works, publication fails with ErrNoSigner).
 	Certificate *x509.Certificate
 	Signer      crypto.Signer
+	// Generation of the issuing key (0 and 1 both mean the first; the
+	// ceremony numbers keys from 1).
+	Generation int
+	// Older are the superseded (CRL-only) keys still signing CRLs for the
+	// certificates they issued, each until its Until (the ceremony's
+	// CRLSigningUntil), oldest first.
+	Older []KeyGeneration
+	// Links are the CA's link certificates (OldWithNew, NewWithOld; CPS
+	// §5.6, §7.1(3)): revoked with the CA and then listed in the ARL of
+	// the generation whose key signed them (CPS §7.2(3)).
+	Links []*x509.Certificate
 }
 
-// CRLSeries and ARLSeries name the CA's series in the archive.
-func (c CA) CRLSeries() string { return c.Name }
-func (c CA) ARLSeries() string { return c.Name + "-arl" }
+// KeyGeneration is one CA key generation: its certificate, CRL signer and
+// the end of its CRL signing.
+type KeyGeneration struct {
+	Generation  int
+	Certificate *x509.Certificate
+	// Signer signs CRLs and ARLs only (ceremony.CAKey.CRLSigner for a
+	// superseded key).
+	Signer crypto.Signer
+	// Until ends the generation's CRLs: no certificate it issued is valid
+	// after it (zero: the issuing key, no end).
+	Until time.Time
+}
+
+// SeriesName names the CRL (or ARL) series of generation gen of the CA
+// named ca in the archive and the store: the first generation keeps the
+// bare name, so series published before rollovers existed continue.
+func SeriesName(ca string, gen int, arl bool) string {
+	s := ca
+	if gen > 1 {
+		s = fmt.Sprintf("%s-g%d", ca, gen)
+	}
+	if arl {
+		s += "-arl"
+	}
+	return s
+}
+
+// CRLSeries and ARLSeries name the issuing generation's series.
+func (c CA) CRLSeries() string { return SeriesName(c.Name, c.Generation, false) }
+func (c CA) ARLSeries() string { return SeriesName(c.Name, c.Generation, true) }
+
+// Generations returns the issuing generation first, then the older ones.
+func (c CA) Generations() []KeyGeneration {
+	gen := max(c.Generation, 1)
+	out := []KeyGeneration{{Generation: gen, Certificate: c.Certificate, Signer: c.Signer}}
+	return append(out, c.Older...)
+}
 
 // Errors of local operations (callers branch with errors.Is).
 var (
@@ -163,6 +213,13 @@ func New(cfg Config) (*Service, error) {
 			return nil, fmt.Errorf("status: CA %q needs a unique name, a certificate type and a certificate", ca.Name)
 		}
 		seen[ca.Name] = true
+		gens := map[int]bool{}
+		for _, g := range ca.Generations() {
+			if g.Certificate == nil || gens[g.Generation] || (len(ca.Older) > 0 && len(g.Certificate.SubjectKeyId) == 0) {
+				return nil, fmt.Errorf("status: CA %q: each key generation needs its own number and a certificate with a subject key identifier", ca.Name)
+			}
+			gens[g.Generation] = true
+		}
 	}
 	return &Service{cfg: cfg}, nil
 }

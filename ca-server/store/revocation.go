@@ -2,9 +2,11 @@ package store
 
 import (
 	"context"
+	"crypto/x509"
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"math/big"
 	"time"
 )
@@ -366,20 +368,43 @@ func (s *SQLite) AuthorityRevocations(ctx context.Context, series string) ([]Aut
 // certificates, for the two passes of the streaming CRL writer. Close it.
 type RevokedSnapshot struct {
 	tx *sql.Tx
-	t  CertType
+	q  SnapshotQuery
+}
+
+// SnapshotQuery selects the entries of one CRL.
+type SnapshotQuery struct {
+	Type CertType
+	// OnlyIssuer, when set, keeps certificates whose authority key
+	// identifier is OnlyIssuer; ExceptIssuers drops those signed by the
+	// listed keys. Certificates whose issuer is not known (no DER, or facts
+	// not filled) are kept by both: a serial too many on a CRL is harmless,
+	// one missing is not (CPS §5.6: one CRL per CA key generation).
+	OnlyIssuer    []byte
+	ExceptIssuers [][]byte
+	// ValidAt, when set, drops certificates that expired before it (CPS
+	// glossary: the CRL lists certificates revoked within their validity;
+	// RFC 5280 §3.3). Certificates whose expiry is not known are kept.
+	ValidAt time.Time
 }
 
 // RevokedSnapshot opens a read transaction over the revoked and held
 // certificates of type t. In WAL mode the snapshot does not block writers.
 func (s *SQLite) RevokedSnapshot(ctx context.Context, t CertType) (*RevokedSnapshot, error) {
-	if !t.Valid() {
-		return nil, fmt.Errorf("store: unknown certificate type %q", t)
+	return s.RevokedSnapshotFor(ctx, SnapshotQuery{Type: t})
+}
+
+// RevokedSnapshotFor is RevokedSnapshot narrowed by q. Call
+// FillCertificateFacts first, or new certificates count as of unknown
+// issuer and expiry.
+func (s *SQLite) RevokedSnapshotFor(ctx context.Context, q SnapshotQuery) (*RevokedSnapshot, error) {
+	if !q.Type.Valid() {
+		return nil, fmt.Errorf("store: unknown certificate type %q", q.Type)
 	}
 	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("store: begin snapshot: %w", err)
 	}
-	return &RevokedSnapshot{tx: tx, t: t}, nil
+	return &RevokedSnapshot{tx: tx, q: q}, nil
 }
 
 // Each yields (serial hex, instant, reason) in ascending serial order: the
@@ -388,9 +413,23 @@ func (s *SQLite) RevokedSnapshot(ctx context.Context, t CertType) (*RevokedSnaps
 func (r *RevokedSnapshot) Each(ctx context.Context, yield func(serial string, at time.Time, reason int) bool) error {
 	// serials are lowercase hex without leading zeros: ordering by length
 	// then text is numeric order
-	rows, err := r.tx.QueryContext(ctx, `SELECT serial, CASE state WHEN 'held' THEN held_at ELSE revoked_at END,
+	query := `SELECT serial, CASE state WHEN 'held' THEN held_at ELSE revoked_at END,
 		CASE state WHEN 'held' THEN 6 ELSE revocation_reason END
-		FROM issuances WHERE cert_type = ? AND state IN ('revoked', 'held') ORDER BY length(serial), serial`, string(r.t))
+		FROM issuances WHERE cert_type = ? AND state IN ('revoked', 'held')`
+	args := []any{string(r.q.Type)}
+	if r.q.OnlyIssuer != nil {
+		query += ` AND (issuer_key_id IS NULL OR issuer_key_id = ?)`
+		args = append(args, r.q.OnlyIssuer)
+	}
+	for _, k := range r.q.ExceptIssuers {
+		query += ` AND (issuer_key_id IS NULL OR issuer_key_id <> ?)`
+		args = append(args, k)
+	}
+	if !r.q.ValidAt.IsZero() {
+		query += ` AND (not_after IS NULL OR not_after >= ?)`
+		args = append(args, r.q.ValidAt.UnixNano())
+	}
+	rows, err := r.tx.QueryContext(ctx, query+` ORDER BY length(serial), serial`, args...)
 	if err != nil {
 		return fmt.Errorf("store: revoked certificates: %w", err)
 	}
@@ -410,3 +449,134 @@ func (r *RevokedSnapshot) Each(ctx context.Context, yield func(serial string, at
 
 // Close ends the snapshot.
 func (r *RevokedSnapshot) Close() error { return r.tx.Rollback() }
+
+// neverExpires marks a certificate whose DER does not parse: kept on every
+// CRL for good rather than dropped.
+const neverExpires = int64(math.MaxInt64)
+
+// FillCertificateFacts reads notAfter and the authority key identifier from
+// the DER of every certificate that lacks them (migration 0003) and stores
+// them, in batches. It returns how many it filled. Safe to call often: with
+// nothing to fill it is one indexed query.
+func (s *SQLite) FillCertificateFacts(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		type fact struct {
+			serial   string
+			notAfter int64
+			keyID    []byte
+		}
+		var batch []fact
+		rows, err := s.r.QueryContext(ctx, `SELECT serial, der FROM issuances WHERE der IS NOT NULL AND not_after IS NULL LIMIT 500`)
+		if err != nil {
+			return total, fmt.Errorf("store: certificates without facts: %w", err)
+		}
+		for rows.Next() {
+			var serial string
+			var der []byte
+			if err := rows.Scan(&serial, &der); err != nil {
+				rows.Close()
+				return total, fmt.Errorf("store: certificates without facts: %w", err)
+			}
+			f := fact{serial: serial, notAfter: neverExpires}
+			if c, err := x509.ParseCertificate(der); err == nil {
+				f.notAfter, f.keyID = c.NotAfter.UnixNano(), c.AuthorityKeyId
+			}
+			batch = append(batch, f)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return total, fmt.Errorf("store: certificates without facts: %w", err)
+		}
+		if len(batch) == 0 {
+			return total, nil
+		}
+		err = s.tx(ctx, func(tx *sql.Tx) error {
+			for _, f := range batch {
+				if _, err := tx.ExecContext(ctx, `UPDATE issuances SET not_after = ?, issuer_key_id = ? WHERE serial = ? AND not_after IS NULL`,
+					f.notAfter, f.keyID, f.serial); err != nil {
+					return fmt.Errorf("store: fill certificate facts: %w", err)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return total, err
+		}
+		total += len(batch)
+	}
+}
+
+// ExpireHolds ends the hold of every held certificate that expired at or
+// before now (CPS §4.9.16: a hold lasts only while the certificate is
+// valid): the certificate returns to delivered — expired, so no longer on
+// any CRL — and a system release request "hold-expired" is recorded for
+// it, in one transaction. Call FillCertificateFacts first. It returns the
+// certificates released.
+func (s *SQLite) ExpireHolds(ctx context.Context, operator string, now time.Time) ([]Certificate, error) {
+	if operator == "" || now.IsZero() {
+		return nil, errors.New("store: expiring holds needs an operator and a time")
+	}
+	var out []Certificate
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT serial, not_after FROM issuances WHERE state = 'held' AND not_after <= ? ORDER BY not_after`, now.UnixNano())
+		if err != nil {
+			return fmt.Errorf("store: expired holds: %w", err)
+		}
+		type due struct {
+			serial   string
+			notAfter int64
+		}
+		var ds []due
+		for rows.Next() {
+			var d due
+			if err := rows.Scan(&d.serial, &d.notAfter); err != nil {
+				rows.Close()
+				return fmt.Errorf("store: expired holds: %w", err)
+			}
+			ds = append(ds, d)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("store: expired holds: %w", err)
+		}
+		for _, d := range ds {
+			if _, err := tx.ExecContext(ctx, `UPDATE issuances SET state = 'delivered', held_at = NULL WHERE serial = ? AND state = 'held'`, d.serial); err != nil {
+				return fmt.Errorf("store: end expired hold: %w", err)
+			}
+			if err := insertStatusRequest(ctx, tx, StatusRequest{Serial: d.serial, Action: ActionRelease, Kind: "hold-expired", Channel: "system",
+				Terminal: "local", Operator: operator, Evidence: "certificate expired " + time.Unix(0, d.notAfter).UTC().Format(time.RFC3339), At: now}); err != nil {
+				return err
+			}
+			c, err := getCertificate(ctx, tx, d.serial)
+			if err != nil {
+				return err
+			}
+			out = append(out, c)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AddAuthorityRevocation lists a revoked CA or link certificate in the ARL
+// series (CPS §7.2(2)(3)). Listing one twice keeps the first entry.
+func (s *SQLite) AddAuthorityRevocation(ctx context.Context, a AuthorityRevocation) error {
+	if a.Series == "" || a.Reason < 0 || a.Reason > 6 || a.RevokedAt.IsZero() {
+		return errors.New("store: ARL entry lacks series, reason 0–6 or time")
+	}
+	norm, ok := NormalizeSerial(a.Serial)
+	if !ok {
+		return fmt.Errorf("store: ARL entry serial %q is not hexadecimal", a.Serial)
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO authority_revocations (series, serial, revoked_at, reason) VALUES (?, ?, ?, ?)
+			ON CONFLICT (series, serial) DO NOTHING`, a.Series, norm, a.RevokedAt.UnixNano(), a.Reason); err != nil {
+			return fmt.Errorf("store: ARL entry: %w", err)
+		}
+		return nil
+	})
+}

@@ -38,10 +38,14 @@ var (
 )
 
 // OpenSQLite opens (creating if needed) the database file at path and applies
-// pending migrations.
+// pending migrations. The file and its -wal and -shm files are kept mode
+// 0600 (MakePrivate).
 func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	if path == "" {
 		return nil, errors.New("store: empty database path")
+	}
+	if err := MakePrivate(path); err != nil {
+		return nil, err
 	}
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")

@@ -9,6 +9,19 @@
 // alone, is the authority: a terminal is accepted only while its row exists,
 // matches the certificate's fingerprint and is not revoked.
 //
+// # Keys
+//
+// The CA key lives in the HSM: the key ceremony (ceremony-init) generates it
+// and self-signs the CA certificate with SelfSign, and `serve` signs
+// enrolments and its server certificate with it after M custodians have
+// activated the token (TS Art. 27, 45; CPS §6.2: CA keys are used only
+// after activation by several custodians). The CA certificate is public and
+// stays a file (tls-ca.crt, WriteCertificate) for terminals and verifiers.
+// Local commands that only create tokens or revoke terminals use a CA
+// without its key (NewPublic); what needs the key then fails with
+// ErrNoCAKey. Data dirs made before the key moved into the HSM keep a file
+// key (LoadOrCreate) until their ceremony migrates them.
+//
 // Concurrency: a CA is safe for concurrent use.
 package tlsca
 
@@ -69,12 +82,17 @@ const (
 // Store is the part of the store the CA uses.
 type Store interface {
 	CreateEnrolmentToken(ctx context.Context, tok store.EnrolmentToken) error
-	EnrolTerminal(ctx context.Context, tokenSHA256 []byte, t store.Terminal, now time.Time) (store.Terminal, error)
-	SetTerminalCertificate(ctx context.Context, id string, certSHA256 []byte, notAfter time.Time) error
+	// EnrolTerminalSigned consumes the token and records the terminal with
+	// its certificate in one transaction, signing inside it.
+	EnrolTerminalSigned(ctx context.Context, tokenSHA256 []byte, t store.Terminal, now time.Time, sign store.SignTerminal) (store.Terminal, error)
 	RevokeTerminal(ctx context.Context, certSerial string, now time.Time) (store.Terminal, error)
 }
 
-var _ Store = (store.Writer)(nil)
+var _ Store = (*store.SQLite)(nil)
+
+// ErrNoCAKey is returned for an operation that needs the CA key by a CA
+// opened without it (NewPublic): a local command without custodians.
+var ErrNoCAKey = errors.New("tlsca: the tls ca key is in the hsm and needs custodian activation (run serve, or give --share M times)")
 
 // CA is the internal TLS CA.
 type CA struct {
@@ -88,15 +106,31 @@ type CA struct {
 // certificate, a certificate that is not a CA for the TLS policy, and a
 // validity over 5 years (CPS §6.3.2.3). clock may be nil (time.Now).
 func New(cert *x509.Certificate, signer crypto.Signer, st Store, clock func() time.Time) (*CA, error) {
-	if cert == nil || signer == nil || st == nil {
+	if signer == nil {
 		return nil, errors.New("tlsca: certificate, signer and store are required")
+	}
+	pub, ok := signer.Public().(interface{ Equal(crypto.PublicKey) bool })
+	if cert != nil && (!ok || !pub.Equal(cert.PublicKey)) {
+		return nil, errors.New("tlsca: signer's public key does not match the CA certificate")
+	}
+	ca, err := NewPublic(cert, st, clock)
+	if err != nil {
+		return nil, err
+	}
+	ca.signer = signer
+	return ca, nil
+}
+
+// NewPublic returns the CA without its key, for local commands run without
+// custodians: Certificate, Pool, NewEnrolmentToken and RevokeTerminal work;
+// Enroll, ServerCertificate and VerifierCertificate return ErrNoCAKey. It
+// checks the certificate as New does.
+func NewPublic(cert *x509.Certificate, st Store, clock func() time.Time) (*CA, error) {
+	if cert == nil || st == nil {
+		return nil, errors.New("tlsca: certificate and store are required")
 	}
 	if clock == nil {
 		clock = time.Now
-	}
-	pub, ok := signer.Public().(interface{ Equal(crypto.PublicKey) bool })
-	if !ok || !pub.Equal(cert.PublicKey) {
-		return nil, errors.New("tlsca: signer's public key does not match the CA certificate")
 	}
 	if !cert.IsCA || cert.KeyUsage&x509.KeyUsageCertSign == 0 {
 		return nil, errors.New("tlsca: certificate is not a CA certificate with keyCertSign")
@@ -107,8 +141,11 @@ func New(cert *x509.Certificate, signer crypto.Signer, st Store, clock func() ti
 	if cert.NotAfter.Sub(cert.NotBefore) > MaxCAValidity+24*time.Hour {
 		return nil, errors.New("tlsca: CA certificate valid longer than 5 years (CPS §6.3.2.3)")
 	}
-	return &CA{cert: cert, signer: signer, st: st, clock: clock}, nil
+	return &CA{cert: cert, st: st, clock: clock}, nil
 }
+
+// HasKey reports whether the CA can sign (New, not NewPublic).
+func (ca *CA) HasKey() bool { return ca.signer != nil }
 
 func hasPolicy(c *x509.Certificate) bool {
 	for _, p := range c.Policies {
@@ -120,8 +157,9 @@ func hasPolicy(c *x509.Certificate) bool {
 }
 
 // LoadOrCreate loads the CA certificate and its ECDSA P-256 key from dir, or
-// creates them (key file mode 0600) when neither exists. It is the stand-in
-// until the TLS CA key moves into the HSM; New accepts any crypto.Signer.
+// creates them (key file mode 0600) when neither exists. It serves data dirs
+// made before the TLS CA key moved into the HSM, and tests without an HSM;
+// a ceremony-initialised CA keeps its key in the HSM (see the package doc).
 func LoadOrCreate(dir string, now time.Time) (*x509.Certificate, crypto.Signer, error) {
 	keyPath, certPath := filepath.Join(dir, caKeyFile), filepath.Join(dir, caCertFile)
 	keyPEM, kerr := os.ReadFile(keyPath)
@@ -136,20 +174,11 @@ func LoadOrCreate(dir string, now time.Time) (*x509.Certificate, crypto.Signer, 
 	if err != nil {
 		return nil, nil, fmt.Errorf("tlsca: generate CA key: %w", err)
 	}
-	serial, err := randomSerial(rand.Reader)
+	cert, err := SelfSign(rand.Reader, key, now)
 	if err != nil {
 		return nil, nil, err
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial, Subject: pkix.Name{CommonName: caCommonName, Organization: []string{"Madoguchi"}},
-		NotBefore: now.Add(-5 * time.Minute), NotAfter: now.Add(MaxCAValidity),
-		IsCA: true, BasicConstraintsValid: true, MaxPathLenZero: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, Policies: []x509.OID{PolicyTLS},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("tlsca: self-sign: %w", err)
-	}
+	der := cert.Raw
 	pk, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		return nil, nil, err
@@ -163,8 +192,72 @@ func LoadOrCreate(dir string, now time.Time) (*x509.Certificate, crypto.Signer, 
 	if err := writeExclusive(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
 		return nil, nil, err
 	}
-	cert, _ := x509.ParseCertificate(der)
 	return cert, key, nil
+}
+
+// SelfSign makes the CA's self-signed certificate for signer (an HSM key
+// at the key ceremony): CA for the TLS policy only, path length 0, valid 5
+// years (CPS §6.3.2.3).
+func SelfSign(rnd io.Reader, signer crypto.Signer, now time.Time) (*x509.Certificate, error) {
+	serial, err := randomSerial(rnd)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial, Subject: pkix.Name{CommonName: caCommonName, Organization: []string{"Madoguchi"}},
+		NotBefore: now.Add(-5 * time.Minute), NotAfter: now.Add(MaxCAValidity),
+		IsCA: true, BasicConstraintsValid: true, MaxPathLenZero: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, Policies: []x509.OID{PolicyTLS},
+	}
+	der, err := x509.CreateCertificate(rnd, tmpl, tmpl, signer.Public(), signer)
+	if err != nil {
+		return nil, fmt.Errorf("tlsca: self-sign: %w", err)
+	}
+	return x509.ParseCertificate(der)
+}
+
+// CertificatePath is the CA certificate file under a data dir.
+func CertificatePath(dir string) string { return filepath.Join(dir, caCertFile) }
+
+// HasFileKey reports whether dir holds a CA key file (a data dir made
+// before the TLS CA key moved into the HSM).
+func HasFileKey(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, caKeyFile))
+	return err == nil
+}
+
+// WriteCertificate writes cert as the data dir's CA certificate file
+// (public, 0644) unless a file with the same certificate is there; it
+// refuses to replace a different certificate.
+func WriteCertificate(dir string, cert *x509.Certificate) error {
+	p := CertificatePath(dir)
+	if old, err := LoadCertificate(dir); err == nil {
+		if !old.Equal(cert) {
+			return fmt.Errorf("tlsca: %s holds another ca certificate (a data dir from before the tls ca key moved into the hsm?)", p)
+		}
+		return nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return writeExclusive(p, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o644)
+}
+
+// LoadCertificate reads the data dir's CA certificate file; the error
+// matches os.ErrNotExist when there is none.
+func LoadCertificate(dir string) (*x509.Certificate, error) {
+	b, err := os.ReadFile(CertificatePath(dir))
+	if err != nil {
+		return nil, fmt.Errorf("tlsca: %w", err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil || blk.Type != "CERTIFICATE" {
+		return nil, fmt.Errorf("tlsca: %s is not a pem certificate", CertificatePath(dir))
+	}
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("tlsca: ca certificate: %w", err)
+	}
+	return c, nil
 }
 
 func writeExclusive(path string, data []byte, mode os.FileMode) error {
@@ -229,6 +322,9 @@ func (ca *CA) Pool() *x509.CertPool {
 // ServerCertificate issues a server certificate for hosts (DNS names or IP
 // addresses) with a fresh in-memory ECDSA P-256 key.
 func (ca *CA) ServerCertificate(hosts []string) (tls.Certificate, error) {
+	if ca.signer == nil {
+		return tls.Certificate{}, ErrNoCAKey
+	}
 	if len(hosts) == 0 {
 		return tls.Certificate{}, errors.New("tlsca: server certificate needs at least one host name or address")
 	}
@@ -260,6 +356,31 @@ func (ca *CA) ServerCertificate(hosts []string) (tls.Certificate, error) {
 	}
 	leaf, _ := x509.ParseCertificate(der)
 	return tls.Certificate{Certificate: [][]byte{der, ca.cert.Raw}, PrivateKey: key, Leaf: leaf}, nil
+}
+
+// VerifierCertificate issues a registered verifier's TLS client
+// certificate for pub (CPS §1.3.4, §2.4; TS Arts. 33, 36: CRLs and OCSP only
+// for registered verifiers), valid as long as a terminal's.
+func (ca *CA) VerifierCertificate(name string, pub crypto.PublicKey) ([]byte, error) {
+	if ca.signer == nil {
+		return nil, ErrNoCAKey
+	}
+	if name == "" {
+		return nil, errors.New("tlsca: verifier certificate needs a name")
+	}
+	serial, err := randomSerial(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	now := ca.clock()
+	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: name, Organization: []string{"Madoguchi registered verifier"}},
+		NotBefore: now.Add(-5 * time.Minute), NotAfter: ca.clip(now.Add(TerminalValidity)), KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, Policies: []x509.OID{PolicyTLS}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, pub, ca.signer)
+	if err != nil {
+		return nil, fmt.Errorf("tlsca: sign verifier certificate: %w", err)
+	}
+	return der, nil
 }
 
 // clip keeps a certificate inside the CA's own validity.
@@ -313,10 +434,15 @@ func (ca *CA) NewEnrolmentToken(ctx context.Context, municipality string, ttl ti
 	return tok, nil
 }
 
-// Enroll consumes a token and signs the terminal's CSR. The terminal row is
-// written before the certificate is signed, and the certificate's
-// fingerprint after, so a signed certificate always has its record.
+// Enroll consumes a token and signs the terminal's CSR. Signing happens
+// inside the store transaction that consumes the token and records the
+// terminal with its certificate's fingerprint, so the token is spent only
+// when the certificate is stored, and a signed certificate always has its
+// record: if signing fails the token stays usable (CodeInternal, retry).
 func (ca *CA) Enroll(ctx context.Context, token string, csrDER []byte) (wire.EnrollResponse, error) {
+	if ca.signer == nil {
+		return wire.EnrollResponse{}, wire.Wrap(wire.CodeUnavailable, ErrNoCAKey, "enrolment unavailable")
+	}
 	if token == "" || len(token) > 128 {
 		return wire.EnrollResponse{}, wire.Errorf(wire.CodeTokenInvalid, "enrolment token unknown, used or expired")
 	}
@@ -349,28 +475,33 @@ func (ca *CA) Enroll(ctx context.Context, token string, csrDER []byte) (wire.Enr
 	}
 	now := ca.clock()
 	h := sha256.Sum256([]byte(token))
-	term, err := ca.st.EnrolTerminal(ctx, h[:], store.Terminal{ID: "term-" + hex.EncodeToString(idb), CertSerial: serial.Text(16)}, now)
-	if errors.Is(err, store.ErrTokenInvalid) {
+	id := "term-" + hex.EncodeToString(idb)
+	var der []byte
+	var signErr error
+	sign := func(municipality string) ([]byte, time.Time, error) {
+		tmpl := &x509.Certificate{
+			SerialNumber: serial,
+			// The municipality is in the subject for people reading the
+			// certificate; the server trusts only the terminals table.
+			Subject:   pkix.Name{CommonName: id, Organization: []string{terminalOrg}, OrganizationalUnit: []string{municipality}},
+			NotBefore: now.Add(-5 * time.Minute), NotAfter: ca.clip(now.Add(TerminalValidity)),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+			Policies: []x509.OID{PolicyTLS},
+		}
+		der, signErr = x509.CreateCertificate(rand.Reader, tmpl, ca.cert, csr.PublicKey, ca.signer)
+		if signErr != nil {
+			return nil, time.Time{}, signErr
+		}
+		fp := sha256.Sum256(der)
+		return fp[:], tmpl.NotAfter, nil
+	}
+	term, err := ca.st.EnrolTerminalSigned(ctx, h[:], store.Terminal{ID: id, CertSerial: serial.Text(16)}, now, sign)
+	switch {
+	case errors.Is(err, store.ErrTokenInvalid):
 		return wire.EnrollResponse{}, wire.Wrap(wire.CodeTokenInvalid, err, "enrolment token unknown, used or expired")
-	}
-	if err != nil {
-		return wire.EnrollResponse{}, wire.Wrap(wire.CodeInternal, err, "storage error")
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		// The municipality is in the subject for people reading the
-		// certificate; the server trusts only the terminals table.
-		Subject:   pkix.Name{CommonName: term.ID, Organization: []string{terminalOrg}, OrganizationalUnit: []string{term.Municipality}},
-		NotBefore: now.Add(-5 * time.Minute), NotAfter: ca.clip(now.Add(TerminalValidity)),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		Policies: []x509.OID{PolicyTLS},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, csr.PublicKey, ca.signer)
-	if err != nil {
-		return wire.EnrollResponse{}, wire.Wrap(wire.CodeInternal, err, "signing failed")
-	}
-	fp := sha256.Sum256(der)
-	if err := ca.st.SetTerminalCertificate(ctx, term.ID, fp[:], tmpl.NotAfter); err != nil {
+	case signErr != nil:
+		return wire.EnrollResponse{}, wire.Wrap(wire.CodeInternal, err, "signing failed; the token is still valid")
+	case err != nil:
 		return wire.EnrollResponse{}, wire.Wrap(wire.CodeInternal, err, "storage error")
 	}
 	return wire.EnrollResponse{TerminalID: term.ID, Municipality: term.Municipality, Certificate: der, CACertificate: ca.cert.Raw}, nil

@@ -67,7 +67,9 @@ func (c *Card) Transmit(ctx context.Context, command []byte) ([]byte, error) {
 		if eerr != nil {
 			return nil, fmt.Errorf("%w: %v", ErrBadCommand, eerr)
 		}
-		if rsp, err = c.exchange(ctx, resend); err != nil {
+		rsp, err = c.exchange(ctx, resend)
+		clear(resend) // this package's copy of the command, which may carry a PIN (VERIFY)
+		if err != nil {
 			return nil, err
 		}
 	}
