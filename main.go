@@ -3,7 +3,8 @@
 // counter domain (app), and wires it, the card reader and the CA link to the screens (ui);
 // nothing else lives here.
 //
-//	madoguchi [--data-dir DIR] [--reader NAME] [--ca-url URL] [--lang ja|en]
+//	madoguchi [--data-dir DIR] [--reader NAME] [--ca-url URL] [--ca-cert FILE] [--enrol-token TOKEN]
+//	          [--municipality NAME] [--print-fonts DIR] [--lang ja|en]
 //	madoguchi cli [-db FILE] [-user ID] COMMAND ...   the same domain from the command line (app/cli)
 //
 // Demo only: when MADOGUCHI_VIRTUAL_FINGER names the socket of libfprint's virtual device (set
@@ -18,6 +19,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"time"
 
 	"fyne.io/fyne/v2"
 	fyneapp "fyne.io/fyne/v2/app"
@@ -42,31 +44,84 @@ func main() {
 	caURL := flag.String("ca-url", "", "https URL of ca-server (empty: no CA link)")
 	reader := flag.String("reader", "", "PC/SC reader name (empty: the first reader pcscd lists)")
 	language := flag.String("lang", ui.Languages[0], "language of the screens: ja or en")
+	caCert := flag.String("ca-cert", "", "PEM file of the internal TLS CA certificate that signs ca-server's certificate (kept in the settings)")
+	enrolToken := flag.String("enrol-token", "", "one-time enrolment token from `ca-server terminal-token`: on first start the terminal makes its TLS key and enrols")
+	municipality := flag.String("municipality", "", "issuing municipality printed on notices (e.g. 東京都千代田区長); default: the enrolled municipality code")
+	printFontDir := flag.String("print-fonts", "", "directory of MadoguchiPrintJP-Regular.ttf and -Bold.ttf for printed documents (default: the fonts bundled in the binary)")
 	flag.Parse()
 	if flag.NArg() != 0 {
 		fmt.Fprintf(os.Stderr, "madoguchi: unexpected arguments %q\n", flag.Args())
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(*dataDir, *caURL, *reader, *language); err != nil {
+	opts := options{dataDir: *dataDir, caURL: *caURL, reader: *reader, language: *language, caCert: *caCert,
+		enrolToken: *enrolToken, municipality: *municipality, printFonts: *printFontDir}
+	if err := run(opts); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(dataDir, caURL, reader, language string) error {
-	if err := ui.UseLanguage(language); err != nil {
+// options are the terminal's command-line settings.
+type options struct {
+	dataDir, caURL, reader, language string
+	caCert, enrolToken, municipality string
+	printFonts                       string
+}
+
+func run(o options) error {
+	dataDir := o.dataDir
+	if err := ui.UseLanguage(o.language); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
+	// MkdirAll leaves an existing directory as it was; the data directory holds the terminal's
+	// TLS key and the resident files, so it is narrowed to the owner every time.
+	if err := os.Chmod(dataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	term, err := app.Open(ctx, app.Config{DBPath: filepath.Join(dataDir, "terminal.db")})
+	link, err := openCALink(dataDir, o.caURL, o.reader, o.caCert)
 	if err != nil {
 		return err
 	}
+	// Messages for the start-up dialog, in Japanese, shown before anyone logs in.
+	var report []string
+	if o.enrolToken != "" && !link.enrolled() {
+		if tc, err := link.Enrol(ctx, o.enrolToken); err != nil {
+			log.Printf("enrolment with the CA failed: %v", err)
+			report = append(report, "認証局への端末登録に失敗しました（"+app.MessageJA(err)+"）。管理者が「端末の設定」から登録用トークンで登録し直してください。")
+		} else {
+			log.Printf("enrolled with the CA as terminal %s of municipality %s (certificate until %s)", tc.TerminalID, tc.Municipality, tc.NotAfter.Format("2006-01-02"))
+		}
+	}
+	municipality := o.municipality
+	if c := link.Current().Certificate; municipality == "" && c != nil {
+		municipality = "地方公共団体コード " + c.Municipality
+	}
+	cfg := app.Config{DBPath: filepath.Join(dataDir, "terminal.db"), Municipality: municipality}
+	if c, err := link.Client(); err != nil {
+		log.Printf("CA client: %v", err)
+		report = append(report, "認証局との接続設定を読み込めませんでした（"+app.MessageJA(err)+"）。管理者に連絡してください。")
+	} else if c != nil {
+		cfg.CA = c // app.Open resolves unfinished issuances before anyone logs in
+	}
+	term, err := app.Open(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	for _, r := range term.Recovered() {
+		report = append(report, r.MessageJA())
+	}
+	if term.RecoveryDeferred() {
+		report = append(report, "別の処理が発行中のため、未完了の発行の確認は行いませんでした。その処理の終了後に端末を再起動してください。")
+	}
 	defer term.Close()
+	if cfg.CA != nil {
+		go sendResidentChangesEvery(ctx, term, time.Minute)
+	}
 	if empty, err := term.NeedsBootstrap(ctx); err != nil {
 		return err
 	} else if empty {
@@ -82,11 +137,20 @@ func run(dataDir, caURL, reader, language string) error {
 	w.SetMaster()
 
 	status := ui.NewStatus()
-	shell := ui.NewShell(w, ui.AppBackend{Terminal: term}, status, ui.Screens())
+	fonts := &printFonts{dir: o.printFonts}
+	backend := ui.AppBackend{Terminal: term, Issuance: issuanceLink(term, link, fonts, o.municipality)}
+	shell := ui.NewShell(w, backend, status, ui.Screens())
 	// The hand-over folder between the CS and reception applications of this terminal.
 	shell.ResidentFileDir = filepath.Join(dataDir, "resident-files")
+	shell.Terminal = ui.TerminalWiring{Settings: link, NoticeDir: filepath.Join(dataDir, "notices"), Preview: ui.Pdftoppm{}}
+	if print, ok := ui.LPPrinter(); ok {
+		shell.Terminal.Print = print
+	} else {
+		log.Printf("no lp command: issuance notices are saved as PDF in %s, not printed", shell.Terminal.NoticeDir)
+	}
 	shell.DemoFinger = demoFinger()
-	status.Watch(ctx, pcscCardWatcher{reader: reader}, caWatcher(caURL))
+	status.Watch(ctx, pcscCardWatcher{reader: o.reader, link: link}, link)
+	ui.ShowStartupReport(shell, report)
 	w.ShowAndRun()
 	return nil
 }

@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log"
 	"os"
+	"time"
 
+	"madoguchi/app"
 	"madoguchi/cardio/pcsc"
 	"madoguchi/internal/services"
 	"madoguchi/ui"
@@ -13,14 +16,46 @@ import (
 // pcscCardWatcher adapts cardio/pcsc's presence watcher to the status bar (ui.CardWatcher).
 // An empty reader name means the first reader pcscd lists, looked up on every (re)start so a
 // reader plugged in later is found.
-type pcscCardWatcher struct{ reader string }
+type pcscCardWatcher struct {
+	reader string
+	// link, when set, supplies the reader chosen in the settings (it overrides reader) and
+	// restarts the watch when the choice changes.
+	link *caLink
+}
 
 var _ ui.CardWatcher = pcscCardWatcher{}
 
 // WatchCard implements ui.CardWatcher. It returns the pcsc error when pcscd or the reader is
 // missing; the status bar then shows "no reader" and restarts it.
-func (p pcscCardWatcher) WatchCard(ctx context.Context, report func(ui.CardStatus)) error {
+func (p pcscCardWatcher) WatchCard(ctx context.Context, report func(ui.CardStatus)) (err error) {
 	reader := p.reader
+	var changed <-chan struct{}
+	if p.link != nil {
+		changed = p.link.Changed()
+		if r := p.link.Reader(); r != "" {
+			reader = r
+		}
+	}
+	if changed != nil {
+		// A new reader choice ends this watch; the status bar restarts it with the new one.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			select {
+			case <-changed:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		defer func() {
+			select {
+			case <-changed:
+				err = errReaderChanged // not context.Canceled: the status bar must restart the watch
+			default:
+			}
+		}()
+	}
 	if reader == "" {
 		c, err := pcsc.Open()
 		if err != nil {
@@ -58,15 +93,8 @@ func (p pcscCardWatcher) WatchCard(ctx context.Context, report func(ui.CardStatu
 	}
 }
 
-// caWatcher returns the CA link watcher for url. The terminal's mTLS client (raclient) does not
-// exist yet, so there is nothing that could prove the link: the status bar says "not
-// configured" rather than guess.
-func caWatcher(url string) ui.CAWatcher {
-	if url != "" {
-		log.Printf("--ca-url %s: the CA client is not available in this build; CA status not monitored", url)
-	}
-	return nil
-}
+// errReaderChanged ends a card watch when the supervisor chose another reader.
+var errReaderChanged = errors.New("terminal: card reader changed in the settings")
 
 // The demo's virtual fingerprint device (see the package comment); both set by internal/cmd/demo.
 const (
@@ -82,4 +110,37 @@ func demoFinger() func() error {
 	}
 	log.Printf("demo: the fingerprint step offers a virtual finger (%s on %s)", print, socket)
 	return func() error { return services.ScanVirtualFinger(socket, print, 0) }
+}
+
+// residentChangeSender is the part of app.Terminal that delivers the resident-change outbox.
+type residentChangeSender interface {
+	SendResidentChanges(ctx context.Context) ([]app.ChangeDelivery, error)
+}
+
+// sendResidentChangesEvery delivers the CS application's recorded resident changes to the CA
+// until ctx ends, so change-driven revocation (R02 II-3-1(2)) does not wait for a clerk to
+// press "send". Each row keeps its own retry schedule in the outbox; this only wakes it up.
+// Only counts are logged: the rows name residents.
+func sendResidentChangesEvery(ctx context.Context, s residentChangeSender, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		ds, err := s.SendResidentChanges(ctx)
+		if err != nil && ctx.Err() == nil {
+			log.Printf("resident changes: delivery to the CA failed: %v", err)
+		}
+		count := map[app.ChangeOutcome]int{}
+		for _, d := range ds {
+			count[d.Outcome]++
+		}
+		if count[app.ChangeDelivered]+count[app.ChangeFailed] > 0 {
+			log.Printf("resident changes: %d delivered to the CA, %d failed (retried later), %d waiting",
+				count[app.ChangeDelivered], count[app.ChangeFailed], count[app.ChangeWaiting])
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"testing"
 	"time"
 
+	"madoguchi/app"
 	"madoguchi/cardio/pcsc"
 	"madoguchi/cardio/vcard"
 	"madoguchi/internal/testenv"
@@ -18,7 +20,7 @@ import (
 func TestPCSCCardWatcher(t *testing.T) {
 	pc := testenv.PCSCD(t)
 	card, err := vcard.New(vcard.Config{Serial: bytes.Repeat([]byte{0x42}, vcard.SerialLen),
-		Keys: vcard.StaticKeys{ENC: make([]byte, 16), MAC: make([]byte, 16), DEK: make([]byte, 16)}})
+		Keys: vcard.StaticKeys{ENC: randomKey(t), MAC: randomKey(t), DEK: randomKey(t)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,4 +75,49 @@ func TestPCSCCardWatcherUnknownReader(t *testing.T) {
 	if !errors.Is(err, pcsc.ErrNoReader) {
 		t.Fatalf("err = %v, want pcsc.ErrNoReader", err)
 	}
+}
+
+// countingSender is a residentChangeSender that counts its calls and cancels the context after
+// the third, so the loop's wake-up and its stop are both observable.
+type countingSender struct {
+	calls  int
+	cancel context.CancelFunc
+}
+
+func (c *countingSender) SendResidentChanges(context.Context) ([]app.ChangeDelivery, error) {
+	c.calls++
+	if c.calls == 3 {
+		c.cancel()
+	}
+	return []app.ChangeDelivery{{Outcome: app.ChangeDelivered}}, nil
+}
+
+// TestResidentChangesSentUntilStopped: the outbox is sent at once at start, again on every tick,
+// and the loop returns when the terminal's context ends.
+func TestResidentChangesSentUntilStopped(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &countingSender{cancel: cancel}
+	done := make(chan struct{})
+	go func() {
+		sendResidentChangesEvery(ctx, s, time.Millisecond)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("the sender did not stop when its context ended")
+	}
+	if s.calls != 3 {
+		t.Errorf("SendResidentChanges called %d times, want 3 (once at start, then per tick until stopped)", s.calls)
+	}
+}
+
+// randomKey is a card static key made at test time (test keys are never committed).
+func randomKey(t *testing.T) []byte {
+	t.Helper()
+	k := make([]byte, 16)
+	if _, err := rand.Read(k); err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

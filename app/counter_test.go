@@ -9,7 +9,6 @@ import (
 	"database/sql"
 	"errors"
 	"math/big"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -24,6 +23,7 @@ import (
 	"madoguchi/app/pinrule"
 	"madoguchi/app/printout"
 	"madoguchi/app/workflow"
+	"madoguchi/assets/printfonts"
 	"madoguchi/ca-server/applicant"
 	"madoguchi/ca-server/issuer"
 	"madoguchi/ca-server/profile"
@@ -301,13 +301,7 @@ var (
 func testPrinter(t *testing.T) *printout.Printer {
 	t.Helper()
 	printerOnce.Do(func() {
-		var f printout.Fonts
-		if f.Regular, printerErr = os.ReadFile("printout/testdata/MadoguchiPrintJP-Regular.ttf"); printerErr != nil {
-			return
-		}
-		if f.Bold, printerErr = os.ReadFile("printout/testdata/MadoguchiPrintJP-Bold.ttf"); printerErr != nil {
-			return
-		}
+		f := printout.Fonts{Regular: printfonts.Regular(), Bold: printfonts.Bold()}
 		printer, printerErr = printout.New(f)
 	})
 	if printerErr != nil {

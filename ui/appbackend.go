@@ -13,7 +13,12 @@ import (
 
 // AppBackend adapts the counter domain facade (*app.Terminal) to Backend: the terminal's main
 // package wires it; screen tests use an in-process fake instead. Safe for concurrent use.
-type AppBackend struct{ Terminal *app.Terminal }
+type AppBackend struct {
+	Terminal *app.Terminal
+	// Issuance links the reception wizard to the CA, the card and the printer
+	// (appbackend_reception.go); nil refuses issuance with kind CAUnavailable.
+	Issuance *IssuanceLink
+}
 
 var _ Backend = AppBackend{}
 
@@ -39,7 +44,7 @@ func (b AppBackend) LoginFingerprint(ctx context.Context, id string, progress fu
 	if err != nil {
 		return nil, err
 	}
-	return newAppSession(ctx, s)
+	return b.session(ctx, s)
 }
 
 // LoginPassword implements Backend.
@@ -48,7 +53,7 @@ func (b AppBackend) LoginPassword(ctx context.Context, id, password string) (Ses
 	if err != nil {
 		return nil, err
 	}
-	return newAppSession(ctx, s)
+	return b.session(ctx, s)
 }
 
 func operatorOf(o app.OperatorInfo) Operator {
@@ -59,8 +64,9 @@ func operatorOf(o app.OperatorInfo) Operator {
 // permissions are asked of the domain each time, so a withdrawn permission hides its screens at
 // the next menu (TS Art. 3(4)).
 type appSession struct {
-	s  *app.Session
-	op Operator
+	s        *app.Session
+	op       Operator
+	issuance *IssuanceLink // nil: no CA link
 }
 
 var _ Session = (*appSession)(nil)
@@ -72,6 +78,16 @@ func newAppSession(ctx context.Context, s *app.Session) (*appSession, error) {
 		return nil, apperr.Wrap(apperr.KindOf(err), err, "ui: read logged-in operator")
 	}
 	return &appSession{s: s, op: operatorOf(o)}, nil
+}
+
+// session wraps a fresh domain session with the backend's links.
+func (b AppBackend) session(ctx context.Context, s *app.Session) (Session, error) {
+	as, err := newAppSession(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	as.issuance = b.Issuance
+	return as, nil
 }
 
 func (a *appSession) Operator() Operator { return a.op }

@@ -194,7 +194,7 @@ func TestSupervisorScreensWithApp(t *testing.T) {
 	if s.Current() != HomeID {
 		t.Fatalf("supervisor log-in failed: %q", s.login.message.Text)
 	}
-	if got := menuTitles(w); len(got) != 2 || got[0] != "職員の管理" || got[1] != "操作履歴" {
+	if got := menuTitles(w); len(got) != 3 || got[0] != "職員の管理" || got[1] != "端末の設定" || got[2] != "操作履歴" {
 		t.Fatalf("supervisor menu = %v", got)
 	}
 
@@ -204,8 +204,9 @@ func TestSupervisorScreensWithApp(t *testing.T) {
 		t.Fatalf("operator list = %v", labels)
 	}
 	test.AssertImageMatches(t, "operators_supervisor.png", w.Canvas().Capture())
+	test.Tap(buttonIn(t, w, "R001")) // select R001: its settings, unlock included, open beside the list
 	test.Tap(buttonIn(t, w, "ロック解除"))
-	if labels := labelsIn(w); contains(labels, "ロック中") || contains(labels, "ロック解除") {
+	if labels := labelsIn(w); contains(labels, "ロック中") {
 		t.Fatalf("still locked after unlock: %v", labels)
 	}
 	if _, err := backend.LoginFingerprint(ctx, "R001", func(ScanEvent) {}); err != nil {
@@ -215,15 +216,29 @@ func TestSupervisorScreensWithApp(t *testing.T) {
 	if err := s.Show("audit.history"); err != nil {
 		t.Fatal(err)
 	}
-	var idEntry *widget.Entry
+	var idEntry *widget.Entry // the first field is the operator filter
+	var table *widget.Table
 	for _, o := range test.LaidOutObjects(w.Content()) {
-		if e, ok := o.(*widget.Entry); ok {
-			idEntry = e
+		switch o := o.(type) {
+		case *widget.Entry:
+			if idEntry == nil {
+				idEntry = o
+			}
+		case *widget.Table:
+			table = o
 		}
 	}
 	test.Type(idEntry, "R001")
 	idEntry.TypedKey(&fyne.KeyEvent{Name: fyne.KeyReturn})
-	labels = labelsIn(w)
+	labels = nil // the table's cells, as the screen fills them
+	rows, cols := table.Length()
+	for r := 0; r < rows; r++ {
+		for c := 0; c < cols; c++ {
+			l := widget.NewLabel("")
+			table.UpdateCell(widget.TableCellID{Row: r, Col: c}, l)
+			labels = append(labels, l.Text)
+		}
+	}
 	refused, ok := 0, 0
 	for _, l := range labels {
 		switch l {

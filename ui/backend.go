@@ -134,6 +134,7 @@ type AuditEntry struct {
 	Action   string
 	Target   string
 	Result   string
+	Detail   map[string]string // what the domain recorded besides (never secrets), e.g. the refusal's kind
 }
 
 // AuditHistory shows the history of one chosen operator on its own (TS Art. 20(2)(ii)). A

@@ -23,7 +23,14 @@ func Screens() []Screen {
 	return []Screen{
 		homeScreen(),
 		residentsScreen(),
+		changesScreen(),
+		receptionIssueScreen(),
+		revokeScreen(),
+		lossReportScreen(),
+		holdScreen(),
+		copyScreen(),
 		operatorsScreen(),
+		settingsScreen(),
 		historyScreen(),
 	}
 }

@@ -43,6 +43,10 @@ type Shell struct {
 	// reception application; empty disables the export.
 	ResidentFileDir string
 
+	// Terminal is what the reception issuance and settings screens need from the terminal's
+	// wiring (settings, notice folder, preview, printer); see TerminalWiring.
+	Terminal TerminalWiring
+
 	// DemoFinger, when set, makes the fingerprint step offer a button that presses a virtual
 	// finger on libfprint's virtual device: for demonstrations without a reader only. It runs
 	// off the UI goroutine. Never set on a real terminal.

@@ -92,7 +92,7 @@ commands:
   revoke -case ID -cert TYPE:SERIAL [-cert ...] -written REF [-kind KIND]   (CA flags)
   release-hold -case ID -cert TYPE:SERIAL                         (CA flags)
   pin-reset -case ID -pin signature|user-auth | destroy-keys -case ID
-  copy -reader READER -type TYPE -o FILE.pdf -font-regular TTF -font-bold TTF   (signature: PIN from -pin-fd)
+  copy -reader READER -type TYPE -o FILE.pdf [-font-regular TTF -font-bold TTF]  (signature: PIN from -pin-fd)
   recover                                                          (CA flags; no log-in)
 CA flags: -ca-url URL -ca-cert FILE -ca-key FILE -ca-root FILE [-sign-ca FILE -auth-ca FILE]
 PINs: one line per entry, "signature:PIN" or "user-auth:PIN"; a new PIN is entered twice (two lines).

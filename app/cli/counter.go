@@ -19,6 +19,7 @@ import (
 	"madoguchi/app/pinrule"
 	"madoguchi/app/printout"
 	"madoguchi/app/workflow"
+	"madoguchi/assets/printfonts"
 	"madoguchi/cardio"
 	"madoguchi/cardio/pcsc"
 )
@@ -365,18 +366,20 @@ func (r *runner) certificateCopy(ctx context.Context, s *app.Session, a []string
 	reader := fs.String("reader", "", "card reader")
 	typ := fs.String("type", "", "signature or user_auth")
 	outPath := fs.String("o", "", "output PDF")
-	regular := fs.String("font-regular", "", "TrueType-outline regular font")
-	bold := fs.String("font-bold", "", "TrueType-outline bold font")
-	if err := fs.Parse(a); err != nil || *outPath == "" || *regular == "" || *bold == "" {
-		return usageError("copy -reader READER -type TYPE -o FILE.pdf -font-regular TTF -font-bold TTF")
+	regular := fs.String("font-regular", "", "TrueType-outline regular font (default: the bundled print font)")
+	bold := fs.String("font-bold", "", "TrueType-outline bold font (default: the bundled print font)")
+	if err := fs.Parse(a); err != nil || *outPath == "" || (*regular == "") != (*bold == "") {
+		return usageError("copy -reader READER -type TYPE -o FILE.pdf [-font-regular TTF -font-bold TTF]")
 	}
-	var fonts printout.Fonts
-	var err error
-	if fonts.Regular, err = os.ReadFile(*regular); err != nil {
-		return usageError(err.Error())
-	}
-	if fonts.Bold, err = os.ReadFile(*bold); err != nil {
-		return usageError(err.Error())
+	fonts := printout.Fonts{Regular: printfonts.Regular(), Bold: printfonts.Bold()}
+	if *regular != "" {
+		var err error
+		if fonts.Regular, err = os.ReadFile(*regular); err != nil {
+			return usageError(err.Error())
+		}
+		if fonts.Bold, err = os.ReadFile(*bold); err != nil {
+			return usageError(err.Error())
+		}
 	}
 	printer, err := printout.New(fonts)
 	if err != nil {

@@ -97,8 +97,7 @@ func TestCLIAgainstRealCA(t *testing.T) {
 
 	// Certificate copy from the card read-back (the holder enters the signature PIN).
 	pdfPath := filepath.Join(dir, "copy.pdf")
-	must(rc+"signature:SAKURA73\n", true, "-user", "rc1", "copy", "-reader", pc.Readers[0], "-type", "signature", "-o", pdfPath,
-		"-font-regular", "../printout/testdata/MadoguchiPrintJP-Regular.ttf", "-font-bold", "../printout/testdata/MadoguchiPrintJP-Bold.ttf")
+	must(rc+"signature:SAKURA73\n", true, "-user", "rc1", "copy", "-reader", pc.Readers[0], "-type", "signature", "-o", pdfPath)
 	if pdf, err := os.ReadFile(pdfPath); err != nil || !bytes.HasPrefix(pdf, []byte("%PDF-")) {
 		t.Fatalf("certificate copy PDF: %v", err)
 	}

@@ -24,6 +24,7 @@ import (
 
 	"madoguchi/app/apperr"
 	"madoguchi/app/workflow"
+	"madoguchi/assets/printfonts"
 	"madoguchi/ca-server/applicant"
 	"madoguchi/ca-server/issuer"
 	"madoguchi/ca-server/profile"
@@ -44,18 +45,7 @@ var (
 
 func readFonts(tb testing.TB) Fonts {
 	tb.Helper()
-	var f Fonts
-	for _, x := range []struct {
-		dst  *[]byte
-		path string
-	}{{&f.Regular, "testdata/MadoguchiPrintJP-Regular.ttf"}, {&f.Bold, "testdata/MadoguchiPrintJP-Bold.ttf"}} {
-		b, err := os.ReadFile(x.path)
-		if err != nil {
-			tb.Fatalf("%v (make it with /usr/bin/python3 app/printout/testdata/make_ttf.py)", err)
-		}
-		*x.dst = b
-	}
-	return f
+	return Fonts{Regular: printfonts.Regular(), Bold: printfonts.Bold()}
 }
 
 // testPrinter parses the fonts once per test binary (about a second under -race).

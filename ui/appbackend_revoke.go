@@ -1,0 +1,268 @@
+package ui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"madoguchi/app"
+	"madoguchi/app/apperr"
+	"madoguchi/app/printout"
+	"madoguchi/app/resident"
+	"madoguchi/app/workflow"
+	"madoguchi/cardio"
+	"madoguchi/raclient"
+)
+
+// appDesk adapts *app.Session to the counter-procedure and resident-change interfaces of
+// screen_revoke_desk.go. It is a separate type (not methods of appSession) so that its method
+// set stays with the screens that use it. Safe for concurrent use, as app.Session is.
+type appDesk struct {
+	s    *app.Session
+	link *IssuanceLink // the printer of the documents; nil: none
+}
+
+var (
+	_ CertificateCopyDesk = appDesk{}
+	_ RevocationDesk      = appDesk{}
+	_ HoldReleaseDesk     = appDesk{}
+	_ ResidentChangeDesk  = appDesk{}
+)
+
+// deskOf returns what the logged-in session offers as a T: the session itself when it
+// implements T (screen tests' fakes), or the adapter over the domain session.
+func deskOf[T any](sess Session) (T, bool) {
+	if d, ok := sess.(T); ok {
+		return d, true
+	}
+	if a, ok := sess.(*appSession); ok {
+		d, ok := any(appDesk{s: a.s, link: a.issuance}).(T)
+		return d, ok
+	}
+	var zero T
+	return zero, false
+}
+
+func procedureCaseOf(c *workflow.Case) ProcedureCase {
+	if c == nil {
+		return ProcedureCase{}
+	}
+	return ProcedureCase{ID: c.ID, Kind: ProcedureKind(c.Kind), State: string(c.State), RecordCode: c.Applicant.RecordCode,
+		ApplicantName: c.Applicant.Name, RefusalReason: c.RefusalReason, StopReason: c.StopReason}
+}
+
+func (d appDesk) OpenProcedure(ctx context.Context, kind ProcedureKind, recordCode string) (ProcedureCase, error) {
+	c, err := d.s.OpenCase(ctx, app.CaseRequest{Kind: workflow.Kind(kind), RecordCode: recordCode})
+	return procedureCaseOf(c), err
+}
+
+func (d appDesk) RecordProcedureIdentity(ctx context.Context, id int64, e ProcedureEvidence) (ProcedureCase, error) {
+	c, err := d.s.RecordIdentity(ctx, id, workflow.Evidence{Document: workflow.Document(e.Document), DocumentRef: e.DocumentRef,
+		Proxy: e.Proxy, PowerOfAttorney: e.PowerOfAttorney, InquiryReply: e.InquiryReply, ProxyName: e.ProxyName,
+		ProxyDocument: workflow.Document(e.ProxyDocument), Doubt: e.Doubt})
+	return procedureCaseOf(c), err
+}
+
+func (d appDesk) ApproveProcedure(ctx context.Context, id int64) (ProcedureCase, error) {
+	c, err := d.s.Approve(ctx, id)
+	return procedureCaseOf(c), err
+}
+
+func (d appDesk) RefuseProcedure(ctx context.Context, id int64, reason string) (ProcedureCase, error) {
+	c, err := d.s.Refuse(ctx, id, reason)
+	return procedureCaseOf(c), err
+}
+
+func (d appDesk) StopProcedure(ctx context.Context, id int64, reason string) (ProcedureCase, error) {
+	c, err := d.s.Stop(ctx, id, reason)
+	return procedureCaseOf(c), err
+}
+
+var wireCertType = map[string]CertType{"sign": CertSignature, "auth": CertUserAuth}
+
+// RevokeAtCounter implements RevocationDesk with app.Session.Revoke, which completes the case.
+func (d appDesk) RevokeAtCounter(ctx context.Context, o RevocationOrder) (RevocationReceipt, error) {
+	req := app.RevokeRequest{CaseID: o.CaseID, Kind: string(o.Kind), WrittenRequest: o.WrittenRequest}
+	for _, t := range []CertType{CertSignature, CertUserAuth} { // a stable order for the notice
+		if serial, ok := o.Serials[t]; ok {
+			req.Certificates = append(req.Certificates, app.CertRef{Type: workflow.CertType(t), Serial: serial})
+		}
+	}
+	res, err := d.s.Revoke(ctx, req)
+	var out RevocationReceipt
+	if res != nil {
+		out.Notice = res.Notice
+		for _, a := range res.Acks {
+			out.Revoked = append(out.Revoked, RevokedCertificate{CertType: wireCertType[a.CertType], Serial: strings.ToUpper(a.Serial),
+				Reason: a.Reason, ReasonJa: a.ReasonJa, RevokedAt: a.RevokedAt})
+		}
+	}
+	return out, err
+}
+
+// RevocationNoticePDF implements RevocationDesk with the terminal's document printer.
+func (d appDesk) RevocationNoticePDF(ctx context.Context, n printout.RevocationNotice) ([]byte, error) {
+	if d.link == nil || d.link.Printer == nil {
+		return nil, apperr.New(apperr.NotSupported, "ui: the terminal has no printer for notices")
+	}
+	p, err := d.link.Printer()
+	if err != nil {
+		return nil, err
+	}
+	return p.RevocationNotice(n)
+}
+
+// ReleaseHoldAtCounter implements HoldReleaseDesk with app.Session.ReleaseHold, which completes
+// the case.
+func (d appDesk) ReleaseHoldAtCounter(ctx context.Context, o HoldReleaseOrder) (string, error) {
+	st, err := d.s.ReleaseHold(ctx, o.CaseID, app.CertRef{Type: workflow.CertType(o.CertType), Serial: o.Serial})
+	return st.State, err
+}
+
+// CopyFromCard implements CertificateCopyDesk over the card connection of the terminal's wiring
+// (IssuanceLink.OpenCard) and app.Session.CertificateCopy, which checks the certificate against
+// the CA certificate on the card and audits the copy.
+func (d appDesk) CopyFromCard(ctx context.Context, caseID int64, t CertType, pin func(ctx context.Context) ([]byte, error)) (CertificateCopy, error) {
+	if d.link == nil || d.link.OpenCard == nil {
+		return CertificateCopy{}, fmt.Errorf("%w: the terminal has no card reader link", ErrCardUnavailable)
+	}
+	if d.link.Printer == nil {
+		return CertificateCopy{}, apperr.New(apperr.NotSupported, "ui: the terminal has no printer for copies")
+	}
+	c, err := d.s.Case(ctx, caseID)
+	if err != nil {
+		return CertificateCopy{}, err
+	}
+	if c.Kind != workflow.CertificateCopy || c.State != workflow.Approved {
+		return CertificateCopy{}, apperr.New(apperr.InvalidTransition, "ui: case %d is a %s in state %s, not an approved certificate copy", caseID, c.Kind, c.State)
+	}
+	card, closeCard, err := d.link.OpenCard(ctx)
+	if err != nil {
+		return CertificateCopy{}, fmt.Errorf("%w: %w", ErrCardUnavailable, err)
+	}
+	defer closeCard()
+	reader, ok := card.(app.CertificateReader)
+	if !ok {
+		return CertificateCopy{}, apperr.New(apperr.NotSupported, "ui: the card connection cannot read certificates")
+	}
+	if t == CertSignature {
+		p, err := pin(ctx)
+		if err != nil {
+			return CertificateCopy{}, err
+		}
+		err = card.VerifyPIN(ctx, cardio.Signature, p)
+		clear(p)
+		var pe *cardio.PINError
+		switch {
+		case errors.As(err, &pe):
+			return CertificateCopy{}, &CardPINRefused{TriesLeft: pe.TriesLeft, Blocked: errors.Is(err, cardio.ErrPINBlocked), Err: err}
+		case errors.Is(err, cardio.ErrPINBlocked):
+			return CertificateCopy{}, &CardPINRefused{Blocked: true, Err: err}
+		case err != nil:
+			return CertificateCopy{}, err
+		}
+	}
+	cp, err := d.s.CertificateCopy(ctx, reader, workflow.CertType(t))
+	if err != nil {
+		return CertificateCopy{}, err
+	}
+	printer, err := d.link.Printer()
+	if err != nil {
+		return CertificateCopy{}, err
+	}
+	pdf, err := printer.CertificateCopy(cp)
+	if err != nil {
+		return CertificateCopy{}, err
+	}
+	return CertificateCopy{Copy: cp, PDF: pdf}, nil
+}
+
+// CompleteProcedure implements CertificateCopyDesk.
+func (d appDesk) CompleteProcedure(ctx context.Context, id int64) (ProcedureCase, error) {
+	c, err := d.s.Complete(ctx, id)
+	return procedureCaseOf(c), err
+}
+
+func (d appDesk) SearchResidents(ctx context.Context, q ResidentQuery) ([]ResidentSummary, error) {
+	return (&appSession{s: d.s}).SearchResidents(ctx, q)
+}
+
+func (d appDesk) RecordChange(ctx context.Context, c ResidentChangeEntry) error {
+	return d.s.RecordResidentChange(ctx, resident.Change{RecordCode: c.RecordCode, Kind: resident.ChangeKind(c.Kind),
+		Effective: c.Effective, NewName: c.NewName, NewKana: c.NewKana, NewAddress: c.NewAddress})
+}
+
+func outboxEntryOf(p resident.PendingChange) OutboxEntry {
+	st := OutboxPending
+	if p.Attempts > 0 {
+		st = OutboxFailed
+	}
+	return OutboxEntry{ID: p.ID, RecordCode: p.RecordCode, Kind: ResidentChangeKind(p.Kind), Effective: p.Effective,
+		RecordedAt: p.RecordedAt, State: st, Attempts: p.Attempts}
+}
+
+func (d appDesk) PendingOutbox(ctx context.Context) ([]OutboxEntry, error) {
+	ps, err := d.s.PendingChanges(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]OutboxEntry, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, outboxEntryOf(p))
+	}
+	return out, nil
+}
+
+func (d appDesk) SendOutbox(ctx context.Context) ([]OutboxEntry, error) {
+	ds, err := d.s.SendResidentChanges(ctx)
+	out := make([]OutboxEntry, 0, len(ds))
+	for _, x := range ds {
+		e := outboxEntryOf(x.Change)
+		switch x.Outcome {
+		case app.ChangeDelivered:
+			e.State = OutboxSent
+			for _, t := range x.Response.Revoked {
+				e.Revoked = append(e.Revoked, wireCertType[t])
+			}
+			for _, t := range x.Response.Deferred {
+				e.Deferred = append(e.Deferred, wireCertType[t])
+			}
+		case app.ChangeFailed:
+			e.State, e.Failure, e.Attempts = OutboxFailed, x.Err, e.Attempts+1
+		default:
+			e.State = OutboxWaiting
+		}
+		out = append(out, e)
+	}
+	return out, err
+}
+
+// caRefusalKey names the message for a refusal the CA gave in a counter procedure, told apart by
+// the CA's answer that app.CAError keeps (errors.Is on raclient's kinds), or "" when err is not
+// one of them. raclient (like cardio above, for the card's PIN refusal) is imported for these
+// error values only; the screens talk to app.
+func caRefusalKey(err error) string {
+	for _, m := range []struct {
+		kind error
+		key  string
+	}{
+		{raclient.ErrAlreadyRevoked, "revoke.error.already_revoked"},
+		{raclient.ErrNotOnHold, "hold.error.not_on_hold"},
+		{raclient.ErrCertificateExpired, "procedure.error.certificate_expired"},
+		{raclient.ErrWrongCA, "procedure.error.wrong_ca"},
+		{raclient.ErrChannelNotAllowed, "procedure.error.channel_not_allowed"},
+		{raclient.ErrNotFound, "procedure.error.ca_not_found"},
+		{raclient.ErrForbidden, "procedure.error.terminal_forbidden"},
+		{raclient.ErrUnavailable, "procedure.error.ca_unavailable"},
+	} {
+		if errors.Is(err, m.kind) {
+			return m.key
+		}
+	}
+	var ca *app.CAError
+	if errors.As(err, &ca) && apperr.KindOf(err) == apperr.CAUnavailable {
+		return "procedure.error.ca_unavailable"
+	}
+	return ""
+}

@@ -1,0 +1,907 @@
+package ui
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"image"
+	"log"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/layout"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"madoguchi/app"
+	"madoguchi/app/apperr"
+	"madoguchi/app/issue"
+	"madoguchi/app/resident"
+	"madoguchi/app/workflow"
+)
+
+// ReceptionIssueID is the screen id of the new-issuance wizard.
+const ReceptionIssueID = "reception.issue"
+
+// receptionIssueScreen is the reception application's new issuance (新規発行) as a wizard, one
+// step per page, in the order the rules require: the applicant's resident-record file from the
+// CS application and the certificate types, the existence check (実在性), the identity check
+// (本人性; proxy branch), the TS Art. 9 explanations, the card's expiry date, then the issuance
+// itself with the applicant setting the PINs, the result and the issuance notice
+// (DOMAIN §4; CPS §4.1–4.4).
+//
+// The certificate types are chosen with the file, not after the explanations: the domain opens
+// the case with them, and which explanations are due depends on them (TS Art. 9(1) vs (2)).
+func receptionIssueScreen() Screen {
+	return Screen{ID: ReceptionIssueID, Title: "reception.issue.title", Permission: PermissionReception, View: newIssueWizard}
+}
+
+// wizardStep names the wizard's pages (stable: tests and the walkthrough refer to them).
+type wizardStep string
+
+const (
+	stepFile        wizardStep = "file"        // choose the resident-record file and the certificate types
+	stepExistence   wizardStep = "existence"   // 実在性: the imported record
+	stepIdentity    wizardStep = "identity"    // 本人性: document, proxy branch, doubt
+	stepExplanation wizardStep = "explanation" // TS Art. 9 items, each acknowledged
+	stepCard        wizardStep = "card"        // card expiry date, insert the card
+	stepIssuing     wizardStep = "issuing"     // named progress; the applicant sets the PINs
+	stepResult      wizardStep = "result"      // delivered; notice preview, save, print
+	stepStopped     wizardStep = "stopped"     // case stopped (doubt, applicant withdrew)
+	stepFailed      wizardStep = "failed"      // issuance failed (revoked before delivery)
+)
+
+// wizardSteps are the numbered steps shown in the header.
+var wizardSteps = []wizardStep{stepFile, stepExistence, stepIdentity, stepExplanation, stepCard, stepIssuing, stepResult}
+
+// The named stages of an issuance on the progress page, in order.
+const (
+	stageKeyAndCert = iota // 鍵生成・証明書発行: channel, prepare at the CA (per type)
+	stageWrite             // カードへ書込み: the CA's script relayed (per type)
+	stagePIN               // 暗証番号の設定
+	stageVerify            // 読み戻し確認
+	stageConfirm           // 交付確定
+)
+
+// stageOf maps an orchestration step to its stage.
+func stageOf(step issue.Step) int {
+	switch step {
+	case issue.StepScript:
+		return stageWrite
+	case issue.StepPIN:
+		return stagePIN
+	case issue.StepVerify:
+		return stageVerify
+	case issue.StepConfirm:
+		return stageConfirm
+	}
+	return stageKeyAndCert
+}
+
+// issueWizard is the state of one wizard; every field is touched on the UI goroutine only.
+type issueWizard struct {
+	shell *Shell
+	desk  ReceptionDesk
+	step  wizardStep
+	c     *workflow.Case // the open case, nil before the import
+
+	header  *widget.Label
+	message *widget.Label // the last refusal, in Japanese, also shown as a dialog
+	page    *fyne.Container
+	view    fyne.CanvasObject
+
+	// step file
+	files     *widget.Select
+	filePaths map[string]string // shown name → path
+	typeSign  *widget.Check
+	typeAuth  *widget.Check
+	importBtn *widget.Button
+	// step existence
+	existenceNext *widget.Button
+	// step identity
+	who          *widget.RadioGroup
+	document     *widget.Select
+	documentRef  *widget.Entry
+	proxyBox     *fyne.Container
+	identityBody *fyne.Container
+	poa          *widget.Check
+	inquiry      *widget.Check
+	proxyName    *widget.Entry
+	proxyDoc     *widget.Select
+	doubt        *widget.Check
+	doubtReason  *widget.Entry
+	identityBtn  *widget.Button
+	// step explanation
+	explained  map[workflow.Item]*widget.Check
+	explainBtn *widget.Button
+	// step card
+	expiry   *widget.Entry
+	startBtn *widget.Button
+	// step issuing
+	progress *stepProgress
+	// steps result / failed
+	result      *issue.Result
+	failure     error
+	failMessage *widget.Label
+	noticePath  *widget.Label
+	preview     *fyne.Container
+	printBtn    *widget.Button
+	savedPath   string
+}
+
+func newIssueWizard(s *Shell) fyne.CanvasObject { return buildIssueWizard(s).root() }
+
+// root is the wizard's outermost object.
+func (w *issueWizard) root() fyne.CanvasObject {
+	if w.view == nil {
+		return w.message
+	}
+	return w.view
+}
+
+// buildIssueWizard builds the wizard on its first page.
+func buildIssueWizard(s *Shell) *issueWizard {
+	w := &issueWizard{shell: s, header: widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
+		message: widget.NewLabel(""), page: container.NewStack()}
+	w.message.Importance = widget.DangerImportance
+	w.message.Wrapping = fyne.TextWrapWord
+	desk, ok := s.Session().(ReceptionDesk)
+	if !ok {
+		w.message.SetText(tr("error.internal"))
+		return w
+	}
+	w.desk = desk
+	w.view = container.NewBorder(container.NewVBox(w.header, widget.NewSeparator()), w.message, nil, nil, w.page)
+	w.showFile()
+	return w
+}
+
+// show replaces the page and the step header.
+func (w *issueWizard) show(step wizardStep, page fyne.CanvasObject) {
+	w.step = step
+	w.message.SetText("")
+	n := slices.Index(wizardSteps, step)
+	if n >= 0 {
+		w.header.SetText(tr("reception.step", map[string]any{"N": n + 1, "Of": len(wizardSteps), "Name": tr(receptionKey("step", string(step)))}))
+	} else {
+		w.header.SetText(tr(receptionKey("step", string(step))))
+	}
+	w.page.Objects = []fyne.CanvasObject{container.NewPadded(page)}
+	w.page.Refresh()
+}
+
+// refuse shows a refusal of the domain: the Japanese message of app.MessageJA in the page and in
+// a dialog, which tells the clerk what happened and what to do (never the raw error text).
+func (w *issueWizard) refuse(err error) {
+	msg := receptionMessage(err)
+	w.message.SetText(msg)
+	showReceptionDialog(w.shell.win, tr("reception.error.title"), msg)
+}
+
+// messageOf is the clerk's message for a failure of the wizard.
+func receptionMessage(err error) string {
+	switch {
+	case errors.Is(err, ErrCardUnavailable):
+		return tr("reception.error.no_card")
+	case errors.Is(err, ErrPINCancelled):
+		// The orchestration wraps it in issue.Error, whose message says what became of the
+		// certificates; a bare cancel (no issuance started) gets the plain message.
+		var ie *issue.Error
+		if errors.As(err, &ie) {
+			return app.MessageJA(err)
+		}
+		return app.MessageJA(apperr.New(apperr.Cancelled, "ui: cancelled"))
+	}
+	return app.MessageJA(err)
+}
+
+// showMessageDialog shows msg with word wrapping in a modal dialog.
+func showReceptionDialog(win fyne.Window, title, msg string) {
+	l := widget.NewLabel(msg)
+	l.Wrapping = fyne.TextWrapWord
+	d := dialog.NewCustom(title, tr("reception.close"), l, win)
+	d.Resize(fyne.NewSize(560, 240))
+	d.Show()
+}
+
+// ---- step: file and certificate types ----
+
+func (w *issueWizard) showFile() {
+	w.files = widget.NewSelect(nil, nil)
+	w.files.PlaceHolder = tr("reception.file.choose")
+	w.typeSign = widget.NewCheck(tr("reception.cert.signature"), nil)
+	w.typeAuth = widget.NewCheck(tr("reception.cert.user_auth"), nil)
+	w.typeSign.SetChecked(true)
+	w.typeAuth.SetChecked(true)
+	w.importBtn = widget.NewButtonWithIcon(tr("reception.file.import"), theme.NavigateNextIcon(), w.doImport)
+	w.importBtn.Importance = widget.HighImportance
+	refresh := widget.NewButtonWithIcon(tr("reception.file.refresh"), theme.ViewRefreshIcon(), w.listFiles)
+	update := func() { w.importBtn.Enable(); w.checkImportable() }
+	w.files.OnChanged = func(string) { update() }
+	w.typeSign.OnChanged = func(bool) { update() }
+	w.typeAuth.OnChanged = func(bool) { update() }
+	note := widget.NewLabel(tr("reception.file.note"))
+	note.Wrapping = fyne.TextWrapWord
+	form := container.New(layout.NewFormLayout(),
+		widget.NewLabel(tr("reception.file.label")), container.NewBorder(nil, nil, nil, refresh, w.files),
+		widget.NewLabel(tr("reception.cert.types")), container.NewVBox(w.typeSign, w.typeAuth),
+	)
+	w.show(stepFile, container.NewVBox(note, form, container.NewHBox(layout.NewSpacer(), w.importBtn)))
+	w.listFiles()
+}
+
+// listFiles offers the files in the hand-over folder, newest first.
+func (w *issueWizard) listFiles() {
+	w.filePaths = map[string]string{}
+	dir := w.shell.ResidentFileDir
+	var names []string
+	if dir != "" {
+		type found struct {
+			name string
+			mod  time.Time
+		}
+		var fs []found
+		ents, err := os.ReadDir(dir)
+		if err != nil && !os.IsNotExist(err) {
+			log.Printf("ui: list resident files: %v", err)
+		}
+		for _, e := range ents {
+			if e.IsDir() || !strings.HasSuffix(e.Name(), ".json") {
+				continue
+			}
+			info, err := e.Info()
+			if err != nil {
+				continue
+			}
+			fs = append(fs, found{e.Name(), info.ModTime()})
+		}
+		slices.SortFunc(fs, func(a, b found) int { return b.mod.Compare(a.mod) })
+		for _, f := range fs {
+			label := f.name + "（" + f.mod.Format("01/02 15:04") + "）"
+			names = append(names, label)
+			w.filePaths[label] = filepath.Join(dir, f.name)
+		}
+	}
+	w.files.SetOptions(names)
+	w.files.ClearSelected()
+	if len(names) == 0 {
+		w.files.PlaceHolder = tr("reception.file.none")
+	} else {
+		w.files.PlaceHolder = tr("reception.file.choose")
+	}
+	w.files.Refresh()
+	w.checkImportable()
+}
+
+func (w *issueWizard) certTypes() []workflow.CertType {
+	var out []workflow.CertType
+	if w.typeSign.Checked {
+		out = append(out, workflow.SignatureCert)
+	}
+	if w.typeAuth.Checked {
+		out = append(out, workflow.UserAuthCert)
+	}
+	return out
+}
+
+func (w *issueWizard) checkImportable() {
+	if w.files.Selected == "" || len(w.certTypes()) == 0 {
+		w.importBtn.Disable()
+	} else {
+		w.importBtn.Enable()
+	}
+}
+
+// doImport imports the chosen file, which opens the case; the domain consumes the file, and the
+// copy in the hand-over folder is removed so it is not offered again.
+func (w *issueWizard) doImport() {
+	path := w.filePaths[w.files.Selected]
+	types := w.certTypes()
+	if path == "" || len(types) == 0 {
+		return
+	}
+	w.importBtn.Disable()
+	w.shell.async(func() {
+		data, err := os.ReadFile(path)
+		var c *workflow.Case
+		if err == nil {
+			c, err = w.desk.OpenIssuance(context.Background(), data, types)
+		} else {
+			err = apperr.Wrap(apperr.NotFound, err, "ui: read resident file")
+		}
+		if err == nil || errors.Is(err, apperr.FileUsed) || errors.Is(err, apperr.FileExpired) {
+			if rerr := os.Remove(path); rerr != nil {
+				log.Printf("ui: remove consumed resident file: %v", rerr)
+			}
+		}
+		w.shell.do(func() {
+			if err != nil {
+				w.listFiles()
+				w.refuse(err)
+				return
+			}
+			w.c = c
+			w.showExistence()
+		})
+	})
+}
+
+// ---- step: existence check ----
+
+func (w *issueWizard) showExistence() {
+	a := w.c.Applicant
+	address, addressKey := a.Address, "reception.applicant.address"
+	if a.Status == resident.StatusAbroad {
+		address, addressKey = a.FuhyoAddress, "reception.applicant.fuhyo_address"
+	}
+	sex := tr("reception.sex.male")
+	if a.Sex == "F" {
+		sex = tr("reception.sex.female")
+	}
+	rows := []fyne.CanvasObject{
+		widget.NewLabel(tr("reception.case_no")), widget.NewLabel(fmtInt(w.c.ID)),
+		widget.NewLabel(tr("cs.record_code")), widget.NewLabel(a.RecordCode),
+		widget.NewLabel(tr("cs.name")), widget.NewLabelWithStyle(a.Name, fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
+		widget.NewLabel(tr("cs.name_kana")), widget.NewLabel(a.NameKana),
+		widget.NewLabel(tr("cs.birth_date")), widget.NewLabel(a.BirthDate),
+		widget.NewLabel(tr("reception.applicant.sex")), widget.NewLabel(sex),
+		widget.NewLabel(tr(addressKey)), widget.NewLabel(address),
+		widget.NewLabel(tr("cs.status")), widget.NewLabel(residentStatusName(string(a.Status))),
+	}
+	if a.FormerSurname != "" {
+		rows = append(rows, widget.NewLabel(tr("reception.applicant.former_surname")), widget.NewLabel(a.FormerSurname))
+	}
+	if a.AliasName != "" {
+		rows = append(rows, widget.NewLabel(tr("reception.applicant.alias")), widget.NewLabel(a.AliasName))
+	}
+	rows = append(rows, widget.NewLabel(tr("reception.cert.types")), widget.NewLabel(recCertTypeNames(w.c.CertTypes)))
+	ok := widget.NewLabel(tr("reception.existence.ok"))
+	ok.Importance = widget.SuccessImportance
+	ok.Wrapping = fyne.TextWrapWord
+	w.existenceNext = widget.NewButtonWithIcon(tr("reception.next"), theme.NavigateNextIcon(), w.showIdentity)
+	w.existenceNext.Importance = widget.HighImportance
+	w.show(stepExistence, container.NewVBox(ok, container.New(layout.NewFormLayout(), rows...),
+		container.NewHBox(w.stopButton(), layout.NewSpacer(), w.existenceNext)))
+}
+
+// receptionKey joins a translation key of this screen from its parts ("reception.doc.passport").
+func receptionKey(parts ...string) string { return "reception." + strings.Join(parts, ".") }
+
+func fmtInt(n int64) string { return strconv.FormatInt(n, 10) }
+
+func recCertTypeNames(ts []workflow.CertType) string {
+	var names []string
+	for _, t := range ts {
+		names = append(names, recCertTypeName(t))
+	}
+	return strings.Join(names, "、")
+}
+
+func recCertTypeName(t workflow.CertType) string {
+	switch t {
+	case workflow.SignatureCert:
+		return tr("reception.cert.signature")
+	case workflow.UserAuthCert:
+		return tr("reception.cert.user_auth")
+	}
+	return string(t)
+}
+
+// stopButton ends the case at the applicant's wish, with a recorded reason.
+func (w *issueWizard) stopButton() *widget.Button {
+	return widget.NewButtonWithIcon(tr("reception.stop"), theme.CancelIcon(), func() {
+		reason := widget.NewEntry()
+		reason.SetPlaceHolder(tr("reception.stop.reason"))
+		dialog.ShowForm(tr("reception.stop.title"), tr("reception.stop"), tr("reception.close"),
+			[]*widget.FormItem{widget.NewFormItem(tr("reception.stop.reason_label"), reason)},
+			func(ok bool) {
+				if ok {
+					w.stop(strings.TrimSpace(reason.Text))
+				}
+			}, w.shell.win)
+	})
+}
+
+func (w *issueWizard) stop(reason string) {
+	if reason == "" {
+		w.refuse(apperr.New(apperr.ReasonRequired, "ui: stopping needs a reason"))
+		return
+	}
+	id := w.c.ID
+	w.shell.async(func() {
+		err := w.desk.StopCase(context.Background(), id, reason)
+		w.shell.do(func() {
+			if err != nil {
+				w.refuse(err)
+				return
+			}
+			w.showStopped(tr("reception.stopped.withdrawn"))
+		})
+	})
+}
+
+// ---- step: identity check ----
+
+// recDocuments are the accepted photo identity documents, in the order they are offered.
+var recDocuments = workflow.PhotoIDs
+
+func recDocumentName(d workflow.Document) string { return tr(receptionKey("doc", string(d))) }
+
+func recDocumentNames() []string {
+	var out []string
+	for _, d := range recDocuments {
+		out = append(out, recDocumentName(d))
+	}
+	return out
+}
+
+func recDocumentOf(name string) workflow.Document {
+	for _, d := range recDocuments {
+		if recDocumentName(d) == name {
+			return d
+		}
+	}
+	return ""
+}
+
+func (w *issueWizard) showIdentity() {
+	self, proxy := tr("reception.identity.self"), tr("reception.identity.proxy")
+	w.who = widget.NewRadioGroup([]string{self, proxy}, nil)
+	w.who.Horizontal = true
+	w.who.Required = true
+	w.document = widget.NewSelect(recDocumentNames(), nil)
+	w.document.PlaceHolder = tr("reception.identity.document.choose")
+	w.documentRef = widget.NewEntry()
+	w.documentRef.SetPlaceHolder(tr("reception.identity.document_ref.placeholder"))
+	w.poa = widget.NewCheck(tr("reception.identity.power_of_attorney"), nil)
+	w.inquiry = widget.NewCheck(tr("reception.identity.inquiry_reply"), nil)
+	w.proxyName = widget.NewEntry()
+	w.proxyDoc = widget.NewSelect(recDocumentNames(), nil)
+	w.proxyDoc.PlaceHolder = tr("reception.identity.document.choose")
+	w.doubt = widget.NewCheck(tr("reception.identity.doubt"), nil)
+	w.doubtReason = widget.NewEntry()
+	w.doubtReason.SetPlaceHolder(tr("reception.identity.doubt_reason"))
+	w.doubtReason.Hide()
+	w.identityBtn = widget.NewButtonWithIcon(tr("reception.next"), theme.NavigateNextIcon(), w.doIdentity)
+	w.identityBtn.Importance = widget.HighImportance
+
+	proxyNote := widget.NewLabel(tr("reception.identity.proxy_note"))
+	proxyNote.Wrapping = fyne.TextWrapWord
+	w.proxyBox = container.NewVBox(widget.NewSeparator(), proxyNote, w.poa, w.inquiry,
+		container.New(layout.NewFormLayout(),
+			widget.NewLabel(tr("reception.identity.proxy_name")), w.proxyName,
+			widget.NewLabel(tr("reception.identity.proxy_document")), w.proxyDoc))
+	w.proxyBox.Hide()
+
+	update := func() { w.updateIdentity() }
+	w.who.OnChanged = func(string) { update() }
+	w.document.OnChanged = func(string) { update() }
+	w.poa.OnChanged = func(bool) { update() }
+	w.inquiry.OnChanged = func(bool) { update() }
+	w.proxyName.OnChanged = func(string) { update() }
+	w.proxyDoc.OnChanged = func(string) { update() }
+	w.doubt.OnChanged = func(bool) { update() }
+	w.doubtReason.OnChanged = func(string) { update() }
+	w.documentRef.OnSubmitted = func(string) {
+		if !w.identityBtn.Disabled() {
+			w.doIdentity()
+		}
+	}
+	w.who.SetSelected(self)
+
+	applicant := widget.NewLabel(tr("reception.identity.applicant", map[string]any{"Name": w.c.Applicant.Name, "Birth": w.c.Applicant.BirthDate}))
+	form := container.New(layout.NewFormLayout(),
+		widget.NewLabel(tr("reception.identity.who")), w.who,
+		widget.NewLabel(tr("reception.identity.document")), w.document,
+		widget.NewLabel(tr("reception.identity.document_ref")), w.documentRef,
+	)
+	doubtBox := container.NewVBox(widget.NewSeparator(), w.doubt, w.doubtReason)
+	w.identityBody = container.NewVBox(applicant, form, w.proxyBox, doubtBox)
+	w.show(stepIdentity, container.NewBorder(nil, container.NewHBox(w.stopButton(), layout.NewSpacer(), w.identityBtn), nil, nil,
+		container.NewVScroll(w.identityBody)))
+	w.updateIdentity()
+}
+
+func (w *issueWizard) isProxy() bool { return w.who.Selected == tr("reception.identity.proxy") }
+
+// updateIdentity shows the proxy branch for a proxy and enables the button only when the
+// evidence the rules require is complete; with a doubt, the button stops the case instead.
+func (w *issueWizard) updateIdentity() {
+	if w.isProxy() != w.proxyBox.Visible() {
+		if w.isProxy() {
+			w.proxyBox.Show()
+		} else {
+			w.proxyBox.Hide()
+		}
+		w.identityBody.Refresh()
+	}
+	if w.doubt.Checked {
+		if !w.doubtReason.Visible() {
+			w.doubtReason.Show()
+			w.identityBody.Refresh()
+		}
+		w.identityBtn.SetText(tr("reception.identity.stop"))
+		w.identityBtn.SetIcon(theme.CancelIcon())
+		w.identityBtn.Importance = widget.DangerImportance
+		if strings.TrimSpace(w.doubtReason.Text) == "" {
+			w.identityBtn.Disable()
+		} else {
+			w.identityBtn.Enable()
+		}
+		w.identityBtn.Refresh()
+		return
+	}
+	if w.doubtReason.Visible() {
+		w.doubtReason.Hide()
+		w.identityBody.Refresh()
+	}
+	w.identityBtn.SetText(tr("reception.next"))
+	w.identityBtn.SetIcon(theme.NavigateNextIcon())
+	w.identityBtn.Importance = widget.HighImportance
+	complete := w.document.Selected != ""
+	if w.isProxy() {
+		complete = complete && w.poa.Checked && w.inquiry.Checked && strings.TrimSpace(w.proxyName.Text) != "" && w.proxyDoc.Selected != ""
+	}
+	if complete {
+		w.identityBtn.Enable()
+	} else {
+		w.identityBtn.Disable()
+	}
+	w.identityBtn.Refresh()
+}
+
+func (w *issueWizard) evidence() workflow.Evidence {
+	e := workflow.Evidence{Document: recDocumentOf(w.document.Selected), DocumentRef: strings.TrimSpace(w.documentRef.Text)}
+	if w.isProxy() {
+		e.Proxy, e.PowerOfAttorney, e.InquiryReply = true, w.poa.Checked, w.inquiry.Checked
+		e.ProxyName, e.ProxyDocument = strings.TrimSpace(w.proxyName.Text), recDocumentOf(w.proxyDoc.Selected)
+	}
+	if w.doubt.Checked {
+		e.Doubt = strings.TrimSpace(w.doubtReason.Text)
+	}
+	return e
+}
+
+func (w *issueWizard) doIdentity() {
+	e := w.evidence()
+	id := w.c.ID
+	w.identityBtn.Disable()
+	w.shell.async(func() {
+		c, err := w.desk.RecordIdentity(context.Background(), id, e)
+		w.shell.do(func() {
+			switch {
+			case errors.Is(err, apperr.IdentityDoubt):
+				// CPS §4.1.2.1(3): any doubt → stop, no certificate. The stop is recorded.
+				if c != nil {
+					w.c = c
+				}
+				w.showStopped(app.MessageJA(err))
+			case err != nil:
+				w.updateIdentity()
+				w.refuse(err)
+			default:
+				w.c = c
+				w.showExplanation()
+			}
+		})
+	})
+}
+
+// ---- step: explanations (TS Art. 9) ----
+
+func (w *issueWizard) showExplanation() {
+	w.explained = map[workflow.Item]*widget.Check{}
+	w.explainBtn = widget.NewButtonWithIcon(tr("reception.next"), theme.NavigateNextIcon(), w.doExplanation)
+	w.explainBtn.Importance = widget.HighImportance
+	intro := widget.NewLabel(tr("reception.explain.intro"))
+	intro.Wrapping = fyne.TextWrapWord
+	items := container.NewVBox(intro)
+	for _, it := range workflow.RequiredItems(w.c.CertTypes) {
+		title := widget.NewLabelWithStyle(tr(receptionKey("explain", string(it), "title")), fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+		body := widget.NewLabel(tr(receptionKey("explain", string(it), "body")))
+		body.Wrapping = fyne.TextWrapWord
+		check := widget.NewCheck(tr("reception.explain.acknowledged"), func(bool) { w.updateExplanation() })
+		w.explained[it] = check
+		items.Add(widget.NewCard("", "", container.NewVBox(title, body, check)))
+	}
+	w.show(stepExplanation, container.NewBorder(nil, container.NewHBox(w.stopButton(), layout.NewSpacer(), w.explainBtn), nil, nil,
+		container.NewVScroll(items)))
+	w.updateExplanation()
+}
+
+// updateExplanation enables the next step only when every item is acknowledged.
+func (w *issueWizard) updateExplanation() {
+	for _, c := range w.explained {
+		if !c.Checked {
+			w.explainBtn.Disable()
+			return
+		}
+	}
+	w.explainBtn.Enable()
+}
+
+func (w *issueWizard) doExplanation() {
+	var items []workflow.Item
+	for _, it := range workflow.RequiredItems(w.c.CertTypes) {
+		if c := w.explained[it]; c != nil && c.Checked {
+			items = append(items, it)
+		}
+	}
+	id := w.c.ID
+	w.explainBtn.Disable()
+	w.shell.async(func() {
+		c, err := w.desk.RecordExplanation(context.Background(), id, items)
+		w.shell.do(func() {
+			if err != nil {
+				w.updateExplanation()
+				w.refuse(err)
+				return
+			}
+			w.c = c
+			w.showCard()
+		})
+	})
+}
+
+// ---- step: card expiry and card ----
+
+func (w *issueWizard) showCard() {
+	w.expiry = widget.NewEntry()
+	w.expiry.SetPlaceHolder("2035-04-01")
+	w.startBtn = widget.NewButtonWithIcon(tr("reception.card.start"), theme.MediaPlayIcon(), w.doIssue)
+	w.startBtn.Importance = widget.HighImportance
+	w.expiry.OnChanged = func(string) { w.updateCard() }
+	w.expiry.OnSubmitted = func(string) {
+		if !w.startBtn.Disabled() {
+			w.doIssue()
+		}
+	}
+	insert := widget.NewLabelWithStyle(tr("reception.card.insert"), fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	insert.Wrapping = fyne.TextWrapWord
+	note := widget.NewLabel(tr("reception.card.expiry_note"))
+	note.Wrapping = fyne.TextWrapWord
+	form := container.New(layout.NewFormLayout(),
+		widget.NewLabel(tr("cs.name")), widget.NewLabel(w.c.Applicant.Name),
+		widget.NewLabel(tr("reception.cert.types")), widget.NewLabel(recCertTypeNames(w.c.CertTypes)),
+		widget.NewLabel(tr("reception.card.expiry")), w.expiry,
+	)
+	w.show(stepCard, container.NewVBox(form, note, insert, container.NewHBox(w.stopButton(), layout.NewSpacer(), w.startBtn)))
+	w.updateCard()
+	if c := w.shell.win.Canvas(); c != nil {
+		c.Focus(w.expiry)
+	}
+}
+
+// cardExpiry parses the card's expiry date; it must be a date after today.
+func (w *issueWizard) cardExpiry() (time.Time, bool) {
+	d, err := time.ParseInLocation("2006-01-02", strings.TrimSpace(w.expiry.Text), time.Local)
+	if err != nil || !d.After(time.Now()) {
+		return time.Time{}, false
+	}
+	return d, true
+}
+
+func (w *issueWizard) updateCard() {
+	if _, ok := w.cardExpiry(); ok {
+		w.startBtn.Enable()
+		w.message.SetText("")
+	} else {
+		w.startBtn.Disable()
+		if strings.TrimSpace(w.expiry.Text) != "" {
+			w.message.SetText(tr("reception.card.expiry_invalid"))
+		}
+	}
+}
+
+// ---- step: issuing ----
+
+func (w *issueWizard) doIssue() {
+	expiry, ok := w.cardExpiry()
+	if !ok {
+		return
+	}
+	w.progress = newStepProgress(tr("reception.stage.key_and_cert"), tr("reception.stage.write"), tr("reception.stage.pin"),
+		tr("reception.stage.verify"), tr("reception.stage.confirm"))
+	keep := widget.NewLabelWithStyle(tr("reception.issuing.keep_card"), fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	keep.Importance = widget.WarningImportance
+	w.show(stepIssuing, container.NewVBox(widget.NewLabel(tr("reception.issuing.for", map[string]any{"Name": w.c.Applicant.Name})),
+		w.progress.view, keep))
+	order := IssuanceOrder{
+		CaseID:     w.c.ID,
+		CardExpiry: expiry,
+		Progress: func(step issue.Step, t workflow.CertType) {
+			w.shell.do(func() {
+				detail := ""
+				if t != "" {
+					detail = recCertTypeName(t)
+				}
+				w.progress.start(stageOf(step), detail)
+			})
+		},
+	}
+	caseID := w.c.ID
+	order.PIN = func(ctx context.Context, req ApplicantPINRequest) ([]byte, error) { return w.askPIN(ctx, caseID, req) }
+	w.shell.async(func() {
+		res, err := w.desk.Issue(context.Background(), order)
+		w.shell.do(func() {
+			if err != nil {
+				w.progress.fail()
+				w.showFailed(err)
+				return
+			}
+			w.progress.finish()
+			w.result = res
+			w.showResult()
+		})
+	})
+}
+
+// askPIN hands the window to the applicant for one PIN (Shell.AskApplicantPIN: the domain
+// judges it by the rules of TS Art. 4 first) and waits for it on the issuing goroutine. The PIN
+// comes back as a fresh copy that the caller overwrites after use; it is never kept here.
+func (w *issueWizard) askPIN(ctx context.Context, id int64, req ApplicantPINRequest) ([]byte, error) {
+	got := make(chan []byte, 1)
+	gaveUp := make(chan error, 1)
+	w.shell.do(func() {
+		use := func(pin []byte) error {
+			got <- bytes.Clone(pin)
+			return nil
+		}
+		cancelled := func() { gaveUp <- ErrPINCancelled }
+		if req.Existing {
+			// The card's own PIN: the card judges it, not the rules for new PINs.
+			w.shell.ShowApplicantPIN(PINRequest{Kind: req.Kind, Submit: use, Cancelled: cancelled})
+		} else if err := w.shell.AskApplicantPIN(id, req.Kind, use, cancelled); err != nil {
+			gaveUp <- err
+			return
+		}
+		if req.Refused != nil && w.shell.pin != nil {
+			w.shell.pin.message.SetText(tr(pinErrorKey(req.Refused)))
+		}
+	})
+	select {
+	case pin := <-got:
+		return pin, nil
+	case err := <-gaveUp:
+		return nil, err
+	case <-ctx.Done():
+		w.shell.do(func() {
+			if w.shell.pin != nil {
+				w.shell.pin.clear()
+				w.shell.pin.done()
+			}
+		})
+		return nil, ctx.Err()
+	}
+}
+
+// ---- results ----
+
+func (w *issueWizard) showFailed(err error) {
+	w.failure = err
+	w.failMessage = widget.NewLabel(receptionMessage(err))
+	w.failMessage.Wrapping = fyne.TextWrapWord
+	w.failMessage.Importance = widget.DangerImportance
+	title := widget.NewLabelWithStyle(tr("reception.failed.title"), fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	retry := widget.NewButtonWithIcon(tr("reception.failed.retry"), theme.ViewRefreshIcon(), w.showCard)
+	home := widget.NewButtonWithIcon(tr("reception.home"), theme.HomeIcon(), func() { w.shell.Show(HomeID) })
+	w.show(stepFailed, container.NewVBox(title, w.progress.view, w.failMessage, container.NewHBox(layout.NewSpacer(), retry, home)))
+	showReceptionDialog(w.shell.win, tr("reception.failed.title"), w.failMessage.Text)
+}
+
+func (w *issueWizard) showStopped(msg string) {
+	l := widget.NewLabel(msg)
+	l.Wrapping = fyne.TextWrapWord
+	l.Importance = widget.WarningImportance
+	note := widget.NewLabel(tr("reception.stopped.note"))
+	note.Wrapping = fyne.TextWrapWord
+	home := widget.NewButtonWithIcon(tr("reception.home"), theme.HomeIcon(), func() { w.shell.Show(HomeID) })
+	w.show(stepStopped, container.NewVBox(l, note, container.NewHBox(layout.NewSpacer(), home)))
+}
+
+func (w *issueWizard) showResult() {
+	done := widget.NewLabelWithStyle(tr("reception.result.done", map[string]any{"Name": w.c.Applicant.Name}), fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	done.Importance = widget.SuccessImportance
+	rows := []fyne.CanvasObject{widget.NewLabel(tr("reception.case_no")), widget.NewLabel(fmtInt(w.c.ID)),
+		widget.NewLabel(tr("reception.result.card_serial")), widget.NewLabel(w.result.CardSerial)}
+	for _, d := range w.result.Delivered {
+		rows = append(rows, widget.NewLabel(recCertTypeName(d.CertType)), widget.NewLabel(tr("reception.result.serial", map[string]any{"Serial": d.Serial})))
+	}
+	w.noticePath = widget.NewLabel(tr("reception.notice.making"))
+	w.noticePath.Wrapping = fyne.TextWrapWord
+	w.preview = container.NewStack()
+	w.printBtn = widget.NewButtonWithIcon(tr("reception.notice.print"), theme.DocumentPrintIcon(), w.doPrint)
+	w.printBtn.Disable()
+	home := widget.NewButtonWithIcon(tr("reception.home"), theme.HomeIcon(), func() { w.shell.Show(HomeID) })
+	left := container.NewVBox(done, container.New(layout.NewFormLayout(), rows...), widget.NewSeparator(),
+		widget.NewLabelWithStyle(tr("reception.notice.title"), fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
+		w.noticePath, container.NewHBox(w.printBtn, home))
+	w.show(stepResult, container.NewGridWithColumns(2, container.NewVScroll(left), w.preview))
+	w.makeNotice()
+}
+
+// makeNotice renders the notice, saves it in the data directory and shows its preview.
+func (w *issueWizard) makeNotice() {
+	id, res := w.c.ID, w.result
+	wiring := w.shell.Terminal
+	w.shell.async(func() {
+		ctx := context.Background()
+		pdf, err := w.desk.IssuanceNotice(ctx, id, res)
+		var path string
+		if err == nil {
+			path, err = saveNotice(wiring.NoticeDir, id, pdf, time.Now())
+		}
+		var img image.Image
+		var perr error
+		if err == nil && wiring.Preview != nil {
+			img, perr = wiring.Preview.RenderFirstPage(ctx, pdf)
+			if perr != nil {
+				log.Printf("ui: notice preview: %v", perr)
+			}
+		}
+		w.shell.do(func() {
+			if err != nil {
+				w.noticePath.SetText(tr("reception.notice.failed"))
+				w.refuse(err)
+				return
+			}
+			w.savedPath = path
+			if wiring.Print != nil {
+				w.printBtn.Enable()
+				w.noticePath.SetText(tr("reception.notice.saved", map[string]any{"Path": path}))
+			} else {
+				w.noticePath.SetText(tr("reception.notice.saved_no_printer", map[string]any{"Path": path}))
+			}
+			if img != nil {
+				w.preview.Objects = []fyne.CanvasObject{previewImage(img)}
+			} else {
+				w.preview.Objects = []fyne.CanvasObject{container.NewVScroll(w.textPreview())}
+			}
+			w.page.Refresh()
+		})
+	})
+}
+
+// textPreview is the notice's content in words, when no PDF renderer is available.
+func (w *issueWizard) textPreview() fyne.CanvasObject {
+	lines := []string{tr("reception.notice.doc_title"), w.c.Applicant.Name + " 様", ""}
+	for _, d := range w.result.Delivered {
+		lines = append(lines, recCertTypeName(d.CertType)+"  "+tr("reception.result.serial", map[string]any{"Serial": d.Serial}))
+	}
+	lines = append(lines, "", tr("reception.notice.explained"))
+	for _, it := range w.c.Explained {
+		lines = append(lines, "・"+tr(receptionKey("explain", string(it), "title")))
+	}
+	l := widget.NewLabel(strings.Join(lines, "\n"))
+	return widget.NewCard(tr("reception.notice.preview"), "", l)
+}
+
+func (w *issueWizard) doPrint() {
+	print, path := w.shell.Terminal.Print, w.savedPath
+	if print == nil || path == "" {
+		return
+	}
+	w.printBtn.Disable()
+	w.shell.async(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err := print(ctx, path)
+		cancel()
+		w.shell.do(func() {
+			w.printBtn.Enable()
+			if err != nil {
+				log.Printf("ui: print notice: %v", err)
+				w.message.SetText(tr("reception.notice.print_failed", map[string]any{"Path": path}))
+				showReceptionDialog(w.shell.win, tr("reception.error.title"), w.message.Text)
+				return
+			}
+			w.noticePath.SetText(tr("reception.notice.printed", map[string]any{"Path": path}))
+		})
+	})
+}

@@ -1,0 +1,230 @@
+package ui
+
+import (
+	"context"
+	"image"
+	"math/big"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/widget"
+
+	"madoguchi/app/apperr"
+	"madoguchi/app/printout"
+	"madoguchi/assets/printfonts"
+)
+
+// fakeSettings is an in-memory TerminalSettings; the real one (the main package's caLink) is
+// tested against a real ca-server API in the root package.
+type fakeSettings struct {
+	mu      sync.Mutex
+	cfg     TerminalConfig
+	readers []string
+	tokens  map[string]TerminalCertificate // accepted once each
+}
+
+func (f *fakeSettings) Current() TerminalConfig { f.mu.Lock(); defer f.mu.Unlock(); return f.cfg }
+
+func (f *fakeSettings) SetCAURL(ctx context.Context, url string) error {
+	if !strings.HasPrefix(url, "https://") {
+		return apperr.New(apperr.InvalidInput, "terminal: CA URL must be https")
+	}
+	f.mu.Lock()
+	f.cfg.CAURL = url
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *fakeSettings) SetReader(r string) error {
+	f.mu.Lock()
+	f.cfg.Reader = r
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *fakeSettings) Readers(ctx context.Context) ([]string, error) { return f.readers, nil }
+
+func (f *fakeSettings) Enrol(ctx context.Context, token string) (TerminalCertificate, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.tokens[token]
+	if !ok {
+		return TerminalCertificate{}, apperr.New(apperr.InvalidInput, "terminal: enrolment token refused")
+	}
+	delete(f.tokens, token)
+	f.cfg.Certificate = &c
+	return c, nil
+}
+
+func recSupervisor() *fakeOperator {
+	return &fakeOperator{Operator: Operator{ID: "S001", Name: "管理 太郎"}, perms: []Permission{PermissionSupervisor}}
+}
+
+func newSettingsHarness(t *testing.T, st *fakeSettings) (*Shell, *settingsView) {
+	t.Helper()
+	var v *settingsView
+	screens := []Screen{homeScreen(), {ID: SettingsID, Title: "settings.title", Permission: PermissionSupervisor,
+		View: func(s *Shell) fyne.CanvasObject { v = buildSettingsView(s); return v.root() }}}
+	s, _ := newTestShell(t, newFakeBackend(recSupervisor(), receptionClerk()), screens, false)
+	s.Terminal.Settings = st
+	loginAs(t, s, "S001")
+	if err := s.Show(SettingsID); err != nil {
+		t.Fatal(err)
+	}
+	return s, v
+}
+
+func TestSettingsSupervisorOnly(t *testing.T) {
+	s, _ := newTestShell(t, newFakeBackend(receptionClerk()), Screens(), false)
+	loginAs(t, s, "R001")
+	if err := s.Show(SettingsID); err == nil {
+		t.Error("a reception clerk opened the terminal settings")
+	}
+	for _, sc := range s.Permitted() {
+		if sc.ID == SettingsID {
+			t.Error("settings offered to a reception clerk")
+		}
+	}
+}
+
+func TestSettingsEnrolShowsCertificate(t *testing.T) {
+	st := &fakeSettings{cfg: TerminalConfig{CAURL: "https://ca.example:8443", CACertFile: "/etc/madoguchi/tls-ca.pem"},
+		readers: []string{"Virtual PCD 00 00", "Virtual PCD 00 01"},
+		tokens:  map[string]TerminalCertificate{"tok-1": {TerminalID: "T-0001", Municipality: "131016", NotAfter: time.Now().AddDate(2, 0, 0)}}}
+	_, v := newSettingsHarness(t, st)
+	if v.certInfo.Text != tr("settings.certificate.none") {
+		t.Errorf("before enrolment: %q", v.certInfo.Text)
+	}
+	if v.token.Password != true {
+		t.Error("the enrolment token is shown in clear")
+	}
+	test.Type(v.token, "tok-bad")
+	v.token.TypedKey(&fyne.KeyEvent{Name: fyne.KeyReturn})
+	if !strings.Contains(v.message.Text, "入力内容に誤り") {
+		t.Errorf("refused token: %q", v.message.Text)
+	}
+	v.token.SetText("tok-1")
+	test.Tap(v.enrol)
+	if !strings.Contains(v.certInfo.Text, "131016") || !strings.Contains(v.certInfo.Text, "T-0001") {
+		t.Errorf("certificate: %q", v.certInfo.Text)
+	}
+	if v.token.Text != "" {
+		t.Error("the used token is left in the field")
+	}
+	if !strings.Contains(v.notice.Text, "131016") {
+		t.Errorf("notice %q", v.notice.Text)
+	}
+}
+
+func TestSettingsCAURLAndReader(t *testing.T) {
+	st := &fakeSettings{readers: []string{"Virtual PCD 00 00", "Virtual PCD 00 01"}}
+	_, v := newSettingsHarness(t, st)
+	v.caURL.SetText("http://ca.example")
+	test.Tap(v.saveURL)
+	if v.message.Text != tr("settings.ca_url.invalid") || st.Current().CAURL != "" {
+		t.Errorf("plain http accepted: %q %q", v.message.Text, st.Current().CAURL)
+	}
+	v.caURL.SetText("https://ca.example:8443")
+	v.caURL.TypedKey(&fyne.KeyEvent{Name: fyne.KeyReturn})
+	if st.Current().CAURL != "https://ca.example:8443" {
+		t.Errorf("CA URL %q", st.Current().CAURL)
+	}
+	if got := v.readers.Options; len(got) != 3 || v.readers.Selected != tr("settings.reader.first") {
+		t.Fatalf("readers %v selected %q", got, v.readers.Selected)
+	}
+	v.readers.SetSelected("Virtual PCD 00 01")
+	if st.Current().Reader != "Virtual PCD 00 01" {
+		t.Errorf("reader %q", st.Current().Reader)
+	}
+}
+
+func TestSettingsWithoutWiring(t *testing.T) {
+	s, _ := newTestShell(t, newFakeBackend(recSupervisor()), Screens(), false)
+	loginAs(t, s, "S001")
+	if err := s.Show(SettingsID); err != nil {
+		t.Fatal(err)
+	}
+	var texts []string
+	recWalk(s.body, func(o fyne.CanvasObject) {
+		if l, ok := o.(*widget.Label); ok {
+			texts = append(texts, l.Text)
+		}
+	})
+	if !contains(texts, tr("settings.unavailable")) {
+		t.Errorf("labels %v", texts)
+	}
+}
+
+func TestStartupReportBeforeLogin(t *testing.T) {
+	s, w := newTestShell(t, newFakeBackend(receptionClerk()), Screens(), false)
+	ShowStartupReport(s, nil)
+	if w.Canvas().Overlays().Top() != nil {
+		t.Fatal("a dialog without anything to report")
+	}
+	msg := "申請7の署名用電子証明書：発行が完了していなかったため、交付前に失効させました（失効理由：交付前に破棄）。"
+	ShowStartupReport(s, []string{msg})
+	top := w.Canvas().Overlays().Top()
+	if top == nil {
+		t.Fatal("no start-up dialog")
+	}
+	var texts []string
+	recWalk(top, func(o fyne.CanvasObject) {
+		if l, ok := o.(*widget.Label); ok {
+			texts = append(texts, l.Text)
+		}
+	})
+	if !contains(texts, "・"+msg) {
+		t.Errorf("dialog labels %v", texts)
+	}
+	if s.Current() != "" || s.login == nil {
+		t.Error("the report is not shown over the log-in screen")
+	}
+}
+
+// TestPdftoppmRendersNotice renders a real issuance notice (app/printout with its test fonts)
+// through the real pdftoppm and checks the page came back as an A4-shaped image with ink.
+func TestPdftoppmRendersNotice(t *testing.T) {
+	p, err := printout.New(printout.Fonts{Regular: printfonts.Regular(), Bold: printfonts.Bold()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 3, 2, 10, 0, 0, 0, time.Local)
+	pdf, err := p.Notice(printout.IssuanceNotice{Municipality: "東京都架空区長", Date: now, ReceiptNo: "42", OperatorID: "R001", HolderName: "鈴木 一郎",
+		Certificates: []printout.Certificate{{Kind: printout.UserAuth, Serial: bigOne(), NotBefore: now, NotAfter: now.AddDate(5, 0, 0)}},
+		Explanations: []printout.Explanation{printout.ProtectKey, printout.ReportLoss}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := Pdftoppm{}.RenderFirstPage(context.Background(), pdf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := img.Bounds()
+	if ratio := float64(b.Dy()) / float64(b.Dx()); b.Dx() < 300 || ratio < 1.35 || ratio > 1.48 {
+		t.Errorf("page %v is not A4 at 60 dpi", b)
+	}
+	if !hasInk(img) {
+		t.Error("rendered page is blank")
+	}
+	if _, err := (Pdftoppm{}).RenderFirstPage(context.Background(), []byte("not a pdf")); err == nil {
+		t.Error("garbage rendered without error")
+	}
+}
+
+func hasInk(img image.Image) bool {
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y += 2 {
+		for x := b.Min.X; x < b.Max.X; x += 2 {
+			if r, _, _, _ := img.At(x, y).RGBA(); r < 0x4000 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func bigOne() *big.Int { return big.NewInt(0x1f2e3d) }
