@@ -410,6 +410,12 @@ func (c *Card) VerifyPIN(ctx context.Context, w Which, pin []byte) error {
 	if err != nil {
 		return err
 	}
+	return c.pinCommand(ctx, w, fid, pin, apdu.Command{CLA: 0x00, INS: 0x20, P1: 0x00, P2: 0x80}, "verify pin")
+}
+
+// pinCommand checks pin's format (nothing malformed reaches the card, so a typing slip costs no
+// try), selects PIN EF fid of the JPKI AP and sends cmd with pin as its data, never logged.
+func (c *Card) pinCommand(ctx context.Context, w Which, fid uint16, pin []byte, cmd apdu.Command, what string) error {
 	if err := pinrule.Check(w, pin); err != nil {
 		return err
 	}
@@ -421,14 +427,15 @@ func (c *Card) VerifyPIN(ctx context.Context, w Which, pin []byte) error {
 	if err := c.selectEF(ctx, fid); err != nil {
 		return err
 	}
-	r, err := c.exchangeSecret(ctx, apdu.Command{CLA: 0x00, INS: 0x20, P1: 0x00, P2: 0x80, Data: pin})
+	cmd.Data = pin
+	r, err := c.exchangeSecret(ctx, cmd)
 	if err != nil {
 		return err
 	}
-	if r.SW == apdu.SWOK {
-		return nil
+	if r.SW != apdu.SWOK {
+		return pinStatusError(what, w, r.SW)
 	}
-	return pinStatusError("verify pin", w, r.SW)
+	return nil
 }
 
 // Sign has the card sign digestInfo (a DER DigestInfo) with PKCS#1 v1.5 using key w. The
@@ -472,25 +479,7 @@ func (c *Card) SetPIN(ctx context.Context, w Which, pin []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := pinrule.Check(w, pin); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.selectJPKI(ctx); err != nil {
-		return err
-	}
-	if err := c.selectEF(ctx, fid); err != nil {
-		return err
-	}
-	r, err := c.exchangeSecret(ctx, apdu.Command{CLA: 0x00, INS: 0x24, P1: 0x01, P2: 0x80, Data: pin})
-	if err != nil {
-		return err
-	}
-	if r.SW != apdu.SWOK {
-		return pinStatusError("set pin", w, r.SW)
-	}
-	return nil
+	return c.pinCommand(ctx, w, fid, pin, apdu.Command{CLA: 0x00, INS: 0x24, P1: 0x01, P2: 0x80}, "set pin")
 }
 
 // InitializeUpdate opens the secure channel towards the CA: it selects the management
