@@ -209,20 +209,7 @@ func (h *HSM) GenerateRSA(ctx context.Context, label string, opts KeyOptions) (R
 		pkcs11.NewAttribute(pkcs11.CKA_MODULUS_BITS, bits),
 		pkcs11.NewAttribute(pkcs11.CKA_PUBLIC_EXPONENT, []byte{1, 0, 1}),
 	)
-	privAttrs := append(KindRSAPrivate.template(),
-		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, opts.Token),
-		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
-		pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
-		pkcs11.NewAttribute(pkcs11.CKA_ID, id),
-		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
-		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, opts.Extractable != NotExtractable),
-		pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
-		pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, false),
-		pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, false),
-	)
-	if opts.Extractable == ExtractableForBackup {
-		privAttrs = append(privAttrs, pkcs11.NewAttribute(pkcs11.CKA_WRAP_WITH_TRUSTED, true))
-	}
+	privAttrs := rsaPrivateTemplate(label, id, opts)
 	var kp RSAKeyPair
 	err = h.withSession(ctx, func(s pkcs11.SessionHandle) error {
 		pub, priv, err := h.p11().GenerateKeyPair(s,
@@ -503,4 +490,26 @@ func (h *HSM) SecretValue(ctx context.Context, k Key) ([]byte, error) {
 		return nil
 	})
 	return v, err
+}
+
+// rsaPrivateTemplate is the template of every RSA private key the CA creates, generated or
+// unwrapped: sensitive, signing only (no decryption, no unwrapping: G Art. 10(i), the issuer key
+// serves this service alone), extractable only as opts allows, and then only under a trusted
+// wrapping key.
+func rsaPrivateTemplate(label string, id []byte, opts KeyOptions) []*pkcs11.Attribute {
+	attrs := append(KindRSAPrivate.template(),
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, opts.Token),
+		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
+		pkcs11.NewAttribute(pkcs11.CKA_ID, id),
+		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, opts.Extractable != NotExtractable),
+		pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
+		pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, false),
+		pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, false),
+	)
+	if opts.Extractable == ExtractableForBackup {
+		attrs = append(attrs, pkcs11.NewAttribute(pkcs11.CKA_WRAP_WITH_TRUSTED, true))
+	}
+	return attrs
 }

@@ -77,19 +77,7 @@ func (h *HSM) UnwrapRSAKWP(ctx context.Context, unwrappingKey Key, wrapped []byt
 	if err != nil {
 		return RSAKeyPair{}, err
 	}
-	privAttrs := append(KindRSAPrivate.template(),
-		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, opts.Token),
-		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
-		pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
-		pkcs11.NewAttribute(pkcs11.CKA_ID, id),
-		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
-		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, opts.Extractable != NotExtractable),
-		pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
-		pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, false),
-	)
-	if opts.Extractable == ExtractableForBackup {
-		privAttrs = append(privAttrs, pkcs11.NewAttribute(pkcs11.CKA_WRAP_WITH_TRUSTED, true))
-	}
+	privAttrs := rsaPrivateTemplate(label, id, opts)
 	var kp RSAKeyPair
 	err = h.withSession(ctx, func(s pkcs11.SessionHandle) error {
 		priv, err := h.p11().UnwrapKey(s, []*pkcs11.Mechanism{pkcs11.NewMechanism(h.mech.kwp(), nil)}, unwrappingKey.handle, wrapped, privAttrs)
