@@ -159,42 +159,19 @@ func checkStatusRequest(r StatusRequest) error {
 // ErrState (not yet delivered: such issuances end by abort), ErrDuplicateReq.
 func (s *SQLite) RevokeCertificate(ctx context.Context, r StatusRequest) (Certificate, error) {
 	r.Action = ActionRevoke
-	if err := checkStatusRequest(r); err != nil {
-		return Certificate{}, err
-	}
 	if r.Reason == ReasonCertificateHold {
 		return Certificate{}, errors.New("store: a hold is not a revocation (use HoldCertificate)")
 	}
-	var c Certificate
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		cur, err := getCertificate(ctx, tx, r.Serial)
-		if err != nil {
-			return err
-		}
-		if again, err := replayed(ctx, tx, r); err != nil {
-			return err
-		} else if again {
-			c = cur
-			return nil
-		}
+	return s.changeStatus(ctx, r, func(cur Certificate) error {
 		switch cur.State {
 		case StateRevoked:
 			return fmt.Errorf("%w: %s at %s, reason %d", ErrAlreadyRevoked, r.Serial, cur.RevokedAt.Format(time.RFC3339), cur.RevocationReason)
 		case StateDelivered, StateHeld:
-		default:
-			return fmt.Errorf("%w: certificate %s is %s, not delivered", ErrState, r.Serial, cur.State)
+			return nil
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE issuances SET state = 'revoked', revoked_at = ?, revocation_reason = ?, script = NULL WHERE serial = ?`,
-			r.At.UnixNano(), r.Reason, r.Serial); err != nil {
-			return fmt.Errorf("store: revoke: %w", err)
-		}
-		if err := insertStatusRequest(ctx, tx, r); err != nil {
-			return err
-		}
-		c, err = getCertificate(ctx, tx, r.Serial)
-		return err
-	})
-	return c, err
+		return fmt.Errorf("%w: certificate %s is %s, not delivered", ErrState, r.Serial, cur.State)
+	}, "revoke", `UPDATE issuances SET state = 'revoked', revoked_at = ?, revocation_reason = ?, script = NULL WHERE serial = ?`,
+		r.At.UnixNano(), r.Reason, r.Serial)
 }
 
 // HoldCertificate puts a delivered certificate on hold (reason 6) at r.At
@@ -203,40 +180,17 @@ func (s *SQLite) RevokeCertificate(ctx context.Context, r StatusRequest) (Certif
 // id returns the certificate unchanged.
 func (s *SQLite) HoldCertificate(ctx context.Context, r StatusRequest) (Certificate, error) {
 	r.Action, r.Reason = ActionHold, ReasonCertificateHold
-	if err := checkStatusRequest(r); err != nil {
-		return Certificate{}, err
-	}
-	var c Certificate
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		cur, err := getCertificate(ctx, tx, r.Serial)
-		if err != nil {
-			return err
-		}
-		if again, err := replayed(ctx, tx, r); err != nil {
-			return err
-		} else if again {
-			c = cur
-			return nil
-		}
+	return s.changeStatus(ctx, r, func(cur Certificate) error {
 		switch cur.State {
 		case StateRevoked:
 			return fmt.Errorf("%w: %s", ErrAlreadyRevoked, r.Serial)
 		case StateHeld:
 			return fmt.Errorf("%w: %s since %s", ErrAlreadyHeld, r.Serial, cur.HeldAt.Format(time.RFC3339))
 		case StateDelivered:
-		default:
-			return fmt.Errorf("%w: certificate %s is %s, not delivered", ErrState, r.Serial, cur.State)
+			return nil
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE issuances SET state = 'held', held_at = ? WHERE serial = ?`, r.At.UnixNano(), r.Serial); err != nil {
-			return fmt.Errorf("store: hold: %w", err)
-		}
-		if err := insertStatusRequest(ctx, tx, r); err != nil {
-			return err
-		}
-		c, err = getCertificate(ctx, tx, r.Serial)
-		return err
-	})
-	return c, err
+		return fmt.Errorf("%w: certificate %s is %s, not delivered", ErrState, r.Serial, cur.State)
+	}, "hold", `UPDATE issuances SET state = 'held', held_at = ? WHERE serial = ?`, r.At.UnixNano(), r.Serial)
 }
 
 // ReleaseHold returns a held certificate to delivered and records the
@@ -245,6 +199,22 @@ func (s *SQLite) HoldCertificate(ctx context.Context, r StatusRequest) (Certific
 // unchanged.
 func (s *SQLite) ReleaseHold(ctx context.Context, r StatusRequest) (Certificate, error) {
 	r.Action = ActionRelease
+	return s.changeStatus(ctx, r, func(cur Certificate) error {
+		switch cur.State {
+		case StateRevoked:
+			return fmt.Errorf("%w: %s", ErrAlreadyRevoked, r.Serial)
+		case StateHeld:
+			return nil
+		}
+		return fmt.Errorf("%w: %s is %s", ErrNotHeld, r.Serial, cur.State)
+	}, "release hold", `UPDATE issuances SET state = 'delivered', held_at = NULL WHERE serial = ?`, r.Serial)
+}
+
+// changeStatus is one status request in one transaction: an idempotent retry
+// (same terminal and request id) returns the certificate unchanged; otherwise
+// allowed judges the current state, update (with args) changes it and the
+// request is recorded beside it, or nothing changes.
+func (s *SQLite) changeStatus(ctx context.Context, r StatusRequest, allowed func(cur Certificate) error, what, update string, args ...any) (Certificate, error) {
 	if err := checkStatusRequest(r); err != nil {
 		return Certificate{}, err
 	}
@@ -260,15 +230,11 @@ func (s *SQLite) ReleaseHold(ctx context.Context, r StatusRequest) (Certificate,
 			c = cur
 			return nil
 		}
-		switch cur.State {
-		case StateRevoked:
-			return fmt.Errorf("%w: %s", ErrAlreadyRevoked, r.Serial)
-		case StateHeld:
-		default:
-			return fmt.Errorf("%w: %s is %s", ErrNotHeld, r.Serial, cur.State)
+		if err := allowed(cur); err != nil {
+			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE issuances SET state = 'delivered', held_at = NULL WHERE serial = ?`, r.Serial); err != nil {
-			return fmt.Errorf("store: release hold: %w", err)
+		if _, err := tx.ExecContext(ctx, update, args...); err != nil {
+			return fmt.Errorf("store: %s: %w", what, err)
 		}
 		if err := insertStatusRequest(ctx, tx, r); err != nil {
 			return err
