@@ -5,12 +5,16 @@ import (
 	"context"
 	"crypto/x509"
 	"database/sql"
+	"encoding/hex"
+	"errors"
 	"math/big"
 	"strconv"
 	"strings"
+	"time"
 
 	"madoguchi/app/apperr"
 	"madoguchi/app/audit"
+	"madoguchi/app/issue"
 	"madoguchi/app/operator"
 	"madoguchi/app/pinrule"
 	"madoguchi/app/printout"
@@ -18,6 +22,7 @@ import (
 	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/profile"
 	"madoguchi/cardio"
+	"madoguchi/raclient"
 )
 
 // ---- Reception procedures that talk to the CA (CPS §4.9.3.1, §4.9.13–16, §4.4.1.1) ----
@@ -229,68 +234,259 @@ func (s *Session) ReleaseHold(ctx context.Context, caseID int64, ref CertRef) (w
 
 // ---- PIN reset / unblock and key destruction at the counter ----
 //
-// On a real card both need a command the card accepts only under the card issuer's keys: the
-// CA (which holds the card keys in its HSM, ca-server/cardkeys) would have to authorise a
-// protected script for this card, as it does for issuance. The CA's API has no such endpoint
-// yet (ARCHITECTURE "Issuance API" covers issuance only), so the terminal runs the gate, the
-// case checks and the PIN rules, and then refuses with kind NotSupported instead of pretending
-// (no fake success). CardMaintenanceCA is the boundary a CA client will implement.
+// Both need commands the card accepts only under the card issuer's keys, which the CA holds in
+// its HSM (ca-server/cardkeys): the CA authorises a protected script for this card over a
+// secure channel, as for issuance (TS Arts. 6(ii), 7(ii)); the terminal only relays.
+// Concurrency: the card must be held by the caller for the whole call (opened exclusively):
+// nothing may interleave commands between INITIALIZE UPDATE, the script and the new PIN.
 
-// CardMaintenanceCA is the CA service a counter PIN reset or key destruction needs: a script
-// protected for the card (over a channel opened with issue.CA.OpenChannel) that resets one PIN
-// or destroys the keys. No CA client implements it yet.
+// CardMaintenanceCA is the CA service a counter PIN reset or key destruction needs
+// (raclient.Client): a channel, the protected script, and the confirmation with the card's
+// protected responses.
 type CardMaintenanceCA interface {
-	CardMaintenanceScript(ctx context.Context, operator string, req CardMaintenanceRequest) ([][]byte, error)
+	OpenChannel(ctx context.Context, operator string) (wire.ChannelResponse, error)
+	PrepareMaintenance(ctx context.Context, operator string, req wire.MaintenanceRequest) (wire.MaintenanceResponse, error)
+	ConfirmMaintenance(ctx context.Context, operator, maintenanceID string, req wire.ConfirmRequest) (wire.MaintenanceStatus, error)
 }
 
-// CardMaintenanceRequest is what the terminal would send: never a PIN (the applicant types the
-// new PIN into the card's own SET PIN command after the script unblocks it).
-type CardMaintenanceRequest struct {
-	RequestID  string
-	CardSerial string // hex
-	ChannelID  string
-	Operation  string // "pin-reset:signature", "pin-reset:user-auth", "key-destruction"
-	// CardChallenge is the card's answer to INITIALIZE UPDATE, as for issuance.
-	CardChallenge []byte
+var _ CardMaintenanceCA = (*raclient.Client)(nil)
+
+// CardMaintenanceCA returns the terminal's CA client (Config.CA) as a CardMaintenanceCA, or
+// nil when the terminal has no CA or its client offers no card maintenance.
+func (t *Terminal) CardMaintenanceCA() CardMaintenanceCA {
+	ca, _ := t.cfg.CA.(CardMaintenanceCA)
+	return ca
 }
 
-// ResetPIN resets or unblocks one PIN of the holder's card on an approved PINReset case
-// (Reception). Until the CA offers the authorised script it returns kind NotSupported, audited.
-func (s *Session) ResetPIN(ctx context.Context, caseID int64, which pinrule.Kind) error {
-	return s.cardMaintenance(ctx, "card.pin_reset", caseID, workflow.PINReset, "pin-reset:"+which.String())
+// MaxNewPINAttempts bounds the applicant's entries refused by the PIN rules during a PIN reset; after it the PIN stays "not set" (kind PINNotSet) and the procedure can be run
+// again.
+const MaxNewPINAttempts = 5
+
+// maintenanceTarget is what a maintenance targets on the card, per PIN kind.
+var maintenanceTarget = map[pinrule.Kind]struct {
+	wire  string
+	which cardio.Which
+}{
+	pinrule.Signature: {"sign", cardio.Signature},
+	pinrule.UserAuth:  {"auth", cardio.UserAuth},
 }
 
-// DestroyKeys destroys the keys on the holder's card on an approved KeyDestruction case
-// (Reception). Until the CA offers the authorised script it returns kind NotSupported, audited.
-func (s *Session) DestroyKeys(ctx context.Context, caseID int64) error {
-	return s.cardMaintenance(ctx, "card.key_destruction", caseID, workflow.KeyDestruction, "key-destruction")
-}
-
-func (s *Session) cardMaintenance(ctx context.Context, action string, caseID int64, kind workflow.Kind, op string) error {
+// ResetPIN returns one PIN of the holder's card to "not set" with a full try counter through a
+// CA-authorised script, then asks the applicant (newPIN, same contract as issue.PINEntry, with
+// Existing=false) for the new PIN and sets it on the card. Reception permission; approved
+// PINReset case.
+//
+// The CA authorises the script only for a card it delivered a certificate to through this
+// municipality (kinds CardUnknown, CardOtherMunicipality). The new PIN goes from newPIN to the
+// card's own SET PIN and nowhere else: never to the CA, never stored, logged or audited
+// (CPS §6.4.1.2; R02 II-2-3(3)). It must pass the PIN rules of TS Art. 4 (app/pinrule, with the
+// applicant's birthday) and be typed twice; a refused entry is asked again with
+// PINRequest.Refused set, up to MaxNewPINAttempts. If the applicant gives up after the reset,
+// the PIN stays "not set" (kind PINNotSet; the card cannot be used with that PIN until set) and
+// the case stays approved so the procedure can be repeated. On success the new PIN is verified
+// on the card and the case is completed. Audited as "card.pin_reset".
+func (s *Session) ResetPIN(ctx context.Context, caseID int64, ca CardMaintenanceCA, card issue.Card, which pinrule.Kind, newPIN issue.PINEntry) error {
+	const action = "card.pin_reset"
 	target := strconv.FormatInt(caseID, 10)
-	detail := map[string]string{"operation": op}
+	detail := map[string]string{"operation": wire.MaintenancePINReset, "pin": which.String()}
 	if err := s.precheck(ctx, action, target, operator.Reception, detail); err != nil {
 		return err
 	}
 	err := func() error {
-		c, err := workflow.Load(ctx, s.t.db, caseID)
+		t, ok := maintenanceTarget[which]
+		if !ok {
+			return apperr.New(apperr.InvalidInput, "app: unknown PIN kind %d", which)
+		}
+		if newPIN == nil {
+			return apperr.New(apperr.InvalidInput, "app: a PIN reset needs the applicant's PIN entry")
+		}
+		c, err := s.maintenanceCase(ctx, caseID, workflow.PINReset, ca, card)
 		if err != nil {
 			return err
 		}
-		if c.Kind != kind {
-			return apperr.New(apperr.InvalidTransition, "app: case %d is a %s, not a %s", caseID, c.Kind, kind)
-		}
-		if err := approved(c); err != nil {
+		birth, err := c.Applicant.Birth()
+		if err != nil {
 			return err
 		}
-		if _, ok := s.t.cfg.CA.(CardMaintenanceCA); !ok {
-			return apperr.New(apperr.NotSupported, "app: %s: the CA offers no card maintenance script yet", op)
+		serial, err := s.runMaintenance(ctx, ca, card, wire.MaintenancePINReset, []string{t.wire}, detail)
+		if err != nil {
+			return err
 		}
-		// Unreachable today: no CA client implements CardMaintenanceCA.
-		return apperr.New(apperr.NotSupported, "app: %s: not implemented on the terminal", op)
+		// From here the PIN is "not set" on the card (docs/CARD-PROTOCOL.md §5).
+		return setNewPIN(ctx, card, serial, which, t.which, birth, newPIN)
 	}()
-	s.t.record(ctx, audit.Entry{Operator: s.operatorID, Action: action, Target: target, Result: resultOf(err), Detail: refusalDetail(detail, err)})
+	return s.finishMaintenance(ctx, action, caseID, detail, err)
+}
+
+// DestroyKeys erases the private keys (both, or the ones named) on the holder's card through a
+// CA-authorised script.
+//
+// The keys are those of the case's certificate types (workflow.Case.CertTypes), both when the
+// case names none. The CA refuses (kind CertificateNotRevoked: "revoke the certificate first")
+// while a certificate for a key to destroy on this card is valid, held or being issued
+// (CPS §4.9.1.1(1): a certificate must not stay good after its key is gone), and refuses unknown
+// cards and cards of another municipality as for ResetPIN. Afterwards the JPKI AP refuses to
+// sign with the destroyed keys. Reception permission; approved KeyDestruction case, completed on
+// success. Audited as "card.key_destruction".
+func (s *Session) DestroyKeys(ctx context.Context, caseID int64, ca CardMaintenanceCA, card issue.Card) error {
+	const action = "card.key_destruction"
+	target := strconv.FormatInt(caseID, 10)
+	detail := map[string]string{"operation": wire.MaintenanceKeyDestruction}
+	if err := s.precheck(ctx, action, target, operator.Reception, detail); err != nil {
+		return err
+	}
+	err := func() error {
+		c, err := s.maintenanceCase(ctx, caseID, workflow.KeyDestruction, ca, card)
+		if err != nil {
+			return err
+		}
+		types := c.CertTypes
+		if len(types) == 0 {
+			types = []workflow.CertType{workflow.SignatureCert, workflow.UserAuthCert}
+		}
+		var targets []string
+		for _, typ := range types {
+			if wireType[typ] == "" {
+				return apperr.New(apperr.InvalidInput, "app: unknown certificate type %q", typ)
+			}
+			targets = append(targets, wireType[typ])
+		}
+		detail["keys"] = strings.Join(targets, ",")
+		_, err = s.runMaintenance(ctx, ca, card, wire.MaintenanceKeyDestruction, targets, detail)
+		return err
+	}()
+	return s.finishMaintenance(ctx, action, caseID, detail, err)
+}
+
+// maintenanceCase loads and checks the case of a card maintenance.
+func (s *Session) maintenanceCase(ctx context.Context, caseID int64, kind workflow.Kind, ca CardMaintenanceCA, card issue.Card) (*workflow.Case, error) {
+	c, err := workflow.Load(ctx, s.t.db, caseID)
+	if err != nil {
+		return nil, err
+	}
+	if c.Kind != kind {
+		return nil, apperr.New(apperr.InvalidTransition, "app: case %d is a %s, not a %s", caseID, c.Kind, kind)
+	}
+	if err := approved(c); err != nil {
+		return nil, err
+	}
+	if ca == nil {
+		return nil, apperr.New(apperr.CAUnavailable, "app: no CA configured")
+	}
+	if card == nil {
+		return nil, apperr.New(apperr.InvalidInput, "app: no card")
+	}
+	return c, nil
+}
+
+// runMaintenance opens the secure channel between the card and the CA, has the CA authorise
+// and protect the script, relays it and confirms with the card's protected responses (the CA
+// verifies every R-MAC and the card's attestation). The terminal only relays (TS Arts. 6(ii),
+// 7(ii)); the request id is fresh per attempt, and raclient retries a lost answer with it. It
+// returns the card serial, and notes the maintenance id and card serial in detail.
+func (s *Session) runMaintenance(ctx context.Context, ca CardMaintenanceCA, card issue.Card, op string, targets []string, detail map[string]string) ([]byte, error) {
+	serial, err := card.CardSerial(ctx)
+	if err != nil {
+		return nil, cardError("read the card serial", err)
+	}
+	detail["card_serial"] = strings.ToUpper(hex.EncodeToString(serial))
+	reqID, err := raclient.NewRequestID()
+	if err != nil {
+		return nil, apperr.Wrap(apperr.Internal, err, "app: request id")
+	}
+	ch, err := ca.OpenChannel(ctx, s.operatorID)
+	if err != nil {
+		return nil, maintenanceCAError(op, err)
+	}
+	iu, err := card.InitializeUpdate(ctx, ch.HostChallenge)
+	if err != nil {
+		return nil, cardError("initialize update", err)
+	}
+	resp, err := ca.PrepareMaintenance(ctx, s.operatorID, wire.MaintenanceRequest{RequestID: "mt-" + reqID, ChannelID: ch.ChannelID,
+		CardSerial: detail["card_serial"], InitUpdateResponse: iu, Operation: op, Targets: targets})
+	if err != nil {
+		return nil, maintenanceCAError(op, err)
+	}
+	detail["maintenance_id"] = resp.MaintenanceID
+	responses, err := card.RunScript(ctx, resp.Script)
+	if err != nil {
+		return nil, cardError("run the CA's script", err)
+	}
+	if _, err := ca.ConfirmMaintenance(ctx, s.operatorID, resp.MaintenanceID, wire.ConfirmRequest{RequestID: "mt-" + reqID + ".c", CardResponses: responses}); err != nil {
+		return nil, maintenanceCAError(op, err)
+	}
+	return serial, nil
+}
+
+// setNewPIN asks the applicant for the new PIN until the rules of TS Art. 4 and the card accept
+// it, sets it with the card's SET PIN and verifies it. The PIN bytes are cleared after use.
+func setNewPIN(ctx context.Context, card issue.Card, serial []byte, kind pinrule.Kind, which cardio.Which, birth time.Time, newPIN issue.PINEntry) error {
+	if err := card.CheckSerial(ctx, serial); err != nil {
+		return cardError("the card changed", err)
+	}
+	var refused error
+	for attempt := 1; attempt <= MaxNewPINAttempts; attempt++ {
+		pin, confirm, err := newPIN(ctx, issue.PINRequest{Kind: kind, Existing: false, Attempt: attempt, Refused: refused})
+		if err != nil {
+			return apperr.Wrap(apperr.PINNotSet, err, "app: the applicant set no new PIN")
+		}
+		if err := pinrule.Check(kind, pin, confirm, pinrule.Applicant{BirthDate: birth}); err != nil {
+			refused = err
+			continue
+		}
+		b := []byte(pin.Reveal())
+		err = card.SetPIN(ctx, which, b)
+		if err == nil {
+			err = card.VerifyPIN(ctx, which, b)
+		}
+		clear(b)
+		if err != nil {
+			return cardError("set the new PIN", err)
+		}
+		return nil
+	}
+	return apperr.New(apperr.PINNotSet, "app: %d PIN entries refused; the PIN stays not set", MaxNewPINAttempts)
+}
+
+// finishMaintenance audits a card maintenance and, on success, completes its case.
+func (s *Session) finishMaintenance(ctx context.Context, action string, caseID int64, detail map[string]string, err error) error {
+	target := strconv.FormatInt(caseID, 10)
+	if err != nil {
+		s.t.record(ctx, audit.Entry{Operator: s.operatorID, Action: action, Target: target, Result: resultOf(err), Detail: refusalDetail(detail, err)})
+		return err
+	}
+	if err := s.t.record(ctx, audit.Entry{Operator: s.operatorID, Action: action, Target: target, Result: audit.ResultOK, Detail: detail}); err != nil {
+		return err
+	}
+	_, err = s.Complete(ctx, caseID)
 	return err
+}
+
+// maintenanceCAError classifies a CA refusal of a card maintenance: the maintenance kinds
+// first, then as every CA call (caError).
+func maintenanceCAError(op string, err error) error {
+	kind := apperr.Kind(0)
+	switch {
+	case errors.Is(err, raclient.ErrCardUnknown):
+		kind = apperr.CardUnknown
+	case errors.Is(err, raclient.ErrCardOtherMunicipality):
+		kind = apperr.CardOtherMunicipality
+	case errors.Is(err, raclient.ErrCertificateLive):
+		kind = apperr.CertificateNotRevoked
+	case errors.Is(err, raclient.ErrCard), errors.Is(err, raclient.ErrChannelExpired):
+		kind = apperr.CardRefused
+	default:
+		return caError(op, err)
+	}
+	return &CAError{Kind: kind, Op: op, Err: err}
+}
+
+// cardError classifies a failure at the card (removed, refused, another card).
+func cardError(what string, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return apperr.Wrap(apperr.Cancelled, err, "app: card: "+what)
+	}
+	return apperr.Wrap(apperr.CardRefused, err, "app: card: "+what)
 }
 
 // ---- Certificate copy (CPS §4.4.1.1) ----

@@ -183,25 +183,42 @@ func TestReleaseHoldAtCounter(t *testing.T) {
 	}
 }
 
-// TestPINResetAndKeyDestructionNotSupported: the CA has no endpoint for the authorised card
-// script yet, so both procedures end in kind NotSupported after the gate and the case checks,
-// audited as refused: no fake success.
-func TestPINResetAndKeyDestructionNotSupported(t *testing.T) {
+// TestCardMaintenanceGates: the PIN reset and key destruction run the permission gate and the
+// case checks before anything reaches the card or the CA, and every refusal is audited under
+// the terminal's action names (the whole path against the real CA and card is in
+// app/issue's TestCardMaintenanceEndToEnd).
+func TestCardMaintenanceGates(t *testing.T) {
 	f, _, rc := counterWith(t, func(c *app.Config) { c.CA = newFakeCA(time.Now) })
 	ctx := context.Background()
 	pin := counterCase(t, rc, workflow.PINReset, "90000000011", licence)
-	if err := rc.ResetPIN(ctx, pin, pinrule.Signature); !errors.Is(err, apperr.NotSupported) || !strings.Contains(app.MessageJA(err), "認証局がまだ対応していない") {
-		t.Fatalf("pin reset: %v", err)
+	if err := rc.ResetPIN(ctx, pin, nil, nil, pinrule.Signature, nil); !errors.Is(err, apperr.InvalidInput) {
+		t.Fatalf("pin reset without a PIN entry: %v", err)
 	}
-	if last := f.lastAudit(t); last.Action != "card.pin_reset" || last.Result != audit.ResultRefused || last.Detail["error_kind"] != "not supported by the ca" {
+	entry := func(context.Context, issue.PINRequest) (pinrule.PIN, pinrule.PIN, error) {
+		t.Fatal("the applicant was asked for a PIN before the CA reset it")
+		return pinrule.PIN{}, pinrule.PIN{}, nil
+	}
+	if err := rc.ResetPIN(ctx, pin, nil, nil, pinrule.Signature, entry); !errors.Is(err, apperr.CAUnavailable) || !strings.Contains(app.MessageJA(err), "認証局と通信できません") {
+		t.Fatalf("pin reset without a CA: %v", err)
+	}
+	if last := f.lastAudit(t); last.Action != "card.pin_reset" || last.Result != audit.ResultRefused || last.Detail["error_kind"] != "ca unavailable" || last.Detail["pin"] != "signature" {
 		t.Errorf("audit %+v", last)
 	}
-	if err := rc.DestroyKeys(ctx, pin); !errors.Is(err, apperr.InvalidTransition) {
+	if err := rc.DestroyKeys(ctx, pin, nil, nil); !errors.Is(err, apperr.InvalidTransition) {
 		t.Fatalf("key destruction on a PIN-reset case: %v", err)
 	}
+	if last := f.lastAudit(t); last.Action != "card.key_destruction" || last.Result != audit.ResultRefused {
+		t.Errorf("audit %+v", last)
+	}
 	kd := counterCase(t, rc, workflow.KeyDestruction, "90000000011", licence)
-	if err := rc.DestroyKeys(ctx, kd); !errors.Is(err, apperr.NotSupported) {
-		t.Fatalf("key destruction: %v", err)
+	if err := rc.ResetPIN(ctx, kd, nil, nil, pinrule.UserAuth, entry); !errors.Is(err, apperr.InvalidTransition) {
+		t.Fatalf("pin reset on a key-destruction case: %v", err)
+	}
+	for k, want := range map[apperr.Kind]string{apperr.CardUnknown: "発行していない", apperr.CardOtherMunicipality: "他の市区町村",
+		apperr.CertificateNotRevoked: "先に電子証明書を失効", apperr.CardRefused: "カード", apperr.PINNotSet: "暗証番号が設定されていません"} {
+		if got := app.MessageJA(apperr.New(k, "x")); !strings.Contains(got, want) {
+			t.Errorf("message of %v: %q", k, got)
+		}
 	}
 }
 

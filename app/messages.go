@@ -38,6 +38,11 @@ var messagesJA = map[apperr.Kind]string{
 	apperr.Cancelled:              "操作が中断されました（時間切れ）。もう一度お試しください。",
 	apperr.NotSupported:           "この手続は認証局がまだ対応していないため、この端末では行えません。",
 	apperr.CAUnavailable:          "認証局と通信できません。時間をおいて再度お試しください。",
+	apperr.CardUnknown:            "このカードには認証局が電子証明書を発行していないため、この手続はできません。",
+	apperr.CardOtherMunicipality:  "このカードは他の市区町村で発行されたため、発行した市区町村の窓口で手続してください。",
+	apperr.CertificateNotRevoked:  "この鍵の電子証明書がまだ有効（または一時保留中）です。先に電子証明書を失効させてください。",
+	apperr.CardRefused:            "カードとの処理を完了できませんでした。カードを確認して、もう一度お試しください。",
+	apperr.PINNotSet:              "暗証番号は初期化されましたが、新しい暗証番号が設定されていません。もう一度手続を行い、申請者に暗証番号を設定してもらってください。",
 }
 
 // MessageJA returns the Japanese message for err: the specific PIN-rule message for a weak PIN,

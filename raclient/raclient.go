@@ -105,6 +105,13 @@ func kindOf(c wire.Code) error {
 		return ErrCertificateExpired
 	case wire.CodeUnknownEvent:
 		return ErrUnknownEvent
+	// Card maintenance (maintenance.go holds the sentinels).
+	case wire.CodeCardUnknown:
+		return ErrCardUnknown
+	case wire.CodeCardOtherMunicipality:
+		return ErrCardOtherMunicipality
+	case wire.CodeCertificateLive:
+		return ErrCertificateLive
 	default:
 		return ErrInternal
 	}

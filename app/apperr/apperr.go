@@ -45,6 +45,11 @@ const (
 	Cancelled                          // context cancelled or timed out
 	NotSupported                       // the CA offers no endpoint for this yet (no fake success)
 	CAUnavailable                      // the CA could not be reached; nothing changed there
+	CardUnknown                        // the CA delivered no certificate to this card
+	CardOtherMunicipality              // the card was issued through another municipality's counter
+	CertificateNotRevoked              // key destruction while its certificate is valid or held: revoke first
+	CardRefused                        // the card or the CA refused the card's answer (wrong card, bad MAC, removed)
+	PINNotSet                          // the PIN was reset but the applicant set no new PIN
 )
 
 var kindNames = [...]string{
@@ -59,6 +64,8 @@ var kindNames = [...]string{
 	IdentityDoubt: "identity doubt", AuditBroken: "audit broken", RenewalTooEarly: "renewal too early",
 	ResidentNotEligible: "resident not eligible", Cancelled: "cancelled",
 	NotSupported: "not supported by the ca", CAUnavailable: "ca unavailable",
+	CardUnknown: "card unknown to the ca", CardOtherMunicipality: "card of another municipality",
+	CertificateNotRevoked: "certificate not revoked", CardRefused: "card refused", PINNotSet: "pin not set",
 }
 
 // String returns the kind's stable English name (used in audit records).

@@ -342,23 +342,49 @@ func (r *runner) releaseHold(ctx context.Context, s *app.Session, a []string) er
 	return nil
 }
 
+// cardMaintenance runs pin-reset and destroy-keys: the card in -reader, the CA from the CA
+// flags; the applicant's new PIN (pin-reset) comes from -pin-fd or stdin, twice, never from
+// the command line.
 func (r *runner) cardMaintenance(ctx context.Context, s *app.Session, cmd string, a []string) error {
 	fs := newFlags(r, cmd)
 	id := fs.Int64("case", 0, "approved case")
+	reader := fs.String("reader", "", "card reader")
 	which := fs.String("pin", "", "pin-reset: signature or user-auth")
 	if err := fs.Parse(a); err != nil {
 		return usageError("bad " + cmd + " flags")
 	}
+	var kind pinrule.Kind
+	if cmd == "pin-reset" {
+		switch *which {
+		case pinrule.Signature.String():
+			kind = pinrule.Signature
+		case pinrule.UserAuth.String():
+			kind = pinrule.UserAuth
+		default:
+			return usageError("pin-reset -case ID -reader READER -pin signature|user-auth")
+		}
+	}
+	ca := r.term.CardMaintenanceCA()
+	if ca == nil {
+		return usageError(cmd + " needs the CA flags (-ca-url, -ca-cert, -ca-key, -ca-root)")
+	}
+	card, closeCard, err := openCard(*reader)
+	if err != nil {
+		return err
+	}
+	defer closeCard()
 	if cmd == "destroy-keys" {
-		return s.DestroyKeys(ctx, *id)
+		if err := s.DestroyKeys(ctx, *id, ca, card); err != nil {
+			return err
+		}
+		fmt.Fprintf(r.out, "keys destroyed on the card of case %d\n", *id)
+		return nil
 	}
-	switch *which {
-	case pinrule.Signature.String():
-		return s.ResetPIN(ctx, *id, pinrule.Signature)
-	case pinrule.UserAuth.String():
-		return s.ResetPIN(ctx, *id, pinrule.UserAuth)
+	if err := s.ResetPIN(ctx, *id, ca, card, kind, r.pinEntry); err != nil {
+		return err
 	}
-	return usageError("pin-reset -case ID -pin signature|user-auth")
+	fmt.Fprintf(r.out, "%s PIN reset and set by the applicant on the card of case %d\n", kind, *id)
+	return nil
 }
 
 func (r *runner) certificateCopy(ctx context.Context, s *app.Session, a []string) error {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,6 +14,7 @@ import (
 	"madoguchi/app"
 	"madoguchi/app/auth"
 	"madoguchi/app/internal/e2e"
+	"madoguchi/cardio"
 	"madoguchi/cardio/vcard/vcardtest"
 	"madoguchi/internal/testenv"
 )
@@ -128,6 +130,45 @@ func TestCLIAgainstRealCA(t *testing.T) {
 	if r := run(t, cfg, rc, append(append([]string{}, caFlags...), "-user", "rc1", "revoke", "-case", "4", "-cert", "user_auth:"+serials["user_auth"], "-written", "x")...); r.code != 1 ||
 		!strings.Contains(r.errOut, "既に失効") {
 		t.Errorf("second revocation: %d %s", r.code, r.errOut)
+	}
+
+	// PIN reset at the counter: the holder locked the user-auth PIN; the CA authorises the
+	// reset for this card and the applicant sets the new PIN from the PIN descriptor.
+	pcard, closeCard := e2e.ConnectCard(t, pc.Readers[0])
+	card := cardio.New(pcard)
+	for range 3 {
+		card.VerifyPIN(context.Background(), cardio.UserAuth, []byte("0000"))
+	}
+	closeCard()
+	must(rc, false, "-user", "rc1", "case", "open", "-kind", "pin_reset", "-code", "90000000088")
+	must(rc, false, "-user", "rc1", "case", "identity", "5", "-document", "my_number_card")
+	must(rc, false, "-user", "rc1", "case", "approve", "5")
+	pr2, pw2, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pr2.Close() })
+	pw2.WriteString("user-auth:5931\nuser-auth:5931\n")
+	pw2.Close()
+	r = must(rc, true, "-pin-fd", strconv.Itoa(int(pr2.Fd())), "-user", "rc1", "pin-reset", "-case", "5", "-reader", pc.Readers[0], "-pin", "user-auth")
+	if !strings.Contains(r.out, "user-auth PIN reset") || strings.Contains(r.out+r.errOut, "5931") {
+		t.Errorf("pin-reset: %s %s", r.out, r.errOut)
+	}
+	// Key destruction: the signature certificate is still valid, so its key is not destroyed;
+	// the user-auth certificate was revoked above, so its key is.
+	must(rc, false, "-user", "rc1", "case", "open", "-kind", "key_destruction", "-code", "90000000088", "-types", "signature")
+	must(rc, false, "-user", "rc1", "case", "identity", "6", "-document", "my_number_card")
+	must(rc, false, "-user", "rc1", "case", "approve", "6")
+	if r := run(t, cfg, rc, append(append([]string{}, caFlags...), "-user", "rc1", "destroy-keys", "-case", "6", "-reader", pc.Readers[0])...); r.code != 1 ||
+		!strings.Contains(r.errOut, "先に電子証明書を失効") {
+		t.Errorf("destroy-keys with a valid certificate: %d %s", r.code, r.errOut)
+	}
+	must(rc, false, "-user", "rc1", "case", "open", "-kind", "key_destruction", "-code", "90000000088", "-types", "user_auth")
+	must(rc, false, "-user", "rc1", "case", "identity", "7", "-document", "my_number_card")
+	must(rc, false, "-user", "rc1", "case", "approve", "7")
+	r = must(rc, true, "-user", "rc1", "destroy-keys", "-case", "7", "-reader", pc.Readers[0])
+	if !strings.Contains(r.out, "keys destroyed") {
+		t.Errorf("destroy-keys: %s", r.out)
 	}
 
 	// A name change recorded by the CS reaches the CA and revokes the signature certificate.

@@ -3,7 +3,8 @@
 // terminals table, JSON bodies decoded strictly, one error type mapped to an
 // HTTP status here and nowhere else, and every request audited.
 //
-// Only issuance, status and enrolment are offered; there are no
+// Only issuance (with card maintenance: PIN reset and key destruction
+// scripts, maintenance.go), status and enrolment are offered; there are no
 // administrative endpoints (TS Art. 20(1)(iii), 42(1)(iii)).
 //
 // Client certificates: the TLS layer runs with tls.RequestClientCert, so the
@@ -111,6 +112,7 @@ func New(cfg Config) (*Server, error) {
 	s.handle("POST /v1/issuances/{id}/confirm", "issuance.confirm", true, s.confirm)
 	s.handle("POST /v1/issuances/{id}/abort", "issuance.abort", true, s.abort)
 	s.handle("GET /v1/issuances/{id}", "issuance.status", true, s.status)
+	s.mountMaintenance() // maintenance.go
 	return s, nil
 }
 
@@ -139,7 +141,8 @@ type handlerFunc func(c *call) (status int, body any, err error)
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if _, pattern := s.mux.Handler(r); pattern == "" {
 		code, msg := wire.CodeRouteNotFound, "no such endpoint"
-		if r.URL.Path == "/v1/enroll" || r.URL.Path == "/v1/channels" || r.URL.Path == "/v1/issuances" || strings.HasPrefix(r.URL.Path, "/v1/issuances/") {
+		if r.URL.Path == "/v1/enroll" || r.URL.Path == "/v1/channels" || r.URL.Path == "/v1/issuances" || strings.HasPrefix(r.URL.Path, "/v1/issuances/") ||
+			r.URL.Path == "/v1/card-maintenance" || strings.HasPrefix(r.URL.Path, "/v1/card-maintenance/") {
 			code, msg = wire.CodeMethodNotAllowed, "method not allowed"
 		}
 		err := wire.Errorf(code, "%s", msg)
@@ -325,6 +328,9 @@ func statusOf(code wire.Code) int {
 	case wire.CodeUnavailable:
 		return http.StatusServiceUnavailable
 	default:
+		if st, ok := statusOfMaintenance(code); ok { // maintenance.go
+			return st
+		}
 		return statusOfRevocation(code) // revocation.go
 	}
 }

@@ -44,6 +44,13 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWith(t, issuancetest.Cards{})
+}
+
+// newEnvWith is newEnv with the card channel given (maintenance_test.go: the real host end
+// over software card keys).
+func newEnvWith(t *testing.T, cards issuance.CardChannel) *env {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	st, err := store.OpenSQLite(ctx, filepath.Join(dir, "ca.db"))
@@ -73,7 +80,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := issuance.New(issuance.Config{Store: st, Keys: &issuancetest.Keys{}, Cards: issuancetest.Cards{}, Issuer: iss,
+	svc, err := issuance.New(issuance.Config{Store: st, Keys: &issuancetest.Keys{}, Cards: cards, Issuer: iss,
 		Applicants: issuance.BasicApplicantChecker{Key: make([]byte, 32)}})
 	if err != nil {
 		t.Fatal(err)
