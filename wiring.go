@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"madoguchi/app"
+	"madoguchi/app/audit"
 	"madoguchi/cardio/pcsc"
 	"madoguchi/internal/services"
 	"madoguchi/ui"
@@ -137,10 +138,30 @@ func sendResidentChangesEvery(ctx context.Context, s residentChangeSender, every
 			log.Printf("resident changes: %d delivered to the CA, %d failed (retried later), %d waiting",
 				count[app.ChangeDelivered], count[app.ChangeFailed], count[app.ChangeWaiting])
 		}
+		if b, ok := s.(auditBackupMaker); ok {
+			backupAuditIfDue(ctx, b)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// auditBackupMaker is the part of app.Terminal that makes the daily backup of the audit chain.
+type auditBackupMaker interface {
+	BackupAuditIfDue(ctx context.Context) (audit.BackupResult, bool, error)
+}
+
+// backupAuditIfDue makes today's audit backup (CPS §5.4: backed up daily) when none exists yet;
+// the periodic loop above calls it, so a running terminal makes one backup a day.
+func backupAuditIfDue(ctx context.Context, b auditBackupMaker) {
+	res, made, err := b.BackupAuditIfDue(ctx)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		log.Printf("audit backup failed: %v", err)
+	case made:
+		log.Printf("audit backup: %s (%d records, verified)", res.Path, res.Records)
 	}
 }

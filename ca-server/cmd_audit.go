@@ -11,7 +11,7 @@ import (
 )
 
 func init() {
-	register(command{name: "audit", summary: "verify the audit log or show one operator's records (local, internal auditor)", run: runAudit})
+	register(command{name: "audit", summary: "verify the audit log (or a backup), show one operator's records, back it up (local, internal auditor)", run: runAudit})
 }
 
 // runAudit: "audit verify" and "audit show --operator X". CPS §5.4: only the
@@ -19,31 +19,56 @@ func init() {
 // one operator's history can be shown on its own.
 func runAudit(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: audit verify|show [flags]", errUsage)
+		return fmt.Errorf("%w: audit verify|show|backup [flags]", errUsage)
 	}
 	sub := args[0]
+	if sub == "backup" {
+		return runAuditBackup(args[1:], stdout, stderr) // cmd_audit_backup.go
+	}
 	fs := flag.NewFlagSet("audit "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", "", "data directory")
 	operator := fs.String("operator", "", "show: the operator whose records to list")
+	backupFile := fs.String("backup", "", "verify: a backup file (audit backup) instead of the live log, checked on its own")
+	auditor := fs.String("auditor", defaultOperator(), "the internal auditor reviewing (checked against the role register, CPS §5.4)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if sub != "verify" && sub != "show" {
+		return fmt.Errorf("%w: unknown audit command %q (verify, show, backup)", errUsage, sub)
+	}
+	if *dataDir == "" {
+		return fmt.Errorf("%w: --data-dir is required (the checkpoint keys come from it)", errUsage)
+	}
+	if err := requireRoles(*dataDir, "audit."+sub, *auditor, ""); err != nil {
+		return err
 	}
 	ctx := context.Background()
 	switch sub {
 	case "verify":
-		l, err := openLocal(ctx, *dataDir)
-		if err != nil {
-			return err
+		var src audit.Reader
+		if *backupFile != "" {
+			bf, err := audit.OpenBackup(*backupFile)
+			if err != nil {
+				return err
+			}
+			defer bf.Close()
+			src = bf
+		} else {
+			l, err := openLocal(ctx, *dataDir)
+			if err != nil {
+				return err
+			}
+			defer l.st.Close()
+			src = l.st
 		}
-		defer l.st.Close()
 		// Public keys only (local_keys.go): the HSM key's certificate from
 		// the ceremony state, and an older data dir's file key.
 		keys, err := auditVerifyKeys(*dataDir)
 		if err != nil {
 			return err
 		}
-		rep, err := audit.VerifyKeys(ctx, l.st, keys)
+		rep, err := audit.VerifyKeys(ctx, src, keys)
 		for _, p := range rep.Problems {
 			fmt.Fprintln(stdout, p.String())
 		}
@@ -74,6 +99,6 @@ func runAudit(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	default:
-		return fmt.Errorf("%w: unknown audit command %q (verify, show)", errUsage, sub)
+		return fmt.Errorf("%w: unknown audit command %q (verify, show, backup)", errUsage, sub)
 	}
 }

@@ -27,6 +27,10 @@ func runHold(args []string, stdout, stderr io.Writer) error {
 	if *serial == "" || *note == "" {
 		return fmt.Errorf("%w: --serial and --note are required", errUsage)
 	}
+	// CPS §5.2.1.1: call-centre work of a (general or senior) operator.
+	if err := requireRoles(*dataDir, "certificate.hold", *operator, ""); err != nil {
+		return err
+	}
 	ctx := context.Background()
 	l, err := openLocal(ctx, *dataDir)
 	if err != nil {

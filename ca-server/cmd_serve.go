@@ -119,6 +119,8 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	poolWorkers := fs.Int("key-pool-workers", 1, "goroutines (each with its own HSM session) refilling the key pool")
 	profilesDir := fs.String("profiles", "", "directory overriding the embedded certificate profiles")
 	auditEvery := fs.Duration("audit-checkpoint-every", 5*time.Minute, "how often the audit log is checkpointed with the HSM key, covering records of local commands (CPS §5.4)")
+	auditBackupDir := fs.String("audit-backup-dir", "", "directory of the daily audit backups (default DATA-DIR/audit-backup; in production other media) (CPS §5.4)")
+	auditBackupCheck := fs.Duration("audit-backup-check-every", time.Hour, "how often serve checks whether today's (UTC) audit backup is still to be made")
 	statusF := registerStatusFlags(fs) // serve_status.go
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -129,8 +131,8 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() != 0 {
 		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
 	}
-	if *sessions < 1 || *sessions > 64 || *poolSize < 0 || *poolWorkers < 1 || *poolWorkers > 64 || *auditEvery <= 0 {
-		return fmt.Errorf("%w: --sessions 1..64, --key-pool ≥ 0, --key-pool-workers 1..64, --audit-checkpoint-every > 0", errUsage)
+	if *sessions < 1 || *sessions > 64 || *poolSize < 0 || *poolWorkers < 1 || *poolWorkers > 64 || *auditEvery <= 0 || *auditBackupCheck <= 0 {
+		return fmt.Errorf("%w: --sessions 1..64, --key-pool ≥ 0, --key-pool-workers 1..64, --audit-checkpoint-every > 0, --audit-backup-check-every > 0", errUsage)
 	}
 	ctx, stop := signal.NotifyContext(serveContext(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -181,6 +183,14 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer stopAudit()
+		// CPS §5.4: the audit log is backed up daily (cmd_audit_backup.go);
+		// stopped before the checkpointing log stops.
+		if *auditBackupDir == "" {
+			*auditBackupDir = defaultAuditBackupDir(cf.dataDir)
+		}
+		stopBackups := startAuditBackups(ctx, l, cf.dataDir, *auditBackupDir, *auditBackupCheck, time.Now,
+			func(err error) { logger.Error("serve: audit backup", "err", err) })
+		defer stopBackups()
 		// The TLS CA key, when it is in the HSM, signs enrolments and the
 		// server certificate from now on.
 		if ca, err := signingTLSCA(active, l.st); err != nil {

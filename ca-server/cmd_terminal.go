@@ -31,11 +31,15 @@ func runTerminalToken(args []string, stdout, stderr io.Writer) error {
 	muni := fs.String("municipality", "", "6-digit local government code, e.g. 131016")
 	ttl := fs.Duration("ttl", tlsca.DefaultTokenTTL, "token lifetime")
 	operator := fs.String("operator", defaultOperator(), "who issues the token (audit record)")
+	second := fs.String("second-operator", "", "the second senior operator present (CPS §5.2.1.1: two people; checked against the staff register)")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if err := tlsca.ValidMunicipality(*muni); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if err := requireRoles(*dataDir, "terminal.token", *operator, *second); err != nil {
+		return err
 	}
 	ctx := context.Background()
 	l, err := openLocal(ctx, *dataDir)
@@ -48,7 +52,7 @@ func runTerminalToken(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		result = "error"
 	}
-	if aerr := l.audit.Record(ctx, audit.Entry{Terminal: "local", Operator: *operator, Action: "terminal.token", Target: *muni, Result: result}); aerr != nil {
+	if aerr := l.audit.Record(ctx, audit.Entry{Terminal: "local", Operator: *operator, Action: "terminal.token", Target: *muni, Result: result, Detail: secondDetail(*second)}); aerr != nil {
 		return aerr
 	}
 	if err != nil {
@@ -65,11 +69,15 @@ func runTerminalRevoke(args []string, stdout, stderr io.Writer) error {
 	dataDir := fs.String("data-dir", "", "data directory")
 	serial := fs.String("serial", "", "hexadecimal serial of the terminal's client certificate")
 	operator := fs.String("operator", defaultOperator(), "who revokes (audit record)")
+	second := fs.String("second-operator", "", "the second senior operator present (CPS §5.2.1.1: two people; checked against the staff register)")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if *serial == "" {
 		return fmt.Errorf("%w: --serial is required", errUsage)
+	}
+	if err := requireRoles(*dataDir, "terminal.revoke", *operator, *second); err != nil {
+		return err
 	}
 	ctx := context.Background()
 	l, err := openLocal(ctx, *dataDir)
@@ -82,7 +90,7 @@ func runTerminalRevoke(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		result = "error"
 	}
-	if aerr := l.audit.Record(ctx, audit.Entry{Terminal: "local", Operator: *operator, Action: "terminal.revoke", Target: *serial, Result: result}); aerr != nil {
+	if aerr := l.audit.Record(ctx, audit.Entry{Terminal: "local", Operator: *operator, Action: "terminal.revoke", Target: *serial, Result: result, Detail: secondDetail(*second)}); aerr != nil {
 		return aerr
 	}
 	if err != nil {

@@ -36,6 +36,7 @@ func runVerifierAdd(args []string, stdout, stderr io.Writer) error {
 	certFile := fs.String("cert", "", "register this PEM client certificate by its SHA-256 instead of issuing one")
 	outDir := fs.String("out-dir", "", "directory for the issued verifier.crt and verifier.key (0600)")
 	operator := fs.String("operator", defaultOperator(), "who registers (audit record)")
+	second := fs.String("second-operator", "", "the second senior operator present (CPS §5.2.1.1: two people; checked against the staff register)")
 	// Issuing (--out-dir) signs with the TLS CA key in the HSM: M
 	// custodians present their token shares, as for serve (TS Art. 27, 45).
 	var shares listFlag
@@ -47,6 +48,9 @@ func runVerifierAdd(args []string, stdout, stderr io.Writer) error {
 	}
 	if *name == "" || (*certFile == "") == (*outDir == "") {
 		return fmt.Errorf("%w: --name and exactly one of --cert or --out-dir are required", errUsage)
+	}
+	if err := requireRoles(*dataDir, "verifier.add", *operator, *second); err != nil {
+		return err
 	}
 	ctx := context.Background()
 	l, err := openLocal(ctx, *dataDir)
@@ -67,7 +71,7 @@ func runVerifierAdd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		result = "error"
 	}
-	if aerr := l.audit.Record(ctx, audit.Entry{Terminal: "local", Operator: *operator, Action: "verifier.add", Target: *name, Result: result}); aerr != nil {
+	if aerr := l.audit.Record(ctx, audit.Entry{Terminal: "local", Operator: *operator, Action: "verifier.add", Target: *name, Result: result, Detail: secondDetail(*second)}); aerr != nil {
 		return errors.Join(err, aerr)
 	}
 	if err != nil {
@@ -132,11 +136,15 @@ func runVerifierRevoke(args []string, stdout, stderr io.Writer) error {
 	dataDir := fs.String("data-dir", "", "data directory")
 	name := fs.String("name", "", "the verifier's name")
 	operator := fs.String("operator", defaultOperator(), "who withdraws (audit record)")
+	second := fs.String("second-operator", "", "the second senior operator present (CPS §5.2.1.1: two people; checked against the staff register)")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if *name == "" {
 		return fmt.Errorf("%w: --name is required", errUsage)
+	}
+	if err := requireRoles(*dataDir, "verifier.revoke", *operator, *second); err != nil {
+		return err
 	}
 	ctx := context.Background()
 	l, err := openLocal(ctx, *dataDir)
@@ -149,7 +157,7 @@ func runVerifierRevoke(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		result = "error"
 	}
-	if aerr := l.audit.Record(ctx, audit.Entry{Terminal: "local", Operator: *operator, Action: "verifier.revoke", Target: *name, Result: result}); aerr != nil {
+	if aerr := l.audit.Record(ctx, audit.Entry{Terminal: "local", Operator: *operator, Action: "verifier.revoke", Target: *name, Result: result, Detail: secondDetail(*second)}); aerr != nil {
 		return errors.Join(err, aerr)
 	}
 	if err != nil {

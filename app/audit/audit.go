@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"madoguchi/app/apperr"
@@ -278,4 +279,43 @@ func Export(ctx context.Context, q Querier, f Filter, format Format, w io.Writer
 		return nil
 	}
 	return apperr.New(apperr.InvalidInput, "audit: unknown export format %q", format)
+}
+
+// ListFor returns the successful records (ResultOK) of the given actions whose target is one
+// of targets, in sequence order: e.g. what was done on a person's cases (R02 II-8: holders may
+// see their own issuance and revocation records). Empty actions or targets match nothing.
+func ListFor(ctx context.Context, q Querier, actions, targets []string) ([]Record, error) {
+	if len(actions) == 0 || len(targets) == 0 {
+		return nil, nil
+	}
+	query := `SELECT seq, at, operator, action, target, result, detail, hash FROM audit_log WHERE result = ? AND action IN (?` +
+		strings.Repeat(",?", len(actions)-1) + `) AND target IN (?` + strings.Repeat(",?", len(targets)-1) + `) ORDER BY seq`
+	args := []any{ResultOK}
+	for _, a := range actions {
+		args = append(args, a)
+	}
+	for _, t := range targets {
+		args = append(args, t)
+	}
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, apperr.Wrap(apperr.Internal, err, "audit: list")
+	}
+	defer rows.Close()
+	var out []Record
+	for rows.Next() {
+		var r Record
+		var at, detail string
+		var hash []byte
+		if err := rows.Scan(&r.Seq, &at, &r.Operator, &r.Action, &r.Target, &r.Result, &detail, &hash); err != nil {
+			return nil, apperr.Wrap(apperr.Internal, err, "audit: scan")
+		}
+		r.At, _ = time.Parse(timeLayout, at)
+		r.Hash = fmt.Sprintf("%x", hash)
+		if detail != "{}" && detail != "" {
+			_ = json.Unmarshal([]byte(detail), &r.Detail)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
 }

@@ -84,15 +84,16 @@ commands:
            export CODE [-o FILE] | import-file FILE | change CODE KIND YYYY-MM-DD [-name N -kana K] [-address A]
            pending
            send-changes
-  audit verify | history OPERATOR | export [-format jsonl|csv] [-operator ID]
+  audit verify | history OPERATOR | export [-format jsonl|csv] [-operator ID] | backup -to DIR
   case open -kind KIND (-code CODE | -file RESIDENT-FILE) [-types signature,user_auth] [-new-card]
        identity ID -document DOC [-ref R] [-proxy -poa -inquiry -proxy-name N -proxy-document DOC] [-doubt TEXT]
        explain ID | approve ID | show ID | stop ID REASON | refuse ID REASON
   issue -case ID -reader READER -card-expiry YYYY-MM-DD          (CA flags; PINs from -pin-fd)
   revoke -case ID -cert TYPE:SERIAL [-cert ...] -written REF [-kind KIND]   (CA flags)
   release-hold -case ID -cert TYPE:SERIAL                         (CA flags)
-  pin-reset -case ID -pin signature|user-auth | destroy-keys -case ID
+  pin-reset -case ID -reader READER -pin signature|user-auth | destroy-keys -case ID -reader READER
   copy -reader READER -type TYPE -o FILE.pdf [-font-regular TTF -font-bold TTF]  (signature: PIN from -pin-fd)
+  holder-records -case ID                                          (the holder's own issuances and revocations here)
   recover                                                          (CA flags; no log-in)
 CA flags: -ca-url URL -ca-cert FILE -ca-key FILE -ca-root FILE [-sign-ca FILE -auth-ca FILE]
 PINs: one line per entry, "signature:PIN" or "user-auth:PIN"; a new PIN is entered twice (two lines).
@@ -241,6 +242,8 @@ func (r *runner) dispatch(ctx context.Context, args []string) error {
 		return r.resident(ctx, s, args[1], args[2:])
 	case "audit":
 		return r.audit(ctx, s, args[1], args[2:])
+	case "holder-records":
+		return r.holderRecords(ctx, s, args[1:]) // holder.go
 	}
 	return usageError("unknown command " + args[0])
 }
@@ -479,6 +482,8 @@ func (r *runner) audit(ctx context.Context, s *app.Session, cmd string, a []stri
 			return usageError("bad export flags")
 		}
 		return s.ExportAudit(ctx, audit.Filter{Operator: *op}, audit.Format(*format), r.out)
+	case "backup":
+		return r.auditBackup(ctx, s, a) // auditbackup.go
 	}
 	return usageError("unknown audit command " + cmd)
 }

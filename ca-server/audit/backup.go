@@ -1,0 +1,354 @@
+package audit
+
+// Daily backup of the audit log (CPS §5.4: audit records are kept at least
+// one year and backed up daily).
+//
+// A backup is one SQLite file holding only the audit tables (audit_records
+// and audit_checkpoints, the same columns as the store) and a backup_info
+// table. It is copied inside one SQLite transaction on a connection of its
+// own (the source attached read-only in effect: only the backup file is
+// written), so it is a consistent snapshot of the chain even while the
+// server and local commands append. It carries no issuance data, person
+// keys or certificates: the backup medium need not be trusted with them.
+//
+// Before the copy gets its final name it is verified on its own (OpenBackup
+// + VerifyKeys: chain, sequence and every checkpoint signature under the
+// given public keys); a copy that does not verify is removed and the error
+// wraps ErrTampered. The file is written under a temporary name (mode
+// 0600), synced, then linked to its final name, which never replaces an
+// existing file: audit-YYYY-MM-DD.db by the UTC date, audit-YYYY-MM-DD.2.db
+// and so on for a second backup of the same day.
+//
+// Retention: nothing in ca-server deletes audit records, from the store or
+// from a backup directory (no delete method exists in Store or store.Writer;
+// TestNoAuditDeletionPath). Keeping them longer than one year satisfies
+// "at least one year"; deleting would also cut the hash chain's anchor.
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"madoguchi/ca-server/store"
+	_ "modernc.org/sqlite" // driver "sqlite"
+)
+
+// ErrNotABackup: the file is not an audit backup.
+var ErrNotABackup = errors.New("audit: not an audit backup file")
+
+// BackupOptions configures Backup.
+type BackupOptions struct {
+	// Keys verify the copy's checkpoints (the audit checkpoint key's public
+	// key and earlier keys, as for VerifyKeys). Required when the log has
+	// checkpoints.
+	Keys []Key
+	// Clock names the file by its UTC date; default time.Now.
+	Clock func() time.Time
+}
+
+// BackupResult describes a written backup.
+type BackupResult struct {
+	Path   string
+	At     time.Time
+	Report Report // the copy's own verification
+}
+
+// backupSchema is the copy's schema: the store's audit tables (0001_init.sql)
+// and what the copy is.
+const backupSchema = `
+CREATE TABLE backup.audit_records (
+	seq       INTEGER PRIMARY KEY,
+	at        INTEGER NOT NULL,
+	terminal  TEXT NOT NULL,
+	operator  TEXT NOT NULL,
+	action    TEXT NOT NULL,
+	target    TEXT NOT NULL,
+	result    TEXT NOT NULL,
+	detail    TEXT NOT NULL,
+	prev_hash BLOB NOT NULL,
+	hash      BLOB NOT NULL
+) STRICT;
+CREATE INDEX backup.audit_records_operator ON audit_records (operator, seq);
+CREATE TABLE backup.audit_checkpoints (
+	seq       INTEGER PRIMARY KEY,
+	at        INTEGER NOT NULL,
+	hash      BLOB NOT NULL,
+	key_id    TEXT NOT NULL,
+	signature BLOB NOT NULL
+) STRICT;
+CREATE TABLE backup.backup_info (
+	name  TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+) STRICT;
+INSERT INTO backup.audit_records SELECT seq, at, terminal, operator, action, target, result, detail, prev_hash, hash FROM main.audit_records ORDER BY seq;
+INSERT INTO backup.audit_checkpoints SELECT seq, at, hash, key_id, signature FROM main.audit_checkpoints ORDER BY seq;
+`
+
+// Backup copies the audit log of the SQLite store at dbPath into a new file
+// in dir (created 0700 if missing) and returns it after it verified on its
+// own. dbPath must exist (it is never created here). Safe to call while
+// other processes append; two Backups into one dir get different names.
+func Backup(ctx context.Context, dbPath, dir string, opts BackupOptions) (BackupResult, error) {
+	if dbPath == "" || dir == "" {
+		return BackupResult{}, errors.New("audit: backup needs the database path and a backup directory")
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	if _, err := os.Stat(dbPath); err != nil {
+		return BackupResult{}, fmt.Errorf("audit: backup source: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return BackupResult{}, fmt.Errorf("audit: backup directory: %w", err)
+	}
+	at := opts.Clock().UTC()
+	tmp, err := os.CreateTemp(dir, ".audit-backup-*.tmp") // mode 0600
+	if err != nil {
+		return BackupResult{}, fmt.Errorf("audit: backup: %w", err)
+	}
+	tmpPath := tmp.Name()
+	tmp.Close()
+	defer removeSQLiteFile(tmpPath)
+
+	if err := copyAudit(ctx, dbPath, tmpPath, at); err != nil {
+		return BackupResult{}, err
+	}
+	bf, err := OpenBackup(tmpPath)
+	if err != nil {
+		return BackupResult{}, err
+	}
+	rep, verr := VerifyKeys(ctx, bf, opts.Keys)
+	if cerr := bf.Close(); verr == nil && cerr != nil {
+		verr = cerr
+	}
+	if verr != nil {
+		return BackupResult{Report: rep}, fmt.Errorf("audit: backup copy refused: %w", verr)
+	}
+	if err := syncFile(tmpPath); err != nil {
+		return BackupResult{}, err
+	}
+	final, err := linkNew(tmpPath, dir, at)
+	if err != nil {
+		return BackupResult{}, err
+	}
+	if err := syncFile(dir); err != nil {
+		return BackupResult{}, err
+	}
+	return BackupResult{Path: final, At: at, Report: rep}, nil
+}
+
+func copyAudit(ctx context.Context, dbPath, tmpPath string, at time.Time) error {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Set("mode", "rw") // never create the source
+	src, err := sql.Open("sqlite", "file:"+dbPath+"?"+q.Encode())
+	if err != nil {
+		return fmt.Errorf("audit: backup source: %w", err)
+	}
+	defer src.Close()
+	conn, err := src.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("audit: backup source: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `ATTACH DATABASE ? AS backup`, tmpPath); err != nil {
+		return fmt.Errorf("audit: backup: attach: %w", err)
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), `DETACH DATABASE backup`)
+	if _, err := conn.ExecContext(ctx, `PRAGMA backup.synchronous = FULL`); err != nil {
+		return fmt.Errorf("audit: backup: %w", err)
+	}
+	// One transaction: the reads of main see one snapshot (WAL), and only
+	// the backup file takes a write lock.
+	if _, err := conn.ExecContext(ctx, `BEGIN`); err != nil {
+		return fmt.Errorf("audit: backup: begin: %w", err)
+	}
+	_, err = conn.ExecContext(ctx, backupSchema)
+	if err == nil {
+		_, err = conn.ExecContext(ctx, `INSERT INTO backup.backup_info (name, value) VALUES ('format', 'madoguchi ca audit backup v1'), ('made_at', ?), ('source', ?)`,
+			at.Format(time.RFC3339Nano), filepath.Base(dbPath))
+	}
+	if err == nil {
+		_, err = conn.ExecContext(ctx, `COMMIT`)
+	}
+	if err != nil {
+		conn.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`)
+		return fmt.Errorf("audit: backup: copy: %w", err)
+	}
+	return nil
+}
+
+// linkNew gives tmp its final name by the UTC date of at without ever
+// replacing a file: link(2) fails on an existing name.
+func linkNew(tmp, dir string, at time.Time) (string, error) {
+	day := at.Format(time.DateOnly)
+	for n := 1; n < 1000; n++ {
+		name := "audit-" + day + ".db"
+		if n > 1 {
+			name = "audit-" + day + "." + strconv.Itoa(n) + ".db"
+		}
+		final := filepath.Join(dir, name)
+		err := os.Link(tmp, final)
+		if err == nil {
+			return final, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return "", fmt.Errorf("audit: backup: %w", err)
+		}
+	}
+	return "", fmt.Errorf("audit: backup: too many backups dated %s in %s", day, dir)
+}
+
+// BackupDue reports whether dir holds no backup dated at's UTC date, so a
+// daily schedule that checks more often than daily (and across restarts)
+// makes one backup per day.
+func BackupDue(dir string, at time.Time) (bool, error) {
+	day := at.UTC().Format(time.DateOnly)
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("audit: backup directory: %w", err)
+	}
+	for _, e := range ents {
+		n := e.Name()
+		if strings.HasPrefix(n, "audit-"+day+".") && strings.HasSuffix(n, ".db") {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("audit: backup: %w", err)
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("audit: backup: sync %s: %w", path, err)
+	}
+	return nil
+}
+
+func removeSQLiteFile(path string) {
+	for _, p := range []string{path, path + "-journal", path + "-wal", path + "-shm"} {
+		os.Remove(p)
+	}
+}
+
+// BackupFile reads an audit backup (Reader), opened read-only, so a backup
+// verifies on its own: VerifyKeys(ctx, bf, keys).
+type BackupFile struct {
+	db *sql.DB
+}
+
+var _ Reader = (*BackupFile)(nil)
+
+// OpenBackup opens the backup file at path read-only. It returns
+// ErrNotABackup for a file that is not one.
+func OpenBackup(path string) (*BackupFile, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("audit: backup: %w", err)
+	}
+	q := url.Values{}
+	q.Set("mode", "ro")
+	q.Add("_pragma", "query_only(1)")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("audit: backup: %w", err)
+	}
+	var format string
+	if err := db.QueryRow(`SELECT value FROM backup_info WHERE name = 'format'`).Scan(&format); err != nil || format != "madoguchi ca audit backup v1" {
+		db.Close()
+		return nil, fmt.Errorf("%w: %s", ErrNotABackup, path)
+	}
+	return &BackupFile{db: db}, nil
+}
+
+// Close closes the file.
+func (b *BackupFile) Close() error { return b.db.Close() }
+
+// MadeAt is when the backup was taken.
+func (b *BackupFile) MadeAt(ctx context.Context) (time.Time, error) {
+	var s string
+	if err := b.db.QueryRowContext(ctx, `SELECT value FROM backup_info WHERE name = 'made_at'`).Scan(&s); err != nil {
+		return time.Time{}, fmt.Errorf("audit: backup: %w", err)
+	}
+	return time.Parse(time.RFC3339Nano, s)
+}
+
+const backupCols = `seq, at, terminal, operator, action, target, result, detail, prev_hash, hash`
+
+func (b *BackupFile) records(ctx context.Context, q string, args ...any) ([]store.AuditRecord, error) {
+	rows, err := b.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("audit: backup records: %w", err)
+	}
+	defer rows.Close()
+	var out []store.AuditRecord
+	for rows.Next() {
+		var r store.AuditRecord
+		var at int64
+		if err := rows.Scan(&r.Seq, &at, &r.Terminal, &r.Operator, &r.Action, &r.Target, &r.Result, &r.Detail, &r.PrevHash, &r.Hash); err != nil {
+			return nil, fmt.Errorf("audit: backup records: %w", err)
+		}
+		r.At = time.Unix(0, at).UTC()
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// LastAuditRecord returns the newest record, or store.ErrNotFound.
+func (b *BackupFile) LastAuditRecord(ctx context.Context) (store.AuditRecord, error) {
+	rs, err := b.records(ctx, `SELECT `+backupCols+` FROM audit_records ORDER BY seq DESC LIMIT 1`)
+	if err != nil {
+		return store.AuditRecord{}, err
+	}
+	if len(rs) == 0 {
+		return store.AuditRecord{}, fmt.Errorf("%w: audit record", store.ErrNotFound)
+	}
+	return rs[0], nil
+}
+
+// AuditRecords returns up to limit records with seq > after, in order.
+func (b *BackupFile) AuditRecords(ctx context.Context, after int64, limit int) ([]store.AuditRecord, error) {
+	return b.records(ctx, `SELECT `+backupCols+` FROM audit_records WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
+}
+
+// AuditRecordsByOperator returns one operator's records (TS Art. 20(2)).
+func (b *BackupFile) AuditRecordsByOperator(ctx context.Context, operator string, after int64, limit int) ([]store.AuditRecord, error) {
+	return b.records(ctx, `SELECT `+backupCols+` FROM audit_records WHERE operator = ? AND seq > ? ORDER BY seq LIMIT ?`, operator, after, limit)
+}
+
+// AuditCheckpoints returns every checkpoint in seq order.
+func (b *BackupFile) AuditCheckpoints(ctx context.Context) ([]store.AuditCheckpoint, error) {
+	rows, err := b.db.QueryContext(ctx, `SELECT seq, at, hash, key_id, signature FROM audit_checkpoints ORDER BY seq`)
+	if err != nil {
+		return nil, fmt.Errorf("audit: backup checkpoints: %w", err)
+	}
+	defer rows.Close()
+	var out []store.AuditCheckpoint
+	for rows.Next() {
+		var c store.AuditCheckpoint
+		var at int64
+		if err := rows.Scan(&c.Seq, &at, &c.Hash, &c.KeyID, &c.Signature); err != nil {
+			return nil, fmt.Errorf("audit: backup checkpoints: %w", err)
+		}
+		c.At = time.Unix(0, at).UTC()
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
