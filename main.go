@@ -4,7 +4,8 @@
 // nothing else lives here.
 //
 //	madoguchi [--data-dir DIR] [--reader NAME] [--ca-url URL] [--ca-cert FILE] [--enrol-token TOKEN]
-//	          [--municipality NAME] [--print-fonts DIR] [--lang ja|en]
+//	          [--municipality NAME] [--print-fonts DIR] [--printer QUEUE [--cups-server SOCKET|HOST[:PORT]]]
+//	          [--lang ja|en]
 //	madoguchi cli [-db FILE] [-user ID] COMMAND ...   the same domain from the command line (app/cli)
 //
 // Demo only: when MADOGUCHI_VIRTUAL_FINGER names the socket of libfprint's virtual device (set
@@ -26,6 +27,7 @@ import (
 
 	"madoguchi/app"
 	"madoguchi/app/cli"
+	"madoguchi/app/printout/spool"
 	"madoguchi/assets"
 	"madoguchi/ui"
 )
@@ -47,6 +49,8 @@ func main() {
 	caCert := flag.String("ca-cert", "", "PEM file of the internal TLS CA certificate that signs ca-server's certificate (kept in the settings)")
 	enrolToken := flag.String("enrol-token", "", "one-time enrolment token from `ca-server terminal-token`: on first start the terminal makes its TLS key and enrols")
 	municipality := flag.String("municipality", "", "issuing municipality printed on notices (e.g. 東京都千代田区長); default: the enrolled municipality code")
+	printer := flag.String("printer", "", "CUPS queue that prints the counter's documents (empty: documents are only saved as PDF)")
+	cupsServer := flag.String("cups-server", "", "CUPS scheduler of --printer: its unix socket path or host[:port] (default: $CUPS_SERVER, else "+spool.DefaultServer+")")
 	printFontDir := flag.String("print-fonts", "", "directory of MadoguchiPrintJP-Regular.ttf and -Bold.ttf for printed documents (default: the fonts bundled in the binary)")
 	flag.Parse()
 	if flag.NArg() != 0 {
@@ -55,7 +59,8 @@ func main() {
 		os.Exit(2)
 	}
 	opts := options{dataDir: *dataDir, caURL: *caURL, reader: *reader, language: *language, caCert: *caCert,
-		enrolToken: *enrolToken, municipality: *municipality, printFonts: *printFontDir}
+		enrolToken: *enrolToken, municipality: *municipality, printFonts: *printFontDir,
+		printer: *printer, cupsServer: *cupsServer}
 	if err := run(opts); err != nil {
 		log.Fatal(err)
 	}
@@ -66,6 +71,7 @@ type options struct {
 	dataDir, caURL, reader, language string
 	caCert, enrolToken, municipality string
 	printFonts                       string
+	printer, cupsServer              string // CUPS queue and scheduler; no queue: no printing
 }
 
 func run(o options) error {
@@ -143,10 +149,12 @@ func run(o options) error {
 	// The hand-over folder between the CS and reception applications of this terminal.
 	shell.ResidentFileDir = filepath.Join(dataDir, "resident-files")
 	shell.Terminal = ui.TerminalWiring{Settings: link, NoticeDir: filepath.Join(dataDir, "notices"), Preview: ui.Pdftoppm{}}
-	if print, ok := ui.LPPrinter(); ok {
-		shell.Terminal.Print = print
+	if printer, err := counterPrinter(o.printer, o.cupsServer); err != nil {
+		return err
+	} else if printer != nil {
+		shell.Terminal.Print = printer
 	} else {
-		log.Printf("no lp command: issuance notices are saved as PDF in %s, not printed", shell.Terminal.NoticeDir)
+		log.Printf("no --printer: documents are saved as PDF in %s, not printed", shell.Terminal.NoticeDir)
 	}
 	shell.DemoFinger = demoFinger()
 	status.Watch(ctx, pcscCardWatcher{reader: o.reader, link: link}, link)
@@ -164,4 +172,22 @@ func defaultDataDir() string {
 		return filepath.Join(home, ".local", "share", "madoguchi")
 	}
 	return "madoguchi-data"
+}
+
+// counterPrinter returns the printer of the counter's documents: the CUPS queue named queue on
+// server (app/printout/spool), or nil when no queue is set. A bad queue name or server address
+// stops the start, so a mistyped setting is not discovered at the first print.
+func counterPrinter(queue, server string) (ui.DocumentPrinter, error) {
+	if queue == "" {
+		if server != "" {
+			return nil, fmt.Errorf("--cups-server %q without --printer", server)
+		}
+		return nil, nil
+	}
+	c, err := spool.New(spool.Options{Server: server, Queue: queue})
+	if err != nil {
+		return nil, err
+	}
+	log.Printf("documents print to CUPS queue %q on %s", c.Queue(), c.Server())
+	return ui.SpoolPrinter{Spool: c}, nil
 }

@@ -24,6 +24,10 @@ packages=(
 	postgresql
 	# PDF checks in tests (pdftotext, pdftoppm, pdffonts)
 	poppler-utils
+	# printing: cupsd for the private print servers of tests and the demo (internal/services
+	# runs it in the foreground with its own ServerRoot: no system service is needed or used),
+	# and lpadmin/cupsenable/cupsdisable/lp to administer them; the terminal itself speaks IPP
+	cups-daemon cups-client
 )
 
 missing=()

@@ -3,6 +3,7 @@ package ui
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"image"
 	"image/png"
@@ -13,6 +14,8 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/canvas"
+
+	"madoguchi/app/printout/spool"
 )
 
 // Pdftoppm renders a PDF's first page with poppler's pdftoppm (Debian package poppler-utils),
@@ -65,21 +68,58 @@ func (r Pdftoppm) RenderFirstPage(ctx context.Context, pdf []byte) (image.Image,
 	return img, nil
 }
 
-// LPPrinter prints with CUPS' lp when the terminal has it; ok is false when lp is not installed
-// (the notice is then saved only).
-func LPPrinter() (print func(ctx context.Context, path string) error, ok bool) {
-	lp, err := exec.LookPath("lp")
-	if err != nil {
-		return nil, false
-	}
-	return func(ctx context.Context, path string) error {
-		out, err := exec.CommandContext(ctx, lp, "--", path).CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("ui: lp: %w: %s", err, bytes.TrimSpace(out))
-		}
-		return nil
-	}, true
+// DocumentPrinter is the counter's printer as the screens need it: it sends a saved PDF as one
+// job named title and waits until the job has printed, returning the job's number. title must
+// carry no personal data (print servers show job names to anyone who lists the queue): the
+// screens use "notice case <id>" and "document case <id>". Implementations must be safe for
+// concurrent use and honour ctx.
+type DocumentPrinter interface {
+	PrintFile(ctx context.Context, path, title string) (jobID int, err error)
 }
+
+// PDFSpooler submits a PDF to a print queue and waits for it (implemented by
+// app/printout/spool.Client).
+type PDFSpooler interface {
+	Print(ctx context.Context, title string, pdf []byte) (jobID int, err error)
+}
+
+var _ PDFSpooler = (*spool.Client)(nil)
+
+// SpoolPrinter prints the saved files through a CUPS queue (app/printout/spool). The printed
+// bytes are the saved file's, so the paper is the very document that was previewed.
+type SpoolPrinter struct{ Spool PDFSpooler }
+
+var _ DocumentPrinter = SpoolPrinter{}
+
+// PrintFile implements DocumentPrinter.
+func (p SpoolPrinter) PrintFile(ctx context.Context, path, title string) (int, error) {
+	pdf, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("ui: print %s: %w", filepath.Base(path), err)
+	}
+	return p.Spool.Print(ctx, title, pdf)
+}
+
+// printErrorText says in the UI language why printing failed and what to do, from the
+// spooler's typed errors; the English error goes to the log only.
+func printErrorText(err error) string {
+	switch {
+	case errors.Is(err, spool.ErrQueueStopped):
+		return tr("print.error.stopped")
+	case errors.Is(err, spool.ErrNoSuchQueue):
+		return tr("print.error.no_queue")
+	case errors.Is(err, spool.ErrServerUnreachable):
+		return tr("print.error.unreachable")
+	case errors.Is(err, spool.ErrJobAborted):
+		return tr("print.error.aborted")
+	case errors.Is(err, context.DeadlineExceeded):
+		return tr("print.error.timeout")
+	}
+	return tr("print.error.other")
+}
+
+// printTimeout bounds one print from the button: the spooler waits until the job has printed.
+const printTimeout = 2 * time.Minute
 
 // saveNotice writes pdf as dir/notice-<case>-<time>.pdf, readable by this user only (the notice
 // carries the holder's name), never over an existing file.

@@ -1,7 +1,8 @@
 // Package services starts, supervises and stops the real services Madoguchi runs against —
-// pcscd with the vpcd virtual readers, an Xvfb display, and a private D-Bus system bus with a
-// polkit stand-in and fprintd's virtual fingerprint device — for the test harness
-// (internal/testenv, which wraps it for testing.TB) and the demo (internal/cmd/demo).
+// pcscd with the vpcd virtual readers, an Xvfb display, a private D-Bus system bus with a
+// polkit stand-in and fprintd's virtual fingerprint device, and private CUPS schedulers with file
+// queues (cupsd.go) — for the test harness (internal/testenv, which wraps it for testing.TB) and
+// the demo (internal/cmd/demo).
 //
 // # Process guarantees
 //

@@ -74,6 +74,7 @@ func BenchmarkStart(b *testing.B) {
 		{"Xvfb", func(tb testing.TB) { Xvfb(tb) }},
 		{"Fprintd", func(tb testing.TB) { Fprintd(tb) }},
 		{"Postgres", func(tb testing.TB) { Postgres(tb) }},
+		{"CUPSD", func(tb testing.TB) { CUPSD(tb) }},
 	}
 	for _, h := range helpers {
 		b.Run(h.name, func(b *testing.B) {

@@ -1,9 +1,10 @@
 // Package testenv starts and stops the real services Madoguchi's tests run against — pcscd with
 // the vpcd virtual reader, a SoftHSM2 token, an Xvfb display, a private D-Bus system bus with
-// fprintd's virtual fingerprint device, and PostgreSQL — and always cleans them up.
+// fprintd's virtual fingerprint device, PostgreSQL, and a CUPS print server — and always cleans
+// them up.
 //
 // It is a thin testing.TB layer over madoguchi/internal/services, which starts and supervises
-// pcscd, Xvfb and the fingerprint stack without the testing package (the demo,
+// pcscd, Xvfb, the fingerprint stack and cupsd without the testing package (the demo,
 // internal/cmd/demo, uses it too): testenv puts files under t.TempDir(), turns errors into
 // t.Fatal, stops services in t.Cleanup and sets the environment variables.
 //
@@ -25,6 +26,13 @@
 //     an empty database; [PG.DSN] is a pgx URL. Sets no environment variable. The cluster is a
 //     copy of a template that initdb makes once per machine and PostgreSQL build under
 //     /var/tmp/madoguchi-testenv (initdb ≈ 2 s, a copy ≈ 0.4 s).
+//   - [CUPSD]: a private CUPS scheduler (`cupsd -f` with its own ServerRoot, spool and state under
+//     a short temporary directory, listening only on a unix socket there, PreserveJobFiles No)
+//     with one raw queue, [TestQueue], whose jobs are written to [CUPS.OutDir] as job-<id>.pdf
+//     (a small backend of ours: CUPS' own file: device overwrites one file). Sets no environment
+//     variable: pass [CUPS.Server] as the server (`lp -h`, CUPS_SERVER). [CUPS.DisableQueue],
+//     EnableQueue and Stop make a paused queue and a server that is gone. Independent per test,
+//     so parallel tests may each have one.
 //
 // Because SoftHSM, Xvfb and Fprintd call t.Setenv, tests that use them cannot call t.Parallel
 // (the testing package panics); pass the returned paths explicitly if you need parallelism

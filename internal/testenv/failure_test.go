@@ -96,3 +96,12 @@ func TestPostgresMissingBinDirIsFatal(t *testing.T) {
 	rec := runRecorded(t, func(tb testing.TB) { PostgresWith(tb, PostgresOptions{BinDir: missing}) })
 	assertFatalNotSkip(t, rec, "no-such-bin")
 }
+
+// TestCUPSDFailuresAreFatal: a missing cupsd, and one that exits at once, fail the test.
+func TestCUPSDFailuresAreFatal(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "no-such-cupsd")
+	rec := runRecorded(t, func(tb testing.TB) { CUPSDWith(tb, CUPSDOptions{Binary: missing}) })
+	assertFatalNotSkip(t, rec, "no-such-cupsd")
+	rec = runRecorded(t, func(tb testing.TB) { CUPSDWith(tb, CUPSDOptions{Binary: "/bin/false"}) })
+	assertFatalNotSkip(t, rec, "exited before it was ready")
+}

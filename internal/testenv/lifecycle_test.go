@@ -52,6 +52,7 @@ func TestServicesDieWithTestBinary(t *testing.T) {
 		Xvfb(t)
 		Fprintd(t)
 		Postgres(t)
+		CUPSD(t)
 		fmt.Println("CHILD-READY")
 		select {} // until killed
 	}
@@ -102,7 +103,7 @@ func TestServicesDieWithTestBinary(t *testing.T) {
 		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
 		names[strings.TrimSpace(string(comm))] = true
 	}
-	for _, want := range []string{"pcscd", "Xvfb", "dbus-daemon", "fprintd", "postgres"} {
+	for _, want := range []string{"pcscd", "Xvfb", "dbus-daemon", "fprintd", "postgres", "cupsd"} {
 		if !names[want] {
 			t.Fatalf("child's services %v lack %s", names, want)
 		}

@@ -69,6 +69,7 @@ type demo struct {
 	caURL        string // https://host:port once ca-server answers
 	caDir        string
 	reader       string // the reader the virtual card sits in
+	cupsServer   string // the private cupsd's socket once it runs (printer.go)
 	enrolPending bool   // the terminal was started with a fresh enrolment token
 }
 
@@ -102,6 +103,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		{"the display", d.startDisplay, false},
 		{"pcscd with the vpcd virtual readers", d.startPCSCD, false},
 		{"the fingerprint stack", d.startFingerprint, false},
+		{"a print server (cupsd) with a file queue", d.startPrinter, true},
 		{"ca-server", d.startCA, true},
 		{"a virtual card in the virtual reader", d.startCard, true},
 		{"the terminal", d.startTerminal, false},
@@ -611,6 +613,14 @@ func (d *demo) startTerminal(ctx context.Context) error {
 	}
 	if slices.Contains(flags, "reader") && d.reader != "" {
 		args = append(args, "--reader", d.reader)
+	}
+	switch {
+	case d.cupsServer == "":
+		d.log.Printf("  no print server: the terminal saves documents as PDF without printing")
+	case !slices.Contains(flags, "printer") || !slices.Contains(flags, "cups-server"):
+		d.log.Printf("  not available yet: the terminal's --printer/--cups-server flags")
+	default:
+		args = append(args, "--printer", DemoQueue, "--cups-server", d.cupsServer)
 	}
 	d.bootstrapOperator(ctx, termBin, termDir)
 	enrolArgs := d.enrolTerminal(ctx, flags)

@@ -234,7 +234,14 @@ func TestDemoWindowAndCleanShutdown(t *testing.T) {
 	}
 
 	before := children(p.cmd.Process.Pid)
-	want := []string{"pcscd", "dbus-daemon", "fprintd", "madoguchi"}
+	want := []string{"pcscd", "dbus-daemon", "fprintd", "cupsd", "madoguchi"}
+	// The print server is up and the terminal prints to its file queue.
+	for _, line := range []string{"prints to files: every printed document lands in " + filepath.Join(data, "printed"),
+		"--printer " + DemoQueue + " --cups-server " + filepath.Join(data, "cups", "cups.sock")} {
+		if _, ok := p.line(line); !ok {
+			t.Errorf("the demo's log lacks %q", line)
+		}
+	}
 	// ca-server and the card are started only when their commands exist (other engineers'
 	// work in progress); when the demo says they run, they must be among its children.
 	if _, ok := p.line("ca-server answers TLS"); ok {
@@ -277,7 +284,7 @@ func TestDemoWindowAndCleanShutdown(t *testing.T) {
 			t.Errorf("pcscd %d still runs", pid)
 		}
 	}
-	for _, want := range []string{"stopped the terminal", "stopped pcscd", "stopped fprintd", "interrupted; everything stopped"} {
+	for _, want := range []string{"stopped the terminal", "stopped pcscd", "stopped fprintd", "stopped cupsd", "interrupted; everything stopped"} {
 		if _, ok := p.line(want); !ok {
 			t.Errorf("the demo's log lacks %q", want)
 		}
