@@ -492,7 +492,18 @@ func issuanceLink(term *app.Terminal, link *caLink, fonts *printFonts, municipal
 			return term.NewIssuer(ctx, c, nil)
 		},
 		OpenCard: func(ctx context.Context) (issue.Card, func(), error) { return openCard(link.Reader()) },
-		Printer:  fonts.printer,
+		// The PIN reset and the key destruction go through the same mutual-TLS client.
+		CardMaintenance: func(ctx context.Context) (app.CardMaintenanceCA, error) {
+			c, err := link.Client()
+			if err != nil {
+				return nil, err
+			}
+			if c == nil {
+				return nil, apperr.New(apperr.CAUnavailable, "terminal: the terminal is not enrolled with the CA")
+			}
+			return c, nil
+		},
+		Printer: fonts.printer,
 		Municipality: func() string {
 			if municipality != "" {
 				return municipality

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"image"
+	"image/color"
 	"io"
 	"net"
 	"os"
@@ -260,6 +261,7 @@ func TestDemoIssuanceInWindow(t *testing.T) {
 	code := prepareReception(t, r, termDir)
 	t.Logf("resident file for %s handed over", code)
 	s := &demoShots{t: t, d: d, r: r, tmp: t.TempDir()}
+	removeShots(t, "demo-[0-9][0-9]-*.png")
 	s.snap("login")
 	xdotool(t, "search", "--sync", "--name", "Madoguchi", "windowfocus")
 	s.typeText("R001")
@@ -272,9 +274,9 @@ func TestDemoIssuanceInWindow(t *testing.T) {
 	s.snap("issue-file-list")
 	s.click(650, 258)
 	s.snap("issue-file-chosen")
-	s.click(1058, 358) // 取り込んで申請を受け付ける
+	s.clickPrimary("取り込んで申請を受け付ける")
 	s.snap("issue-existence")
-	s.click(1150, 623) // 次へ
+	s.clickPrimary("次へ")
 	s.snap("issue-identity")
 	s.click(720, 236) // 本人確認書類
 	s.snap("issue-identity-documents")
@@ -292,7 +294,7 @@ func TestDemoIssuanceInWindow(t *testing.T) {
 		s.key("space")
 	}
 	s.snap("issue-explanation-acknowledged")
-	s.click(1150, 667) // 次へ
+	s.clickPrimary("次へ")
 	s.snap("issue-card")
 	// The expiry field has the focus; Return starts the issuance with the card in the reader.
 	s.typeText(time.Now().AddDate(10, 0, 0).Format("2006-01-02"))
@@ -313,6 +315,7 @@ func TestDemoIssuanceInWindow(t *testing.T) {
 	s.snap("issue-pin-signature-typed")
 	s.key("Return")
 	s.snap("issue-result")
+	s.checkWidth("reception.issue (result)")
 	// No printer is configured under the test (no CUPS): the terminal saves the notice as a PDF
 	// and previews it; the print button stays disabled.
 	if notices, _ := filepath.Glob(filepath.Join(termDir, "notices", "notice-*.pdf")); len(notices) != 1 {
@@ -353,6 +356,13 @@ func TestDemoIssuanceInWindow(t *testing.T) {
 	s.snap("revoke-filled")
 	s.key("Return")
 	s.snap("revoke-proceed")
+	s.checkWidth("reception.revoke (acknowledgement)")
+	// The screen is taller than the window: the mouse wheel scrolls it under the fixed header
+	// back to the top of the form and down to the acknowledgement again.
+	s.wheel(640, 400, 4, 60)
+	s.snap("revoke-wheel-up")
+	s.wheel(640, 400, 5, 60)
+	s.snap("revoke-wheel-down")
 	var revoked []audit.Record
 	for _, r := range auditRecords(t, termDir) {
 		if r.Action == "certificate.revoke" && r.Result == audit.ResultOK {
@@ -365,17 +375,8 @@ func TestDemoIssuanceInWindow(t *testing.T) {
 	}
 
 	// The auditor (demo1: supervisor and audit) looks at R001's actions.
-	// The revocation screen widens the window past the screen's right edge, where the log-out
-	// button then sits: go home and give the window its default size back first.
 	s.header(homeButtonX, homeButtonY)
 	s.snap("home-after-revoke")
-	xdotool(t, "search", "--name", "Madoguchi", "windowsize", fmt.Sprint(windowWidth), "800")
-	for deadline := time.Now().Add(30 * time.Second); (&walkthrough{t: t}).width() != windowWidth; {
-		if time.Now().After(deadline) {
-			t.Fatalf("the home screen keeps the window wider than %d px", windowWidth)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 	s.header(logoutButtonX, logoutButtonY)
 	s.snap("logged-out")
 	xdotool(t, "search", "--sync", "--name", "Madoguchi", "windowfocus")
@@ -389,6 +390,7 @@ func TestDemoIssuanceInWindow(t *testing.T) {
 	s.typeText("R001")
 	s.key("Return")
 	s.snap("audit-history-r001")
+	s.checkWidth("audit.history")
 	var listed bool
 	for _, r := range auditRecords(t, termDir) {
 		if r.Operator == "demo1" && strings.HasPrefix(r.Action, "audit.") {
@@ -443,4 +445,112 @@ func (s *demoShots) header(x, y int) {
 	s.t.Helper()
 	w := &walkthrough{t: s.t}
 	s.click(x+w.width()-windowWidth, y)
+}
+
+// wheel turns the mouse wheel over (x, y): button 4 scrolls up, 5 down, clicks notches.
+func (s *demoShots) wheel(x, y, button, clicks int) {
+	s.t.Helper()
+	xdotool(s.t, "mousemove", fmt.Sprint(x), fmt.Sprint(y), "click", "--repeat", fmt.Sprint(clicks), "--delay", "30", fmt.Sprint(button))
+}
+
+// checkWidth reports a screen that widened the terminal window past its default width (its
+// right part, the log-out button among it, would leave the counter's screen), then gives the
+// window its default size back so that the demo can go on clicking by coordinates.
+func (s *demoShots) checkWidth(screen string) {
+	s.t.Helper()
+	w := &walkthrough{t: s.t}
+	got := w.width()
+	if got == windowWidth {
+		return
+	}
+	s.t.Errorf("screen %s widened the window to %d px (default %d): content is cut off at the right edge; see demo-%02d",
+		screen, got, windowWidth, s.n)
+	xdotool(s.t, "search", "--name", "Madoguchi", "windowsize", fmt.Sprint(windowWidth), "800")
+	for deadline := time.Now().Add(30 * time.Second); w.width() != windowWidth; {
+		if time.Now().After(deadline) {
+			s.t.Fatalf("the window stays wider than %d px after %s", windowWidth, screen)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// removeShots deletes the screenshots of an earlier run that match pattern in docs/screenshots,
+// so that a renumbered step leaves no stale picture behind.
+func removeShots(t *testing.T, pattern string) {
+	t.Helper()
+	old, err := filepath.Glob(filepath.Join("docs", "screenshots", pattern))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range old {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// primaryBlue is the colour of a primary (HighImportance) button in the terminal's theme.
+var primaryBlue = color.RGBA{R: 41, G: 111, B: 246, A: 255}
+
+// primaryButtons returns the bounding boxes of the primary buttons in img: connected areas of the
+// primary colour at least as large as a button (check boxes and radio buttons share the colour
+// but are small).
+func primaryButtons(img image.Image) []image.Rectangle {
+	b := img.Bounds()
+	seen := make([]bool, b.Dx()*b.Dy())
+	is := func(x, y int) bool {
+		r, g, bl, _ := img.At(x, y).RGBA()
+		return uint8(r>>8) == primaryBlue.R && uint8(g>>8) == primaryBlue.G && uint8(bl>>8) == primaryBlue.B
+	}
+	var out []image.Rectangle
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			i := (y-b.Min.Y)*b.Dx() + x - b.Min.X
+			if seen[i] || !is(x, y) {
+				continue
+			}
+			box := image.Rect(x, y, x+1, y+1)
+			stack := []image.Point{{x, y}}
+			seen[i] = true
+			for len(stack) > 0 {
+				p := stack[len(stack)-1]
+				stack = stack[:len(stack)-1]
+				box = box.Union(image.Rect(p.X, p.Y, p.X+1, p.Y+1))
+				for _, q := range []image.Point{{p.X + 1, p.Y}, {p.X - 1, p.Y}, {p.X, p.Y + 1}, {p.X, p.Y - 1}} {
+					if !q.In(b) {
+						continue
+					}
+					j := (q.Y-b.Min.Y)*b.Dx() + q.X - b.Min.X
+					if !seen[j] && is(q.X, q.Y) {
+						seen[j] = true
+						stack = append(stack, q)
+					}
+				}
+			}
+			if box.Dx() >= 60 && box.Dy() >= 28 {
+				out = append(out, box)
+			}
+		}
+	}
+	return out
+}
+
+// clickPrimary clicks the lowest primary button on the screen (the wizard's step button: the
+// issuance wizard puts it at the bottom right of each step), wherever the step's layout puts it.
+func (s *demoShots) clickPrimary(what string) {
+	s.t.Helper()
+	c := capture(s.t, s.d, filepath.Join(s.tmp, fmt.Sprintf("primary-%d.png", s.n)))
+	buttons := primaryButtons(c.img)
+	if len(buttons) == 0 {
+		s.t.Fatalf("no primary button (%s) on the screen; see %s", what, c.path)
+	}
+	best := buttons[0]
+	for _, r := range buttons[1:] {
+		if r.Max.Y > best.Max.Y || r.Max.Y == best.Max.Y && r.Max.X > best.Max.X {
+			best = r
+		}
+	}
+	mid := image.Pt((best.Min.X+best.Max.X)/2, (best.Min.Y+best.Max.Y)/2)
+	s.t.Logf("%s: primary button at %v", what, mid)
+	s.click(mid.X, mid.Y)
 }

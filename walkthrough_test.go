@@ -249,6 +249,7 @@ func TestWalkthrough(t *testing.T) {
 	term.Close()
 
 	w := &walkthrough{t: t, d: d, fp: fp, tmp: t.TempDir()}
+	removeShots(t, "[0-9][0-9]-*.png")
 	w.p = startTerminal(t, bin, "--data-dir", dataDir, "--reader", "madoguchi-test-no-reader")
 	copyFile(t, w.snap("login").path, "docs/screenshots/login.png")
 

@@ -32,13 +32,25 @@ type IssuanceLink struct {
 	Municipality func() string
 	// Now is the clock of the notice date (default time.Now).
 	Now func() time.Time
+	// CardMaintenance returns the CA client for the PIN reset and the key destruction (the
+	// client the Issuer uses); nil: the terminal refuses them with kind CAUnavailable.
+	CardMaintenance func(ctx context.Context) (app.CardMaintenanceCA, error)
 }
 
 var _ ReceptionDesk = (*appSession)(nil)
 
 // OpenIssuance implements ReceptionDesk.
-func (a *appSession) OpenIssuance(ctx context.Context, file []byte, certTypes []workflow.CertType) (*workflow.Case, error) {
-	return a.s.OpenCase(ctx, app.CaseRequest{Kind: workflow.NewIssuance, ResidentFile: file, CertTypes: certTypes})
+func (a *appSession) OpenIssuance(ctx context.Context, req IssuanceApplication) (*workflow.Case, error) {
+	if req.Kind != workflow.NewIssuance && req.Kind != workflow.Renewal {
+		return nil, apperr.New(apperr.InvalidInput, "ui: %q is not an issuance kind", req.Kind)
+	}
+	return a.s.OpenCase(ctx, app.CaseRequest{Kind: req.Kind, ResidentFile: req.ResidentFile, CertTypes: req.CertTypes,
+		NewCard: req.NewCard, CurrentExpiry: req.CurrentExpiry})
+}
+
+// SetSubstitutions implements ReceptionDesk.
+func (a *appSession) SetSubstitutions(ctx context.Context, caseID int64, subs []resident.Substitution) (*workflow.Case, error) {
+	return a.s.SetSubstitutions(ctx, caseID, subs)
 }
 
 // RecordIdentity implements ReceptionDesk.

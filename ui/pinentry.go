@@ -36,6 +36,9 @@ type PINRequest struct {
 	Submit func(pin []byte) error
 	// Cancelled is called when the clerk cancels the entry. May be nil.
 	Cancelled func()
+	// Existing: the applicant types the card's current PIN (renewal, certificate copy) once,
+	// without the confirmation entry; the card judges it, not the rules for new PINs.
+	Existing bool
 }
 
 // pinRule is one rule of a PIN's format, shown to the applicant with live feedback.
@@ -111,6 +114,10 @@ func newPINEntry(req PINRequest, th *Theme, done func()) *pinEntry {
 	p.first.OnChanged = func(string) { p.refreshMarks() }
 	p.second.OnChanged = func(string) { p.refreshMarks() }
 	p.first.OnSubmitted = func(string) {
+		if req.Existing {
+			p.doSubmit()
+			return
+		}
 		if c := fyne.CurrentApp().Driver().CanvasForObject(p.first); c != nil {
 			c.Focus(p.second)
 		}
@@ -131,11 +138,15 @@ func newPINEntry(req PINRequest, th *Theme, done func()) *pinEntry {
 	if req.Kind == PINUserAuth {
 		titleKey, ruleKey = "pin.title.user_auth", "pin.rules.user_auth"
 	}
+	noticeKey := "pin.notice"
+	if req.Existing {
+		titleKey, noticeKey = titleKey+".existing", "pin.notice.existing"
+	}
 	title := widget.NewLabelWithStyle(tr(titleKey), fyne.TextAlignCenter, fyne.TextStyle{Bold: true})
 	title.SizeName = theme.SizeNameHeadingText
 	summary := widget.NewLabelWithStyle(tr(ruleKey), fyne.TextAlignCenter, fyne.TextStyle{Bold: true})
 	summary.SizeName = theme.SizeNameSubHeadingText
-	notice := widget.NewLabelWithStyle(tr("pin.notice"), fyne.TextAlignCenter, fyne.TextStyle{})
+	notice := widget.NewLabelWithStyle(tr(noticeKey), fyne.TextAlignCenter, fyne.TextStyle{})
 	notice.Wrapping = fyne.TextWrapWord
 
 	big := th.withTextSize(34)
@@ -143,8 +154,14 @@ func newPINEntry(req PINRequest, th *Theme, done func()) *pinEntry {
 		widget.NewLabel(tr("pin.first")), container.NewThemeOverride(p.first, big),
 		widget.NewLabel(tr("pin.second")), container.NewThemeOverride(p.second, big),
 	)
+	marks := p.marks
+	if req.Existing {
+		// Entered once: no confirmation field and no "both entries match" mark.
+		fields = container.NewVBox(widget.NewLabel(tr("pin.first")), container.NewThemeOverride(p.first, big))
+		marks = marks[:len(p.rules)]
+	}
 	checklist := container.NewGridWithColumns(2)
-	for _, m := range p.marks {
+	for _, m := range marks {
 		checklist.Add(m)
 	}
 	width := canvas.NewRectangle(color.Transparent)
@@ -241,7 +258,7 @@ func (p *pinEntry) doSubmit() {
 			return
 		}
 	}
-	if first != second {
+	if !p.req.Existing && first != second {
 		p.fail("pin.error.mismatch")
 		return
 	}

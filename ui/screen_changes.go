@@ -153,7 +153,7 @@ func newChangesView(s *Shell) fyne.CanvasObject {
 		widget.NewSeparator(),
 		procHeading("changes.step.outbox"), procWrapped(tr("changes.outbox.intro")), container.NewHBox(v.reload, v.send), v.outbox,
 	)
-	v.content = container.NewVScroll(v.body)
+	_, v.content = newPageScroll(v.body)
 	v.kindChanged()
 	v.loadOutbox()
 	return v
@@ -229,7 +229,7 @@ func (v *changesView) showResults(rs []ResidentSummary, err error) {
 			b.Disable() // the domain refuses changes of a deceased resident too
 		}
 		v.results.Add(procTableRow(procWrapped(r.RecordCode), procWrapped(r.Name), procWrapped(r.BirthDate),
-			procWrapped(residentStatusName(r.Status)), b))
+			procWrapped(residentStatusName(r.Status)), container.NewVBox(b)))
 	}
 }
 

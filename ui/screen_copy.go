@@ -149,13 +149,7 @@ func (v *copyView) showCopy(caseID int64, seq int, c CertificateCopy) {
 	} else {
 		rows = append(rows, [2]string{tr("copy.field.personal"), tr("copy.no_personal_data")})
 	}
-	grid := container.New(layout.NewFormLayout())
-	for _, r := range rows {
-		grid.Add(widget.NewLabelWithStyle(r[0], fyne.TextAlignLeading, fyne.TextStyle{Bold: true}))
-		l := widget.NewLabel(r[1])
-		l.Wrapping = fyne.TextWrapWord
-		grid.Add(l)
-	}
+	grid := procFieldRows(rows...)
 	p := newDocumentPreview(v.frame.shell, procedureOutput(v.frame.shell), tr("copy.document_title", map[string]any{"Kind": kind}), caseID, seq, c.PDF)
 	v.previews = append(v.previews, p)
 	v.frame.result.Add(container.NewVBox(grid, p.view))

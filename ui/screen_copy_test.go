@@ -49,6 +49,9 @@ func (d *fakeDesk) CopyFromCard(ctx context.Context, caseID int64, t CertType, p
 		cp.Personal = &printout.Personal{Name: printout.Text{Value: "山田 太郎"}, BirthDate: printout.Date{Year: 1980, Month: 4, Day: 1},
 			Sex: printout.Male, Address: printout.Text{Value: "東京都千代田区霞が関1-1"}}
 	}
+	if d.copySerial != nil {
+		cp.Serial = d.copySerial
+	}
 	pdf, err := d.printer.CertificateCopy(cp)
 	if err != nil {
 		return CertificateCopy{}, err

@@ -82,18 +82,24 @@ type historyView struct {
 	table              *widget.Table
 	message            *widget.Label
 	notice             *widget.Label
+	// detail shows the selected record whole (the table's cells are shortened with an
+	// ellipsis to keep the columns within the window).
+	detail *widget.Label
 
 	rows   []AuditEntry
 	filter AuditFilter // the filter of rows, which the export writes
 }
 
-// historyColumns are the table's columns: translation key and width.
+// historyColumns are the table's columns: translation key and width. The last column (the
+// detail) takes the rest of the window's width (historyTableLayout), never less than its width
+// here; a cell's text longer than its column ends in an ellipsis and the selected record is
+// shown whole below the table.
 var historyColumns = []struct {
 	key   string
 	width float32
 }{
-	{"history.seq", 80}, {"history.at", 200}, {"history.operator", 120}, {"history.action", 260},
-	{"history.target", 150}, {"history.result", 90}, {"history.detail", 280},
+	{"history.seq", 70}, {"history.at", 180}, {"history.operator", 120}, {"history.action", 230},
+	{"history.target", 150}, {"history.result", 80}, {"history.detail", 200},
 }
 
 func newHistoryView(s *Shell) fyne.CanvasObject {
@@ -104,8 +110,9 @@ func newHistoryView(s *Shell) fyne.CanvasObject {
 // buildHistoryView returns the view and its content (tests keep the view to reach its widgets).
 func buildHistoryView(s *Shell) (*historyView, fyne.CanvasObject) {
 	v := &historyView{shell: s, operator: widget.NewEntry(), from: widget.NewEntry(), to: widget.NewEntry(),
-		message: widget.NewLabel(""), notice: widget.NewLabel(""), verdict: widget.NewLabel(""), count: widget.NewLabel("")}
-	for _, l := range []*widget.Label{v.message, v.notice, v.verdict} {
+		message: widget.NewLabel(""), notice: widget.NewLabel(""), verdict: widget.NewLabel(""), count: widget.NewLabel(""),
+		detail: widget.NewLabel("")}
+	for _, l := range []*widget.Label{v.message, v.notice, v.verdict, v.detail} {
 		l.Wrapping = fyne.TextWrapWord
 	}
 	v.message.Importance = widget.DangerImportance
@@ -144,8 +151,13 @@ func buildHistoryView(s *Shell) (*historyView, fyne.CanvasObject) {
 
 	v.table = widget.NewTable(
 		func() (int, int) { return len(v.rows), len(historyColumns) },
-		func() fyne.CanvasObject { return widget.NewLabel("") },
+		func() fyne.CanvasObject {
+			l := widget.NewLabel("")
+			l.Truncation = fyne.TextTruncateEllipsis
+			return l
+		},
 		func(id widget.TableCellID, o fyne.CanvasObject) { v.fillCell(id, o.(*widget.Label)) })
+	v.table.OnSelected = func(id widget.TableCellID) { v.showDetail(id.Row) }
 	v.table.ShowHeaderRow = true
 	v.table.CreateHeader = func() fyne.CanvasObject {
 		return widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
@@ -165,8 +177,62 @@ func buildHistoryView(s *Shell) (*historyView, fyne.CanvasObject) {
 	exportRow := container.NewBorder(nil, nil, container.NewHBox(v.verify, widget.NewSeparator(), v.format),
 		container.NewHBox(browse, v.export), v.path)
 	top := container.NewVBox(filters, exportRow, v.verdict, v.message, v.notice, v.count)
+	v.detail.SetText(tr("history.detail.hint"))
+	v.detail.Show()
+	detailPane := container.NewVScroll(v.detail)
+	detailPane.SetMinSize(fyne.NewSize(0, historyDetailHeight))
+	bottom := container.NewVBox(widget.NewSeparator(), detailPane)
 	v.load()
-	return v, container.NewBorder(top, nil, nil, nil, v.table)
+	return v, container.NewBorder(top, bottom, nil, nil, container.New(historyTableLayout{v.table}, v.table))
+}
+
+// historyDetailHeight is the height of the pane under the table that shows the selected record
+// whole: four lines, scrolled when the record's detail is longer.
+const historyDetailHeight = 120
+
+// historyTableLayout gives the audit table its whole cell and widens the last column (the
+// detail) to the width the other columns leave, so that the table needs no sideways scrolling
+// in the counter window.
+type historyTableLayout struct{ table *widget.Table }
+
+func (l historyTableLayout) Layout(objects []fyne.CanvasObject, size fyne.Size) {
+	for _, o := range objects {
+		o.Move(fyne.Position{})
+		o.Resize(size)
+	}
+	th := l.table.Theme()
+	// Each column is followed by a separator of the theme's padding; the vertical scroll bar
+	// sits over the last one.
+	rest := size.Width - th.Size(theme.SizeNameScrollBar) - float32(len(historyColumns))*th.Size(theme.SizeNamePadding)
+	last := len(historyColumns) - 1
+	for _, c := range historyColumns[:last] {
+		rest -= c.width
+	}
+	l.table.SetColumnWidth(last, fyne.Max(rest, historyColumns[last].width))
+}
+
+func (l historyTableLayout) MinSize(objects []fyne.CanvasObject) fyne.Size {
+	return l.table.MinSize()
+}
+
+// showDetail shows record row of the table whole in the pane under the table.
+func (v *historyView) showDetail(row int) {
+	if row < 0 || row >= len(v.rows) {
+		return
+	}
+	e := v.rows[row]
+	lines := []string{tr("history.detail.record", map[string]any{"Seq": e.Seq, "At": e.At.Local().Format("2006-01-02 15:04:05"),
+		"Operator": e.Operator, "Action": lang.X("action."+e.Action, e.Action), "Target": e.Target,
+		"Result": lang.X("result."+e.Result, e.Result)})}
+	keys := make([]string, 0, len(e.Detail))
+	for k := range e.Detail {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		lines = append(lines, k+" = "+e.Detail[k])
+	}
+	v.detail.SetText(strings.Join(lines, "\n"))
 }
 
 // sized gives an entry a fixed width in a row of an HBox.
@@ -276,6 +342,8 @@ func (v *historyView) render(f AuditFilter, entries []AuditEntry, err error) {
 	} else {
 		v.count.SetText(tr("history.count", map[string]any{"Count": len(entries), "Operator": who}))
 	}
+	v.table.UnselectAll()
+	v.detail.SetText(tr("history.detail.hint"))
 	v.table.Refresh()
 	v.table.ScrollToTop()
 }

@@ -16,6 +16,7 @@ func homeView(s *Shell) fyne.CanvasObject {
 	op := s.Session().Operator()
 	welcome := widget.NewLabelWithStyle(tr("home.welcome", map[string]any{"Name": op.Name}),
 		fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	welcome.Wrapping = fyne.TextWrapWord
 	menu := container.NewGridWrap(fyne.NewSize(280, 72))
 	for _, sc := range s.Permitted() {
 		if sc.ID == HomeID {
@@ -30,5 +31,8 @@ func homeView(s *Shell) fyne.CanvasObject {
 	if len(menu.Objects) == 0 {
 		body = widget.NewLabel(tr("home.no_duties"))
 	}
-	return container.NewPadded(container.NewVBox(welcome, widget.NewLabel(tr("home.choose")), body))
+	// The menu scrolls under the header when an operator holding every permission has more
+	// duties than the window shows.
+	_, page := newPageScroll(container.NewPadded(container.NewVBox(welcome, widget.NewLabel(tr("home.choose")), body)))
+	return page
 }

@@ -133,7 +133,9 @@ func buildOperatorsView(s *Shell) (*operatorsView, fyne.CanvasObject) {
 
 	v.buildDetail()
 	top := container.NewVBox(createForm, v.message, v.notice)
-	split := container.NewHSplit(container.NewVScroll(v.list), container.NewVScroll(v.detail))
+	// The detail pane is a form of entries: the wheel scrolls the pane wherever the pointer is.
+	_, detail := newPageScroll(v.detail)
+	split := container.NewHSplit(container.NewVScroll(v.list), detail)
 	split.Offset = 0.6
 	v.load()
 	// Keyboard first: the new operator's id field takes the focus once the screen is shown.
@@ -145,6 +147,7 @@ func (v *operatorsView) buildDetail() {
 	v.detailTitle = widget.NewLabelWithStyle(tr("supervisor.select_hint"), fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	v.detailTitle.Wrapping = fyne.TextWrapWord
 	v.detailState = widget.NewLabel("")
+	v.detailState.Wrapping = fyne.TextWrapWord
 
 	v.perms = map[Permission]*widget.Check{}
 	permBox := container.NewGridWithColumns(2)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"madoguchi/app/issue"
+	"madoguchi/app/resident"
 	"madoguchi/app/workflow"
 )
 
@@ -18,10 +19,14 @@ import (
 // wizard shows them and converts nothing.
 type ReceptionDesk interface {
 	// OpenIssuance imports a resident-record file from the CS application (integrity,
-	// expiry and single use are checked, and the file is consumed) and opens a new-issuance
-	// case for certTypes. Refusals: kinds FileTampered, FileExpired, FileUsed,
-	// ResidentNotEligible, InvalidInput.
-	OpenIssuance(ctx context.Context, residentFile []byte, certTypes []workflow.CertType) (*workflow.Case, error)
+	// expiry and single use are checked, and the file is consumed) and opens an issuance case
+	// (new issuance or renewal) as a describes. Refusals: kinds FileTampered, FileExpired,
+	// FileUsed, ResidentNotEligible, RenewalTooEarly (CPS §6.3.2.2), InvalidInput.
+	OpenIssuance(ctx context.Context, a IssuanceApplication) (*workflow.Case, error)
+	// SetSubstitutions records the 外字 substitutions of the case: names by the applicant's
+	// choice, addresses by their fixed substitute (R02 II-2-5(4)(5)). Refusals: InvalidInput
+	// (a substitute that does not fit), InvalidTransition.
+	SetSubstitutions(ctx context.Context, caseID int64, subs []resident.Substitution) (*workflow.Case, error)
 	// RecordIdentity records the identity evidence. A doubt stops the case and returns the
 	// stopped case with an error of kind IdentityDoubt (CPS §4.1.2.1(3)).
 	RecordIdentity(ctx context.Context, caseID int64, e workflow.Evidence) (*workflow.Case, error)
@@ -36,6 +41,20 @@ type ReceptionDesk interface {
 	Issue(ctx context.Context, order IssuanceOrder) (*issue.Result, error)
 	// IssuanceNotice renders the issuance notice (PDF) of a delivered case.
 	IssuanceNotice(ctx context.Context, caseID int64, res *issue.Result) ([]byte, error)
+}
+
+// IssuanceApplication is what the wizard's first step opens an issuance case with.
+type IssuanceApplication struct {
+	// Kind is workflow.NewIssuance (新規発行) or workflow.Renewal (更新).
+	Kind         workflow.Kind
+	ResidentFile []byte
+	CertTypes    []workflow.CertType
+	// NewCard: the certificates go on a new card (新しいカードへの発行); the ones on the old
+	// card are superseded.
+	NewCard bool
+	// CurrentExpiry is the expiry of the current certificate (renewal only): renewal opens
+	// less than 3 months before it (CPS §6.3.2.2).
+	CurrentExpiry time.Time
 }
 
 // IssuanceOrder is one issuance started from the wizard.
@@ -80,9 +99,9 @@ type TerminalWiring struct {
 	NoticeDir string
 	// Preview renders a PDF's first page for the on-screen preview; nil shows a text preview.
 	Preview PDFRenderer
-	// Print sends a saved PDF to the printer; nil: the terminal has no printer and the
-	// notice is saved only.
-	Print func(ctx context.Context, path string) error
+	// Print sends a saved PDF to the printer (printpreview.go); nil: the terminal has no
+	// printer and the notice is saved only.
+	Print DocumentPrinter
 }
 
 // PDFRenderer draws the first page of a PDF as an image.

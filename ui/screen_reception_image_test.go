@@ -71,3 +71,26 @@ func TestImageReceptionResult(t *testing.T) {
 	h.wiz.noticePath.SetText(tr("reception.notice.saved_no_printer", map[string]any{"Path": "/var/lib/madoguchi/notices/notice-42.pdf"}))
 	test.AssertImageMatches(t, "reception_result.png", h.w.Canvas().Capture())
 }
+
+func TestImageReceptionFileRenewal(t *testing.T) {
+	h := newRecHarness(t)
+	h.s.status.SetCard(CardPresent)
+	h.s.status.SetCA(CAConnected)
+	h.wiz.kind.SetSelected(tr("reception.kind.renewal"))
+	h.wiz.files.SetSelected(h.wiz.files.Options[0])
+	test.Type(h.wiz.currentExpiry, "2026-12-31")
+	// The file's name holds its modification time: show a stable one in the image.
+	h.wiz.files.Selected = "resident-90000000088.json（03/02 10:00）"
+	h.wiz.files.Refresh()
+	test.AssertImageMatches(t, "reception_file_renewal.png", h.w.Canvas().Capture())
+}
+
+func TestImageReceptionGaiji(t *testing.T) {
+	h := newRecHarness(t)
+	h.s.status.SetCard(CardPresent)
+	h.s.status.SetCA(CAConnected)
+	h.desk.applicant = gaijiApplicant()
+	h.toGaiji()
+	h.wiz.gaiji[0].candidates.SetSelected("高")
+	test.AssertImageMatches(t, "reception_gaiji.png", h.w.Canvas().Capture())
+}

@@ -25,6 +25,7 @@ import (
 	"madoguchi/app/issue"
 	"madoguchi/app/resident"
 	"madoguchi/app/workflow"
+	"madoguchi/cardio"
 )
 
 // ReceptionIssueID is the screen id of the new-issuance wizard.
@@ -49,6 +50,7 @@ type wizardStep string
 const (
 	stepFile        wizardStep = "file"        // choose the resident-record file and the certificate types
 	stepExistence   wizardStep = "existence"   // 実在性: the imported record
+	stepGaiji       wizardStep = "gaiji"       // 外字: substitutes for characters the certificate cannot hold (only when needed)
 	stepIdentity    wizardStep = "identity"    // 本人性: document, proxy branch, doubt
 	stepExplanation wizardStep = "explanation" // TS Art. 9 items, each acknowledged
 	stepCard        wizardStep = "card"        // card expiry date, insert the card
@@ -98,11 +100,19 @@ type issueWizard struct {
 	view    fyne.CanvasObject
 
 	// step file
-	files     *widget.Select
-	filePaths map[string]string // shown name → path
-	typeSign  *widget.Check
-	typeAuth  *widget.Check
-	importBtn *widget.Button
+	kind          *widget.RadioGroup // 新規発行 / 更新
+	newCard       *widget.Check      // 新しいカードへの発行
+	currentExpiry *widget.Entry      // renewal: the current certificate's expiry
+	renewalBox    *fyne.Container
+	fileBody      *fyne.Container
+	files         *widget.Select
+	filePaths     map[string]string // shown name → path
+	typeSign      *widget.Check
+	typeAuth      *widget.Check
+	importBtn     *widget.Button
+	// step gaiji
+	gaiji    []*gaijiChoice
+	gaijiBtn *widget.Button
 	// step existence
 	existenceNext *widget.Button
 	// step identity
@@ -168,6 +178,10 @@ func (w *issueWizard) show(step wizardStep, page fyne.CanvasObject) {
 	w.step = step
 	w.message.SetText("")
 	n := slices.Index(wizardSteps, step)
+	if step == stepGaiji {
+		// A sub-step of the existence check, shown only when the record needs it.
+		n = slices.Index(wizardSteps, stepExistence)
+	}
 	if n >= 0 {
 		w.header.SetText(tr("reception.step", map[string]any{"N": n + 1, "Of": len(wizardSteps), "Name": tr(receptionKey("step", string(step)))}))
 	} else {
@@ -214,6 +228,18 @@ func showReceptionDialog(win fyne.Window, title, msg string) {
 // ---- step: file and certificate types ----
 
 func (w *issueWizard) showFile() {
+	w.kind = widget.NewRadioGroup([]string{tr("reception.kind.new_issuance"), tr("reception.kind.renewal")}, nil)
+	w.kind.Horizontal = true
+	w.kind.Required = true
+	w.kind.SetSelected(tr("reception.kind.new_issuance"))
+	w.newCard = widget.NewCheck(tr("reception.kind.new_card"), nil)
+	w.currentExpiry = widget.NewEntry()
+	w.currentExpiry.SetPlaceHolder(tr("reception.renewal.expiry_placeholder"))
+	renewalNote := widget.NewLabel(tr("reception.renewal.note"))
+	renewalNote.Wrapping = fyne.TextWrapWord
+	w.renewalBox = container.NewVBox(container.New(layout.NewFormLayout(),
+		widget.NewLabel(tr("reception.renewal.expiry")), w.currentExpiry), renewalNote)
+	w.renewalBox.Hide()
 	w.files = widget.NewSelect(nil, nil)
 	w.files.PlaceHolder = tr("reception.file.choose")
 	w.typeSign = widget.NewCheck(tr("reception.cert.signature"), nil)
@@ -227,14 +253,54 @@ func (w *issueWizard) showFile() {
 	w.files.OnChanged = func(string) { update() }
 	w.typeSign.OnChanged = func(bool) { update() }
 	w.typeAuth.OnChanged = func(bool) { update() }
+	w.kind.OnChanged = func(string) { w.updateKind() }
+	w.currentExpiry.OnChanged = func(string) { update() }
+	w.currentExpiry.OnSubmitted = func(string) {
+		if !w.importBtn.Disabled() {
+			w.doImport()
+		}
+	}
 	note := widget.NewLabel(tr("reception.file.note"))
 	note.Wrapping = fyne.TextWrapWord
 	form := container.New(layout.NewFormLayout(),
 		widget.NewLabel(tr("reception.file.label")), container.NewBorder(nil, nil, nil, refresh, w.files),
+		widget.NewLabel(tr("reception.kind")), w.kind,
 		widget.NewLabel(tr("reception.cert.types")), container.NewVBox(w.typeSign, w.typeAuth),
+		widget.NewLabel(tr("reception.kind.card")), w.newCard,
 	)
-	w.show(stepFile, container.NewVBox(note, form, container.NewHBox(layout.NewSpacer(), w.importBtn)))
+	w.fileBody = container.NewVBox(note, form, w.renewalBox, container.NewHBox(layout.NewSpacer(), w.importBtn))
+	w.show(stepFile, w.fileBody)
 	w.listFiles()
+}
+
+// isRenewal reports whether the clerk chose renewal (更新) at the start.
+func (w *issueWizard) isRenewal() bool { return w.kind.Selected == tr("reception.kind.renewal") }
+
+// caseKind is the kind of case the first step opens.
+func (w *issueWizard) caseKind() workflow.Kind {
+	if w.isRenewal() {
+		return workflow.Renewal
+	}
+	return workflow.NewIssuance
+}
+
+// updateKind shows the renewal's expiry field only for a renewal.
+func (w *issueWizard) updateKind() {
+	if w.isRenewal() != w.renewalBox.Visible() {
+		if w.isRenewal() {
+			w.renewalBox.Show()
+		} else {
+			w.renewalBox.Hide()
+		}
+		w.fileBody.Refresh()
+	}
+	w.checkImportable()
+}
+
+// renewalExpiry parses the current certificate's expiry date typed for a renewal.
+func (w *issueWizard) renewalExpiry() (time.Time, bool) {
+	d, err := time.ParseInLocation("2006-01-02", strings.TrimSpace(w.currentExpiry.Text), time.Local)
+	return d, err == nil
 }
 
 // listFiles offers the files in the hand-over folder, newest first.
@@ -292,10 +358,20 @@ func (w *issueWizard) certTypes() []workflow.CertType {
 }
 
 func (w *issueWizard) checkImportable() {
-	if w.files.Selected == "" || len(w.certTypes()) == 0 {
-		w.importBtn.Disable()
-	} else {
+	ok := w.files.Selected != "" && len(w.certTypes()) != 0
+	if w.kind != nil && w.isRenewal() {
+		_, valid := w.renewalExpiry()
+		if !valid && strings.TrimSpace(w.currentExpiry.Text) != "" {
+			w.message.SetText(tr("reception.renewal.expiry_invalid"))
+		} else {
+			w.message.SetText("")
+		}
+		ok = ok && valid
+	}
+	if ok {
 		w.importBtn.Enable()
+	} else {
+		w.importBtn.Disable()
 	}
 }
 
@@ -303,16 +379,24 @@ func (w *issueWizard) checkImportable() {
 // copy in the hand-over folder is removed so it is not offered again.
 func (w *issueWizard) doImport() {
 	path := w.filePaths[w.files.Selected]
-	types := w.certTypes()
-	if path == "" || len(types) == 0 {
+	req := IssuanceApplication{Kind: w.caseKind(), CertTypes: w.certTypes(), NewCard: w.newCard.Checked}
+	if path == "" || len(req.CertTypes) == 0 {
 		return
+	}
+	if req.Kind == workflow.Renewal {
+		d, ok := w.renewalExpiry()
+		if !ok {
+			return
+		}
+		req.CurrentExpiry = d
 	}
 	w.importBtn.Disable()
 	w.shell.async(func() {
 		data, err := os.ReadFile(path)
 		var c *workflow.Case
 		if err == nil {
-			c, err = w.desk.OpenIssuance(context.Background(), data, types)
+			req.ResidentFile = data
+			c, err = w.desk.OpenIssuance(context.Background(), req)
 		} else {
 			err = apperr.Wrap(apperr.NotFound, err, "ui: read resident file")
 		}
@@ -361,14 +445,33 @@ func (w *issueWizard) showExistence() {
 	if a.AliasName != "" {
 		rows = append(rows, widget.NewLabel(tr("reception.applicant.alias")), widget.NewLabel(a.AliasName))
 	}
+	if w.c.Kind != workflow.NewIssuance || w.c.NewCard {
+		// Shown when the case is not a plain new issuance (the usual case needs no extra row).
+		rows = append(rows, widget.NewLabel(tr("reception.kind")), widget.NewLabel(recKindName(w.c)))
+	}
+	if w.c.Kind == workflow.Renewal {
+		rows = append(rows, widget.NewLabel(tr("reception.renewal.expiry")), widget.NewLabel(w.c.CurrentExpiry.In(time.Local).Format("2006-01-02")))
+	}
 	rows = append(rows, widget.NewLabel(tr("reception.cert.types")), widget.NewLabel(recCertTypeNames(w.c.CertTypes)))
 	ok := widget.NewLabel(tr("reception.existence.ok"))
 	ok.Importance = widget.SuccessImportance
 	ok.Wrapping = fyne.TextWrapWord
-	w.existenceNext = widget.NewButtonWithIcon(tr("reception.next"), theme.NavigateNextIcon(), w.showIdentity)
+	w.existenceNext = widget.NewButtonWithIcon(tr("reception.next"), theme.NavigateNextIcon(), w.afterExistence)
 	w.existenceNext.Importance = widget.HighImportance
 	w.show(stepExistence, container.NewVBox(ok, container.New(layout.NewFormLayout(), rows...),
 		container.NewHBox(w.stopButton(), layout.NewSpacer(), w.existenceNext)))
+}
+
+// recKindName names the case's kind as the clerk chose it (新規発行 / 更新, on a new card).
+func recKindName(c *workflow.Case) string {
+	name := tr("reception.kind.new_issuance")
+	if c.Kind == workflow.Renewal {
+		name = tr("reception.kind.renewal")
+	}
+	if c.NewCard {
+		name += tr("reception.kind.on_new_card")
+	}
+	return name
 }
 
 // receptionKey joins a translation key of this screen from its parts ("reception.doc.passport").
@@ -743,27 +846,37 @@ func (w *issueWizard) doIssue() {
 	})
 }
 
-// askPIN hands the window to the applicant for one PIN (Shell.AskApplicantPIN: the domain
-// judges it by the rules of TS Art. 4 first) and waits for it on the issuing goroutine. The PIN
-// comes back as a fresh copy that the caller overwrites after use; it is never kept here.
+// askPIN hands the window to the applicant for one PIN of the issuance (askApplicantPIN).
 func (w *issueWizard) askPIN(ctx context.Context, id int64, req ApplicantPINRequest) ([]byte, error) {
+	return askApplicantPIN(ctx, w.shell, id, req)
+}
+
+// askApplicantPIN hands the window to the applicant for one PIN of case id and waits for it on
+// the calling (backend) goroutine: a new PIN goes through Shell.AskApplicantPIN (the domain
+// judges it by the rules of TS Art. 4 first), the card's current PIN (req.Existing) is typed
+// once and judged by the card. The PIN comes back as a fresh copy that the caller overwrites
+// after use; it is never kept here. It returns ErrPINCancelled when the entry was cancelled,
+// ctx's error when ctx ended (the PIN screen is closed then). Used by the issuance wizard and
+// the PIN reset.
+func askApplicantPIN(ctx context.Context, s *Shell, id int64, req ApplicantPINRequest) ([]byte, error) {
 	got := make(chan []byte, 1)
 	gaveUp := make(chan error, 1)
-	w.shell.do(func() {
+	s.do(func() {
 		use := func(pin []byte) error {
 			got <- bytes.Clone(pin)
 			return nil
 		}
 		cancelled := func() { gaveUp <- ErrPINCancelled }
 		if req.Existing {
-			// The card's own PIN: the card judges it, not the rules for new PINs.
-			w.shell.ShowApplicantPIN(PINRequest{Kind: req.Kind, Submit: use, Cancelled: cancelled})
-		} else if err := w.shell.AskApplicantPIN(id, req.Kind, use, cancelled); err != nil {
+			// The card's own PIN (renewal): typed once; the card judges it, not the rules for
+			// new PINs.
+			s.ShowApplicantPIN(PINRequest{Kind: req.Kind, Existing: true, Submit: use, Cancelled: cancelled})
+		} else if err := s.AskApplicantPIN(id, req.Kind, use, cancelled); err != nil {
 			gaveUp <- err
 			return
 		}
-		if req.Refused != nil && w.shell.pin != nil {
-			w.shell.pin.message.SetText(tr(pinErrorKey(req.Refused)))
+		if req.Refused != nil && s.pin != nil {
+			s.pin.message.SetText(applicantPINRefusal(req.Refused))
 		}
 	})
 	select {
@@ -772,14 +885,24 @@ func (w *issueWizard) askPIN(ctx context.Context, id int64, req ApplicantPINRequ
 	case err := <-gaveUp:
 		return nil, err
 	case <-ctx.Done():
-		w.shell.do(func() {
-			if w.shell.pin != nil {
-				w.shell.pin.clear()
-				w.shell.pin.done()
+		s.do(func() {
+			if s.pin != nil {
+				s.pin.clear()
+				s.pin.done()
 			}
 		})
 		return nil, ctx.Err()
 	}
+}
+
+// applicantPINRefusal tells the applicant why the previous entry was refused: the card's answer
+// to its current PIN (with the tries left), or the rule a new PIN broke.
+func applicantPINRefusal(err error) string {
+	var pe *cardio.PINError
+	if errors.As(err, &pe) {
+		return tr("pin.error.wrong_existing", map[string]any{"Tries": pe.TriesLeft})
+	}
+	return tr(pinErrorKey(err))
 }
 
 // ---- results ----
@@ -809,21 +932,26 @@ func (w *issueWizard) showStopped(msg string) {
 func (w *issueWizard) showResult() {
 	done := widget.NewLabelWithStyle(tr("reception.result.done", map[string]any{"Name": w.c.Applicant.Name}), fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	done.Importance = widget.SuccessImportance
+	done.Wrapping = fyne.TextWrapWord
+	// Serial numbers and paths are long words without spaces: they break at the column's edge
+	// instead of widening the window past the counter's screen (the header's log-out button
+	// must stay reachable on a 1280 px screen).
 	rows := []fyne.CanvasObject{widget.NewLabel(tr("reception.case_no")), widget.NewLabel(fmtInt(w.c.ID)),
-		widget.NewLabel(tr("reception.result.card_serial")), widget.NewLabel(w.result.CardSerial)}
+		widget.NewLabel(tr("reception.result.card_serial")), recBreakingLabel(w.result.CardSerial)}
 	for _, d := range w.result.Delivered {
-		rows = append(rows, widget.NewLabel(recCertTypeName(d.CertType)), widget.NewLabel(tr("reception.result.serial", map[string]any{"Serial": d.Serial})))
+		rows = append(rows, widget.NewLabel(recCertTypeName(d.CertType)), recBreakingLabel(tr("reception.result.serial", map[string]any{"Serial": d.Serial})))
 	}
-	w.noticePath = widget.NewLabel(tr("reception.notice.making"))
-	w.noticePath.Wrapping = fyne.TextWrapWord
+	w.noticePath = recBreakingLabel(tr("reception.notice.making"))
 	w.preview = container.NewStack()
 	w.printBtn = widget.NewButtonWithIcon(tr("reception.notice.print"), theme.DocumentPrintIcon(), w.doPrint)
 	w.printBtn.Disable()
 	home := widget.NewButtonWithIcon(tr("reception.home"), theme.HomeIcon(), func() { w.shell.Show(HomeID) })
 	left := container.NewVBox(done, container.New(layout.NewFormLayout(), rows...), widget.NewSeparator(),
 		widget.NewLabelWithStyle(tr("reception.notice.title"), fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
-		w.noticePath, container.NewHBox(w.printBtn, home))
-	w.show(stepResult, container.NewGridWithColumns(2, container.NewVScroll(left), w.preview))
+		w.noticePath)
+	// The buttons stay in view below the scrolled details.
+	w.show(stepResult, container.NewGridWithColumns(2,
+		container.NewBorder(nil, container.NewHBox(w.printBtn, home), nil, nil, container.NewVScroll(left)), w.preview))
 	w.makeNotice()
 }
 
@@ -879,29 +1007,36 @@ func (w *issueWizard) textPreview() fyne.CanvasObject {
 	for _, it := range w.c.Explained {
 		lines = append(lines, "・"+tr(receptionKey("explain", string(it), "title")))
 	}
-	l := widget.NewLabel(strings.Join(lines, "\n"))
+	l := recBreakingLabel(strings.Join(lines, "\n"))
 	return widget.NewCard(tr("reception.notice.preview"), "", l)
 }
 
+// recBreakingLabel is a label whose long words (serial numbers, file paths) break at the edge.
+func recBreakingLabel(text string) *widget.Label {
+	l := widget.NewLabel(text)
+	l.Wrapping = fyne.TextWrapBreak
+	return l
+}
+
 func (w *issueWizard) doPrint() {
-	print, path := w.shell.Terminal.Print, w.savedPath
+	print, path, caseID := w.shell.Terminal.Print, w.savedPath, w.c.ID
 	if print == nil || path == "" {
 		return
 	}
 	w.printBtn.Disable()
 	w.shell.async(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		err := print(ctx, path)
+		ctx, cancel := context.WithTimeout(context.Background(), printTimeout)
+		job, err := print.PrintFile(ctx, path, "notice case "+strconv.FormatInt(caseID, 10))
 		cancel()
 		w.shell.do(func() {
 			w.printBtn.Enable()
 			if err != nil {
 				log.Printf("ui: print notice: %v", err)
-				w.message.SetText(tr("reception.notice.print_failed", map[string]any{"Path": path}))
+				w.message.SetText(tr("reception.notice.print_failed", map[string]any{"Reason": printErrorText(err), "Path": path}))
 				showReceptionDialog(w.shell.win, tr("reception.error.title"), w.message.Text)
 				return
 			}
-			w.noticePath.SetText(tr("reception.notice.printed", map[string]any{"Path": path}))
+			w.noticePath.SetText(tr("reception.notice.printed", map[string]any{"Job": job, "Path": path}))
 		})
 	})
 }

@@ -30,6 +30,10 @@ type recDesk struct {
 	mu        sync.Mutex
 	file      []byte // the only file OpenIssuance accepts
 	openErr   error
+	applicant *resident.Resident // the file's resident; default recApplicant()
+	apps      []IssuanceApplication
+	subs      [][]resident.Substitution
+	subsErr   error // SetSubstitutions refuses with it when set
 	c         *workflow.Case
 	evidence  []workflow.Evidence
 	explained [][]workflow.Item
@@ -48,16 +52,21 @@ func recApplicant() resident.Resident {
 		Address: "東京都架空区見本町一丁目2番3号", Status: resident.StatusResident}
 }
 
-func (d *recDesk) OpenIssuance(ctx context.Context, file []byte, types []workflow.CertType) (*workflow.Case, error) {
+func (d *recDesk) OpenIssuance(ctx context.Context, a IssuanceApplication) (*workflow.Case, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.apps = append(d.apps, a)
 	if d.openErr != nil {
 		return nil, d.openErr
 	}
-	if string(file) != string(d.file) {
+	if string(a.ResidentFile) != string(d.file) {
 		return nil, apperr.New(apperr.FileTampered, "resident: file mac mismatch")
 	}
-	c, err := workflow.Open(workflow.NewIssuance, recApplicant(), types, false, time.Time{}, "R001", time.Now())
+	applicant := recApplicant()
+	if d.applicant != nil {
+		applicant = *d.applicant
+	}
+	c, err := workflow.Open(a.Kind, applicant, a.CertTypes, a.NewCard, a.CurrentExpiry, "R001", time.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -84,6 +93,20 @@ func (d *recDesk) RecordExplanation(ctx context.Context, id int64, items []workf
 	defer d.mu.Unlock()
 	d.explained = append(d.explained, items)
 	if err := d.c.RecordExplanation(items); err != nil {
+		return nil, err
+	}
+	cc := *d.c
+	return &cc, nil
+}
+
+func (d *recDesk) SetSubstitutions(ctx context.Context, id int64, subs []resident.Substitution) (*workflow.Case, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.subs = append(d.subs, subs)
+	if d.subsErr != nil {
+		return nil, d.subsErr
+	}
+	if err := d.c.SetSubstitutions(subs); err != nil {
 		return nil, err
 	}
 	cc := *d.c

@@ -27,22 +27,29 @@ type residentsView struct {
 	reg                     ResidentRegister
 	kana, name, birth, code *widget.Entry
 	search                  *widget.Button
-	table                   *fyne.Container
+	table                   *fyne.Container // one row per resident found
+	body                    *fyne.Container // laid out again when the table changes
 	message, notice         *widget.Label
 }
 
 func newResidentsView(s *Shell) fyne.CanvasObject {
-	v := &residentsView{shell: s, table: container.NewGridWithColumns(6),
+	_, o := buildResidentsView(s)
+	return o
+}
+
+// buildResidentsView returns the view and its content (tests keep the view to reach its
+// widgets). The whole screen scrolls under the shell's header: the list of residents found can
+// be longer than the window.
+func buildResidentsView(s *Shell) (*residentsView, fyne.CanvasObject) {
+	v := &residentsView{shell: s, table: container.NewVBox(),
 		kana: widget.NewEntry(), name: widget.NewEntry(), birth: widget.NewEntry(), code: widget.NewEntry(),
-		message: widget.NewLabel(""), notice: widget.NewLabel("")}
+		message: procWrapped(""), notice: procWrapped("")}
 	v.message.Importance = widget.DangerImportance
-	v.message.Wrapping = fyne.TextWrapWord
 	v.notice.Importance = widget.SuccessImportance
-	v.notice.Wrapping = fyne.TextWrapWord
 	reg, ok := s.Session().(ResidentRegister)
 	if !ok {
 		v.message.SetText(tr("error.internal"))
-		return v.message
+		return v, v.message
 	}
 	v.reg = reg
 	v.birth.SetPlaceHolder("1980-04-01")
@@ -57,8 +64,9 @@ func newResidentsView(s *Shell) fyne.CanvasObject {
 		widget.NewLabel(tr("cs.birth_date")), v.birth,
 		widget.NewLabel(tr("cs.record_code")), v.code,
 	)
-	top := container.NewVBox(form, container.NewHBox(v.search), v.message, v.notice)
-	return container.NewBorder(top, nil, nil, nil, container.NewScroll(container.NewVBox(v.table)))
+	v.body = container.NewVBox(form, container.NewHBox(v.search), v.message, v.notice, v.table)
+	_, page := newPageScroll(v.body)
+	return v, page
 }
 
 func (v *residentsView) query() ResidentQuery {
@@ -84,7 +92,10 @@ func (v *residentsView) doSearch() {
 	})
 }
 
+// render lists the residents found: equal columns whose texts wrap (a long name or kana never
+// widens the window), each row as tall as its own cells.
 func (v *residentsView) render(rs []ResidentSummary, err error) {
+	defer v.body.Refresh()
 	v.table.RemoveAll()
 	if err != nil {
 		v.message.SetText(errorMessage(err))
@@ -94,21 +105,15 @@ func (v *residentsView) render(rs []ResidentSummary, err error) {
 		v.message.SetText(tr("cs.no_results"))
 		return
 	}
-	for _, key := range []string{"cs.record_code", "cs.name", "cs.name_kana", "cs.birth_date", "cs.status", ""} {
-		v.table.Add(widget.NewLabelWithStyle(tr(key), fyne.TextAlignLeading, fyne.TextStyle{Bold: true}))
-	}
+	v.table.Add(procTableRow(procTableHeader("cs.record_code", "cs.name", "cs.name_kana", "cs.birth_date", "cs.status", "")...))
 	for _, r := range rs {
-		v.table.Add(widget.NewLabel(r.RecordCode))
-		v.table.Add(widget.NewLabel(r.Name))
-		v.table.Add(widget.NewLabel(r.NameKana))
-		v.table.Add(widget.NewLabel(r.BirthDate))
-		v.table.Add(widget.NewLabel(residentStatusName(r.Status)))
 		r := r
 		b := widget.NewButtonWithIcon(tr("cs.export"), theme.DocumentSaveIcon(), func() { v.export(r) })
 		if r.Status == "deceased" || r.Status == "moved_out" {
 			b.Disable() // the domain refuses them too (kind ResidentNotEligible)
 		}
-		v.table.Add(b)
+		v.table.Add(procTableRow(procWrapped(r.RecordCode), procWrapped(r.Name), procWrapped(r.NameKana),
+			procWrapped(r.BirthDate), procWrapped(residentStatusName(r.Status)), container.NewVBox(b)))
 	}
 }
 
@@ -128,6 +133,7 @@ func (v *residentsView) export(r ResidentSummary) {
 			path, err = writeResidentFile(dir, r.RecordCode, data, time.Now())
 		}
 		v.shell.do(func() {
+			defer v.body.Refresh() // the message's lines push the list down
 			if err != nil {
 				v.message.SetText(errorMessage(err))
 				return

@@ -238,21 +238,34 @@ func (v *revokeView) perform(ctx context.Context, caseID int64) (func(), error) 
 	}, nil
 }
 
-// showRevoked lists what the CA revoked, in the CA's words.
+// showRevoked lists what the CA revoked, in the CA's words: one block of rows per certificate,
+// the titles in a column of their own and the values wrapping in the rest of the width, so that
+// a 40-digit serial number or a long reason never widens the window.
 func (v *revokeView) showRevoked(revoked []RevokedCertificate) {
-	grid := container.NewGridWithColumns(4)
-	for _, key := range []string{"revoke.col.certificate", "revoke.col.serial", "revoke.col.reason", "revoke.col.revoked_at"} {
-		grid.Add(widget.NewLabelWithStyle(tr(key), fyne.TextAlignLeading, fyne.TextStyle{Bold: true}))
+	list := container.NewVBox()
+	for i, r := range revoked {
+		if i > 0 {
+			list.Add(widget.NewSeparator())
+		}
+		list.Add(procFieldRows(
+			[2]string{tr("revoke.col.certificate"), certTypeName(r.CertType)},
+			[2]string{tr("revoke.col.serial"), r.Serial},
+			[2]string{tr("revoke.col.reason"), fmt.Sprintf("%s（%d）", r.ReasonJa, r.Reason)},
+			[2]string{tr("revoke.col.revoked_at"), r.RevokedAt.In(japanTime).Format("2006-01-02 15:04:05")},
+		))
 	}
-	for _, r := range revoked {
-		grid.Add(widget.NewLabel(certTypeName(r.CertType)))
-		grid.Add(widget.NewLabel(r.Serial))
-		l := widget.NewLabel(fmt.Sprintf("%s（%d）", r.ReasonJa, r.Reason))
-		l.Wrapping = fyne.TextWrapWord
-		grid.Add(l)
-		grid.Add(widget.NewLabel(r.RevokedAt.In(japanTime).Format("2006-01-02 15:04:05")))
+	v.frame.result.Add(list)
+}
+
+// procFieldRows lays out title–value rows: bold titles in their own column, values wrapping in
+// the remaining width.
+func procFieldRows(rows ...[2]string) *fyne.Container {
+	form := container.New(layout.NewFormLayout())
+	for _, r := range rows {
+		form.Add(widget.NewLabelWithStyle(r[0], fyne.TextAlignLeading, fyne.TextStyle{Bold: true}))
+		form.Add(procWrapped(r[1]))
 	}
-	v.frame.result.Add(grid)
+	return form
 }
 
 func procDangerLabel(text string) *widget.Label {

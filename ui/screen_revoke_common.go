@@ -44,7 +44,12 @@ type procedureFrame struct {
 	notice    *widget.Label // progress and success
 	result    *fyne.Container
 	body      *fyne.Container // the whole screen, laid out again when the result grows
+	scroll    *container.Scroll
 	busy      bool
+	// reveal is set when the outcome of the decision arrives: the screen then scrolls down to
+	// it, since the clerk pressed the button at the bottom of a screen taller than the window
+	// and the result (the acknowledgement, the copies) is added below it.
+	reveal bool
 
 	// check returns the translation key of what is missing in the screen's own inputs, or "".
 	check func() string
@@ -74,6 +79,7 @@ func newProcedureFrame(s *Shell, desk CounterProcedures, kind ProcedureKind, pro
 		code: widget.NewEntry(), applicant: widget.NewLabel(tr("procedure.no_case")),
 		identity: newIdentityForm(), reason: widget.NewEntry(),
 		message: widget.NewLabel(""), notice: widget.NewLabel(""), result: container.NewVBox()}
+	f.applicant.Wrapping = fyne.TextWrapWord
 	f.message.Importance = widget.DangerImportance
 	f.message.Wrapping = fyne.TextWrapWord
 	f.notice.Importance = widget.SuccessImportance
@@ -113,7 +119,9 @@ func (f *procedureFrame) layout(introKey string) fyne.CanvasObject {
 	f.body = container.NewVBox(intro, applicant, widget.NewSeparator(), identity, widget.NewSeparator(),
 		specific, widget.NewSeparator(), decision, f.message, f.notice, container.NewHBox(f.restart), f.result)
 	f.refresh()
-	return container.NewVScroll(f.body)
+	var page fyne.CanvasObject
+	f.scroll, page = newPageScroll(f.body)
+	return page
 }
 
 func procHeading(key string) *widget.Label {
@@ -181,8 +189,28 @@ func (f *procedureFrame) run(call func(ctx context.Context) (func(), error)) {
 			if f.body != nil {
 				f.body.Refresh()
 			}
+			if f.reveal {
+				f.reveal = false
+				f.revealOutcome()
+			}
 		})
 	})
+}
+
+// revealOutcome scrolls the screen so that the outcome of the decision (the message, the notice,
+// then the result: the acknowledgement and its preview, the copies) starts at the top of the
+// window. The screen is laid out first, so the positions are those of the grown content.
+func (f *procedureFrame) revealOutcome() {
+	if f.scroll == nil {
+		return
+	}
+	f.scroll.Refresh()
+	top := f.message.Position().Y
+	if f.message.Text == "" {
+		top = f.notice.Position().Y
+	}
+	// The scroll container clamps the offset to the end of the content.
+	f.scroll.ScrollToOffset(fyne.NewPos(0, top))
 }
 
 func (f *procedureFrame) setCase(c ProcedureCase) {
@@ -264,6 +292,7 @@ func (f *procedureFrame) doProceed() {
 		return func() {
 			f.c.State = c.State
 			f.result.RemoveAll()
+			f.reveal = true
 			if show != nil {
 				show()
 			}
@@ -530,6 +559,9 @@ func procedureErrorMessage(err error) string {
 }
 
 func procedureErrorKey(err error) string {
+	if key := maintenanceErrorKey(err); key != "" { // card maintenance (screen_maintenance.go)
+		return key
+	}
 	if key := caRefusalKey(err); key != "" {
 		return key
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/big"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -66,6 +67,8 @@ type fakeDesk struct {
 	deny error
 	// caDown makes the CA unreachable; noCA: the terminal has no CA link at all.
 	caDown, noCA bool
+	// copySerial, when set, is the serial number of the certificates the fake card holds.
+	copySerial *big.Int
 }
 
 func newFakeDesk(t *testing.T) *fakeDesk {
@@ -258,7 +261,12 @@ func (d *fakeDesk) SearchResidents(ctx context.Context, q ResidentQuery) ([]Resi
 		return nil, d.deny
 	}
 	var out []ResidentSummary
-	for _, code := range []string{"12345678901", "23456789012"} {
+	codes := make([]string, 0, len(d.residents))
+	for code := range d.residents {
+		codes = append(codes, code)
+	}
+	sort.Strings(codes)
+	for _, code := range codes {
 		r := d.residents[code]
 		if (q.RecordCode == "" || q.RecordCode == code) && (q.Name == "" || strings.Contains(r.Name, q.Name)) &&
 			(q.NameKana == "" || strings.HasPrefix(r.NameKana, q.NameKana)) {

@@ -3,6 +3,7 @@ package ui
 import (
 	"context"
 	"errors"
+	"fmt"
 	"image"
 	"log"
 	"time"
@@ -50,6 +51,7 @@ func newDocumentPreview(s *Shell, out TerminalWiring, title string, caseID int64
 	p.print.Importance = widget.HighImportance
 	p.print.Disable() // until the file is saved
 	heading := widget.NewLabelWithStyle(title, fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	heading.Wrapping = fyne.TextWrapWord
 	page := container.NewGridWrap(previewPageSize, p.page)
 	p.view = container.NewVBox(heading, container.NewHBox(page), container.NewHBox(p.print), p.status)
 	s.async(func() {
@@ -105,17 +107,18 @@ func (p *documentPreview) doPrint() {
 	p.setStatus(tr("preview.printing"), widget.MediumImportance)
 	path := p.path
 	p.shell.async(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		err := p.out.Print(ctx, path)
+		ctx, cancel := context.WithTimeout(context.Background(), printTimeout)
+		job, err := p.out.Print.PrintFile(ctx, path, fmt.Sprintf("document case %d", p.caseID))
 		cancel()
 		p.shell.do(func() {
 			p.print.Enable()
 			if err != nil {
 				// The preview stays, so the clerk can see to the printer and try again.
-				p.setStatus(tr("preview.print_failed"), widget.DangerImportance)
+				log.Printf("ui: print document of case %d: %v", p.caseID, err)
+				p.setStatus(tr("preview.print_failed", map[string]any{"Reason": printErrorText(err)}), widget.DangerImportance)
 				return
 			}
-			p.setStatus(tr("preview.printed"), widget.SuccessImportance)
+			p.setStatus(tr("preview.printed", map[string]any{"Job": job}), widget.SuccessImportance)
 		})
 	})
 }

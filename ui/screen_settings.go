@@ -48,7 +48,7 @@ func (v *settingsView) root() fyne.CanvasObject {
 	if v.settings == nil {
 		return container.NewPadded(v.message)
 	}
-	return container.NewPadded(container.NewVScroll(container.NewVBox(
+	_, page := newPageScroll(container.NewVBox(
 		widget.NewLabelWithStyle(tr("settings.ca"), fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
 		container.New(layout.NewFormLayout(),
 			widget.NewLabel(tr("settings.ca_url")), container.NewBorder(nil, nil, nil, v.saveURL, v.caURL),
@@ -63,7 +63,8 @@ func (v *settingsView) root() fyne.CanvasObject {
 		widget.NewLabelWithStyle(tr("settings.reader"), fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
 		container.New(layout.NewFormLayout(), widget.NewLabel(tr("settings.reader")), container.NewBorder(nil, nil, nil, v.reload, v.readers)),
 		v.message, v.notice,
-	)))
+	))
+	return container.NewPadded(page)
 }
 
 func wrapped(text string) *widget.Label {

@@ -29,6 +29,8 @@ func Screens() []Screen {
 		lossReportScreen(),
 		holdScreen(),
 		copyScreen(),
+		pinResetScreen(),
+		keyDestructionScreen(),
 		operatorsScreen(),
 		settingsScreen(),
 		historyScreen(),

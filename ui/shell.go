@@ -31,9 +31,11 @@ type Shell struct {
 	current string // ID of the screen shown, "" while logged out
 
 	header   *fyne.Container
+	titleRow *fyne.Container // app name and title, operator, home and log-out
 	operator *widget.Label
 	title    *widget.Label
 	body     *fyne.Container
+	bodyLane *container.Scroll // sideways scroll around body, the last resort of a too wide screen
 	bar      *statusBar
 	frame    fyne.CanvasObject
 	login    *loginView // non-nil while the log-in screen is shown
@@ -70,18 +72,25 @@ type Shell struct {
 func NewShell(w fyne.Window, b Backend, st *Status, screens []Screen) *Shell {
 	s := &Shell{win: w, backend: b, screens: screens, status: st, theme: NewTheme(),
 		async: func(f func()) { go f() }, do: fyne.Do, IdleCheck: 5 * time.Second}
+	// The operator's name may be long: it takes the room left in the header and is shortened
+	// with an ellipsis, so the home and log-out buttons always stay at the window's right edge.
 	s.operator = widget.NewLabel("")
+	s.operator.Alignment = fyne.TextAlignTrailing
+	s.operator.Truncation = fyne.TextTruncateEllipsis
 	s.title = widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	appName := widget.NewLabelWithStyle(tr("app.name"), fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	home := widget.NewButtonWithIcon(tr("shell.home"), theme.HomeIcon(), func() { s.Show(HomeID) })
 	logout := widget.NewButtonWithIcon(tr("shell.logout"), theme.LogoutIcon(), s.Logout)
-	s.header = container.NewVBox(
-		container.NewBorder(nil, nil, container.NewHBox(appName, s.title), container.NewHBox(s.operator, home, logout)),
-		widget.NewSeparator(),
-	)
+	s.titleRow = container.NewBorder(nil, nil, container.NewHBox(appName, s.title), container.NewHBox(home, logout), s.operator)
+	s.header = container.NewVBox(s.titleRow, widget.NewSeparator())
 	s.body = container.NewStack()
 	s.bar = newStatusBar(st)
-	s.frame = container.NewBorder(s.header, s.bar.view, nil, nil, s.body)
+	// The counter window must never grow past the screen (1200×800 on a 1280×1024 screen): a
+	// screen too wide for the window scrolls sideways under the fixed header instead of pushing
+	// the log-out button off-screen. Screens keep within the width themselves (long texts wrap
+	// or are shortened; TestScreensFitCounterWindow); this is the last resort.
+	s.bodyLane = container.NewHScroll(s.body)
+	s.frame = container.NewBorder(s.header, s.bar.view, nil, nil, s.bodyLane)
 	w.SetContent(s.frame)
 	s.showLogin()
 	return s
@@ -128,8 +137,10 @@ func (s *Shell) Show(id string) error {
 			return fmt.Errorf("ui: show %q: operator %q lacks permission %q", id, s.session.Operator().ID, sc.Permission)
 		}
 		s.title.SetText(tr(sc.Title))
+		s.titleRow.Refresh() // the operator's name gets the room the new title leaves
 		s.body.Objects = []fyne.CanvasObject{sc.View(s)}
 		s.body.Refresh()
+		s.bodyLane.ScrollToOffset(fyne.Position{})
 		s.current = id
 		return nil
 	}
@@ -161,7 +172,9 @@ func (s *Shell) loggedIn(sess Session) {
 	op := sess.Operator()
 	s.operator.SetText(tr("shell.operator", map[string]any{"Name": op.Name, "ID": op.ID}))
 	s.header.Show()
-	s.header.Refresh()
+	// Lay the whole frame out again: the window may have been resized while the header was
+	// hidden, and a hidden header is not laid out.
+	s.frame.Refresh()
 	s.watchIdle(sess)
 	if err := s.Show(HomeID); err != nil {
 		// The table lacks a home screen everyone may open: a programming error, but the
@@ -212,6 +225,7 @@ func (s *Shell) showLogin() {
 	s.login = newLoginView(s)
 	s.body.Objects = []fyne.CanvasObject{s.login.view}
 	s.body.Refresh()
+	s.bodyLane.ScrollToOffset(fyne.Position{})
 	s.login.focus()
 }
 
