@@ -128,6 +128,7 @@ func run(o options) error {
 	if cfg.CA != nil {
 		go sendResidentChangesEvery(ctx, term, time.Minute)
 	}
+	go backupAuditEvery(ctx, term, 10*time.Minute)
 	if empty, err := term.NeedsBootstrap(ctx); err != nil {
 		return err
 	} else if empty {

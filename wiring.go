@@ -123,9 +123,7 @@ type residentChangeSender interface {
 // press "send". Each row keeps its own retry schedule in the outbox; this only wakes it up.
 // Only counts are logged: the rows name residents.
 func sendResidentChangesEvery(ctx context.Context, s residentChangeSender, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
+	repeatEvery(ctx, every, func() {
 		ds, err := s.SendResidentChanges(ctx)
 		if err != nil && ctx.Err() == nil {
 			log.Printf("resident changes: delivery to the CA failed: %v", err)
@@ -138,15 +136,7 @@ func sendResidentChangesEvery(ctx context.Context, s residentChangeSender, every
 			log.Printf("resident changes: %d delivered to the CA, %d failed (retried later), %d waiting",
 				count[app.ChangeDelivered], count[app.ChangeFailed], count[app.ChangeWaiting])
 		}
-		if b, ok := s.(auditBackupMaker); ok {
-			backupAuditIfDue(ctx, b)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	})
 }
 
 // auditBackupMaker is the part of app.Terminal that makes the daily backup of the audit chain.
@@ -154,14 +144,31 @@ type auditBackupMaker interface {
 	BackupAuditIfDue(ctx context.Context) (audit.BackupResult, bool, error)
 }
 
-// backupAuditIfDue makes today's audit backup (CPS §5.4: backed up daily) when none exists yet;
-// the periodic loop above calls it, so a running terminal makes one backup a day.
-func backupAuditIfDue(ctx context.Context, b auditBackupMaker) {
-	res, made, err := b.BackupAuditIfDue(ctx)
-	switch {
-	case err != nil && ctx.Err() == nil:
-		log.Printf("audit backup failed: %v", err)
-	case made:
-		log.Printf("audit backup: %s (%d records, verified)", res.Path, res.Records)
+// backupAuditEvery makes today's audit backup (CPS §5.4: backed up daily) when none exists yet,
+// checking every so often until ctx ends, so a terminal left running makes one backup a day
+// whether or not a CA is configured.
+func backupAuditEvery(ctx context.Context, b auditBackupMaker, every time.Duration) {
+	repeatEvery(ctx, every, func() {
+		res, made, err := b.BackupAuditIfDue(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Printf("audit backup failed: %v", err)
+		case made:
+			log.Printf("audit backup: %s (%d records, verified)", res.Path, res.Records)
+		}
+	})
+}
+
+// repeatEvery runs f at once and then on every tick until ctx ends.
+func repeatEvery(ctx context.Context, every time.Duration, f func()) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		f()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"madoguchi/app"
+	"madoguchi/app/audit"
 	"madoguchi/cardio/pcsc"
 	"madoguchi/cardio/vcard"
 	"madoguchi/internal/testenv"
@@ -109,6 +110,41 @@ func TestResidentChangesSentUntilStopped(t *testing.T) {
 	}
 	if s.calls != 3 {
 		t.Errorf("SendResidentChanges called %d times, want 3 (once at start, then per tick until stopped)", s.calls)
+	}
+}
+
+// countingBackups is an auditBackupMaker that counts its calls and cancels the context after the
+// third.
+type countingBackups struct {
+	calls  int
+	cancel context.CancelFunc
+}
+
+func (c *countingBackups) BackupAuditIfDue(context.Context) (audit.BackupResult, bool, error) {
+	c.calls++
+	if c.calls == 3 {
+		c.cancel()
+	}
+	return audit.BackupResult{}, false, nil
+}
+
+// TestAuditBackupCheckedUntilStopped: the terminal checks for the day's audit backup at start and
+// on every tick, with or without a CA, and stops with the terminal's context.
+func TestAuditBackupCheckedUntilStopped(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &countingBackups{cancel: cancel}
+	done := make(chan struct{})
+	go func() {
+		backupAuditEvery(ctx, b, time.Millisecond)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("the backup loop did not stop when its context ended")
+	}
+	if b.calls != 3 {
+		t.Errorf("BackupAuditIfDue called %d times, want 3 (once at start, then per tick until stopped)", b.calls)
 	}
 }
 

@@ -102,7 +102,7 @@ func (v *copyView) askPIN(ctx context.Context) ([]byte, error) {
 	got := make(chan []byte, 1)
 	gaveUp := make(chan error, 1)
 	s.do(func() {
-		s.ShowApplicantPIN(PINRequest{Kind: PINSignature,
+		s.ShowApplicantPIN(PINRequest{Kind: PINSignature, Existing: true,
 			Submit:    func(pin []byte) error { got <- bytes.Clone(pin); return nil },
 			Cancelled: func() { gaveUp <- ErrPINCancelled }})
 	})

@@ -242,6 +242,9 @@ func TestReceptionRenewalExistingPIN(t *testing.T) {
 	test.Type(h.s.pin.first, "SAKURA74")
 	test.Tap(h.s.pin.submit)
 	h.waitStep(stepResult)
+	// The notice is saved in the test's directory in the background: wait for it, so that the
+	// directory is not removed under the write.
+	waitFor(t, "the notice", func() bool { return h.wiz.savedPath != "" })
 }
 
 // recShown reports whether o is among the objects laid out under root.
