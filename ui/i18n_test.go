@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"madoguchi/app"
 	"madoguchi/assets"
 )
 
@@ -90,5 +91,18 @@ func TestUseLanguage(t *testing.T) {
 	}
 	if got := tr("login.fingerprint.prompt"); got != "指をセンサーに置いてください" {
 		t.Errorf("ja prompt = %q", got)
+	}
+}
+
+// TestAuditActionsNamed: the audit view (操作履歴) names every action the terminal records in
+// Japanese and English, so an auditor reading one operator's history never sees a raw code.
+func TestAuditActionsNamed(t *testing.T) {
+	ja, en := loadCatalogue(t, "ja.json"), loadCatalogue(t, "en.json")
+	for _, code := range app.AuditActions {
+		for name, cat := range map[string]map[string]any{"ja": ja, "en": en} {
+			if _, ok := cat["action."+code]; !ok {
+				t.Errorf("%s.json has no name for audit action %q (key action.%s)", name, code, code)
+			}
+		}
 	}
 }
