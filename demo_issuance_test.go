@@ -248,7 +248,7 @@ func prepareReception(t *testing.T, r *demoRun, termDir string) string {
 // card in "Virtual PCD 00 00", fprintd's virtual device, ca-server --dev, the terminal window
 // enrolled with the CA) under the test's Xvfb and drives the window with xdotool: reception clerk
 // R001 logs in with the virtual finger, issues both certificates to the virtual card with the
-// applicant setting the PINs, gets the notice (saved and previewed: no printer here), revokes
+// applicant setting the PINs, prints the notice through the demo's cupsd, revokes
 // the user-authentication certificate, and the auditor demo1 filters the audit view by R001.
 // Only the preparation (R001 created and enrolled, one resident-record file handed over) goes
 // through the domain. Each step leaves docs/screenshots/demo-NN-step.png; the terminal's audit
@@ -316,12 +316,29 @@ func TestDemoIssuanceInWindow(t *testing.T) {
 	s.key("Return")
 	s.snap("issue-result")
 	s.checkWidth("reception.issue (result)")
-	// No printer is configured under the test (no CUPS): the terminal saves the notice as a PDF
-	// and previews it; the print button stays disabled.
 	if notices, _ := filepath.Glob(filepath.Join(termDir, "notices", "notice-*.pdf")); len(notices) != 1 {
 		t.Errorf("issuance notices saved: %v, want one PDF", notices)
 	} else if b, err := os.ReadFile(notices[0]); err != nil || !strings.HasPrefix(string(b), "%PDF-") {
 		t.Errorf("notice %s is not a PDF (%v)", notices[0], err)
+	}
+	// The demo's cupsd has a file queue: 印刷 (enabled once the notice is saved) sends the notice
+	// through CUPS, and the job lands in the data directory's printed/.
+	s.waitPrimary("印刷")
+	s.snap("issue-printed")
+	printed := waitFiles(t, filepath.Join(dataDir, "printed", "job-*.pdf"), 1, 30*time.Second)
+	if b, err := os.ReadFile(printed[0]); err != nil || !strings.HasPrefix(string(b), "%PDF-") {
+		t.Errorf("printed job %s is not the notice PDF (%v)", printed[0], err)
+	}
+	var prints []audit.Record
+	for deadline := time.Now().Add(30 * time.Second); len(prints) == 0 && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		for _, r := range auditRecords(t, termDir) {
+			if r.Action == "document.print" {
+				prints = append(prints, r)
+			}
+		}
+	}
+	if len(prints) != 1 || prints[0].Operator != "R001" || prints[0].Result != audit.ResultOK || prints[0].Detail["document"] != app.DocumentIssuanceNotice {
+		t.Errorf("prints in the audit trail: %+v; want R001 printing the issuance notice", prints)
 	}
 
 	// Revocation of the user-authentication certificate just issued.
@@ -537,6 +554,39 @@ func primaryButtons(img image.Image) []image.Rectangle {
 
 // clickPrimary clicks the lowest primary button on the screen (the wizard's step button: the
 // issuance wizard puts it at the bottom right of each step), wherever the step's layout puts it.
+// waitPrimary clicks the primary button once one shows (a button that is enabled when work in
+// the background ends), failing after 30 s.
+func (s *demoShots) waitPrimary(what string) {
+	s.t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		c := capture(s.t, s.d, filepath.Join(s.tmp, fmt.Sprintf("wait-primary-%d.png", s.n)))
+		if len(primaryButtons(c.img)) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("no primary button (%s) within 30 s; see %s", what, c.path)
+		}
+	}
+	s.clickPrimary(what)
+}
+
+// waitFiles waits until at least n files match pattern and returns them.
+func waitFiles(t *testing.T, pattern string, n int, within time.Duration) []string {
+	t.Helper()
+	for deadline := time.Now().Add(within); ; time.Sleep(200 * time.Millisecond) {
+		got, err := filepath.Glob(pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d files after %s, want %d", pattern, len(got), within, n)
+		}
+	}
+}
+
 func (s *demoShots) clickPrimary(what string) {
 	s.t.Helper()
 	c := capture(s.t, s.d, filepath.Join(s.tmp, fmt.Sprintf("primary-%d.png", s.n)))

@@ -103,6 +103,11 @@ func (a *appSession) Logout(ctx context.Context) error { return a.s.Logout(ctx) 
 
 func (a *appSession) Expired() bool { return a.s.Expired() }
 
+// RecordPrinted implements Session.
+func (a *appSession) RecordPrinted(ctx context.Context, caseID int64, document string, job int, printErr error) error {
+	return a.s.RecordPrinted(ctx, caseID, document, job, printErr)
+}
+
 // App returns the domain session, for screens that call the domain directly.
 func (a *appSession) App() *app.Session { return a.s }
 

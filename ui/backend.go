@@ -71,6 +71,9 @@ type Session interface {
 	// Expired reports whether the domain ended the session (idle too long, or logged out), so
 	// the shell can lock the screen without waiting for the operator's next action.
 	Expired() bool
+	// RecordPrinted records in the operator's history that document (app.Document*) of case
+	// caseID was printed as job, or that printing failed with printErr.
+	RecordPrinted(ctx context.Context, caseID int64, document string, job int, printErr error) error
 }
 
 // CardStatus is what the status bar shows about the card reader.

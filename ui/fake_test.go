@@ -43,6 +43,7 @@ type fakeBackend struct {
 	gate      chan struct{}
 	progress  func(ScanEvent) // wraps the screen's progress callback, for observing
 	loggedOut []string
+	printed   []printRecord
 }
 
 var _ Backend = (*fakeBackend)(nil)
@@ -134,6 +135,21 @@ func (s *fakeSession) Allowed(p Permission) bool {
 		}
 	}
 	return false
+}
+
+// printRecord is one RecordPrinted call on a fake session.
+type printRecord struct {
+	caseID   int64
+	document string
+	job      int
+	err      error
+}
+
+func (s *fakeSession) RecordPrinted(ctx context.Context, caseID int64, document string, job int, printErr error) error {
+	s.b.mu.Lock()
+	defer s.b.mu.Unlock()
+	s.b.printed = append(s.b.printed, printRecord{caseID, document, job, printErr})
+	return nil
 }
 
 func (s *fakeSession) Logout(ctx context.Context) error {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"image"
 	"image/png"
+	"log"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -120,6 +121,22 @@ func printErrorText(err error) string {
 
 // printTimeout bounds one print from the button: the spooler waits until the job has printed.
 const printTimeout = 2 * time.Minute
+
+// printAndRecord prints the saved document at path (document: app.Document*, of case caseID)
+// and records the print, or its failure, in the operator's history (sess, taken on the UI
+// goroutine; nil when nobody is logged in). It blocks until the job has printed: call it off
+// the UI goroutine. The job's name carries no personal data (see DocumentPrinter).
+func printAndRecord(sess Session, print DocumentPrinter, path string, caseID int64, document string) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), printTimeout)
+	job, err := print.PrintFile(ctx, path, fmt.Sprintf("%s case %d", document, caseID))
+	cancel()
+	if sess != nil {
+		if rerr := sess.RecordPrinted(context.Background(), caseID, document, job, err); rerr != nil {
+			log.Printf("ui: recording the print of case %d: %v", caseID, rerr)
+		}
+	}
+	return job, err
+}
 
 // saveNotice writes pdf as dir/notice-<case>-<time>.pdf, readable by this user only (the notice
 // carries the holder's name), never over an existing file.

@@ -11,6 +11,7 @@ import (
 	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/widget"
 
+	"madoguchi/app"
 	"madoguchi/app/printout"
 )
 
@@ -150,7 +151,7 @@ func (v *copyView) showCopy(caseID int64, seq int, c CertificateCopy) {
 		rows = append(rows, [2]string{tr("copy.field.personal"), tr("copy.no_personal_data")})
 	}
 	grid := procFieldRows(rows...)
-	p := newDocumentPreview(v.frame.shell, procedureOutput(v.frame.shell), tr("copy.document_title", map[string]any{"Kind": kind}), caseID, seq, c.PDF)
+	p := newDocumentPreview(v.frame.shell, procedureOutput(v.frame.shell), tr("copy.document_title", map[string]any{"Kind": kind}), caseID, app.DocumentCertificateCopy, seq, c.PDF)
 	v.previews = append(v.previews, p)
 	v.frame.result.Add(container.NewVBox(grid, p.view))
 }

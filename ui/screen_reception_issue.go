@@ -944,6 +944,8 @@ func (w *issueWizard) showResult() {
 	w.noticePath = recBreakingLabel(tr("reception.notice.making"))
 	w.preview = container.NewStack()
 	w.printBtn = widget.NewButtonWithIcon(tr("reception.notice.print"), theme.DocumentPrintIcon(), w.doPrint)
+	// Printing the notice for the applicant is the clerk's next step (TS Art. 9's items are on it).
+	w.printBtn.Importance = widget.HighImportance
 	w.printBtn.Disable()
 	home := widget.NewButtonWithIcon(tr("reception.home"), theme.HomeIcon(), func() { w.shell.Show(HomeID) })
 	left := container.NewVBox(done, container.New(layout.NewFormLayout(), rows...), widget.NewSeparator(),
@@ -1019,15 +1021,13 @@ func recBreakingLabel(text string) *widget.Label {
 }
 
 func (w *issueWizard) doPrint() {
-	print, path, caseID := w.shell.Terminal.Print, w.savedPath, w.c.ID
+	print, path, caseID, sess := w.shell.Terminal.Print, w.savedPath, w.c.ID, w.shell.session
 	if print == nil || path == "" {
 		return
 	}
 	w.printBtn.Disable()
 	w.shell.async(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), printTimeout)
-		job, err := print.PrintFile(ctx, path, "notice case "+strconv.FormatInt(caseID, 10))
-		cancel()
+		job, err := printAndRecord(sess, print, path, caseID, app.DocumentIssuanceNotice)
 		w.shell.do(func() {
 			w.printBtn.Enable()
 			if err != nil {

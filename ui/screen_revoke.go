@@ -10,6 +10,8 @@ import (
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/widget"
+
+	"madoguchi/app"
 )
 
 // Screen IDs of the revocation screens.
@@ -233,7 +235,7 @@ func (v *revokeView) perform(ctx context.Context, caseID int64) (func(), error) 
 			v.frame.result.Add(procDangerLabel(tr("revoke.notice_failed")))
 			return
 		}
-		v.preview = newDocumentPreview(v.frame.shell, procedureOutput(v.frame.shell), tr("revoke.notice_title"), caseID, 0, pdf)
+		v.preview = newDocumentPreview(v.frame.shell, procedureOutput(v.frame.shell), tr("revoke.notice_title"), caseID, app.DocumentRevocationNotice, 0, pdf)
 		v.frame.result.Add(v.preview.view)
 	}, nil
 }

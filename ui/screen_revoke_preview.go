@@ -3,7 +3,6 @@ package ui
 import (
 	"context"
 	"errors"
-	"fmt"
 	"image"
 	"log"
 	"time"
@@ -21,16 +20,17 @@ import (
 // rendered (or if rendering fails) a message stands in its place, and printing stays possible,
 // since the PDF itself is fine.
 type documentPreview struct {
-	shell   *Shell
-	out     TerminalWiring
-	caseID  int64
-	pdf     []byte
-	path    string // where the PDF was saved, "" until then
-	page    *fyne.Container
-	print   *widget.Button
-	message *widget.Label // stands in for the page
-	status  *widget.Label // saved / printed / why not
-	view    fyne.CanvasObject
+	shell    *Shell
+	out      TerminalWiring
+	caseID   int64
+	document string // app.Document*: recorded with each print
+	pdf      []byte
+	path     string // where the PDF was saved, "" until then
+	page     *fyne.Container
+	print    *widget.Button
+	message  *widget.Label // stands in for the page
+	status   *widget.Label // saved / printed / why not
+	view     fyne.CanvasObject
 	// rendered is set once the page image is shown (tests wait for it).
 	rendered bool
 }
@@ -38,11 +38,11 @@ type documentPreview struct {
 // previewPageSize is the on-screen size of the page image (A4 proportions).
 var previewPageSize = fyne.NewSize(360, 510)
 
-// newDocumentPreview starts rendering and saving pdf, document seq (from 0) of case caseID: the
-// saved file's name carries the case and the time, which seq staggers by milliseconds so that
-// the documents of one case never collide.
-func newDocumentPreview(s *Shell, out TerminalWiring, title string, caseID int64, seq int, pdf []byte) *documentPreview {
-	p := &documentPreview{shell: s, out: out, caseID: caseID, pdf: pdf,
+// newDocumentPreview starts rendering and saving pdf, document seq (from 0) of case caseID, of
+// kind document (app.Document*): the saved file's name carries the case and the time, which seq
+// staggers by milliseconds so that the documents of one case never collide.
+func newDocumentPreview(s *Shell, out TerminalWiring, title string, caseID int64, document string, seq int, pdf []byte) *documentPreview {
+	p := &documentPreview{shell: s, out: out, caseID: caseID, document: document, pdf: pdf,
 		message: widget.NewLabel(tr("preview.rendering")), status: widget.NewLabel("")}
 	p.message.Wrapping = fyne.TextWrapWord
 	p.status.Wrapping = fyne.TextWrapWord
@@ -105,11 +105,9 @@ func (p *documentPreview) doPrint() {
 	}
 	p.print.Disable()
 	p.setStatus(tr("preview.printing"), widget.MediumImportance)
-	path := p.path
+	path, sess := p.path, p.shell.session
 	p.shell.async(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), printTimeout)
-		job, err := p.out.Print.PrintFile(ctx, path, fmt.Sprintf("document case %d", p.caseID))
-		cancel()
+		job, err := printAndRecord(sess, p.out.Print, path, p.caseID, p.document)
 		p.shell.do(func() {
 			p.print.Enable()
 			if err != nil {
