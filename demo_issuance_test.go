@@ -408,6 +408,9 @@ func TestDemoIssuanceInWindow(t *testing.T) {
 	s.key("Return")
 	s.snap("audit-history-r001")
 	s.checkWidth("audit.history")
+	// R001's counter work is at the end of the list: the issuance, the print and the revocation.
+	s.wheel(600, 420, 5, 40)
+	s.snap("audit-history-r001-end")
 	var listed bool
 	for _, r := range auditRecords(t, termDir) {
 		if r.Operator == "demo1" && strings.HasPrefix(r.Action, "audit.") {
