@@ -93,10 +93,7 @@ func TestResidentChangesDeliveredToCA(t *testing.T) {
 	f.clock.Advance(2 * time.Minute) // backoff doubled after the second failure
 	// The name change becomes due on its effective day (JST).
 	f.clock.Set(time.Date(2026, 4, 9, 15, 0, 0, 0, time.UTC)) // 2026-04-10 00:00 JST
-	f.fp.Present("f-cs")                                      // a new day, a new log-in
-	if cs, err = f.t.LoginFingerprint(ctx, "cs1", nil); err != nil {
-		t.Fatal(err)
-	}
+	cs = f.loginFinger(t, "cs1", "f-cs")                      // a new day, a new log-in
 	out, err = cs.SendResidentChanges(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -29,16 +29,8 @@ func counterWith(t *testing.T, edit func(*app.Config)) (*fixture, *app.Session, 
 	ctx := context.Background()
 	f.addOperator(t, "cs1", "f-cs", operator.CS)
 	f.addOperator(t, "rc1", "f-rc", operator.Reception)
-	f.fp.Present("f-cs")
-	cs, err := f.t.LoginFingerprint(ctx, "cs1", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.fp.Present("f-rc")
-	rc, err := f.t.LoginFingerprint(ctx, "rc1", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs := f.loginFinger(t, "cs1", "f-cs")
+	rc := f.loginFinger(t, "rc1", "f-rc")
 	n, err := cs.ImportResidentFixtures(ctx)
 	if err != nil || n != 8 {
 		t.Fatalf("fixtures: %d, %v", n, err)

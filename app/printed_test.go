@@ -15,12 +15,7 @@ import (
 func TestRecordPrinted(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	f.addOperator(t, "rc1", "f-rc", operator.Reception)
-	f.fp.Present("f-rc")
-	rc, err := f.t.LoginFingerprint(ctx, "rc1", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rc := f.login(t, "rc1", "f-rc", operator.Reception)
 	if err := rc.RecordPrinted(ctx, 42, app.DocumentIssuanceNotice, 7, nil); err != nil {
 		t.Fatal(err)
 	}

@@ -48,12 +48,7 @@ func TestDailyAuditBackupAtTheTerminal(t *testing.T) {
 	if f.sup, err = f.t.LoginPassword(ctx, "sup", supPassword); err != nil { // idle-logged out meanwhile
 		t.Fatal(err)
 	}
-	f.addOperator(t, "rc1", "f-rc", operator.Reception)
-	f.fp.Present("f-rc")
-	rc, err := f.t.LoginFingerprint(ctx, "rc1", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rc := f.login(t, "rc1", "f-rc", operator.Reception)
 	if _, err := rc.BackupAudit(ctx, t.TempDir()); !errors.Is(err, apperr.PermissionDenied) {
 		t.Fatalf("reception backup: %v", err)
 	}
@@ -95,11 +90,7 @@ func TestApplicationRecordsAreNeverDeleted(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	f.fp.Present("f-rc")
-	rc2, err := f.t.LoginFingerprint(ctx, "rc1", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rc2 := f.loginFinger(t, "rc1", "f-rc")
 	kept, err := rc2.Case(ctx, c.ID)
 	if err != nil || kept.RefusalReason == "" || kept.Identity == nil || kept.Identity.Document != licence.Document {
 		t.Fatalf("after 11 years: %+v, %v", kept, err)

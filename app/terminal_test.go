@@ -81,6 +81,24 @@ func (f *fixture) addOperator(t *testing.T, id string, finger string, perms ...o
 	f.fp.Present("")
 }
 
+// login adds operator id with finger and perms (addOperator), then logs it in with that finger.
+func (f *fixture) login(t *testing.T, id, finger string, perms ...operator.Permission) *app.Session {
+	t.Helper()
+	f.addOperator(t, id, finger, perms...)
+	return f.loginFinger(t, id, finger)
+}
+
+// loginFinger presents finger and logs operator id in with it; the finger stays presented.
+func (f *fixture) loginFinger(t *testing.T, id, finger string) *app.Session {
+	t.Helper()
+	f.fp.Present(finger)
+	s, err := f.t.LoginFingerprint(context.Background(), id, nil)
+	if err != nil {
+		t.Fatalf("finger login %s: %v", id, err)
+	}
+	return s
+}
+
 func TestBootstrapOnlyOnce(t *testing.T) {
 	f := newFixture(t)
 	err := f.t.Bootstrap(context.Background(), app.BootstrapRequest{ID: "evil", Name: "x", Password: "0123456789ab", ExemptReason: "r"})
@@ -117,11 +135,7 @@ func TestPermissionSeparation(t *testing.T) {
 	ctx := context.Background()
 	f.addOperator(t, "cs1", "f-cs", operator.CS)
 	f.addOperator(t, "rc1", "f-rc", operator.Reception)
-	f.fp.Present("f-cs")
-	cs, err := f.t.LoginFingerprint(ctx, "cs1", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs := f.loginFinger(t, "cs1", "f-cs")
 	cases := []struct {
 		name string
 		call func() error
@@ -208,11 +222,7 @@ func TestLastSupervisorGuard(t *testing.T) {
 	if err := f.sup.Withdraw(ctx, "sup", operator.Supervisor); err != nil {
 		t.Fatal(err)
 	}
-	f.fp.Present("f2")
-	s2, err := f.t.LoginFingerprint(ctx, "sup2", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s2 := f.loginFinger(t, "sup2", "f2")
 	if err := s2.SetOperatorActive(ctx, "sup2", false); !errors.Is(err, apperr.LastSupervisor) {
 		t.Fatalf("sup2 disabling itself = %v", err)
 	}
@@ -363,12 +373,7 @@ func TestIdleLogout(t *testing.T) {
 func TestHistoryAndVerifyThroughSession(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	f.addOperator(t, "rc1", "f-rc", operator.Reception)
-	f.fp.Present("f-rc")
-	rc, err := f.t.LoginFingerprint(ctx, "rc1", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rc := f.login(t, "rc1", "f-rc", operator.Reception)
 	rc.ListOperators(ctx) // refused, audited
 	h, err := f.sup.History(ctx, "rc1")
 	if err != nil {

@@ -24,18 +24,40 @@ func run(t *testing.T, cfg app.Config, stdin string, args ...string) result {
 	return result{code, out.String(), errOut.String()}
 }
 
+// testConfig is the terminal at dbPath with fp as the reader and cheap password hashing.
+func testConfig(dbPath string, fp auth.Fingerprint) app.Config {
+	return app.Config{DBPath: dbPath, Fingerprint: fp, Argon2: auth.Argon2Params{Time: 1, MemoryKiB: 64, Threads: 1}}
+}
+
+// step is one command of a scripted session: its stdin and arguments, the exit code and what
+// stdout and stderr must contain, and the finger on the fake reader while it runs.
+type step struct {
+	stdin   string
+	args    []string
+	code    int
+	outHas  string
+	errHas  string
+	present string
+}
+
+// runSteps runs steps in order against cfg with fp as its reader; the first that does not
+// answer as expected fails the test.
+func runSteps(t *testing.T, cfg app.Config, fp *auth.Fake, steps []step) {
+	t.Helper()
+	for i, s := range steps {
+		fp.Present(s.present)
+		r := run(t, cfg, s.stdin, s.args...)
+		if r.code != s.code || !strings.Contains(r.out, s.outHas) || !strings.Contains(r.errOut, s.errHas) {
+			t.Fatalf("step %d %v: code %d\nstdout: %s\nstderr: %s", i, s.args, r.code, r.out, r.errOut)
+		}
+	}
+}
+
 func TestCLIFlow(t *testing.T) {
 	dir := t.TempDir()
 	fp := auth.NewFake()
-	cfg := app.Config{DBPath: filepath.Join(dir, "t.db"), Fingerprint: fp, Argon2: auth.Argon2Params{Time: 1, MemoryKiB: 64, Threads: 1}}
-	steps := []struct {
-		stdin   string
-		args    []string
-		code    int
-		outHas  string
-		errHas  string
-		present string
-	}{
+	cfg := testConfig(filepath.Join(dir, "t.db"), fp)
+	runSteps(t, cfg, fp, []step{
 		{"supervisor-pass-1\n", []string{"bootstrap", "-id", "sup", "-name", "管理 太郎", "-reason", "指紋装置の設置前"}, 0, "supervisor sup created", "", ""},
 		{"x\n", []string{"bootstrap", "-id", "sup2", "-name", "x", "-reason", "r"}, 1, "", "既に登録", ""},
 		{"supervisor-pass-1\n", []string{"-user", "sup", "operator", "create", "cs1", "窓口 一郎"}, 0, "", "", ""},
@@ -53,14 +75,7 @@ func TestCLIFlow(t *testing.T) {
 		{"supervisor-pass-1\n", []string{"-user", "sup", "audit", "history", "cs1"}, 0, "resident.export_file", "", ""},
 		{"supervisor-pass-1\n", []string{"-user", "sup", "audit", "export", "-format", "csv", "-operator", "cs1"}, 0, "seq,at,operator", "", ""},
 		{"", []string{"-user", "sup", "nonsense", "x"}, 2, "", "usage", ""},
-	}
-	for i, s := range steps {
-		fp.Present(s.present)
-		r := run(t, cfg, s.stdin, s.args...)
-		if r.code != s.code || !strings.Contains(r.out, s.outHas) || !strings.Contains(r.errOut, s.errHas) {
-			t.Fatalf("step %d %v: code %d\nstdout: %s\nstderr: %s", i, s.args, r.code, r.out, r.errOut)
-		}
-	}
+	})
 	data, err := os.ReadFile(filepath.Join(dir, "f.json"))
 	if err != nil || !bytes.Contains(data, []byte("髙橋")) {
 		t.Fatalf("exported file: %s %v", data, err)

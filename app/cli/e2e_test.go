@@ -15,7 +15,6 @@ import (
 	"madoguchi/app/auth"
 	"madoguchi/app/internal/e2e"
 	"madoguchi/cardio"
-	"madoguchi/cardio/vcard/vcardtest"
 	"madoguchi/internal/testenv"
 )
 
@@ -32,66 +31,108 @@ func TestMain(m *testing.M) {
 // a hold set by the CA's call centre released at the counter, revocation at the holder's
 // request, a name change sent to the CA that revokes the signature certificate, and the audit
 // chain intact at the end.
-func TestCLIAgainstRealCA(t *testing.T) {
-	ca := e2e.StartCA(t)
-	pc := testenv.PCSCD(t)
-	dir := t.TempDir()
-	files := map[string][]byte{"terminal.crt": ca.CertPEM, "terminal.key": ca.KeyPEM, "tls-ca.crt": ca.RootPEM}
+// The CLI end-to-end tests' operators' passwords, as typed on stdin.
+const supStdin, rcStdin = "supervisor-pass-1\n", "reception-pass-1\n"
+
+// counter is the headless counter on the real stack of startCounter.
+type counter struct {
+	t       *testing.T
+	ca      *e2e.CA
+	pc      *testenv.PCSC
+	dir     string // the terminal's files: TLS identity, database, exports
+	cfg     app.Config
+	caFlags []string // the flags that connect a command to the CA as this terminal
+}
+
+// startCounter starts the CA (e2e.StartCA) and pcscd, writes the terminal's TLS files, and
+// brings the counter to case 1: supervisor "sup" and operator "rc1" (reception and CS,
+// password-exempt) set up, the fixture register imported, a new issuance of both certificates
+// for 90000000088 opened from the CS export, identity checked and explained. extraCAFlags
+// follow the CA connection flags.
+func startCounter(t *testing.T, extraCAFlags ...string) *counter {
+	t.Helper()
+	c := &counter{t: t, ca: e2e.StartCA(t), pc: testenv.PCSCD(t), dir: t.TempDir()}
+	files := map[string][]byte{"terminal.crt": c.ca.CertPEM, "terminal.key": c.ca.KeyPEM, "tls-ca.crt": c.ca.RootPEM}
 	for name, b := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(c.dir, name), b, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	caFlags := []string{"-ca-url", ca.Base, "-ca-cert", filepath.Join(dir, "terminal.crt"), "-ca-key", filepath.Join(dir, "terminal.key"),
-		"-ca-root", filepath.Join(dir, "tls-ca.crt"), "-municipality", "東京都架空区長"}
-	cfg := app.Config{DBPath: filepath.Join(dir, "terminal.db"), Fingerprint: auth.NewFake(), Argon2: auth.Argon2Params{Time: 1, MemoryKiB: 64, Threads: 1}}
-	const sup, rc = "supervisor-pass-1\n", "reception-pass-1\n"
-	must := func(stdin string, withCA bool, args ...string) result {
-		t.Helper()
-		if withCA {
-			args = append(append([]string{}, caFlags...), args...)
-		}
-		r := run(t, cfg, stdin, args...)
-		if r.code != 0 {
-			t.Fatalf("%v: exit %d\nstdout: %s\nstderr: %s", args, r.code, r.out, r.errOut)
-		}
-		return r
-	}
-	must(sup, false, "bootstrap", "-id", "sup", "-name", "管理 太郎", "-reason", "指紋装置の設置前")
-	must(sup, false, "-user", "sup", "operator", "create", "rc1", "受付 花子")
-	must(sup, false, "-user", "sup", "operator", "grant", "rc1", "reception")
-	must(sup, false, "-user", "sup", "operator", "grant", "rc1", "cs")
-	must(sup+strings.TrimSuffix(rc, "\n")+"\n", false, "-user", "sup", "operator", "exempt", "rc1", "指紋の読み取りが困難")
-	must(rc, false, "-user", "rc1", "resident", "import-fixtures")
-	file := filepath.Join(dir, "resident.json")
-	must(rc, false, "-user", "rc1", "resident", "export", "90000000088", "-o", file)
-	must(rc, false, "-user", "rc1", "case", "open", "-kind", "new_issuance", "-file", file, "-types", "signature,user_auth")
-	must(rc, false, "-user", "rc1", "case", "identity", "1", "-document", "drivers_licence", "-ref", "5678")
-	must(rc, false, "-user", "rc1", "case", "explain", "1")
+	c.caFlags = append([]string{"-ca-url", c.ca.Base, "-ca-cert", filepath.Join(c.dir, "terminal.crt"), "-ca-key", filepath.Join(c.dir, "terminal.key"),
+		"-ca-root", filepath.Join(c.dir, "tls-ca.crt")}, extraCAFlags...)
+	c.cfg = testConfig(filepath.Join(c.dir, "terminal.db"), auth.NewFake())
+	sup, rc := supStdin, rcStdin
+	c.must(sup, false, "bootstrap", "-id", "sup", "-name", "管理 太郎", "-reason", "指紋装置の設置前")
+	c.must(sup, false, "-user", "sup", "operator", "create", "rc1", "受付 花子")
+	c.must(sup, false, "-user", "sup", "operator", "grant", "rc1", "reception")
+	c.must(sup, false, "-user", "sup", "operator", "grant", "rc1", "cs")
+	c.must(sup+strings.TrimSuffix(rc, "\n")+"\n", false, "-user", "sup", "operator", "exempt", "rc1", "指紋の読み取りが困難")
+	c.must(rc, false, "-user", "rc1", "resident", "import-fixtures")
+	file := filepath.Join(c.dir, "resident.json")
+	c.must(rc, false, "-user", "rc1", "resident", "export", "90000000088", "-o", file)
+	c.must(rc, false, "-user", "rc1", "case", "open", "-kind", "new_issuance", "-file", file, "-types", "signature,user_auth")
+	c.must(rc, false, "-user", "rc1", "case", "identity", "1", "-document", "drivers_licence", "-ref", "5678")
+	c.must(rc, false, "-user", "rc1", "case", "explain", "1")
+	return c
+}
 
-	// Issuance: the applicant's PINs arrive on a pipe (-pin-fd), never on the command line.
-	vc := ca.StockCard(t, 0, t.TempDir())
-	vcardtest.PlugIn(t, vc, pc.Ports[0], pc.Readers[0])
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
+// must runs the command (after the CA flags when withCA) and fails the test unless it exits 0.
+func (c *counter) must(stdin string, withCA bool, args ...string) result {
+	c.t.Helper()
+	if withCA {
+		args = append(append([]string{}, c.caFlags...), args...)
 	}
-	t.Cleanup(func() { pr.Close() })
-	pw.WriteString("signature:SAKURA73\nsignature:SAKURA73\nuser-auth:1234\nuser-auth:1234\nuser-auth:4826\nuser-auth:4826\n")
-	pw.Close()
-	began := time.Now()
-	r := must(rc, true, "-pin-fd", strconv.Itoa(int(pr.Fd())), "-user", "rc1", "issue", "-case", "1", "-reader", pc.Readers[0],
+	r := run(c.t, c.cfg, stdin, args...)
+	if r.code != 0 {
+		c.t.Fatalf("%v: exit %d\nstdout: %s\nstderr: %s", args, r.code, r.out, r.errOut)
+	}
+	return r
+}
+
+// issue plugs card 0 of the CA's stock into reader 0 and issues case 1 onto it as rc1, the
+// applicant's PIN lines read from -pin-fd; it returns the run and the delivered serials by
+// certificate type ("signature", "user_auth"), failing the test unless both are delivered.
+func (c *counter) issue(pins string) (result, map[string]string) {
+	c.t.Helper()
+	c.ca.PlugInStockCard(c.t, c.pc, 0)
+	r := c.must(rcStdin, true, "-pin-fd", pinFD(c.t, pins), "-user", "rc1", "issue", "-case", "1", "-reader", c.pc.Readers[0],
 		"-card-expiry", time.Now().AddDate(10, 0, 0).Format("2006-01-02"))
-	t.Logf("headless issuance of both certificates in %v", time.Since(began).Round(time.Millisecond))
-	if !strings.Contains(r.errOut, "連続した数字や文字") {
-		t.Errorf("the weak PIN 1234 was not refused on the applicant's screen:\n%s", r.errOut)
-	}
 	serials := map[string]string{}
 	for _, m := range regexp.MustCompile(`delivered (\w+) serial ([0-9a-fA-F]+)`).FindAllStringSubmatch(r.out, -1) {
 		serials[m[1]] = m[2]
 	}
 	if serials["signature"] == "" || serials["user_auth"] == "" {
-		t.Fatalf("issue output: %s", r.out)
+		c.t.Fatalf("issue output: %s", r.out)
+	}
+	return r, serials
+}
+
+// pinFD is the -pin-fd value of a pipe that holds pins and is closed for writing; the read end
+// is closed when the test ends. PINs never go on the command line.
+func pinFD(t *testing.T, pins string) string {
+	t.Helper()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pr.Close() })
+	pw.WriteString(pins)
+	pw.Close()
+	return strconv.Itoa(int(pr.Fd()))
+}
+
+func TestCLIAgainstRealCA(t *testing.T) {
+	c := startCounter(t, "-municipality", "東京都架空区長")
+	ca, pc, dir, cfg, caFlags := c.ca, c.pc, c.dir, c.cfg, c.caFlags
+	const sup, rc = supStdin, rcStdin
+	must := c.must
+
+	// Issuance: the applicant's PINs arrive on a pipe (-pin-fd), never on the command line.
+	began := time.Now()
+	r, serials := c.issue("signature:SAKURA73\nsignature:SAKURA73\nuser-auth:1234\nuser-auth:1234\nuser-auth:4826\nuser-auth:4826\n")
+	t.Logf("headless issuance of both certificates in %v", time.Since(began).Round(time.Millisecond))
+	if !strings.Contains(r.errOut, "連続した数字や文字") {
+		t.Errorf("the weak PIN 1234 was not refused on the applicant's screen:\n%s", r.errOut)
 	}
 	if strings.Contains(r.out+r.errOut, "SAKURA73") || strings.Contains(r.out+r.errOut, "4826") {
 		t.Error("a PIN was echoed")
@@ -143,14 +184,7 @@ func TestCLIAgainstRealCA(t *testing.T) {
 	must(rc, false, "-user", "rc1", "case", "open", "-kind", "pin_reset", "-code", "90000000088")
 	must(rc, false, "-user", "rc1", "case", "identity", "5", "-document", "my_number_card")
 	must(rc, false, "-user", "rc1", "case", "approve", "5")
-	pr2, pw2, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pr2.Close() })
-	pw2.WriteString("user-auth:5931\nuser-auth:5931\n")
-	pw2.Close()
-	r = must(rc, true, "-pin-fd", strconv.Itoa(int(pr2.Fd())), "-user", "rc1", "pin-reset", "-case", "5", "-reader", pc.Readers[0], "-pin", "user-auth")
+	r = must(rc, true, "-pin-fd", pinFD(t, "user-auth:5931\nuser-auth:5931\n"), "-user", "rc1", "pin-reset", "-case", "5", "-reader", pc.Readers[0], "-pin", "user-auth")
 	if !strings.Contains(r.out, "user-auth PIN reset") || strings.Contains(r.out+r.errOut, "5931") {
 		t.Errorf("pin-reset: %s %s", r.out, r.errOut)
 	}

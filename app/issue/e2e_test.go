@@ -24,7 +24,6 @@ import (
 	"madoguchi/app/workflow"
 	"madoguchi/ca-server/api/wire"
 	"madoguchi/cardio"
-	"madoguchi/cardio/vcard/vcardtest"
 	"madoguchi/internal/testenv"
 	"madoguchi/raclient"
 )
@@ -78,21 +77,20 @@ func openCase(t *testing.T, rc *app.Session, types ...workflow.CertType) int64 {
 	return c.ID
 }
 
-// TestIssueEndToEnd is the issue's "done when": a real SoftHSM-backed ca-server, pcscd + vpcd
-// with the virtual card in reader 0, fprintd's virtual device. An operator logs in by finger,
-// imports a resident-record file, issues both certificates onto the card; the card is read
-// back through the JPKI read protocol and by OpenSC's pkcs15-tool.
-func TestIssueEndToEnd(t *testing.T) {
-	ca := e2e.StartCA(t)
-	pc := testenv.PCSCD(t)
+// fingerCounter starts fprintd's virtual device and opens a terminal with cfg on it (DBPath,
+// Fingerprint and Argon2 set here; closed when the test ends); supervisor "sup" bootstraps with
+// a finger, logs in with it and sets up "rc1" (reception and CS) with a finger. It returns the
+// terminal and rc1 logged in by finger.
+func fingerCounter(t *testing.T, cfg app.Config) (*app.Terminal, *app.Session) {
+	t.Helper()
 	fp := testenv.Fprintd(t)
 	ctx := context.Background()
-
-	term, err := app.Open(ctx, app.Config{DBPath: filepath.Join(t.TempDir(), "terminal.db"), Fingerprint: &auth.Fprintd{BusAddress: fp.BusAddress}, Argon2: cheapArgon})
+	cfg.DBPath, cfg.Fingerprint, cfg.Argon2 = filepath.Join(t.TempDir(), "terminal.db"), &auth.Fprintd{BusAddress: fp.BusAddress}, cheapArgon
+	term, err := app.Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer term.Close()
+	t.Cleanup(func() { term.Close() })
 	press := func(print string) func(auth.EnrollProgress) {
 		return func(e auth.EnrollProgress) {
 			if e.Stage < e.Total {
@@ -125,12 +123,22 @@ func TestIssueEndToEnd(t *testing.T) {
 			t.Fatal(step)
 		}
 	}
-	rc := login("rc1", "print-rc1")
+	return term, login("rc1", "print-rc1")
+}
+
+// TestIssueEndToEnd is the issue's "done when": a real SoftHSM-backed ca-server, pcscd + vpcd
+// with the virtual card in reader 0, fprintd's virtual device. An operator logs in by finger,
+// imports a resident-record file, issues both certificates onto the card; the card is read
+// back through the JPKI read protocol and by OpenSC's pkcs15-tool.
+func TestIssueEndToEnd(t *testing.T) {
+	ca := e2e.StartCA(t)
+	pc := testenv.PCSCD(t)
+	ctx := context.Background()
+	term, rc := fingerCounter(t, app.Config{})
 
 	caseID := openCase(t, rc, workflow.SignatureCert, workflow.UserAuthCert)
 
-	vc := ca.StockCard(t, 0, t.TempDir())
-	vcardtest.PlugIn(t, vc, pc.Ports[0], pc.Readers[0])
+	ca.PlugInStockCard(t, pc, 0)
 	pcard, release := e2e.ConnectCard(t, pc.Readers[0])
 	card := cardio.New(pcard)
 
@@ -340,8 +348,7 @@ func TestKilledMidIssuanceRecovers(t *testing.T) {
 	}
 	caseID := openCase(t, rc, workflow.UserAuthCert)
 
-	vc := ca.StockCard(t, 0, t.TempDir())
-	link, _ := vcardtest.PlugIn(t, vc, pc.Ports[0], pc.Readers[0])
+	link := ca.PlugInStockCard(t, pc, 0)
 	link.Faults.SetDelay(300 * time.Millisecond) // the script takes seconds: the kill lands inside it
 
 	dir := t.TempDir()
@@ -439,8 +446,7 @@ poll:
 	if err != nil {
 		t.Fatal(err)
 	}
-	vc2 := ca.StockCard(t, 1, t.TempDir())
-	vcardtest.PlugIn(t, vc2, pc.Ports[1], pc.Readers[1])
+	ca.PlugInStockCard(t, pc, 1)
 	pcard, _ := e2e.ConnectCard(t, pc.Readers[1])
 	if _, err := rc2.Issue(ctx, o, app.IssueRequest{CaseID: caseID, Card: cardio.New(pcard), CardExpiry: time.Now().AddDate(10, 0, 0), PINs: applicantPINs}); err != nil {
 		t.Fatalf("issue after recovery: %v (%s)", err, app.MessageJA(err))

@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"errors"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -16,14 +15,11 @@ import (
 	"madoguchi/app"
 	"madoguchi/app/apperr"
 	"madoguchi/app/audit"
-	"madoguchi/app/auth"
 	"madoguchi/app/internal/e2e"
 	"madoguchi/app/issue"
-	"madoguchi/app/operator"
 	"madoguchi/app/pinrule"
 	"madoguchi/app/workflow"
 	"madoguchi/cardio"
-	"madoguchi/cardio/vcard/vcardtest"
 	"madoguchi/internal/testenv"
 	"madoguchi/raclient"
 )
@@ -39,48 +35,8 @@ import (
 func TestCardMaintenanceEndToEnd(t *testing.T) {
 	ca := e2e.StartCA(t)
 	pc := testenv.PCSCD(t)
-	fp := testenv.Fprintd(t)
 	ctx := context.Background()
-
-	term, err := app.Open(ctx, app.Config{DBPath: filepath.Join(t.TempDir(), "terminal.db"), Fingerprint: &auth.Fprintd{BusAddress: fp.BusAddress},
-		Argon2: cheapArgon, CA: ca.Client, Municipality: "東京都架空区長"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer term.Close()
-	press := func(print string) func(auth.EnrollProgress) {
-		return func(e auth.EnrollProgress) {
-			if e.Stage < e.Total {
-				go fp.Scan(print)
-			}
-		}
-	}
-	if err := term.Bootstrap(ctx, app.BootstrapRequest{ID: "sup", Name: "管理 太郎", Finger: "right-index-finger", Progress: press("print-sup")}); err != nil {
-		t.Fatal(err)
-	}
-	login := func(id, print string) *app.Session {
-		s, err := term.LoginFingerprint(ctx, id, func(e auth.ScanEvent) {
-			if e == auth.ScanWaiting {
-				go fp.Scan(print)
-			}
-		})
-		if err != nil {
-			t.Fatalf("finger login %s: %v", id, err)
-		}
-		return s
-	}
-	sup := login("sup", "print-sup")
-	for _, step := range []error{
-		sup.CreateOperator(ctx, "rc1", "受付 花子"),
-		sup.Grant(ctx, "rc1", operator.Reception),
-		sup.Grant(ctx, "rc1", operator.CS),
-		sup.EnrollFinger(ctx, "rc1", "left-index-finger", press("print-rc1")),
-	} {
-		if step != nil {
-			t.Fatal(step)
-		}
-	}
-	rc := login("rc1", "print-rc1")
+	term, rc := fingerCounter(t, app.Config{CA: ca.Client, Municipality: "東京都架空区長"})
 	mca := term.CardMaintenanceCA()
 	if mca == nil {
 		t.Fatal("the terminal's CA client offers no card maintenance")
@@ -88,8 +44,7 @@ func TestCardMaintenanceEndToEnd(t *testing.T) {
 
 	// Issue both certificates.
 	issueCase := openCase(t, rc, workflow.SignatureCert, workflow.UserAuthCert)
-	vc := ca.StockCard(t, 0, t.TempDir())
-	vcardtest.PlugIn(t, vc, pc.Ports[0], pc.Readers[0])
+	ca.PlugInStockCard(t, pc, 0)
 	pcard, _ := e2e.ConnectCard(t, pc.Readers[0])
 	card := cardio.New(pcard)
 	o := term.Issuer()

@@ -28,6 +28,7 @@ import (
 	"madoguchi/app/workflow"
 	"madoguchi/cardio/pcsc"
 	"madoguchi/cardio/vcard"
+	"madoguchi/cardio/vcard/vcardtest"
 	"madoguchi/internal/testenv"
 	"madoguchi/raclient"
 )
@@ -213,6 +214,15 @@ func (ca *CA) StockCard(t *testing.T, i int, dir string) *vcard.Card {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// PlugInStockCard makes the virtual card of batch entry i (StockCard, state in a new
+// t.TempDir) and plugs it into pc's reader i through vpcd port i until the test ends; the link
+// is for fault injection.
+func (ca *CA) PlugInStockCard(t *testing.T, pc *testenv.PCSC, i int) *vcard.Link {
+	t.Helper()
+	link, _ := vcardtest.PlugIn(t, ca.StockCard(t, i, t.TempDir()), pc.Ports[i], pc.Readers[i])
+	return link
 }
 
 // ConnectCard opens the PC/SC connection the terminal uses for the card in reader.
