@@ -11,7 +11,9 @@ package audit
 // verified on its own with Verify before it gets its name; it is written
 // under a temporary name (mode 0600), synced, and linked to
 // audit-YYYY-MM-DD.db (UTC date; .2, .3 … for more copies the same day):
-// an existing backup is never replaced.
+// an existing backup is never replaced. The file handling is shared with
+// the CA's backups (internal/auditbackup); this file keeps the terminal's
+// tables, format and verification.
 //
 // The terminal never deletes audit records or application records (cases,
 // their events, the issuance journal): no statement in app does
@@ -21,15 +23,13 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"madoguchi/app/apperr"
+	"madoguchi/internal/auditbackup"
 )
 
 // BackupResult describes a written backup.
@@ -41,6 +41,8 @@ type BackupResult struct {
 
 const backupFormat = "madoguchi terminal audit backup v1"
 
+// backupSchema copies the terminal schema's audit tables (backup_info is
+// created by auditbackup.Write).
 const backupSchema = `
 CREATE TABLE backup.audit_log (
 	seq       INTEGER PRIMARY KEY,
@@ -59,10 +61,6 @@ CREATE TABLE backup.audit_head (
 	seq  INTEGER NOT NULL,
 	hash BLOB NOT NULL
 ) STRICT;
-CREATE TABLE backup.backup_info (
-	name  TEXT PRIMARY KEY,
-	value TEXT NOT NULL
-) STRICT;
 INSERT INTO backup.audit_log SELECT seq, at, operator, action, target, result, detail, prev_hash, hash FROM main.audit_log ORDER BY seq;
 INSERT INTO backup.audit_head SELECT id, seq, hash FROM main.audit_head;
 `
@@ -70,7 +68,8 @@ INSERT INTO backup.audit_head SELECT id, seq, hash FROM main.audit_head;
 // Backup copies the audit chain of the terminal database db into a new file
 // in dir (created 0700 if missing), dated by at's UTC date, and returns it
 // after it verified on its own. A chain that does not verify is not backed
-// up (kind AuditBroken) and nothing is left in dir.
+// up (kind AuditBroken) and nothing is left in dir. Failures of the file
+// handling (internal/auditbackup) have kind Internal.
 //
 // db must be the terminal's *sql.DB; Backup takes one of its connections
 // for the copy, so it must not run inside a transaction of db (store.DB.Tx).
@@ -78,70 +77,35 @@ func Backup(ctx context.Context, db *sql.DB, dir string, at time.Time) (BackupRe
 	if dir == "" {
 		return BackupResult{}, apperr.New(apperr.InvalidInput, "audit: backup needs a directory")
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return BackupResult{}, apperr.Wrap(apperr.Internal, err, "audit: backup directory")
-	}
 	at = at.UTC()
-	tmp, err := os.CreateTemp(dir, ".audit-backup-*.tmp") // mode 0600
+	conn, err := db.Conn(ctx)
 	if err != nil {
 		return BackupResult{}, apperr.Wrap(apperr.Internal, err, "audit: backup")
 	}
-	tmpPath := tmp.Name()
-	tmp.Close()
-	defer func() {
-		for _, p := range []string{tmpPath, tmpPath + "-journal"} {
-			os.Remove(p)
-		}
-	}()
-	if err := copyChain(ctx, db, tmpPath, at); err != nil {
-		return BackupResult{}, err
-	}
-	rep, err := VerifyBackup(ctx, tmpPath)
+	defer conn.Close()
+	var rep Report
+	final, err := auditbackup.Write(ctx, conn, dir, at, auditbackup.Copy{
+		Script: backupSchema,
+		Info:   [][2]string{{"format", backupFormat}, {"made_at", at.Format(timeLayout)}},
+		Verify: func(path string) (err error) {
+			rep, err = VerifyBackup(ctx, path)
+			return err
+		},
+	})
 	if err != nil {
-		return BackupResult{}, err
-	}
-	if err := syncPath(tmpPath); err != nil {
-		return BackupResult{}, err
-	}
-	final, err := linkNew(tmpPath, dir, at)
-	if err != nil {
-		return BackupResult{}, err
-	}
-	if err := syncPath(dir); err != nil {
-		return BackupResult{}, err
+		return BackupResult{}, kindOfBackupError(err)
 	}
 	return BackupResult{Path: final, At: at, Records: rep.Records}, nil
 }
 
-func copyChain(ctx context.Context, db *sql.DB, tmpPath string, at time.Time) error {
-	conn, err := db.Conn(ctx)
-	if err != nil {
+// kindOfBackupError gives auditbackup's file-handling errors kind Internal
+// and keeps VerifyBackup's kinds (AuditBroken, InvalidInput) as they are.
+func kindOfBackupError(err error) error {
+	var fileErr *auditbackup.Error
+	if errors.As(err, &fileErr) {
 		return apperr.Wrap(apperr.Internal, err, "audit: backup")
 	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, `ATTACH DATABASE ? AS backup`, tmpPath); err != nil {
-		return apperr.Wrap(apperr.Internal, err, "audit: backup: attach")
-	}
-	defer conn.ExecContext(context.WithoutCancel(ctx), `DETACH DATABASE backup`)
-	if _, err := conn.ExecContext(ctx, `PRAGMA backup.synchronous = FULL`); err != nil {
-		return apperr.Wrap(apperr.Internal, err, "audit: backup")
-	}
-	if _, err := conn.ExecContext(ctx, `BEGIN`); err != nil {
-		return apperr.Wrap(apperr.Internal, err, "audit: backup: begin")
-	}
-	_, err = conn.ExecContext(ctx, backupSchema)
-	if err == nil {
-		_, err = conn.ExecContext(ctx, `INSERT INTO backup.backup_info (name, value) VALUES ('format', ?), ('made_at', ?)`,
-			backupFormat, at.Format(timeLayout))
-	}
-	if err == nil {
-		_, err = conn.ExecContext(ctx, `COMMIT`)
-	}
-	if err != nil {
-		conn.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`)
-		return apperr.Wrap(apperr.Internal, err, "audit: backup: copy")
-	}
-	return nil
+	return err
 }
 
 // VerifyBackup opens the backup file at path read-only and verifies its
@@ -170,54 +134,9 @@ func VerifyBackup(ctx context.Context, path string) (Report, error) {
 // check that runs more often than daily (and across restarts) makes one
 // backup a day.
 func BackupDue(dir string, at time.Time) (bool, error) {
-	day := at.UTC().Format(time.DateOnly)
-	ents, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return true, nil
-	}
+	due, err := auditbackup.Due(dir, at)
 	if err != nil {
 		return false, apperr.Wrap(apperr.Internal, err, "audit: backup directory")
 	}
-	for _, e := range ents {
-		if n := e.Name(); strings.HasPrefix(n, "audit-"+day+".") && strings.HasSuffix(n, ".db") {
-			return false, nil
-		}
-	}
-	return true, nil
-}
-
-// linkNew names tmp by the date without ever replacing a file (link(2)
-// fails on an existing name).
-func linkNew(tmp, dir string, at time.Time) (string, error) {
-	day := at.Format(time.DateOnly)
-	for n := 1; n < 1000; n++ {
-		name := "audit-" + day + ".db"
-		if n > 1 {
-			name = "audit-" + day + "." + strconv.Itoa(n) + ".db"
-		}
-		final := filepath.Join(dir, name)
-		err := os.Link(tmp, final)
-		if err == nil {
-			return final, nil
-		}
-		if !errors.Is(err, fs.ErrExist) {
-			return "", apperr.Wrap(apperr.Internal, err, "audit: backup")
-		}
-	}
-	return "", apperr.New(apperr.Internal, "audit: too many backups dated %s", day)
-}
-
-func syncPath(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return apperr.Wrap(apperr.Internal, err, "audit: backup")
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return apperr.Wrap(apperr.Internal, err, "audit: backup: sync")
-	}
-	return nil
+	return due, nil
 }

@@ -18,6 +18,9 @@ package audit
 // 0600), synced, then linked to its final name, which never replaces an
 // existing file: audit-YYYY-MM-DD.db by the UTC date, audit-YYYY-MM-DD.2.db
 // and so on for a second backup of the same day.
+// The file handling is shared with the terminal's backups
+// (internal/auditbackup); this file keeps the CA's tables, format and
+// verification.
 //
 // Retention: nothing in ca-server deletes audit records, from the store or
 // from a backup directory (no delete method exists in Store or store.Writer;
@@ -29,15 +32,13 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"madoguchi/ca-server/store"
+	"madoguchi/internal/auditbackup"
 	_ "modernc.org/sqlite" // driver "sqlite"
 )
 
@@ -61,8 +62,11 @@ type BackupResult struct {
 	Report Report // the copy's own verification
 }
 
-// backupSchema is the copy's schema: the store's audit tables (0001_init.sql)
-// and what the copy is.
+// backupFormat is backup_info's "format": what OpenBackup recognises.
+const backupFormat = "madoguchi ca audit backup v1"
+
+// backupSchema is the copy's schema: the store's audit tables (0001_init.sql);
+// auditbackup.Write adds backup_info, what the copy is.
 const backupSchema = `
 CREATE TABLE backup.audit_records (
 	seq       INTEGER PRIMARY KEY,
@@ -84,10 +88,6 @@ CREATE TABLE backup.audit_checkpoints (
 	key_id    TEXT NOT NULL,
 	signature BLOB NOT NULL
 ) STRICT;
-CREATE TABLE backup.backup_info (
-	name  TEXT PRIMARY KEY,
-	value TEXT NOT NULL
-) STRICT;
 INSERT INTO backup.audit_records SELECT seq, at, terminal, operator, action, target, result, detail, prev_hash, hash FROM main.audit_records ORDER BY seq;
 INSERT INTO backup.audit_checkpoints SELECT seq, at, hash, key_id, signature FROM main.audit_checkpoints ORDER BY seq;
 `
@@ -106,147 +106,64 @@ func Backup(ctx context.Context, dbPath, dir string, opts BackupOptions) (Backup
 	if _, err := os.Stat(dbPath); err != nil {
 		return BackupResult{}, fmt.Errorf("audit: backup source: %w", err)
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return BackupResult{}, fmt.Errorf("audit: backup directory: %w", err)
-	}
 	at := opts.Clock().UTC()
-	tmp, err := os.CreateTemp(dir, ".audit-backup-*.tmp") // mode 0600
-	if err != nil {
-		return BackupResult{}, fmt.Errorf("audit: backup: %w", err)
-	}
-	tmpPath := tmp.Name()
-	tmp.Close()
-	defer removeSQLiteFile(tmpPath)
-
-	if err := copyAudit(ctx, dbPath, tmpPath, at); err != nil {
-		return BackupResult{}, err
-	}
-	bf, err := OpenBackup(tmpPath)
-	if err != nil {
-		return BackupResult{}, err
-	}
-	rep, verr := VerifyKeys(ctx, bf, opts.Keys)
-	if cerr := bf.Close(); verr == nil && cerr != nil {
-		verr = cerr
-	}
-	if verr != nil {
-		return BackupResult{Report: rep}, fmt.Errorf("audit: backup copy refused: %w", verr)
-	}
-	if err := syncFile(tmpPath); err != nil {
-		return BackupResult{}, err
-	}
-	final, err := linkNew(tmpPath, dir, at)
-	if err != nil {
-		return BackupResult{}, err
-	}
-	if err := syncFile(dir); err != nil {
-		return BackupResult{}, err
-	}
-	return BackupResult{Path: final, At: at, Report: rep}, nil
-}
-
-func copyAudit(ctx context.Context, dbPath, tmpPath string, at time.Time) error {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Set("mode", "rw") // never create the source
 	src, err := sql.Open("sqlite", "file:"+dbPath+"?"+q.Encode())
 	if err != nil {
-		return fmt.Errorf("audit: backup source: %w", err)
+		return BackupResult{}, fmt.Errorf("audit: backup source: %w", err)
 	}
 	defer src.Close()
 	conn, err := src.Conn(ctx)
 	if err != nil {
-		return fmt.Errorf("audit: backup source: %w", err)
+		return BackupResult{}, fmt.Errorf("audit: backup source: %w", err)
 	}
 	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, `ATTACH DATABASE ? AS backup`, tmpPath); err != nil {
-		return fmt.Errorf("audit: backup: attach: %w", err)
+	var rep Report
+	final, err := auditbackup.Write(ctx, conn, dir, at, auditbackup.Copy{
+		Script: backupSchema,
+		Info:   [][2]string{{"format", backupFormat}, {"made_at", at.Format(time.RFC3339Nano)}, {"source", filepath.Base(dbPath)}},
+		Verify: func(path string) error { return verifyCopy(ctx, path, opts.Keys, &rep) },
+	})
+	var fileErr *auditbackup.Error
+	if errors.As(err, &fileErr) {
+		return BackupResult{}, fmt.Errorf("audit: backup: %w", err)
 	}
-	defer conn.ExecContext(context.WithoutCancel(ctx), `DETACH DATABASE backup`)
-	if _, err := conn.ExecContext(ctx, `PRAGMA backup.synchronous = FULL`); err != nil {
-		return fmt.Errorf("audit: backup: %w", err)
+	if err != nil { // verifyCopy's
+		return BackupResult{Report: rep}, err
 	}
-	// One transaction: the reads of main see one snapshot (WAL), and only
-	// the backup file takes a write lock.
-	if _, err := conn.ExecContext(ctx, `BEGIN`); err != nil {
-		return fmt.Errorf("audit: backup: begin: %w", err)
-	}
-	_, err = conn.ExecContext(ctx, backupSchema)
-	if err == nil {
-		_, err = conn.ExecContext(ctx, `INSERT INTO backup.backup_info (name, value) VALUES ('format', 'madoguchi ca audit backup v1'), ('made_at', ?), ('source', ?)`,
-			at.Format(time.RFC3339Nano), filepath.Base(dbPath))
-	}
-	if err == nil {
-		_, err = conn.ExecContext(ctx, `COMMIT`)
-	}
-	if err != nil {
-		conn.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`)
-		return fmt.Errorf("audit: backup: copy: %w", err)
-	}
-	return nil
+	return BackupResult{Path: final, At: at, Report: rep}, nil
 }
 
-// linkNew gives tmp its final name by the UTC date of at without ever
-// replacing a file: link(2) fails on an existing name.
-func linkNew(tmp, dir string, at time.Time) (string, error) {
-	day := at.Format(time.DateOnly)
-	for n := 1; n < 1000; n++ {
-		name := "audit-" + day + ".db"
-		if n > 1 {
-			name = "audit-" + day + "." + strconv.Itoa(n) + ".db"
-		}
-		final := filepath.Join(dir, name)
-		err := os.Link(tmp, final)
-		if err == nil {
-			return final, nil
-		}
-		if !errors.Is(err, fs.ErrExist) {
-			return "", fmt.Errorf("audit: backup: %w", err)
-		}
+// verifyCopy verifies the copy at path on its own (OpenBackup + VerifyKeys)
+// into rep. A copy that does not verify is refused with an error that
+// wraps VerifyKeys's (ErrTampered for a broken chain or checkpoint).
+func verifyCopy(ctx context.Context, path string, keys []Key, rep *Report) error {
+	bf, err := OpenBackup(path)
+	if err != nil {
+		return err
 	}
-	return "", fmt.Errorf("audit: backup: too many backups dated %s in %s", day, dir)
+	var verr error
+	*rep, verr = VerifyKeys(ctx, bf, keys)
+	if cerr := bf.Close(); verr == nil && cerr != nil {
+		verr = cerr
+	}
+	if verr != nil {
+		return fmt.Errorf("audit: backup copy refused: %w", verr)
+	}
+	return nil
 }
 
 // BackupDue reports whether dir holds no backup dated at's UTC date, so a
 // daily schedule that checks more often than daily (and across restarts)
 // makes one backup per day.
 func BackupDue(dir string, at time.Time) (bool, error) {
-	day := at.UTC().Format(time.DateOnly)
-	ents, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return true, nil
-	}
+	due, err := auditbackup.Due(dir, at)
 	if err != nil {
 		return false, fmt.Errorf("audit: backup directory: %w", err)
 	}
-	for _, e := range ents {
-		n := e.Name()
-		if strings.HasPrefix(n, "audit-"+day+".") && strings.HasSuffix(n, ".db") {
-			return false, nil
-		}
-	}
-	return true, nil
-}
-
-func syncFile(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("audit: backup: %w", err)
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("audit: backup: sync %s: %w", path, err)
-	}
-	return nil
-}
-
-func removeSQLiteFile(path string) {
-	for _, p := range []string{path, path + "-journal", path + "-wal", path + "-shm"} {
-		os.Remove(p)
-	}
+	return due, nil
 }
 
 // BackupFile reads an audit backup (Reader), opened read-only, so a backup
@@ -271,7 +188,7 @@ func OpenBackup(path string) (*BackupFile, error) {
 		return nil, fmt.Errorf("audit: backup: %w", err)
 	}
 	var format string
-	if err := db.QueryRow(`SELECT value FROM backup_info WHERE name = 'format'`).Scan(&format); err != nil || format != "madoguchi ca audit backup v1" {
+	if err := db.QueryRow(`SELECT value FROM backup_info WHERE name = 'format'`).Scan(&format); err != nil || format != backupFormat {
 		db.Close()
 		return nil, fmt.Errorf("%w: %s", ErrNotABackup, path)
 	}
