@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"madoguchi/ca-server/audit"
 	"madoguchi/ca-server/ceremony"
 )
 
@@ -83,11 +85,40 @@ func runStaff(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// secondDetail names the second person of a two-person duty in its audit
-// record.
-func secondDetail(second string) string {
-	if second == "" {
-		return ""
+// twoPersonDuty is a local command's duty done by two senior operators
+// (CPS §5.2.1.1): its --operator and --second-operator flags, checked
+// against the staff register and both named in the audit record.
+type twoPersonDuty struct {
+	action           string // the duty (ceremony.Duties) and the audit action
+	operator, second string
+}
+
+// register adds --operator (what says what the operator does) and
+// --second-operator.
+func (d *twoPersonDuty) register(fs *flag.FlagSet, what string) {
+	fs.StringVar(&d.operator, "operator", defaultOperator(), what+" (audit record)")
+	fs.StringVar(&d.second, "second-operator", "", "the second senior operator present (CPS §5.2.1.1: two people; checked against the staff register)")
+}
+
+// check checks both people against the data dir's staff register.
+func (d *twoPersonDuty) check(dataDir string) error {
+	return requireRoles(dataDir, d.action, d.operator, d.second)
+}
+
+// record writes the duty's audit record for target with err's outcome (ok
+// or error) and returns err, joined with the audit log's error if the record
+// could not be written.
+func (d *twoPersonDuty) record(ctx context.Context, l *local, target string, err error) error {
+	result := "ok"
+	if err != nil {
+		result = "error"
 	}
-	return "second operator " + second
+	var detail string
+	if d.second != "" {
+		detail = "second operator " + d.second
+	}
+	if aerr := l.audit.Record(ctx, audit.Entry{Terminal: "local", Operator: d.operator, Action: d.action, Target: target, Result: result, Detail: detail}); aerr != nil {
+		return errors.Join(err, aerr)
+	}
+	return err
 }

@@ -8,7 +8,6 @@ import (
 	"os/user"
 	"time"
 
-	"madoguchi/ca-server/audit"
 	"madoguchi/ca-server/tlsca"
 )
 
@@ -30,15 +29,15 @@ func runTerminalToken(args []string, stdout, stderr io.Writer) error {
 	dataDir := fs.String("data-dir", "", "data directory")
 	muni := fs.String("municipality", "", "6-digit local government code, e.g. 131016")
 	ttl := fs.Duration("ttl", tlsca.DefaultTokenTTL, "token lifetime")
-	operator := fs.String("operator", defaultOperator(), "who issues the token (audit record)")
-	second := fs.String("second-operator", "", "the second senior operator present (CPS §5.2.1.1: two people; checked against the staff register)")
+	duty := twoPersonDuty{action: "terminal.token"}
+	duty.register(fs, "who issues the token")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if err := tlsca.ValidMunicipality(*muni); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	if err := requireRoles(*dataDir, "terminal.token", *operator, *second); err != nil {
+	if err := duty.check(*dataDir); err != nil {
 		return err
 	}
 	ctx := context.Background()
@@ -48,14 +47,7 @@ func runTerminalToken(args []string, stdout, stderr io.Writer) error {
 	}
 	defer l.Close()
 	tok, err := l.ca.NewEnrolmentToken(ctx, *muni, *ttl)
-	result := "ok"
-	if err != nil {
-		result = "error"
-	}
-	if aerr := l.audit.Record(ctx, audit.Entry{Terminal: "local", Operator: *operator, Action: "terminal.token", Target: *muni, Result: result, Detail: secondDetail(*second)}); aerr != nil {
-		return aerr
-	}
-	if err != nil {
+	if err := duty.record(ctx, l, *muni, err); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, tok)
@@ -68,15 +60,15 @@ func runTerminalRevoke(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", "", "data directory")
 	serial := fs.String("serial", "", "hexadecimal serial of the terminal's client certificate")
-	operator := fs.String("operator", defaultOperator(), "who revokes (audit record)")
-	second := fs.String("second-operator", "", "the second senior operator present (CPS §5.2.1.1: two people; checked against the staff register)")
+	duty := twoPersonDuty{action: "terminal.revoke"}
+	duty.register(fs, "who revokes")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if *serial == "" {
 		return fmt.Errorf("%w: --serial is required", errUsage)
 	}
-	if err := requireRoles(*dataDir, "terminal.revoke", *operator, *second); err != nil {
+	if err := duty.check(*dataDir); err != nil {
 		return err
 	}
 	ctx := context.Background()
@@ -86,14 +78,7 @@ func runTerminalRevoke(args []string, stdout, stderr io.Writer) error {
 	}
 	defer l.Close()
 	term, err := l.ca.RevokeTerminal(ctx, *serial)
-	result := "ok"
-	if err != nil {
-		result = "error"
-	}
-	if aerr := l.audit.Record(ctx, audit.Entry{Terminal: "local", Operator: *operator, Action: "terminal.revoke", Target: *serial, Result: result, Detail: secondDetail(*second)}); aerr != nil {
-		return aerr
-	}
-	if err != nil {
+	if err := duty.record(ctx, l, *serial, err); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "terminal %s (municipality %s) revoked at %s\n", term.ID, term.Municipality, term.RevokedAt.Format(time.RFC3339))

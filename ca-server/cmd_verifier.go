@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,7 +16,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"madoguchi/ca-server/audit"
 	"madoguchi/ca-server/store"
 )
 
@@ -35,8 +33,8 @@ func runVerifierAdd(args []string, stdout, stderr io.Writer) error {
 	name := fs.String("name", "", "the verifier's name (unique)")
 	certFile := fs.String("cert", "", "register this PEM client certificate by its SHA-256 instead of issuing one")
 	outDir := fs.String("out-dir", "", "directory for the issued verifier.crt and verifier.key (0600)")
-	operator := fs.String("operator", defaultOperator(), "who registers (audit record)")
-	second := fs.String("second-operator", "", "the second senior operator present (CPS §5.2.1.1: two people; checked against the staff register)")
+	duty := twoPersonDuty{action: "verifier.add"}
+	duty.register(fs, "who registers")
 	// Issuing (--out-dir) signs with the TLS CA key in the HSM: M
 	// custodians present their token shares, as for serve (TS Art. 27, 45).
 	var shares listFlag
@@ -49,7 +47,7 @@ func runVerifierAdd(args []string, stdout, stderr io.Writer) error {
 	if *name == "" || (*certFile == "") == (*outDir == "") {
 		return fmt.Errorf("%w: --name and exactly one of --cert or --out-dir are required", errUsage)
 	}
-	if err := requireRoles(*dataDir, "verifier.add", *operator, *second); err != nil {
+	if err := duty.check(*dataDir); err != nil {
 		return err
 	}
 	ctx := context.Background()
@@ -67,14 +65,7 @@ func runVerifierAdd(args []string, stdout, stderr io.Writer) error {
 		l.ca = ca
 	}
 	v, err := addVerifier(ctx, l, *dataDir, *name, *certFile, *outDir)
-	result := "ok"
-	if err != nil {
-		result = "error"
-	}
-	if aerr := l.audit.Record(ctx, audit.Entry{Terminal: "local", Operator: *operator, Action: "verifier.add", Target: *name, Result: result, Detail: secondDetail(*second)}); aerr != nil {
-		return errors.Join(err, aerr)
-	}
-	if err != nil {
+	if err := duty.record(ctx, l, *name, err); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "verifier %q registered: certificate SHA-256 %s, valid until %s\n", v.Name, hex.EncodeToString(v.CertSHA256), v.NotAfter.Format(time.RFC3339))
@@ -135,15 +126,15 @@ func runVerifierRevoke(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", "", "data directory")
 	name := fs.String("name", "", "the verifier's name")
-	operator := fs.String("operator", defaultOperator(), "who withdraws (audit record)")
-	second := fs.String("second-operator", "", "the second senior operator present (CPS §5.2.1.1: two people; checked against the staff register)")
+	duty := twoPersonDuty{action: "verifier.revoke"}
+	duty.register(fs, "who withdraws")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if *name == "" {
 		return fmt.Errorf("%w: --name is required", errUsage)
 	}
-	if err := requireRoles(*dataDir, "verifier.revoke", *operator, *second); err != nil {
+	if err := duty.check(*dataDir); err != nil {
 		return err
 	}
 	ctx := context.Background()
@@ -153,14 +144,7 @@ func runVerifierRevoke(args []string, stdout, stderr io.Writer) error {
 	}
 	defer l.Close()
 	v, err := l.st.RevokeVerifier(ctx, *name, time.Now())
-	result := "ok"
-	if err != nil {
-		result = "error"
-	}
-	if aerr := l.audit.Record(ctx, audit.Entry{Terminal: "local", Operator: *operator, Action: "verifier.revoke", Target: *name, Result: result, Detail: secondDetail(*second)}); aerr != nil {
-		return errors.Join(err, aerr)
-	}
-	if err != nil {
+	if err := duty.record(ctx, l, *name, err); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "verifier %q withdrawn at %s\n", v.Name, v.RevokedAt.Format(time.RFC3339))
