@@ -11,6 +11,7 @@ import (
 	"madoguchi/app/audit"
 	"madoguchi/cardio/pcsc"
 	"madoguchi/internal/services"
+	"madoguchi/internal/timesync"
 	"madoguchi/ui"
 )
 
@@ -156,6 +157,32 @@ func backupAuditEvery(ctx context.Context, b auditBackupMaker, every time.Durati
 		case made:
 			log.Printf("audit backup: %s (%d records, verified)", res.Path, res.Records)
 		}
+	})
+}
+
+// clockChecker is the part of app.Terminal that checks the clock's synchronisation.
+type clockChecker interface {
+	CheckClock(ctx context.Context, read app.ClockReader) (timesync.Status, error)
+}
+
+// checkClockEvery checks every so often whether the machine clock is synchronised to a time
+// source (CPS §6.8: the audit trail's timestamps must come from a trusted source); the terminal
+// records the changes in the audit trail, and the log says so when the state changes.
+func checkClockEvery(ctx context.Context, c clockChecker, read app.ClockReader, every time.Duration) {
+	logged, synced := false, false
+	repeatEvery(ctx, every, func() {
+		s, err := c.CheckClock(ctx, read)
+		now := err == nil && s.Synchronised
+		switch {
+		case ctx.Err() != nil || logged && now == synced:
+		case err != nil:
+			log.Printf("clock: cannot tell whether the clock is synchronised (%v): audit timestamps are not vouched for", err)
+		case !now:
+			log.Printf("clock: not synchronised to a time source (maximum error %v): start chrony or systemd-timesyncd; audit timestamps are not vouched for", s.MaxError)
+		default:
+			log.Printf("clock: synchronised (maximum error %v)", s.MaxError)
+		}
+		logged, synced = true, now
 	})
 }
 

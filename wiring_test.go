@@ -13,6 +13,7 @@ import (
 	"madoguchi/cardio/pcsc"
 	"madoguchi/cardio/vcard"
 	"madoguchi/internal/testenv"
+	"madoguchi/internal/timesync"
 	"madoguchi/ui"
 )
 
@@ -145,6 +146,43 @@ func TestAuditBackupCheckedUntilStopped(t *testing.T) {
 	}
 	if b.calls != 3 {
 		t.Errorf("BackupAuditIfDue called %d times, want 3 (once at start, then per tick until stopped)", b.calls)
+	}
+}
+
+// countingClock is a clockChecker that counts its checks, asks the reader it is given and
+// cancels the context after the third check.
+type countingClock struct {
+	calls  int
+	cancel context.CancelFunc
+}
+
+func (c *countingClock) CheckClock(ctx context.Context, read app.ClockReader) (timesync.Status, error) {
+	c.calls++
+	if c.calls == 3 {
+		c.cancel()
+	}
+	return read()
+}
+
+// TestClockCheckedUntilStopped: the terminal checks the clock's synchronisation at start and on
+// every tick through the reader it is given, and stops with the terminal's context.
+func TestClockCheckedUntilStopped(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &countingClock{cancel: cancel}
+	reads := 0
+	read := func() (timesync.Status, error) { reads++; return timesync.Status{Synchronised: reads > 1}, nil }
+	done := make(chan struct{})
+	go func() {
+		checkClockEvery(ctx, c, read, time.Millisecond)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("the clock check did not stop when its context ended")
+	}
+	if c.calls != 3 || reads != 3 {
+		t.Errorf("CheckClock called %d times reading %d times, want 3 and 3", c.calls, reads)
 	}
 }
 

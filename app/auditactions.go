@@ -10,6 +10,7 @@ var AuditActions = []string{
 	"case.approve", "case.complete", "case.explanation", "case.identity", "case.issue", "case.open",
 	"case.pin_check", "case.refuse", "case.stop", "case.substitutions", "case.view",
 	"certificate.copy", "certificate.release_hold", "certificate.revoke",
+	"clock.synchronised", "clock.unsynchronised",
 	"document.print",
 	"holder.records",
 	"issuance.aborted", "issuance.delivered", "issuance.start",

@@ -79,6 +79,7 @@ type Terminal struct {
 	issuer    *issue.Orchestrator // nil without a CA
 	recovered []issue.Resolution
 	busy      bool // recovery skipped: another process holds the issuance lock
+	clockSync clockState
 }
 
 // Open opens the terminal database at cfg.DBPath (creating and migrating it as needed).

@@ -1,0 +1,45 @@
+// Package timesync tells whether the machine's clock is synchronised to a time source, so the
+// terminal and the CA can say when their audit timestamps cannot be trusted (CPS §6.8: time
+// comes from a trusted source and each record carries its own timestamp).
+//
+// The kernel knows: an NTP or PTP daemon (chrony, systemd-timesyncd, ntpd) that disciplines the
+// clock clears STA_UNSYNC and keeps the maximum error small; a clock nobody synchronises stays
+// in state TIME_ERROR. Read asks with adjtimex(2) in read-only mode (no modes set), which needs
+// no privilege and changes nothing.
+package timesync
+
+import (
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Status is the kernel's view of the clock's synchronisation.
+type Status struct {
+	// Synchronised is true when a time daemon disciplines the clock: the kernel's state is not
+	// TIME_ERROR and STA_UNSYNC is clear.
+	Synchronised bool
+	// MaxError is the kernel's bound on the clock's error; EstError its estimate. Without
+	// synchronisation the kernel lets MaxError grow to 16 s.
+	MaxError, EstError time.Duration
+}
+
+// Read returns the clock's synchronisation status from adjtimex(2).
+func Read() (Status, error) {
+	var tx unix.Timex // Modes 0: read only
+	state, err := unix.Adjtimex(&tx)
+	if err != nil {
+		return Status{}, err
+	}
+	return fromTimex(state, tx.Status, int64(tx.Maxerror), int64(tx.Esterror)), nil
+}
+
+// fromTimex interprets adjtimex's return value (the clock state) and its status bits and
+// error bounds (microseconds).
+func fromTimex(state int, status int32, maxErrorUS, estErrorUS int64) Status {
+	return Status{
+		Synchronised: state != unix.TIME_ERROR && status&unix.STA_UNSYNC == 0,
+		MaxError:     time.Duration(maxErrorUS) * time.Microsecond,
+		EstError:     time.Duration(estErrorUS) * time.Microsecond,
+	}
+}
