@@ -132,7 +132,7 @@ func buildHistoryView(s *Shell) (*historyView, fyne.CanvasObject) {
 	v.to.SetPlaceHolder(tr("history.date.placeholder"))
 	// The last 30 days by default: the whole history of a terminal grows without bound, and an
 	// auditor widens the range on purpose.
-	v.from.SetText(time.Now().AddDate(0, 0, -30).Format(dateLayout))
+	v.from.SetText(time.Now().In(japanTime).AddDate(0, 0, -30).Format(dateLayout))
 	for _, e := range []*widget.Entry{v.operator, v.from, v.to} {
 		e.OnSubmitted = func(string) { v.load() }
 	}
@@ -221,7 +221,7 @@ func (v *historyView) showDetail(row int) {
 		return
 	}
 	e := v.rows[row]
-	lines := []string{tr("history.detail.record", map[string]any{"Seq": e.Seq, "At": e.At.Local().Format("2006-01-02 15:04:05"),
+	lines := []string{tr("history.detail.record", map[string]any{"Seq": e.Seq, "At": e.At.In(japanTime).Format("2006-01-02 15:04:05"),
 		"Operator": e.Operator, "Action": lang.X("action."+e.Action, e.Action), "Target": e.Target,
 		"Result": lang.X("result."+e.Result, e.Result)})}
 	keys := make([]string, 0, len(e.Detail))
@@ -250,7 +250,7 @@ func (v *historyView) fillCell(id widget.TableCellID, l *widget.Label) {
 	case 0:
 		l.SetText(fmt.Sprint(e.Seq))
 	case 1:
-		l.SetText(e.At.Local().Format("2006-01-02 15:04:05"))
+		l.SetText(e.At.In(japanTime).Format("2006-01-02 15:04:05"))
 	case 2:
 		l.SetText(e.Operator)
 	case 3:
@@ -283,12 +283,12 @@ func detailText(d map[string]string) string {
 	return strings.Join(parts, ", ")
 }
 
-// parseFilter reads the filter fields. The dates are local calendar days; the "to" day is
-// included.
+// parseFilter reads the filter fields. The dates are calendar days in Japan Standard Time, as
+// every time the terminal shows and prints; the "to" day is included.
 func (v *historyView) parseFilter() (AuditFilter, error) {
 	f := AuditFilter{Operator: strings.TrimSpace(v.operator.Text)}
 	day := func(text string) (time.Time, error) {
-		return time.ParseInLocation(dateLayout, strings.TrimSpace(text), time.Local)
+		return time.ParseInLocation(dateLayout, strings.TrimSpace(text), japanTime)
 	}
 	var err error
 	if t := strings.TrimSpace(v.from.Text); t != "" {

@@ -68,8 +68,9 @@ func TestAuditorFiltersByOperatorAndDate(t *testing.T) {
 		t.Errorf("table row = %v", cells)
 	}
 
-	today := time.Now().Format(dateLayout)
-	tomorrow := time.Now().AddDate(0, 0, 1).Format(dateLayout)
+	// The filter's days are Japanese calendar days, whatever the machine's time zone.
+	today := time.Now().In(japanTime).Format(dateLayout)
+	tomorrow := time.Now().In(japanTime).AddDate(0, 0, 1).Format(dateLayout)
 	v.from.SetText(today)
 	v.to.SetText(today)
 	test.Tap(v.show)
