@@ -28,6 +28,7 @@ func runAudit(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("audit "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", "", "data directory")
+	database := databaseFlag(fs)
 	operator := fs.String("operator", "", "show: the operator whose records to list")
 	backupFile := fs.String("backup", "", "verify: a backup file (audit backup) instead of the live log, checked on its own")
 	auditor := fs.String("auditor", defaultOperator(), "the internal auditor reviewing (checked against the role register, CPS §5.4)")
@@ -55,7 +56,7 @@ func runAudit(args []string, stdout, stderr io.Writer) error {
 			defer bf.Close()
 			src = bf
 		} else {
-			l, err := openLocal(ctx, *dataDir)
+			l, err := openLocal(ctx, *dataDir, *database)
 			if err != nil {
 				return err
 			}
@@ -79,7 +80,7 @@ func runAudit(args []string, stdout, stderr io.Writer) error {
 		if *operator == "" {
 			return fmt.Errorf("%w: audit show needs --operator", errUsage)
 		}
-		l, err := openLocal(ctx, *dataDir)
+		l, err := openLocal(ctx, *dataDir, *database)
 		if err != nil {
 			return err
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"madoguchi/ca-server/audit"
+	"madoguchi/ca-server/store"
 )
 
 // defaultAuditBackupDir is where serve puts its daily audit backups when
@@ -26,6 +27,7 @@ func runAuditBackup(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("audit backup", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", "", "data directory")
+	database := databaseFlag(fs)
 	to := fs.String("to", "", "backup directory (the file is named audit-YYYY-MM-DD[.N].db; an existing file is never replaced)")
 	operator := fs.String("operator", defaultOperator(), "the internal auditor making the copy (audit record; checked against the role register)")
 	if err := fs.Parse(args); err != nil {
@@ -38,7 +40,7 @@ func runAuditBackup(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	ctx := context.Background()
-	l, err := openLocal(ctx, *dataDir)
+	l, err := openLocal(ctx, *dataDir, *database)
 	if err != nil {
 		return err
 	}
@@ -62,7 +64,15 @@ func backupAudit(ctx context.Context, l *local, dataDir, dir, operator string, c
 	if err != nil {
 		return audit.BackupResult{}, err
 	}
-	res, err := audit.Backup(ctx, filepath.Join(dataDir, "ca.db"), dir, audit.BackupOptions{Keys: keys, Clock: clock})
+	opts := audit.BackupOptions{Keys: keys, Clock: clock}
+	var res audit.BackupResult
+	if store.IsPostgresURL(l.database) {
+		// No file to attach: the records are read through the store into
+		// the same backup file format.
+		res, err = audit.BackupFrom(ctx, l.st, store.RedactedURL(l.database), dir, opts)
+	} else {
+		res, err = audit.Backup(ctx, l.database, dir, opts)
+	}
 	e := audit.Entry{Terminal: "local", Operator: operator, Action: "audit.backup", Target: filepath.Base(res.Path), Result: "ok",
 		Detail: "records " + strconv.FormatInt(res.Report.Records, 10)}
 	if err != nil {

@@ -21,7 +21,7 @@ func init() {
 // returns a revocation service that can sign CRLs with every key
 // generation; close releases the HSM. It builds no issuance dependencies:
 // those destroy leftover user keys, which a running server may own.
-func activeStatus(ctx context.Context, cf *ceremonyFlags, shares []string, stdout, stderr io.Writer) (*status.Service, func(), *local, error) {
+func activeStatus(ctx context.Context, cf *ceremonyFlags, database string, shares []string, stdout, stderr io.Writer) (*status.Service, func(), *local, error) {
 	common, err := cf.common(stdout, stderr)
 	if err != nil {
 		return nil, nil, nil, err
@@ -34,7 +34,7 @@ func activeStatus(ctx context.Context, cf *ceremonyFlags, shares []string, stdou
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	l, err := openLocal(ctx, cf.dataDir)
+	l, err := openLocal(ctx, cf.dataDir, database)
 	if err != nil {
 		active.HSM.Close()
 		return nil, nil, nil, err
@@ -58,6 +58,7 @@ func runCRL(args []string, stdout, stderr io.Writer) error {
 	var shares listFlag
 	cf.register(fs)
 	fs.StringVar(&cf.dataDir, "data-dir", "", "data directory (same as --data)")
+	database := databaseFlag(fs)
 	fs.Var(&shares, "share", "PATH[=SOURCE]: a custodian's token share; repeat M times")
 	now := fs.Bool("now", false, "publish: a new CRL and ARL of every CA at once (CPS §4.9.7)")
 	ca := fs.String("ca", "signature", "archive: signature or user-auth")
@@ -74,7 +75,7 @@ func runCRL(args []string, stdout, stderr io.Writer) error {
 		if !*now {
 			return fmt.Errorf("%w: crl publish needs --now (the server publishes every 24 hours by itself)", errUsage)
 		}
-		svc, closeAll, _, err := activeStatus(ctx, &cf, shares, stdout, stderr)
+		svc, closeAll, _, err := activeStatus(ctx, &cf, *database, shares, stdout, stderr)
 		if err != nil {
 			return err
 		}
@@ -92,7 +93,7 @@ func runCRL(args []string, stdout, stderr io.Writer) error {
 		if *ca != "signature" && *ca != "user-auth" {
 			return fmt.Errorf("%w: --ca %q: want signature or user-auth", errUsage, *ca)
 		}
-		l, err := openLocal(ctx, cf.dataDir)
+		l, err := openLocal(ctx, cf.dataDir, *database)
 		if err != nil {
 			return err
 		}
@@ -137,6 +138,7 @@ func runCompromiseDrill(args []string, stdout, stderr io.Writer) error {
 	var shares listFlag
 	cf.register(fs)
 	fs.StringVar(&cf.dataDir, "data-dir", "", "data directory (same as --data)")
+	database := databaseFlag(fs)
 	fs.Var(&shares, "share", "PATH[=SOURCE]: a custodian's token share; repeat M times")
 	ca := fs.String("ca", "", "signature or user-auth")
 	confirm := fs.String("confirm", "", `must be "revoke-everything-signed-by-<ca>"`)
@@ -148,7 +150,7 @@ func runCompromiseDrill(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: --ca signature|user-auth and --confirm revoke-everything-signed-by-<ca> are required", errUsage)
 	}
 	ctx := context.Background()
-	svc, closeAll, _, err := activeStatus(ctx, &cf, shares, stdout, stderr)
+	svc, closeAll, _, err := activeStatus(ctx, &cf, *database, shares, stdout, stderr)
 	if err != nil {
 		return err
 	}

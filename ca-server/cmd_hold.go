@@ -18,6 +18,7 @@ func runHold(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("hold", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", "", "data directory")
+	database := databaseFlag(fs)
 	serial := fs.String("serial", "", "hexadecimal serial of the certificate")
 	operator := fs.String("operator", defaultOperator(), "call-centre operator (audit record)")
 	note := fs.String("note", "", "the phone report: who called, when (required; no other personal data)")
@@ -32,7 +33,7 @@ func runHold(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	ctx := context.Background()
-	l, err := openLocal(ctx, *dataDir)
+	l, err := openLocal(ctx, *dataDir, *database)
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,7 @@ import (
 	"madoguchi/ca-server/hsmissuance"
 	"madoguchi/ca-server/issuance"
 	"madoguchi/ca-server/profile"
+	"madoguchi/ca-server/status"
 	"madoguchi/ca-server/store"
 	"madoguchi/ca-server/tlsca"
 )
@@ -31,9 +32,49 @@ func init() {
 	register(command{name: "serve", summary: "serve the issuance API over mutual TLS", run: runServe})
 }
 
+// localStore is what serve and the local commands use of the store: the
+// interfaces of the packages they hand it to, plus the verifier registry
+// and closing. *store.SQLite (the default file DATA-DIR/ca.db) and
+// *store.Postgres (--database postgres://…, for a CA scaled out to several
+// processes) both implement it.
+type localStore interface {
+	store.Writer
+	issuance.MaintenanceStore
+	status.Store
+	tlsca.Store
+	api.VerifierRegistry
+	AddVerifier(ctx context.Context, v store.Verifier) error
+	RevokeVerifier(ctx context.Context, name string, now time.Time) (store.Verifier, error)
+}
+
+// Both stores hold every consumer interface (the packages themselves
+// check only the SQLite type).
+var (
+	_ localStore = (*store.SQLite)(nil)
+	_ localStore = (*store.Postgres)(nil)
+)
+
+// databaseFlag registers --database on fs: where the store is.
+func databaseFlag(fs *flag.FlagSet) *string {
+	return fs.String("database", "", "store database: a postgres:// URL (several ca-server processes on one database; the password from PGPASSWORD or ~/.pgpass, never in the URL: command lines are visible to every local user), or a SQLite file (default DATA-DIR/ca.db)")
+}
+
+// storeDatabase is the database openLocal opens: database, or the SQLite
+// file ca.db in the data directory when it is empty.
+func storeDatabase(dataDir, database string) string {
+	if database == "" {
+		return filepath.Join(dataDir, "ca.db")
+	}
+	return database
+}
+
 // local is what every local sub-command opens in the data directory.
 type local struct {
-	st *store.SQLite
+	st localStore
+	// database is what st was opened from (storeDatabase); the audit
+	// backup copies a SQLite file directly and reads a PostgreSQL
+	// database through the store.
+	database string
 	// ca is the TLS CA: without its key when the key is in the HSM
 	// (local_keys.go); serve and verifier-add replace it after activation.
 	ca *tlsca.CA
@@ -42,14 +83,23 @@ type local struct {
 	audit *audit.Log
 }
 
-func openLocal(ctx context.Context, dataDir string) (*local, error) {
+// openLocal opens the store (database: see storeDatabase), the TLS CA and
+// an unsigned audit log for a local command or serve.
+func openLocal(ctx context.Context, dataDir, database string) (*local, error) {
 	if dataDir == "" {
 		return nil, fmt.Errorf("%w: --data-dir is required", errUsage)
 	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, err
 	}
-	st, err := store.OpenSQLite(ctx, filepath.Join(dataDir, "ca.db"))
+	database = storeDatabase(dataDir, database)
+	var st localStore
+	var err error
+	if store.IsPostgresURL(database) {
+		st, err = store.OpenPostgres(ctx, database)
+	} else {
+		st, err = store.OpenSQLite(ctx, database)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +113,7 @@ func openLocal(ctx context.Context, dataDir string) (*local, error) {
 		st.Close()
 		return nil, err
 	}
-	return &local{st: st, ca: ca, audit: alog}, nil
+	return &local{st: st, database: database, ca: ca, audit: alog}, nil
 }
 
 // Close closes the store. A signing audit log (serve) takes its last
@@ -108,6 +158,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	var cf ceremonyFlags
 	cf.register(fs) // --data, --module, --kwp-mechanism, --dev
 	fs.StringVar(&cf.dataDir, "data-dir", "", "data directory (same as --data)")
+	database := databaseFlag(fs)
 	var shares listFlag
 	fs.Var(&shares, "share", "PATH[=SOURCE]: a custodian's token share, sealed under the passphrase from SOURCE; repeat M times (TS Art. 27: the CA keys are activated by M custodians)")
 	listen := fs.String("listen", "127.0.0.1:8443", "address to listen on")
@@ -138,7 +189,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	defer stop()
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 
-	l, err := openLocal(ctx, cf.dataDir)
+	l, err := openLocal(ctx, cf.dataDir, *database)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -24,6 +25,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"madoguchi/ca-server/api/wire"
 	"madoguchi/cardio"
@@ -143,14 +146,57 @@ func readPEMCert(t *testing.T, path string) *x509.Certificate {
 // through a terminal enrolled over mutual TLS; openssl verifies each
 // certificate against the CA certificate the ceremony exported.
 func TestServeIssuesCertificatesEndToEnd(t *testing.T) {
-	testenv.SoftHSM(t) // module present; SOFTHSM2_CONF private to this test
 	data := t.TempDir()
+	serveIssuesBothCertificates(t, data)
+}
+
+// TestServeIssuesCertificatesEndToEndPostgres: the same with the store in a
+// real PostgreSQL server (serve --database postgres://…): the terminal's
+// token, its enrolment and both issuances land there and not in a SQLite
+// file, and the audit backup of a PostgreSQL store verifies on its own.
+func TestServeIssuesCertificatesEndToEndPostgres(t *testing.T) {
+	pg := testenv.Postgres(t)
+	data := t.TempDir()
+	serveIssuesBothCertificates(t, data, "--database", pg.DSN)
+
+	if _, err := os.Stat(filepath.Join(data, "ca.db")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("ca.db in the data dir with --database postgres: %v", err)
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pg.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var terminals, delivered int
+	if err := conn.QueryRow(ctx, "SELECT (SELECT count(*) FROM terminals), (SELECT count(*) FROM issuances WHERE state = 'delivered')").
+		Scan(&terminals, &delivered); err != nil || terminals != 1 || delivered != 2 {
+		t.Fatalf("PostgreSQL holds %d terminals and %d delivered certificates (%v), want 1 and 2", terminals, delivered, err)
+	}
+	bdir := t.TempDir()
+	out := runCmd(t, "audit", "backup", "--data-dir", data, "--database", pg.DSN, "--to", bdir, "--operator", "auditor-1")
+	if !strings.Contains(out, "verified") {
+		t.Fatalf("audit backup: %s", out)
+	}
+	files, _ := filepath.Glob(filepath.Join(bdir, "audit-*.db"))
+	if len(files) != 1 {
+		t.Fatalf("backups %v", files)
+	}
+	runCmd(t, "audit", "verify", "--data-dir", data, "--backup", files[0])
+	runCmd(t, "audit", "verify", "--data-dir", data, "--database", pg.DSN)
+}
+
+// serveIssuesBothCertificates sets up a dev CA in data, starts serve with
+// the extra store flags (none: the SQLite file in data), enrols a terminal
+// and issues both certificates to a virtual card through the API.
+func serveIssuesBothCertificates(t *testing.T, data string, storeFlags ...string) {
+	testenv.SoftHSM(t) // module present; SOFTHSM2_CONF private to this test
 	runCmd(t, "ceremony-init", "--data", data, "--dev")
 	batch := filepath.Join(t.TempDir(), "batch.txt")
 	runCmd(t, "card-batch", "--data", data, "--dev", "--count", "1", "--out", batch)
-	tok := strings.TrimSpace(runCmd(t, "terminal-token", "--data-dir", data, "--municipality", "131016"))
+	tok := strings.TrimSpace(runCmd(t, append([]string{"terminal-token", "--data-dir", data, "--municipality", "131016"}, storeFlags...)...))
 
-	base := startServe(t, "--data-dir", data, "--dev", "--listen", "127.0.0.1:0", "--key-pool", "1")
+	base := startServe(t, append([]string{"--data-dir", data, "--dev", "--listen", "127.0.0.1:0", "--key-pool", "1"}, storeFlags...)...)
 
 	ctx := context.Background()
 	pool := x509.NewCertPool()

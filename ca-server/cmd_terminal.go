@@ -27,6 +27,7 @@ func runTerminalToken(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("terminal-token", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", "", "data directory")
+	database := databaseFlag(fs)
 	muni := fs.String("municipality", "", "6-digit local government code, e.g. 131016")
 	ttl := fs.Duration("ttl", tlsca.DefaultTokenTTL, "token lifetime")
 	duty := twoPersonDuty{action: "terminal.token"}
@@ -41,7 +42,7 @@ func runTerminalToken(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	ctx := context.Background()
-	l, err := openLocal(ctx, *dataDir)
+	l, err := openLocal(ctx, *dataDir, *database)
 	if err != nil {
 		return err
 	}
@@ -59,6 +60,7 @@ func runTerminalRevoke(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("terminal-revoke", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", "", "data directory")
+	database := databaseFlag(fs)
 	serial := fs.String("serial", "", "hexadecimal serial of the terminal's client certificate")
 	duty := twoPersonDuty{action: "terminal.revoke"}
 	duty.register(fs, "who revokes")
@@ -72,7 +74,7 @@ func runTerminalRevoke(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	ctx := context.Background()
-	l, err := openLocal(ctx, *dataDir)
+	l, err := openLocal(ctx, *dataDir, *database)
 	if err != nil {
 		return err
 	}

@@ -30,6 +30,7 @@ func runVerifierAdd(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("verifier-add", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", "", "data directory")
+	database := databaseFlag(fs)
 	name := fs.String("name", "", "the verifier's name (unique)")
 	certFile := fs.String("cert", "", "register this PEM client certificate by its SHA-256 instead of issuing one")
 	outDir := fs.String("out-dir", "", "directory for the issued verifier.crt and verifier.key (0600)")
@@ -51,7 +52,7 @@ func runVerifierAdd(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	ctx := context.Background()
-	l, err := openLocal(ctx, *dataDir)
+	l, err := openLocal(ctx, *dataDir, *database)
 	if err != nil {
 		return err
 	}
@@ -125,6 +126,7 @@ func runVerifierRevoke(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("verifier-revoke", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", "", "data directory")
+	database := databaseFlag(fs)
 	name := fs.String("name", "", "the verifier's name")
 	duty := twoPersonDuty{action: "verifier.revoke"}
 	duty.register(fs, "who withdraws")
@@ -138,7 +140,7 @@ func runVerifierRevoke(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	ctx := context.Background()
-	l, err := openLocal(ctx, *dataDir)
+	l, err := openLocal(ctx, *dataDir, *database)
 	if err != nil {
 		return err
 	}

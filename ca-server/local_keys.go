@@ -14,7 +14,6 @@ import (
 
 	"madoguchi/ca-server/audit"
 	"madoguchi/ca-server/ceremony"
-	"madoguchi/ca-server/store"
 	"madoguchi/ca-server/tlsca"
 )
 
@@ -46,7 +45,7 @@ const (
 
 // openTLSCA returns the data dir's TLS CA: public only when its key is in
 // the HSM, with the file key otherwise (see above).
-func openTLSCA(dataDir string, st *store.SQLite) (*tlsca.CA, error) {
+func openTLSCA(dataDir string, st tlsca.Store) (*tlsca.CA, error) {
 	rec, ok, err := hsmTLSCARecord(dataDir)
 	if err != nil {
 		return nil, err
@@ -94,7 +93,7 @@ func hsmTLSCARecord(dataDir string) (ceremony.KeyRecord, bool, error) {
 // signingTLSCA returns the TLS CA with its HSM key from an activated CA, or
 // nil when the TLS CA key is not in the HSM (a data dir made before: the
 // public CA from openTLSCA already signs with the file key).
-func signingTLSCA(active *ceremony.Active, st *store.SQLite) (*tlsca.CA, error) {
+func signingTLSCA(active *ceremony.Active, st tlsca.Store) (*tlsca.CA, error) {
 	if active == nil || active.TLSCA == nil {
 		return nil, nil
 	}
@@ -245,7 +244,7 @@ func startHSMAudit(ctx context.Context, l *local, c ceremony.Common, active *cer
 // does (TS Art. 27, 45), and returns the TLS CA with its HSM key; closeHSM
 // deactivates. A dev CA (ceremony-init --dev) uses its on-disk dev share
 // when no share is given.
-func activatedTLSCA(ctx context.Context, dataDir, module string, dev bool, shares []string, st *store.SQLite, stdout, stderr io.Writer) (ca *tlsca.CA, closeHSM func() error, err error) {
+func activatedTLSCA(ctx context.Context, dataDir, module string, dev bool, shares []string, st tlsca.Store, stdout, stderr io.Writer) (ca *tlsca.CA, closeHSM func() error, err error) {
 	state, err := ceremony.LoadState(dataDir)
 	if err != nil {
 		return nil, nil, err

@@ -120,11 +120,17 @@ func Backup(ctx context.Context, dbPath, dir string, opts BackupOptions) (Backup
 		return BackupResult{}, fmt.Errorf("audit: backup source: %w", err)
 	}
 	defer conn.Close()
+	return writeBackup(ctx, conn, filepath.Base(dbPath), dir, at, opts.Keys)
+}
+
+// writeBackup copies the audit tables of conn's main database into a new
+// backup file in dir (auditbackup.Write) and verifies it.
+func writeBackup(ctx context.Context, conn *sql.Conn, source, dir string, at time.Time, keys []Key) (BackupResult, error) {
 	var rep Report
 	final, err := auditbackup.Write(ctx, conn, dir, at, auditbackup.Copy{
 		Script: backupSchema,
-		Info:   [][2]string{{"format", backupFormat}, {"made_at", at.Format(time.RFC3339Nano)}, {"source", filepath.Base(dbPath)}},
-		Verify: func(path string) error { return verifyCopy(ctx, path, opts.Keys, &rep) },
+		Info:   [][2]string{{"format", backupFormat}, {"made_at", at.Format(time.RFC3339Nano)}, {"source", source}},
+		Verify: func(path string) error { return verifyCopy(ctx, path, keys, &rep) },
 	})
 	var fileErr *auditbackup.Error
 	if errors.As(err, &fileErr) {
@@ -134,6 +140,123 @@ func Backup(ctx context.Context, dbPath, dir string, opts BackupOptions) (Backup
 		return BackupResult{Report: rep}, err
 	}
 	return BackupResult{Path: final, At: at, Report: rep}, nil
+}
+
+// stageSchema holds the records read from a store that is not a SQLite
+// file, in the store's column layout, so that writeBackup copies them with
+// the same script as from the store file.
+const stageSchema = `
+CREATE TABLE audit_records (
+	seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, terminal TEXT NOT NULL, operator TEXT NOT NULL, action TEXT NOT NULL,
+	target TEXT NOT NULL, result TEXT NOT NULL, detail TEXT NOT NULL, prev_hash BLOB NOT NULL, hash BLOB NOT NULL
+) STRICT;
+CREATE TABLE audit_checkpoints (
+	seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, hash BLOB NOT NULL, key_id TEXT NOT NULL, signature BLOB NOT NULL
+) STRICT;
+`
+
+// BackupFrom is Backup for a store read through its interface (the
+// PostgreSQL store, store.Postgres): it writes the same backup file, named
+// and verified the same way, with source as backup_info's "source" (name
+// the database without credentials). The records are read up to the last
+// one at the start, and the checkpoints over them: audit records are
+// append-only and never change, so that prefix of the chain is a
+// consistent snapshot even while other processes append. They are staged
+// in a temporary SQLite file in dir, removed afterwards.
+func BackupFrom(ctx context.Context, src Reader, source, dir string, opts BackupOptions) (BackupResult, error) {
+	if src == nil || source == "" || dir == "" {
+		return BackupResult{}, errors.New("audit: backup needs the store, its name and a backup directory")
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	at := opts.Clock().UTC()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return BackupResult{}, fmt.Errorf("audit: backup directory: %w", err)
+	}
+	f, err := os.CreateTemp(dir, ".audit-stage-*.tmp") // mode 0600
+	if err != nil {
+		return BackupResult{}, fmt.Errorf("audit: backup staging: %w", err)
+	}
+	stage := f.Name()
+	f.Close()
+	defer func() {
+		for _, p := range []string{stage, stage + "-journal", stage + "-wal", stage + "-shm"} {
+			os.Remove(p)
+		}
+	}()
+	db, err := sql.Open("sqlite", "file:"+stage)
+	if err != nil {
+		return BackupResult{}, fmt.Errorf("audit: backup staging: %w", err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return BackupResult{}, fmt.Errorf("audit: backup staging: %w", err)
+	}
+	defer conn.Close()
+	if err := stageRecords(ctx, conn, src); err != nil {
+		return BackupResult{}, err
+	}
+	return writeBackup(ctx, conn, source, dir, at, opts.Keys)
+}
+
+// stageRecords copies src's records up to its last one now, and the
+// checkpoints over them, into conn's staging tables in one transaction.
+func stageRecords(ctx context.Context, conn *sql.Conn, src Reader) error {
+	var last int64
+	switch r, err := src.LastAuditRecord(ctx); {
+	case err == nil:
+		last = r.Seq
+	case errors.Is(err, store.ErrNotFound):
+	default:
+		return fmt.Errorf("audit: backup source: %w", err)
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("audit: backup staging: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, stageSchema); err != nil {
+		return fmt.Errorf("audit: backup staging: %w", err)
+	}
+	for after := int64(0); after < last; {
+		rs, err := src.AuditRecords(ctx, after, 1000)
+		if err != nil {
+			return fmt.Errorf("audit: backup source: %w", err)
+		}
+		if len(rs) == 0 {
+			return fmt.Errorf("audit: backup source: records end at %d before the last record %d", after, last)
+		}
+		for _, r := range rs {
+			if r.Seq > last {
+				break
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO audit_records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				r.Seq, r.At.UnixNano(), r.Terminal, r.Operator, r.Action, r.Target, r.Result, r.Detail, r.PrevHash, r.Hash); err != nil {
+				return fmt.Errorf("audit: backup staging: %w", err)
+			}
+		}
+		after = rs[len(rs)-1].Seq
+	}
+	cps, err := src.AuditCheckpoints(ctx)
+	if err != nil {
+		return fmt.Errorf("audit: backup source: %w", err)
+	}
+	for _, c := range cps {
+		if c.Seq > last {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO audit_checkpoints VALUES (?, ?, ?, ?, ?)`,
+			c.Seq, c.At.UnixNano(), c.Hash, c.KeyID, c.Signature); err != nil {
+			return fmt.Errorf("audit: backup staging: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("audit: backup staging: %w", err)
+	}
+	return nil
 }
 
 // verifyCopy verifies the copy at path on its own (OpenBackup + VerifyKeys)

@@ -206,3 +206,45 @@ func TestNoAuditDeletionPath(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestBackupFromAStoreInterface: BackupFrom (the PostgreSQL store's path,
+// here fed the SQLite store through the same Reader interface) writes the
+// same verified, dated copy as Backup, leaves no staging file behind, and
+// refuses a tampered log without giving it a backup name.
+func TestBackupFromAStoreInterface(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, 2500, 1000) // more than one page of 1000 records
+	dir := t.TempDir()
+	day := time.Date(2026, 12, 4, 8, 0, 0, 0, time.UTC)
+	keys := []Key{{ID: "audit-1", Public: f.key.Public()}}
+	res, err := BackupFrom(ctx, f.st, "postgres://ca@db.example/ca", dir, BackupOptions{Keys: keys, Clock: func() time.Time { return day }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Base(res.Path) != "audit-2026-12-04.db" || res.Report.Records != 2500 || res.Report.Checkpoints != 2 {
+		t.Errorf("backup %q, report %+v", res.Path, res.Report)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("backup dir holds %d entries, want only the backup (staging file left?)", len(ents))
+	}
+	bf, err := OpenBackup(res.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := VerifyKeys(ctx, bf, keys); err != nil || rep.Records != 2500 {
+		t.Errorf("copy alone: %+v, %v", rep, err)
+	}
+	bf.Close()
+
+	f.exec(t, `UPDATE audit_records SET operator = 'mallory' WHERE seq = 1500`)
+	tampered := t.TempDir()
+	if _, err := BackupFrom(ctx, f.st, "ca", tampered, BackupOptions{Keys: keys}); !errors.Is(err, ErrTampered) {
+		t.Fatalf("BackupFrom of a tampered log: %v", err)
+	}
+	if ents, _ := os.ReadDir(tampered); len(ents) != 0 {
+		t.Errorf("refused backup left %d files", len(ents))
+	}
+	if _, err := BackupFrom(ctx, nil, "ca", dir, BackupOptions{}); err == nil {
+		t.Error("BackupFrom without a store succeeded")
+	}
+}

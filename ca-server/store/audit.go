@@ -19,7 +19,7 @@ func scanAudit(row interface{ Scan(...any) error }) (AuditRecord, error) {
 }
 
 // LastAuditRecord returns the newest record, or ErrNotFound on an empty log.
-func (s *SQLite) LastAuditRecord(ctx context.Context) (AuditRecord, error) {
+func (s *sqlStore) LastAuditRecord(ctx context.Context) (AuditRecord, error) {
 	r, err := scanAudit(s.r.QueryRowContext(ctx, `SELECT `+auditCols+` FROM audit_records ORDER BY seq DESC LIMIT 1`))
 	if err != nil {
 		return AuditRecord{}, notFound(err, "audit record")
@@ -27,7 +27,7 @@ func (s *SQLite) LastAuditRecord(ctx context.Context) (AuditRecord, error) {
 	return r, nil
 }
 
-func (s *SQLite) auditQuery(ctx context.Context, q string, args ...any) ([]AuditRecord, error) {
+func (s *sqlStore) auditQuery(ctx context.Context, q string, args ...any) ([]AuditRecord, error) {
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: audit records: %w", err)
@@ -45,17 +45,17 @@ func (s *SQLite) auditQuery(ctx context.Context, q string, args ...any) ([]Audit
 }
 
 // AuditRecords returns up to limit records with seq > after, in order.
-func (s *SQLite) AuditRecords(ctx context.Context, after int64, limit int) ([]AuditRecord, error) {
+func (s *sqlStore) AuditRecords(ctx context.Context, after int64, limit int) ([]AuditRecord, error) {
 	return s.auditQuery(ctx, `SELECT `+auditCols+` FROM audit_records WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
 }
 
 // AuditRecordsByOperator returns one operator's records (TS Art. 20(2)).
-func (s *SQLite) AuditRecordsByOperator(ctx context.Context, operator string, after int64, limit int) ([]AuditRecord, error) {
+func (s *sqlStore) AuditRecordsByOperator(ctx context.Context, operator string, after int64, limit int) ([]AuditRecord, error) {
 	return s.auditQuery(ctx, `SELECT `+auditCols+` FROM audit_records WHERE operator = ? AND seq > ? ORDER BY seq LIMIT ?`, operator, after, limit)
 }
 
 // AuditCheckpoints returns every checkpoint in seq order.
-func (s *SQLite) AuditCheckpoints(ctx context.Context) ([]AuditCheckpoint, error) {
+func (s *sqlStore) AuditCheckpoints(ctx context.Context) ([]AuditCheckpoint, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT seq, at, hash, key_id, signature FROM audit_checkpoints ORDER BY seq`)
 	if err != nil {
 		return nil, fmt.Errorf("store: audit checkpoints: %w", err)
@@ -75,8 +75,8 @@ func (s *SQLite) AuditCheckpoints(ctx context.Context) ([]AuditCheckpoint, error
 }
 
 // AppendAudit appends r; r.Seq must follow the last record's.
-func (s *SQLite) AppendAudit(ctx context.Context, r AuditRecord) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+func (s *sqlStore) AppendAudit(ctx context.Context, r AuditRecord) error {
+	return s.tx(ctx, func(tx *dbTx) error {
 		var last sql.NullInt64
 		if err := tx.QueryRowContext(ctx, `SELECT max(seq) FROM audit_records`).Scan(&last); err != nil {
 			return fmt.Errorf("store: audit tail: %w", err)
@@ -94,11 +94,11 @@ func (s *SQLite) AppendAudit(ctx context.Context, r AuditRecord) error {
 }
 
 // AppendAuditCheckpoint stores a checkpoint.
-func (s *SQLite) AppendAuditCheckpoint(ctx context.Context, c AuditCheckpoint) error {
+func (s *sqlStore) AppendAuditCheckpoint(ctx context.Context, c AuditCheckpoint) error {
 	if len(c.Signature) == 0 {
 		return errors.New("store: unsigned audit checkpoint")
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *dbTx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO audit_checkpoints (seq, at, hash, key_id, signature) VALUES (?, ?, ?, ?, ?)`,
 			c.Seq, c.At.UnixNano(), c.Hash, c.KeyID, c.Signature)
 		if isUnique(err, "") {

@@ -69,12 +69,13 @@ type ChangeOutcome struct {
 // no valid certificate is skipped. A retry with the same terminal and
 // request id and the same content returns Replayed; other content,
 // ErrDuplicateReq.
-func (s *SQLite) ApplyResidentChange(ctx context.Context, ch ResidentChange, plan ChangePlan) (ChangeOutcome, error) {
+func (s *sqlStore) ApplyResidentChange(ctx context.Context, ch ResidentChange, plan ChangePlan) (ChangeOutcome, error) {
 	if len(ch.PersonHash) == 0 || ch.Event == "" || ch.OccurredAt.IsZero() || ch.ReceivedAt.IsZero() || ch.Terminal == "" || ch.Operator == "" {
 		return ChangeOutcome{}, errors.New("store: resident change lacks person, event, times, terminal or operator")
 	}
 	var out ChangeOutcome
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *dbTx) error {
+		out = ChangeOutcome{} // a retried transaction starts afresh
 		if ch.RequestID != "" {
 			var prev ResidentChange
 			var occ, rec int64
@@ -93,12 +94,11 @@ func (s *SQLite) ApplyResidentChange(ctx context.Context, ch ResidentChange, pla
 				return fmt.Errorf("store: read resident change: %w", err)
 			}
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO resident_changes (person_hash, event, occurred_at, received_at, terminal, operator, request_id)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`, ch.PersonHash, ch.Event, ch.OccurredAt.UnixNano(), ch.ReceivedAt.UnixNano(), ch.Terminal, ch.Operator, snull(ch.RequestID))
-		if err != nil {
+		if err := tx.QueryRowContext(ctx, `INSERT INTO resident_changes (person_hash, event, occurred_at, received_at, terminal, operator, request_id)
+			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`, ch.PersonHash, ch.Event, ch.OccurredAt.UnixNano(), ch.ReceivedAt.UnixNano(), ch.Terminal, ch.Operator, snull(ch.RequestID)).
+			Scan(&ch.ID); err != nil {
 			return fmt.Errorf("store: record resident change: %w", err)
 		}
-		ch.ID, _ = res.LastInsertId()
 		out.Change = ch
 		for _, c := range plan.Cancel {
 			r, err := tx.ExecContext(ctx, `UPDATE pending_revocations SET ended_at = ?, outcome = 'cancelled'
@@ -121,12 +121,12 @@ func (s *SQLite) ApplyResidentChange(ctx context.Context, ch ResidentChange, pla
 			}
 		}
 		for _, d := range plan.Defer {
-			r, err := tx.ExecContext(ctx, `INSERT INTO pending_revocations (change_id, person_hash, cert_type, event, unless_event, reason, due_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?)`, ch.ID, ch.PersonHash, string(d.CertType), ch.Event, d.Unless, d.Reason, d.Due.UnixNano())
-			if err != nil {
+			var id int64
+			if err := tx.QueryRowContext(ctx, `INSERT INTO pending_revocations (change_id, person_hash, cert_type, event, unless_event, reason, due_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`, ch.ID, ch.PersonHash, string(d.CertType), ch.Event, d.Unless, d.Reason, d.Due.UnixNano()).
+				Scan(&id); err != nil {
 				return fmt.Errorf("store: defer revocation: %w", err)
 			}
-			id, _ := r.LastInsertId()
 			out.Deferred = append(out.Deferred, id)
 		}
 		return nil
@@ -136,7 +136,7 @@ func (s *SQLite) ApplyResidentChange(ctx context.Context, ch ResidentChange, pla
 
 // revokeValid revokes the person's delivered or held certificate of type t,
 // if there is one.
-func revokeValid(ctx context.Context, tx *sql.Tx, person []byte, t CertType, reason int, kind, terminal, operator, evidence string, now time.Time) (Certificate, bool, error) {
+func revokeValid(ctx context.Context, tx *dbTx, person []byte, t CertType, reason int, kind, terminal, operator, evidence string, now time.Time) (Certificate, bool, error) {
 	var serial string
 	err := tx.QueryRowContext(ctx, `SELECT serial FROM issuances WHERE person_hash = ? AND cert_type = ? AND state IN ('delivered', 'held')`,
 		person, string(t)).Scan(&serial)
@@ -185,7 +185,7 @@ func scanPending(row interface{ Scan(...any) error }) (PendingRevocation, error)
 }
 
 // DuePendingRevocations lists open deferred revocations due at or before now.
-func (s *SQLite) DuePendingRevocations(ctx context.Context, now time.Time, limit int) ([]PendingRevocation, error) {
+func (s *sqlStore) DuePendingRevocations(ctx context.Context, now time.Time, limit int) ([]PendingRevocation, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+pendingCols+` FROM pending_revocations WHERE ended_at IS NULL AND due_at <= ? ORDER BY due_at LIMIT ?`,
 		now.UnixNano(), limit)
 	if err != nil {
@@ -204,7 +204,7 @@ func (s *SQLite) DuePendingRevocations(ctx context.Context, now time.Time, limit
 }
 
 // PendingRevocationsOf lists a person's deferred revocations, open or ended.
-func (s *SQLite) PendingRevocationsOf(ctx context.Context, person []byte) ([]PendingRevocation, error) {
+func (s *sqlStore) PendingRevocationsOf(ctx context.Context, person []byte) ([]PendingRevocation, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+pendingCols+` FROM pending_revocations WHERE person_hash = ? ORDER BY id`, person)
 	if err != nil {
 		return nil, fmt.Errorf("store: pending revocations: %w", err)
@@ -225,10 +225,11 @@ func (s *SQLite) PendingRevocationsOf(ctx context.Context, person []byte) ([]Pen
 // now: it revokes the person's valid certificate of the type (outcome
 // revoked) or finds none (nothing-to-revoke). ErrState if it already ended
 // or is not yet due.
-func (s *SQLite) ApplyPendingRevocation(ctx context.Context, id int64, operator string, now time.Time) (PendingRevocation, *Certificate, error) {
+func (s *sqlStore) ApplyPendingRevocation(ctx context.Context, id int64, operator string, now time.Time) (PendingRevocation, *Certificate, error) {
 	var p PendingRevocation
 	var revoked *Certificate
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *dbTx) error {
+		revoked = nil // a retried transaction starts afresh
 		var err error
 		p, err = scanPending(tx.QueryRowContext(ctx, `SELECT `+pendingCols+` FROM pending_revocations WHERE id = ?`, id))
 		if err != nil {
@@ -254,7 +255,7 @@ func (s *SQLite) ApplyPendingRevocation(ctx context.Context, id int64, operator 
 }
 
 // ResidentChanges returns the changes recorded for a person, oldest first.
-func (s *SQLite) ResidentChanges(ctx context.Context, person []byte) ([]ResidentChange, error) {
+func (s *sqlStore) ResidentChanges(ctx context.Context, person []byte) ([]ResidentChange, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT id, person_hash, event, occurred_at, received_at, terminal, operator, request_id
 		FROM resident_changes WHERE person_hash = ? ORDER BY id`, person)
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"madoguchi/internal/testenv"
 )
 
 // The crash test re-executes the test binary as a child that runs the
@@ -36,7 +38,7 @@ func TestMain(m *testing.M) {
 // "confirm <id>": what an HSM and a card would have observed.
 func crashChild() {
 	ctx := context.Background()
-	s, err := OpenSQLite(ctx, os.Getenv(crashDBEnv))
+	s, err := OpenDatabase(ctx, os.Getenv(crashDBEnv))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(3)
@@ -101,7 +103,44 @@ func TestCrashSafetyUnderSIGKILL(t *testing.T) {
 	}
 	enrol(t, s, "t1")
 	s.Close()
+	crashRounds(t, dbPath, logPath, 1, func(round int) {
+		s, err := OpenSQLite(ctx, dbPath)
+		if err != nil {
+			t.Fatalf("round %d: reopen: %v", round, err)
+		}
+		defer s.Close()
+		checkSQLiteFile(t, s, round)
+		checkCrashInvariants(t, &s.sqlStore, logPath, round)
+	})
+}
 
+// TestCrashSafetyUnderSIGKILLPostgres is the crash test on PostgreSQL, with
+// two writer processes at once (the scaled-out CA): both are killed at the
+// same random moment, mid-transaction or not.
+func TestCrashSafetyUnderSIGKILLPostgres(t *testing.T) {
+	pg := testenv.Postgres(t)
+	logPath := filepath.Join(t.TempDir(), "side.log")
+	ctx := context.Background()
+	s, err := OpenPostgres(ctx, pg.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enrol(t, s, "t1")
+	s.Close()
+	crashRounds(t, pg.DSN, logPath, 2, func(round int) {
+		s, err := OpenPostgres(ctx, pg.DSN)
+		if err != nil {
+			t.Fatalf("round %d: reopen: %v", round, err)
+		}
+		defer s.Close()
+		checkCrashInvariants(t, &s.sqlStore, logPath, round)
+	})
+}
+
+// crashRounds starts children writer processes on database, kills them all
+// with SIGKILL at a random moment, and calls check, a number of rounds.
+func crashRounds(t *testing.T, database, logPath string, children int, check func(round int)) {
+	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -111,43 +150,48 @@ func TestCrashSafetyUnderSIGKILL(t *testing.T) {
 		rounds = 4
 	}
 	for round := 0; round < rounds; round++ {
-		cmd := exec.Command(exe, "-test.run=^$")
-		cmd.Env = append(os.Environ(), crashChildEnv+"=1", crashDBEnv+"="+dbPath, crashLogEnv+"="+logPath)
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		// kill at a random moment once the child is writing
-		if line, _ := bufio.NewReader(stdout).ReadString('\n'); line != "ready\n" {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatalf("round %d: child did not start: %q %s", round, line, stderr.String())
+		var cmds []*exec.Cmd
+		var stderrs []*strings.Builder
+		for c := 0; c < children; c++ {
+			cmd := exec.Command(exe, "-test.run=^$")
+			cmd.Env = append(os.Environ(), crashChildEnv+"=1", crashDBEnv+"="+database, crashLogEnv+"="+logPath)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			stdout, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			// kill at a random moment once the child is writing
+			if line, _ := bufio.NewReader(stdout).ReadString('\n'); line != "ready\n" {
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatalf("round %d: child did not start: %q %s", round, line, stderr.String())
+			}
+			cmds, stderrs = append(cmds, cmd), append(stderrs, &stderr)
 		}
 		time.Sleep(time.Duration(rand.IntN(150)) * time.Millisecond)
-		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
+		for _, cmd := range cmds {
+			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
 		}
-		err = cmd.Wait()
-		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
-			t.Fatalf("round %d: child ended on its own (%v): %s", round, err, stderr.String())
+		for i, cmd := range cmds {
+			err := cmd.Wait()
+			if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
+				t.Fatalf("round %d: child ended on its own (%v): %s", round, err, stderrs[i].String())
+			}
 		}
-		checkCrashInvariants(t, dbPath, logPath, round)
+		check(round)
 	}
 }
 
-func checkCrashInvariants(t *testing.T, dbPath, logPath string, round int) {
+// checkSQLiteFile checks the file's page structure and foreign keys.
+func checkSQLiteFile(t *testing.T, s *SQLite, round int) {
 	t.Helper()
 	ctx := context.Background()
-	s, err := OpenSQLite(ctx, dbPath)
-	if err != nil {
-		t.Fatalf("round %d: reopen: %v", round, err)
-	}
-	defer s.Close()
 	var ok string
 	if err := s.r.QueryRowContext(ctx, "PRAGMA integrity_check").Scan(&ok); err != nil || ok != "ok" {
 		t.Fatalf("round %d: integrity_check %q %v", round, ok, err)
@@ -160,7 +204,11 @@ func checkCrashInvariants(t *testing.T, dbPath, logPath string, round int) {
 		t.Fatalf("round %d: foreign key violations", round)
 	}
 	rows.Close()
+}
 
+func checkCrashInvariants(t *testing.T, s *sqlStore, logPath string, round int) {
+	t.Helper()
+	ctx := context.Background()
 	signed, confirmed := readSideLog(t, logPath)
 	// every certificate that may have been signed has a record
 	for serial := range signed {
@@ -207,7 +255,7 @@ func checkCrashInvariants(t *testing.T, dbPath, logPath string, round int) {
 	t.Logf("round %d: %d issuances, %d signed, %d recovered", round, len(all), len(signed), len(od))
 }
 
-func (s *SQLite) auditFreeIssuances(ctx context.Context) ([]Issuance, error) {
+func (s *sqlStore) auditFreeIssuances(ctx context.Context) ([]Issuance, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+issuanceCols+` FROM issuances`)
 	if err != nil {
 		return nil, err

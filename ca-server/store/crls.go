@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -12,14 +11,14 @@ import (
 // write transaction, so numbers increase strictly within a series even
 // across processes (RFC 5280 §5.2.3). A number taken for a CRL that then
 // failed is not reused: gaps are allowed, repeats are not.
-func (s *SQLite) NextCRLNumber(ctx context.Context, series string) (int64, error) {
+func (s *sqlStore) NextCRLNumber(ctx context.Context, series string) (int64, error) {
 	if series == "" {
 		return 0, errors.New("store: empty CRL series")
 	}
 	var n int64
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *dbTx) error {
 		err := tx.QueryRowContext(ctx, `INSERT INTO crl_series (series, last_number) VALUES (?, 1)
-			ON CONFLICT (series) DO UPDATE SET last_number = last_number + 1 RETURNING last_number`, series).Scan(&n)
+			ON CONFLICT (series) DO UPDATE SET last_number = crl_series.last_number + 1 RETURNING last_number`, series).Scan(&n)
 		if err != nil {
 			return fmt.Errorf("store: next CRL number: %w", err)
 		}
@@ -41,11 +40,11 @@ type PublishedCRL struct {
 }
 
 // RecordPublishedCRL stores the record of a published CRL.
-func (s *SQLite) RecordPublishedCRL(ctx context.Context, p PublishedCRL) error {
+func (s *sqlStore) RecordPublishedCRL(ctx context.Context, p PublishedCRL) error {
 	if p.Series == "" || len(p.SHA256) != 32 || p.Trigger == "" {
 		return errors.New("store: published CRL lacks series, hash or trigger")
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *dbTx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO crls_published (series, number, this_update, next_update, entries, sha256, trigger_kind)
 			VALUES (?, ?, ?, ?, ?, ?, ?)`, p.Series, p.Number, p.ThisUpdate.UnixNano(), p.NextUpdate.UnixNano(), p.Entries, p.SHA256, p.Trigger)
 		if isUnique(err, "") {
@@ -59,7 +58,7 @@ func (s *SQLite) RecordPublishedCRL(ctx context.Context, p PublishedCRL) error {
 }
 
 // LastPublishedCRL returns the newest CRL of series, or ErrNotFound.
-func (s *SQLite) LastPublishedCRL(ctx context.Context, series string) (PublishedCRL, error) {
+func (s *sqlStore) LastPublishedCRL(ctx context.Context, series string) (PublishedCRL, error) {
 	var p PublishedCRL
 	var tu, nu int64
 	err := s.r.QueryRowContext(ctx, `SELECT series, number, this_update, next_update, entries, sha256, trigger_kind

@@ -22,13 +22,18 @@ type SignTerminal func(municipality string) (certSHA256 []byte, notAfter time.Ti
 // 7(i): a terminal that could not be given its certificate must be able to
 // enrol again with the same token).
 //
-// sign holds the single write connection while it runs, so it must be short
-// (one HSM signature) and must not use the store.
-func (s *SQLite) EnrolTerminalSigned(ctx context.Context, tokenSHA256 []byte, t Terminal, now time.Time, sign SignTerminal) (Terminal, error) {
+// sign holds the single write connection (SQLite) or a connection in an
+// open transaction (PostgreSQL) while it runs, so it must be short (one HSM
+// signature) and must not use the store. On PostgreSQL a transaction that
+// loses a serialisation race runs again, calling sign again for the same
+// terminal and serial: only the certificate of the committed run is
+// recorded and returned.
+
+func (s *sqlStore) EnrolTerminalSigned(ctx context.Context, tokenSHA256 []byte, t Terminal, now time.Time, sign SignTerminal) (Terminal, error) {
 	if sign == nil {
 		return Terminal{}, errors.New("store: enrolment needs a signing function")
 	}
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *dbTx) error {
 		var muni string
 		var expires int64
 		var used sql.NullInt64

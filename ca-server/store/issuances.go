@@ -41,12 +41,12 @@ func getIssuance(ctx context.Context, q interface {
 }
 
 // Issuance returns one issuance.
-func (s *SQLite) Issuance(ctx context.Context, id string) (Issuance, error) {
+func (s *sqlStore) Issuance(ctx context.Context, id string) (Issuance, error) {
 	return getIssuance(ctx, s.r, id)
 }
 
 // IssuanceByRequest returns the issuance a terminal prepared with requestID.
-func (s *SQLite) IssuanceByRequest(ctx context.Context, terminalID, requestID string) (Issuance, error) {
+func (s *sqlStore) IssuanceByRequest(ctx context.Context, terminalID, requestID string) (Issuance, error) {
 	is, err := scanIssuance(s.r.QueryRowContext(ctx, `SELECT `+issuanceCols+` FROM issuances WHERE terminal_id = ? AND request_id = ?`, terminalID, requestID))
 	if err != nil {
 		return Issuance{}, notFound(err, fmt.Sprintf("issuance for request %q", requestID))
@@ -55,7 +55,7 @@ func (s *SQLite) IssuanceByRequest(ctx context.Context, terminalID, requestID st
 }
 
 // ValidIssuance returns the person's delivered or held certificate of type t.
-func (s *SQLite) ValidIssuance(ctx context.Context, personHash []byte, t CertType) (Issuance, error) {
+func (s *sqlStore) ValidIssuance(ctx context.Context, personHash []byte, t CertType) (Issuance, error) {
 	is, err := scanIssuance(s.r.QueryRowContext(ctx, `SELECT `+issuanceCols+` FROM issuances
 		WHERE person_hash = ? AND cert_type = ? AND state IN ('delivered', 'held')`, personHash, string(t)))
 	if err != nil {
@@ -65,7 +65,7 @@ func (s *SQLite) ValidIssuance(ctx context.Context, personHash []byte, t CertTyp
 }
 
 // OverdueIssuances lists issuing or prepared issuances past their deadline.
-func (s *SQLite) OverdueIssuances(ctx context.Context, now time.Time, limit int) ([]Issuance, error) {
+func (s *sqlStore) OverdueIssuances(ctx context.Context, now time.Time, limit int) ([]Issuance, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+issuanceCols+` FROM issuances
 		WHERE state IN ('issuing', 'prepared') AND deadline < ? ORDER BY deadline LIMIT ?`, now.UnixNano(), limit)
 	if err != nil {
@@ -84,11 +84,11 @@ func (s *SQLite) OverdueIssuances(ctx context.Context, now time.Time, limit int)
 }
 
 // RecordKeyFingerprint remembers a generated key (TS Art. 5(iii)).
-func (s *SQLite) RecordKeyFingerprint(ctx context.Context, spkiSHA256 []byte, now time.Time) error {
+func (s *sqlStore) RecordKeyFingerprint(ctx context.Context, spkiSHA256 []byte, now time.Time) error {
 	if len(spkiSHA256) != 32 {
 		return errors.New("store: key fingerprint must be 32 bytes")
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *dbTx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO key_fingerprints (spki_sha256, generated_at) VALUES (?, ?)`, spkiSHA256, now.UnixNano())
 		if isUnique(err, "") {
 			return fmt.Errorf("%w: fingerprint %x", ErrDuplicateKey, spkiSHA256)
@@ -101,14 +101,14 @@ func (s *SQLite) RecordKeyFingerprint(ctx context.Context, spkiSHA256 []byte, no
 }
 
 // BeginIssuance consumes the channel and inserts the issuance (see Writer).
-func (s *SQLite) BeginIssuance(ctx context.Context, is Issuance, now time.Time) error {
+func (s *sqlStore) BeginIssuance(ctx context.Context, is Issuance, now time.Time) error {
 	if !is.CertType.Valid() {
 		return fmt.Errorf("store: unknown certificate type %q", is.CertType)
 	}
 	if len(is.PersonHash) == 0 || is.Serial == "" || len(is.KeySHA256) != 32 || is.RequestID == "" {
 		return errors.New("store: issuance lacks person hash, serial, key fingerprint or request id")
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *dbTx) error {
 		var dup string
 		err := tx.QueryRowContext(ctx, `SELECT id FROM issuances WHERE terminal_id = ? AND request_id = ?`, is.TerminalID, is.RequestID).Scan(&dup)
 		if err == nil {
@@ -169,12 +169,12 @@ func (s *SQLite) BeginIssuance(ctx context.Context, is Issuance, now time.Time) 
 }
 
 // MarkPrepared stores the signed certificate (issuing -> prepared).
-func (s *SQLite) MarkPrepared(ctx context.Context, id string, der, script, channelState []byte, now time.Time) (Issuance, error) {
+func (s *sqlStore) MarkPrepared(ctx context.Context, id string, der, script, channelState []byte, now time.Time) (Issuance, error) {
 	if len(der) == 0 {
 		return Issuance{}, errors.New("store: empty certificate")
 	}
 	var is Issuance
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *dbTx) error {
 		cur, err := getIssuance(ctx, tx, id)
 		if err != nil {
 			return err
@@ -195,12 +195,12 @@ func (s *SQLite) MarkPrepared(ctx context.Context, id string, der, script, chann
 // ConfirmIssuance marks a prepared issuance delivered (see Writer). A
 // repeated confirmation with the same confirmRequestID returns the issuance
 // unchanged; with another id it fails with ErrState.
-func (s *SQLite) ConfirmIssuance(ctx context.Context, id, confirmRequestID string, confirmSHA256 []byte, now time.Time) (Issuance, error) {
+func (s *sqlStore) ConfirmIssuance(ctx context.Context, id, confirmRequestID string, confirmSHA256 []byte, now time.Time) (Issuance, error) {
 	if confirmRequestID == "" || len(confirmSHA256) == 0 {
 		return Issuance{}, errors.New("store: confirmation lacks request id or hash")
 	}
 	var is Issuance
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *dbTx) error {
 		cur, err := getIssuance(ctx, tx, id)
 		if err != nil {
 			return err
@@ -238,9 +238,9 @@ func (s *SQLite) ConfirmIssuance(ctx context.Context, id, confirmRequestID strin
 // AbortIssuance revokes an issuing or prepared issuance with reason 0. A
 // repeated abort with the same non-empty abortRequestID returns the issuance
 // unchanged.
-func (s *SQLite) AbortIssuance(ctx context.Context, id, abortRequestID string, now time.Time) (Issuance, error) {
+func (s *sqlStore) AbortIssuance(ctx context.Context, id, abortRequestID string, now time.Time) (Issuance, error) {
 	var is Issuance
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *dbTx) error {
 		cur, err := getIssuance(ctx, tx, id)
 		if err != nil {
 			return err

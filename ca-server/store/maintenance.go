@@ -66,7 +66,7 @@ func (c CardIssuance) Live(now time.Time) bool {
 
 // CardIssuances lists every issuance to the card with this serial (hex, any case), oldest
 // first.
-func (s *SQLite) CardIssuances(ctx context.Context, cardSerial string) ([]CardIssuance, error) {
+func (s *sqlStore) CardIssuances(ctx context.Context, cardSerial string) ([]CardIssuance, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT i.id, i.cert_type, i.serial, i.state, t.municipality, i.delivered_at, i.not_after
 		FROM issuances i JOIN terminals t ON t.id = i.terminal_id
 		WHERE lower(i.card_serial) = lower(?) ORDER BY i.created_at`, cardSerial)
@@ -118,12 +118,12 @@ func getMaintenance(ctx context.Context, q interface {
 }
 
 // Maintenance returns one card maintenance.
-func (s *SQLite) Maintenance(ctx context.Context, id string) (Maintenance, error) {
+func (s *sqlStore) Maintenance(ctx context.Context, id string) (Maintenance, error) {
 	return getMaintenance(ctx, s.r, "id = ?", id)
 }
 
 // MaintenanceByRequest returns the maintenance a terminal asked for with requestID.
-func (s *SQLite) MaintenanceByRequest(ctx context.Context, terminalID, requestID string) (Maintenance, error) {
+func (s *sqlStore) MaintenanceByRequest(ctx context.Context, terminalID, requestID string) (Maintenance, error) {
 	return getMaintenance(ctx, s.r, "terminal_id = ? AND request_id = ?", terminalID, requestID)
 }
 
@@ -133,7 +133,7 @@ func (s *SQLite) MaintenanceByRequest(ctx context.Context, terminalID, requestID
 // a concurrent issuance cannot slip in between the service's check and this record. It fails
 // with ErrDuplicateReq, ErrChannelUsed, ErrChannelExpired or ErrNotFound (unknown or another
 // terminal's channel) as BeginIssuance does.
-func (s *SQLite) BeginMaintenance(ctx context.Context, m Maintenance, now time.Time) error {
+func (s *sqlStore) BeginMaintenance(ctx context.Context, m Maintenance, now time.Time) error {
 	if m.ID == "" || m.RequestID == "" || len(m.RequestSHA256) != 32 || len(m.ChannelState) == 0 || len(m.Script) == 0 || len(m.Targets) == 0 {
 		return errors.New("store: maintenance lacks id, request id, request hash, script, channel state or targets")
 	}
@@ -144,7 +144,7 @@ func (s *SQLite) BeginMaintenance(ctx context.Context, m Maintenance, now time.T
 		}
 		targets = append(targets, string(t))
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *dbTx) error {
 		var dup string
 		err := tx.QueryRowContext(ctx, `SELECT id FROM card_maintenance WHERE terminal_id = ? AND request_id = ?`, m.TerminalID, m.RequestID).Scan(&dup)
 		if err == nil {
@@ -204,12 +204,12 @@ func (s *SQLite) BeginMaintenance(ctx context.Context, m Maintenance, now time.T
 // FinishMaintenance marks an authorised maintenance done with the hash of the card's
 // verified responses and erases its script. A repeat with the same confirmRequestID returns
 // it unchanged; with another id it fails with ErrState.
-func (s *SQLite) FinishMaintenance(ctx context.Context, id, confirmRequestID string, confirmSHA256 []byte, now time.Time) (Maintenance, error) {
+func (s *sqlStore) FinishMaintenance(ctx context.Context, id, confirmRequestID string, confirmSHA256 []byte, now time.Time) (Maintenance, error) {
 	if confirmRequestID == "" || len(confirmSHA256) == 0 {
 		return Maintenance{}, errors.New("store: confirmation lacks request id or hash")
 	}
 	var m Maintenance
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *dbTx) error {
 		cur, err := getMaintenance(ctx, tx, "id = ?", id)
 		if err != nil {
 			return err

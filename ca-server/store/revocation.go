@@ -100,11 +100,11 @@ func (s scanWithExtra) Scan(dest ...any) error { return s.row.Scan(append(dest, 
 
 // CertificateBySerial returns the certificate with the serial (any state),
 // or ErrNotFound.
-func (s *SQLite) CertificateBySerial(ctx context.Context, serial string) (Certificate, error) {
+func (s *sqlStore) CertificateBySerial(ctx context.Context, serial string) (Certificate, error) {
 	return getCertificate(ctx, s.r, serial)
 }
 
-func insertStatusRequest(ctx context.Context, tx *sql.Tx, r StatusRequest) error {
+func insertStatusRequest(ctx context.Context, tx *dbTx, r StatusRequest) error {
 	var reason any = r.Reason
 	if r.Action == ActionRelease {
 		reason = nil
@@ -123,7 +123,7 @@ func insertStatusRequest(ctx context.Context, tx *sql.Tx, r StatusRequest) error
 
 // replayed reports whether the terminal's request id already did action to
 // serial (an idempotent retry).
-func replayed(ctx context.Context, tx *sql.Tx, r StatusRequest) (bool, error) {
+func replayed(ctx context.Context, tx *dbTx, r StatusRequest) (bool, error) {
 	if r.RequestID == "" {
 		return false, nil
 	}
@@ -157,7 +157,7 @@ func checkStatusRequest(r StatusRequest) error {
 // terminal and request id returns the certificate unchanged. Errors:
 // ErrNotFound, ErrAlreadyRevoked (no change: revocation is never undone),
 // ErrState (not yet delivered: such issuances end by abort), ErrDuplicateReq.
-func (s *SQLite) RevokeCertificate(ctx context.Context, r StatusRequest) (Certificate, error) {
+func (s *sqlStore) RevokeCertificate(ctx context.Context, r StatusRequest) (Certificate, error) {
 	r.Action = ActionRevoke
 	if r.Reason == ReasonCertificateHold {
 		return Certificate{}, errors.New("store: a hold is not a revocation (use HoldCertificate)")
@@ -178,7 +178,7 @@ func (s *SQLite) RevokeCertificate(ctx context.Context, r StatusRequest) (Certif
 // and records the request. Errors: ErrNotFound, ErrAlreadyRevoked,
 // ErrAlreadyHeld, ErrState, ErrDuplicateReq; a retry with the same request
 // id returns the certificate unchanged.
-func (s *SQLite) HoldCertificate(ctx context.Context, r StatusRequest) (Certificate, error) {
+func (s *sqlStore) HoldCertificate(ctx context.Context, r StatusRequest) (Certificate, error) {
 	r.Action, r.Reason = ActionHold, ReasonCertificateHold
 	return s.changeStatus(ctx, r, func(cur Certificate) error {
 		switch cur.State {
@@ -197,7 +197,7 @@ func (s *SQLite) HoldCertificate(ctx context.Context, r StatusRequest) (Certific
 // request. Errors: ErrNotFound, ErrAlreadyRevoked, ErrNotHeld (no change),
 // ErrDuplicateReq; a retry with the same request id returns the certificate
 // unchanged.
-func (s *SQLite) ReleaseHold(ctx context.Context, r StatusRequest) (Certificate, error) {
+func (s *sqlStore) ReleaseHold(ctx context.Context, r StatusRequest) (Certificate, error) {
 	r.Action = ActionRelease
 	return s.changeStatus(ctx, r, func(cur Certificate) error {
 		switch cur.State {
@@ -214,12 +214,12 @@ func (s *SQLite) ReleaseHold(ctx context.Context, r StatusRequest) (Certificate,
 // (same terminal and request id) returns the certificate unchanged; otherwise
 // allowed judges the current state, update (with args) changes it and the
 // request is recorded beside it, or nothing changes.
-func (s *SQLite) changeStatus(ctx context.Context, r StatusRequest, allowed func(cur Certificate) error, what, update string, args ...any) (Certificate, error) {
+func (s *sqlStore) changeStatus(ctx context.Context, r StatusRequest, allowed func(cur Certificate) error, what, update string, args ...any) (Certificate, error) {
 	if err := checkStatusRequest(r); err != nil {
 		return Certificate{}, err
 	}
 	var c Certificate
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *dbTx) error {
 		cur, err := getCertificate(ctx, tx, r.Serial)
 		if err != nil {
 			return err
@@ -246,7 +246,7 @@ func (s *SQLite) changeStatus(ctx context.Context, r StatusRequest, allowed func
 }
 
 // StatusRequests returns the requests recorded for serial, oldest first.
-func (s *SQLite) StatusRequests(ctx context.Context, serial string) ([]StatusRequest, error) {
+func (s *sqlStore) StatusRequests(ctx context.Context, serial string) ([]StatusRequest, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT id, serial, action, kind, reason, channel, terminal, operator, request_id, evidence, at
 		FROM status_requests WHERE serial = ? ORDER BY id`, serial)
 	if err != nil {
@@ -274,12 +274,12 @@ func (s *SQLite) StatusRequests(ctx context.Context, serial string) ([]StatusReq
 // certificate, and lists the CA certificate caSerial in the ARL series
 // arlSeries (CPS §4.9.1.1(3), §4.9.12(1)). It returns how many certificates
 // it revoked. Certificates revoked before keep their reason and time.
-func (s *SQLite) CompromiseCA(ctx context.Context, t CertType, arlSeries, caSerial, operator, evidence string, now time.Time) (int64, error) {
+func (s *sqlStore) CompromiseCA(ctx context.Context, t CertType, arlSeries, caSerial, operator, evidence string, now time.Time) (int64, error) {
 	if !t.Valid() || arlSeries == "" || caSerial == "" || operator == "" {
 		return 0, errors.New("store: CA compromise needs a certificate type, ARL series, CA serial and operator")
 	}
 	var n int64
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *dbTx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO status_requests (serial, action, kind, reason, channel, terminal, operator, evidence, at)
 			SELECT serial, 'revoke', 'ca-compromise', ?, 'system', 'local', ?, ?, ? FROM issuances WHERE cert_type = ? AND state <> 'revoked'`,
 			ReasonCACompromise, operator, evidence, now.UnixNano(), string(t)); err != nil {
@@ -310,7 +310,7 @@ type AuthorityRevocation struct {
 
 // AuthorityRevocations returns the ARL entries of series in ascending
 // serial order.
-func (s *SQLite) AuthorityRevocations(ctx context.Context, series string) ([]AuthorityRevocation, error) {
+func (s *sqlStore) AuthorityRevocations(ctx context.Context, series string) ([]AuthorityRevocation, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT series, serial, revoked_at, reason FROM authority_revocations
 		WHERE series = ? ORDER BY length(serial), serial`, series)
 	if err != nil {
@@ -333,7 +333,7 @@ func (s *SQLite) AuthorityRevocations(ctx context.Context, series string) ([]Aut
 // RevokedSnapshot is a consistent read of one CA's revoked and held
 // certificates, for the two passes of the streaming CRL writer. Close it.
 type RevokedSnapshot struct {
-	tx *sql.Tx
+	tx *dbTx
 	q  SnapshotQuery
 }
 
@@ -354,19 +354,25 @@ type SnapshotQuery struct {
 }
 
 // RevokedSnapshot opens a read transaction over the revoked and held
-// certificates of type t. In WAL mode the snapshot does not block writers.
-func (s *SQLite) RevokedSnapshot(ctx context.Context, t CertType) (*RevokedSnapshot, error) {
+// certificates of type t. The snapshot does not block writers (SQLite: WAL
+// mode; PostgreSQL: a REPEATABLE READ read-only transaction).
+func (s *sqlStore) RevokedSnapshot(ctx context.Context, t CertType) (*RevokedSnapshot, error) {
 	return s.RevokedSnapshotFor(ctx, SnapshotQuery{Type: t})
 }
 
 // RevokedSnapshotFor is RevokedSnapshot narrowed by q. Call
 // FillCertificateFacts first, or new certificates count as of unknown
 // issuer and expiry.
-func (s *SQLite) RevokedSnapshotFor(ctx context.Context, q SnapshotQuery) (*RevokedSnapshot, error) {
+func (s *sqlStore) RevokedSnapshotFor(ctx context.Context, q SnapshotQuery) (*RevokedSnapshot, error) {
 	if !q.Type.Valid() {
 		return nil, fmt.Errorf("store: unknown certificate type %q", q.Type)
 	}
-	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	opts := &sql.TxOptions{ReadOnly: true}
+	if s.r.dialect == dialectPostgres {
+		// both passes of the CRL writer must see the same rows
+		opts.Isolation = sql.LevelRepeatableRead
+	}
+	tx, err := s.r.BeginTx(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("store: begin snapshot: %w", err)
 	}
@@ -424,7 +430,7 @@ const neverExpires = int64(math.MaxInt64)
 // the DER of every certificate that lacks them (migration 0003) and stores
 // them, in batches. It returns how many it filled. Safe to call often: with
 // nothing to fill it is one indexed query.
-func (s *SQLite) FillCertificateFacts(ctx context.Context) (int, error) {
+func (s *sqlStore) FillCertificateFacts(ctx context.Context) (int, error) {
 	total := 0
 	for {
 		type fact struct {
@@ -457,7 +463,7 @@ func (s *SQLite) FillCertificateFacts(ctx context.Context) (int, error) {
 		if len(batch) == 0 {
 			return total, nil
 		}
-		err = s.tx(ctx, func(tx *sql.Tx) error {
+		err = s.tx(ctx, func(tx *dbTx) error {
 			for _, f := range batch {
 				if _, err := tx.ExecContext(ctx, `UPDATE issuances SET not_after = ?, issuer_key_id = ? WHERE serial = ? AND not_after IS NULL`,
 					f.notAfter, f.keyID, f.serial); err != nil {
@@ -479,12 +485,13 @@ func (s *SQLite) FillCertificateFacts(ctx context.Context) (int, error) {
 // any CRL — and a system release request "hold-expired" is recorded for
 // it, in one transaction. Call FillCertificateFacts first. It returns the
 // certificates released.
-func (s *SQLite) ExpireHolds(ctx context.Context, operator string, now time.Time) ([]Certificate, error) {
+func (s *sqlStore) ExpireHolds(ctx context.Context, operator string, now time.Time) ([]Certificate, error) {
 	if operator == "" || now.IsZero() {
 		return nil, errors.New("store: expiring holds needs an operator and a time")
 	}
 	var out []Certificate
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *dbTx) error {
+		out = nil // a retried transaction starts afresh
 		rows, err := tx.QueryContext(ctx, `SELECT serial, not_after FROM issuances WHERE state = 'held' AND not_after <= ? ORDER BY not_after`, now.UnixNano())
 		if err != nil {
 			return fmt.Errorf("store: expired holds: %w", err)
@@ -530,7 +537,7 @@ func (s *SQLite) ExpireHolds(ctx context.Context, operator string, now time.Time
 
 // AddAuthorityRevocation lists a revoked CA or link certificate in the ARL
 // series (CPS §7.2(2)(3)). Listing one twice keeps the first entry.
-func (s *SQLite) AddAuthorityRevocation(ctx context.Context, a AuthorityRevocation) error {
+func (s *sqlStore) AddAuthorityRevocation(ctx context.Context, a AuthorityRevocation) error {
 	if a.Series == "" || a.Reason < 0 || a.Reason > 6 || a.RevokedAt.IsZero() {
 		return errors.New("store: ARL entry lacks series, reason 0–6 or time")
 	}
@@ -538,7 +545,7 @@ func (s *SQLite) AddAuthorityRevocation(ctx context.Context, a AuthorityRevocati
 	if !ok {
 		return fmt.Errorf("store: ARL entry serial %q is not hexadecimal", a.Serial)
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *dbTx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO authority_revocations (series, serial, revoked_at, reason) VALUES (?, ?, ?, ?)
 			ON CONFLICT (series, serial) DO NOTHING`, a.Series, norm, a.RevokedAt.UnixNano(), a.Reason); err != nil {
 			return fmt.Errorf("store: ARL entry: %w", err)

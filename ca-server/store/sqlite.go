@@ -13,8 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 )
 
 //go:embed migrations/*.sql
@@ -28,8 +27,7 @@ var migrationFiles embed.FS
 // serialised in process and the check-then-insert steps inside one method
 // cannot interleave; reads use a separate pool.
 type SQLite struct {
-	w *sql.DB // one connection: every write transaction
-	r *sql.DB // read pool
+	sqlStore
 }
 
 var (
@@ -60,7 +58,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	}
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxIdleTime(0)
-	s := &SQLite{w: w}
+	s := &SQLite{sqlStore{w: &dbPool{db: w, dialect: dialectSQLite}}}
 	if err := s.migrate(ctx); err != nil {
 		w.Close()
 		return nil, err
@@ -75,13 +73,8 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 		return nil, fmt.Errorf("store: open %s for reading: %w", path, err)
 	}
 	r.SetMaxOpenConns(4)
-	s.r = r
+	s.r = &dbPool{db: r, dialect: dialectSQLite}
 	return s, nil
-}
-
-// Close closes both connection pools.
-func (s *SQLite) Close() error {
-	return errors.Join(s.r.Close(), s.w.Close())
 }
 
 // SchemaVersion returns the applied migration version (PRAGMA user_version).
@@ -101,14 +94,26 @@ func migrations() ([]migration, error) {
 	if err != nil {
 		return nil, err
 	}
-	var ms []migration
+	var names []string
 	for _, e := range ents {
-		num, _, ok := strings.Cut(e.Name(), "_")
+		if !e.IsDir() {
+			names = append(names, e.Name())
+		}
+	}
+	return numberedMigrations(names)
+}
+
+// numberedMigrations orders migration file names "NNNN_what.sql" and checks
+// they are numbered 1..n.
+func numberedMigrations(names []string) ([]migration, error) {
+	var ms []migration
+	for _, name := range names {
+		num, _, ok := strings.Cut(name, "_")
 		v, err := strconv.Atoi(num)
 		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("store: bad migration file name %q", e.Name())
+			return nil, fmt.Errorf("store: bad migration file name %q", name)
 		}
-		ms = append(ms, migration{v, e.Name()})
+		ms = append(ms, migration{v, name})
 	}
 	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
 	for i, m := range ms {
@@ -139,7 +144,7 @@ func (s *SQLite) migrate(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		err = s.tx(ctx, func(tx *sql.Tx) error {
+		err = s.tx(ctx, func(tx *dbTx) error {
 			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
 				return err
 			}
@@ -151,37 +156,6 @@ func (s *SQLite) migrate(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// tx runs f in one write transaction (BEGIN IMMEDIATE) and commits if f
-// returns nil.
-func (s *SQLite) tx(ctx context.Context, f func(*sql.Tx) error) error {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("store: begin: %w", err)
-	}
-	if err := f(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("store: commit: %w", err)
-	}
-	return nil
-}
-
-// isUnique reports whether err is a UNIQUE or PRIMARY KEY violation,
-// optionally on the named index or column list.
-func isUnique(err error, what string) bool {
-	var se *sqlite.Error
-	if !errors.As(err, &se) {
-		return false
-	}
-	c := se.Code()
-	if c != sqlite3.SQLITE_CONSTRAINT_UNIQUE && c != sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY {
-		return false
-	}
-	return what == "" || strings.Contains(se.Error(), what)
 }
 
 // Times are stored as Unix nanoseconds; the zero time is NULL.

@@ -1,7 +1,8 @@
 // Package store keeps the ca-server's durable state (terminals, enrolment
 // tokens, secure-channel openings, issuances, key fingerprints and the audit
 // log) behind a read-only and a read-write interface, with a SQLite
-// implementation.
+// implementation (the default: one file) and a PostgreSQL one (several
+// ca-server processes on one database), which run the same statements.
 //
 // Each write method is one transaction, so every invariant below holds after
 // a crash at any instant (kill -9 included):
@@ -19,7 +20,10 @@
 //     fingerprint of every generated key is kept with a UNIQUE constraint.
 //
 // Concurrency: implementations are safe for concurrent use. The SQLite
-// implementation serialises writers on one connection and reads on a pool.
+// implementation serialises writers on one connection and reads on a pool;
+// the PostgreSQL one runs every write method as one SERIALIZABLE
+// transaction, retried inside the method on a serialisation failure, so
+// the outcome is that of some serial order, across processes too.
 package store
 
 import (

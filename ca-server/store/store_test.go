@@ -121,233 +121,241 @@ func TestOpenConfiguresSQLiteAndMigratesOnce(t *testing.T) {
 }
 
 func TestForeignKeysEnforced(t *testing.T) {
-	s, _ := openTest(t)
-	err := s.CreateChannel(context.Background(), Channel{ID: "c", TerminalID: "nobody", HostChallenge: []byte{1}, CreatedAt: t0, ExpiresAt: t0})
-	if err == nil {
-		t.Fatal("channel for an unknown terminal accepted")
-	}
+	forEachStore(t, func(t *testing.T, s *sqlStore) {
+		err := s.CreateChannel(context.Background(), Channel{ID: "c", TerminalID: "nobody", HostChallenge: []byte{1}, CreatedAt: t0, ExpiresAt: t0})
+		if err == nil {
+			t.Fatal("channel for an unknown terminal accepted")
+		}
+	})
 }
 
 func TestEnrolmentTokenSingleUseAndExpiry(t *testing.T) {
-	s, _ := openTest(t)
-	ctx := context.Background()
-	tok := sum("tok")
-	if err := s.CreateEnrolmentToken(ctx, EnrolmentToken{TokenSHA256: tok, Municipality: "131016", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.EnrolTerminal(ctx, tok, Terminal{ID: "a", CertSerial: "01"}, t0.Add(time.Hour)); !errors.Is(err, ErrTokenInvalid) {
-		t.Fatalf("expired token: %v, want ErrTokenInvalid", err)
-	}
-	term, err := s.EnrolTerminal(ctx, tok, Terminal{ID: "a", CertSerial: "01"}, t0.Add(time.Minute))
-	if err != nil || term.Municipality != "131016" {
-		t.Fatalf("enrol: %+v %v", term, err)
-	}
-	if _, err := s.EnrolTerminal(ctx, tok, Terminal{ID: "b", CertSerial: "02"}, t0.Add(time.Minute)); !errors.Is(err, ErrTokenInvalid) {
-		t.Fatalf("reused token: %v, want ErrTokenInvalid", err)
-	}
-	if _, err := s.EnrolTerminal(ctx, sum("other"), Terminal{ID: "b", CertSerial: "02"}, t0); !errors.Is(err, ErrTokenInvalid) {
-		t.Fatalf("unknown token: %v, want ErrTokenInvalid", err)
-	}
-	if _, err := s.Terminal(ctx, "b"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("refused enrolment left a terminal: %v", err)
-	}
-	rev, err := s.RevokeTerminal(ctx, "01", t0.Add(2*time.Minute))
-	if err != nil || !rev.Revoked() {
-		t.Fatalf("revoke: %+v %v", rev, err)
-	}
-	if _, err := s.RevokeTerminal(ctx, "ff", t0); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("revoke unknown: %v", err)
-	}
+	forEachStore(t, func(t *testing.T, s *sqlStore) {
+		ctx := context.Background()
+		tok := sum("tok")
+		if err := s.CreateEnrolmentToken(ctx, EnrolmentToken{TokenSHA256: tok, Municipality: "131016", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.EnrolTerminal(ctx, tok, Terminal{ID: "a", CertSerial: "01"}, t0.Add(time.Hour)); !errors.Is(err, ErrTokenInvalid) {
+			t.Fatalf("expired token: %v, want ErrTokenInvalid", err)
+		}
+		term, err := s.EnrolTerminal(ctx, tok, Terminal{ID: "a", CertSerial: "01"}, t0.Add(time.Minute))
+		if err != nil || term.Municipality != "131016" {
+			t.Fatalf("enrol: %+v %v", term, err)
+		}
+		if _, err := s.EnrolTerminal(ctx, tok, Terminal{ID: "b", CertSerial: "02"}, t0.Add(time.Minute)); !errors.Is(err, ErrTokenInvalid) {
+			t.Fatalf("reused token: %v, want ErrTokenInvalid", err)
+		}
+		if _, err := s.EnrolTerminal(ctx, sum("other"), Terminal{ID: "b", CertSerial: "02"}, t0); !errors.Is(err, ErrTokenInvalid) {
+			t.Fatalf("unknown token: %v, want ErrTokenInvalid", err)
+		}
+		if _, err := s.Terminal(ctx, "b"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("refused enrolment left a terminal: %v", err)
+		}
+		rev, err := s.RevokeTerminal(ctx, "01", t0.Add(2*time.Minute))
+		if err != nil || !rev.Revoked() {
+			t.Fatalf("revoke: %+v %v", rev, err)
+		}
+		if _, err := s.RevokeTerminal(ctx, "ff", t0); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("revoke unknown: %v", err)
+		}
+	})
 }
 
 func TestIssuanceLifecycleAndIdempotentConfirm(t *testing.T) {
-	s, _ := openTest(t)
-	ctx := context.Background()
-	enrol(t, s, "t1")
-	person := sum("person-1")
-	is, err := begin(t, s, "t1", "req-1", person, CertSign, false, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, _ := s.Issuance(ctx, is.ID)
-	if got.State != StateIssuing || got.DER != nil {
-		t.Fatalf("after begin: %s", got.State)
-	}
-	if _, err := s.ConfirmIssuance(ctx, is.ID, "c1", sum("r"), t0); !errors.Is(err, ErrState) {
-		t.Fatalf("confirm of issuing: %v, want ErrState", err)
-	}
-	p, err := s.MarkPrepared(ctx, is.ID, []byte("der"), []byte("script"), []byte("chan"), t0)
-	if err != nil || p.State != StatePrepared || string(p.Script) != "script" {
-		t.Fatalf("prepared: %+v %v", p.State, err)
-	}
-	if _, err := s.MarkPrepared(ctx, is.ID, []byte("der2"), nil, nil, t0); !errors.Is(err, ErrState) {
-		t.Fatalf("second MarkPrepared: %v", err)
-	}
-	d, err := s.ConfirmIssuance(ctx, is.ID, "c1", sum("r"), t0.Add(time.Minute))
-	if err != nil || d.State != StateDelivered || d.Script != nil {
-		t.Fatalf("confirm: %s script=%q %v", d.State, d.Script, err)
-	}
-	again, err := s.ConfirmIssuance(ctx, is.ID, "c1", sum("r"), t0.Add(2*time.Minute))
-	if err != nil || !again.DeliveredAt.Equal(d.DeliveredAt) {
-		t.Fatalf("replayed confirm: %v %v", again.DeliveredAt, err)
-	}
-	if _, err := s.ConfirmIssuance(ctx, is.ID, "c2", sum("r"), t0); !errors.Is(err, ErrState) {
-		t.Fatalf("confirm with other request id: %v, want ErrState", err)
-	}
-	if _, err := s.AbortIssuance(ctx, is.ID, "a1", t0); !errors.Is(err, ErrState) {
-		t.Fatalf("abort of delivered: %v, want ErrState", err)
-	}
-	byReq, err := s.IssuanceByRequest(ctx, "t1", "req-1")
-	if err != nil || byReq.ID != is.ID {
-		t.Fatalf("by request: %v", err)
-	}
-	if _, err := begin(t, s, "t1", "req-1", sum("person-2"), CertSign, false, t0); !errors.Is(err, ErrDuplicateReq) {
-		t.Fatalf("reused request id: %v, want ErrDuplicateReq", err)
-	}
+	forEachStore(t, func(t *testing.T, s *sqlStore) {
+		ctx := context.Background()
+		enrol(t, s, "t1")
+		person := sum("person-1")
+		is, err := begin(t, s, "t1", "req-1", person, CertSign, false, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := s.Issuance(ctx, is.ID)
+		if got.State != StateIssuing || got.DER != nil {
+			t.Fatalf("after begin: %s", got.State)
+		}
+		if _, err := s.ConfirmIssuance(ctx, is.ID, "c1", sum("r"), t0); !errors.Is(err, ErrState) {
+			t.Fatalf("confirm of issuing: %v, want ErrState", err)
+		}
+		p, err := s.MarkPrepared(ctx, is.ID, []byte("der"), []byte("script"), []byte("chan"), t0)
+		if err != nil || p.State != StatePrepared || string(p.Script) != "script" {
+			t.Fatalf("prepared: %+v %v", p.State, err)
+		}
+		if _, err := s.MarkPrepared(ctx, is.ID, []byte("der2"), nil, nil, t0); !errors.Is(err, ErrState) {
+			t.Fatalf("second MarkPrepared: %v", err)
+		}
+		d, err := s.ConfirmIssuance(ctx, is.ID, "c1", sum("r"), t0.Add(time.Minute))
+		if err != nil || d.State != StateDelivered || d.Script != nil {
+			t.Fatalf("confirm: %s script=%q %v", d.State, d.Script, err)
+		}
+		again, err := s.ConfirmIssuance(ctx, is.ID, "c1", sum("r"), t0.Add(2*time.Minute))
+		if err != nil || !again.DeliveredAt.Equal(d.DeliveredAt) {
+			t.Fatalf("replayed confirm: %v %v", again.DeliveredAt, err)
+		}
+		if _, err := s.ConfirmIssuance(ctx, is.ID, "c2", sum("r"), t0); !errors.Is(err, ErrState) {
+			t.Fatalf("confirm with other request id: %v, want ErrState", err)
+		}
+		if _, err := s.AbortIssuance(ctx, is.ID, "a1", t0); !errors.Is(err, ErrState) {
+			t.Fatalf("abort of delivered: %v, want ErrState", err)
+		}
+		byReq, err := s.IssuanceByRequest(ctx, "t1", "req-1")
+		if err != nil || byReq.ID != is.ID {
+			t.Fatalf("by request: %v", err)
+		}
+		if _, err := begin(t, s, "t1", "req-1", sum("person-2"), CertSign, false, t0); !errors.Is(err, ErrDuplicateReq) {
+			t.Fatalf("reused request id: %v, want ErrDuplicateReq", err)
+		}
+	})
 }
 
 func TestOneCertificatePerPersonAndType(t *testing.T) {
-	s, _ := openTest(t)
-	ctx := context.Background()
-	enrol(t, s, "t1")
-	person := sum("person-1")
-	first, err := begin(t, s, "t1", "r1", person, CertSign, false, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// pending: even a renewal is refused while one is on its way
-	if _, err := begin(t, s, "t1", "r2", person, CertSign, true, t0); !errors.Is(err, ErrPendingPerson) {
-		t.Fatalf("second pending: %v, want ErrPendingPerson", err)
-	}
-	// the other type is independent
-	if _, err := begin(t, s, "t1", "r3", person, CertAuth, false, t0); err != nil {
-		t.Fatalf("auth certificate for the same person: %v", err)
-	}
-	old := deliver(t, s, first, t0)
-	if _, err := begin(t, s, "t1", "r4", person, CertSign, false, t0); !errors.Is(err, ErrDuplicatePerson) {
-		t.Fatalf("second valid: %v, want ErrDuplicatePerson", err)
-	}
-	renewal, err := begin(t, s, "t1", "r5", person, CertSign, true, t0.Add(time.Hour))
-	if err != nil {
-		t.Fatalf("renewal: %v", err)
-	}
-	// until delivery the old certificate stays valid
-	if v, err := s.ValidIssuance(ctx, person, CertSign); err != nil || v.ID != old.ID {
-		t.Fatalf("valid before renewal delivered: %v %v", v.ID, err)
-	}
-	deliver(t, s, renewal, t0.Add(time.Hour))
-	v, err := s.ValidIssuance(ctx, person, CertSign)
-	if err != nil || v.ID != renewal.ID {
-		t.Fatalf("valid after renewal: %v %v", v.ID, err)
-	}
-	o, _ := s.Issuance(ctx, old.ID)
-	if o.State != StateRevoked || o.RevocationReason != ReasonSuperseded {
-		t.Fatalf("old certificate: %s reason %d, want revoked 4", o.State, o.RevocationReason)
-	}
-	// the index itself refuses a second valid row, whatever the code does
-	_, err = s.w.ExecContext(ctx, `UPDATE issuances SET state='delivered', revoked_at=NULL, revocation_reason=NULL WHERE id=?`, old.ID)
-	if !isUnique(err, "") {
-		t.Fatalf("partial unique index did not refuse two valid certificates: %v", err)
-	}
+	forEachStore(t, func(t *testing.T, s *sqlStore) {
+		ctx := context.Background()
+		enrol(t, s, "t1")
+		person := sum("person-1")
+		first, err := begin(t, s, "t1", "r1", person, CertSign, false, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// pending: even a renewal is refused while one is on its way
+		if _, err := begin(t, s, "t1", "r2", person, CertSign, true, t0); !errors.Is(err, ErrPendingPerson) {
+			t.Fatalf("second pending: %v, want ErrPendingPerson", err)
+		}
+		// the other type is independent
+		if _, err := begin(t, s, "t1", "r3", person, CertAuth, false, t0); err != nil {
+			t.Fatalf("auth certificate for the same person: %v", err)
+		}
+		old := deliver(t, s, first, t0)
+		if _, err := begin(t, s, "t1", "r4", person, CertSign, false, t0); !errors.Is(err, ErrDuplicatePerson) {
+			t.Fatalf("second valid: %v, want ErrDuplicatePerson", err)
+		}
+		renewal, err := begin(t, s, "t1", "r5", person, CertSign, true, t0.Add(time.Hour))
+		if err != nil {
+			t.Fatalf("renewal: %v", err)
+		}
+		// until delivery the old certificate stays valid
+		if v, err := s.ValidIssuance(ctx, person, CertSign); err != nil || v.ID != old.ID {
+			t.Fatalf("valid before renewal delivered: %v %v", v.ID, err)
+		}
+		deliver(t, s, renewal, t0.Add(time.Hour))
+		v, err := s.ValidIssuance(ctx, person, CertSign)
+		if err != nil || v.ID != renewal.ID {
+			t.Fatalf("valid after renewal: %v %v", v.ID, err)
+		}
+		o, _ := s.Issuance(ctx, old.ID)
+		if o.State != StateRevoked || o.RevocationReason != ReasonSuperseded {
+			t.Fatalf("old certificate: %s reason %d, want revoked 4", o.State, o.RevocationReason)
+		}
+		// the index itself refuses a second valid row, whatever the code does
+		_, err = s.w.ExecContext(ctx, `UPDATE issuances SET state='delivered', revoked_at=NULL, revocation_reason=NULL WHERE id=?`, old.ID)
+		if !isUnique(err, "") {
+			t.Fatalf("partial unique index did not refuse two valid certificates: %v", err)
+		}
+	})
 }
 
 func TestKeyFingerprintNeverTwice(t *testing.T) {
-	s, _ := openTest(t)
-	ctx := context.Background()
-	k := sum("key")
-	if err := s.RecordKeyFingerprint(ctx, k, t0); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.RecordKeyFingerprint(ctx, k, t0.Add(time.Hour)); !errors.Is(err, ErrDuplicateKey) {
-		t.Fatalf("second record: %v, want ErrDuplicateKey", err)
-	}
+	forEachStore(t, func(t *testing.T, s *sqlStore) {
+		ctx := context.Background()
+		k := sum("key")
+		if err := s.RecordKeyFingerprint(ctx, k, t0); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RecordKeyFingerprint(ctx, k, t0.Add(time.Hour)); !errors.Is(err, ErrDuplicateKey) {
+			t.Fatalf("second record: %v, want ErrDuplicateKey", err)
+		}
+	})
 }
 
 func TestChannelSingleUseExpiryAndOwnership(t *testing.T) {
-	s, _ := openTest(t)
-	ctx := context.Background()
-	enrol(t, s, "t1")
-	enrol(t, s, "t2")
-	mk := func(id, term string) {
-		if err := s.CreateChannel(ctx, Channel{ID: id, TerminalID: term, HostChallenge: []byte{1}, CreatedAt: t0, ExpiresAt: t0.Add(time.Minute)}); err != nil {
+	forEachStore(t, func(t *testing.T, s *sqlStore) {
+		ctx := context.Background()
+		enrol(t, s, "t1")
+		enrol(t, s, "t2")
+		mk := func(id, term string) {
+			if err := s.CreateChannel(ctx, Channel{ID: id, TerminalID: term, HostChallenge: []byte{1}, CreatedAt: t0, ExpiresAt: t0.Add(time.Minute)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mk("c1", "t1")
+		mk("c2", "t2")
+		try := func(ch, req string, now time.Time) error {
+			key := sum(randHex(t))
+			if err := s.RecordKeyFingerprint(ctx, key, now); err != nil {
+				t.Fatal(err)
+			}
+			return s.BeginIssuance(ctx, Issuance{ID: "is-" + req, TerminalID: "t1", RequestID: req, RequestSHA256: sum(req), OperatorID: "op",
+				ChannelID: ch, CardSerial: "c", PersonHash: sum(req), CertType: CertAuth, Serial: randHex(t), KeySHA256: key, Deadline: now.Add(time.Minute)}, now)
+		}
+		if err := try("c2", "r0", t0); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("other terminal's channel: %v, want ErrNotFound", err)
+		}
+		if err := try("c1", "r1", t0.Add(time.Minute)); !errors.Is(err, ErrChannelExpired) {
+			t.Fatalf("expired channel: %v", err)
+		}
+		if err := try("c1", "r2", t0); err != nil {
 			t.Fatal(err)
 		}
-	}
-	mk("c1", "t1")
-	mk("c2", "t2")
-	try := func(ch, req string, now time.Time) error {
-		key := sum(randHex(t))
-		if err := s.RecordKeyFingerprint(ctx, key, now); err != nil {
-			t.Fatal(err)
+		if err := try("c1", "r3", t0); !errors.Is(err, ErrChannelUsed) {
+			t.Fatalf("reused channel: %v", err)
 		}
-		return s.BeginIssuance(ctx, Issuance{ID: "is-" + req, TerminalID: "t1", RequestID: req, RequestSHA256: sum(req), OperatorID: "op",
-			ChannelID: ch, CardSerial: "c", PersonHash: sum(req), CertType: CertAuth, Serial: randHex(t), KeySHA256: key, Deadline: now.Add(time.Minute)}, now)
-	}
-	if err := try("c2", "r0", t0); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("other terminal's channel: %v, want ErrNotFound", err)
-	}
-	if err := try("c1", "r1", t0.Add(time.Minute)); !errors.Is(err, ErrChannelExpired) {
-		t.Fatalf("expired channel: %v", err)
-	}
-	if err := try("c1", "r2", t0); err != nil {
-		t.Fatal(err)
-	}
-	if err := try("c1", "r3", t0); !errors.Is(err, ErrChannelUsed) {
-		t.Fatalf("reused channel: %v", err)
-	}
+	})
 }
 
 func TestAbortAndOverdue(t *testing.T) {
-	s, _ := openTest(t)
-	ctx := context.Background()
-	enrol(t, s, "t1")
-	a, _ := begin(t, s, "t1", "r1", sum("p1"), CertSign, false, t0)
-	b, _ := begin(t, s, "t1", "r2", sum("p2"), CertSign, false, t0)
-	if _, err := s.MarkPrepared(ctx, b.ID, []byte("der"), []byte("s"), nil, t0); err != nil {
-		t.Fatal(err)
-	}
-	ab, err := s.AbortIssuance(ctx, a.ID, "abort-1", t0)
-	if err != nil || ab.State != StateRevoked || ab.RevocationReason != 0 {
-		t.Fatalf("abort: %v %v", ab.State, err)
-	}
-	if _, err := s.AbortIssuance(ctx, a.ID, "abort-1", t0.Add(time.Second)); err != nil {
-		t.Fatalf("replayed abort: %v", err)
-	}
-	if _, err := s.AbortIssuance(ctx, a.ID, "abort-2", t0); !errors.Is(err, ErrState) {
-		t.Fatalf("abort with another id: %v", err)
-	}
-	if od, _ := s.OverdueIssuances(ctx, t0.Add(5*time.Minute), 10); len(od) != 0 {
-		t.Fatalf("overdue before deadline: %d", len(od))
-	}
-	od, err := s.OverdueIssuances(ctx, t0.Add(11*time.Minute), 10)
-	if err != nil || len(od) != 1 || od[0].ID != b.ID {
-		t.Fatalf("overdue: %v %v", od, err)
-	}
-	if _, err := s.AbortIssuance(ctx, "nope", "", t0); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("abort unknown: %v", err)
-	}
+	forEachStore(t, func(t *testing.T, s *sqlStore) {
+		ctx := context.Background()
+		enrol(t, s, "t1")
+		a, _ := begin(t, s, "t1", "r1", sum("p1"), CertSign, false, t0)
+		b, _ := begin(t, s, "t1", "r2", sum("p2"), CertSign, false, t0)
+		if _, err := s.MarkPrepared(ctx, b.ID, []byte("der"), []byte("s"), nil, t0); err != nil {
+			t.Fatal(err)
+		}
+		ab, err := s.AbortIssuance(ctx, a.ID, "abort-1", t0)
+		if err != nil || ab.State != StateRevoked || ab.RevocationReason != 0 {
+			t.Fatalf("abort: %v %v", ab.State, err)
+		}
+		if _, err := s.AbortIssuance(ctx, a.ID, "abort-1", t0.Add(time.Second)); err != nil {
+			t.Fatalf("replayed abort: %v", err)
+		}
+		if _, err := s.AbortIssuance(ctx, a.ID, "abort-2", t0); !errors.Is(err, ErrState) {
+			t.Fatalf("abort with another id: %v", err)
+		}
+		if od, _ := s.OverdueIssuances(ctx, t0.Add(5*time.Minute), 10); len(od) != 0 {
+			t.Fatalf("overdue before deadline: %d", len(od))
+		}
+		od, err := s.OverdueIssuances(ctx, t0.Add(11*time.Minute), 10)
+		if err != nil || len(od) != 1 || od[0].ID != b.ID {
+			t.Fatalf("overdue: %v %v", od, err)
+		}
+		if _, err := s.AbortIssuance(ctx, "nope", "", t0); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("abort unknown: %v", err)
+		}
+	})
 }
 
 func TestAuditAppendOrder(t *testing.T) {
-	s, _ := openTest(t)
-	ctx := context.Background()
-	if _, err := s.LastAuditRecord(ctx); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("empty log: %v", err)
-	}
-	for i := int64(1); i <= 3; i++ {
-		op := "alice"
-		if i == 2 {
-			op = "bob"
+	forEachStore(t, func(t *testing.T, s *sqlStore) {
+		ctx := context.Background()
+		if _, err := s.LastAuditRecord(ctx); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("empty log: %v", err)
 		}
-		if err := s.AppendAudit(ctx, AuditRecord{Seq: i, At: t0, Operator: op, Action: "x", PrevHash: []byte{}, Hash: []byte{byte(i)}}); err != nil {
-			t.Fatal(err)
+		for i := int64(1); i <= 3; i++ {
+			op := "alice"
+			if i == 2 {
+				op = "bob"
+			}
+			if err := s.AppendAudit(ctx, AuditRecord{Seq: i, At: t0, Operator: op, Action: "x", PrevHash: []byte{}, Hash: []byte{byte(i)}}); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	if err := s.AppendAudit(ctx, AuditRecord{Seq: 5, At: t0, PrevHash: []byte{}, Hash: []byte{5}}); !errors.Is(err, ErrConflict) {
-		t.Fatalf("gap: %v", err)
-	}
-	recs, _ := s.AuditRecordsByOperator(ctx, "alice", 0, 10)
-	if len(recs) != 2 || recs[0].Seq != 1 || recs[1].Seq != 3 {
-		t.Fatalf("by operator: %+v", recs)
-	}
+		if err := s.AppendAudit(ctx, AuditRecord{Seq: 5, At: t0, PrevHash: []byte{}, Hash: []byte{5}}); !errors.Is(err, ErrConflict) {
+			t.Fatalf("gap: %v", err)
+		}
+		recs, _ := s.AuditRecordsByOperator(ctx, "alice", 0, 10)
+		if len(recs) != 2 || recs[0].Seq != 1 || recs[1].Seq != 3 {
+			t.Fatalf("by operator: %+v", recs)
+		}
+	})
 }

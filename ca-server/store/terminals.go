@@ -19,7 +19,7 @@ func scanTerminal(row interface{ Scan(...any) error }) (Terminal, error) {
 }
 
 // Terminal returns the terminal with the given id.
-func (s *SQLite) Terminal(ctx context.Context, id string) (Terminal, error) {
+func (s *sqlStore) Terminal(ctx context.Context, id string) (Terminal, error) {
 	t, err := scanTerminal(s.r.QueryRowContext(ctx, `SELECT `+terminalCols+` FROM terminals WHERE id = ?`, id))
 	if err != nil {
 		return Terminal{}, notFound(err, fmt.Sprintf("terminal %q", id))
@@ -28,7 +28,7 @@ func (s *SQLite) Terminal(ctx context.Context, id string) (Terminal, error) {
 }
 
 // TerminalBySerial returns the terminal whose client certificate has the serial.
-func (s *SQLite) TerminalBySerial(ctx context.Context, certSerial string) (Terminal, error) {
+func (s *sqlStore) TerminalBySerial(ctx context.Context, certSerial string) (Terminal, error) {
 	t, err := scanTerminal(s.r.QueryRowContext(ctx, `SELECT `+terminalCols+` FROM terminals WHERE cert_serial = ?`, certSerial))
 	if err != nil {
 		return Terminal{}, notFound(err, fmt.Sprintf("terminal with certificate serial %q", certSerial))
@@ -37,11 +37,11 @@ func (s *SQLite) TerminalBySerial(ctx context.Context, certSerial string) (Termi
 }
 
 // CreateEnrolmentToken stores a token's hash.
-func (s *SQLite) CreateEnrolmentToken(ctx context.Context, tok EnrolmentToken) error {
+func (s *sqlStore) CreateEnrolmentToken(ctx context.Context, tok EnrolmentToken) error {
 	if len(tok.TokenSHA256) != 32 {
 		return errors.New("store: enrolment token hash must be 32 bytes")
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *dbTx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO enrolment_tokens (token_sha256, municipality, created_at, expires_at) VALUES (?, ?, ?, ?)`,
 			tok.TokenSHA256, tok.Municipality, tok.CreatedAt.UnixNano(), tok.ExpiresAt.UnixNano())
 		if isUnique(err, "") {
@@ -55,8 +55,8 @@ func (s *SQLite) CreateEnrolmentToken(ctx context.Context, tok EnrolmentToken) e
 }
 
 // EnrolTerminal consumes a token and inserts the terminal (see Writer).
-func (s *SQLite) EnrolTerminal(ctx context.Context, tokenSHA256 []byte, t Terminal, now time.Time) (Terminal, error) {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+func (s *sqlStore) EnrolTerminal(ctx context.Context, tokenSHA256 []byte, t Terminal, now time.Time) (Terminal, error) {
+	err := s.tx(ctx, func(tx *dbTx) error {
 		var muni string
 		var expires int64
 		var used sql.NullInt64
@@ -98,11 +98,11 @@ func (s *SQLite) EnrolTerminal(ctx context.Context, tokenSHA256 []byte, t Termin
 }
 
 // SetTerminalCertificate records the signed certificate of a terminal.
-func (s *SQLite) SetTerminalCertificate(ctx context.Context, id string, certSHA256 []byte, notAfter time.Time) error {
+func (s *sqlStore) SetTerminalCertificate(ctx context.Context, id string, certSHA256 []byte, notAfter time.Time) error {
 	if len(certSHA256) != 32 {
 		return errors.New("store: certificate hash must be 32 bytes")
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *dbTx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE terminals SET cert_sha256 = ?, cert_not_after = ? WHERE id = ? AND cert_sha256 IS NULL`,
 			certSHA256, notAfter.UnixNano(), id)
 		if err != nil {
@@ -117,9 +117,9 @@ func (s *SQLite) SetTerminalCertificate(ctx context.Context, id string, certSHA2
 
 // RevokeTerminal marks the terminal with the certificate serial revoked.
 // Revoking an already revoked terminal returns it unchanged.
-func (s *SQLite) RevokeTerminal(ctx context.Context, certSerial string, now time.Time) (Terminal, error) {
+func (s *sqlStore) RevokeTerminal(ctx context.Context, certSerial string, now time.Time) (Terminal, error) {
 	var t Terminal
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *dbTx) error {
 		_, err := tx.ExecContext(ctx, `UPDATE terminals SET revoked_at = ? WHERE cert_serial = ? AND revoked_at IS NULL`, now.UnixNano(), certSerial)
 		if err != nil {
 			return fmt.Errorf("store: revoke terminal: %w", err)
@@ -134,8 +134,8 @@ func (s *SQLite) RevokeTerminal(ctx context.Context, certSerial string, now time
 }
 
 // CreateChannel stores a new channel opening.
-func (s *SQLite) CreateChannel(ctx context.Context, c Channel) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+func (s *sqlStore) CreateChannel(ctx context.Context, c Channel) error {
+	return s.tx(ctx, func(tx *dbTx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO channels (id, terminal_id, host_challenge, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
 			c.ID, c.TerminalID, c.HostChallenge, c.CreatedAt.UnixNano(), c.ExpiresAt.UnixNano())
 		if isUnique(err, "") {
@@ -149,7 +149,7 @@ func (s *SQLite) CreateChannel(ctx context.Context, c Channel) error {
 }
 
 // Channel returns a channel opening.
-func (s *SQLite) Channel(ctx context.Context, id string) (Channel, error) {
+func (s *sqlStore) Channel(ctx context.Context, id string) (Channel, error) {
 	var c Channel
 	var created, expires int64
 	var used sql.NullInt64

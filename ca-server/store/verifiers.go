@@ -41,11 +41,11 @@ func scanVerifier(row interface{ Scan(...any) error }) (Verifier, error) {
 
 // AddVerifier registers a verifier. ErrConflict if the name or the
 // certificate is registered already.
-func (s *SQLite) AddVerifier(ctx context.Context, v Verifier) error {
+func (s *sqlStore) AddVerifier(ctx context.Context, v Verifier) error {
 	if v.ID == "" || v.Name == "" || len(v.Name) > 128 || len(v.CertSHA256) != 32 || v.CertSerial == "" || v.NotAfter.IsZero() || v.RegisteredAt.IsZero() {
 		return errors.New("store: verifier lacks id, name (1–128 bytes), certificate hash, serial, expiry or registration time")
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx *dbTx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO verifiers (`+verifierCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)`,
 			v.ID, v.Name, v.CertSHA256, v.CertSerial, v.NotAfter.UnixNano(), v.IssuedHere, v.RegisteredAt.UnixNano())
 		if isUnique(err, "") {
@@ -60,7 +60,7 @@ func (s *SQLite) AddVerifier(ctx context.Context, v Verifier) error {
 
 // VerifierByFingerprint returns the verifier holding the certificate with
 // the SHA-256, revoked or not, or ErrNotFound.
-func (s *SQLite) VerifierByFingerprint(ctx context.Context, certSHA256 []byte) (Verifier, error) {
+func (s *sqlStore) VerifierByFingerprint(ctx context.Context, certSHA256 []byte) (Verifier, error) {
 	v, err := scanVerifier(s.r.QueryRowContext(ctx, `SELECT `+verifierCols+` FROM verifiers WHERE cert_sha256 = ?`, certSHA256))
 	if err != nil {
 		return Verifier{}, notFound(err, "verifier")
@@ -69,7 +69,7 @@ func (s *SQLite) VerifierByFingerprint(ctx context.Context, certSHA256 []byte) (
 }
 
 // Verifiers lists every registration, oldest first.
-func (s *SQLite) Verifiers(ctx context.Context) ([]Verifier, error) {
+func (s *sqlStore) Verifiers(ctx context.Context) ([]Verifier, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+verifierCols+` FROM verifiers ORDER BY registered_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("store: verifiers: %w", err)
@@ -88,9 +88,9 @@ func (s *SQLite) Verifiers(ctx context.Context) ([]Verifier, error) {
 
 // RevokeVerifier withdraws the registration named name. ErrNotFound,
 // ErrVerifierRevoked (no change) if it was withdrawn before.
-func (s *SQLite) RevokeVerifier(ctx context.Context, name string, now time.Time) (Verifier, error) {
+func (s *sqlStore) RevokeVerifier(ctx context.Context, name string, now time.Time) (Verifier, error) {
 	var v Verifier
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *dbTx) error {
 		var err error
 		v, err = scanVerifier(tx.QueryRowContext(ctx, `SELECT `+verifierCols+` FROM verifiers WHERE name = ?`, name))
 		if err != nil {

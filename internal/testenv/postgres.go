@@ -38,6 +38,9 @@ func (p *PG) Stop() error { return p.svc.Stop() }
 type PostgresOptions struct {
 	BinDir   string // directory with initdb and postgres; default /usr/lib/postgresql/15/bin
 	Database string // default "madoguchi_test"
+	// Durable keeps fsync on (the default turns it off, -F, for speed), for
+	// benchmarks that compare commit costs with a store that syncs.
+	Durable bool
 }
 
 // Postgres initialises a cluster in a fresh temporary directory, starts it on 127.0.0.1 on a
@@ -93,11 +96,15 @@ func PostgresWith(t testing.TB, opts PostgresOptions) *PG {
 			t.Fatalf("testenv: postgres: %v", err)
 		}
 		logPath := filepath.Join(dir, fmt.Sprintf("postgres-%d.log", attempt))
+		args := []string{"-D", dataDir, "-k", dir, "-p", strconv.Itoa(port), "-h", "127.0.0.1",
+			"-c", "max_connections=50", "-c", "shared_buffers=16MB"}
+		if !opts.Durable {
+			args = append(args, "-F")
+		}
 		svc, err = services.Start(services.Spec{
-			Name: "postgres",
-			Path: filepath.Join(opts.BinDir, "postgres"),
-			Args: []string{"-D", dataDir, "-k", dir, "-p", strconv.Itoa(port), "-h", "127.0.0.1",
-				"-F", "-c", "max_connections=50", "-c", "shared_buffers=16MB"},
+			Name:        "postgres",
+			Path:        filepath.Join(opts.BinDir, "postgres"),
+			Args:        args,
 			LogPath:     logPath,
 			StopSignal:  syscall.SIGINT,  // fast shutdown: do not wait for clients
 			DeathSignal: syscall.SIGQUIT, // immediate shutdown when the test binary dies
