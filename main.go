@@ -29,6 +29,7 @@ import (
 	"madoguchi/app/cli"
 	"madoguchi/app/printout/spool"
 	"madoguchi/assets"
+	"madoguchi/internal/timesync"
 	"madoguchi/ui"
 )
 
@@ -129,6 +130,7 @@ func run(o options) error {
 		go sendResidentChangesEvery(ctx, term, time.Minute)
 	}
 	go backupAuditEvery(ctx, term, 10*time.Minute)
+	go checkClockEvery(ctx, term, timesync.Read, 10*time.Minute)
 	if empty, err := term.NeedsBootstrap(ctx); err != nil {
 		return err
 	} else if empty {

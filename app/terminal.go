@@ -31,6 +31,7 @@ import (
 	"madoguchi/app/operator"
 	"madoguchi/app/store"
 	"madoguchi/app/workflow"
+	"madoguchi/internal/timesync"
 )
 
 // Config configures a Terminal. Zero fields take the documented defaults.
@@ -76,10 +77,10 @@ type Terminal struct {
 	db  *store.DB
 	cfg Config
 
-	issuer    *issue.Orchestrator // nil without a CA
-	recovered []issue.Resolution
-	busy      bool // recovery skipped: another process holds the issuance lock
-	clockSync clockState
+	issuer     *issue.Orchestrator // nil without a CA
+	recovered  []issue.Resolution
+	busy       bool // recovery skipped: another process holds the issuance lock
+	clockWatch timesync.Watch
 }
 
 // Open opens the terminal database at cfg.DBPath (creating and migrating it as needed).

@@ -8,7 +8,6 @@ import (
 	"io"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"time"
 
 	"madoguchi/ca-server/audit"
@@ -90,10 +89,7 @@ func backupAudit(ctx context.Context, l *local, dataDir, dir, operator string, c
 // waits for a backup in progress. Errors go to onError.
 func startAuditBackups(ctx context.Context, l *local, dataDir, dir string, checkEvery time.Duration, clock func() time.Time,
 	onError func(error)) (stop func()) {
-	var mu sync.Mutex
-	once := func() {
-		mu.Lock()
-		defer mu.Unlock()
+	return startEvery(ctx, checkEvery, func() {
 		due, err := audit.BackupDue(dir, clock())
 		if err == nil && due {
 			_, err = backupAudit(ctx, l, dataDir, dir, "ca-server", clock)
@@ -101,21 +97,5 @@ func startAuditBackups(ctx context.Context, l *local, dataDir, dir string, check
 		if err != nil && ctx.Err() == nil && onError != nil {
 			onError(err)
 		}
-	}
-	cctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	tick := time.NewTicker(checkEvery)
-	go func() {
-		defer close(done)
-		once()
-		for {
-			select {
-			case <-cctx.Done():
-				return
-			case <-tick.C:
-				once()
-			}
-		}
-	}()
-	return func() { cancel(); <-done; tick.Stop() }
+	})
 }

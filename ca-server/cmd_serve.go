@@ -26,6 +26,7 @@ import (
 	"madoguchi/ca-server/status"
 	"madoguchi/ca-server/store"
 	"madoguchi/ca-server/tlsca"
+	"madoguchi/internal/timesync"
 )
 
 func init() {
@@ -281,6 +282,11 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		svc = s
 		logger.Info("serve: issuance active", "custodians", strings.Join(active.Who, ","), "hsm_sessions", common.HSM.PoolSize, "key_pool", *poolSize)
 	}
+
+	// CPS §6.8: say when the audit timestamps are not vouched for by a
+	// synchronised clock; stopped before the store closes.
+	stopClock := startClockWatch(ctx, l.audit, timesync.Read, 10*time.Minute, logger)
+	defer stopClock()
 
 	host, _, err := net.SplitHostPort(*listen)
 	if err != nil {

@@ -9,6 +9,7 @@
 package timesync
 
 import (
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -42,4 +43,37 @@ func fromTimex(state int, status int32, maxErrorUS, estErrorUS int64) Status {
 		MaxError:     time.Duration(maxErrorUS) * time.Microsecond,
 		EstError:     time.Duration(estErrorUS) * time.Microsecond,
 	}
+}
+
+// Watch remembers the last synchronisation seen, so an audit trail records changes, not every
+// check. The zero Watch is ready for use and safe for concurrent use.
+type Watch struct {
+	mu              sync.Mutex
+	checked, synced bool
+}
+
+// Check is the result of one Watch.Check.
+type Check struct {
+	Status
+	// Err is the failure to read the status; nothing vouches for the clock then, so the check
+	// counts as unsynchronised.
+	Err error
+	// Changed says the check is worth recording: the clock is unsynchronised at the first check
+	// (a synchronised clock at start is the normal case), or its state changed since the last.
+	Changed bool
+}
+
+// Synced is whether the clock counts as synchronised: read without error and synchronised.
+func (c Check) Synced() bool { return c.Err == nil && c.Synchronised }
+
+// Check reads the status with read (Read on a real machine) and compares it with the last.
+func (w *Watch) Check(read func() (Status, error)) Check {
+	s, err := read()
+	c := Check{Status: s, Err: err}
+	synced := c.Synced()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	c.Changed = !w.checked && !synced || w.checked && synced != w.synced
+	w.checked, w.synced = true, synced
+	return c
 }

@@ -1,6 +1,7 @@
 package timesync
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -42,5 +43,37 @@ func TestReadThisMachine(t *testing.T) {
 	t.Logf("this machine: synchronised %v, max error %v, estimated %v", s.Synchronised, s.MaxError, s.EstError)
 	if s.Synchronised && s.MaxError >= 16*time.Second {
 		t.Errorf("synchronised with the maximum error of an unsynchronised clock (%v)", s.MaxError)
+	}
+}
+
+// TestWatchReportsChanges: a synchronised clock at start is not a change; losing, failing to
+// read and regaining synchronisation are, once each.
+func TestWatchReportsChanges(t *testing.T) {
+	synced := Status{Synchronised: true, MaxError: 20 * time.Millisecond}
+	free := Status{MaxError: 16 * time.Second}
+	readErr := errors.New("adjtimex: operation not permitted")
+	steps := []struct {
+		s              Status
+		err            error
+		synced, change bool
+	}{
+		{synced, nil, true, false},
+		{synced, nil, true, false},
+		{free, nil, false, true},
+		{free, nil, false, false},
+		{synced, readErr, false, false}, // still not vouched for
+		{synced, nil, true, true},
+		{Status{}, readErr, false, true},
+	}
+	var w Watch
+	for i, st := range steps {
+		c := w.Check(func() (Status, error) { return st.s, st.err })
+		if c.Synced() != st.synced || c.Changed != st.change || c.Err != st.err {
+			t.Errorf("check %d: synced %v changed %v err %v, want %v %v %v", i, c.Synced(), c.Changed, c.Err, st.synced, st.change, st.err)
+		}
+	}
+	var first Watch
+	if c := first.Check(func() (Status, error) { return free, nil }); !c.Changed {
+		t.Error("an unsynchronised clock at the first check is not reported")
 	}
 }
