@@ -43,11 +43,14 @@ import (
 //   - tls-ca.pem: the internal TLS CA certificate pinned at enrolment (the --ca-cert file until
 //     then).
 //
-// and <data-dir>/settings.json for the CA URL, the reader and the TLS CA certificate file.
+// and <data-dir>/settings.json for the CA URL, the reader, the TLS CA certificate file and the
+// printer.
 //
 // Concurrency: safe for concurrent use; every change wakes the CA watcher.
 type caLink struct {
 	dir string
+	// testPageFonts gives the document printer for the printer test page (printer.go).
+	testPageFonts func() (*printout.Printer, error)
 
 	mu       sync.Mutex
 	settings linkSettings
@@ -59,6 +62,10 @@ type linkSettings struct {
 	CAURL      string `json:"ca_url"`
 	Reader     string `json:"reader"`
 	CACertFile string `json:"ca_cert_file"` // before enrolment: the TLS CA certificate to trust
+	// Printer is the CUPS queue of the counter's documents ("" = none: saved as PDF only) and
+	// CUPSServer its scheduler ("" = $CUPS_SERVER, else the local socket); printer.go.
+	Printer    string `json:"printer,omitempty"`
+	CUPSServer string `json:"cups_server,omitempty"`
 }
 
 var _ ui.TerminalSettings = (*caLink)(nil)
@@ -69,9 +76,9 @@ func (l *caLink) certFile() string     { return filepath.Join(l.caDir(), "termin
 func (l *caLink) pinnedCAFile() string { return filepath.Join(l.caDir(), "tls-ca.pem") }
 func (l *caLink) settingsFile() string { return filepath.Join(l.dir, "settings.json") }
 
-// openCALink loads the settings of the terminal in dataDir; non-empty flag values replace the
-// stored ones and are kept.
-func openCALink(dataDir, caURL, reader, caCertFile string) (*caLink, error) {
+// openCALink loads the settings of the terminal in dataDir; non-empty values in flags (the
+// command line) replace the stored ones and are kept.
+func openCALink(dataDir string, flags linkSettings) (*caLink, error) {
 	l := &caLink{dir: dataDir, changed: make(chan struct{})}
 	b, err := os.ReadFile(l.settingsFile())
 	switch {
@@ -82,26 +89,26 @@ func openCALink(dataDir, caURL, reader, caCertFile string) (*caLink, error) {
 	case !os.IsNotExist(err):
 		return nil, fmt.Errorf("settings: %w", err)
 	}
-	dirty := false
-	if caURL != "" && caURL != l.settings.CAURL {
-		if err := checkCAURL(caURL); err != nil {
+	next := l.settings
+	if flags.CAURL != "" {
+		if err := checkCAURL(flags.CAURL); err != nil {
 			return nil, err
 		}
-		l.settings.CAURL, dirty = caURL, true
+		next.CAURL = flags.CAURL
 	}
-	if reader != "" && reader != l.settings.Reader {
-		l.settings.Reader, dirty = reader, true
+	if flags.Reader != "" {
+		next.Reader = flags.Reader
 	}
-	if caCertFile != "" {
-		abs, err := filepath.Abs(caCertFile)
-		if err != nil {
+	if flags.CACertFile != "" {
+		if next.CACertFile, err = filepath.Abs(flags.CACertFile); err != nil {
 			return nil, err
 		}
-		if abs != l.settings.CACertFile {
-			l.settings.CACertFile, dirty = abs, true
-		}
 	}
-	if dirty {
+	if err := printerFlags(&next, flags); err != nil {
+		return nil, err
+	}
+	if next != l.settings {
+		l.settings = next
 		if err := l.save(); err != nil {
 			return nil, err
 		}
@@ -213,7 +220,8 @@ func (l *caLink) Client() (*raclient.Client, error) {
 func (l *caLink) Current() ui.TerminalConfig {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	c := ui.TerminalConfig{CAURL: l.settings.CAURL, Reader: l.settings.Reader, CACertFile: l.rootFile()}
+	c := ui.TerminalConfig{CAURL: l.settings.CAURL, Reader: l.settings.Reader, CACertFile: l.rootFile(),
+		Printer: l.settings.Printer, CUPSServer: l.settings.CUPSServer}
 	if tc, err := readTerminalCert(l.certFile()); err == nil {
 		c.Certificate = &tc
 	}
@@ -247,29 +255,28 @@ func (l *caLink) SetCAURL(ctx context.Context, s string) error {
 	if err := checkCAURL(s); err != nil {
 		return err
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	old := l.settings.CAURL
-	l.settings.CAURL = s
-	if err := l.save(); err != nil {
-		l.settings.CAURL = old
-		return apperr.Wrap(apperr.Internal, err, "terminal: save settings")
-	}
-	l.touch()
-	return nil
+	return l.change(func(st *linkSettings) { st.CAURL = s }, true)
 }
 
 // SetReader implements ui.TerminalSettings.
 func (l *caLink) SetReader(reader string) error {
+	return l.change(func(st *linkSettings) { st.Reader = reader }, true)
+}
+
+// change applies f to the settings and saves them; when the save fails the settings stay as
+// they were. reconnect rebuilds the CA client and wakes the watcher (touch).
+func (l *caLink) change(f func(*linkSettings), reconnect bool) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	old := l.settings.Reader
-	l.settings.Reader = reader
+	old := l.settings
+	f(&l.settings)
 	if err := l.save(); err != nil {
-		l.settings.Reader = old
+		l.settings = old
 		return apperr.Wrap(apperr.Internal, err, "terminal: save settings")
 	}
-	l.touch()
+	if reconnect {
+		l.touch()
+	}
 	return nil
 }
 

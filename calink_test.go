@@ -115,7 +115,7 @@ func nextStatus(t *testing.T, l *caLink) ui.CAStatus {
 func TestCALinkEnrolsAndConnects(t *testing.T) {
 	ca := startTestCA(t)
 	dataDir := t.TempDir()
-	l, err := openCALink(dataDir, ca.url, "", ca.caPEM)
+	l, err := openCALink(dataDir, linkSettings{CAURL: ca.url, CACertFile: ca.caPEM})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func TestCALinkEnrolsAndConnects(t *testing.T) {
 		t.Errorf("mTLS client after enrolment: %v", err)
 	}
 	// The settings survive a restart; flags left empty keep them.
-	l2, err := openCALink(dataDir, "", "", "")
+	l2, err := openCALink(dataDir, linkSettings{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,11 +168,11 @@ func TestCALinkEnrolsAndConnects(t *testing.T) {
 }
 
 func TestCALinkRefusesPlainHTTPAndWakesWatcher(t *testing.T) {
-	l, err := openCALink(t.TempDir(), "", "", "")
+	l, err := openCALink(t.TempDir(), linkSettings{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := openCALink(t.TempDir(), "http://ca.example", "", ""); err == nil {
+	if _, err := openCALink(t.TempDir(), linkSettings{CAURL: "http://ca.example"}); err == nil {
 		t.Error("plain http CA URL accepted at start")
 	}
 	changed := l.Changed()

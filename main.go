@@ -50,7 +50,7 @@ func main() {
 	caCert := flag.String("ca-cert", "", "PEM file of the internal TLS CA certificate that signs ca-server's certificate (kept in the settings)")
 	enrolToken := flag.String("enrol-token", "", "one-time enrolment token from `ca-server terminal-token`: on first start the terminal makes its TLS key and enrols")
 	municipality := flag.String("municipality", "", "issuing municipality printed on notices (e.g. 東京都千代田区長); default: the enrolled municipality code")
-	printer := flag.String("printer", "", "CUPS queue that prints the counter's documents (empty: documents are only saved as PDF)")
+	printer := flag.String("printer", "", "CUPS queue that prints the counter's documents; kept in the settings (empty: the queue set on the settings screen, if any; none: documents are only saved as PDF)")
 	cupsServer := flag.String("cups-server", "", "CUPS scheduler of --printer: its unix socket path or host[:port] (default: $CUPS_SERVER, else "+spool.DefaultServer+")")
 	printFontDir := flag.String("print-fonts", "", "directory of MadoguchiPrintJP-Regular.ttf and -Bold.ttf for printed documents (default: the fonts bundled in the binary)")
 	flag.Parse()
@@ -90,7 +90,8 @@ func run(o options) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	link, err := openCALink(dataDir, o.caURL, o.reader, o.caCert)
+	link, err := openCALink(dataDir, linkSettings{CAURL: o.caURL, Reader: o.reader, CACertFile: o.caCert,
+		Printer: o.printer, CUPSServer: o.cupsServer})
 	if err != nil {
 		return err
 	}
@@ -152,13 +153,9 @@ func run(o options) error {
 	// The hand-over folder between the CS and reception applications of this terminal.
 	shell.ResidentFileDir = filepath.Join(dataDir, "resident-files")
 	shell.Terminal = ui.TerminalWiring{Settings: link, NoticeDir: filepath.Join(dataDir, "notices"), Preview: ui.Pdftoppm{}}
-	if printer, err := counterPrinter(o.printer, o.cupsServer); err != nil {
-		return err
-	} else if printer != nil {
-		shell.Terminal.Print = printer
-	} else {
-		log.Printf("no --printer: documents are saved as PDF in %s, not printed", shell.Terminal.NoticeDir)
-	}
+	link.testPageFonts = fonts.printer
+	shell.Terminal.Print = link // the queue in the settings at each print (printer.go)
+	logPrinter(link.Current())
 	shell.DemoFinger = demoFinger()
 	status.Watch(ctx, pcscCardWatcher{reader: o.reader, link: link}, link)
 	ui.ShowStartupReport(shell, report)
@@ -175,22 +172,4 @@ func defaultDataDir() string {
 		return filepath.Join(home, ".local", "share", "madoguchi")
 	}
 	return "madoguchi-data"
-}
-
-// counterPrinter returns the printer of the counter's documents: the CUPS queue named queue on
-// server (app/printout/spool), or nil when no queue is set. A bad queue name or server address
-// stops the start, so a mistyped setting is not discovered at the first print.
-func counterPrinter(queue, server string) (ui.DocumentPrinter, error) {
-	if queue == "" {
-		if server != "" {
-			return nil, fmt.Errorf("--cups-server %q without --printer", server)
-		}
-		return nil, nil
-	}
-	c, err := spool.New(spool.Options{Server: server, Queue: queue})
-	if err != nil {
-		return nil, err
-	}
-	log.Printf("documents print to CUPS queue %q on %s", c.Queue(), c.Server())
-	return ui.SpoolPrinter{Spool: c}, nil
 }

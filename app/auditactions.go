@@ -20,4 +20,5 @@ var AuditActions = []string{
 	"operator.unlock", "operator.withdraw", "operator.withdraw_exemption",
 	"resident.change", "resident.change_send", "resident.export_file", "resident.import_file",
 	"resident.import_register", "resident.pending_changes", "resident.search", "resident.send_changes",
+	"terminal.settings",
 }

@@ -15,7 +15,7 @@ import (
 // literal of one of the action families, or a case event, recorded as "case.<event>") is in
 // AuditActions, so the audit view has a name for it; and the list names nothing else.
 func TestAuditActionsListed(t *testing.T) {
-	code := regexp.MustCompile(`"((?:audit|card|case|certificate|clock|document|holder|issuance|login|logout|operator|resident)(?:\.[a-z_]+)?)"`)
+	code := regexp.MustCompile(`"((?:audit|card|case|certificate|clock|document|holder|issuance|login|logout|operator|resident|terminal)(?:\.[a-z_]+)?)"`)
 	caseEvent := regexp.MustCompile(`caseEvent\(ctx, [a-zA-Z]+, "([a-z_]+)"`)
 	fileName := regexp.MustCompile(`\.(db|json|pem|txt|pdf|lock|crt|key|sock)$`)
 	found := map[string]bool{}

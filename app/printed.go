@@ -13,6 +13,7 @@ const (
 	DocumentRevocationNotice  = "revocation_notice"   // 失効の受付の控え
 	DocumentCertificateCopy   = "certificate_copy"    // 電子証明書の写し
 	DocumentHoldReleaseNotice = "hold_release_notice" // 一時保留の解除の控え
+	DocumentTestPage          = "test_page"           // 印刷テスト (settings screen; case 0, no personal data)
 )
 
 // RecordPrinted records that the operator printed document for case caseID as print job job, or

@@ -108,6 +108,11 @@ func (a *appSession) RecordPrinted(ctx context.Context, caseID int64, document s
 	return a.s.RecordPrinted(ctx, caseID, document, job, printErr)
 }
 
+// RecordSettingChanged implements Session.
+func (a *appSession) RecordSettingChanged(ctx context.Context, setting, value string, changeErr error) error {
+	return a.s.RecordSettingChanged(ctx, setting, value, changeErr)
+}
+
 // App returns the domain session, for screens that call the domain directly.
 func (a *appSession) App() *app.Session { return a.s }
 

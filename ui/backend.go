@@ -74,6 +74,9 @@ type Session interface {
 	// RecordPrinted records in the operator's history that document (app.Document*) of case
 	// caseID was printed as job, or that printing failed with printErr.
 	RecordPrinted(ctx context.Context, caseID int64, document string, job int, printErr error) error
+	// RecordSettingChanged records in the operator's history that setting (app.Setting*) of this
+	// terminal was changed to value, or that the change failed with changeErr.
+	RecordSettingChanged(ctx context.Context, setting, value string, changeErr error) error
 }
 
 // CardStatus is what the status bar shows about the card reader.

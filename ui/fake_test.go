@@ -44,6 +44,7 @@ type fakeBackend struct {
 	progress  func(ScanEvent) // wraps the screen's progress callback, for observing
 	loggedOut []string
 	printed   []printRecord
+	settings  []settingRecord
 }
 
 var _ Backend = (*fakeBackend)(nil)
@@ -149,6 +150,19 @@ func (s *fakeSession) RecordPrinted(ctx context.Context, caseID int64, document 
 	s.b.mu.Lock()
 	defer s.b.mu.Unlock()
 	s.b.printed = append(s.b.printed, printRecord{caseID, document, job, printErr})
+	return nil
+}
+
+// settingRecord is one RecordSettingChanged call on a fake session.
+type settingRecord struct {
+	setting, value string
+	err            error
+}
+
+func (s *fakeSession) RecordSettingChanged(ctx context.Context, setting, value string, changeErr error) error {
+	s.b.mu.Lock()
+	defer s.b.mu.Unlock()
+	s.b.settings = append(s.b.settings, settingRecord{setting, value, changeErr})
 	return nil
 }
 

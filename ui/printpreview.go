@@ -78,6 +78,15 @@ type DocumentPrinter interface {
 	PrintFile(ctx context.Context, path, title string) (jobID int, err error)
 }
 
+// printerReady reports whether p can print: it is set and, when it can say so (a printer taken
+// from settings the supervisor may clear), has a queue.
+func printerReady(p DocumentPrinter) bool {
+	if c, ok := p.(interface{ Configured() bool }); ok {
+		return c.Configured()
+	}
+	return p != nil
+}
+
 // PDFSpooler submits a PDF to a print queue and waits for it (implemented by
 // app/printout/spool.Client).
 type PDFSpooler interface {

@@ -99,8 +99,8 @@ type TerminalWiring struct {
 	NoticeDir string
 	// Preview renders a PDF's first page for the on-screen preview; nil shows a text preview.
 	Preview PDFRenderer
-	// Print sends a saved PDF to the printer (printpreview.go); nil: the terminal has no
-	// printer and the notice is saved only.
+	// Print sends a saved PDF to the printer (printpreview.go); nil, or a printer that says it
+	// is not Configured: the terminal has no printer and documents are saved only.
 	Print DocumentPrinter
 }
 
@@ -124,6 +124,12 @@ type TerminalSettings interface {
 	Readers(ctx context.Context) ([]string, error)
 	// Enrol makes the terminal's key, enrols it with token, and stores the certificate.
 	Enrol(ctx context.Context, token string) (TerminalCertificate, error)
+	// SetPrinter chooses the CUPS queue the counter's documents print to and its scheduler
+	// ("" = the default), after checking the scheduler has the queue; queue "" prints nothing
+	// (documents are saved as PDF only). Errors are app/printout/spool's.
+	SetPrinter(ctx context.Context, queue, server string) error
+	// PrintTestPage prints a page without personal data on the printer in effect.
+	PrintTestPage(ctx context.Context) (job int, err error)
 }
 
 // TerminalConfig is what the settings screen shows.
@@ -131,6 +137,8 @@ type TerminalConfig struct {
 	CAURL      string
 	Reader     string
 	CACertFile string // the internal TLS CA certificate the terminal trusts ("" = none yet)
+	Printer    string // the CUPS queue of the counter's documents ("" = none)
+	CUPSServer string // its scheduler ("" = the default)
 	// Certificate is the terminal's client certificate; nil before enrolment.
 	Certificate *TerminalCertificate
 }

@@ -983,7 +983,7 @@ func (w *issueWizard) makeNotice() {
 				return
 			}
 			w.savedPath = path
-			if wiring.Print != nil {
+			if printerReady(wiring.Print) {
 				w.printBtn.Enable()
 				w.noticePath.SetText(tr("reception.notice.saved", map[string]any{"Path": path}))
 			} else {

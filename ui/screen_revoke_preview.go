@@ -84,7 +84,7 @@ func (p *documentPreview) show(img image.Image, renderErr error, path string, sa
 	switch {
 	case saveErr != nil:
 		p.setStatus(tr("preview.not_saved"), widget.DangerImportance)
-	case p.out.Print == nil:
+	case !printerReady(p.out.Print):
 		p.path = path
 		p.setStatus(tr("preview.saved_no_printer", map[string]any{"Path": path}), widget.WarningImportance)
 	default:
@@ -100,7 +100,7 @@ func (p *documentPreview) setStatus(text string, imp widget.Importance) {
 }
 
 func (p *documentPreview) doPrint() {
-	if p.out.Print == nil || p.path == "" {
+	if !printerReady(p.out.Print) || p.path == "" {
 		return
 	}
 	p.print.Disable()

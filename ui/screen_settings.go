@@ -2,6 +2,8 @@ package ui
 
 import (
 	"context"
+	"errors"
+	"log"
 	"strings"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"madoguchi/app"
+	"madoguchi/app/printout/spool"
 )
 
 // SettingsID is the screen id of the terminal settings.
@@ -34,6 +37,10 @@ type settingsView struct {
 	saveURL  *widget.Button
 	readers  *widget.Select
 	reload   *widget.Button
+	queue    *widget.Entry
+	server   *widget.Entry
+	savePrn  *widget.Button
+	testPage *widget.Button
 	token    *widget.Entry
 	enrol    *widget.Button
 	certInfo *widget.Label
@@ -62,6 +69,14 @@ func (v *settingsView) root() fyne.CanvasObject {
 		widget.NewSeparator(),
 		widget.NewLabelWithStyle(tr("settings.reader"), fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
 		container.New(layout.NewFormLayout(), widget.NewLabel(tr("settings.reader")), container.NewBorder(nil, nil, nil, v.reload, v.readers)),
+		widget.NewSeparator(),
+		widget.NewLabelWithStyle(tr("settings.printer"), fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
+		wrapped(tr("settings.printer.note")),
+		container.New(layout.NewFormLayout(),
+			widget.NewLabel(tr("settings.printer.queue")), v.queue,
+			widget.NewLabel(tr("settings.printer.server")), v.server,
+		),
+		container.NewHBox(layout.NewSpacer(), v.testPage, v.savePrn),
 		v.message, v.notice,
 	))
 	return container.NewPadded(page)
@@ -101,7 +116,30 @@ func buildSettingsView(s *Shell) *settingsView {
 	v.readers.PlaceHolder = tr("settings.reader.first")
 	v.reload = widget.NewButtonWithIcon(tr("settings.reader.reload"), theme.ViewRefreshIcon(), v.listReaders)
 	v.listReaders()
+	v.queue = widget.NewEntry()
+	v.queue.SetPlaceHolder(tr("settings.printer.queue.none"))
+	v.queue.SetText(cur.Printer)
+	v.server = widget.NewEntry()
+	v.server.SetPlaceHolder(tr("settings.printer.server.default"))
+	v.server.SetText(cur.CUPSServer)
+	v.server.OnSubmitted = func(string) { v.doSavePrinter() }
+	v.savePrn = widget.NewButtonWithIcon(tr("settings.save"), theme.DocumentSaveIcon(), v.doSavePrinter)
+	v.testPage = widget.NewButtonWithIcon(tr("settings.printer.test"), theme.DocumentPrintIcon(), v.doTestPage)
+	if cur.Printer == "" {
+		v.testPage.Disable()
+	}
 	return v
+}
+
+// recordChange notes a setting's change, or its failure, in the supervisor's history (sess is
+// taken on the UI goroutine; nil when nobody is logged in). Called off the UI goroutine.
+func recordChange(sess Session, setting, value string, err error) {
+	if sess == nil {
+		return
+	}
+	if rerr := sess.RecordSettingChanged(context.Background(), setting, value, err); rerr != nil {
+		log.Printf("ui: recording the change of setting %s: %v", setting, rerr)
+	}
 }
 
 // showCertificate says whether the terminal is enrolled, for which municipality, until when.
@@ -130,8 +168,10 @@ func (v *settingsView) doSaveURL() {
 	url := strings.TrimSpace(v.caURL.Text)
 	v.clearMessages()
 	v.saveURL.Disable()
+	sess := v.shell.session
 	v.shell.async(func() {
 		err := v.settings.SetCAURL(context.Background(), url)
+		recordChange(sess, app.SettingCAURL, url, err)
 		v.shell.do(func() {
 			v.saveURL.Enable()
 			if err != nil {
@@ -151,8 +191,11 @@ func (v *settingsView) doEnrol() {
 		return
 	}
 	v.enrol.Disable()
+	sess := v.shell.session
 	v.shell.async(func() {
 		c, err := v.settings.Enrol(context.Background(), token)
+		// The token is a one-time secret: the record names the certificate, never the token.
+		recordChange(sess, app.SettingEnrolment, c.TerminalID+" "+c.Municipality, err)
 		v.shell.do(func() {
 			v.enrol.Enable()
 			if err != nil {
@@ -197,9 +240,84 @@ func (v *settingsView) chooseReader(name string) {
 		name = ""
 	}
 	v.clearMessages()
-	if err := v.settings.SetReader(name); err != nil {
+	err := v.settings.SetReader(name)
+	sess := v.shell.session
+	v.shell.async(func() { recordChange(sess, app.SettingReader, name, err) })
+	if err != nil {
 		v.message.SetText(app.MessageJA(err))
 		return
 	}
 	v.notice.SetText(tr("settings.saved"))
+}
+
+func (v *settingsView) doSavePrinter() {
+	queue, server := strings.TrimSpace(v.queue.Text), strings.TrimSpace(v.server.Text)
+	v.clearMessages()
+	v.savePrn.Disable()
+	v.testPage.Disable()
+	sess := v.shell.session
+	v.shell.async(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), procedureTimeout)
+		err := v.settings.SetPrinter(ctx, queue, server)
+		cancel()
+		value := queue
+		if server != "" {
+			value += " @ " + server
+		}
+		recordChange(sess, app.SettingPrinter, value, err)
+		v.shell.do(func() {
+			v.savePrn.Enable()
+			if v.settings.Current().Printer != "" {
+				v.testPage.Enable()
+			}
+			switch {
+			case err != nil:
+				v.message.SetText(tr("settings.printer.failed", map[string]any{"Reason": printerSettingText(err)}))
+			case queue == "":
+				v.notice.SetText(tr("settings.printer.off"))
+			default:
+				v.notice.SetText(tr("settings.saved"))
+			}
+		})
+	})
+}
+
+// printerSettingText explains a refused printer setting: a malformed name or address, or what
+// printing itself would have said.
+func printerSettingText(err error) string {
+	switch {
+	case errors.Is(err, spool.ErrBadRequest):
+		return tr("settings.printer.bad")
+	case errors.Is(err, spool.ErrNoSuchQueue):
+		return tr("settings.printer.no_queue")
+	case errors.Is(err, spool.ErrServerUnreachable):
+		return tr("settings.printer.unreachable")
+	}
+	return printErrorText(err)
+}
+
+// doTestPage prints the test page and records it like any printed document (case 0: it is no
+// applicant's).
+func (v *settingsView) doTestPage() {
+	v.clearMessages()
+	v.testPage.Disable()
+	sess := v.shell.session
+	v.shell.async(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), printTimeout)
+		job, err := v.settings.PrintTestPage(ctx)
+		cancel()
+		if sess != nil {
+			if rerr := sess.RecordPrinted(context.Background(), 0, app.DocumentTestPage, job, err); rerr != nil {
+				log.Printf("ui: recording the test page: %v", rerr)
+			}
+		}
+		v.shell.do(func() {
+			v.testPage.Enable()
+			if err != nil {
+				v.message.SetText(tr("preview.print_failed", map[string]any{"Reason": printErrorText(err)}))
+				return
+			}
+			v.notice.SetText(tr("settings.printer.printed", map[string]any{"Job": job}))
+		})
+	})
 }

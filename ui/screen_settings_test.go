@@ -2,8 +2,10 @@ package ui
 
 import (
 	"context"
+	"errors"
 	"image"
 	"math/big"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -13,8 +15,10 @@ import (
 	"fyne.io/fyne/v2/test"
 	"fyne.io/fyne/v2/widget"
 
+	"madoguchi/app"
 	"madoguchi/app/apperr"
 	"madoguchi/app/printout"
+	"madoguchi/app/printout/spool"
 	"madoguchi/assets/printfonts"
 )
 
@@ -25,6 +29,9 @@ type fakeSettings struct {
 	cfg     TerminalConfig
 	readers []string
 	tokens  map[string]TerminalCertificate // accepted once each
+	queues  []string                       // the print server's queues
+	// testPages counts the test pages printed (the job numbers).
+	testPages int
 }
 
 func (f *fakeSettings) Current() TerminalConfig { f.mu.Lock(); defer f.mu.Unlock(); return f.cfg }
@@ -60,22 +67,57 @@ func (f *fakeSettings) Enrol(ctx context.Context, token string) (TerminalCertifi
 	return c, nil
 }
 
+// SetPrinter knows one print server with the queues in f.queues; "gone" is a server that does
+// not answer.
+func (f *fakeSettings) SetPrinter(ctx context.Context, queue, server string) error {
+	switch {
+	case strings.ContainsAny(queue, " /"):
+		return &spool.Error{Queue: queue, Err: spool.ErrBadRequest, Detail: "not a CUPS queue name"}
+	case server == "gone":
+		return &spool.Error{Queue: queue, Err: spool.ErrServerUnreachable}
+	case queue != "" && !slices.Contains(f.queues, queue):
+		return &spool.Error{Queue: queue, Err: spool.ErrNoSuchQueue}
+	}
+	f.mu.Lock()
+	f.cfg.Printer, f.cfg.CUPSServer = queue, server
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *fakeSettings) PrintTestPage(ctx context.Context) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.cfg.Printer == "" {
+		return 0, errors.New("terminal: no printer is set")
+	}
+	f.testPages++
+	return f.testPages, nil
+}
+
 func recSupervisor() *fakeOperator {
 	return &fakeOperator{Operator: Operator{ID: "S001", Name: "管理 太郎"}, perms: []Permission{PermissionSupervisor}}
 }
 
-func newSettingsHarness(t *testing.T, st *fakeSettings) (*Shell, *settingsView) {
+func newSettingsHarness(t *testing.T, st *fakeSettings) (*fakeBackend, *settingsView) {
 	t.Helper()
 	var v *settingsView
 	screens := []Screen{homeScreen(), {ID: SettingsID, Title: "settings.title", Permission: PermissionSupervisor,
 		View: func(s *Shell) fyne.CanvasObject { v = buildSettingsView(s); return v.root() }}}
-	s, _ := newTestShell(t, newFakeBackend(recSupervisor(), receptionClerk()), screens, false)
+	b := newFakeBackend(recSupervisor(), receptionClerk())
+	s, _ := newTestShell(t, b, screens, false)
 	s.Terminal.Settings = st
 	loginAs(t, s, "S001")
 	if err := s.Show(SettingsID); err != nil {
 		t.Fatal(err)
 	}
-	return s, v
+	return b, v
+}
+
+// settingChanges returns the setting changes recorded in the operator's history so far.
+func (b *fakeBackend) settingChanges() []settingRecord {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.settings)
 }
 
 func TestSettingsSupervisorOnly(t *testing.T) {
@@ -95,7 +137,7 @@ func TestSettingsEnrolShowsCertificate(t *testing.T) {
 	st := &fakeSettings{cfg: TerminalConfig{CAURL: "https://ca.example:8443", CACertFile: "/etc/madoguchi/tls-ca.pem"},
 		readers: []string{"Virtual PCD 00 00", "Virtual PCD 00 01"},
 		tokens:  map[string]TerminalCertificate{"tok-1": {TerminalID: "T-0001", Municipality: "131016", NotAfter: time.Now().AddDate(2, 0, 0)}}}
-	_, v := newSettingsHarness(t, st)
+	b, v := newSettingsHarness(t, st)
 	if v.certInfo.Text != tr("settings.certificate.none") {
 		t.Errorf("before enrolment: %q", v.certInfo.Text)
 	}
@@ -118,11 +160,22 @@ func TestSettingsEnrolShowsCertificate(t *testing.T) {
 	if !strings.Contains(v.notice.Text, "131016") {
 		t.Errorf("notice %q", v.notice.Text)
 	}
+	// Both attempts are in the supervisor's history, and neither token is.
+	got := b.settingChanges()
+	if len(got) != 2 || got[0].setting != app.SettingEnrolment || got[0].err == nil ||
+		got[1].setting != app.SettingEnrolment || got[1].err != nil || got[1].value != "T-0001 131016" {
+		t.Errorf("recorded enrolments %+v", got)
+	}
+	for _, r := range got {
+		if strings.Contains(r.value, "tok-") {
+			t.Errorf("an enrolment token in the audit trail: %+v", r)
+		}
+	}
 }
 
 func TestSettingsCAURLAndReader(t *testing.T) {
 	st := &fakeSettings{readers: []string{"Virtual PCD 00 00", "Virtual PCD 00 01"}}
-	_, v := newSettingsHarness(t, st)
+	b, v := newSettingsHarness(t, st)
 	v.caURL.SetText("http://ca.example")
 	test.Tap(v.saveURL)
 	if v.message.Text != tr("settings.ca_url.invalid") || st.Current().CAURL != "" {
@@ -139,6 +192,70 @@ func TestSettingsCAURLAndReader(t *testing.T) {
 	v.readers.SetSelected("Virtual PCD 00 01")
 	if st.Current().Reader != "Virtual PCD 00 01" {
 		t.Errorf("reader %q", st.Current().Reader)
+	}
+	want := []settingRecord{{app.SettingCAURL, "http://ca.example", nil}, {app.SettingCAURL, "https://ca.example:8443", nil},
+		{app.SettingReader, "Virtual PCD 00 01", nil}}
+	got := b.settingChanges()
+	if len(got) != 3 || got[0].err == nil || got[0].setting != want[0].setting || got[0].value != want[0].value ||
+		got[1] != want[1] || got[2] != want[2] {
+		t.Errorf("recorded changes %+v, want %+v (the first refused)", got, want)
+	}
+}
+
+// TestSettingsPrinter: the supervisor sets the printer queue; a malformed name, a queue the
+// server lacks and a server that does not answer are each explained and change nothing; the
+// test page prints and is recorded like a document; an empty queue turns printing off. Every
+// attempt is in the supervisor's history.
+func TestSettingsPrinter(t *testing.T) {
+	st := &fakeSettings{queues: []string{"counter-1"}}
+	b, v := newSettingsHarness(t, st)
+	if !v.testPage.Disabled() {
+		t.Error("test page offered with no printer set")
+	}
+	for _, c := range []struct{ queue, server, reason string }{
+		{"counter 1", "", tr("settings.printer.bad")},
+		{"counter-2", "", tr("settings.printer.no_queue")},
+		{"counter-1", "gone", tr("settings.printer.unreachable")},
+	} {
+		v.queue.SetText(c.queue)
+		v.server.SetText(c.server)
+		test.Tap(v.savePrn)
+		if want := tr("settings.printer.failed", map[string]any{"Reason": c.reason}); v.message.Text != want {
+			t.Errorf("%q @ %q: message %q, want %q", c.queue, c.server, v.message.Text, want)
+		}
+		if st.Current().Printer != "" || !v.testPage.Disabled() {
+			t.Errorf("%q @ %q: a refused printer was kept", c.queue, c.server)
+		}
+	}
+	v.queue.SetText(" counter-1 ")
+	v.server.SetText("")
+	v.server.TypedKey(&fyne.KeyEvent{Name: fyne.KeyReturn})
+	if st.Current().Printer != "counter-1" || v.notice.Text != tr("settings.saved") || v.testPage.Disabled() {
+		t.Fatalf("printer %q, notice %q, test page disabled %v", st.Current().Printer, v.notice.Text, v.testPage.Disabled())
+	}
+	test.Tap(v.testPage)
+	if want := tr("settings.printer.printed", map[string]any{"Job": 1}); v.notice.Text != want {
+		t.Errorf("after the test page: %q", v.notice.Text)
+	}
+	if got := b.prints(); len(got) != 1 || got[0] != (printRecord{caseID: 0, document: app.DocumentTestPage, job: 1}) {
+		t.Errorf("test page recorded as %+v", got)
+	}
+	v.queue.SetText("")
+	test.Tap(v.savePrn)
+	if st.Current().Printer != "" || v.notice.Text != tr("settings.printer.off") || !v.testPage.Disabled() {
+		t.Errorf("clearing the printer: %q, notice %q", st.Current().Printer, v.notice.Text)
+	}
+	got := b.settingChanges()
+	if len(got) != 5 || got[3] != (settingRecord{app.SettingPrinter, "counter-1", nil}) || got[4] != (settingRecord{app.SettingPrinter, "", nil}) {
+		t.Fatalf("recorded printer changes %+v", got)
+	}
+	for _, r := range got[:3] {
+		if r.setting != app.SettingPrinter || r.err == nil {
+			t.Errorf("refused change recorded as %+v", r)
+		}
+	}
+	if got[2].value != "counter-1 @ gone" {
+		t.Errorf("the server is not in the record: %q", got[2].value)
 	}
 }
 

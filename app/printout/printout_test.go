@@ -654,3 +654,19 @@ func TestToUnicodeIsUTF16(t *testing.T) {
 		}
 	}
 }
+
+// TestTestPageExtracts: the printer test page names the queue and terminal and shows every
+// character class of the counter's documents in the embedded fonts.
+func TestTestPageExtracts(t *testing.T) {
+	p := testPrinter(t)
+	at := time.Date(2026, 12, 4, 9, 30, 0, 0, time.FixedZone("JST", 9*3600))
+	pdf, err := p.TestPage(TestPage{Queue: "counter-1", Terminal: "T-0001", Date: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := checkPDF(t, "test-page", pdf)
+	wantText(t, text, "印刷テスト", "counter-1", "T-0001", "電子証明書交付通知書", "カキクケコ", "0123456789")
+	if _, err := p.TestPage(TestPage{Terminal: "T-0001", Date: at}); apperr.KindOf(err) != apperr.InvalidInput {
+		t.Errorf("a test page without a queue: %v", err)
+	}
+}
