@@ -287,17 +287,14 @@ func detailText(d map[string]string) string {
 // every time the terminal shows and prints; the "to" day is included.
 func (v *historyView) parseFilter() (AuditFilter, error) {
 	f := AuditFilter{Operator: strings.TrimSpace(v.operator.Text)}
-	day := func(text string) (time.Time, error) {
-		return time.ParseInLocation(dateLayout, strings.TrimSpace(text), japanTime)
-	}
 	var err error
 	if t := strings.TrimSpace(v.from.Text); t != "" {
-		if f.From, err = day(t); err != nil {
+		if f.From, err = japanDay(t); err != nil {
 			return f, errors.New("from")
 		}
 	}
 	if t := strings.TrimSpace(v.to.Text); t != "" {
-		to, err := day(t)
+		to, err := japanDay(t)
 		if err != nil {
 			return f, errors.New("to")
 		}

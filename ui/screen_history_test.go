@@ -180,3 +180,25 @@ func TestAuditorExports(t *testing.T) {
 		t.Errorf("relative path: %q", v.message.Text)
 	}
 }
+
+// TestJapanDayIgnoresMachineZone: a typed day (card expiry, renewal expiry, audit filter) is the
+// start of that day in Japan, not at the machine's midnight (which, on a machine east of Japan,
+// falls on the previous Japanese day). time.Local is not changed here: watchers of other tests
+// read it.
+func TestJapanDayIgnoresMachineZone(t *testing.T) {
+	d, err := japanDay(" 2031-05-01 ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := time.Date(2031, 5, 1, 0, 0, 0, 0, japanTime); !d.Equal(want) || d.Location() != japanTime {
+		t.Errorf("japanDay = %v, want %v", d, want)
+	}
+	if got := d.In(japanTime).Format(dateLayout); got != "2031-05-01" {
+		t.Errorf("shown back as %s", got)
+	}
+	for _, bad := range []string{"", "2031-5-1", "2031-02-29", "令和13年5月1日"} {
+		if _, err := japanDay(bad); err == nil {
+			t.Errorf("japanDay(%q) accepted", bad)
+		}
+	}
+}

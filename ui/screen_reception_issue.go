@@ -299,7 +299,7 @@ func (w *issueWizard) updateKind() {
 
 // renewalExpiry parses the current certificate's expiry date typed for a renewal.
 func (w *issueWizard) renewalExpiry() (time.Time, bool) {
-	d, err := time.ParseInLocation("2006-01-02", strings.TrimSpace(w.currentExpiry.Text), time.Local)
+	d, err := japanDay(w.currentExpiry.Text)
 	return d, err == nil
 }
 
@@ -450,7 +450,7 @@ func (w *issueWizard) showExistence() {
 		rows = append(rows, widget.NewLabel(tr("reception.kind")), widget.NewLabel(recKindName(w.c)))
 	}
 	if w.c.Kind == workflow.Renewal {
-		rows = append(rows, widget.NewLabel(tr("reception.renewal.expiry")), widget.NewLabel(w.c.CurrentExpiry.In(time.Local).Format("2006-01-02")))
+		rows = append(rows, widget.NewLabel(tr("reception.renewal.expiry")), widget.NewLabel(w.c.CurrentExpiry.In(japanTime).Format(dateLayout)))
 	}
 	rows = append(rows, widget.NewLabel(tr("reception.cert.types")), widget.NewLabel(recCertTypeNames(w.c.CertTypes)))
 	ok := widget.NewLabel(tr("reception.existence.ok"))
@@ -784,7 +784,7 @@ func (w *issueWizard) showCard() {
 
 // cardExpiry parses the card's expiry date; it must be a date after today.
 func (w *issueWizard) cardExpiry() (time.Time, bool) {
-	d, err := time.ParseInLocation("2006-01-02", strings.TrimSpace(w.expiry.Text), time.Local)
+	d, err := japanDay(w.expiry.Text)
 	if err != nil || !d.After(time.Now()) {
 		return time.Time{}, false
 	}

@@ -326,7 +326,7 @@ func TestReceptionIssueWizardDelivers(t *testing.T) {
 	recEnterPIN(h.pinScreen(PINUserAuth), "5830")
 	recEnterPIN(h.pinScreen(PINSignature), "SAKURA73")
 	h.waitStep(stepResult)
-	if o := h.desk.orders[0]; !o.CardExpiry.Equal(time.Date(2035, 4, 1, 0, 0, 0, 0, time.Local)) || o.CaseID != 42 {
+	if o := h.desk.orders[0]; !o.CardExpiry.Equal(time.Date(2035, 4, 1, 0, 0, 0, 0, japanTime)) || o.CaseID != 42 {
 		t.Errorf("order: case %d expiry %v", o.CaseID, o.CardExpiry)
 	}
 	if !slices.Equal(h.desk.pinChecks, []PINKind{PINUserAuth, PINSignature}) {

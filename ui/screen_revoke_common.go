@@ -65,6 +65,13 @@ type procedureFrame struct {
 // japanTime is the zone the counter shows times in (the CA answers in UTC).
 var japanTime = time.FixedZone("JST", 9*60*60)
 
+// japanDay parses a calendar day typed as YYYY-MM-DD (surrounding spaces ignored) as its start
+// in Japan Standard Time, whatever the machine's zone: expiry dates on the card and on
+// certificates are Japanese calendar days (the issuer ends validity at the end of a JST day).
+func japanDay(text string) (time.Time, error) {
+	return time.ParseInLocation(dateLayout, strings.TrimSpace(text), japanTime)
+}
+
 // procedureOutput is how the terminal saves, previews and prints the documents it hands over:
 // the main package's wiring, shared with the issuance notice (zero disables each part and the
 // preview says so).

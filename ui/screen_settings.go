@@ -156,7 +156,7 @@ func (v *settingsView) showCertificate(c *TerminalCertificate) {
 		key = "settings.certificate.expiring"
 		v.certInfo.Importance = widget.WarningImportance
 	}
-	v.certInfo.SetText(tr(key, map[string]any{"ID": c.TerminalID, "Municipality": c.Municipality, "Expiry": c.NotAfter.Local().Format("2006-01-02")}))
+	v.certInfo.SetText(tr(key, map[string]any{"ID": c.TerminalID, "Municipality": c.Municipality, "Expiry": c.NotAfter.In(japanTime).Format(dateLayout)}))
 }
 
 func (v *settingsView) clearMessages() {
