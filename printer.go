@@ -78,7 +78,11 @@ func (l *caLink) SetPrinter(ctx context.Context, queue, server string) error {
 }
 
 // Configured reports whether a queue is set (ui: without one, documents are saved only).
-func (l *caLink) Configured() bool { return l.Current().Printer != "" }
+func (l *caLink) Configured() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.settings.Printer != ""
+}
 
 // PrintFile implements ui.DocumentPrinter through the queue in the settings now.
 func (l *caLink) PrintFile(ctx context.Context, path, title string) (int, error) {
