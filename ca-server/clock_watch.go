@@ -13,12 +13,14 @@ import (
 // to a time source (read: timesync.Read), and records each change in the CA's audit log and
 // the server log (CPS §6.8: the records' timestamps come from a trusted time source; an
 // auditor must see which records were made while the clock ran free). A synchronised clock at
-// start is the normal case and is only logged.
+// start is the normal case and is only logged. The first check is made before it returns, so a
+// clock that is not synchronised when serve starts is recorded before the server's first
+// checkpoint and daily backup, which then cover that record.
 func startClockWatch(ctx context.Context, log *audit.Log, read func() (timesync.Status, error), every time.Duration,
 	logger *slog.Logger) (stop func()) {
 	var w timesync.Watch
 	first := true
-	return startEvery(ctx, every, func() {
+	check := func() {
 		c := w.Check(read)
 		switch {
 		case c.Err != nil && c.Changed:
@@ -43,18 +45,22 @@ func startClockWatch(ctx context.Context, log *audit.Log, read func() (timesync.
 		if err := log.Record(ctx, e); err != nil && ctx.Err() == nil {
 			logger.Error("clock: audit record", "err", err)
 		}
-	})
+	}
+	check()
+	return startEvery(ctx, every, false, check)
 }
 
-// startEvery runs f at once and then every so often in a goroutine until stop, which waits for
-// a run in progress to end.
-func startEvery(ctx context.Context, every time.Duration, f func()) (stop func()) {
+// startEvery runs f every so often in a goroutine until stop, which waits for a run in
+// progress to end; now runs it first at once, in that goroutine.
+func startEvery(ctx context.Context, every time.Duration, now bool, f func()) (stop func()) {
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	tick := time.NewTicker(every)
 	go func() {
 		defer close(done)
-		f()
+		if now {
+			f()
+		}
 		for {
 			select {
 			case <-cctx.Done():

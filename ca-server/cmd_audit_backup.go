@@ -89,7 +89,7 @@ func backupAudit(ctx context.Context, l *local, dataDir, dir, operator string, c
 // waits for a backup in progress. Errors go to onError.
 func startAuditBackups(ctx context.Context, l *local, dataDir, dir string, checkEvery time.Duration, clock func() time.Time,
 	onError func(error)) (stop func()) {
-	return startEvery(ctx, checkEvery, func() {
+	return startEvery(ctx, checkEvery, true, func() {
 		due, err := audit.BackupDue(dir, clock())
 		if err == nil && due {
 			_, err = backupAudit(ctx, l, dataDir, dir, "ca-server", clock)

@@ -195,6 +195,12 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer l.Close()
+	// CPS §6.8: say when the audit timestamps are not vouched for by a
+	// synchronised clock. The watch keeps the unsigned log it starts with
+	// (records chain the same; the signing log of startHSMAudit covers
+	// them with its checkpoints); stopped before the store closes.
+	stopClock := startClockWatch(ctx, l.audit, timesync.Read, 10*time.Minute, logger)
+	defer stopClock()
 
 	var svc api.Service
 	var statusDeps *hsmissuance.Deps // serve_status.go: nil while the CA is not active
@@ -282,11 +288,6 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		svc = s
 		logger.Info("serve: issuance active", "custodians", strings.Join(active.Who, ","), "hsm_sessions", common.HSM.PoolSize, "key_pool", *poolSize)
 	}
-
-	// CPS §6.8: say when the audit timestamps are not vouched for by a
-	// synchronised clock; stopped before the store closes.
-	stopClock := startClockWatch(ctx, l.audit, timesync.Read, 10*time.Minute, logger)
-	defer stopClock()
 
 	host, _, err := net.SplitHostPort(*listen)
 	if err != nil {
