@@ -22,7 +22,7 @@ import (
 	"madoguchi/app/apperr"
 	"madoguchi/app/issue"
 	"madoguchi/app/printout"
-	"madoguchi/assets/printfonts"
+	"madoguchi/assets/fonts/printfonts"
 	"madoguchi/cardio"
 	"madoguchi/cardio/pcsc"
 	"madoguchi/raclient"
@@ -525,7 +525,7 @@ func issuanceLink(term *app.Terminal, link *caLink, fonts *printFonts, municipal
 
 // printFonts loads the notice printer's TrueType-outline fonts on first use (app/printout:
 // the PDF writer embeds TrueType outlines only). A directory given with --print-fonts wins;
-// otherwise the fonts bundled in the binary (assets/printfonts) are used.
+// otherwise the fonts bundled in the binary (assets/fonts/printfonts) are used.
 type printFonts struct {
 	dir  string
 	once sync.Once

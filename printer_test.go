@@ -10,7 +10,7 @@ import (
 
 	"madoguchi/app/printout"
 	"madoguchi/app/printout/spool"
-	"madoguchi/assets/printfonts"
+	"madoguchi/assets/fonts/printfonts"
 	"madoguchi/internal/testenv"
 )
 

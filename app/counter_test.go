@@ -23,7 +23,7 @@ import (
 	"madoguchi/app/pinrule"
 	"madoguchi/app/printout"
 	"madoguchi/app/workflow"
-	"madoguchi/assets/printfonts"
+	"madoguchi/assets/fonts/printfonts"
 	"madoguchi/ca-server/applicant"
 	"madoguchi/ca-server/issuer"
 	"madoguchi/ca-server/profile"

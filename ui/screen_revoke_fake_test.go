@@ -15,7 +15,7 @@ import (
 	"madoguchi/app/printout"
 	"madoguchi/app/resident"
 	"madoguchi/app/workflow"
-	"madoguchi/assets/printfonts"
+	"madoguchi/assets/fonts/printfonts"
 	"madoguchi/raclient"
 )
 

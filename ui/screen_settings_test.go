@@ -19,7 +19,7 @@ import (
 	"madoguchi/app/apperr"
 	"madoguchi/app/printout"
 	"madoguchi/app/printout/spool"
-	"madoguchi/assets/printfonts"
+	"madoguchi/assets/fonts/printfonts"
 )
 
 // fakeSettings is an in-memory TerminalSettings; the real one (the main package's caLink) is

@@ -19,7 +19,7 @@ import (
 	"madoguchi/app/pinrule"
 	"madoguchi/app/printout"
 	"madoguchi/app/workflow"
-	"madoguchi/assets/printfonts"
+	"madoguchi/assets/fonts/printfonts"
 	"madoguchi/cardio"
 	"madoguchi/cardio/pcsc"
 )

@@ -24,7 +24,7 @@ import (
 
 	"madoguchi/app/apperr"
 	"madoguchi/app/workflow"
-	"madoguchi/assets/printfonts"
+	"madoguchi/assets/fonts/printfonts"
 	"madoguchi/ca-server/applicant"
 	"madoguchi/ca-server/issuer"
 	"madoguchi/ca-server/profile"

@@ -38,7 +38,7 @@ type variant struct {
 //
 // The variants: hello (Fyne's default theme), hello-otf (the terminal's theme with the bundled
 // OpenType faces), hello-otf-nobold (the same without bold text: Fyne loads each face on first
-// use, so this is what deferring the bold face saves while no bold text is shown), hello-ttf (the same faces as TrueType, assets/printfonts/testdata), terminal (the
+// use, so this is what deferring the bold face saves while no bold text is shown), hello-ttf (the same faces as TrueType, assets/fonts/printfonts), terminal (the
 // real program on an empty data directory, log-in screen). Extra environment for the terminal
 // variant can be given with BENCH_TERMINAL_ENV (space separated, e.g. GOGC=50).
 //
@@ -49,7 +49,7 @@ func BenchmarkWindowStartup(b *testing.B) {
 	hello := build(b, dir, "benchwindow", ".")
 	terminal := build(b, dir, "madoguchi", "madoguchi")
 	ttf := func(face string) string {
-		return filepath.Join(repoRoot(b), "assets", "printfonts", "MadoguchiPrintJP-"+face+".ttf")
+		return filepath.Join(repoRoot(b), "assets", "fonts", "printfonts", "MadoguchiPrintJP-"+face+".ttf")
 	}
 	variants := []variant{
 		{name: "hello", bin: hello, args: []string{"-theme", "default"}},

@@ -15,7 +15,7 @@ import (
 
 	"madoguchi/app/printout"
 	"madoguchi/app/printout/spool"
-	"madoguchi/assets/printfonts"
+	"madoguchi/assets/fonts/printfonts"
 	"madoguchi/internal/services"
 	"madoguchi/internal/testenv"
 )

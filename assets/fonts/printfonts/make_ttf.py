@@ -13,7 +13,7 @@ does github.com/go-pdf/fpdf v0.9.0. This script converts each face once, offline
      (maximum error 1 font unit of 1000, invisible at print sizes).
 
 Usage (from the repository root; needs python3-fonttools):
-    /usr/bin/python3 assets/printfonts/make_ttf.py
+    /usr/bin/python3 assets/fonts/printfonts/make_ttf.py
 
 The result is a Modified Version under the SIL Open Font License 1.1 (keep
 assets/fonts/LICENSE-OFL.txt with it). It is renamed "Madoguchi Print JP": the licence's Reserved
@@ -29,7 +29,7 @@ from fontTools.ttLib import TTFont, newTable
 
 MAX_ERR = 1.0  # font units (1000 per em)
 HERE = os.path.dirname(os.path.abspath(__file__))
-SRC = os.path.join(HERE, "..", "fonts")
+SRC = os.path.join(HERE, "..")
 
 
 def subset_font(font):
