@@ -139,12 +139,19 @@ func printAndRecord(sess Session, print DocumentPrinter, path string, caseID int
 	ctx, cancel := context.WithTimeout(context.Background(), printTimeout)
 	job, err := print.PrintFile(ctx, path, fmt.Sprintf("%s case %d", document, caseID))
 	cancel()
-	if sess != nil {
-		if rerr := sess.RecordPrinted(context.Background(), caseID, document, job, err); rerr != nil {
-			log.Printf("ui: recording the print of case %d: %v", caseID, rerr)
-		}
-	}
+	recordPrinted(sess, caseID, document, job, err)
 	return job, err
+}
+
+// recordPrinted records a print, or its failure, in the history of sess's operator (nil:
+// nobody is logged in); a failure to record goes to the log.
+func recordPrinted(sess Session, caseID int64, document string, job int, printErr error) {
+	if sess == nil {
+		return
+	}
+	if rerr := sess.RecordPrinted(context.Background(), caseID, document, job, printErr); rerr != nil {
+		log.Printf("ui: recording the print of %s (case %d): %v", document, caseID, rerr)
+	}
 }
 
 // saveNotice writes pdf as dir/notice-<case>-<time>.pdf, readable by this user only (the notice

@@ -265,9 +265,10 @@ func (v *settingsView) doSavePrinter() {
 			value += " @ " + server
 		}
 		recordChange(sess, app.SettingPrinter, value, err)
+		configured := v.settings.Current().Printer != "" // the new queue, or the old one kept
 		v.shell.do(func() {
 			v.savePrn.Enable()
-			if v.settings.Current().Printer != "" {
+			if configured {
 				v.testPage.Enable()
 			}
 			switch {
@@ -306,11 +307,7 @@ func (v *settingsView) doTestPage() {
 		ctx, cancel := context.WithTimeout(context.Background(), printTimeout)
 		job, err := v.settings.PrintTestPage(ctx)
 		cancel()
-		if sess != nil {
-			if rerr := sess.RecordPrinted(context.Background(), 0, app.DocumentTestPage, job, err); rerr != nil {
-				log.Printf("ui: recording the test page: %v", rerr)
-			}
-		}
+		recordPrinted(sess, 0, app.DocumentTestPage, job, err)
 		v.shell.do(func() {
 			v.testPage.Enable()
 			if err != nil {

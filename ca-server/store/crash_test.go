@@ -33,12 +33,21 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// openDatabase opens the store database names: a PostgreSQL URL
+// (IsPostgresURL) or else the path of a SQLite file.
+func openDatabase(ctx context.Context, database string) (Writer, error) {
+	if IsPostgresURL(database) {
+		return OpenPostgres(ctx, database)
+	}
+	return OpenSQLite(ctx, database)
+}
+
 // crashChild is the killed process. Before "signing" a certificate it
 // appends "signed <serial>" to the side log, and before confirming it appends
 // "confirm <id>": what an HSM and a card would have observed.
 func crashChild() {
 	ctx := context.Background()
-	s, err := OpenDatabase(ctx, os.Getenv(crashDBEnv))
+	s, err := openDatabase(ctx, os.Getenv(crashDBEnv))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(3)

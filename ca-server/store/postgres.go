@@ -5,7 +5,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"strings"
 
@@ -141,42 +140,6 @@ func (s *Postgres) migrate(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// OpenDatabase opens the store database names: a PostgreSQL URL
-// (IsPostgresURL) or else the path of a SQLite file.
-func OpenDatabase(ctx context.Context, database string) (Database, error) {
-	if IsPostgresURL(database) {
-		return OpenPostgres(ctx, database)
-	}
-	return OpenSQLite(ctx, database)
-}
-
-// Database is what both implementations offer beyond Writer: every method
-// the ca-server's packages use. *SQLite and *Postgres implement it.
-type Database interface {
-	Writer
-	SchemaVersion(ctx context.Context) (int, error)
-}
-
-var (
-	_ Database = (*SQLite)(nil)
-	_ Database = (*Postgres)(nil)
-)
-
-// migrationsIn lists the numbered migration files of dir in fsys.
-func migrationsIn(fsys fs.FS, dir string) ([]migration, error) {
-	ents, err := fs.ReadDir(fsys, dir)
-	if err != nil {
-		return nil, err
-	}
-	var names []string
-	for _, e := range ents {
-		if !e.IsDir() {
-			names = append(names, e.Name())
-		}
-	}
-	return numberedMigrations(names)
 }
 
 // RedactedURL is a PostgreSQL URL without its password, for logs and

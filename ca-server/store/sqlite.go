@@ -89,25 +89,23 @@ type migration struct {
 	name    string
 }
 
-func migrations() ([]migration, error) {
-	ents, err := fs.ReadDir(migrationFiles, "migrations")
+// migrations lists the SQLite migrations (migrations/postgres holds the
+// PostgreSQL ones).
+func migrations() ([]migration, error) { return migrationsIn(migrationFiles, "migrations") }
+
+// migrationsIn lists the migration files "NNNN_what.sql" of dir in fsys in
+// order, and checks they are numbered 1..n.
+func migrationsIn(fsys fs.FS, dir string) ([]migration, error) {
+	ents, err := fs.ReadDir(fsys, dir)
 	if err != nil {
 		return nil, err
 	}
-	var names []string
-	for _, e := range ents {
-		if !e.IsDir() {
-			names = append(names, e.Name())
-		}
-	}
-	return numberedMigrations(names)
-}
-
-// numberedMigrations orders migration file names "NNNN_what.sql" and checks
-// they are numbered 1..n.
-func numberedMigrations(names []string) ([]migration, error) {
 	var ms []migration
-	for _, name := range names {
+	for _, e := range ents {
+		if e.IsDir() {
+			continue
+		}
+		name := e.Name()
 		num, _, ok := strings.Cut(name, "_")
 		v, err := strconv.Atoi(num)
 		if !ok || err != nil || v <= 0 {
