@@ -65,10 +65,10 @@ type BackupResult struct {
 // backupFormat is backup_info's "format": what OpenBackup recognises.
 const backupFormat = "madoguchi ca audit backup v1"
 
-// backupSchema is the copy's schema: the store's audit tables (0001_init.sql);
-// auditbackup.Write adds backup_info, what the copy is.
-const backupSchema = `
-CREATE TABLE backup.audit_records (
+// auditTables are the store's audit tables (0001_init.sql) in schema
+// "%[1]s" ("backup." for the copy, "" for a staging file).
+const auditTables = `
+CREATE TABLE %[1]saudit_records (
 	seq       INTEGER PRIMARY KEY,
 	at        INTEGER NOT NULL,
 	terminal  TEXT NOT NULL,
@@ -80,14 +80,19 @@ CREATE TABLE backup.audit_records (
 	prev_hash BLOB NOT NULL,
 	hash      BLOB NOT NULL
 ) STRICT;
-CREATE INDEX backup.audit_records_operator ON audit_records (operator, seq);
-CREATE TABLE backup.audit_checkpoints (
+CREATE TABLE %[1]saudit_checkpoints (
 	seq       INTEGER PRIMARY KEY,
 	at        INTEGER NOT NULL,
 	hash      BLOB NOT NULL,
 	key_id    TEXT NOT NULL,
 	signature BLOB NOT NULL
 ) STRICT;
+`
+
+// backupSchema is the copy's schema, filled from the main database;
+// auditbackup.Write adds backup_info, what the copy is.
+var backupSchema = fmt.Sprintf(auditTables, "backup.") + `
+CREATE INDEX backup.audit_records_operator ON audit_records (operator, seq);
 INSERT INTO backup.audit_records SELECT seq, at, terminal, operator, action, target, result, detail, prev_hash, hash FROM main.audit_records ORDER BY seq;
 INSERT INTO backup.audit_checkpoints SELECT seq, at, hash, key_id, signature FROM main.audit_checkpoints ORDER BY seq;
 `
@@ -145,15 +150,7 @@ func writeBackup(ctx context.Context, conn *sql.Conn, source, dir string, at tim
 // stageSchema holds the records read from a store that is not a SQLite
 // file, in the store's column layout, so that writeBackup copies them with
 // the same script as from the store file.
-const stageSchema = `
-CREATE TABLE audit_records (
-	seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, terminal TEXT NOT NULL, operator TEXT NOT NULL, action TEXT NOT NULL,
-	target TEXT NOT NULL, result TEXT NOT NULL, detail TEXT NOT NULL, prev_hash BLOB NOT NULL, hash BLOB NOT NULL
-) STRICT;
-CREATE TABLE audit_checkpoints (
-	seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, hash BLOB NOT NULL, key_id TEXT NOT NULL, signature BLOB NOT NULL
-) STRICT;
-`
+var stageSchema = fmt.Sprintf(auditTables, "")
 
 // BackupFrom is Backup for a store read through its interface (the
 // PostgreSQL store, store.Postgres): it writes the same backup file, named
