@@ -115,7 +115,7 @@ type InitOptions struct {
 	Common
 	Custodians []Custodian // N custodians of the token secret
 	Threshold  int         // M
-	SharesDir  string      // where the custodians' share files are written
+	SharesDir  string      // dev only: where the share files go (custodians' ShareOut otherwise)
 	Names      CANames
 	TokenLabel string // default hsm.DefaultTokenLabel
 	// Dev allows a 1-of-1 ceremony; never for production.
@@ -129,7 +129,41 @@ const (
 	LabelPersonHash  = "PERSON-HASH"
 )
 
-func checkCustodians(cs []Custodian, threshold int, dev bool) error {
+// checkCustodians checks who receives the shares of a new secret. Outside a
+// dev ceremony (TS Art. 27, 45; CPS §6.2) each custodian seals their share
+// with their own passphrase (CheckPassphrase; no two alike) and receives
+// it at their own destination (checkShareOuts); a shares dir for all of
+// them is refused. A dev ceremony may use sharesDir.
+func checkCustodians(dataDir string, cs []Custodian, threshold int, dev bool, sharesDir string) error {
+	if err := checkCustodianCount(cs, threshold, dev); err != nil {
+		return err
+	}
+	if dev {
+		for _, c := range cs {
+			if c.ShareOut == "" && sharesDir == "" {
+				return fmt.Errorf("%w: no shares dir", ErrBadInput)
+			}
+		}
+		return nil
+	}
+	if sharesDir != "" {
+		return fmt.Errorf("%w: one directory for every custodian's share is for --dev only: give each custodian their own destination (--share-out NAME=PATH)", ErrBadInput)
+	}
+	for _, c := range cs {
+		if c.Passphrase == "" {
+			return fmt.Errorf("%w: custodian %q gave no passphrase: outside --dev every share is sealed under its custodian's own passphrase (%s)", ErrWeakPassphrase, c.Name, PassphraseRule)
+		}
+		if err := CheckPassphrase(c.Name, c.Passphrase); err != nil {
+			return err
+		}
+	}
+	if err := distinctPassphrases(cs); err != nil {
+		return err
+	}
+	return checkShareOuts(dataDir, cs)
+}
+
+func checkCustodianCount(cs []Custodian, threshold int, dev bool) error {
 	if len(cs) == 0 {
 		return fmt.Errorf("%w: no custodians", ErrBadInput)
 	}
@@ -168,11 +202,8 @@ func Init(ctx context.Context, o InitOptions) (*State, error) {
 	if err := o.fill(); err != nil {
 		return nil, err
 	}
-	if err := checkCustodians(o.Custodians, o.Threshold, o.Dev); err != nil {
+	if err := checkCustodians(o.DataDir, o.Custodians, o.Threshold, o.Dev, o.SharesDir); err != nil {
 		return nil, err
-	}
-	if o.SharesDir == "" {
-		return nil, fmt.Errorf("%w: no shares dir", ErrBadInput)
 	}
 	if _, err := LoadState(o.DataDir); !errors.Is(err, ErrNotInitialised) {
 		return nil, ErrAlreadyInitialised
@@ -269,7 +300,7 @@ func initKeys(ctx context.Context, o *InitOptions, r *run) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	paths, err := writeShareFiles(o.SharesDir, shares)
+	paths, err := writeShareFiles(o.SharesDir, o.Custodians, shares)
 	if err := r.step(ctx, "split token pins among custodians", map[string]string{"shares": fmt.Sprint(paths), "threshold": fmt.Sprint(o.Threshold)}, err); err != nil {
 		return nil, err
 	}
@@ -630,11 +661,11 @@ func Backup(ctx context.Context, o BackupOptions) (string, error) {
 	if err := o.fill(); err != nil {
 		return "", err
 	}
-	if err := checkCustodians(o.Custodians, o.Threshold, o.Dev); err != nil {
+	if err := checkCustodians(o.DataDir, o.Custodians, o.Threshold, o.Dev, o.SharesDir); err != nil {
 		return "", err
 	}
-	if o.OutDir == "" || o.SharesDir == "" {
-		return "", fmt.Errorf("%w: backup needs an output dir and a shares dir", ErrBadInput)
+	if o.OutDir == "" {
+		return "", fmt.Errorf("%w: backup needs an output dir", ErrBadInput)
 	}
 	st, err := LoadState(o.DataDir)
 	if err != nil {
@@ -766,7 +797,7 @@ func backup(ctx context.Context, o *BackupOptions, st *State, r *run) (_ string,
 	if err != nil {
 		return "", err
 	}
-	paths, err := writeShareFiles(o.SharesDir, shares)
+	paths, err := writeShareFiles(o.SharesDir, o.Custodians, shares)
 	if err := r.step(ctx, "split backup kek among custodians", map[string]string{"custodians": fmt.Sprint(names(o.Custodians)), "shares": fmt.Sprint(paths), "threshold": fmt.Sprint(o.Threshold)}, err); err != nil {
 		return "", err
 	}

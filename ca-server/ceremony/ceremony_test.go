@@ -39,10 +39,38 @@ func common(t *testing.T, dir string, clk *fakeClock) Common {
 	return Common{DataDir: dir, Now: clk.now, HSM: hsm.Config{PoolSize: 1}}
 }
 
-var custodians = []Custodian{{Name: "alice", Passphrase: "alice pass"}, {Name: "bob", Passphrase: "bob pass"}, {Name: "carol"}}
+// Each custodian's own passphrase (CheckPassphrase).
+const (
+	alicePass = "alice: heron over the river"
+	bobPass   = "bob keeps seven blue lanterns"
+	carolPass = "carol: tide, salt & cedar"
+	davePass  = "dave counts slow winter stars"
+	erinPass  = "erin's copper kettle sings"
+)
+
+var custodians = []Custodian{{Name: "alice", Passphrase: alicePass}, {Name: "bob", Passphrase: bobPass}, {Name: "carol", Passphrase: carolPass}}
+
+// outs gives each custodian their own destination under root (one
+// directory each, as checkShareOuts wants).
+func outs(t *testing.T, root string, cs []Custodian) []Custodian {
+	t.Helper()
+	out := make([]Custodian, len(cs))
+	for i, c := range cs {
+		dir := filepath.Join(root, c.Name)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		c.ShareOut = filepath.Join(dir, c.Name+".share")
+		out[i] = c
+	}
+	return out
+}
 
 func sharePath(t *testing.T, dir, purpose, who string) string {
 	t.Helper()
+	if p := filepath.Join(dir, who, who+".share"); fileExists(p) {
+		return p
+	}
 	m, _ := filepath.Glob(filepath.Join(dir, purpose+"-*-"+who+".share"))
 	if len(m) != 1 {
 		t.Fatalf("%s share of %s: %v", purpose, who, m)
@@ -54,7 +82,7 @@ func TestCeremonyLifecycle(t *testing.T) {
 	ctx := context.Background()
 	clk := &fakeClock{time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC)}
 	dataDir, sharesDir := t.TempDir(), t.TempDir()
-	st, err := Init(ctx, InitOptions{Common: common(t, dataDir, clk), Custodians: custodians, Threshold: 2, SharesDir: sharesDir,
+	st, err := Init(ctx, InitOptions{Common: common(t, dataDir, clk), Custodians: outs(t, sharesDir, custodians), Threshold: 2,
 		Names: CANames{Signature: "Test Sig CA"}})
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +90,7 @@ func TestCeremonyLifecycle(t *testing.T) {
 	if len(st.Keys) != 8 { // 2 CA, 3 card master, person hash, audit checkpoint, TLS CA
 		t.Fatalf("keys: %+v", st.Keys)
 	}
-	if _, err := Init(ctx, InitOptions{Common: common(t, dataDir, clk), Custodians: custodians, Threshold: 2, SharesDir: t.TempDir()}); !errors.Is(err, ErrAlreadyInitialised) {
+	if _, err := Init(ctx, InitOptions{Common: common(t, dataDir, clk), Custodians: outs(t, t.TempDir(), custodians), Threshold: 2}); !errors.Is(err, ErrAlreadyInitialised) {
 		t.Fatalf("second init: %v", err)
 	}
 	sig, _ := st.Key(RoleSignatureCA)
@@ -73,9 +101,9 @@ func TestCeremonyLifecycle(t *testing.T) {
 	if y := cert.NotAfter.Year() - cert.NotBefore.Year(); y != 10 {
 		t.Fatalf("certificate valid %d years", y)
 	}
-	alice := PresentedShare{Path: sharePath(t, sharesDir, PurposeToken, "alice"), Passphrase: "alice pass"}
-	bob := PresentedShare{Path: sharePath(t, sharesDir, PurposeToken, "bob"), Passphrase: "bob pass"}
-	carol := PresentedShare{Path: sharePath(t, sharesDir, PurposeToken, "carol")}
+	alice := PresentedShare{Path: sharePath(t, sharesDir, PurposeToken, "alice"), Passphrase: alicePass}
+	bob := PresentedShare{Path: sharePath(t, sharesDir, PurposeToken, "bob"), Passphrase: bobPass}
+	carol := PresentedShare{Path: sharePath(t, sharesDir, PurposeToken, "carol"), Passphrase: carolPass}
 
 	// Activation needs M custodians with the right passphrases.
 	if _, err := Activate(ctx, ActivateOptions{Common: common(t, dataDir, clk), Shares: []PresentedShare{alice}}); !errors.Is(err, ErrNotEnoughShares) {
@@ -164,23 +192,23 @@ func TestCeremonyLifecycle(t *testing.T) {
 
 	// Backup 2-of-2 under a new KEK, restore on a new token.
 	kekDir, backupDir := t.TempDir(), t.TempDir()
-	kekCustodians := []Custodian{{Name: "dave", Passphrase: "d"}, {Name: "erin", Passphrase: "e"}}
+	kekCustodians := []Custodian{{Name: "dave", Passphrase: davePass}, {Name: "erin", Passphrase: erinPass}}
 	backupPath, err := Backup(ctx, BackupOptions{Common: common(t, dataDir, clk), Shares: []PresentedShare{alice, bob},
-		Custodians: kekCustodians, Threshold: 2, SharesDir: kekDir, OutDir: backupDir})
+		Custodians: outs(t, kekDir, kekCustodians), Threshold: 2, OutDir: backupDir})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dave := PresentedShare{Path: sharePath(t, kekDir, PurposeBackupKEK, "dave"), Passphrase: "d"}
-	erin := PresentedShare{Path: sharePath(t, kekDir, PurposeBackupKEK, "erin"), Passphrase: "e"}
+	dave := PresentedShare{Path: sharePath(t, kekDir, PurposeBackupKEK, "dave"), Passphrase: davePass}
+	erin := PresentedShare{Path: sharePath(t, kekDir, PurposeBackupKEK, "erin"), Passphrase: erinPass}
 
 	clk.t = clk.t.AddDate(1, 0, 0)
 	newDir, newShares := t.TempDir(), t.TempDir()
 	if _, err := Restore(ctx, RestoreOptions{Common: common(t, newDir, clk), BackupFile: backupPath, KEKShares: []PresentedShare{dave, alice},
-		Custodians: custodians, Threshold: 2, SharesDir: newShares}); !errors.Is(err, ErrBadShare) {
+		Custodians: outs(t, newShares, custodians), Threshold: 2}); !errors.Is(err, ErrBadShare) {
 		t.Fatalf("restore with a token share: %v", err)
 	}
 	rst, err := Restore(ctx, RestoreOptions{Common: common(t, newDir, clk), BackupFile: backupPath, KEKShares: []PresentedShare{dave, erin},
-		Custodians: custodians, Threshold: 2, SharesDir: newShares})
+		Custodians: outs(t, newShares, custodians), Threshold: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +217,7 @@ func TestCeremonyLifecycle(t *testing.T) {
 		t.Fatalf("restored generation date %v, want %v", rsig.Generated, sig.Generated)
 	}
 	ra, err := Activate(ctx, ActivateOptions{Common: common(t, newDir, clk), Shares: []PresentedShare{
-		{Path: sharePath(t, newShares, PurposeToken, "alice"), Passphrase: "alice pass"}, {Path: sharePath(t, newShares, PurposeToken, "carol")}}})
+		{Path: sharePath(t, newShares, PurposeToken, "alice"), Passphrase: alicePass}, {Path: sharePath(t, newShares, PurposeToken, "carol"), Passphrase: carolPass}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -411,8 +439,8 @@ func TestInitRefusals(t *testing.T) {
 	dir := t.TempDir()
 	for name, o := range map[string]InitOptions{
 		"1-of-1 without dev": {Custodians: []Custodian{{Name: "a"}}, Threshold: 1, SharesDir: t.TempDir()},
-		"1-of-3 without dev": {Custodians: custodians, Threshold: 1, SharesDir: t.TempDir()},
-		"3-of-2":             {Custodians: custodians[:2], Threshold: 3, SharesDir: t.TempDir()},
+		"1-of-3 without dev": {Custodians: outs(t, t.TempDir(), custodians), Threshold: 1},
+		"3-of-2":             {Custodians: outs(t, t.TempDir(), custodians[:2]), Threshold: 3},
 		"duplicate names":    {Custodians: []Custodian{{Name: "a"}, {Name: "a"}}, Threshold: 2, SharesDir: t.TempDir()},
 		"no shares dir":      {Custodians: custodians, Threshold: 2},
 	} {
@@ -430,7 +458,7 @@ func TestDevShareRefusedForProductionCA(t *testing.T) {
 	ctx := context.Background()
 	clk := &fakeClock{time.Now()}
 	dataDir, sharesDir := t.TempDir(), t.TempDir()
-	if _, err := Init(ctx, InitOptions{Common: common(t, dataDir, clk), Custodians: custodians[1:], Threshold: 2, SharesDir: sharesDir}); err != nil {
+	if _, err := Init(ctx, InitOptions{Common: common(t, dataDir, clk), Custodians: outs(t, sharesDir, custodians[1:]), Threshold: 2}); err != nil {
 		t.Fatal(err)
 	}
 	// A forged 1-of-1 share file for the same ceremony cannot stand in for two custodians.
@@ -473,8 +501,12 @@ func TestRecordChain(t *testing.T) {
 	}
 }
 
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
 func TestShareSealing(t *testing.T) {
 	secret := bytes.Repeat([]byte{0x42}, 32)
+	// a dev-style set: carol's share unsealed
+	custodians := []Custodian{custodians[0], custodians[1], {Name: "carol"}}
 	shares, err := splitSecret(nil, PurposeToken, "c1", secret, custodians, 2)
 	if err == nil {
 		t.Fatal("nil rand accepted")
@@ -487,11 +519,11 @@ func TestShareSealing(t *testing.T) {
 		t.Fatal("sealing: sealed shares must hold only ciphertext, unsealed ones the share")
 	}
 	dir := t.TempDir()
-	paths, err := writeShareFiles(dir, shares)
+	paths, err := writeShareFiles(dir, nil, shares)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, who, _, err := combineShares(PurposeToken, []PresentedShare{{paths[0], "alice pass"}, {Path: paths[2]}})
+	got, who, _, err := combineShares(PurposeToken, []PresentedShare{{paths[0], alicePass}, {Path: paths[2]}})
 	if err != nil || !bytes.Equal(got, secret) || strings.Join(who, ",") != "alice,carol" {
 		t.Fatalf("combine: %v %v", err, who)
 	}
@@ -500,10 +532,10 @@ func TestShareSealing(t *testing.T) {
 	sf.Custodian = "mallory"
 	b, _ := jsonIndent(sf)
 	os.WriteFile(paths[0], b, 0o600)
-	if _, _, _, err := combineShares(PurposeToken, []PresentedShare{{paths[0], "alice pass"}, {Path: paths[2]}}); !errors.Is(err, ErrBadShare) {
+	if _, _, _, err := combineShares(PurposeToken, []PresentedShare{{paths[0], alicePass}, {Path: paths[2]}}); !errors.Is(err, ErrBadShare) {
 		t.Fatalf("relabelled share: %v", err)
 	}
-	if s := shares[1].String(); strings.Contains(s, "bob pass") {
+	if s := shares[1].String(); strings.Contains(s, bobPass) {
 		t.Fatal("String leaks")
 	}
 }
@@ -519,11 +551,11 @@ func TestSealDefaultCost(t *testing.T) {
 	if p := shares[0].Sealed; p.MemKiB != 64*1024 || p.Time != 3 {
 		t.Fatalf("default sealing cost %+v", p)
 	}
-	paths, err := writeShareFiles(t.TempDir(), shares)
+	paths, err := writeShareFiles(t.TempDir(), nil, shares)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, _, _, err := combineShares(PurposeBackupKEK, []PresentedShare{{paths[0], "alice pass"}, {paths[1], "bob pass"}})
+	got, _, _, err := combineShares(PurposeBackupKEK, []PresentedShare{{paths[0], alicePass}, {paths[1], bobPass}})
 	if err != nil || !bytes.Equal(got, bytes.Repeat([]byte{1}, 32)) {
 		t.Fatalf("combine: %v", err)
 	}

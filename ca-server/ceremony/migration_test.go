@@ -62,18 +62,18 @@ func TestCeremonyLegacyMasterKeys(t *testing.T) {
 	ctx := context.Background()
 	clk := &fakeClock{time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)}
 	dataDir, sharesDir := t.TempDir(), t.TempDir()
-	if _, err := Init(ctx, InitOptions{Common: common(t, dataDir, clk), Custodians: custodians, Threshold: 2, SharesDir: sharesDir}); err != nil {
+	if _, err := Init(ctx, InitOptions{Common: common(t, dataDir, clk), Custodians: outs(t, sharesDir, custodians), Threshold: 2}); err != nil {
 		t.Fatal(err)
 	}
-	token := []PresentedShare{{Path: sharePath(t, sharesDir, PurposeToken, "alice"), Passphrase: "alice pass"}, {Path: sharePath(t, sharesDir, PurposeToken, "carol")}}
+	token := []PresentedShare{{Path: sharePath(t, sharesDir, PurposeToken, "alice"), Passphrase: alicePass}, {Path: sharePath(t, sharesDir, PurposeToken, "carol"), Passphrase: carolPass}}
 	makeLegacyMasterKeys(t, dataDir, token)
 
-	kekCustodians := []Custodian{{Name: "dave"}, {Name: "erin"}}
+	kekCustodians := []Custodian{{Name: "dave", Passphrase: davePass}, {Name: "erin", Passphrase: erinPass}}
 	outDir := t.TempDir()
 	backup := func(without bool) (string, string, error) {
 		kekDir := t.TempDir()
-		p, err := Backup(ctx, BackupOptions{Common: common(t, dataDir, clk), Shares: token, Custodians: kekCustodians, Threshold: 2,
-			SharesDir: kekDir, OutDir: outDir, WithoutMasterKeys: without})
+		p, err := Backup(ctx, BackupOptions{Common: common(t, dataDir, clk), Shares: token, Custodians: outs(t, kekDir, kekCustodians), Threshold: 2,
+			OutDir: outDir, WithoutMasterKeys: without})
 		return p, kekDir, err
 	}
 	if _, _, err := backup(false); !errors.Is(err, ErrMasterKeysNotWrappable) {
@@ -91,13 +91,13 @@ func TestCeremonyLegacyMasterKeys(t *testing.T) {
 	if err := json.Unmarshal(b, &bf); err != nil || !bf.MasterKeysAbsent || len(bf.Keys) != 5 { // 2 CA, person hash, audit checkpoint, TLS CA
 		t.Fatalf("backup without master keys: %v absent=%v keys=%d", err, bf.MasterKeysAbsent, len(bf.Keys))
 	}
-	kek := []PresentedShare{{Path: sharePath(t, kekDir, PurposeBackupKEK, "dave")}, {Path: sharePath(t, kekDir, PurposeBackupKEK, "erin")}}
+	kek := []PresentedShare{{Path: sharePath(t, kekDir, PurposeBackupKEK, "dave"), Passphrase: davePass}, {Path: sharePath(t, kekDir, PurposeBackupKEK, "erin"), Passphrase: erinPass}}
 	newDir, newShares := t.TempDir(), t.TempDir()
 	if _, err := Restore(ctx, RestoreOptions{Common: common(t, newDir, clk), BackupFile: path, KEKShares: kek,
-		Custodians: custodians, Threshold: 2, SharesDir: newShares}); err != nil {
+		Custodians: outs(t, newShares, custodians), Threshold: 2}); err != nil {
 		t.Fatal(err)
 	}
-	newToken := []PresentedShare{{Path: sharePath(t, newShares, PurposeToken, "alice"), Passphrase: "alice pass"}, {Path: sharePath(t, newShares, PurposeToken, "carol")}}
+	newToken := []PresentedShare{{Path: sharePath(t, newShares, PurposeToken, "alice"), Passphrase: alicePass}, {Path: sharePath(t, newShares, PurposeToken, "carol"), Passphrase: carolPass}}
 	batch := filepath.Join(t.TempDir(), "batch.txt")
 	if err := CardBatch(ctx, CardBatchOptions{Common: common(t, newDir, clk), Shares: newToken, Count: 1, Out: batch}); !errors.Is(err, ErrNoMasterKeys) {
 		t.Fatalf("card batch without master keys: %v", err)

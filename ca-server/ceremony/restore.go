@@ -51,11 +51,11 @@ func Restore(ctx context.Context, o RestoreOptions) (*State, error) {
 	if err := o.fill(); err != nil {
 		return nil, err
 	}
-	if err := checkCustodians(o.Custodians, o.Threshold, o.Dev); err != nil {
+	if err := checkCustodians(o.DataDir, o.Custodians, o.Threshold, o.Dev, o.SharesDir); err != nil {
 		return nil, err
 	}
-	if o.SharesDir == "" || o.BackupFile == "" {
-		return nil, fmt.Errorf("%w: restore needs a backup file and a shares dir", ErrBadInput)
+	if o.BackupFile == "" {
+		return nil, fmt.Errorf("%w: restore needs a backup file", ErrBadInput)
 	}
 	if _, err := LoadState(o.DataDir); !errors.Is(err, ErrNotInitialised) {
 		return nil, ErrAlreadyInitialised
@@ -178,7 +178,7 @@ func restore(ctx context.Context, o *RestoreOptions, r *run) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	paths, err := writeShareFiles(o.SharesDir, shares)
+	paths, err := writeShareFiles(o.SharesDir, o.Custodians, shares)
 	if err := r.step(ctx, "split new token pins among custodians", map[string]string{"shares": fmt.Sprint(paths)}, err); err != nil {
 		return nil, err
 	}

@@ -82,12 +82,12 @@ func TestCeremonyRollover(t *testing.T) {
 	ctx := context.Background()
 	clk := &fakeClock{time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC)}
 	dataDir, sharesDir := t.TempDir(), t.TempDir()
-	st, err := Init(ctx, InitOptions{Common: common(t, dataDir, clk), Custodians: custodians, Threshold: 2, SharesDir: sharesDir})
+	st, err := Init(ctx, InitOptions{Common: common(t, dataDir, clk), Custodians: outs(t, sharesDir, custodians), Threshold: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	old, _ := st.Key(RoleSignatureCA)
-	token := []PresentedShare{{Path: sharePath(t, sharesDir, PurposeToken, "alice"), Passphrase: "alice pass"}, {Path: sharePath(t, sharesDir, PurposeToken, "carol")}}
+	token := []PresentedShare{{Path: sharePath(t, sharesDir, PurposeToken, "alice"), Passphrase: alicePass}, {Path: sharePath(t, sharesDir, PurposeToken, "carol"), Passphrase: carolPass}}
 	pemDir := t.TempDir()
 
 	// A certificate the old key issued before the rollover.
@@ -256,14 +256,14 @@ func TestCeremonyRollover(t *testing.T) {
 
 	// Backup and restore carry both generations, statuses and links.
 	kekDir := t.TempDir()
-	backupPath, err := Backup(ctx, BackupOptions{Common: common(t, dataDir, clk), Shares: token, Custodians: []Custodian{{Name: "dave"}, {Name: "erin"}},
-		Threshold: 2, SharesDir: kekDir, OutDir: t.TempDir()})
+	backupPath, err := Backup(ctx, BackupOptions{Common: common(t, dataDir, clk), Shares: token, Custodians: outs(t, kekDir, []Custodian{{Name: "dave", Passphrase: davePass}, {Name: "erin", Passphrase: erinPass}}),
+		Threshold: 2, OutDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	newDir, newShares := t.TempDir(), t.TempDir()
-	rst, err := Restore(ctx, RestoreOptions{Common: common(t, newDir, clk), BackupFile: backupPath, Custodians: custodians, Threshold: 2, SharesDir: newShares,
-		KEKShares: []PresentedShare{{Path: sharePath(t, kekDir, PurposeBackupKEK, "dave")}, {Path: sharePath(t, kekDir, PurposeBackupKEK, "erin")}}})
+	rst, err := Restore(ctx, RestoreOptions{Common: common(t, newDir, clk), BackupFile: backupPath, Custodians: outs(t, newShares, custodians), Threshold: 2,
+		KEKShares: []PresentedShare{{Path: sharePath(t, kekDir, PurposeBackupKEK, "dave"), Passphrase: davePass}, {Path: sharePath(t, kekDir, PurposeBackupKEK, "erin"), Passphrase: erinPass}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +276,7 @@ func TestCeremonyRollover(t *testing.T) {
 			t.Fatalf("restored %s differs", rpub[i].Path)
 		}
 	}
-	newToken := []PresentedShare{{Path: sharePath(t, newShares, PurposeToken, "bob"), Passphrase: "bob pass"}, {Path: sharePath(t, newShares, PurposeToken, "carol")}}
+	newToken := []PresentedShare{{Path: sharePath(t, newShares, PurposeToken, "bob"), Passphrase: bobPass}, {Path: sharePath(t, newShares, PurposeToken, "carol"), Passphrase: carolPass}}
 	ra, err := Activate(ctx, ActivateOptions{Common: common(t, newDir, clk), Shares: newToken})
 	if err != nil {
 		t.Fatal(err)

@@ -22,7 +22,7 @@ func TestServiceKeysInTheHSM(t *testing.T) {
 	ctx := context.Background()
 	clk := &fakeClock{time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)}
 	dataDir, sharesDir := t.TempDir(), t.TempDir()
-	st, err := Init(ctx, InitOptions{Common: common(t, dataDir, clk), Custodians: custodians, Threshold: 2, SharesDir: sharesDir})
+	st, err := Init(ctx, InitOptions{Common: common(t, dataDir, clk), Custodians: outs(t, sharesDir, custodians), Threshold: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func TestServiceKeysInTheHSM(t *testing.T) {
 		t.Fatalf("audit certificate: %v ca=%v usage=%v", err, auditCert.IsCA, auditCert.KeyUsage)
 	}
 
-	shares := []PresentedShare{{Path: sharePath(t, sharesDir, PurposeToken, "alice"), Passphrase: "alice pass"}, {Path: sharePath(t, sharesDir, PurposeToken, "carol")}}
+	shares := []PresentedShare{{Path: sharePath(t, sharesDir, PurposeToken, "alice"), Passphrase: alicePass}, {Path: sharePath(t, sharesDir, PurposeToken, "carol"), Passphrase: carolPass}}
 	a, err := Activate(ctx, ActivateOptions{Common: common(t, dataDir, clk), Shares: shares})
 	if err != nil {
 		t.Fatal(err)
@@ -93,10 +93,10 @@ func TestAddAuditKeyToOlderCA(t *testing.T) {
 	ctx := context.Background()
 	clk := &fakeClock{time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)}
 	dataDir, sharesDir := t.TempDir(), t.TempDir()
-	if _, err := Init(ctx, InitOptions{Common: common(t, dataDir, clk), Custodians: custodians, Threshold: 2, SharesDir: sharesDir}); err != nil {
+	if _, err := Init(ctx, InitOptions{Common: common(t, dataDir, clk), Custodians: outs(t, sharesDir, custodians), Threshold: 2}); err != nil {
 		t.Fatal(err)
 	}
-	shares := []PresentedShare{{Path: sharePath(t, sharesDir, PurposeToken, "alice"), Passphrase: "alice pass"}, {Path: sharePath(t, sharesDir, PurposeToken, "carol")}}
+	shares := []PresentedShare{{Path: sharePath(t, sharesDir, PurposeToken, "alice"), Passphrase: alicePass}, {Path: sharePath(t, sharesDir, PurposeToken, "carol"), Passphrase: carolPass}}
 	// Make it look older: no service keys in token or inventory.
 	a, err := Activate(ctx, ActivateOptions{Common: common(t, dataDir, clk), Shares: shares})
 	if err != nil {

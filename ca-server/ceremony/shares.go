@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/hashicorp/vault/shamir"
@@ -72,6 +73,70 @@ var defaultSealCost = argonCost{3, 64 * 1024, 2}
 // sealCost is what new shares use; tests lower it.
 var sealCost = defaultSealCost
 
+// Bounds on the argon2id parameters read from a share file (or a staff
+// credential). The file is the attacker's input: argon2 allocates MemKiB
+// KiB and runs Time passes before anything authenticates the file, so an
+// unbounded value is a memory and CPU bomb in the process that then holds
+// the token PINs. The bounds are checked before any allocation. The upper
+// memory bound is 16 times the default cost (1 GiB), room to raise the
+// cost later on a CA host; the lower ones refuse a file weakened to make
+// guessing its passphrase cheap (RFC 9106 §4: at least 64 MiB is the
+// second recommended option; 8 MiB is the smallest we ever wrote).
+const (
+	argonMinMemKiB  = 8 * 1024
+	argonMaxMemKiB  = 1024 * 1024
+	argonMinTime    = 1
+	argonMaxTime    = 16
+	argonMaxThreads = 16
+	argonMinSalt    = 16
+	argonMaxSalt    = 64
+	gcmNonceSize    = 12
+	// shareFileMax bounds a share file before it is parsed: a share is a
+	// few hundred bytes.
+	shareFileMax = 64 << 10
+	// maxShareLen bounds the (sealed or raw) share: the secrets are 32
+	// bytes, a Shamir share one byte more, a GCM tag 16 more.
+	maxShareLen = 256
+)
+
+// argonParams are the parameters of one argon2id derivation, as read from
+// a file.
+type argonParams struct {
+	KDF     string
+	Salt    []byte
+	Time    uint32
+	MemKiB  uint32
+	Threads uint8
+}
+
+// check bounds the parameters (see the constants above); its error names
+// the parameter, the caller names the file.
+func (p argonParams) check() error {
+	switch {
+	case p.KDF != "argon2id":
+		return fmt.Errorf("kdf %q: want argon2id", p.KDF)
+	case p.MemKiB < argonMinMemKiB || p.MemKiB > argonMaxMemKiB:
+		return fmt.Errorf("argon2 memory %d KiB outside %d..%d KiB", p.MemKiB, argonMinMemKiB, argonMaxMemKiB)
+	case p.Time < argonMinTime || p.Time > argonMaxTime:
+		return fmt.Errorf("argon2 time %d outside %d..%d", p.Time, argonMinTime, argonMaxTime)
+	case p.Threads < 1 || p.Threads > argonMaxThreads:
+		return fmt.Errorf("argon2 threads %d outside 1..%d", p.Threads, argonMaxThreads)
+	case len(p.Salt) < argonMinSalt || len(p.Salt) > argonMaxSalt:
+		return fmt.Errorf("argon2 salt of %d bytes outside %d..%d", len(p.Salt), argonMinSalt, argonMaxSalt)
+	}
+	return nil
+}
+
+func (p *SealParam) check() error {
+	if err := (argonParams{p.KDF, p.Salt, p.Time, p.MemKiB, p.Threads}).check(); err != nil {
+		return err
+	}
+	if len(p.Nonce) != gcmNonceSize {
+		return fmt.Errorf("nonce of %d bytes: want %d", len(p.Nonce), gcmNonceSize)
+	}
+	return nil
+}
+
 func secretCheck(purpose string, secret []byte) []byte {
 	h := sha256.New()
 	h.Write([]byte("madoguchi share check\x00" + purpose + "\x00"))
@@ -79,12 +144,20 @@ func secretCheck(purpose string, secret []byte) []byte {
 	return h.Sum(nil)
 }
 
-// Custodian is one share holder: a name and, optionally, the passphrase
-// that seals the share (read from a "file:" or "env:" source, never a flag
-// value). An empty Passphrase leaves the share unsealed.
+// Custodian is one share holder: a name, the passphrase that seals the
+// share (read from the custodian's terminal or a file descriptor, never a
+// flag value) and where that one share file goes.
+//
+// Outside a dev ceremony (checkCustodians; TS Art. 27, 45; CPS §6.2) every
+// custodian has a passphrase passing CheckPassphrase, different from every
+// other custodian's, and a ShareOut of their own: no two shares in one
+// directory, so no one person or medium ever holds M shares. A dev ceremony
+// may leave Passphrase empty (the share is then unsealed) and ShareOut
+// empty (the share goes to the options' SharesDir).
 type Custodian struct {
 	Name       string
 	Passphrase string
+	ShareOut   string // path of the new share file (must not exist; written 0600)
 }
 
 // String never shows the passphrase.
@@ -154,8 +227,8 @@ func (s *ShareFile) aad() []byte {
 }
 
 func (p *SealParam) aead(passphrase string) (cipher.AEAD, error) {
-	if p.KDF != "argon2id" || p.Time == 0 || p.MemKiB < 8*1024 || p.Threads == 0 {
-		return nil, fmt.Errorf("ceremony: unsupported share sealing %q t=%d m=%d", p.KDF, p.Time, p.MemKiB)
+	if err := p.check(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadShare, err)
 	}
 	key := argon2.IDKey([]byte(passphrase), p.Salt, p.Time, p.MemKiB, p.Threads, 32)
 	defer clear(key)
@@ -249,39 +322,113 @@ func combineShares(purpose string, presented []PresentedShare) (secret []byte, w
 	return secret, who, header, nil
 }
 
-// ReadShareFile reads and parses a share file.
+// ReadShareFile reads and parses a share file. Everything that later
+// costs memory or time is bounded here, before any of it is spent: the
+// file's size, the share's length and the argon2id parameters (a crafted
+// file naming a memory cost of tens of GiB is refused with an error naming
+// the file and the parameter, without allocating).
 func ReadShareFile(path string) (*ShareFile, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("ceremony: read share: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, shareFileMax+1))
+	if err != nil {
+		return nil, fmt.Errorf("ceremony: read share: %w", err)
+	}
+	if len(b) > shareFileMax {
+		return nil, fmt.Errorf("%w: %s: larger than %d bytes", ErrBadShare, path, shareFileMax)
 	}
 	var sf ShareFile
 	if err := json.Unmarshal(b, &sf); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrBadShare, path, err)
 	}
-	if sf.Version != 1 || sf.Threshold < 1 || sf.Total < sf.Threshold || len(sf.Check) != sha256.Size {
+	if sf.Version != 1 || sf.Threshold < 1 || sf.Total < sf.Threshold || sf.Total > 255 || len(sf.Check) != sha256.Size {
 		return nil, fmt.Errorf("%w: %s: bad header", ErrBadShare, path)
+	}
+	if len(sf.Share) > maxShareLen || len(sf.Ciphertext) > maxShareLen {
+		return nil, fmt.Errorf("%w: %s: share longer than %d bytes", ErrBadShare, path, maxShareLen)
+	}
+	if sf.Sealed != nil {
+		if err := sf.Sealed.check(); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrBadShare, path, err)
+		}
 	}
 	return &sf, nil
 }
 
-func writeShareFiles(dir string, shares []*ShareFile) ([]string, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("ceremony: %w", err)
-	}
+// writeShareFiles writes each custodian's share: to the custodian's own
+// ShareOut, or (dev ceremonies only; checkCustodians) into dir.
+func writeShareFiles(dir string, custodians []Custodian, shares []*ShareFile) ([]string, error) {
 	var paths []string
-	for _, s := range shares {
+	for i, s := range shares {
 		b, err := json.MarshalIndent(s, "", "  ")
 		if err != nil {
 			return nil, err
 		}
-		p := fmt.Sprintf("%s/%s-%s-%s.share", dir, s.Purpose, s.Ceremony, safeName(s.Custodian))
+		p := ""
+		if i < len(custodians) {
+			p = custodians[i].ShareOut
+		}
+		if p == "" {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return nil, fmt.Errorf("ceremony: %w", err)
+			}
+			p = fmt.Sprintf("%s/%s-%s-%s.share", dir, s.Purpose, s.Ceremony, safeName(s.Custodian))
+		}
 		if err := writeNew(p, append(b, '\n')); err != nil {
 			return nil, err
 		}
 		paths = append(paths, p)
 	}
 	return paths, nil
+}
+
+// checkShareOuts checks the custodians' own destinations: each given, not
+// an existing file, and no two in one directory (after resolving symbolic
+// links), nor in the data dir (the shares would lie beside the token they
+// open). Outside dev ceremonies only.
+func checkShareOuts(dataDir string, cs []Custodian) error {
+	dirs := map[string]string{}
+	data, _ := resolveDir(dataDir)
+	for _, c := range cs {
+		if c.ShareOut == "" {
+			return fmt.Errorf("%w: custodian %q has no share destination of their own (--share-out %s=PATH)", ErrBadInput, c.Name, c.Name)
+		}
+		if _, err := os.Lstat(c.ShareOut); err == nil {
+			return fmt.Errorf("%w: share destination %s of %q exists already", ErrBadInput, c.ShareOut, c.Name)
+		}
+		dir, err := resolveDir(filepath.Dir(c.ShareOut))
+		if err != nil {
+			return fmt.Errorf("%w: share destination of %q: %v", ErrBadInput, c.Name, err)
+		}
+		if other, ok := dirs[dir]; ok {
+			return fmt.Errorf("%w: the shares of %q and %q would be in one directory (%s): each custodian's share goes to their own medium", ErrBadInput, other, c.Name, dir)
+		}
+		if data != "" && (dir == data || strings.HasPrefix(dir, data+string(filepath.Separator))) {
+			return fmt.Errorf("%w: share destination of %q is inside the data directory", ErrBadInput, c.Name)
+		}
+		dirs[dir] = c.Name
+	}
+	return nil
+}
+
+// resolveDir is dir's absolute path with symbolic links resolved; the
+// directory must exist (it is the custodian's medium, mounted).
+func resolveDir(dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	r, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return "", err
+	}
+	if fi, err := os.Stat(r); err != nil || !fi.IsDir() {
+		return "", fmt.Errorf("%s is not a directory", dir)
+	}
+	return r, nil
 }
 
 // writeNew writes a new file with mode 0600, refusing to overwrite one.
