@@ -11,14 +11,14 @@ import (
 
 // Errors callers branch on.
 var (
-	ErrBadInput           = errors.New("ceremony: bad input")
-	ErrBadShare           = errors.New("ceremony: bad share")
-	ErrNotEnoughShares    = errors.New("ceremony: not enough shares")
+	ErrBadInput        = errors.New("ceremony: bad input")
+	ErrBadShare        = errors.New("ceremony: bad share")
+	ErrNotEnoughShares = errors.New("ceremony: not enough shares")
 	// ErrWeakPassphrase: outside a dev ceremony, a custodian's share (or a
 	// staff credential) needs the person's own passphrase of
 	// PassphraseRule's strength (TS Art. 27, 45; CPS §6.2). It is an
 	// ErrBadInput.
-	ErrWeakPassphrase = fmt.Errorf("%w: passphrase missing or too weak", ErrBadInput)
+	ErrWeakPassphrase     = fmt.Errorf("%w: passphrase missing or too weak", ErrBadInput)
 	ErrAlreadyInitialised = errors.New("ceremony: data dir already holds a ca")
 	ErrNotInitialised     = errors.New("ceremony: data dir holds no ca (run init or restore)")
 	ErrDestroyed          = errors.New("ceremony: the ca keys were destroyed")
