@@ -31,7 +31,9 @@ func runAudit(args []string, stdout, stderr io.Writer) error {
 	database := databaseFlag(fs)
 	operator := fs.String("operator", "", "show: the operator whose records to list")
 	backupFile := fs.String("backup", "", "verify: a backup file (audit backup) instead of the live log, checked on its own")
-	auditor := fs.String("auditor", defaultOperator(), "the internal auditor reviewing (checked against the role register, CPS §5.4)")
+	auditor := fs.String("auditor", defaultOperator(), "the internal auditor reviewing (checked against the role register and confirmed with their own passphrase, CPS §5.4)")
+	var secrets dutySecrets
+	secrets.register(fs)
 	if err := fs.Parse(args[1:]); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -41,7 +43,7 @@ func runAudit(args []string, stdout, stderr io.Writer) error {
 	if *dataDir == "" {
 		return fmt.Errorf("%w: --data-dir is required (the checkpoint keys come from it)", errUsage)
 	}
-	if err := requireRoles(*dataDir, "audit."+sub, *auditor, ""); err != nil {
+	if _, err := requireRoles(*dataDir, *database, "audit."+sub, &secrets, *auditor); err != nil {
 		return err
 	}
 	ctx := context.Background()

@@ -29,13 +29,15 @@ func runAuditBackup(args []string, stdout, stderr io.Writer) error {
 	database := databaseFlag(fs)
 	to := fs.String("to", "", "backup directory (the file is named audit-YYYY-MM-DD[.N].db; an existing file is never replaced)")
 	operator := fs.String("operator", defaultOperator(), "the internal auditor making the copy (audit record; checked against the role register)")
+	var secrets dutySecrets
+	secrets.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if *to == "" || fs.NArg() != 0 {
 		return fmt.Errorf("%w: audit backup --data-dir DIR --to DIR", errUsage)
 	}
-	if err := requireRoles(*dataDir, "audit.backup", *operator, ""); err != nil {
+	if _, err := requireRoles(*dataDir, *database, "audit.backup", &secrets, *operator); err != nil {
 		return err
 	}
 	ctx := context.Background()

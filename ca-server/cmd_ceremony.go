@@ -1,8 +1,12 @@
 package main
 
 // Key-ceremony sub-commands (local only; TS Art. 20(1)(iii), 42(1)(iii)).
-// Secrets never come from flag values: passphrases are named by
-// "file:/path" or "env:NAME" sources.
+// Secrets never come from flag values: each custodian types their own
+// passphrase at the terminal (no echo), or it is read from a file
+// descriptor (secret_input.go). Outside --dev (TS Art. 27, 45; CPS §6.2)
+// every new share is sealed under its custodian's own passphrase
+// (ceremony.PassphraseRule) and written to that custodian's own
+// destination (--share-out NAME=PATH, one directory per custodian).
 
 import (
 	"context"
@@ -13,6 +17,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -115,21 +120,26 @@ func (c *ceremonyFlags) devPassphrase() (string, error) {
 // custodianFlags name the holders of newly split shares.
 type custodianFlags struct {
 	names       string
-	passphrases listFlag
+	passphrases listFlag // NAME=SOURCE
 	threshold   int
-	sharesOut   string
+	shareOuts   listFlag // NAME=PATH
+	sharesOut   string   // --dev only
 }
 
 func (c *custodianFlags) register(fs *flag.FlagSet, what string) {
 	fs.StringVar(&c.names, "custodians", "", "comma-separated names of the custodians who receive "+what+" shares")
-	fs.Var(&c.passphrases, "passphrase", "NAME=SOURCE: seal NAME's share under the passphrase from SOURCE (file:/path or env:VAR); repeatable")
-	fs.IntVar(&c.threshold, "threshold", 0, "number of custodians (M) needed to use the shares")
-	fs.StringVar(&c.sharesOut, "shares-out", "", "directory for the custodians' share files")
+	fs.Var(&c.passphrases, "passphrase", "NAME=SOURCE: where custodian NAME's own passphrase sealing their share is read: tty (the default: "+
+		"asked twice at the terminal, no echo) or fd:N (a file descriptor); never a flag value. Required strength: "+ceremony.PassphraseRule+
+		"; each custodian's differs. Repeat per custodian")
+	fs.IntVar(&c.threshold, "threshold", 0, "number of custodians (M) needed to use the shares (at least 2)")
+	fs.Var(&c.shareOuts, "share-out", "NAME=PATH: the new share file of custodian NAME, on their own medium; one per custodian, each in its own "+
+		"directory, never in the data directory; an existing file is refused; written 0600. Repeat per custodian")
+	fs.StringVar(&c.sharesOut, "shares-out", "", "--dev only: one directory for every share (NOT FOR PRODUCTION)")
 }
 
 func (c *custodianFlags) resolve(cf *ceremonyFlags) ([]ceremony.Custodian, int, string, error) {
 	if cf.dev {
-		if c.names != "" || c.threshold != 0 {
+		if c.names != "" || c.threshold != 0 || len(c.shareOuts) > 0 || len(c.passphrases) > 0 {
 			return nil, 0, "", fmt.Errorf("%w: --dev chooses the custodians itself", errUsage)
 		}
 		p, err := cf.devPassphrase()
@@ -142,34 +152,60 @@ func (c *custodianFlags) resolve(cf *ceremonyFlags) ([]ceremony.Custodian, int, 
 		}
 		return []ceremony.Custodian{{Name: "dev", Passphrase: p}}, 1, out, nil
 	}
-	if c.names == "" || c.threshold == 0 || c.sharesOut == "" {
-		return nil, 0, "", fmt.Errorf("%w: --custodians, --threshold and --shares-out are required", errUsage)
+	if c.sharesOut != "" {
+		return nil, 0, "", fmt.Errorf("%w: --shares-out (one directory for every share) is for --dev only: give each custodian their own destination with --share-out NAME=PATH", errUsage)
 	}
-	pass := map[string]string{}
-	for _, p := range c.passphrases {
-		name, src, ok := strings.Cut(p, "=")
-		if !ok {
-			return nil, 0, "", fmt.Errorf("%w: --passphrase %q: want NAME=SOURCE", errUsage, p)
+	if c.names == "" || c.threshold == 0 {
+		return nil, 0, "", fmt.Errorf("%w: --custodians, --threshold and --share-out NAME=PATH for each custodian are required", errUsage)
+	}
+	pass, err := secretSources("passphrase", c.passphrases)
+	if err != nil {
+		return nil, 0, "", err
+	}
+	outs := map[string]string{}
+	for _, v := range c.shareOuts {
+		name, path, ok := strings.Cut(v, "=")
+		if !ok || name == "" || path == "" {
+			return nil, 0, "", fmt.Errorf("%w: --share-out %q: want NAME=PATH", errUsage, v)
 		}
-		secret, err := ceremony.ReadSecret(src)
-		if err != nil {
-			return nil, 0, "", err
+		if _, dup := outs[name]; dup {
+			return nil, 0, "", fmt.Errorf("%w: --share-out given twice for %q", errUsage, name)
 		}
-		pass[name] = secret
+		outs[name] = path
 	}
 	var cs []ceremony.Custodian
 	for _, n := range strings.Split(c.names, ",") {
 		n = strings.TrimSpace(n)
-		cs = append(cs, ceremony.Custodian{Name: n, Passphrase: pass[n]})
-		delete(pass, n)
+		if outs[n] == "" {
+			return nil, 0, "", fmt.Errorf("%w: custodian %q has no --share-out %s=PATH (each custodian's share goes to their own medium)", errUsage, n, n)
+		}
+		cs = append(cs, ceremony.Custodian{Name: n, ShareOut: outs[n]})
 	}
 	for n := range pass {
-		return nil, 0, "", fmt.Errorf("%w: --passphrase for %q, who is not a custodian", errUsage, n)
+		if !slices.ContainsFunc(cs, func(c ceremony.Custodian) bool { return c.Name == n }) {
+			return nil, 0, "", fmt.Errorf("%w: --passphrase for %q, who is not a custodian", errUsage, n)
+		}
 	}
-	return cs, c.threshold, c.sharesOut, nil
+	for n := range outs {
+		if !slices.ContainsFunc(cs, func(c ceremony.Custodian) bool { return c.Name == n }) {
+			return nil, 0, "", fmt.Errorf("%w: --share-out for %q, who is not a custodian", errUsage, n)
+		}
+	}
+	// Each custodian types their own passphrase, one after the other.
+	for i := range cs {
+		p, err := readNewSecret(pass[cs[i].Name], fmt.Sprintf("custodian %s, choose the passphrase sealing your share (%s): ", cs[i].Name, ceremony.PassphraseRule), false)
+		if err != nil {
+			return nil, 0, "", fmt.Errorf("custodian %q: %w", cs[i].Name, err)
+		}
+		cs[i].Passphrase = p
+	}
+	return cs, c.threshold, "", nil
 }
 
-// shareFlags are shares presented by custodians: PATH or PATH=SOURCE.
+// presentedShares are shares presented by custodians: PATH (the custodian
+// is asked for their passphrase at the terminal) or PATH=SOURCE (tty or
+// fd:N; file: and env: only with --dev). A --dev CA's share uses its dev
+// passphrase.
 func presentedShares(args []string, cf *ceremonyFlags, purpose string) ([]ceremony.PresentedShare, error) {
 	if len(args) == 0 && cf.dev && purpose == ceremony.PurposeToken {
 		m, _ := filepath.Glob(filepath.Join(cf.devDir(), purpose+"-*.share"))
@@ -180,11 +216,11 @@ func presentedShares(args []string, cf *ceremonyFlags, purpose string) ([]ceremo
 	}
 	var out []ceremony.PresentedShare
 	for _, a := range args {
-		path, src, sealed := strings.Cut(a, "=")
+		path, src, withSource := strings.Cut(a, "=")
 		p := ceremony.PresentedShare{Path: path}
 		switch {
-		case sealed:
-			s, err := ceremony.ReadSecret(src)
+		case withSource:
+			s, err := readSecretSource(src, "", cf.dev)
 			if err != nil {
 				return nil, err
 			}
@@ -193,10 +229,36 @@ func presentedShares(args []string, cf *ceremonyFlags, purpose string) ([]ceremo
 			if s, err := ceremony.ReadSecret("file:" + cf.devPassphraseFile()); err == nil {
 				p.Passphrase = s
 			}
+		default:
+			// the header names the custodian to ask; it is bounded and
+			// checked (argon2 cost) before anyone types anything
+			sf, err := ceremony.ReadShareFile(path)
+			if err != nil {
+				return nil, err
+			}
+			if sf.Sealed != nil {
+				s, err := readSecretSource("tty", fmt.Sprintf("custodian %s, your passphrase for %s: ", sf.Custodian, path), false)
+				if err != nil {
+					return nil, err
+				}
+				p.Passphrase = s
+			}
 		}
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// shareDests says where the new shares went, for the closing line.
+func shareDests(cs []ceremony.Custodian, dir string) string {
+	if dir != "" {
+		return "in " + dir
+	}
+	var d []string
+	for _, c := range cs {
+		d = append(d, c.Name+": "+c.ShareOut)
+	}
+	return "at " + strings.Join(d, ", ")
 }
 
 func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
@@ -238,8 +300,8 @@ func runCeremonyInit(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "ceremony %s done: %d keys in token %q; token shares in %s (%d of %d needed)\n",
-		st.Ceremony, len(st.Keys), st.TokenLabel, out, m, len(cs))
+	fmt.Fprintf(stdout, "ceremony %s done: %d keys in token %q; token shares %s (%d of %d needed)\n",
+		st.Ceremony, len(st.Keys), st.TokenLabel, shareDests(cs, out), m, len(cs))
 	for _, k := range st.Keys {
 		if k.Certificate != "" {
 			_, until := k.UsablePeriod()
@@ -254,7 +316,7 @@ func runCeremonyActivate(args []string, stdout, stderr io.Writer) error {
 	var cf ceremonyFlags
 	var shares listFlag
 	cf.register(fs)
-	fs.Var(&shares, "share", "PATH[=SOURCE]: a custodian's token share, sealed under the passphrase from SOURCE; repeat M times")
+	fs.Var(&shares, "share", "PATH[=SOURCE]: a custodian's token share; its custodian types the passphrase at the terminal, or SOURCE is fd:N; repeat M times")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
@@ -315,7 +377,7 @@ func runCeremonyBackup(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "backup written to %s; KEK shares in %s (%d of %d needed)\n", path, sharesOut, m, len(cs))
+	fmt.Fprintf(stdout, "backup written to %s; KEK shares %s (%d of %d needed)\n", path, shareDests(cs, sharesOut), m, len(cs))
 	return nil
 }
 
@@ -339,7 +401,7 @@ func runCeremonyRestore(args []string, stdout, stderr io.Writer) error {
 	if *backup == "" || len(kekShares) == 0 {
 		return fmt.Errorf("%w: --backup and --kek-share are required", errUsage)
 	}
-	ps, err := presentedShares(kekShares, &ceremonyFlags{}, ceremony.PurposeBackupKEK)
+	ps, err := presentedShares(kekShares, &ceremonyFlags{dataDir: cf.dataDir, dev: cf.dev}, ceremony.PurposeBackupKEK)
 	if err != nil {
 		return err
 	}
@@ -352,7 +414,7 @@ func runCeremonyRestore(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "restored %d keys into token %q; new token shares in %s\n", len(st.Keys), st.TokenLabel, sharesOut)
+	fmt.Fprintf(stdout, "restored %d keys into token %q; new token shares %s\n", len(st.Keys), st.TokenLabel, shareDests(cs, sharesOut))
 	return nil
 }
 

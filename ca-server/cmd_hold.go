@@ -21,6 +21,8 @@ func runHold(args []string, stdout, stderr io.Writer) error {
 	database := databaseFlag(fs)
 	serial := fs.String("serial", "", "hexadecimal serial of the certificate")
 	operator := fs.String("operator", defaultOperator(), "call-centre operator (audit record)")
+	var secrets dutySecrets
+	secrets.register(fs)
 	note := fs.String("note", "", "the phone report: who called, when (required; no other personal data)")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
@@ -29,7 +31,7 @@ func runHold(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: --serial and --note are required", errUsage)
 	}
 	// CPS §5.2.1.1: call-centre work of a (general or senior) operator.
-	if err := requireRoles(*dataDir, "certificate.hold", *operator, ""); err != nil {
+	if _, err := requireRoles(*dataDir, *database, "certificate.hold", &secrets, *operator); err != nil {
 		return err
 	}
 	ctx := context.Background()

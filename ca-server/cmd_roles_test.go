@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,7 +22,9 @@ import (
 // internal auditor; a removed register is noticed.
 func TestStaffRolesAndTwoPersonDuties(t *testing.T) {
 	testenv.SoftHSM(t)
+	ceremony.UseTestCosts(t)
 	data := t.TempDir()
+	sec := func(people ...string) []string { return staffSecrets(t, people...) }
 	runCmd(t, "ceremony-init", "--data", data, "--dev")
 	// no register yet: not enforced (data dirs from before keep working)
 	runCmd(t, "terminal-token", "--data-dir", data, "--municipality", "131016", "--operator", "anyone")
@@ -28,9 +32,9 @@ func TestStaffRolesAndTwoPersonDuties(t *testing.T) {
 	if _, err := runCeremonyCmd(t, "staff", "init", "--data-dir", data, "--ca-manager", "mgr", "--internal-auditor", "mgr"); !errors.Is(err, ceremony.ErrBadInput) {
 		t.Fatalf("one person as manager and auditor: %v", err)
 	}
-	runCmd(t, "staff", "init", "--data-dir", data, "--ca-manager", "mgr", "--internal-auditor", "aud")
+	runCmd(t, append([]string{"staff", "init", "--data-dir", data, "--ca-manager", "mgr", "--internal-auditor", "aud"}, sec("mgr", "aud")...)...)
 	assign := func(person, role string) error {
-		_, err := runCeremonyCmd(t, "staff", "assign", "--data-dir", data, "--person", person, "--role", role, "--ca-manager", "mgr", "--internal-auditor", "aud")
+		_, err := runCeremonyCmd(t, append([]string{"staff", "assign", "--data-dir", data, "--person", person, "--role", role, "--ca-manager", "mgr", "--internal-auditor", "aud"}, sec("mgr", "aud", person)...)...)
 		return err
 	}
 	for _, p := range [][2]string{{"s1", "senior-operator"}, {"s2", "senior-operator"}, {"op1", "operator"}} {
@@ -58,7 +62,7 @@ func TestStaffRolesAndTwoPersonDuties(t *testing.T) {
 	}
 
 	tok := func(op, second string) error {
-		_, err := runCeremonyCmd(t, "terminal-token", "--data-dir", data, "--municipality", "131016", "--operator", op, "--second-operator", second)
+		_, err := runCeremonyCmd(t, append([]string{"terminal-token", "--data-dir", data, "--municipality", "131016", "--operator", op, "--second-operator", second}, sec(op, second)...)...)
 		return err
 	}
 	for _, c := range [][2]string{{"s1", ""}, {"s1", "s1"}, {"s1", "op1"}, {"mgr", "s2"}} {
@@ -81,9 +85,9 @@ func TestStaffRolesAndTwoPersonDuties(t *testing.T) {
 	if _, err := runCeremonyCmd(t, "audit", "backup", "--data-dir", data, "--to", t.TempDir(), "--operator", "mgr"); !errors.Is(err, ceremony.ErrRoleRequired) {
 		t.Errorf("audit backup by the CA manager: %v", err)
 	}
-	runCmd(t, "audit", "backup", "--data-dir", data, "--to", t.TempDir(), "--operator", "aud")
-	shown := runCmd(t, "audit", "show", "--data-dir", data, "--operator", "s1", "--auditor", "aud")
-	if !strings.Contains(shown, "terminal.token\t131016\tok\tsecond operator s2") {
+	runCmd(t, append([]string{"audit", "backup", "--data-dir", data, "--to", t.TempDir(), "--operator", "aud"}, sec("aud")...)...)
+	shown := runCmd(t, append([]string{"audit", "show", "--data-dir", data, "--operator", "s1", "--auditor", "aud"}, sec("aud")...)...)
+	if !strings.Contains(shown, "terminal.token\t131016\tok\tsecond operator s2; confirmed by own secret: s1, s2") {
 		t.Errorf("two-person enrolment not recorded with both names:\n%s", shown)
 	}
 	if err := ceremony.VerifyRecord(ceremony.RecordPath(data)); err != nil {
@@ -99,5 +103,98 @@ func TestStaffRolesAndTwoPersonDuties(t *testing.T) {
 	}
 	if err := tok("s1", "s2"); !errors.Is(err, ceremony.ErrStaffRegisterMissing) {
 		t.Errorf("removed register: %v", err)
+	}
+}
+
+// staffPass is each test person's own passphrase.
+func staffPass(person string) string { return person + "'s own passphrase 42" }
+
+// staffSecrets gives each person's own passphrase on a descriptor
+// (--secret NAME=fd:N); an empty name is skipped.
+func staffSecrets(t *testing.T, people ...string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, p := range people {
+		if p != "" && !seen[p] {
+			seen[p] = true
+			out = append(out, "--secret", p+"="+secretFD(t, staffPass(p)))
+		}
+	}
+	return out
+}
+
+// Attack: one senior operator does a two-person duty alone, typing a
+// colleague's name as --second-operator (or their own twice, or a wrong
+// secret for the colleague). On the code before this change the attack
+// succeeded: `terminal-token --operator s1 --second-operator s2` issued an
+// enrolment token with s2 nowhere near, and the audit record named s2 as
+// the second operator. Now each named person confirms with their own
+// passphrase; every refusal is audited (names, never secrets) and nothing
+// is done.
+func TestTwoPersonDutyConfirmedByOnePerson(t *testing.T) {
+	testenv.SoftHSM(t)
+	ceremony.UseTestCosts(t)
+	data := t.TempDir()
+	runCmd(t, "ceremony-init", "--data", data, "--dev")
+	runCmd(t, append([]string{"staff", "init", "--data-dir", data, "--ca-manager", "mgr", "--internal-auditor", "aud"}, staffSecrets(t, "mgr", "aud")...)...)
+	for _, p := range []string{"s1", "s2"} {
+		runCmd(t, append([]string{"staff", "assign", "--data-dir", data, "--person", p, "--role", "senior-operator", "--ca-manager", "mgr", "--internal-auditor", "aud"}, staffSecrets(t, "mgr", "aud", p)...)...)
+	}
+	guess := "s2 is probably this one"
+	for name, c := range map[string]struct {
+		args []string
+		want error
+	}{
+		"second absent (no secret)": {[]string{"--operator", "s1", "--second-operator", "s2", "--secret", "s1=" + secretFD(t, staffPass("s1"))}, errUsage},
+		"second with a wrong secret": {[]string{"--operator", "s1", "--second-operator", "s2", "--secret", "s1=" + secretFD(t, staffPass("s1")), "--secret", "s2=" + secretFD(t, guess)}, ceremony.ErrNotConfirmed},
+		"second with the first's":    {[]string{"--operator", "s1", "--second-operator", "s2", "--secret", "s1=" + secretFD(t, staffPass("s1")), "--secret", "s2=" + secretFD(t, staffPass("s1"))}, ceremony.ErrNotConfirmed},
+		"same person twice":          {[]string{"--operator", "s1", "--second-operator", "s1", "--secret", "s1=" + secretFD(t, staffPass("s1"))}, ceremony.ErrRoleRequired},
+		"second not in the register": {[]string{"--operator", "s1", "--second-operator", "mallory", "--secret", "s1=" + secretFD(t, staffPass("s1")), "--secret", "mallory=" + secretFD(t, staffPass("mallory"))}, ceremony.ErrRoleRequired},
+	} {
+		out, err := runCeremonyCmd(t, append([]string{"terminal-token", "--data-dir", data, "--municipality", "131016"}, c.args...)...)
+		if !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", name, err, c.want)
+		}
+		if strings.Contains(out, "token for municipality") {
+			t.Errorf("%s: a token was issued:\n%s", name, out)
+		}
+	}
+	if _, err := runCeremonyCmd(t, "verifier-revoke", "--data-dir", data, "--name", "rp", "--operator", "s1", "--second-operator", "s2",
+		"--secret", "s1="+secretFD(t, staffPass("s1")), "--secret", "s2="+secretFD(t, guess)); !errors.Is(err, ceremony.ErrNotConfirmed) {
+		t.Errorf("verifier-revoke with a wrong second secret: %v", err)
+	}
+
+	show := func(op string) string {
+		return runCmd(t, append([]string{"audit", "show", "--data-dir", data, "--operator", op, "--auditor", "aud"}, staffSecrets(t, "aud")...)...)
+	}
+	refused := show("unconfirmed")
+	if n := strings.Count(refused, "\trefused\t"); n != 6 {
+		t.Errorf("%d refusals audited, want 6:\n%s", n, refused)
+	}
+	for _, want := range []string{"terminal.token", "verifier.revoke", "named s1, s2", "named s1, mallory", "is wrong"} {
+		if !strings.Contains(refused, want) {
+			t.Errorf("refusals lack %q:\n%s", want, refused)
+		}
+	}
+	if s1 := show("s1"); strings.Contains(s1, "terminal.token") {
+		t.Errorf("a refused duty was done:\n%s", s1)
+	}
+	// no secret in any file of the data dir (audit log, register, record)
+	filepath.WalkDir(data, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		b, _ := os.ReadFile(p)
+		for _, s := range []string{staffPass("s1"), staffPass("s2"), guess} {
+			if bytes.Contains(b, []byte(s)) {
+				t.Errorf("%s holds a secret", p)
+			}
+		}
+		return nil
+	})
+
+	out, err := runCeremonyCmd(t, append([]string{"terminal-token", "--data-dir", data, "--municipality", "131016", "--operator", "s1", "--second-operator", "s2"}, staffSecrets(t, "s1", "s2")...)...)
+	if err != nil || !strings.Contains(show("s1"), "terminal.token\t131016\tok\tsecond operator s2; confirmed by own secret: s1, s2") {
+		t.Fatalf("both confirmed: %v\n%s", err, out)
 	}
 }

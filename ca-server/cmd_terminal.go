@@ -38,7 +38,7 @@ func runTerminalToken(args []string, stdout, stderr io.Writer) error {
 	if err := tlsca.ValidMunicipality(*muni); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	if err := duty.check(*dataDir); err != nil {
+	if err := duty.check(*dataDir, *database); err != nil {
 		return err
 	}
 	ctx := context.Background()
@@ -70,7 +70,7 @@ func runTerminalRevoke(args []string, stdout, stderr io.Writer) error {
 	if *serial == "" {
 		return fmt.Errorf("%w: --serial is required", errUsage)
 	}
-	if err := duty.check(*dataDir); err != nil {
+	if err := duty.check(*dataDir, *database); err != nil {
 		return err
 	}
 	ctx := context.Background()

@@ -48,7 +48,7 @@ func runVerifierAdd(args []string, stdout, stderr io.Writer) error {
 	if *name == "" || (*certFile == "") == (*outDir == "") {
 		return fmt.Errorf("%w: --name and exactly one of --cert or --out-dir are required", errUsage)
 	}
-	if err := duty.check(*dataDir); err != nil {
+	if err := duty.check(*dataDir, *database); err != nil {
 		return err
 	}
 	ctx := context.Background()
@@ -136,7 +136,7 @@ func runVerifierRevoke(args []string, stdout, stderr io.Writer) error {
 	if *name == "" {
 		return fmt.Errorf("%w: --name is required", errUsage)
 	}
-	if err := duty.check(*dataDir); err != nil {
+	if err := duty.check(*dataDir, *database); err != nil {
 		return err
 	}
 	ctx := context.Background()

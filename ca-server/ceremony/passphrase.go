@@ -50,8 +50,8 @@ func CheckPassphrase(person, pass string) error {
 
 func trivial(norm string) bool {
 	for _, t := range trivialPassphrases {
-		// a listed word with a few characters around it is as weak
-		if strings.Contains(norm, t) && len(norm)-len(t) < 4 {
+		// a listed word with up to 5 characters around it is as weak
+		if strings.Contains(norm, t) && len(norm)-len(t) < 6 {
 			return true
 		}
 	}
