@@ -145,7 +145,7 @@ func TestTwoPersonDutyConfirmedByOnePerson(t *testing.T) {
 		args []string
 		want error
 	}{
-		"second absent (no secret)": {[]string{"--operator", "s1", "--second-operator", "s2", "--secret", "s1=" + secretFD(t, staffPass("s1"))}, errUsage},
+		"second absent (no secret)":  {[]string{"--operator", "s1", "--second-operator", "s2", "--secret", "s1=" + secretFD(t, staffPass("s1"))}, errUsage},
 		"second with a wrong secret": {[]string{"--operator", "s1", "--second-operator", "s2", "--secret", "s1=" + secretFD(t, staffPass("s1")), "--secret", "s2=" + secretFD(t, guess)}, ceremony.ErrNotConfirmed},
 		"second with the first's":    {[]string{"--operator", "s1", "--second-operator", "s2", "--secret", "s1=" + secretFD(t, staffPass("s1")), "--secret", "s2=" + secretFD(t, staffPass("s1"))}, ceremony.ErrNotConfirmed},
 		"same person twice":          {[]string{"--operator", "s1", "--second-operator", "s1", "--secret", "s1=" + secretFD(t, staffPass("s1"))}, ceremony.ErrRoleRequired},
