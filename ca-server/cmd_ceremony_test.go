@@ -136,40 +136,39 @@ func TestDevCeremonyCommands(t *testing.T) {
 	}
 }
 
-// A 2-of-3 ceremony with passphrases from the environment and a file.
+// A 2-of-3 ceremony: each custodian's passphrase on a descriptor, each
+// share to the custodian's own destination.
 func TestCustodianCeremonyCommands(t *testing.T) {
 	t.Setenv("SOFTHSM2_CONF", "")
-	data, shares := t.TempDir(), t.TempDir()
-	t.Setenv("ALICE_PASS", "correct horse")
-	bobFile := filepath.Join(t.TempDir(), "bob")
-	os.WriteFile(bobFile, []byte("battery staple\n"), 0o600)
+	ceremony.UseTestCosts(t)
+	data := t.TempDir()
+	share := func(who string) string { return filepath.Join(t.TempDir(), who+".share") }
+	alice, bob, carol := share("alice"), share("bob"), share("carol")
 	out, err := runCeremonyCmd(t, "ceremony-init", "--data", data, "--custodians", "alice,bob,carol", "--threshold", "2",
-		"--shares-out", shares, "--passphrase", "alice=env:ALICE_PASS", "--passphrase", "bob=file:"+bobFile)
+		"--share-out", "alice="+alice, "--share-out", "bob="+bob, "--share-out", "carol="+carol,
+		"--passphrase", "alice="+secretFD(t, alicePass), "--passphrase", "bob="+secretFD(t, bobPass), "--passphrase", "carol="+secretFD(t, carolPass))
 	if err != nil {
 		t.Fatalf("init: %v\n%s", err, out)
 	}
-	share := func(who string) string {
-		m, _ := filepath.Glob(filepath.Join(shares, "token-*-"+who+".share"))
-		if len(m) != 1 {
-			t.Fatalf("share of %s: %v", who, m)
-		}
-		return m[0]
-	}
-	if _, err := runCeremonyCmd(t, "ceremony-activate", "--data", data, "--share", share("alice")+"=env:ALICE_PASS"); !errors.Is(err, ceremony.ErrNotEnoughShares) {
+	if _, err := runCeremonyCmd(t, "ceremony-activate", "--data", data, "--share", alice+"="+secretFD(t, alicePass)); !errors.Is(err, ceremony.ErrNotEnoughShares) {
 		t.Fatalf("one custodian: %v", err)
 	}
-	out, err = runCeremonyCmd(t, "ceremony-activate", "--data", data, "--share", share("alice")+"=env:ALICE_PASS", "--share", share("carol"))
+	out, err = runCeremonyCmd(t, "ceremony-activate", "--data", data, "--share", alice+"="+secretFD(t, alicePass), "--share", carol+"="+secretFD(t, carolPass))
 	if err != nil || !strings.Contains(out, "alice, carol") {
 		t.Fatalf("activate: %v\n%s", err, out)
 	}
+	own := func(n string) string { return n + "=" + share(n) }
 	for name, args := range map[string][]string{
-		"no data":          {"ceremony-activate"},
-		"1-of-1 no dev":    {"ceremony-init", "--data", t.TempDir(), "--custodians", "a", "--threshold", "1", "--shares-out", t.TempDir()},
-		"pin-like flag":    {"ceremony-init", "--data", t.TempDir(), "--custodians", "a,b", "--threshold", "2", "--shares-out", t.TempDir(), "--passphrase", "a=secret"},
-		"stranger":         {"ceremony-init", "--data", t.TempDir(), "--custodians", "a,b", "--threshold", "2", "--shares-out", t.TempDir(), "--passphrase", "z=env:ALICE_PASS"},
-		"batch no count":   {"card-batch", "--data", data, "--out", "x"},
-		"stray argument":   {"ceremony-activate", "--data", data, "extra"},
-		"dev with custody": {"ceremony-init", "--data", t.TempDir(), "--dev", "--custodians", "a"},
+		"no data":           {"ceremony-activate"},
+		"1-of-1 no dev":     {"ceremony-init", "--data", t.TempDir(), "--custodians", "a", "--threshold", "1", "--share-out", own("a"), "--passphrase", "a=" + secretFD(t, alicePass)},
+		"pin-like flag":     {"ceremony-init", "--data", t.TempDir(), "--custodians", "a,b", "--threshold", "2", "--share-out", own("a"), "--share-out", own("b"), "--passphrase", "a=secret"},
+		"stranger":          {"ceremony-init", "--data", t.TempDir(), "--custodians", "a,b", "--threshold", "2", "--share-out", own("a"), "--share-out", own("b"), "--passphrase", "z=" + secretFD(t, alicePass)},
+		"stranger's share":  {"ceremony-init", "--data", t.TempDir(), "--custodians", "a,b", "--threshold", "2", "--share-out", own("a"), "--share-out", own("b"), "--share-out", own("z")},
+		"share-out missing": {"ceremony-init", "--data", t.TempDir(), "--custodians", "a,b", "--threshold", "2", "--share-out", own("a")},
+		"dev share-out":     {"ceremony-init", "--data", t.TempDir(), "--dev", "--share-out", own("a")},
+		"batch no count":    {"card-batch", "--data", data, "--out", "x"},
+		"stray argument":    {"ceremony-activate", "--data", data, "extra"},
+		"dev with custody":  {"ceremony-init", "--data", t.TempDir(), "--dev", "--custodians", "a"},
 	} {
 		if _, err := runCeremonyCmd(t, args...); err == nil {
 			t.Errorf("%s: accepted", name)
