@@ -117,6 +117,10 @@ func (c *ceremonyFlags) devPassphrase() (string, error) {
 	return p, nil
 }
 
+// shareHelp describes --share on every command that activates the token.
+const shareHelp = "PATH[=SOURCE]: a custodian's token share; the custodian named in it is asked for their passphrase at the terminal (no echo), " +
+	"or SOURCE is fd:N (file:/env: only with --dev); repeat M times"
+
 // custodianFlags name the holders of newly split shares.
 type custodianFlags struct {
 	names       string
@@ -316,7 +320,7 @@ func runCeremonyActivate(args []string, stdout, stderr io.Writer) error {
 	var cf ceremonyFlags
 	var shares listFlag
 	cf.register(fs)
-	fs.Var(&shares, "share", "PATH[=SOURCE]: a custodian's token share; its custodian types the passphrase at the terminal, or SOURCE is fd:N; repeat M times")
+	fs.Var(&shares, "share", shareHelp)
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
@@ -351,7 +355,7 @@ func runCeremonyBackup(args []string, stdout, stderr io.Writer) error {
 	var shares listFlag
 	cf.register(fs)
 	cu.register(fs, "backup KEK")
-	fs.Var(&shares, "share", "PATH[=SOURCE]: a custodian's token share; repeat M times")
+	fs.Var(&shares, "share", shareHelp)
 	outDir := fs.String("out", "", "directory for the backup file (required)")
 	noMasters := fs.Bool("without-card-master-keys", false, "back up a CA initialised before master-key backup without its card master keys (a restored CA then cannot serve cards in stock)")
 	if err := parseFlags(fs, args, stderr); err != nil {
@@ -388,7 +392,7 @@ func runCeremonyRestore(args []string, stdout, stderr io.Writer) error {
 	var kekShares listFlag
 	cf.register(fs)
 	cu.register(fs, "new token PIN")
-	fs.Var(&kekShares, "kek-share", "PATH[=SOURCE]: a custodian's backup KEK share; repeat M times")
+	fs.Var(&kekShares, "kek-share", "PATH[=SOURCE]: a custodian's backup KEK share, as --share; repeat M times")
 	backup := fs.String("backup", "", "backup file to restore (required)")
 	label := fs.String("token-label", hsm.DefaultTokenLabel, "label of the new token")
 	if err := parseFlags(fs, args, stderr); err != nil {
@@ -423,7 +427,7 @@ func runCeremonyDestroy(args []string, stdout, stderr io.Writer) error {
 	var cf ceremonyFlags
 	var shares listFlag
 	cf.register(fs)
-	fs.Var(&shares, "share", "PATH[=SOURCE]: a custodian's token share; repeat M times")
+	fs.Var(&shares, "share", shareHelp)
 	confirm := fs.String("confirm", "", `must be "destroy-all-ca-keys"`)
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
@@ -451,7 +455,7 @@ func runCardBatch(args []string, stdout, stderr io.Writer) error {
 	var cf ceremonyFlags
 	var shares listFlag
 	cf.register(fs)
-	fs.Var(&shares, "share", "PATH[=SOURCE]: a custodian's token share; repeat M times")
+	fs.Var(&shares, "share", shareHelp)
 	count := fs.Int("count", 0, "number of new cards (required)")
 	out := fs.String("out", "", `batch file to create: "serial-hex enc-hex mac-hex dek-hex" per line (required)`)
 	if err := parseFlags(fs, args, stderr); err != nil {
@@ -480,7 +484,7 @@ func runCeremonyRollover(args []string, stdout, stderr io.Writer) error {
 	var cf ceremonyFlags
 	var shares listFlag
 	cf.register(fs)
-	fs.Var(&shares, "share", "PATH[=SOURCE]: a custodian's token share; repeat M times")
+	fs.Var(&shares, "share", shareHelp)
 	ca := fs.String("ca", "", "the CA whose key is replaced: signature or user-authentication (required)")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
@@ -511,7 +515,7 @@ func runCeremonyRetire(args []string, stdout, stderr io.Writer) error {
 	var cf ceremonyFlags
 	var shares listFlag
 	cf.register(fs)
-	fs.Var(&shares, "share", "PATH[=SOURCE]: a custodian's token share; repeat M times")
+	fs.Var(&shares, "share", shareHelp)
 	ca := fs.String("ca", "", "signature or user-authentication (required)")
 	gen := fs.Int("generation", 0, "the CRL-only key generation to destroy (required)")
 	validUntil := fs.String("issued-valid-until", "", "YYYY-MM-DD: latest expiry of any unexpired certificate the key issued (from the CA store), to retire before its CA certificate ends")
@@ -552,7 +556,7 @@ func runCeremonyRekeyMasters(args []string, stdout, stderr io.Writer) error {
 	var cf ceremonyFlags
 	var shares listFlag
 	cf.register(fs)
-	fs.Var(&shares, "share", "PATH[=SOURCE]: a custodian's token share; repeat M times")
+	fs.Var(&shares, "share", shareHelp)
 	confirm := fs.String("confirm", "", `must be "replace-card-master-keys": cards made from the old master keys stop working`)
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err

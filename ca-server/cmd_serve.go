@@ -161,7 +161,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cf.dataDir, "data-dir", "", "data directory (same as --data)")
 	database := databaseFlag(fs)
 	var shares listFlag
-	fs.Var(&shares, "share", "PATH[=SOURCE]: a custodian's token share, sealed under the passphrase from SOURCE; repeat M times (TS Art. 27: the CA keys are activated by M custodians)")
+	fs.Var(&shares, "share", shareHelp+" (TS Art. 27: the CA keys are activated by M custodians)")
 	listen := fs.String("listen", "127.0.0.1:8443", "address to listen on")
 	hosts := fs.String("hosts", "", "comma-separated host names/addresses for the server certificate (default: the listen host)")
 	deadline := fs.Duration("deadline", 10*time.Minute, "time a prepared issuance may wait for its confirmation before it is revoked (reason 0)")

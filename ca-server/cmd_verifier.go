@@ -39,7 +39,7 @@ func runVerifierAdd(args []string, stdout, stderr io.Writer) error {
 	// Issuing (--out-dir) signs with the TLS CA key in the HSM: M
 	// custodians present their token shares, as for serve (TS Art. 27, 45).
 	var shares listFlag
-	fs.Var(&shares, "share", "PATH[=SOURCE]: with --out-dir, a custodian's token share; repeat M times (the TLS CA key is in the HSM)")
+	fs.Var(&shares, "share", "with --out-dir (the TLS CA key is in the HSM): "+shareHelp)
 	dev := fs.Bool("dev", false, "with --out-dir: use the dev share of a dev CA: NOT FOR PRODUCTION")
 	module := fs.String("module", "", "PKCS#11 module (default SoftHSM 2)")
 	if err := fs.Parse(args); err != nil {

@@ -9,8 +9,14 @@
 //
 // Two kinds of secret are split M-of-N with Shamir
 // (github.com/hashicorp/vault/shamir) into one share file per custodian,
-// each optionally sealed under the custodian's passphrase (argon2id, then
-// AES-256-GCM with the share header as associated data):
+// sealed under the custodian's own passphrase (argon2id, then AES-256-GCM
+// with the share header as associated data). Outside a dev ceremony every
+// share is sealed, each custodian's passphrase passes CheckPassphrase
+// (MinPassphraseLen characters, no trivial ones, none alike) and each
+// share goes to its custodian's own destination (Custodian.ShareOut: no
+// two in one directory, none in the data dir, never over an existing
+// file). ReadShareFile bounds a file's size and its argon2 parameters
+// before anything is allocated, so a crafted file cannot exhaust memory:
 //
 //   - the token secret: the token's SO PIN and user PIN, chosen at random at
 //     init (or restore) and never written anywhere else. Every use of the
@@ -21,8 +27,12 @@
 //
 // A share file carries a check value (SHA-256 of the secret with a domain
 // label) so too few or mixed shares fail clearly instead of yielding a wrong
-// secret. --dev allows 1-of-1 "shares" (the whole secret) and is refused for
-// a non-dev CA.
+// secret. --dev allows 1-of-1 "shares" (the whole secret), unsealed or in
+// one directory, and is refused for a non-dev CA.
+//
+// Duties of the staff register (staff.go) are confirmed the same way: by
+// each named person's own passphrase, checked against an argon2id
+// credential in the register, never by the names typed.
 //
 // # Activation
 //
