@@ -458,7 +458,9 @@ func safeName(s string) string {
 }
 
 // ReadSecret resolves a passphrase source: "file:/path" or "env:NAME" (the
-// same rules as PIN sources: never a flag value).
+// same rules as PIN sources: never a flag value). ca-server accepts these
+// only for --dev; custodians' passphrases otherwise come from their
+// terminal or a file descriptor (ca-server/secret_input.go).
 func ReadSecret(source string) (string, error) {
 	s, err := hsm.ReadPIN(source)
 	if err != nil {
