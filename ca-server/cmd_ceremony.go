@@ -197,7 +197,7 @@ func (c *custodianFlags) resolve(cf *ceremonyFlags) ([]ceremony.Custodian, int, 
 	}
 	// Each custodian types their own passphrase, one after the other.
 	for i := range cs {
-		p, err := readNewSecret(pass[cs[i].Name], fmt.Sprintf("custodian %s, choose the passphrase sealing your share (%s): ", cs[i].Name, ceremony.PassphraseRule), false)
+		p, err := readNewSecret(pass[cs[i].Name], fmt.Sprintf("custodian %s, choose the passphrase sealing your share (at least %d characters): ", cs[i].Name, ceremony.MinPassphraseLen), false)
 		if err != nil {
 			return nil, 0, "", fmt.Errorf("custodian %q: %w", cs[i].Name, err)
 		}

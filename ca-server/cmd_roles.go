@@ -84,7 +84,7 @@ func (d *dutySecrets) fn() (ceremony.SecretFunc, error) {
 	}
 	return func(person string, purpose ceremony.SecretPurpose) (string, error) {
 		if purpose == ceremony.SecretNew {
-			return readNewSecret(srcs[person], fmt.Sprintf("%s, choose your personal passphrase (%s): ", person, ceremony.PassphraseRule), false)
+			return readNewSecret(srcs[person], fmt.Sprintf("%s, choose your personal passphrase (at least %d characters): ", person, ceremony.MinPassphraseLen), false)
 		}
 		return readSecretSource(srcs[person], fmt.Sprintf("%s, your personal passphrase: ", person), false)
 	}, nil

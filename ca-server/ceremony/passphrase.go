@@ -42,7 +42,7 @@ func CheckPassphrase(person, pass string) error {
 	if trivial(norm) {
 		return fmt.Errorf("%w: the passphrase of %q is too easy to guess; %s", ErrWeakPassphrase, person, PassphraseRule)
 	}
-	if p := strings.ToLower(strings.Join(strings.Fields(person), "")); p != "" && strings.Contains(norm, p) && utf8.RuneCountInString(norm)-utf8.RuneCountInString(p) < MinPassphraseLen/2 {
+	if p := strings.ToLower(strings.Join(strings.Fields(person), "")); p != "" && utf8.RuneCountInString(strings.ReplaceAll(norm, p, "")) < MinPassphraseLen/2 {
 		return fmt.Errorf("%w: the passphrase of %q is mostly their name; %s", ErrWeakPassphrase, person, PassphraseRule)
 	}
 	return nil
@@ -65,8 +65,8 @@ func trivial(norm string) bool {
 	if same || up || down {
 		return true
 	}
-	// a short pattern repeated ("abcabcabcabc", "1212121212121")
-	for k := 1; k <= 4 && k < len(rs); k++ {
+	// a pattern repeated ("abcabcabcabc", "1212121212121", "passw0rdpassw0rd")
+	for k := 1; k <= len(rs)/2; k++ {
 		rep := true
 		for i := k; i < len(rs); i++ {
 			if rs[i] != rs[i-k] {
