@@ -462,3 +462,51 @@ func mac(t *testing.T, key, msg []byte) []byte {
 	m.Write(msg)
 	return m.Sum(nil)
 }
+
+// A key URI the terminal cannot use safely is refused with a reason, and no error carries the
+// PIN.
+func TestOpenTokenRefuses(t *testing.T) {
+	h := testenv.SoftHSM(t)
+	dir := t.TempDir()
+	pin := filepath.Join(dir, "token.pin")
+	os.WriteFile(pin, []byte(h.UserPIN+"\n"), 0o600)
+	loose := filepath.Join(dir, "loose.pin")
+	os.WriteFile(loose, []byte(h.UserPIN+"\n"), 0o644)
+	wrong := filepath.Join(dir, "wrong.pin")
+	os.WriteFile(wrong, []byte("not-the-pin\n"), 0o600)
+	mod := "&module-path=" + h.Module
+	for _, tc := range []struct{ uri, want string }{
+		{"pkcs11:token=" + h.TokenLabel + "?pin-value=" + h.UserPIN + mod, "pin-value"},
+		{"pkcs11:token=" + h.TokenLabel + ";vendor-x=1?pin-source=file:" + pin + mod, "does not define"},
+		{"pkcs11:token=" + h.TokenLabel + ";type=private?pin-source=file:" + pin + mod, "not type or id"},
+		{"pkcs11:token=" + h.TokenLabel + "?pin-source=file:" + pin, "names no module"},
+		{"pkcs11:token=" + h.TokenLabel + "?pin-source=file:" + pin + "&module-path=lib.so", "absolute"},
+		{"pkcs11:token=" + h.TokenLabel + "?pin-source=|/bin/echo" + mod, "pin-source"},
+		{"pkcs11:token=" + h.TokenLabel + "?pin-source=file:" + loose + mod, "readable by others"},
+		{"pkcs11:token=" + h.TokenLabel + "?pin-source=file:" + wrong + mod, "CKR_PIN_INCORRECT"},
+		{"pkcs11:token=no-such-token?pin-source=file:" + pin + mod, "no token matches"},
+		{"pkcs11:token=" + h.TokenLabel + ";serial=0000?pin-source=file:" + pin + mod, "no token matches"},
+		{"pkcs11:library-manufacturer=Snake%20Oil?pin-source=file:" + pin + mod, "no token matches"},
+		{"pkcs11:token=" + h.TokenLabel + "?pin-source=file:" + pin + "&module-name=no-such-module", "not found"},
+		{"pkcs11:token=a%zz", "invalid"},
+	} {
+		k, err := Open("", tc.uri)
+		if err == nil {
+			k.Close()
+			t.Errorf("Open(%q) accepted", tc.uri)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Open(%q) = %v; want %q", tc.uri, err, tc.want)
+		}
+		if strings.Contains(err.Error(), h.UserPIN) {
+			t.Errorf("Open(%q): the PIN is in the error %q", tc.uri, err)
+		}
+	}
+	// The same token found by its library and token attributes works.
+	k, err := Open("", "pkcs11:library-manufacturer=SoftHSM;token="+h.TokenLabel+"?module-path="+h.Module+"&pin-source="+pin+"&x-unknown=ignored")
+	if err != nil {
+		t.Fatalf("open with library attributes and an unknown query attribute: %v", err)
+	}
+	k.Close()
+}
