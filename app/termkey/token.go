@@ -41,6 +41,9 @@ var p256 = []byte{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07}
 // Token is an open PKCS#11 token with the terminal's keys, logged in as the user. Its one
 // session is shared under a mutex: PKCS#11 sessions are not safe for concurrent use, and a
 // terminal signs a few TLS handshakes and resident files, never many at once.
+//
+// C_Initialize and the login state are per process: a terminal opens one Token; closing a
+// Token finalises the module if this Token initialised it.
 type Token struct {
 	ctx      *pkcs11.Ctx
 	finalize bool
