@@ -2,15 +2,13 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log"
 	"net"
 	"net/url"
 	"os"
@@ -22,6 +20,8 @@ import (
 	"madoguchi/app/apperr"
 	"madoguchi/app/issue"
 	"madoguchi/app/printout"
+	"madoguchi/app/resident"
+	"madoguchi/app/termkey"
 	"madoguchi/assets/fonts/printfonts"
 	"madoguchi/cardio"
 	"madoguchi/cardio/pcsc"
@@ -38,17 +38,20 @@ import (
 //   - terminal-key.pem: the terminal's ECDSA P-256 TLS client key, PKCS#8, file mode 0600. This
 //     is the terminal's own key for mutual TLS with the CA. It is NOT a card key: the terminal
 //     never holds a card's private key in plaintext (TS Art. 6(iii): the CA wraps each user key
-//     for its card inside the HSM, and the terminal only relays it).
+//     for its card inside the HSM, and the terminal only relays it). With a key URI
+//     (--key-uri pkcs11:…, app/termkey) there is no such file: the key is generated in the
+//     PKCS#11 token, non-extractable, and so is the resident-file HMAC key.
 //   - terminal-cert.pem: the client certificate from enrolment (bound to the municipality).
 //   - tls-ca.pem: the internal TLS CA certificate pinned at enrolment (the --ca-cert file until
 //     then).
 //
-// and <data-dir>/settings.json for the CA URL, the reader, the TLS CA certificate file and the
-// printer.
+// and <data-dir>/settings.json for the CA URL, the reader, the TLS CA certificate file, the
+// printer and the key URI.
 //
 // Concurrency: safe for concurrent use; every change wakes the CA watcher.
 type caLink struct {
-	dir string
+	dir  string
+	keys *termkey.Keys // the TLS key's place: the key file, or the token of settings.KeyURI
 	// testPageFonts gives the document printer for the printer test page (printer.go).
 	testPageFonts func() (*printout.Printer, error)
 
@@ -66,6 +69,9 @@ type linkSettings struct {
 	// CUPSServer its scheduler ("" = $CUPS_SERVER, else the local socket); printer.go.
 	Printer    string `json:"printer,omitempty"`
 	CUPSServer string `json:"cups_server,omitempty"`
+	// KeyURI is the RFC 7512 pkcs11: URI of the token holding the terminal's TLS key and
+	// resident-file HMAC key ("" = the key file and terminal.db, the default; app/termkey).
+	KeyURI string `json:"key_uri,omitempty"`
 }
 
 var _ ui.TerminalSettings = (*caLink)(nil)
@@ -107,9 +113,18 @@ func openCALink(dataDir string, flags linkSettings) (*caLink, error) {
 	if err := printerFlags(&next, flags); err != nil {
 		return nil, err
 	}
+	if flags.KeyURI != "" {
+		next.KeyURI = flags.KeyURI
+	}
+	// A terminal set up for a token does not fall back to key files when the token is
+	// missing: it fails here, before anything is saved.
+	if l.keys, err = termkey.Open(l.keyFile(), next.KeyURI); err != nil {
+		return nil, err
+	}
 	if next != l.settings {
 		l.settings = next
 		if err := l.save(); err != nil {
+			l.keys.Close()
 			return nil, err
 		}
 	}
@@ -208,7 +223,11 @@ func (l *caLink) Client() (*raclient.Client, error) {
 	if l.settings.CAURL == "" || !l.enrolled() {
 		return nil, nil
 	}
-	c, err := app.DialCA(app.CAFiles{URL: l.settings.CAURL, CertFile: l.certFile(), KeyFile: l.keyFile(), RootFile: l.rootFile()})
+	pair, err := l.keys.Certificate(l.certFile())
+	if err != nil {
+		return nil, apperr.Wrap(apperr.InvalidInput, err, "terminal: client certificate and key")
+	}
+	c, err := app.DialCA(app.CAFiles{URL: l.settings.CAURL, RootFile: l.rootFile(), Certificate: &pair})
 	if err != nil {
 		return nil, err
 	}
@@ -300,10 +319,11 @@ func (l *caLink) Readers(ctx context.Context) ([]string, error) { return pcscRea
 // ErrNoCACert: enrolment needs the internal TLS CA certificate (--ca-cert) to trust the CA.
 var ErrNoCACert = apperr.New(apperr.InvalidInput, "terminal: the internal TLS CA certificate is not configured (--ca-cert)")
 
-// Enrol implements ui.TerminalSettings: it makes a fresh P-256 key (file 0600), sends a CSR with
-// the one-time token (raclient.Enroll, never retried: the token is single use), stores the
-// client certificate and pins the internal TLS CA certificate the CA returned. A failed
-// enrolment leaves the previous key and certificate in place.
+// Enrol implements ui.TerminalSettings: it makes a fresh P-256 key (file 0600, or in the token
+// of the key URI), sends a CSR with the one-time token (raclient.Enroll, never retried: the
+// token is single use), stores the client certificate and pins the internal TLS CA
+// certificate the CA returned. A failed enrolment leaves the previous key and certificate in
+// place.
 func (l *caLink) Enrol(ctx context.Context, token string) (ui.TerminalCertificate, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -322,10 +342,16 @@ func (l *caLink) Enrol(ctx context.Context, token string) (ui.TerminalCertificat
 	if !pool.AppendCertsFromPEM(rootPEM) {
 		return ui.TerminalCertificate{}, apperr.New(apperr.InvalidInput, "terminal: %s holds no PEM certificate", root)
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, err := l.keys.Generate()
 	if err != nil {
-		return ui.TerminalCertificate{}, err
+		return ui.TerminalCertificate{}, apperr.Wrap(apperr.Internal, err, "terminal: make the TLS key")
 	}
+	kept := false
+	defer func() {
+		if !kept {
+			l.keys.Discard(key) // a token key of a failed enrolment is destroyed
+		}
+	}()
 	ectx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	resp, err := raclient.Enroll(ectx, raclient.EnrollConfig{BaseURL: l.settings.CAURL, RootCAs: pool, Token: token, Key: key, Operator: "terminal-installer"})
@@ -335,18 +361,12 @@ func (l *caLink) Enrol(ctx context.Context, token string) (ui.TerminalCertificat
 	if _, err := raclient.TLSCertificate(resp, key); err != nil {
 		return ui.TerminalCertificate{}, apperr.Wrap(apperr.Internal, err, "terminal: enrolment answer")
 	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return ui.TerminalCertificate{}, err
-	}
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
-	clear(keyDER)
 	// Key first, then certificate: a crash in between leaves a key without certificate, which
-	// counts as not enrolled.
-	if err := writeFileAtomic(l.keyFile(), keyPEM, 0o600); err != nil {
+	// counts as not enrolled. (A token key is already stored; Save writes the key file.)
+	if err := l.keys.Save(key); err != nil {
 		return ui.TerminalCertificate{}, apperr.Wrap(apperr.Internal, err, "terminal: store key")
 	}
-	clear(keyPEM)
+	kept = true
 	if err := writeFileAtomic(l.certFile(), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: resp.Certificate}), 0o644); err != nil {
 		return ui.TerminalCertificate{}, apperr.Wrap(apperr.Internal, err, "terminal: store certificate")
 	}
@@ -354,6 +374,10 @@ func (l *caLink) Enrol(ctx context.Context, token string) (ui.TerminalCertificat
 		if err := writeFileAtomic(l.pinnedCAFile(), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: resp.CACertificate}), 0o644); err != nil {
 			return ui.TerminalCertificate{}, apperr.Wrap(apperr.Internal, err, "terminal: pin TLS CA certificate")
 		}
+	}
+	// The certificate of the new key is stored: the token's older TLS keys go.
+	if err := l.keys.Retire(key); err != nil {
+		log.Printf("terminal: retire the old TLS keys in the token: %v", err)
 	}
 	l.touch()
 	return readTerminalCert(l.certFile())
@@ -399,20 +423,24 @@ func (l *caLink) WatchCA(ctx context.Context, report func(ui.CAStatus)) error {
 // check returns the CA indicator's state now.
 func (l *caLink) check(ctx context.Context) ui.CAStatus {
 	l.mu.Lock()
-	u, root, cert, key := l.settings.CAURL, l.rootFile(), l.certFile(), l.keyFile()
+	u, root, cert := l.settings.CAURL, l.rootFile(), l.certFile()
 	enrolled := l.enrolled()
 	l.mu.Unlock()
 	if u == "" || !enrolled || root == "" {
 		return ui.CANotConfigured
 	}
-	if err := tlsHandshake(ctx, u, root, cert, key); err != nil {
+	pair, err := l.keys.Certificate(cert)
+	if err != nil {
+		return ui.CAUnreachable
+	}
+	if err := tlsHandshake(ctx, u, root, pair); err != nil {
 		return ui.CAUnreachable
 	}
 	return ui.CAConnected
 }
 
 // tlsHandshake completes a mutual-TLS 1.3 handshake with the host of rawURL and closes.
-func tlsHandshake(ctx context.Context, rawURL, rootFile, certFile, keyFile string) error {
+func tlsHandshake(ctx context.Context, rawURL, rootFile string, pair tls.Certificate) error {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return err
@@ -424,10 +452,6 @@ func tlsHandshake(ctx context.Context, rawURL, rootFile, certFile, keyFile strin
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(rootPEM) {
 		return fmt.Errorf("terminal: %s holds no PEM certificate", rootFile)
-	}
-	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return err
 	}
 	host := u.Host
 	if u.Port() == "" {
@@ -443,6 +467,10 @@ func tlsHandshake(ctx context.Context, rawURL, rootFile, certFile, keyFile strin
 	}
 	return conn.Close()
 }
+
+// residentFileKey is the resident-record file's MAC key for app.Config.ResidentFileKey: the
+// token's HMAC key with a key URI, nil (the key in terminal.db) without.
+func (l *caLink) residentFileKey() (resident.FileKey, error) { return l.keys.ResidentFileKey() }
 
 // pcscReaders lists the readers pcscd knows.
 func pcscReaders() ([]string, error) {

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"madoguchi/ca-server/issuance/issuancetest"
 	"madoguchi/ca-server/store"
 	"madoguchi/ca-server/tlsca"
+	"madoguchi/internal/testenv"
 	"madoguchi/ui"
 )
 
@@ -192,5 +194,60 @@ func TestCALinkRefusesPlainHTTPAndWakesWatcher(t *testing.T) {
 	}
 	if _, err := l.Enrol(context.Background(), "tok"); err == nil {
 		t.Error("enrolment without a CA URL")
+	}
+}
+
+// TestCALinkKeyInToken: with --key-uri the enrolment makes the TLS key in the PKCS#11 token
+// (SoftHSM): no key file is written, the mTLS client and the CA indicator work with the token
+// key, the URI is kept in the settings, a refused enrolment leaves the enrolled key usable, and
+// the resident-file key comes from the token.
+func TestCALinkKeyInToken(t *testing.T) {
+	ca := startTestCA(t)
+	h := testenv.SoftHSM(t)
+	pin := filepath.Join(t.TempDir(), "token.pin")
+	if err := os.WriteFile(pin, []byte(h.UserPIN+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	uri := "pkcs11:token=" + h.TokenLabel + "?module-path=" + h.Module + "&pin-source=file:" + pin
+	dataDir := t.TempDir()
+	l, err := openCALink(dataDir, linkSettings{CAURL: ca.url, CACertFile: ca.caPEM, KeyURI: uri})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := ca.token(t)
+	if _, err := l.Enrol(context.Background(), tok); err != nil {
+		t.Fatalf("Enrol: %v", err)
+	}
+	if _, err := os.Stat(l.keyFile()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("key file with the key in the token: %v", err)
+	}
+	if s := nextStatus(t, l); s != ui.CAConnected {
+		t.Errorf("after enrolment: status %v, want connected", s)
+	}
+	if c, err := l.Client(); c == nil || err != nil {
+		t.Fatalf("mTLS client with the token key: %v", err)
+	}
+	if _, err := l.Enrol(context.Background(), tok); !errors.Is(err, apperr.InvalidInput) {
+		t.Errorf("second enrolment with the same token: %v", err)
+	}
+	l.mu.Lock()
+	l.touch() // drop the cached client: the next one is built from the token again
+	l.mu.Unlock()
+	if c, err := l.Client(); c == nil || err != nil {
+		t.Fatalf("mTLS client after a refused enrolment: %v", err)
+	}
+	if fk, err := l.residentFileKey(); fk == nil || err != nil {
+		t.Errorf("resident-file key from the token: %v, %v", fk, err)
+	}
+	b, _ := os.ReadFile(l.settingsFile())
+	if !strings.Contains(string(b), `"key_uri"`) {
+		t.Errorf("settings.json without the key URI: %s", b)
+	}
+	// Without the token (another SoftHSM configuration) the terminal does not start its CA
+	// link, rather than falling back to a key file.
+	l.keys.Close() // the PKCS#11 module is process-wide: unload it before switching configuration
+	testenv.SoftHSM(t)
+	if _, err := openCALink(t.TempDir(), linkSettings{KeyURI: uri}); err == nil {
+		t.Error("openCALink without the token succeeded")
 	}
 }

@@ -52,6 +52,7 @@ func main() {
 	municipality := flag.String("municipality", "", "issuing municipality printed on notices (e.g. 東京都千代田区長); default: the enrolled municipality code")
 	printer := flag.String("printer", "", "CUPS queue that prints the counter's documents; kept in the settings (empty: the queue set on the settings screen, if any; none: documents are only saved as PDF)")
 	cupsServer := flag.String("cups-server", "", "CUPS scheduler of --printer: its unix socket path or host[:port] (default: $CUPS_SERVER, else "+spool.DefaultServer+")")
+	keyURI := flag.String("key-uri", "", "RFC 7512 pkcs11: URI of the token that holds the terminal's TLS key and resident-file HMAC key, e.g. pkcs11:token=madoguchi?module-path=/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so&pin-source=file:/etc/madoguchi/token.pin (kept in the settings; empty: the key file in the data directory)")
 	printFontDir := flag.String("print-fonts", "", "directory of MadoguchiPrintJP-Regular.ttf and -Bold.ttf for printed documents (default: the fonts bundled in the binary)")
 	flag.Parse()
 	if flag.NArg() != 0 {
@@ -61,7 +62,7 @@ func main() {
 	}
 	opts := options{dataDir: *dataDir, caURL: *caURL, reader: *reader, language: *language, caCert: *caCert,
 		enrolToken: *enrolToken, municipality: *municipality, printFonts: *printFontDir,
-		printer: *printer, cupsServer: *cupsServer}
+		printer: *printer, cupsServer: *cupsServer, keyURI: *keyURI}
 	if err := run(opts); err != nil {
 		log.Fatal(err)
 	}
@@ -73,6 +74,7 @@ type options struct {
 	caCert, enrolToken, municipality string
 	printFonts                       string
 	printer, cupsServer              string // CUPS queue and scheduler; no queue: no printing
+	keyURI                           string // pkcs11: URI of the key token (app/termkey)
 }
 
 func run(o options) error {
@@ -91,7 +93,7 @@ func run(o options) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	link, err := openCALink(dataDir, linkSettings{CAURL: o.caURL, Reader: o.reader, CACertFile: o.caCert,
-		Printer: o.printer, CUPSServer: o.cupsServer})
+		Printer: o.printer, CUPSServer: o.cupsServer, KeyURI: o.keyURI})
 	if err != nil {
 		return err
 	}
@@ -110,6 +112,9 @@ func run(o options) error {
 		municipality = "地方公共団体コード " + c.Municipality
 	}
 	cfg := app.Config{DBPath: filepath.Join(dataDir, "terminal.db"), Municipality: municipality}
+	if cfg.ResidentFileKey, err = link.residentFileKey(); err != nil {
+		return err
+	}
 	if c, err := link.Client(); err != nil {
 		log.Printf("CA client: %v", err)
 		report = append(report, "認証局との接続設定を読み込めませんでした（"+app.MessageJA(err)+"）。管理者に連絡してください。")

@@ -43,18 +43,26 @@ type CAFiles struct {
 	CertFile string
 	KeyFile  string
 	RootFile string
+	// Certificate, when set, is the client certificate with its key already loaded (the key
+	// a crypto.Signer in a PKCS#11 token, app/termkey); CertFile and KeyFile are then unused.
+	Certificate *tls.Certificate
 }
 
 // DialCA builds the CA client from f. It refuses (kind InvalidInput) a missing or unreadable
 // file, a key that does not match the certificate, or a root file without a certificate. The
 // key is never printed.
 func DialCA(f CAFiles) (*raclient.Client, error) {
-	if f.URL == "" || f.CertFile == "" || f.KeyFile == "" || f.RootFile == "" {
+	if f.URL == "" || (f.Certificate == nil && (f.CertFile == "" || f.KeyFile == "")) || f.RootFile == "" {
 		return nil, apperr.New(apperr.InvalidInput, "app: the CA needs a URL, a client certificate, its key and the TLS CA certificate")
 	}
-	pair, err := tls.LoadX509KeyPair(f.CertFile, f.KeyFile)
-	if err != nil {
-		return nil, apperr.Wrap(apperr.InvalidInput, err, "app: terminal client certificate")
+	var pair tls.Certificate
+	if f.Certificate != nil {
+		pair = *f.Certificate
+	} else {
+		var err error
+		if pair, err = tls.LoadX509KeyPair(f.CertFile, f.KeyFile); err != nil {
+			return nil, apperr.Wrap(apperr.InvalidInput, err, "app: terminal client certificate")
+		}
 	}
 	rootPEM, err := os.ReadFile(f.RootFile)
 	if err != nil {

@@ -32,7 +32,7 @@ func (s *Session) ExportResidentFile(ctx context.Context, recordCode string) ([]
 	var out []byte
 	detail := map[string]string{}
 	err := s.call(ctx, "resident.export_file", recordCode, operator.CS, detail, func(tx *sql.Tx, _ operator.Operator) error {
-		data, f, err := resident.ExportFile(ctx, tx, s.t.cfg.Random, recordCode, s.operatorID, s.t.now(), s.t.cfg.ResidentFileTTL)
+		data, f, err := resident.ExportFile(ctx, tx, s.t.cfg.ResidentFileKey, s.t.cfg.Random, recordCode, s.operatorID, s.t.now(), s.t.cfg.ResidentFileTTL)
 		if err != nil {
 			return err
 		}

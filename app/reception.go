@@ -23,7 +23,7 @@ func (s *Session) ImportResidentFile(ctx context.Context, data []byte) (resident
 	detail := map[string]string{}
 	err := s.call(ctx, "resident.import_file", "", operator.Reception, detail, func(tx *sql.Tx, _ operator.Operator) error {
 		var err error
-		f, err = resident.ImportFile(ctx, tx, data, s.operatorID, s.t.now())
+		f, err = resident.ImportFile(ctx, tx, s.t.cfg.ResidentFileKey, data, s.operatorID, s.t.now())
 		if f.ID != "" {
 			detail["file_id"], detail["record_code"] = f.ID, f.Resident.RecordCode
 		}
@@ -56,7 +56,7 @@ func (s *Session) OpenCase(ctx context.Context, req CaseRequest) (*workflow.Case
 			if len(req.ResidentFile) == 0 {
 				return apperr.New(apperr.InvalidInput, "app: %s needs the resident-record file from the CS application", req.Kind)
 			}
-			f, err := resident.ImportFile(ctx, tx, req.ResidentFile, s.operatorID, s.t.now())
+			f, err := resident.ImportFile(ctx, tx, s.t.cfg.ResidentFileKey, req.ResidentFile, s.operatorID, s.t.now())
 			if err != nil {
 				return err
 			}

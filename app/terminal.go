@@ -29,6 +29,7 @@ import (
 	"madoguchi/app/clock"
 	"madoguchi/app/issue"
 	"madoguchi/app/operator"
+	"madoguchi/app/resident"
 	"madoguchi/app/store"
 	"madoguchi/app/workflow"
 	"madoguchi/internal/timesync"
@@ -55,6 +56,9 @@ type Config struct {
 	// ResidentFileTTL is how long an exported resident-record file stays importable
 	// (default 30 minutes).
 	ResidentFileTTL time.Duration
+	// ResidentFileKey makes and checks the resident-record file's MAC (app/termkey: a key in a
+	// PKCS#11 token, --key-uri). nil: the key in the terminal database (the default).
+	ResidentFileKey resident.FileKey
 
 	// CA is the terminal's client of the CA (a *raclient.Client from DialCA). Optional: a
 	// terminal without it can do everything but the procedures that talk to the CA, which

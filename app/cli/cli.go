@@ -31,6 +31,7 @@ import (
 	"madoguchi/app/operator"
 	"madoguchi/app/pinrule"
 	"madoguchi/app/resident"
+	"madoguchi/app/termkey"
 	"madoguchi/app/workflow"
 )
 
@@ -70,6 +71,7 @@ func Run(ctx context.Context, args []string, env Env) int {
 	fs.StringVar(&caFiles.CertFile, "ca-cert", "", "this terminal's client certificate from enrolment (PEM)")
 	fs.StringVar(&caFiles.KeyFile, "ca-key", "", "its private key (PEM)")
 	fs.StringVar(&caFiles.RootFile, "ca-root", "", "the internal TLS CA certificate pinned at enrolment (PEM)")
+	keyURI := fs.String("key-uri", "", "pkcs11: URI of the terminal's key token (RFC 7512): the resident-file HMAC key and, without -ca-key, the TLS key (as the terminal's --key-uri)")
 	signCA := fs.String("sign-ca", "", "installed signature CA certificate (PEM), checked against the card read-back")
 	authCA := fs.String("auth-ca", "", "installed user-authentication CA certificate (PEM)")
 	municipality := fs.String("municipality", env.Config.Municipality, "municipality printed on the counter's documents")
@@ -95,7 +97,8 @@ commands:
   copy -reader READER -type TYPE -o FILE.pdf [-font-regular TTF -font-bold TTF]  (signature: PIN from -pin-fd)
   holder-records -case ID                                          (the holder's own issuances and revocations here)
   recover                                                          (CA flags; no log-in)
-CA flags: -ca-url URL -ca-cert FILE -ca-key FILE -ca-root FILE [-sign-ca FILE -auth-ca FILE]
+CA flags: -ca-url URL -ca-cert FILE (-ca-key FILE | -key-uri pkcs11:...) -ca-root FILE [-sign-ca FILE -auth-ca FILE]
+-key-uri: the terminal's key token (its --key-uri); needed for resident export/import-file when the terminal keeps its keys there.
 PINs: one line per entry, "signature:PIN" or "user-auth:PIN"; a new PIN is entered twice (two lines).
 permissions: reception cs supervisor audit`)
 	}
@@ -112,6 +115,23 @@ permissions: reception cs supervisor audit`)
 	fail := func(err error) int {
 		fmt.Fprintf(env.Stderr, "%s\n%v\n", app.MessageJA(err), err)
 		return 1
+	}
+	if *keyURI != "" {
+		keys, err := termkey.Open("", *keyURI)
+		if err != nil {
+			return fail(err)
+		}
+		defer keys.Close()
+		if cfg.ResidentFileKey, err = keys.ResidentFileKey(); err != nil {
+			return fail(err)
+		}
+		if caFiles.URL != "" && caFiles.KeyFile == "" {
+			pair, err := keys.Certificate(caFiles.CertFile)
+			if err != nil {
+				return fail(err)
+			}
+			caFiles.Certificate = &pair
+		}
 	}
 	if caFiles.URL != "" {
 		client, err := app.DialCA(caFiles)

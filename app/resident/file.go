@@ -17,8 +17,10 @@ import (
 
 // The resident-record file (住民票記載事項ファイル, TS Art. 3(1)): the CS application writes it for
 // one applicant; the reception application imports it. It is
-//   - integrity-protected: HMAC-SHA256 under a key that never leaves the terminal database, so
-//     a file edited on the way (name, address, birth date) is refused (kind FileTampered);
+//   - integrity-protected: HMAC-SHA256 under a key that never leaves the terminal database, or,
+//     when the terminal has a PKCS#11 token (--key-uri, app/termkey), under a key that never
+//     leaves the token (FileKey), so a file edited on the way (name, address, birth date) is
+//     refused (kind FileTampered);
 //   - short-lived: refused after its expiry (kind FileExpired);
 //   - single use: the first import marks it used, a second import is refused (kind FileUsed).
 
@@ -41,6 +43,30 @@ type envelope struct {
 }
 
 const keyName = "resident_file_hmac"
+
+// FileKey computes the file's HMAC-SHA256 with a key held outside the terminal database
+// (app/termkey: a generic secret in a PKCS#11 token, so a copy of terminal.db cannot forge a
+// file). nil means the key in terminal_secrets.
+type FileKey interface {
+	MAC(msg []byte) ([]byte, error)
+}
+
+// fileMAC is the MAC of payload under key, or under the database key when key is nil (created
+// from rnd on first use; rnd nil: no key yet is an error).
+func fileMAC(ctx context.Context, tx *sql.Tx, key FileKey, rnd io.Reader, payload []byte) ([]byte, error) {
+	if key != nil {
+		m, err := key.MAC(append([]byte(FileFormat), payload...))
+		if err != nil {
+			return nil, apperr.Wrap(apperr.Internal, err, "resident: file MAC")
+		}
+		return m, nil
+	}
+	k, err := fileKey(ctx, tx, rnd)
+	if err != nil {
+		return nil, err
+	}
+	return mac(k, payload), nil
+}
 
 // fileKey returns the terminal's file key, creating it from rnd on first use.
 func fileKey(ctx context.Context, tx *sql.Tx, rnd io.Reader) ([]byte, error) {
@@ -73,18 +99,15 @@ func mac(key, payload []byte) []byte {
 }
 
 // ExportFile writes the resident-record file for recordCode, valid for ttl from now, and records
-// it as issued. Residents who are deceased or moved out are refused (kind ResidentNotEligible).
-func ExportFile(ctx context.Context, tx *sql.Tx, rnd io.Reader, recordCode, by string, now time.Time, ttl time.Duration) ([]byte, File, error) {
+// it as issued, its MAC made with key (nil: the database key). Residents who are deceased or
+// moved out are refused (kind ResidentNotEligible).
+func ExportFile(ctx context.Context, tx *sql.Tx, key FileKey, rnd io.Reader, recordCode, by string, now time.Time, ttl time.Duration) ([]byte, File, error) {
 	res, err := SQLRegister{Q: tx}.Get(ctx, recordCode)
 	if err != nil {
 		return nil, File{}, err
 	}
 	if res.Status == StatusDeceased || res.Status == StatusMovedOut {
 		return nil, File{}, apperr.New(apperr.ResidentNotEligible, "resident: %s is %s", recordCode, res.Status)
-	}
-	key, err := fileKey(ctx, tx, rnd)
-	if err != nil {
-		return nil, File{}, err
 	}
 	id := make([]byte, 16)
 	if _, err := io.ReadFull(rnd, id); err != nil {
@@ -95,7 +118,11 @@ func ExportFile(ctx context.Context, tx *sql.Tx, rnd io.Reader, recordCode, by s
 	if err != nil {
 		return nil, File{}, apperr.Wrap(apperr.Internal, err, "resident: encode file")
 	}
-	out, err := json.Marshal(envelope{Format: FileFormat, Payload: payload, MAC: hex.EncodeToString(mac(key, payload))})
+	sum, err := fileMAC(ctx, tx, key, rnd, payload)
+	if err != nil {
+		return nil, File{}, err
+	}
+	out, err := json.Marshal(envelope{Format: FileFormat, Payload: payload, MAC: hex.EncodeToString(sum)})
 	if err != nil {
 		return nil, File{}, apperr.Wrap(apperr.Internal, err, "resident: encode file")
 	}
@@ -106,18 +133,14 @@ func ExportFile(ctx context.Context, tx *sql.Tx, rnd io.Reader, recordCode, by s
 	return out, f, nil
 }
 
-// ImportFile checks a resident-record file and marks it used. Refusals: kind FileTampered
-// (malformed, bad MAC, unknown id), FileExpired, FileUsed.
-func ImportFile(ctx context.Context, tx *sql.Tx, data []byte, by string, now time.Time) (File, error) {
+// ImportFile checks a resident-record file's MAC with key (nil: the database key) and marks it
+// used. Refusals: kind FileTampered (malformed, bad MAC, unknown id), FileExpired, FileUsed.
+func ImportFile(ctx context.Context, tx *sql.Tx, key FileKey, data []byte, by string, now time.Time) (File, error) {
 	var env envelope
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&env); err != nil || env.Format != FileFormat {
 		return File{}, apperr.New(apperr.FileTampered, "resident: not a resident-record file")
-	}
-	key, err := fileKey(ctx, tx, nil)
-	if err != nil {
-		return File{}, apperr.Wrap(apperr.FileTampered, err, "resident: no file was exported by this terminal")
 	}
 	// Whitespace outside strings does not change meaning: compact before checking, so a file
 	// re-indented by a viewer is still accepted while any change of content is not.
@@ -125,8 +148,15 @@ func ImportFile(ctx context.Context, tx *sql.Tx, data []byte, by string, now tim
 	if err := json.Compact(&payload, env.Payload); err != nil {
 		return File{}, apperr.New(apperr.FileTampered, "resident: file payload is not JSON")
 	}
+	want, err := fileMAC(ctx, tx, key, nil, payload.Bytes())
+	if err != nil {
+		if key == nil {
+			return File{}, apperr.Wrap(apperr.FileTampered, err, "resident: no file was exported by this terminal")
+		}
+		return File{}, err
+	}
 	got, err := hex.DecodeString(env.MAC)
-	if err != nil || !hmac.Equal(got, mac(key, payload.Bytes())) {
+	if err != nil || !hmac.Equal(got, want) {
 		return File{}, apperr.New(apperr.FileTampered, "resident: file integrity check failed")
 	}
 	var f File
