@@ -54,7 +54,10 @@ func snapshot(t *testing.T, s *sqlStore, serials []string, persons ...[]byte) st
 // Attack: a terminal enrolled for 131016 (a copied terminal key) revokes,
 // releases the hold of, and reports the death of a resident of 011002. On
 // the code before this change the attack succeeded: the store took every
-// request whatever the terminal's municipality (the requests carried none).
+// request whatever the terminal's municipality (the requests carried none,
+// so this test does not compile there; the same attack through the HTTP
+// handler, ca-server/api TestAuthorityPerMunicipalityOverMutualTLS, was run
+// on the old code and answered 200 to each request).
 func TestAuthorityPerMunicipality(t *testing.T) {
 	forEachStore(t, func(t *testing.T, s *sqlStore) {
 		ctx := context.Background()
