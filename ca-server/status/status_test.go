@@ -18,7 +18,9 @@ import (
 var counter = Caller{TerminalID: "term-1", Municipality: "131016", OperatorID: "op1"}
 
 // revokeReq is a counter revocation of a certificate of residentA.
-func revokeReq(id, typ, kind string) wire.RevokeRequest { return revokeReqFor(residentA, id, typ, kind) }
+func revokeReq(id, typ, kind string) wire.RevokeRequest {
+	return revokeReqFor(residentA, id, typ, kind)
+}
 
 func revokeReqFor(code, id, typ, kind string) wire.RevokeRequest {
 	return wire.RevokeRequest{RequestID: id, CertType: typ, Kind: kind, WrittenRequest: "form 2026-0042", IdentityDocument: "my number card", ResidentCode: code}
