@@ -78,6 +78,11 @@ func TestAuthorityPerMunicipalityOverMutualTLS(t *testing.T) {
 	refused("death reported by 131016", err, wire.CodeOtherMunicipality, "resident.change", "request:attack-2")
 	_, err = tokyo.ReportResidentChange(ctx, "op-9", wire.ResidentChangeRequest{RequestID: "attack-3", ResidentCode: holder, Event: "move-in", OccurredAt: time.Now()})
 	refused("move-in by 131016 without a move-out", err, wire.CodeOtherMunicipality, "resident.change", "request:attack-3")
+	// the refusal comes before anything else about the certificate is revealed (not wrong_ca)
+	wrongType := revoke("attack-1b", holder)
+	wrongType.CertType = "auth"
+	_, err = tokyo.Revoke(ctx, "op-9", serial, wrongType)
+	refused("revoke from 131016 naming the other CA", err, wire.CodeOtherMunicipality, "certificate.revoke", serial)
 	_, err = sapporo.Revoke(ctx, "op-9", serial, revoke("attack-4", other))
 	refused("revoke with another person's code", err, wire.CodePersonMismatch, "certificate.revoke", serial)
 	if after := e.authorityState(); after != before {
