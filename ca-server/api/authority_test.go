@@ -2,12 +2,14 @@ package api_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
 
 	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/status"
+	"madoguchi/raclient"
 	"time"
 )
 
@@ -112,5 +114,29 @@ func TestAuthorityPerMunicipalityOverMutualTLS(t *testing.T) {
 	}
 	if r := e.lastAudit(); r.Action != "certificate.revoke" || r.Result != "ok" || strings.Contains(r.Target+r.Detail, holder) {
 		t.Fatalf("audit of the revocation: %+v", r)
+	}
+
+	// A move: the old municipality reports the move-out (転出届), the new one the move-in
+	// (転入届), which the CA accepts only after the move-out; the authority moves with the
+	// person (R02 II-3-1(2); DOMAIN §5).
+	const mover = "22222222222"
+	prep2, err := sapporo.Prepare(ctx, "op-1", prepareReq(t, sapporo, "req-2", mover))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sapporo.Confirm(ctx, "op-1", prep2.IssuanceID, e.confirmReq(prep2.IssuanceID, "conf-2")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sapporo.ReportResidentChange(ctx, "op-1", wire.ResidentChangeRequest{RequestID: "out-1", ResidentCode: mover, Event: "move-out", OccurredAt: time.Now()}); err != nil {
+		t.Fatalf("move-out reported by 011002: %v", err)
+	}
+	in, err := tokyo.ReportResidentChange(ctx, "op-2", wire.ResidentChangeRequest{RequestID: "in-1", ResidentCode: mover, Event: "move-in", OccurredAt: time.Now()})
+	if err != nil || len(in.Revoked) != 1 || in.Revoked[0] != "sign" {
+		t.Fatalf("move-in reported by 131016 after the move-out: %v %+v", err, in)
+	}
+	_, err = sapporo.Revoke(ctx, "op-9", prep2.Serial, revoke("late-1", mover))
+	refused("revoke by the old municipality after the move", err, wire.CodeOtherMunicipality, "certificate.revoke", prep2.Serial)
+	if _, err := tokyo.Revoke(ctx, "op-2", prep2.Serial, revoke("now-1", mover)); !errors.Is(err, raclient.ErrAlreadyRevoked) {
+		t.Fatalf("revoke by the new municipality: %v, want already_revoked (the move-in revoked the signature certificate)", err)
 	}
 }
