@@ -34,7 +34,8 @@ func (e *env) authorityState() string {
 // requests of 131016 answered 200 and revoked the certificate (the revoke and the death
 // report each alone revoked it nationwide), and no resident-record code was asked for.
 // Now each is refused with 403 and its own code, audited with that result (no code in the
-// record), and the store is unchanged.
+// record), and the store is unchanged. Last, a move (move-out by 011002, then move-in by
+// 131016) hands the authority over to the new municipality.
 func TestAuthorityPerMunicipalityOverMutualTLS(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
