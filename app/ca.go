@@ -113,6 +113,8 @@ var caMessagesJA = []struct {
 	{raclient.ErrChannelNotAllowed, "この申請は窓口では受け付けられません。"},
 	{raclient.ErrCertificateExpired, "この電子証明書は有効期間が満了しています。"},
 	{raclient.ErrUnknownEvent, "認証局がこの異動の種類を受け付けませんでした。"},
+	{raclient.ErrOtherMunicipality, "この方は他の市区町村の住民として認証局に登録されています。住所地の市区町村の窓口で手続きしてください。"},
+	{raclient.ErrPersonMismatch, "この電子証明書は受付中の申請者のものではありません。シリアル番号と申請者を確認してください。"},
 	{raclient.ErrNotFound, "認証局に該当する電子証明書がありません。シリアル番号を確認してください。"},
 	{raclient.ErrForbidden, "この端末は認証局に接続を認められていません。管理者に連絡してください。"},
 	{raclient.ErrInvalidRequest, "認証局が申請内容を受け付けませんでした。入力内容を確認してください。"},
@@ -141,11 +143,12 @@ func caError(op string, err error) error {
 	case errors.Is(err, raclient.ErrAlreadyRevoked), errors.Is(err, raclient.ErrNotOnHold), errors.Is(err, raclient.ErrCertificateExpired),
 		errors.Is(err, raclient.ErrConflict):
 		kind = apperr.InvalidTransition
-	case errors.Is(err, raclient.ErrWrongCA), errors.Is(err, raclient.ErrInvalidRequest), errors.Is(err, raclient.ErrUnknownEvent):
+	case errors.Is(err, raclient.ErrWrongCA), errors.Is(err, raclient.ErrInvalidRequest), errors.Is(err, raclient.ErrUnknownEvent),
+		errors.Is(err, raclient.ErrPersonMismatch):
 		kind = apperr.InvalidInput
 	case errors.Is(err, raclient.ErrNotFound):
 		kind = apperr.NotFound
-	case errors.Is(err, raclient.ErrChannelNotAllowed), errors.Is(err, raclient.ErrForbidden):
+	case errors.Is(err, raclient.ErrChannelNotAllowed), errors.Is(err, raclient.ErrForbidden), errors.Is(err, raclient.ErrOtherMunicipality):
 		kind = apperr.PermissionDenied
 	case errors.Is(err, raclient.ErrUnavailable):
 		kind = apperr.CAUnavailable

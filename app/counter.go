@@ -31,9 +31,12 @@ import (
 // code, from the register), whose identity check is recorded (CPS §3.2.3, §4.1.2.1: photo ID;
 // a proxy's documents; any doubt stops the case) and which the operator approved. The CA call
 // happens outside a database transaction; its answer, the audit record and the completion of
-// the case are committed together. Request ids are derived from this terminal's installation
-// id, the case and the certificate type, so repeating a call after a lost answer is answered
-// idempotently by the CA (revocation is never done twice, and never undone).
+// the case are committed together. Revocation and hold release send the holder's
+// resident-record code from the case, which the CA checks against the certificate's person key
+// and its residence (it acts only for this municipality's residents). Request ids are derived
+// from this terminal's installation id, the case and the certificate type, so repeating a call
+// after a lost answer is answered idempotently by the CA (revocation is never done twice, and
+// never undone).
 
 // CertRef names one certificate at the CA.
 type CertRef struct {
@@ -94,9 +97,12 @@ func (s *Session) Revoke(ctx context.Context, req RevokeRequest) (*RevocationRes
 		OperatorID: s.operatorID, HolderName: c.Applicant.Name, ReceivedAt: c.OpenedAt}}
 	for _, ref := range req.Certificates {
 		d := map[string]string{"kind": kind, "cert_type": string(ref.Type), "serial": ref.Serial, "written_request": req.WrittenRequest}
+		// the resident-record code of the identity-checked case (imported from the resident
+		// file) proves the person to the CA; it goes only into the request, never into the
+		// terminal's audit detail
 		ack, err := s.t.cfg.CA.Revoke(ctx, s.operatorID, ref.Serial, wire.RevokeRequest{
 			RequestID: "rv-" + inst + "-" + target + "-" + wireType[ref.Type], CertType: wireType[ref.Type], Kind: kind,
-			WrittenRequest: req.WrittenRequest, IdentityDocument: string(c.Identity.Document)})
+			WrittenRequest: req.WrittenRequest, IdentityDocument: string(c.Identity.Document), ResidentCode: c.Applicant.RecordCode})
 		if err != nil {
 			err = caError("revoke", err)
 			s.t.record(ctx, audit.Entry{Operator: s.operatorID, Action: action, Target: target, Result: resultOf(err), Detail: refusalDetail(d, err)})
@@ -220,7 +226,8 @@ func (s *Session) ReleaseHold(ctx context.Context, caseID int64, ref CertRef) (w
 		return fail(err)
 	}
 	st, err := s.t.cfg.CA.ReleaseHold(ctx, s.operatorID, ref.Serial, wire.ReleaseHoldRequest{
-		RequestID: "rh-" + inst + "-" + target + "-" + wireType[ref.Type], CertType: wireType[ref.Type], IdentityDocument: string(c.Identity.Document)})
+		RequestID: "rh-" + inst + "-" + target + "-" + wireType[ref.Type], CertType: wireType[ref.Type], IdentityDocument: string(c.Identity.Document),
+		ResidentCode: c.Applicant.RecordCode})
 	if err != nil {
 		return fail(caError("release-hold", err))
 	}

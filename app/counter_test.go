@@ -24,6 +24,7 @@ import (
 	"madoguchi/app/printout"
 	"madoguchi/app/workflow"
 	"madoguchi/assets/fonts/printfonts"
+	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/applicant"
 	"madoguchi/ca-server/issuer"
 	"madoguchi/ca-server/profile"
@@ -104,8 +105,9 @@ func TestRevokeAtCounter(t *testing.T) {
 		t.Fatal(err)
 	}
 	if ca.revokes[0].RequestID != ca.revokes[1].RequestID || ca.revokes[1].Kind != "stop-using" || ca.revokes[1].IdentityDocument != string(workflow.DriversLicence) ||
-		ca.revokes[1].WrittenRequest != "失効申請書 No.17" || ca.revokes[1].CertType != "sign" || ca.revokes[2].CertType != "auth" {
-		t.Fatalf("CA requests: %+v", ca.revokes)
+		ca.revokes[1].WrittenRequest != "失効申請書 No.17" || ca.revokes[1].CertType != "sign" || ca.revokes[2].CertType != "auth" ||
+		ca.revokes[1].ResidentCode != "90000000011" || ca.revokes[2].ResidentCode != "90000000011" {
+		t.Fatalf("CA requests (the case's resident-record code proves the person to the CA): %+v", ca.revokes)
 	}
 	if len(res.Acks) != 2 || res.Acks[0].Reason != 5 || res.Case.State != workflow.Completed {
 		t.Fatalf("result: %+v", res)
@@ -136,12 +138,32 @@ func TestRevokeAtCounter(t *testing.T) {
 	if c, _ := rc.Case(ctx, again); c.State != workflow.Approved {
 		t.Errorf("case after a refusal: %s", c.State)
 	}
+	// The CA acts only for this municipality's residents and only for the holder (issue 13).
+	for _, refusal := range []struct {
+		err  error
+		kind apperr.Kind
+		ja   string
+	}{
+		{revProblem(raclient.ErrOtherMunicipality, 403, wire.CodeOtherMunicipality), apperr.PermissionDenied, "他の市区町村"},
+		{revProblem(raclient.ErrPersonMismatch, 403, wire.CodePersonMismatch), apperr.InvalidInput, "申請者のものではありません"},
+	} {
+		ca.failRevoke = []error{refusal.err}
+		_, err = rc.Revoke(ctx, app.RevokeRequest{CaseID: again, Certificates: []app.CertRef{{Type: workflow.SignatureCert, Serial: "D00D"}}, WrittenRequest: "x"})
+		if !errors.Is(err, refusal.kind) || !strings.Contains(app.MessageJA(err), refusal.ja) {
+			t.Errorf("CA refusal %v: %v (%s)", refusal.err, err, app.MessageJA(err))
+		}
+	}
 
 	// Audited: requests, answers and refusals, by the reception operator.
 	recs, _ := audit.List(ctx, f.t.DB(), audit.Filter{Operator: "rc1"})
 	var ok, refused int
 	for _, r := range recs {
 		if r.Action == "certificate.revoke" {
+			for k, v := range r.Detail {
+				if strings.Contains(v, "90000000011") || strings.Contains(v, "90000000022") {
+					t.Errorf("revocation record %d: detail %s carries the resident-record code", r.Seq, k)
+				}
+			}
 			if r.Result == audit.ResultOK {
 				ok++
 				if r.Detail["serial"] == "" || r.Detail["reason"] == "" {
@@ -170,7 +192,8 @@ func TestReleaseHoldAtCounter(t *testing.T) {
 	}
 	id := counterCase(t, rc, workflow.HoldRelease, "90000000011", workflow.Evidence{Document: workflow.MyNumberCard})
 	st, err := rc.ReleaseHold(ctx, id, app.CertRef{Type: workflow.SignatureCert, Serial: "C0FFEE"})
-	if err != nil || st.State != "delivered" || ca.releases[0].IdentityDocument != string(workflow.MyNumberCard) || ca.releases[0].CertType != "sign" {
+	if err != nil || st.State != "delivered" || ca.releases[0].IdentityDocument != string(workflow.MyNumberCard) || ca.releases[0].CertType != "sign" ||
+		ca.releases[0].ResidentCode != "90000000011" {
 		t.Fatalf("release: %+v %v %+v", st, err, ca.releases)
 	}
 	if c, _ := rc.Case(ctx, id); c.State != workflow.Completed {

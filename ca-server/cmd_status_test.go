@@ -282,23 +282,28 @@ func TestRevocationStatusEndToEnd(t *testing.T) {
 		t.Fatal("certificates not issued by the expected key generations")
 	}
 	authCA := readPEMCert(t, filepath.Join(data, "ceremony", "user-auth-ca.crt.pem"))
-	for _, c := range []*x509.Certificate{oldCert, newCert} {
+	for i, c := range []*x509.Certificate{oldCert, newCert} {
+		// a wrong resident-record code is refused, changing nothing (issue 13: the request proves the person)
+		if _, err := ct.client.Revoke(ctx, "op-1", c.SerialNumber.Text(16), wire.RevokeRequest{RequestID: "rv-wrong-" + c.SerialNumber.Text(16), CertType: "sign",
+			Kind: "key-compromise", WrittenRequest: "form 2026-0042", IdentityDocument: "my number card", ResidentCode: "33333333333"}); !errors.Is(err, raclient.ErrPersonMismatch) {
+			t.Fatalf("revoke %x with another person's code: %v, want ErrPersonMismatch", c.SerialNumber, err)
+		}
 		ack, err := ct.client.Revoke(ctx, "op-1", c.SerialNumber.Text(16), wire.RevokeRequest{RequestID: "rv-" + c.SerialNumber.Text(16), CertType: "sign",
-			Kind: "key-compromise", WrittenRequest: "form 2026-0042", IdentityDocument: "my number card"})
+			Kind: "key-compromise", WrittenRequest: "form 2026-0042", IdentityDocument: "my number card", ResidentCode: []string{"11111111111", "22222222222"}[i]})
 		if err != nil || ack.Reason != 1 || !ack.WrittenAcknowledgement {
 			t.Fatalf("revoke %x: %v %+v", c.SerialNumber, err, ack)
 		}
 	}
 	if _, err := ct.client.Revoke(ctx, "op-1", newCert.SerialNumber.Text(16), wire.RevokeRequest{RequestID: "rv-again", CertType: "sign",
-		Kind: "stop-using", WrittenRequest: "form 2026-0043", IdentityDocument: "my number card"}); !errors.Is(err, raclient.ErrAlreadyRevoked) {
+		Kind: "stop-using", WrittenRequest: "form 2026-0043", IdentityDocument: "my number card", ResidentCode: "22222222222"}); !errors.Is(err, raclient.ErrAlreadyRevoked) {
 		t.Fatalf("second revocation: %v, want ErrAlreadyRevoked", err)
 	}
 	if _, err := ct.client.Revoke(ctx, "op-1", authCert.SerialNumber.Text(16), wire.RevokeRequest{RequestID: "rv-wrong", CertType: "sign",
-		Kind: "stop-using", WrittenRequest: "form 2026-0044", IdentityDocument: "my number card"}); !errors.Is(err, raclient.ErrWrongCA) {
+		Kind: "stop-using", WrittenRequest: "form 2026-0044", IdentityDocument: "my number card", ResidentCode: "22222222222"}); !errors.Is(err, raclient.ErrWrongCA) {
 		t.Fatalf("revocation at the wrong CA: %v, want ErrWrongCA", err)
 	}
 	if _, err := ct.client.ReleaseHold(ctx, "op-1", authCert.SerialNumber.Text(16), wire.ReleaseHoldRequest{RequestID: "rel-1", CertType: "auth",
-		IdentityDocument: "my number card"}); !errors.Is(err, raclient.ErrNotOnHold) {
+		IdentityDocument: "my number card", ResidentCode: "22222222222"}); !errors.Is(err, raclient.ErrNotOnHold) {
 		t.Fatalf("release of a certificate not on hold: %v, want ErrNotOnHold", err)
 	}
 	if _, err := ct.client.ReportResidentChange(ctx, "op-1", wire.ResidentChangeRequest{RequestID: "chg-1", ResidentCode: "22222222222",

@@ -155,8 +155,10 @@ func newStatusService(l *local, dataDir string, active *ceremony.Active, deps *h
 // endpoints on srv, the schedule (change-driven revocations, expired holds,
 // CRLs every 24 h, OCSP refresh), the verifier listener (mutual TLS: CRLs
 // and OCSP) and the public listener (ARLs, CA certificates). active and
-// deps are nil when the CA is not active: revocation still works; CRLs,
-// OCSP and change reports wait for activation. stop shuts everything down;
+// deps are nil when the CA is not active: the local hold still works; CRLs,
+// OCSP, change reports and the counter's revoke and release (which need the
+// HSM person key to check the holder's resident-record code) wait for
+// activation. stop shuts everything down;
 // call it before the store and the HSM close.
 func startStatus(ctx context.Context, f *statusFlags, l *local, srv *api.Server, active *ceremony.Active, deps *hsmissuance.Deps, dataDir string,
 	serverCert tls.Certificate, logger *slog.Logger, stdout io.Writer) (stop func(), err error) {

@@ -105,6 +105,10 @@ func kindOf(c wire.Code) error {
 		return ErrCertificateExpired
 	case wire.CodeUnknownEvent:
 		return ErrUnknownEvent
+	case wire.CodeOtherMunicipality:
+		return ErrOtherMunicipality
+	case wire.CodePersonMismatch:
+		return ErrPersonMismatch
 	// Card maintenance (maintenance.go holds the sentinels).
 	case wire.CodeCardUnknown:
 		return ErrCardUnknown

@@ -18,6 +18,13 @@ var (
 	ErrChannelNotAllowed  = errors.New("raclient: request not accepted through this channel")
 	ErrCertificateExpired = errors.New("raclient: certificate has expired")
 	ErrUnknownEvent       = errors.New("raclient: unknown resident change event")
+	// ErrOtherMunicipality: the holder (or the person of a resident change)
+	// is a resident of another municipality; this terminal does not act for
+	// them (the holder goes to that municipality's counter).
+	ErrOtherMunicipality = errors.New("raclient: the person is a resident of another municipality")
+	// ErrPersonMismatch: the resident-record code sent is not the
+	// certificate holder's.
+	ErrPersonMismatch = errors.New("raclient: the resident-record code is not the certificate holder's")
 )
 
 // revocationError adds the revocation kind to a CA answer, keeping *Error.
@@ -40,6 +47,10 @@ func revocationError(err error) error {
 		kind = ErrCertificateExpired
 	case wire.CodeUnknownEvent:
 		kind = ErrUnknownEvent
+	case wire.CodeOtherMunicipality:
+		kind = ErrOtherMunicipality
+	case wire.CodePersonMismatch:
+		kind = ErrPersonMismatch
 	default:
 		return err
 	}
@@ -48,7 +59,10 @@ func revocationError(err error) error {
 
 // Revoke revokes a certificate at the counter (CPS §4.9.3.1); the answer
 // holds the data of the holder's written acknowledgement. Retried with the
-// same request id, which the CA answers idempotently.
+// same request id, which the CA answers idempotently. req.ResidentCode is
+// the holder's resident-record code: the CA acts only for its residents and
+// only for the holder (ErrOtherMunicipality, ErrPersonMismatch); it travels
+// only inside the TLS body, never in the URL or a log.
 func (c *Client) Revoke(ctx context.Context, operator, serial string, req wire.RevokeRequest) (wire.RevocationAck, error) {
 	if req.RequestID == "" {
 		return wire.RevocationAck{}, errors.New("raclient: revoke needs a request id")

@@ -40,6 +40,8 @@ type env struct {
 	url    string
 	pool   *x509.CertPool
 	auditK *ecdsa.PrivateKey
+	alog   *audit.Log  // the API's audit log (authority_test.go audits the revocation service to it)
+	srv    *api.Server // to mount the revocation endpoints (authority_test.go)
 }
 
 func newEnv(t *testing.T) *env {
@@ -97,7 +99,7 @@ func newEnvWith(t *testing.T, cards issuance.CardChannel) *env {
 	ts.TLS = api.TLSConfig(serverCert)
 	ts.StartTLS()
 	t.Cleanup(ts.Close)
-	return &env{t: t, st: st, raw: raw, ca: ca, url: ts.URL, pool: ca.Pool(), auditK: ak}
+	return &env{t: t, st: st, raw: raw, ca: ca, url: ts.URL, pool: ca.Pool(), auditK: ak, alog: alog, srv: srv}
 }
 
 // enrol makes a terminal through the real enrolment endpoint.

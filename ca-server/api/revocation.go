@@ -27,12 +27,21 @@ var _ RevocationService = (*status.Service)(nil)
 // endpoint: a hold is set only by the local call-centre command, and
 // released only here (CPS §4.9.13–16).
 //
+// Authority (issue 13, threat 3): each request acts only for a resident of
+// the calling terminal's municipality, and revoke and release-hold carry the
+// holder's resident-record code, which the CA hashes to the person key of
+// the certificate; refusals are 403 other_municipality / person_mismatch,
+// audited with that result, and change nothing. The audit target is the
+// serial (or the request id), never the code.
+//
 //	POST /v1/certificates/{serial}/revoke        wire.RevokeRequest → wire.RevocationAck
 //	POST /v1/certificates/{serial}/release-hold  wire.ReleaseHoldRequest → wire.CertificateStatus
 //	POST /v1/resident-changes                    wire.ResidentChangeRequest → wire.ResidentChangeResponse
 func (s *Server) MountRevocation(rs RevocationService) {
 	caller := func(c *call) status.Caller {
-		return status.Caller{TerminalID: c.caller.TerminalID, OperatorID: c.caller.OperatorID}
+		// the municipality comes from the terminals table, never from the
+		// request: a terminal acts only for its own residents
+		return status.Caller{TerminalID: c.caller.TerminalID, Municipality: c.caller.Municipality, OperatorID: c.caller.OperatorID}
 	}
 	s.handle("POST /v1/certificates/{serial}/revoke", "certificate.revoke", true, func(c *call) (int, any, error) {
 		c.target = c.r.PathValue("serial")
@@ -75,7 +84,7 @@ func statusOfRevocation(code wire.Code) int {
 		return http.StatusConflict
 	case wire.CodeWrongCA:
 		return http.StatusUnprocessableEntity
-	case wire.CodeChannelNotAllowed, wire.CodeVerifierRevoked:
+	case wire.CodeChannelNotAllowed, wire.CodeVerifierRevoked, wire.CodeOtherMunicipality, wire.CodePersonMismatch:
 		return http.StatusForbidden
 	case wire.CodeUnknownEvent:
 		return http.StatusBadRequest

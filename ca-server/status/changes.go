@@ -54,30 +54,38 @@ func (s *Service) plan(ev revocation.Event) (store.ChangePlan, []string, error) 
 // death, the user-authentication certificate on deletion of the record,
 // and 30 days after a move-out unless a move-in comes first (ApplyDue). The
 // CA keeps only the person hash, the event kind and the time.
+//
+// Authority (issue 13, threat 3; store/authority.go): a municipality reports
+// changes only for its own residents (other_municipality otherwise, nothing
+// recorded). Its move-in report for a person of another municipality is
+// accepted once that municipality reported the move-out (転出届, then 転入届
+// at the new municipality: R02 II-3-1(2), DOMAIN §5), and makes the person
+// its resident; a person the CA knows nothing of may be reported by any
+// municipality (no certificate of theirs to protect).
 func (s *Service) ResidentChange(ctx context.Context, c Caller, req wire.ResidentChangeRequest) (wire.ResidentChangeResponse, error) {
 	if !validRequestID(req.RequestID) {
 		return wire.ResidentChangeResponse{}, wire.Errorf(wire.CodeInvalidRequest, "request_id must be 1 to 64 characters of A-Z a-z 0-9 . _ -")
 	}
-	if len(req.ResidentCode) != 11 || !allDigits(req.ResidentCode) {
+	if !validResidentCode(req.ResidentCode) {
 		return wire.ResidentChangeResponse{}, wire.Errorf(wire.CodeInvalidRequest, "resident_code must be 11 digits")
 	}
 	now := s.cfg.Clock()
 	if req.OccurredAt.IsZero() || req.OccurredAt.After(now.Add(maxClockSkew)) {
 		return wire.ResidentChangeResponse{}, wire.Errorf(wire.CodeInvalidRequest, "occurred_at is required and must not be in the future")
 	}
-	if s.cfg.Persons == nil {
-		return wire.ResidentChangeResponse{}, wire.Errorf(wire.CodeUnavailable, "person key not configured")
+	if c.Municipality == "" {
+		return wire.ResidentChangeResponse{}, wire.Errorf(wire.CodeOtherMunicipality, "the terminal has no municipality")
 	}
-	person, err := s.cfg.Persons.PersonHash(ctx, req.ResidentCode)
+	person, err := s.personHash(ctx, req.ResidentCode)
 	if err != nil {
-		return wire.ResidentChangeResponse{}, wire.Wrap(wire.CodeUnavailable, err, "person key unavailable")
+		return wire.ResidentChangeResponse{}, err
 	}
 	p, _, err := s.plan(revocation.Event{PersonHash: person, Kind: req.Event, At: req.OccurredAt})
 	if err != nil {
 		return wire.ResidentChangeResponse{}, rulesError(err)
 	}
 	out, err := s.cfg.Store.ApplyResidentChange(ctx, store.ResidentChange{PersonHash: person, Event: req.Event, OccurredAt: req.OccurredAt,
-		ReceivedAt: now, Terminal: c.TerminalID, Operator: c.OperatorID, RequestID: req.RequestID}, p)
+		ReceivedAt: now, Terminal: c.TerminalID, Operator: c.OperatorID, RequestID: req.RequestID, Municipality: c.Municipality}, p)
 	if err != nil {
 		return wire.ResidentChangeResponse{}, storeError(err)
 	}

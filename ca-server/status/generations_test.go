@@ -103,7 +103,7 @@ func TestCRLPerKeyGeneration(t *testing.T) {
 	}
 	e.clk.Add(time.Hour)
 	for i, s := range []string{oldIs.Serial, newIs.Serial} {
-		if _, err := e.svc.Revoke(ctx, counter, revocation.ChannelCounter, s, revokeReq("gen-"+s, "sign", "key-compromise")); err != nil {
+		if _, err := e.svc.Revoke(ctx, counter, revocation.ChannelCounter, s, revokeReqFor([]string{residentA, residentB}[i], "gen-"+s, "sign", "key-compromise")); err != nil {
 			t.Fatalf("revoke %d: %v", i, err)
 		}
 	}

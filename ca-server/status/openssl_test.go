@@ -47,7 +47,7 @@ func TestOpenSSLAcceptsCRLsARLsAndOCSP(t *testing.T) {
 	heldCert, held := e.issue(t, "11111111111", store.CertSign, true)
 	authCert, _ := e.issue(t, residentA, store.CertAuth, true)
 	e.clk.Add(time.Hour)
-	if _, err := e.svc.Revoke(ctx, counter, revocation.ChannelCounter, rev.Serial, revokeReq("r1", "sign", "key-compromise")); err != nil {
+	if _, err := e.svc.Revoke(ctx, counter, revocation.ChannelCounter, rev.Serial, revokeReqFor(residentB, "r1", "sign", "key-compromise")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.svc.Hold(ctx, "callcentre1", held.Serial, "lost card reported by phone"); err != nil {

@@ -37,6 +37,7 @@ package status
 import (
 	"context"
 	"crypto"
+	"crypto/hmac"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -54,6 +55,7 @@ import (
 // Store is the part of the store the service uses.
 type Store interface {
 	CertificateBySerial(ctx context.Context, serial string) (store.Certificate, error)
+	HolderMunicipality(ctx context.Context, c store.Certificate) (string, error)
 	RevokeCertificate(ctx context.Context, r store.StatusRequest) (store.Certificate, error)
 	HoldCertificate(ctx context.Context, r store.StatusRequest) (store.Certificate, error)
 	ReleaseHold(ctx context.Context, r store.StatusRequest) (store.Certificate, error)
@@ -237,10 +239,13 @@ func (s *Service) CA(name string) (CA, error) {
 	return CA{}, fmt.Errorf("%w: %q", ErrUnknownCA, name)
 }
 
-// Caller is the authenticated terminal and its operator.
+// Caller is the authenticated terminal, its municipality and its operator.
+// Municipality scopes every terminal request (issue 13, threat 3): a
+// terminal acts only for residents of its own municipality.
 type Caller struct {
-	TerminalID string
-	OperatorID string
+	TerminalID   string
+	Municipality string
+	OperatorID   string
 }
 
 func (s *Service) record(ctx context.Context, e audit.Entry) error {
@@ -299,31 +304,73 @@ func storeError(err error) error {
 		return wire.Wrap(wire.CodeRequestIDReused, err, "request_id already used for another request")
 	case errors.Is(err, store.ErrState):
 		return wire.Wrap(wire.CodeInvalidState, err, "the certificate has not been delivered")
+	case errors.Is(err, store.ErrOtherMunicipality):
+		return wire.Wrap(wire.CodeOtherMunicipality, err, "the person is a resident of another municipality; that municipality's counter handles the request")
+	case errors.Is(err, store.ErrPersonMismatch):
+		return wire.Wrap(wire.CodePersonMismatch, err, "the resident-record code is not the certificate holder's")
 	default:
 		return wire.Wrap(wire.CodeInternal, err, "storage error")
 	}
 }
 
-// lookup finds the certificate for a terminal request: a malformed serial
-// is invalid_request, an unknown one not_found, another CA's wrong_ca.
-func (s *Service) lookup(ctx context.Context, serial, certType string) (store.Certificate, error) {
+// lookup finds the certificate for a terminal request and checks the
+// caller's authority over it, in this order: a malformed serial is
+// invalid_request, an unknown one not_found; a holder resident in another
+// municipality is other_municipality, a resident-record code not the
+// holder's is person_mismatch (both before anything else about the
+// certificate is revealed); another CA's certificate is wrong_ca. It returns
+// the person hash the store checks again when it changes the certificate.
+func (s *Service) lookup(ctx context.Context, c Caller, serial, certType, residentCode string) (store.Certificate, []byte, error) {
 	norm, ok := store.NormalizeSerial(serial)
 	if !ok {
-		return store.Certificate{}, wire.Errorf(wire.CodeInvalidRequest, "serial %q is not a positive hexadecimal number of at most 20 octets", serial)
+		return store.Certificate{}, nil, wire.Errorf(wire.CodeInvalidRequest, "serial %q is not a positive hexadecimal number of at most 20 octets", serial)
 	}
 	t := store.CertType(certType)
 	if !t.Valid() {
-		return store.Certificate{}, wire.Errorf(wire.CodeInvalidRequest, "cert_type must be \"sign\" or \"auth\"")
+		return store.Certificate{}, nil, wire.Errorf(wire.CodeInvalidRequest, "cert_type must be \"sign\" or \"auth\"")
 	}
-	c, err := s.cfg.Store.CertificateBySerial(ctx, norm)
+	if !validResidentCode(residentCode) {
+		return store.Certificate{}, nil, wire.Errorf(wire.CodeInvalidRequest, "resident_code must be the holder's 11-digit resident-record code")
+	}
+	cert, err := s.cfg.Store.CertificateBySerial(ctx, norm)
 	if err != nil {
-		return store.Certificate{}, storeError(err)
+		return store.Certificate{}, nil, storeError(err)
 	}
-	if c.CertType != t {
-		return store.Certificate{}, wire.Errorf(wire.CodeWrongCA, "certificate %s was issued by the %s CA, not the %s CA", norm, c.CertType, t)
+	muni, err := s.cfg.Store.HolderMunicipality(ctx, cert)
+	if err != nil {
+		return store.Certificate{}, nil, storeError(err)
 	}
-	return c, nil
+	if c.Municipality == "" || muni != c.Municipality {
+		return store.Certificate{}, nil, wire.Errorf(wire.CodeOtherMunicipality, "certificate %s: the holder is a resident of another municipality; that municipality's counter handles the request", norm)
+	}
+	person, err := s.personHash(ctx, residentCode)
+	if err != nil {
+		return store.Certificate{}, nil, err
+	}
+	if !hmac.Equal(person, cert.PersonHash) {
+		return store.Certificate{}, nil, wire.Errorf(wire.CodePersonMismatch, "certificate %s: the resident-record code is not the holder's", norm)
+	}
+	if cert.CertType != t {
+		return store.Certificate{}, nil, wire.Errorf(wire.CodeWrongCA, "certificate %s was issued by the %s CA, not the %s CA", norm, cert.CertType, t)
+	}
+	return cert, person, nil
 }
+
+// personHash hashes a resident-record code to the CA's person key (the HSM
+// HMAC in production, as issuance does). Neither the code nor the hash goes
+// into an error, a log or the audit.
+func (s *Service) personHash(ctx context.Context, residentCode string) ([]byte, error) {
+	if s.cfg.Persons == nil {
+		return nil, wire.Errorf(wire.CodeUnavailable, "person key not configured (the CA is not active)")
+	}
+	person, err := s.cfg.Persons.PersonHash(ctx, residentCode)
+	if err != nil {
+		return nil, wire.Wrap(wire.CodeUnavailable, err, "person key unavailable")
+	}
+	return person, nil
+}
+
+func validResidentCode(code string) bool { return len(code) == 11 && allDigits(code) }
 
 // notAfter returns the certificate's expiry (zero if it has no DER yet).
 func notAfter(c store.Certificate) time.Time {
@@ -369,8 +416,10 @@ func rulesError(err error) error {
 // counter for terminal requests). Preconditions, checked in this order:
 // request id, kind and channel (CPS §4.9.3.1), the written request and the
 // identity document (in writing, after the identity checks), the serial,
-// the certificate type (wrong_ca). The answer carries the data of the
-// holder's written acknowledgement. A retry with the same request id
+// the resident-record code, the serial, the caller's authority over the
+// holder (other_municipality, person_mismatch; see lookup), the certificate
+// type (wrong_ca). The answer carries the data of the holder's written
+// acknowledgement. A retry with the same request id
 // returns the same acknowledgement; another request for a revoked
 // certificate fails with already_revoked and changes nothing.
 func (s *Service) Revoke(ctx context.Context, c Caller, ch revocation.Channel, serial string, req wire.RevokeRequest) (wire.RevocationAck, error) {
@@ -384,7 +433,7 @@ func (s *Service) Revoke(ctx context.Context, c Caller, ch revocation.Channel, s
 	if ch == revocation.ChannelCounter && (!validText(req.WrittenRequest) || !validText(req.IdentityDocument)) {
 		return wire.RevocationAck{}, wire.Errorf(wire.CodeInvalidRequest, "written_request and identity_document are required at the counter (CPS §4.9.3.1)")
 	}
-	cert, err := s.lookup(ctx, serial, req.CertType)
+	cert, person, err := s.lookup(ctx, c, serial, req.CertType, req.ResidentCode)
 	if err != nil {
 		return wire.RevocationAck{}, err
 	}
@@ -395,7 +444,8 @@ func (s *Service) Revoke(ctx context.Context, c Caller, ch revocation.Channel, s
 	}
 	done, err := s.cfg.Store.RevokeCertificate(ctx, store.StatusRequest{Serial: cert.Serial, Kind: rule.Kind, Reason: int(rule.Reason),
 		Channel: string(ch), Terminal: c.TerminalID, Operator: c.OperatorID, RequestID: req.RequestID,
-		Evidence: "written request " + req.WrittenRequest + "; identity document " + req.IdentityDocument, At: s.cfg.Clock()})
+		Evidence: "written request " + req.WrittenRequest + "; identity document " + req.IdentityDocument, At: s.cfg.Clock(),
+		Municipality: c.Municipality, PersonHash: person})
 	if err != nil {
 		return wire.RevocationAck{}, storeError(err)
 	}
@@ -410,8 +460,9 @@ func (s *Service) ack(c store.Certificate, rule revocation.RequestRule) wire.Rev
 }
 
 // ReleaseHold releases a hold at the counter after the identity checks
-// (CPS §4.9.13–16). Errors: invalid_request, not_found, wrong_ca,
-// already_revoked, not_on_hold, certificate_expired; none changes anything.
+// (CPS §4.9.13–16). Errors: invalid_request, not_found, other_municipality,
+// person_mismatch, wrong_ca, already_revoked, not_on_hold,
+// certificate_expired; none changes anything.
 func (s *Service) ReleaseHold(ctx context.Context, c Caller, serial string, req wire.ReleaseHoldRequest) (wire.CertificateStatus, error) {
 	if !validRequestID(req.RequestID) {
 		return wire.CertificateStatus{}, wire.Errorf(wire.CodeInvalidRequest, "request_id must be 1 to 64 characters of A-Z a-z 0-9 . _ -")
@@ -419,7 +470,7 @@ func (s *Service) ReleaseHold(ctx context.Context, c Caller, serial string, req 
 	if !validText(req.IdentityDocument) {
 		return wire.CertificateStatus{}, wire.Errorf(wire.CodeInvalidRequest, "identity_document is required: a hold is released only after the identity checks (CPS §4.9.15)")
 	}
-	cert, err := s.lookup(ctx, serial, req.CertType)
+	cert, person, err := s.lookup(ctx, c, serial, req.CertType, req.ResidentCode)
 	if err != nil {
 		return wire.CertificateStatus{}, err
 	}
@@ -430,7 +481,8 @@ func (s *Service) ReleaseHold(ctx context.Context, c Caller, serial string, req 
 		}
 	}
 	done, err := s.cfg.Store.ReleaseHold(ctx, store.StatusRequest{Serial: cert.Serial, Kind: "release-hold", Channel: string(revocation.ChannelCounter),
-		Terminal: c.TerminalID, Operator: c.OperatorID, RequestID: req.RequestID, Evidence: "identity document " + req.IdentityDocument, At: now})
+		Terminal: c.TerminalID, Operator: c.OperatorID, RequestID: req.RequestID, Evidence: "identity document " + req.IdentityDocument, At: now,
+		Municipality: c.Municipality, PersonHash: person})
 	if err != nil {
 		return wire.CertificateStatus{}, storeError(err)
 	}

@@ -15,10 +15,15 @@ import (
 	"madoguchi/ca-server/store"
 )
 
-var counter = Caller{TerminalID: "term-1", OperatorID: "op1"}
+var counter = Caller{TerminalID: "term-1", Municipality: "131016", OperatorID: "op1"}
 
+// revokeReq is a counter revocation of a certificate of residentA.
 func revokeReq(id, typ, kind string) wire.RevokeRequest {
-	return wire.RevokeRequest{RequestID: id, CertType: typ, Kind: kind, WrittenRequest: "form 2026-0042", IdentityDocument: "my number card"}
+	return revokeReqFor(residentA, id, typ, kind)
+}
+
+func revokeReqFor(code, id, typ, kind string) wire.RevokeRequest {
+	return wire.RevokeRequest{RequestID: id, CertType: typ, Kind: kind, WrittenRequest: "form 2026-0042", IdentityDocument: "my number card", ResidentCode: code}
 }
 
 // TestRevokeAtCounterWithAcknowledgement: CPS §4.9.3.1, §4.9.9.
@@ -53,7 +58,7 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 	_, good := e.issue(t, residentA, store.CertSign, true)
 	_, revoked := e.issue(t, residentB, store.CertSign, true)
 	_, pending := e.issue(t, residentB, store.CertAuth, false)
-	if _, err := e.svc.Revoke(ctx, counter, revocation.ChannelCounter, revoked.Serial, revokeReq("r0", "sign", "stop-using")); err != nil {
+	if _, err := e.svc.Revoke(ctx, counter, revocation.ChannelCounter, revoked.Serial, revokeReqFor(residentB, "r0", "sign", "stop-using")); err != nil {
 		t.Fatal(err)
 	}
 	before := map[string]store.Certificate{}
@@ -78,7 +83,7 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 			return err
 		}, wire.CodeWrongCA},
 		{"already revoked", func() error {
-			_, err := e.svc.Revoke(ctx, counter, revocation.ChannelCounter, revoked.Serial, revokeReq("a4", "sign", "key-compromise"))
+			_, err := e.svc.Revoke(ctx, counter, revocation.ChannelCounter, revoked.Serial, revokeReqFor(residentB, "a4", "sign", "key-compromise"))
 			return err
 		}, wire.CodeAlreadyRevoked},
 		{"key compromise online", func() error {
@@ -104,15 +109,15 @@ func TestBadRequestsChangeNothing(t *testing.T) {
 			return err
 		}, wire.CodeInvalidRequest},
 		{"not delivered", func() error {
-			_, err := e.svc.Revoke(ctx, counter, revocation.ChannelCounter, pending.Serial, revokeReq("a10", "auth", "stop-using"))
+			_, err := e.svc.Revoke(ctx, counter, revocation.ChannelCounter, pending.Serial, revokeReqFor(residentB, "a10", "auth", "stop-using"))
 			return err
 		}, wire.CodeInvalidState},
 		{"release not held", func() error {
-			_, err := e.svc.ReleaseHold(ctx, counter, good.Serial, wire.ReleaseHoldRequest{RequestID: "a11", CertType: "sign", IdentityDocument: "passport"})
+			_, err := e.svc.ReleaseHold(ctx, counter, good.Serial, wire.ReleaseHoldRequest{RequestID: "a11", CertType: "sign", IdentityDocument: "passport", ResidentCode: residentA})
 			return err
 		}, wire.CodeNotOnHold},
 		{"release revoked", func() error {
-			_, err := e.svc.ReleaseHold(ctx, counter, revoked.Serial, wire.ReleaseHoldRequest{RequestID: "a12", CertType: "sign", IdentityDocument: "passport"})
+			_, err := e.svc.ReleaseHold(ctx, counter, revoked.Serial, wire.ReleaseHoldRequest{RequestID: "a12", CertType: "sign", IdentityDocument: "passport", ResidentCode: residentB})
 			return err
 		}, wire.CodeAlreadyRevoked},
 		{"hold revoked", func() error {
@@ -168,10 +173,10 @@ func TestHoldByPhoneReleaseAtCounter(t *testing.T) {
 	if _, err := e.svc.Hold(ctx, "callcentre1", is.Serial, "again"); wire.CodeOf(err) != wire.CodeAlreadyHeld {
 		t.Fatalf("second hold: %v", err)
 	}
-	if _, err := e.svc.ReleaseHold(ctx, counter, is.Serial, wire.ReleaseHoldRequest{RequestID: "rel1", CertType: "auth"}); wire.CodeOf(err) != wire.CodeInvalidRequest {
+	if _, err := e.svc.ReleaseHold(ctx, counter, is.Serial, wire.ReleaseHoldRequest{RequestID: "rel1", CertType: "auth", ResidentCode: residentA}); wire.CodeOf(err) != wire.CodeInvalidRequest {
 		t.Fatalf("release without identity check: %v", err)
 	}
-	st, err := e.svc.ReleaseHold(ctx, counter, is.Serial, wire.ReleaseHoldRequest{RequestID: "rel1", CertType: "auth", IdentityDocument: "passport TK1234567"})
+	st, err := e.svc.ReleaseHold(ctx, counter, is.Serial, wire.ReleaseHoldRequest{RequestID: "rel1", CertType: "auth", IdentityDocument: "passport TK1234567", ResidentCode: residentA})
 	if err != nil || st.State != "delivered" || st.HeldAt != nil {
 		t.Fatalf("release: %v %+v", err, st)
 	}
@@ -181,7 +186,7 @@ func TestHoldByPhoneReleaseAtCounter(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.clk.Add(5*365*24*time.Hour + 48*time.Hour)
-	if _, err := e.svc.ReleaseHold(ctx, counter, is2.Serial, wire.ReleaseHoldRequest{RequestID: "rel2", CertType: "auth", IdentityDocument: "passport"}); wire.CodeOf(err) != wire.CodeCertificateExpired {
+	if _, err := e.svc.ReleaseHold(ctx, counter, is2.Serial, wire.ReleaseHoldRequest{RequestID: "rel2", CertType: "auth", IdentityDocument: "passport", ResidentCode: residentB}); wire.CodeOf(err) != wire.CodeCertificateExpired {
 		t.Fatalf("release after expiry: %v", err)
 	}
 	if e.cert(t, is2.Serial).State != store.StateHeld {

@@ -20,6 +20,10 @@ type ResidentChange struct {
 	Terminal   string
 	Operator   string
 	RequestID  string
+	// Municipality, when set, is the reporting terminal's: the store refuses
+	// the change with ErrOtherMunicipality unless that municipality may
+	// report it (authority.go). Not stored: the terminal names it.
+	Municipality string
 }
 
 // ChangePlan is what the revocation rules decided for one change: revoke
@@ -68,7 +72,8 @@ type ChangeOutcome struct {
 // already revoked is left alone (revocation is never undone); a type with
 // no valid certificate is skipped. A retry with the same terminal and
 // request id and the same content returns Replayed; other content,
-// ErrDuplicateReq.
+// ErrDuplicateReq. A change reported for a person of another municipality
+// fails with ErrOtherMunicipality and records nothing.
 func (s *sqlStore) ApplyResidentChange(ctx context.Context, ch ResidentChange, plan ChangePlan) (ChangeOutcome, error) {
 	if len(ch.PersonHash) == 0 || ch.Event == "" || ch.OccurredAt.IsZero() || ch.ReceivedAt.IsZero() || ch.Terminal == "" || ch.Operator == "" {
 		return ChangeOutcome{}, errors.New("store: resident change lacks person, event, times, terminal or operator")
@@ -92,6 +97,11 @@ func (s *sqlStore) ApplyResidentChange(ctx context.Context, ch ResidentChange, p
 			}
 			if !errors.Is(err, sql.ErrNoRows) {
 				return fmt.Errorf("store: read resident change: %w", err)
+			}
+		}
+		if ch.Municipality != "" {
+			if err := checkChangeAuthority(ctx, tx, ch); err != nil {
+				return err
 			}
 		}
 		if err := tx.QueryRowContext(ctx, `INSERT INTO resident_changes (person_hash, event, occurred_at, received_at, terminal, operator, request_id)

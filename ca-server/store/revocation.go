@@ -52,6 +52,14 @@ type StatusRequest struct {
 	RequestID string // idempotency key of the terminal; may be empty
 	Evidence  string // identity document, written request reference, phone note
 	At        time.Time
+
+	// Municipality, when set (a terminal's request), must act for the
+	// certificate's holder (authority.go), or the request fails with
+	// ErrOtherMunicipality; PersonHash, when set, must be the holder's
+	// (ErrPersonMismatch). Neither is recorded: the status request keeps the
+	// terminal, which names its municipality.
+	Municipality string
+	PersonHash   []byte
 }
 
 // Certificate is an issuance with its revocation status.
@@ -222,6 +230,9 @@ func (s *sqlStore) changeStatus(ctx context.Context, r StatusRequest, allowed fu
 	err := s.tx(ctx, func(tx *dbTx) error {
 		cur, err := getCertificate(ctx, tx, r.Serial)
 		if err != nil {
+			return err
+		}
+		if err := checkAuthority(ctx, tx, r, cur); err != nil {
 			return err
 		}
 		if again, err := replayed(ctx, tx, r); err != nil {

@@ -28,6 +28,14 @@ const (
 	CodeVerifierRequired Code = "verifier_certificate_required"
 	CodeVerifierUnknown  Code = "verifier_unknown"
 	CodeVerifierRevoked  Code = "verifier_revoked"
+	// CodeOtherMunicipality: the certificate's holder (or the person of a
+	// resident change) is a resident of another municipality as far as the
+	// CA knows (issued there, or moved in there); a terminal acts only for its
+	// own municipality's residents (CPS §4.1, §4.9.3.1; R02 II-3-1(2)).
+	CodeOtherMunicipality Code = "other_municipality"
+	// CodePersonMismatch: the resident-record code of the request is not the
+	// certificate holder's (the CA compares the keyed person hashes).
+	CodePersonMismatch Code = "person_mismatch"
 )
 
 // RevokeRequest asks the CA to revoke one certificate at the counter, on
@@ -40,6 +48,11 @@ type RevokeRequest struct {
 	Kind             string `json:"kind"`
 	WrittenRequest   string `json:"written_request"`   // reference of the holder's written request
 	IdentityDocument string `json:"identity_document"` // the photo ID that was checked
+	// ResidentCode is the holder's resident-record code (住民票コード, 11
+	// digits) from the identity-checked case: the CA hashes it to the person
+	// key and compares it with the certificate's (person_mismatch). The CA
+	// keeps neither the code nor the hash of the request.
+	ResidentCode string `json:"resident_code"`
 }
 
 // RevocationAck is the data of the holder's written acknowledgement after
@@ -63,6 +76,7 @@ type ReleaseHoldRequest struct {
 	RequestID        string `json:"request_id"`
 	CertType         string `json:"cert_type"`
 	IdentityDocument string `json:"identity_document"`
+	ResidentCode     string `json:"resident_code"` // as RevokeRequest.ResidentCode
 }
 
 // CertificateStatus is the revocation status of one certificate.
@@ -77,7 +91,10 @@ type CertificateStatus struct {
 
 // ResidentChangeRequest reports that a person's resident record changed
 // (異動等失効情報, R02 II-3-1(2)): only who (the resident-record code, of
-// which the CA keeps a keyed hash), what kind of event and when.
+// which the CA keeps a keyed hash), what kind of event and when. Where is
+// the reporting terminal's municipality: a "move-in" reported by a
+// municipality makes the person its resident (accepted after the previous
+// municipality's "move-out"; other_municipality otherwise).
 type ResidentChangeRequest struct {
 	RequestID    string    `json:"request_id"`
 	ResidentCode string    `json:"resident_code"`
