@@ -135,7 +135,7 @@ type demoShots struct {
 }
 
 // snap waits for a drawn frame different from the previous one that holds still, and saves it
-// as docs/screenshots/demo-NN-name.png.
+// as demo-NN-name.png in shotDir.
 func (s *demoShots) snap(name string) string {
 	s.t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
@@ -148,7 +148,7 @@ func (s *demoShots) snap(name string) string {
 		if c.drawn() && (s.last == nil || !sameImage(c.img, s.last)) {
 			if prev != nil && sameImage(prev, c.img) {
 				s.n++
-				dst := filepath.Join("docs", "screenshots", fmt.Sprintf("demo-%02d-%s.png", s.n, name))
+				dst := filepath.Join(shotDir(s.t), fmt.Sprintf("demo-%02d-%s.png", s.n, name))
 				copyFile(s.t, c.path, dst)
 				s.last = c.img
 				return dst
@@ -251,7 +251,7 @@ func prepareReception(t *testing.T, r *demoRun, termDir string) string {
 // applicant setting the PINs, prints the notice through the demo's cupsd, revokes
 // the user-authentication certificate, and the auditor demo1 filters the audit view by R001.
 // Only the preparation (R001 created and enrolled, one resident-record file handed over) goes
-// through the domain. Each step leaves docs/screenshots/demo-NN-step.png; the terminal's audit
+// through the domain. Each step leaves demo-NN-step.png in shotDir; the terminal's audit
 // trail confirms the deliveries, the one revocation and the filtered audit view.
 func TestDemoIssuanceInWindow(t *testing.T) {
 	d := testenv.Xvfb(t)
@@ -494,11 +494,11 @@ func (s *demoShots) checkWidth(screen string) {
 	}
 }
 
-// removeShots deletes the screenshots of an earlier run that match pattern in docs/screenshots,
+// removeShots deletes the screenshots of an earlier run that match pattern in shotDir,
 // so that a renumbered step leaves no stale picture behind.
 func removeShots(t *testing.T, pattern string) {
 	t.Helper()
-	old, err := filepath.Glob(filepath.Join("docs", "screenshots", pattern))
+	old, err := filepath.Glob(filepath.Join(shotDir(t), pattern))
 	if err != nil {
 		t.Fatal(err)
 	}

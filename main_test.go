@@ -168,6 +168,28 @@ func waitStable(tb testing.TB, d *testenv.Display, p *terminal, dir, name string
 	}
 }
 
+// shotDir is where the window tests leave their screenshots: a temporary directory named in the
+// test log, or docs/screenshots when MADOGUCHI_UPDATE_SCREENSHOTS=1 asks to refresh the pictures
+// the documentation shows. Tests never change tracked files on their own.
+func shotDir(tb testing.TB) string {
+	tb.Helper()
+	if os.Getenv("MADOGUCHI_UPDATE_SCREENSHOTS") == "1" {
+		return filepath.Join("docs", "screenshots")
+	}
+	shotDirOnce.Do(func() { shotDirPath, shotDirErr = os.MkdirTemp("", "madoguchi-screenshots-") })
+	if shotDirErr != nil {
+		tb.Fatal(shotDirErr)
+	}
+	tb.Logf("screenshots in %s (MADOGUCHI_UPDATE_SCREENSHOTS=1 writes docs/screenshots)", shotDirPath)
+	return shotDirPath
+}
+
+var (
+	shotDirOnce sync.Once
+	shotDirPath string
+	shotDirErr  error
+)
+
 func copyFile(tb testing.TB, from, to string) {
 	tb.Helper()
 	data, err := os.ReadFile(from)
@@ -250,7 +272,7 @@ func loginRecords(t *testing.T, dataDir string) []audit.Record {
 // fingerprint stack (fprintd's virtual device on a private system bus): the log-in window
 // appears with its Japanese text, the supervisor types their id with the keyboard, presses the
 // enrolled finger, and the home screen replaces the log-in screen; the domain's audit trail
-// records the successful fingerprint log-in. Screenshots go to docs/screenshots/.
+// records the successful fingerprint log-in. Screenshots go to shotDir.
 //
 // It also logs start-to-first-frame and resident memory (numbers, not assertions; see
 // BenchmarkTerminalStartup).
@@ -271,7 +293,7 @@ func TestTerminalWindow(t *testing.T) {
 	if login.colours < 128 {
 		t.Errorf("log-in screen has only %d colours: no anti-aliased text drawn?", login.colours)
 	}
-	copyFile(t, login.path, "docs/screenshots/login.png")
+	copyFile(t, login.path, filepath.Join(shotDir(t), "login.png"))
 
 	// The operator id field has the keyboard focus: give the window the X input focus (there is
 	// no window manager), type and press Enter, then press the finger.
@@ -282,7 +304,7 @@ func TestTerminalWindow(t *testing.T) {
 		t.Fatalf("press finger: %v\n%s", err, p.output())
 	}
 	home, _ := waitStable(t, d, p, shots, "home", login.img)
-	copyFile(t, home.path, "docs/screenshots/home.png")
+	copyFile(t, home.path, filepath.Join(shotDir(t), "home.png"))
 	t.Logf("resident memory on the home screen: %d MiB", p.rssKiB(t)/1024)
 
 	recs := loginRecords(t, dataDir)

@@ -21,7 +21,7 @@ import (
 // Window geometry of the terminal under Xvfb without a window manager: the window sits at the
 // top left of the screen at its default size (main.go), and the home menu is a grid of
 // 280×72 buttons (ui/screen_home.go). The walkthrough clicks by these coordinates; when a screen's
-// layout changes, the screenshots it leaves in docs/screenshots show where things moved.
+// layout changes, the screenshots it leaves in shotDir show where things moved.
 const (
 	windowWidth                  = 1200
 	homeButtonX, homeButtonY     = 1012, 27 // measured from the right edge of the window
@@ -55,12 +55,12 @@ type walkthrough struct {
 }
 
 // snap waits for the screen to settle on something other than the previous capture and saves
-// it as docs/screenshots/NN-name.png.
+// it as NN-name.png in shotDir.
 func (w *walkthrough) snap(name string) shot {
 	w.t.Helper()
 	s, _ := waitStable(w.t, w.d, w.p, w.tmp, name, w.last.img)
 	w.n++
-	dst := filepath.Join("docs", "screenshots", fmt.Sprintf("%02d-%s.png", w.n, name))
+	dst := filepath.Join(shotDir(w.t), fmt.Sprintf("%02d-%s.png", w.n, name))
 	copyFile(w.t, s.path, dst)
 	w.shots = append(w.shots, dst)
 	w.last = s
@@ -232,7 +232,7 @@ func enrolThroughDomain(t *testing.T, fp *testenv.Fingerprint, sess *app.Session
 
 // TestWalkthrough drives the real terminal binary on Xvfb with the real fingerprint stack
 // through every registered main screen, the way a supervisor, a reception clerk and a CS clerk
-// meet them, and leaves one screenshot per screen in docs/screenshots/NN-name.png (look at them:
+// meet them, and leaves one screenshot per screen in shotDir as NN-name.png (look at them:
 // Japanese glyphs, nothing cut off). The supervisor logs in by finger, creates a reception
 // clerk in the operators screen, grants the reception permission alone, enrols the clerk's
 // finger with the reader's five stages shown, checks the audit chain on the auditor's screen;
@@ -251,11 +251,11 @@ func TestWalkthrough(t *testing.T) {
 	w := &walkthrough{t: t, d: d, fp: fp, tmp: t.TempDir()}
 	removeShots(t, "[0-9][0-9]-*.png")
 	w.p = startTerminal(t, bin, "--data-dir", dataDir, "--reader", "madoguchi-test-no-reader")
-	copyFile(t, w.snap("login").path, "docs/screenshots/login.png")
+	copyFile(t, w.snap("login").path, filepath.Join(shotDir(t), "login.png"))
 
 	supervisor := []ui.Permission{ui.PermissionSupervisor, ui.PermissionAudit}
 	w.login("S001", "print-S001")
-	copyFile(t, w.snap("home-supervisor").path, "docs/screenshots/home.png")
+	copyFile(t, w.snap("home-supervisor").path, filepath.Join(shotDir(t), "home.png"))
 	t.Logf("resident memory on the home screen after log-in: %d MiB", w.p.rssKiB(t)/1024)
 
 	// Operators: the id field has the focus; create R001, select it (done on creation), grant
