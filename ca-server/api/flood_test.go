@@ -14,6 +14,7 @@ import (
 	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/audit"
 	"madoguchi/ca-server/store"
+	"madoguchi/ca-server/traffic"
 )
 
 // TestFloodOfBadRequestsWritesSummariesOnly is threat 4 of issue 13
@@ -150,4 +151,13 @@ func TestFloodOfBadRequestsWritesSummariesOnly(t *testing.T) {
 	t.Logf("%d requests, %d answered 429, %d new audit records", sent.Load(), limited.Load(), len(recs))
 }
 
-var _ = store.AuditRecord{}
+func flushTraffic(t *testing.T, e *env) {
+	t.Helper()
+	if err := e.srv.Traffic().Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func isSummary(r store.AuditRecord) bool {
+	return r.Action == traffic.SummaryAction && r.Terminal == "-" && r.Operator == "-" && r.Target == "listener:api"
+}
