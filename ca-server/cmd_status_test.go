@@ -78,7 +78,7 @@ func servedAt(t *testing.T, args ...string) (map[string]string, func()) {
 		case line := <-stdout.lines:
 			for _, what := range []string{"verifier status (mutual TLS) on ", "public ARL and CA certificates on ", "listening on ", "metrics on "} {
 				if _, rest, ok := strings.Cut(line, what); ok {
-					addrs[strings.TrimSuffix(what, " on ")] = strings.TrimPrefix(strings.TrimPrefix(strings.Fields(rest)[0], "https://"), "http://")
+					addrs[strings.TrimSuffix(what, " on ")] = strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(strings.Fields(rest)[0], "https://"), "http://"), "/metrics")
 				}
 			}
 			if addrs["listening"] != "" {
