@@ -64,40 +64,44 @@ type Auditor interface {
 
 // Clean returns s fit for one audit field: printable characters kept,
 // everything else (newlines, escapes, bidi controls, invalid UTF-8) written
-// as a Go escape (\n, \x1b, \u202e), and the result cut to at most max
-// bytes with "…" marking the cut.
+// as a Go escape (\n, \x1b, \u202e), a backslash doubled, and the result
+// at most max bytes, cut between characters or escapes with "…" marking the
+// cut.
 func Clean(s string, max int) string {
+	const ellipsis = "…"
 	var b strings.Builder
-	for i, w := 0, 0; i < len(s); i += w {
+	cut := -1 // length of b before the first piece that does not fit with the ellipsis
+	for i := 0; i < len(s); {
 		r, n := utf8.DecodeRuneInString(s[i:])
-		w = n
+		var piece string
 		switch {
 		case r == utf8.RuneError && n == 1:
-			fmt.Fprintf(&b, `\x%02x`, s[i])
+			piece = fmt.Sprintf(`\x%02x`, s[i])
 		case r == '\\':
-			b.WriteString(`\\`)
-		case unicode.IsPrint(r) || r == ' ':
-			b.WriteRune(r)
+			piece = `\\`
+		case unicode.IsPrint(r):
+			piece = s[i : i+n]
 		default:
 			q := strconv.QuoteRuneToASCII(r)
-			b.WriteString(q[1 : len(q)-1])
+			piece = q[1 : len(q)-1]
 		}
-		if b.Len() > max {
-			break
+		i += n
+		if cut < 0 && b.Len()+len(piece) > max-len(ellipsis) {
+			cut = b.Len()
 		}
+		if b.Len()+len(piece) > max {
+			return b.String()[:max0(cut)] + ellipsis
+		}
+		b.WriteString(piece)
 	}
-	out := b.String()
-	if len(out) > max {
-		cut := max - len("…")
-		if cut < 0 {
-			cut = 0
-		}
-		for cut > 0 && !utf8.RuneStart(out[cut]) {
-			cut--
-		}
-		out = out[:cut] + "…"
+	return b.String()
+}
+
+func max0(n int) int {
+	if n < 0 {
+		return 0
 	}
-	return out
+	return n
 }
 
 // ClientIP is the source address of r without its port, or "-".
