@@ -84,7 +84,8 @@ type Terminals interface {
 	TerminalBySerial(ctx context.Context, certSerial string) (store.Terminal, error)
 }
 
-// Auditor records one entry per request (audit.Log).
+// Auditor records one entry per request of an authenticated terminal, and
+// the traffic summaries (audit.Log).
 type Auditor interface {
 	Record(ctx context.Context, e audit.Entry) error
 }
