@@ -173,7 +173,8 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	auditEvery := fs.Duration("audit-checkpoint-every", 5*time.Minute, "how often the audit log is checkpointed with the HSM key, covering records of local commands (CPS §5.4)")
 	auditBackupDir := fs.String("audit-backup-dir", "", "directory of the daily audit backups (default DATA-DIR/audit-backup; in production other media) (CPS §5.4)")
 	auditBackupCheck := fs.Duration("audit-backup-check-every", time.Hour, "how often serve checks whether today's (UTC) audit backup is still to be made")
-	statusF := registerStatusFlags(fs) // serve_status.go
+	statusF := registerStatusFlags(fs)   // serve_status.go
+	trafficF := registerTrafficFlags(fs) // serve_traffic.go
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -185,6 +186,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	if *sessions < 1 || *sessions > 64 || *poolSize < 0 || *poolWorkers < 1 || *poolWorkers > 64 || *auditEvery <= 0 || *auditBackupCheck <= 0 {
 		return fmt.Errorf("%w: --sessions 1..64, --key-pool ≥ 0, --key-pool-workers 1..64, --audit-checkpoint-every > 0, --audit-backup-check-every > 0", errUsage)
+	}
+	if err := trafficF.check(); err != nil {
+		return err
 	}
 	ctx, stop := signal.NotifyContext(serveContext(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -301,7 +305,17 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv, err := api.New(api.Config{Service: svc, Enroller: l.ca, Terminals: l.st, Audit: l.audit, ClientCAs: l.ca.Pool(), Logger: logger})
+	// issue 13 threat 4: budgets, connection caps, audit summaries of
+	// refused traffic, metrics; stopped (last summaries written) after the
+	// listeners and before the audit log and the store.
+	tr, err := startTraffic(ctx, trafficF, l.audit, logger, stdout)
+	if err != nil {
+		return err
+	}
+	defer tr.stop()
+	statusF.traffic = tr
+	srv, err := api.New(api.Config{Service: svc, Enroller: l.ca, Terminals: l.st, Audit: l.audit, ClientCAs: l.ca.Pool(), Logger: logger,
+		Traffic: tr.guard("api", trafficF.terminal)})
 	if err != nil {
 		return err
 	}
@@ -310,7 +324,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer stopStatus()
-	ln, err := net.Listen("tcp", *listen)
+	ln, err := tr.listen(*listen, "api")
 	if err != nil {
 		return err
 	}

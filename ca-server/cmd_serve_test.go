@@ -74,7 +74,7 @@ func startServe(t *testing.T, args ...string) string {
 	t.Helper()
 	// The status listeners default to fixed ports (8444, 8445); test binaries of several
 	// packages run at once, so every test server asks for free ports instead.
-	for _, f := range []string{"--verifier-listen", "--public-listen"} {
+	for _, f := range []string{"--verifier-listen", "--public-listen", "--metrics-listen"} {
 		if !slices.Contains(args, f) {
 			args = append(args, f, "127.0.0.1:0")
 		}

@@ -30,6 +30,7 @@ import (
 	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/ceremony"
 	"madoguchi/ca-server/store"
+	"madoguchi/ca-server/traffic"
 	"madoguchi/cardio"
 	"madoguchi/cardio/vcard"
 	"madoguchi/internal/testenv"
@@ -42,6 +43,9 @@ import (
 // cleanup).
 func servedAt(t *testing.T, args ...string) (map[string]string, func()) {
 	t.Helper()
+	if !slices.Contains(args, "--metrics-listen") { // the default is a fixed port
+		args = append(args, "--metrics-listen", "127.0.0.1:0")
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	old := serveContext
 	serveContext = func() context.Context { return ctx }
@@ -72,9 +76,9 @@ func servedAt(t *testing.T, args ...string) (map[string]string, func()) {
 	for {
 		select {
 		case line := <-stdout.lines:
-			for _, what := range []string{"verifier status (mutual TLS) on ", "public ARL and CA certificates on ", "listening on "} {
+			for _, what := range []string{"verifier status (mutual TLS) on ", "public ARL and CA certificates on ", "listening on ", "metrics on "} {
 				if _, rest, ok := strings.Cut(line, what); ok {
-					addrs[strings.TrimSuffix(what, " on ")] = strings.TrimPrefix(strings.Fields(rest)[0], "https://")
+					addrs[strings.TrimSuffix(what, " on ")] = strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(strings.Fields(rest)[0], "https://"), "http://"), "/metrics")
 				}
 			}
 			if addrs["listening"] != "" {
@@ -387,9 +391,29 @@ func TestRevocationStatusEndToEnd(t *testing.T) {
 			t.Fatalf("public %s: %d %s, want 404", p, code, body)
 		}
 	}
+	// the counters on the loopback metrics listener (issue 13 threat 4)
+	if addrs["metrics"] == "" {
+		t.Fatal("serve printed no metrics address")
+	}
+	mresp, err := http.Get("http://" + addrs["metrics"] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	for _, want := range []string{`madoguchi_http_requests_refused_total{kind="verifier_unknown",listener="verifier"} 2`,
+		`madoguchi_http_requests_refused_total{kind="route_not_found",listener="public"} 2`, `madoguchi_ocsp_signatures_total{ca="signature"}`,
+		`madoguchi_ocsp_cache_bytes{ca="user-auth"}`, `madoguchi_http_connections_open{listener="verifier"}`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("metrics lack %s:\n%s", want, metrics)
+		}
+	}
 	stopB()
 
-	// refusals were audited with their codes
+	// a registered verifier's requests are audited one by one (CPS
+	// §5.5.1.2: OCSP inquiry history); refusals before authentication and
+	// the public listener's requests are counted into one summary per
+	// listener, written at the latest when serve stops (issue 13 threat 4)
 	stDB, err := store.OpenSQLite(ctx, filepath.Join(data, "ca.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -400,15 +424,31 @@ func TestRevocationStatusEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	seen := map[string]bool{}
+	summaries := map[string]string{}
 	for _, r := range recs {
 		if r.Terminal == "verifier" {
 			seen[r.Operator+" "+r.Action+" "+r.Result] = true
 		}
+		if r.Action == traffic.SummaryAction {
+			summaries[r.Target] += r.Detail
+		}
 	}
-	for _, want := range []string{"relying-party-1 status.crl ok", "relying-party-1 status.ocsp ok", "- status.crl verifier_unknown",
-		"relying-party-2 status.crl verifier_revoked", "- status.ocsp verifier_unknown", "- status.arl ok"} {
+	for _, want := range []string{"relying-party-1 status.crl ok", "relying-party-1 status.ocsp ok"} {
 		if !seen[want] {
 			t.Errorf("no audit record %q in %v", want, seen)
+		}
+	}
+	for k := range seen {
+		if !strings.HasPrefix(k, "relying-party-1 ") {
+			t.Errorf("audit record %q of a request nobody authenticated", k)
+		}
+	}
+	for target, want := range map[string][]string{"listener:verifier": {" verifier_unknown=2", " verifier_revoked=2"},
+		"listener:public": {" served=2", " route_not_found=2"}} {
+		for _, w := range want {
+			if !strings.Contains(summaries[target], w) {
+				t.Errorf("summary of %s lacks %q: %q", target, w, summaries[target])
+			}
 		}
 	}
 

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -30,6 +31,9 @@ import (
 // is called (or cleanup), and returns its address.
 func serveFor(t *testing.T, args ...string) (string, func()) {
 	t.Helper()
+	if !slices.Contains(args, "--metrics-listen") { // the default is a fixed port
+		args = append(args, "--metrics-listen", "127.0.0.1:0")
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	old := serveContext
 	serveContext = func() context.Context { return ctx }

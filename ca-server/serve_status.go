@@ -14,7 +14,6 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -37,6 +36,9 @@ type statusFlags struct {
 	publicListen   string
 	tickEvery      time.Duration
 	ocspPolicies   string
+	// traffic is set by serve before startStatus: the listeners' guards,
+	// connection caps and metrics (serve_traffic.go).
+	traffic *serveTraffic
 }
 
 // registerStatusFlags adds the status flags to serve's flag set.
@@ -190,10 +192,11 @@ func startStatus(ctx context.Context, f *statusFlags, l *local, srv *api.Server,
 		if err != nil {
 			return nil, fmt.Errorf("%w: --ocsp-policies: %v", errUsage, err)
 		}
-		r, err := hsmResponder(ctx, active, dataDir, ca, svc, policy, time.Now())
+		r, err := hsmResponder(ctx, active, dataDir, ca, svc, policy, time.Now(), f.traffic.f.ocspCacheBytes)
 		if err != nil {
 			return nil, err
 		}
+		f.traffic.ocspMetrics(ca.Name, r)
 		responders[ca.CertType], sc.OCSP = r, r
 		cas = append(cas, sc)
 	}
@@ -232,11 +235,11 @@ func startStatus(ctx context.Context, f *statusFlags, l *local, srv *api.Server,
 			cc()
 		}
 	}
-	listen := func(addr string, h http.Handler, tc *tls.Config, what string) error {
+	listen := func(addr string, h http.Handler, tc *tls.Config, name, what string) error {
 		if addr == "" {
 			return nil
 		}
-		ln, err := net.Listen("tcp", addr)
+		ln, err := f.traffic.listen(addr, name)
 		if err != nil {
 			return err
 		}
@@ -248,14 +251,16 @@ func startStatus(ctx context.Context, f *statusFlags, l *local, srv *api.Server,
 		return nil
 	}
 	scfg := api.StatusConfig{Verifiers: l.st, CRLs: svc, CAs: cas, Audit: l.audit, Logger: logger}
+	scfg.Traffic = f.traffic.guard("verifier", f.traffic.f.verifier)
 	vh, err := api.NewVerifierHandler(scfg)
 	if err == nil {
-		err = listen(f.verifierListen, vh, api.VerifierTLSConfig(serverCert), "verifier status (mutual TLS)")
+		err = listen(f.verifierListen, vh, api.VerifierTLSConfig(serverCert), "verifier", "verifier status (mutual TLS)")
 	}
 	if err == nil {
 		var ph http.Handler
+		scfg.Traffic = f.traffic.guard("public", f.traffic.f.public)
 		if ph, err = api.NewPublicHandler(scfg); err == nil {
-			err = listen(f.publicListen, ph, &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{serverCert}}, "public ARL and CA certificates")
+			err = listen(f.publicListen, ph, &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{serverCert}}, "public", "public ARL and CA certificates")
 		}
 	}
 	if err != nil {
@@ -281,7 +286,7 @@ func ocspResponderCertPath(dataDir, ca string, gen int) string {
 // are reused while the certificate is valid and matches the key; otherwise
 // (first start, expired certificate) the old responder key is destroyed
 // and a new one certified by the issuing CA key.
-func hsmResponder(ctx context.Context, active *ceremony.Active, dataDir string, ca status.CA, svc *status.Service, policy asn1.ObjectIdentifier, now time.Time) (*ocsp.Responder, error) {
+func hsmResponder(ctx context.Context, active *ceremony.Active, dataDir string, ca status.CA, svc *status.Service, policy asn1.ObjectIdentifier, now time.Time, cacheBytes int64) (*ocsp.Responder, error) {
 	role := ""
 	for _, r := range statusCARoles {
 		if r.name == ca.Name {
@@ -347,7 +352,7 @@ func hsmResponder(ctx context.Context, active *ceremony.Active, dataDir string, 
 	if err != nil {
 		return nil, err
 	}
-	return ocsp.New(ocsp.Config{Issuer: ca.Certificate, ResponderCert: cert, Signer: signer, Source: svc.OCSPSource(ca.CertType)})
+	return ocsp.New(ocsp.Config{Issuer: ca.Certificate, ResponderCert: cert, Signer: signer, Source: svc.OCSPSource(ca.CertType), MaxCacheBytes: cacheBytes})
 }
 
 // writeFileAtomic writes path through a temporary file and a rename.

@@ -5,7 +5,7 @@
 //
 // Retries: only operations that are idempotent on the server are retried
 // (prepare, confirm and abort by request id; status), after network errors
-// and 502/503/504. Opening a channel is not retried: a fresh host challenge
+// and 429/502/503/504. Opening a channel is not retried: a fresh host challenge
 // is cheap and the old one simply expires.
 //
 // Concurrency: a Client is safe for concurrent use.
@@ -90,7 +90,7 @@ func kindOf(c wire.Code) error {
 		return ErrCard
 	case wire.CodeTokenInvalid:
 		return ErrTokenInvalid
-	case wire.CodeUnavailable:
+	case wire.CodeUnavailable, wire.CodeRateLimited: // 429: the terminal's budget, retried like 503
 		return ErrUnavailable
 	// Revocation and status (revocation.go holds the sentinels).
 	case wire.CodeAlreadyRevoked:
@@ -324,7 +324,7 @@ func (c *Client) once(ctx context.Context, method, path, operator string, body [
 	}
 	e := &Error{Status: resp.StatusCode, Code: p.Code, Message: p.Message}
 	switch resp.StatusCode {
-	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout, http.StatusTooManyRequests:
 		return e, true
 	}
 	return e, false

@@ -400,7 +400,7 @@ func TestEveryWireCodeMapsToItsKind(t *testing.T) {
 		"CodeRequestIDReused": raclient.ErrConflict, "CodeInvalidState": raclient.ErrConflict, "CodeChannelUsed": raclient.ErrConflict,
 		"CodeChannelExpired": raclient.ErrChannelExpired,
 		"CodeCardAuthFailed": raclient.ErrCard, "CodeCardResponseFailed": raclient.ErrCard,
-		"CodeUnavailable": raclient.ErrUnavailable, "CodeInternal": raclient.ErrInternal,
+		"CodeUnavailable": raclient.ErrUnavailable, "CodeInternal": raclient.ErrInternal, "CodeRateLimited": raclient.ErrUnavailable,
 		"CodeAlreadyRevoked": raclient.ErrAlreadyRevoked, "CodeNotOnHold": raclient.ErrNotOnHold,
 		"CodeAlreadyHeld": raclient.ErrNotOnHold, "CodeWrongCA": raclient.ErrWrongCA,
 		"CodeChannelNotAllowed": raclient.ErrChannelNotAllowed, "CodeCertificateExpired": raclient.ErrCertificateExpired,

@@ -1,7 +1,8 @@
 // Package api is the ca-server's HTTPS issuance API: TLS 1.3, terminals
 // authenticated by client certificate against the internal TLS CA and the
 // terminals table, JSON bodies decoded strictly, one error type mapped to an
-// HTTP status here and nowhere else, and every request audited.
+// HTTP status here and nowhere else, and every request of an authenticated
+// terminal audited.
 //
 // Only issuance (with card maintenance: PIN reset and key destruction
 // scripts, maintenance.go), status and enrolment are offered; there are no
@@ -13,9 +14,27 @@
 // /v1/enroll (the one endpoint a terminal calls before it has a
 // certificate). Verifying in the handler rather than in the handshake lets
 // every refusal — no certificate, untrusted, expired, unknown or revoked
-// terminal — get a specific error code and an audit record, on one
-// listener. Routing is by exact method and path, so no other path is
-// reachable without a verified certificate.
+// terminal — get a specific error code, on one listener. Routing is by
+// exact method and path, so no other path is reachable without a verified
+// certificate.
+//
+// Audit (TS Art. 20(2), CPS §5.4; issue 13 threat 4): a request whose
+// terminal was authenticated is one audit record, refusals included, with
+// Terminal the authenticated terminal and Operator the operator id that
+// terminal asserts in the Madoguchi-Operator-Id header (the CA
+// authenticates terminals; each terminal authenticates its operators), so
+// `audit show --operator` lists what authenticated terminals asserted for
+// that operator. A request refused before any terminal was authenticated
+// (unknown route, wrong method, no or a bad client certificate, an unknown
+// or revoked terminal, a refused enrolment) is not audited by itself: the
+// listener's traffic.Guard counts it and writes one summary per minute, so
+// a sender nobody authenticated chooses neither a record's content nor the
+// log's growth, and cannot make issuance fail closed by keeping the audit
+// store busy. Every audited string is escaped and bounded (traffic.Clean).
+//
+// Rate limits: a source address has a budget of refusals, and an
+// authenticated terminal a budget of requests (Config.Traffic); over
+// either, the answer is 429 rate_limited, counted, not audited.
 //
 // Concurrency: a Server is safe for concurrent use.
 package api
@@ -39,6 +58,7 @@ import (
 	"madoguchi/ca-server/issuance"
 	"madoguchi/ca-server/store"
 	"madoguchi/ca-server/tlsca"
+	"madoguchi/ca-server/traffic"
 )
 
 // Service is the issuance service the API serves.
@@ -64,7 +84,8 @@ type Terminals interface {
 	TerminalBySerial(ctx context.Context, certSerial string) (store.Terminal, error)
 }
 
-// Auditor records one entry per request (audit.Log).
+// Auditor records one entry per request of an authenticated terminal, and
+// the traffic summaries (audit.Log).
 type Auditor interface {
 	Record(ctx context.Context, e audit.Entry) error
 }
@@ -83,6 +104,11 @@ type Config struct {
 	// MaxBody bounds request bodies (default 256 KiB: a prepare request is
 	// a few KiB; card responses to a script are under 64 KiB).
 	MaxBody int64
+	// Traffic counts the requests refused before a terminal was
+	// authenticated and holds the per-address and per-terminal budgets
+	// (nil: a guard without limits, listener "api", auditing to Audit;
+	// its summaries are written when someone runs or flushes it).
+	Traffic *traffic.Guard
 }
 
 // Server serves the API.
@@ -105,6 +131,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = 256 << 10
 	}
+	if cfg.Traffic == nil {
+		cfg.Traffic = traffic.NewGuard(traffic.GuardConfig{Listener: "api", Audit: cfg.Audit, Logger: cfg.Logger})
+	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux()}
 	s.handle("POST /v1/enroll", "terminal.enroll", false, s.enroll)
 	s.handle("POST /v1/channels", "channel.open", true, s.openChannel)
@@ -115,6 +144,9 @@ func New(cfg Config) (*Server, error) {
 	s.mountMaintenance() // maintenance.go
 	return s, nil
 }
+
+// Traffic is the server's traffic guard (Config.Traffic).
+func (s *Server) Traffic() *traffic.Guard { return s.cfg.Traffic }
 
 // TLSConfig returns the server TLS configuration: TLS 1.3 only (TS Art. 10:
 // traffic encrypted), client certificate requested; see the package comment
@@ -145,25 +177,54 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			r.URL.Path == "/v1/card-maintenance" || strings.HasPrefix(r.URL.Path, "/v1/card-maintenance/") {
 			code, msg = wire.CodeMethodNotAllowed, "method not allowed"
 		}
-		err := wire.Errorf(code, "%s", msg)
-		s.audit(r.Context(), &call{r: r}, r.Method+" "+r.URL.Path, err)
-		writeProblem(w, err)
+		s.refuse(w, r, wire.Errorf(code, "%s", msg))
 		return
 	}
 	s.mux.ServeHTTP(w, r)
 }
 
+// refuse answers a request refused before any terminal was authenticated:
+// counted in the listener's summary instead of audited, and 429 once the
+// source address has spent its budget of refusals.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	if code := wire.CodeOf(err); code == wire.CodeInternal || code == wire.CodeUnavailable {
+		s.cfg.Logger.Error("api: refused unauthenticated request", "code", code, "err", err)
+	}
+	if s.cfg.Traffic.Refuse(r, string(wire.CodeOf(err))) {
+		err = errRateLimited
+	}
+	writeProblem(w, err)
+}
+
+var errRateLimited = wire.Errorf(wire.CodeRateLimited, "too many requests; retry later")
+
 func (s *Server) handle(pattern, action string, auth bool, h handlerFunc) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		c := &call{r: r, w: w}
-		status, body, err := func() (int, any, error) {
-			if auth {
-				if err := s.authenticate(c); err != nil {
-					return 0, nil, err
-				}
+		var err error
+		if auth {
+			// a missing operator header is the one refusal of an
+			// authenticated terminal: audited below like any of its requests
+			if err = s.authenticate(c); err != nil && wire.CodeOf(err) != wire.CodeOperatorRequired {
+				s.refuse(w, r, err)
+				return
 			}
-			return h(c)
-		}()
+			if !s.cfg.Traffic.AllowClient("terminal " + c.caller.TerminalID) {
+				s.cfg.Traffic.Limited(r)
+				writeProblem(w, errRateLimited)
+				return
+			}
+		}
+		var status int
+		var body any
+		if err == nil {
+			status, body, err = h(c)
+		}
+		if !auth && err != nil {
+			// a refused enrolment: the sender proved nothing
+			s.refuse(w, r, err)
+			return
+		}
 		if aerr := s.audit(r.Context(), c, action, err); aerr != nil && err == nil {
 			// fail closed: an unaudited operation is not reported as done;
 			// a retry with the same request id gets the stored answer.
@@ -190,18 +251,22 @@ func (s *Server) audit(ctx context.Context, c *call, action string, err error) e
 			detail = we.Message
 		}
 	}
+	// Only authenticated terminals are audited here (handle): Terminal is
+	// the terminal, and Operator what it asserts (for an enrolment, what
+	// the holder of the valid token asserts).
 	terminal := c.caller.TerminalID
 	if terminal == "" {
 		terminal = "-"
 	}
 	operator := c.caller.OperatorID
-	if operator == "" {
+	if operator == "" && terminal != "-" {
 		operator = c.r.Header.Get(wire.OperatorHeader)
-		if !validOperator(operator) {
-			operator = "-"
-		}
 	}
-	return s.cfg.Audit.Record(context.WithoutCancel(ctx), audit.Entry{Terminal: terminal, Operator: operator, Action: action, Target: c.target, Result: result, Detail: detail})
+	if !validOperator(operator) {
+		operator = "-"
+	}
+	return s.cfg.Audit.Record(context.WithoutCancel(ctx), audit.Entry{Terminal: traffic.Clean(terminal, 128), Operator: operator, Action: action,
+		Target: traffic.Clean(c.target, 256), Result: traffic.Clean(result, 64), Detail: traffic.Clean(detail, 512)})
 }
 
 // authenticate verifies the client certificate and the terminal, and the
@@ -327,6 +392,8 @@ func statusOf(code wire.Code) int {
 		return http.StatusUnprocessableEntity
 	case wire.CodeUnavailable:
 		return http.StatusServiceUnavailable
+	case wire.CodeRateLimited:
+		return http.StatusTooManyRequests
 	default:
 		if st, ok := statusOfMaintenance(code); ok { // maintenance.go
 			return st
@@ -342,7 +409,7 @@ func writeProblem(w http.ResponseWriter, err error) {
 	if errors.As(err, &we) && code != wire.CodeInternal {
 		msg = we.Message
 	}
-	if code == wire.CodeUnavailable {
+	if code == wire.CodeUnavailable || code == wire.CodeRateLimited {
 		w.Header().Set("Retry-After", "1")
 	}
 	w.Header().Set("Content-Type", "application/problem+json")

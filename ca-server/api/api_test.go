@@ -29,6 +29,7 @@ import (
 	"madoguchi/ca-server/issuance/issuancetest"
 	"madoguchi/ca-server/store"
 	"madoguchi/ca-server/tlsca"
+	"madoguchi/ca-server/traffic"
 	"madoguchi/raclient"
 )
 
@@ -87,7 +88,11 @@ func newEnvWith(t *testing.T, cards issuance.CardChannel) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := api.New(api.Config{Service: svc, Enroller: ca, Terminals: st, Audit: alog, ClientCAs: ca.Pool(), MaxBody: 16 << 10})
+	// budgets small enough for the flood test to meet them, large enough
+	// for every other test's few refusals
+	guard := traffic.NewGuard(traffic.GuardConfig{Listener: "api", Audit: alog,
+		Refusals: traffic.Rate{Per: 20, Burst: 200}, Clients: traffic.Rate{Per: 100, Burst: 200}})
+	srv, err := api.New(api.Config{Service: svc, Enroller: ca, Terminals: st, Audit: alog, ClientCAs: ca.Pool(), MaxBody: 16 << 10, Traffic: guard})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,6 +224,12 @@ func TestIssuanceOverMutualTLS(t *testing.T) {
 	}
 }
 
+// TestBadRequestsAreRefusedAuditedAndChangeNothing: every refusal has its
+// specific code and changes nothing. A refusal of an authenticated
+// terminal is one audit record naming it and the operator it asserts; a
+// refusal before any terminal was authenticated (wrong route or method, no,
+// foreign, expired or revoked certificate, bad enrolment) writes no record
+// of its own and is counted in the listener's summary (issue 13 threat 4).
 func TestBadRequestsAreRefusedAuditedAndChangeNothing(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
@@ -284,26 +295,27 @@ func TestBadRequestsAreRefusedAuditedAndChangeNothing(t *testing.T) {
 		path, body string
 		status     int
 		code       wire.Code
+		counted    bool // refused before authentication: in the summary, no record of its own
 	}{
-		{"malformed body", &cert1, "POST", issuances, `{"request_id":`, 400, wire.CodeMalformedJSON},
-		{"two JSON values", &cert1, "POST", issuances, `{} {}`, 400, wire.CodeMalformedJSON},
-		{"oversized body", &cert1, "POST", issuances, `{"request_id":"` + strings.Repeat("x", 20<<10) + `"}`, 413, wire.CodeBodyTooLarge},
-		{"unknown field", &cert1, "POST", issuances, `{"request_id":"a","admin":true}`, 400, wire.CodeUnknownField},
-		{"wrong type", &cert1, "POST", issuances, `{"request_id":5}`, 400, wire.CodeWrongType},
-		{"impossible date", &cert1, "POST", issuances, impossible, 400, wire.CodeInvalidApplicant},
-		{"no client certificate", nil, "POST", issuances, valid(), 401, wire.CodeClientCertMissing},
-		{"foreign certificate", &foreign, "POST", issuances, valid(), 401, wire.CodeClientCertInvalid},
-		{"expired certificate", &expired, "POST", issuances, valid(), 401, wire.CodeClientCertExpired},
-		{"revoked terminal", &revokedCert, "POST", issuances, valid(), 403, wire.CodeTerminalRevoked},
-		{"second certificate for the person", &cert1, "POST", issuances, dupPerson, 409, wire.CodeDuplicatePerson},
-		{"replayed confirm, other request id", &cert1, "POST", issuances + "/" + delivered.IssuanceID + "/confirm", jsonOf(e.confirmReq(delivered.IssuanceID, "conf-other")), 409, wire.CodeInvalidState},
-		{"other terminal's confirm", &cert2, "POST", issuances + "/" + prepared.IssuanceID + "/confirm", jsonOf(e.confirmReq(prepared.IssuanceID, "x")), 404, wire.CodeNotFound},
-		{"other terminal's abort", &cert2, "POST", issuances + "/" + prepared.IssuanceID + "/abort", `{"request_id":"x"}`, 404, wire.CodeNotFound},
-		{"other terminal's status", &cert2, "GET", issuances + "/" + prepared.IssuanceID, "", 404, wire.CodeNotFound},
-		{"abort of delivered", &cert1, "POST", issuances + "/" + delivered.IssuanceID + "/abort", `{"request_id":"x"}`, 409, wire.CodeInvalidState},
-		{"no administration", &cert1, "DELETE", issuances + "/" + delivered.IssuanceID, "", 405, wire.CodeMethodNotAllowed},
-		{"unknown route", &cert1, "POST", "/v1/admin/keys", "{}", 404, wire.CodeRouteNotFound},
-		{"enrolment with a garbage CSR", nil, "POST", "/v1/enroll", `{"token":"nope","csr":"AAAA"}`, 400, wire.CodeInvalidCSR},
+		{"malformed body", &cert1, "POST", issuances, `{"request_id":`, 400, wire.CodeMalformedJSON, false},
+		{"two JSON values", &cert1, "POST", issuances, `{} {}`, 400, wire.CodeMalformedJSON, false},
+		{"oversized body", &cert1, "POST", issuances, `{"request_id":"` + strings.Repeat("x", 20<<10) + `"}`, 413, wire.CodeBodyTooLarge, false},
+		{"unknown field", &cert1, "POST", issuances, `{"request_id":"a","admin":true}`, 400, wire.CodeUnknownField, false},
+		{"wrong type", &cert1, "POST", issuances, `{"request_id":5}`, 400, wire.CodeWrongType, false},
+		{"impossible date", &cert1, "POST", issuances, impossible, 400, wire.CodeInvalidApplicant, false},
+		{"no client certificate", nil, "POST", issuances, valid(), 401, wire.CodeClientCertMissing, true},
+		{"foreign certificate", &foreign, "POST", issuances, valid(), 401, wire.CodeClientCertInvalid, true},
+		{"expired certificate", &expired, "POST", issuances, valid(), 401, wire.CodeClientCertExpired, true},
+		{"revoked terminal", &revokedCert, "POST", issuances, valid(), 403, wire.CodeTerminalRevoked, true},
+		{"second certificate for the person", &cert1, "POST", issuances, dupPerson, 409, wire.CodeDuplicatePerson, false},
+		{"replayed confirm, other request id", &cert1, "POST", issuances + "/" + delivered.IssuanceID + "/confirm", jsonOf(e.confirmReq(delivered.IssuanceID, "conf-other")), 409, wire.CodeInvalidState, false},
+		{"other terminal's confirm", &cert2, "POST", issuances + "/" + prepared.IssuanceID + "/confirm", jsonOf(e.confirmReq(prepared.IssuanceID, "x")), 404, wire.CodeNotFound, false},
+		{"other terminal's abort", &cert2, "POST", issuances + "/" + prepared.IssuanceID + "/abort", `{"request_id":"x"}`, 404, wire.CodeNotFound, false},
+		{"other terminal's status", &cert2, "GET", issuances + "/" + prepared.IssuanceID, "", 404, wire.CodeNotFound, false},
+		{"abort of delivered", &cert1, "POST", issuances + "/" + delivered.IssuanceID + "/abort", `{"request_id":"x"}`, 409, wire.CodeInvalidState, false},
+		{"no administration", &cert1, "DELETE", issuances + "/" + delivered.IssuanceID, "", 405, wire.CodeMethodNotAllowed, true},
+		{"unknown route", &cert1, "POST", "/v1/admin/keys", "{}", 404, wire.CodeRouteNotFound, true},
+		{"enrolment with a garbage CSR", nil, "POST", "/v1/enroll", `{"token":"nope","csr":"AAAA"}`, 400, wire.CodeInvalidCSR, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -332,7 +344,19 @@ func TestBadRequestsAreRefusedAuditedAndChangeNothing(t *testing.T) {
 				t.Fatalf("content type %q", ct)
 			}
 			rec := e.lastAudit()
-			if rec.Seq != lastSeq+1 || rec.Result != string(tc.code) || rec.Operator != "op-9" {
+			if tc.counted {
+				if rec.Seq != lastSeq {
+					t.Fatalf("refused unauthenticated request audited by itself: %+v", rec)
+				}
+				if err := e.srv.Traffic().Flush(ctx); err != nil {
+					t.Fatal(err)
+				}
+				rec = e.lastAudit()
+				if rec.Seq != lastSeq+1 || rec.Action != traffic.SummaryAction || rec.Operator != "-" || rec.Terminal != "-" ||
+					!strings.Contains(rec.Detail, " "+string(tc.code)+"=1") || !strings.Contains(rec.Detail, "1 requests") {
+					t.Fatalf("summary %+v, want one record counting one %s", rec, tc.code)
+				}
+			} else if rec.Seq != lastSeq+1 || rec.Result != string(tc.code) || rec.Operator != "op-9" {
 				t.Fatalf("audit record %+v, want one new record with result %s", rec, tc.code)
 			}
 			if after := e.snapshot(); after != before {

@@ -18,6 +18,7 @@ import (
 	"madoguchi/ca-server/audit"
 	"madoguchi/ca-server/crl"
 	"madoguchi/ca-server/store"
+	"madoguchi/ca-server/traffic"
 )
 
 // VerifierRegistry finds registered verifiers by certificate fingerprint
@@ -48,6 +49,12 @@ type StatusConfig struct {
 	Audit     Auditor
 	Clock     func() time.Time
 	Logger    *slog.Logger
+	// Traffic counts what is not audited one by one and holds the budgets:
+	// on the verifier listener, refusals per source address and requests
+	// per registered verifier; on the public listener, requests per source
+	// address (Clients) and refusals per source address. Nil: a guard
+	// without limits named "verifier" or "public".
+	Traffic *traffic.Guard
 }
 
 // unauthorizedOCSP is the OCSPResponse with status unauthorized (RFC 6960
@@ -71,13 +78,18 @@ func VerifierTLSConfig(serverCert tls.Certificate) *tls.Config {
 //	GET  /ocsp/{ca}/{req}   OCSP request, base64 (RFC 6960 Appendix A.1)
 //
 // Every request is authenticated by the SHA-256 of the client certificate
-// against the registry and audited, refusals included; an OCSP request
-// from an unregistered client gets the OCSP "unauthorized" answer.
+// against the registry. A registered verifier's requests are audited one by
+// one (CPS §5.5.1.2 keeps the OCSP inquiry history), within its request
+// budget; over it, 429 (for OCSP with the "tryLater" answer as body),
+// counted, not audited. A request from a client that is not a registered
+// verifier is refused (an OCSP request with the "unauthorized" answer),
+// counted in the listener's summary, not audited by itself (issue 13
+// threat 4), and 429 once its address has spent its budget of refusals.
 func NewVerifierHandler(cfg StatusConfig) (http.Handler, error) {
 	if cfg.Verifiers == nil || cfg.CRLs == nil || cfg.Audit == nil {
 		return nil, errors.New("api: verifier registry, CRL source and auditor are required")
 	}
-	fill(&cfg)
+	fill(&cfg, "verifier")
 	return &statusHandler{cfg: cfg, verifiersOnly: true}, nil
 }
 
@@ -89,16 +101,21 @@ func NewVerifierHandler(cfg StatusConfig) (http.Handler, error) {
 //	GET /ca/{ca}               the CA certificate (DER)
 //	GET /ca/{ca}/fingerprints  SHA-256 and SHA-1 of the CA certificate
 //
-// CRLs and OCSP are not served here (404).
+// CRLs and OCSP are not served here (404). Nobody is authenticated here, so
+// no request is audited by itself: each is counted in the listener's
+// summary, within a request budget per source address (429 beyond).
 func NewPublicHandler(cfg StatusConfig) (http.Handler, error) {
 	if cfg.CRLs == nil || cfg.Audit == nil {
 		return nil, errors.New("api: CRL source and auditor are required")
 	}
-	fill(&cfg)
+	fill(&cfg, "public")
 	return &statusHandler{cfg: cfg}, nil
 }
 
-func fill(cfg *StatusConfig) {
+func fill(cfg *StatusConfig, listener string) {
+	if cfg.Traffic == nil {
+		cfg.Traffic = traffic.NewGuard(traffic.GuardConfig{Listener: listener, Audit: cfg.Audit, Logger: cfg.Logger})
+	}
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
@@ -121,34 +138,33 @@ func (h *statusHandler) ca(name string) (StatusCA, bool) {
 	return StatusCA{}, false
 }
 
+// tryLaterOCSP is the OCSPResponse with status tryLater (RFC 6960 §4.2.1:
+// responseStatus 3), the body of a 429 to an OCSP request.
+var tryLaterOCSP = []byte{0x30, 0x03, 0x0a, 0x01, 0x03}
+
 func (h *statusHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	parts := strings.SplitN(strings.TrimPrefix(r.URL.Path, "/"), "/", 3)
-	who := "-"
-	action := "status." + parts[0]
-	target := r.URL.Path
-	var err error
-	defer func() {
-		result, detail := "ok", ""
-		if err != nil {
-			result = string(wire.CodeOf(err))
-			var we *wire.Error
-			if errors.As(err, &we) {
-				detail = we.Message
-			}
-		}
-		if aerr := h.cfg.Audit.Record(context.WithoutCancel(r.Context()), audit.Entry{Terminal: "verifier", Operator: who, Action: action,
-			Target: target, Result: result, Detail: detail}); aerr != nil {
-			h.cfg.Logger.Error("api: audit status request", "err", aerr)
-		}
-	}()
 	isOCSP := parts[0] == "ocsp"
+	g := h.cfg.Traffic
+	limited := func() {
+		w.Header().Set("Retry-After", "1")
+		if isOCSP {
+			w.Header().Set("Content-Type", "application/ocsp-response")
+			w.WriteHeader(http.StatusTooManyRequests)
+			w.Write(tryLaterOCSP)
+			return
+		}
+		writeProblem(w, errRateLimited)
+	}
+	who := ""
+	var err error
 	if h.verifiersOnly {
 		var v store.Verifier
-		v, err = h.authenticate(r)
-		if v.Name != "" {
-			who = v.Name
-		}
-		if err != nil {
+		if v, err = h.authenticate(r); err != nil {
+			if g.Refuse(r, string(wire.CodeOf(err))) {
+				limited()
+				return
+			}
 			if isOCSP {
 				w.Header().Set("Content-Type", "application/ocsp-response")
 				w.Write(unauthorizedOCSP)
@@ -157,7 +173,39 @@ func (h *statusHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeProblem(w, err)
 			return
 		}
+		if !g.AllowClient("verifier " + v.Name) {
+			g.Limited(r)
+			limited()
+			return
+		}
+		who = v.Name
+	} else if !g.AllowClient(traffic.ClientIP(r)) {
+		g.Limited(r)
+		limited()
+		return
 	}
+	defer func() {
+		if who == "" { // public listener: counted, never audited one by one
+			kind := traffic.KindServed
+			if err != nil {
+				kind = string(wire.CodeOf(err))
+			}
+			g.Count(r, kind)
+			return
+		}
+		result, detail := "ok", ""
+		if err != nil {
+			result = string(wire.CodeOf(err))
+			var we *wire.Error
+			if errors.As(err, &we) {
+				detail = we.Message
+			}
+		}
+		if aerr := h.cfg.Audit.Record(context.WithoutCancel(r.Context()), audit.Entry{Terminal: "verifier", Operator: traffic.Clean(who, 128),
+			Action: traffic.Clean("status."+parts[0], 64), Target: traffic.Clean(r.URL.Path, 256), Result: result, Detail: traffic.Clean(detail, 512)}); aerr != nil {
+			h.cfg.Logger.Error("api: audit status request", "err", aerr)
+		}
+	}()
 	if len(parts) < 2 {
 		err = wire.Errorf(wire.CodeRouteNotFound, "no such endpoint")
 		writeProblem(w, err)

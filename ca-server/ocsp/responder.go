@@ -14,6 +14,22 @@
 // (revocation, hold, release), and RefreshDue re-signs responses past half
 // their validity, so a cached answer is never stale and never expired.
 //
+// Bounded cost (issue 13 threat 5: a registered verifier asking for random
+// serials). A serial the CA has no record of (StatusSource returns
+// ErrNoRecord) is answered with the unsigned "unauthorized" status, a
+// constant: no signature, nothing cached. A signed answer cannot be shared
+// between serials — its CertID names the serial, and a client must reject
+// a response for another certificate (RFC 6960 §3.2(1)) — so "one
+// pre-signed unknown answer" is not possible; RFC 5019 §2.2.3 gives
+// "unauthorized" to a responder "not capable of responding
+// authoritatively" for a certificate, which RFC 6960 §2.3 allows too. CPS
+// §4.9.9's 不明 ("unknown") stays a signed answer for a serial the CA has a
+// record of but does not vouch for (signed, never delivered:
+// ErrNotIssued), of which there are only as many as the store holds. The
+// cache is bounded in bytes (Config.MaxCacheBytes); beyond it the entry
+// least recently hit is evicted (second chance), and the next request for
+// it is signed again.
+//
 // Concurrency: a *Responder is safe for concurrent use; it calls the
 // StatusSource and the Signer from several goroutines at once.
 package ocsp
@@ -31,6 +47,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	xocsp "golang.org/x/crypto/ocsp"
@@ -41,10 +58,15 @@ var (
 	ErrConfig        = errors.New("ocsp: invalid configuration")
 	ErrResponderCert = errors.New("ocsp: unusable responder certificate")
 	ErrKeyMismatch   = errors.New("ocsp: signer's public key does not match the responder certificate")
-	// ErrNotIssued is returned by a StatusSource for a serial this CA never
-	// issued; the responder answers "unknown".
+	// ErrNotIssued is returned by a StatusSource for a serial this CA has a
+	// record of but does not vouch for (signed, never delivered); the
+	// responder answers "unknown" (CPS §4.9.9: 不明), signed.
 	ErrNotIssued = errors.New("ocsp: serial not issued by this CA")
-	ErrSign      = errors.New("ocsp: signing failed")
+	// ErrNoRecord is returned by a StatusSource for a serial this CA has no
+	// record of; the responder answers "unauthorized" (RFC 5019 §2.2.3),
+	// unsigned: such serials cost no signature.
+	ErrNoRecord = errors.New("ocsp: serial has no record at this CA")
+	ErrSign     = errors.New("ocsp: signing failed")
 )
 
 // State of a certificate as the store reports it.
@@ -81,9 +103,15 @@ const (
 	// DefaultValidity of a signed response (nextUpdate − thisUpdate): one
 	// CRL issuing interval (CPS §4.9.7), refreshed at half-life.
 	DefaultValidity = 24 * time.Hour
-	// DefaultMaxCached bounds the cache; beyond it, "unknown" answers are
-	// signed but not cached, so random serials cannot grow memory.
-	DefaultMaxCached = 4 << 20
+	// DefaultMaxCacheBytes bounds the cache: 64 MiB hold about 30,000
+	// responses (a response with the responder certificate is ~1.7 KB plus
+	// entryOverhead), every certificate of a large municipality's counters,
+	// and is small beside the process; an evicted answer costs one signature
+	// when next asked for, within the verifier's request budget.
+	DefaultMaxCacheBytes = 64 << 20
+	// entryOverhead is what a cache entry costs besides its DER and serial:
+	// the map slot, the entry and its two HTTP-date strings.
+	entryOverhead = 256
 	// maxRequestBytes: an OCSP request for one certificate is ~100 bytes.
 	maxRequestBytes = 8 << 10
 )
@@ -106,8 +134,9 @@ type Config struct {
 	// Authorize, if set, is asked before each request; false answers
 	// "unauthorized" (CPS §2.4: registered verifiers only).
 	Authorize func(r *http.Request) bool
-	// MaxCached defaults to DefaultMaxCached.
-	MaxCached int
+	// MaxCacheBytes bounds the cache (DER, serial and entryOverhead per
+	// entry); it defaults to DefaultMaxCacheBytes.
+	MaxCacheBytes int64
 }
 
 type cacheKey struct {
@@ -123,6 +152,8 @@ type cached struct {
 	// lastModified and expires are thisUpdate and nextUpdate as HTTP dates,
 	// formatted once when signed rather than on every GET.
 	lastModified, expires string
+	size                  int64       // counted against MaxCacheBytes
+	hit                   atomic.Bool // since eviction last passed it (second chance)
 }
 
 // Responder answers OCSP requests for one CA.
@@ -132,8 +163,28 @@ type Responder struct {
 	nameHash map[crypto.Hash][]byte
 	keyHash  map[crypto.Hash][]byte
 
-	mu    sync.RWMutex
-	cache map[cacheKey]*cached
+	mu        sync.RWMutex
+	cache     map[cacheKey]*cached
+	bytes     int64 // sum of the entries' size
+	evictions int64
+
+	signatures atomic.Int64
+}
+
+// CacheStats is the responder's own accounting (tests, metrics).
+type CacheStats struct {
+	Entries    int
+	Bytes      int64 // ≤ MaxBytes
+	MaxBytes   int64
+	Evictions  int64
+	Signatures int64 // responses signed since New
+}
+
+// Stats returns the cache accounting now.
+func (r *Responder) Stats() CacheStats {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return CacheStats{Entries: len(r.cache), Bytes: r.bytes, MaxBytes: r.cfg.MaxCacheBytes, Evictions: r.evictions, Signatures: r.signatures.Load()}
 }
 
 var _ http.Handler = (*Responder)(nil)
@@ -163,8 +214,8 @@ func New(cfg Config) (*Responder, error) {
 	if cfg.Validity == 0 {
 		cfg.Validity = DefaultValidity
 	}
-	if cfg.MaxCached <= 0 {
-		cfg.MaxCached = DefaultMaxCached
+	if cfg.MaxCacheBytes <= 0 {
+		cfg.MaxCacheBytes = DefaultMaxCacheBytes
 	}
 	rc := cfg.ResponderCert
 	if err := rc.CheckSignatureFrom(cfg.Issuer); err != nil {
@@ -282,6 +333,9 @@ func (r *Responder) respond(ctx context.Context, raw []byte) ([]byte, *cached, e
 		return xocsp.UnauthorizedErrorResponse, nil, protocolError{"unauthorized"}
 	}
 	c, err := r.get(ctx, req.HashAlgorithm, req.SerialNumber)
+	if errors.Is(err, ErrNoRecord) {
+		return xocsp.UnauthorizedErrorResponse, nil, err
+	}
 	if err != nil {
 		return xocsp.InternalErrorErrorResponse, nil, err
 	}
@@ -305,6 +359,7 @@ func (r *Responder) get(ctx context.Context, h crypto.Hash, serial *big.Int) (*c
 	c := r.cache[key]
 	r.mu.RUnlock()
 	if c != nil && now.Before(c.nextUpdate) && !now.Before(c.thisUpdate) {
+		c.hit.Store(true)
 		return c, nil
 	}
 	return r.sign(ctx, key, serial)
@@ -315,6 +370,8 @@ func (r *Responder) sign(ctx context.Context, key cacheKey, serial *big.Int) (*c
 	st, err := r.cfg.Source.Status(ctx, serial)
 	status := xocsp.Good
 	switch {
+	case errors.Is(err, ErrNoRecord):
+		return nil, err
 	case errors.Is(err, ErrNotIssued):
 		status = xocsp.Unknown
 	case err != nil:
@@ -346,20 +403,55 @@ func (r *Responder) sign(ctx context.Context, key cacheKey, serial *big.Int) (*c
 		}
 	}
 	tmpl.Status = status
+	r.signatures.Add(1)
 	der, err := xocsp.CreateResponse(r.cfg.Issuer, r.cfg.ResponderCert, tmpl, r.cfg.Signer)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSign, err)
 	}
 	c := &cached{der: der, thisUpdate: tmpl.ThisUpdate, nextUpdate: tmpl.NextUpdate, status: status,
-		lastModified: tmpl.ThisUpdate.UTC().Format(http.TimeFormat), expires: tmpl.NextUpdate.UTC().Format(http.TimeFormat)}
+		lastModified: tmpl.ThisUpdate.UTC().Format(http.TimeFormat), expires: tmpl.NextUpdate.UTC().Format(http.TimeFormat),
+		size: int64(len(der) + len(key.serial) + entryOverhead)}
 	r.mu.Lock()
-	if status != xocsp.Unknown || len(r.cache) < r.cfg.MaxCached {
-		if old := r.cache[key]; old == nil || !old.thisUpdate.After(c.thisUpdate) {
-			r.cache[key] = c
-		}
-	}
+	r.storeLocked(key, c)
 	r.mu.Unlock()
 	return c, nil
+}
+
+// storeLocked caches c under key unless a newer answer is cached, evicting
+// entries until the cache fits MaxCacheBytes. r.mu is held.
+func (r *Responder) storeLocked(key cacheKey, c *cached) {
+	if old := r.cache[key]; old != nil {
+		if old.thisUpdate.After(c.thisUpdate) {
+			return
+		}
+		delete(r.cache, key)
+		r.bytes -= old.size
+	}
+	if c.size > r.cfg.MaxCacheBytes {
+		return
+	}
+	for r.bytes+c.size > r.cfg.MaxCacheBytes && r.evictOneLocked() {
+	}
+	r.cache[key] = c
+	r.bytes += c.size
+}
+
+// evictOneLocked drops one entry: the first one met (map order, random)
+// not hit since eviction last passed it; entries passed lose their hit
+// mark, so a second pass always finds one. r.mu is held.
+func (r *Responder) evictOneLocked() bool {
+	for pass := 0; pass < 2; pass++ {
+		for k, c := range r.cache {
+			if pass == 0 && c.hit.Swap(false) {
+				continue
+			}
+			delete(r.cache, k)
+			r.bytes -= c.size
+			r.evictions++
+			return true
+		}
+	}
+	return false
 }
 
 // Update re-signs the responses for serial now: call it after every status
@@ -397,6 +489,7 @@ func (r *Responder) RefreshDue(ctx context.Context) (int, error) {
 		}
 		if c.status == xocsp.Unknown {
 			delete(r.cache, k)
+			r.bytes -= c.size
 			continue
 		}
 		due = append(due, k)

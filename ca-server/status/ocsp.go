@@ -12,22 +12,24 @@ import (
 
 // OCSPSource returns the status source of the OCSP responder for the CA of
 // certificate type t: delivered → good, held → revoked with reason 6,
-// revoked → revoked with its reason and time (CPS §4.9.9); a serial of
-// another CA, or one not yet delivered, is "not issued" (unknown).
+// revoked → revoked with its reason and time (CPS §4.9.9); a certificate
+// of this CA not (yet) delivered is "not issued" (a signed "unknown"); a
+// serial the store has no record of, or one of another CA, has "no record"
+// (the unsigned "unauthorized": it costs no signature, ca-server/ocsp).
 func (s *Service) OCSPSource(t store.CertType) ocsp.StatusSource {
 	return ocsp.StatusFunc(func(ctx context.Context, serial *big.Int) (ocsp.CertStatus, error) {
 		if serial == nil || serial.Sign() <= 0 {
-			return ocsp.CertStatus{}, ocsp.ErrNotIssued
+			return ocsp.CertStatus{}, ocsp.ErrNoRecord
 		}
 		c, err := s.cfg.Store.CertificateBySerial(ctx, serial.Text(16))
 		if errors.Is(err, store.ErrNotFound) {
-			return ocsp.CertStatus{}, fmt.Errorf("%w: %w", ocsp.ErrNotIssued, err)
+			return ocsp.CertStatus{}, fmt.Errorf("%w: %w", ocsp.ErrNoRecord, err)
 		}
 		if err != nil {
 			return ocsp.CertStatus{}, err
 		}
 		if c.CertType != t {
-			return ocsp.CertStatus{}, fmt.Errorf("%w: serial of the %s CA", ocsp.ErrNotIssued, c.CertType)
+			return ocsp.CertStatus{}, fmt.Errorf("%w: serial of the %s CA", ocsp.ErrNoRecord, c.CertType)
 		}
 		switch c.State {
 		case store.StateDelivered:

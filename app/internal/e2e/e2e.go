@@ -99,7 +99,7 @@ func StartCA(t *testing.T) *CA {
 	CACmd(t, ca.Bin, "card-batch", "--data", ca.Data, "--dev", "--count", "2", "--out", batch)
 	token := strings.TrimSpace(CACmd(t, ca.Bin, "terminal-token", "--data-dir", ca.Data, "--municipality", "131016"))
 
-	cmd := exec.Command(ca.Bin, "serve", "--data-dir", ca.Data, "--dev", "--listen", "127.0.0.1:0", "--verifier-listen", "127.0.0.1:0", "--public-listen", "127.0.0.1:0", "--deadline", "10m")
+	cmd := exec.Command(ca.Bin, "serve", "--data-dir", ca.Data, "--dev", "--listen", "127.0.0.1:0", "--verifier-listen", "127.0.0.1:0", "--public-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--deadline", "10m")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -46,6 +46,9 @@ const (
 
 	// server side
 	CodeUnavailable Code = "unavailable"
+	// CodeRateLimited: the client (source address, terminal or verifier)
+	// has spent its request budget; retry after Retry-After (HTTP 429).
+	CodeRateLimited Code = "rate_limited"
 	CodeInternal    Code = "internal"
 )
 
