@@ -173,6 +173,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	auditEvery := fs.Duration("audit-checkpoint-every", 5*time.Minute, "how often the audit log is checkpointed with the HSM key, covering records of local commands (CPS §5.4)")
 	auditBackupDir := fs.String("audit-backup-dir", "", "directory of the daily audit backups (default DATA-DIR/audit-backup; in production other media) (CPS §5.4)")
 	auditBackupCheck := fs.Duration("audit-backup-check-every", time.Hour, "how often serve checks whether today's (UTC) audit backup is still to be made")
+	auditWitnessDir := fs.String("audit-witness-dir", "", "directory of checkpoint copies kept by `ca-server audit witness`: at start the audit log must extend them, as it must extend the newest audit backup, before anything is signed")
 	statusF := registerStatusFlags(fs) // serve_status.go
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -234,18 +235,19 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		defer active.HSM.Close()
 		statusActive = active
 		// CPS §5.4: checkpoints signed in the HSM, covering the records
-		// local commands appended; stopped before the HSM closes.
-		stopAudit, err := startHSMAudit(ctx, l, common, active, cf.dataDir, *auditEvery,
-			func(err error) { logger.Error("serve: audit checkpoint", "err", err) })
+		// local commands appended, after the whole log verified against
+		// its outside witnesses; stopped before the HSM closes.
+		if *auditBackupDir == "" {
+			*auditBackupDir = defaultAuditBackupDir(cf.dataDir)
+		}
+		stopAudit, err := startHSMAudit(ctx, l, common, active, cf.dataDir, auditWitnesses{backupDir: *auditBackupDir, witnessDir: *auditWitnessDir},
+			*auditEvery, func(err error) { logger.Error("serve: audit checkpoint", "err", err) })
 		if err != nil {
 			return err
 		}
 		defer stopAudit()
 		// CPS §5.4: the audit log is backed up daily (cmd_audit_backup.go);
 		// stopped before the checkpointing log stops.
-		if *auditBackupDir == "" {
-			*auditBackupDir = defaultAuditBackupDir(cf.dataDir)
-		}
 		stopBackups := startAuditBackups(ctx, l, cf.dataDir, *auditBackupDir, *auditBackupCheck, time.Now,
 			func(err error) { logger.Error("serve: audit backup", "err", err) })
 		defer stopBackups()

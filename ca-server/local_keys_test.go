@@ -128,7 +128,8 @@ func TestHSMKeysForAuditAndTLSCA(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(data, "ca.db")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("ca.db mode %v %v", fi.Mode(), err)
 	}
-	if code, out := runExit("audit", "verify", "--data-dir", data); code != 0 || !strings.Contains(out, "1 records, 0 checkpoints") {
+	// Nothing vouches for the log before the server's first checkpoint.
+	if code, out := runExit("audit", "verify", "--data-dir", data); code == 0 || !strings.Contains(out, "1 records, 0 checkpoints") || !strings.Contains(out, "no-checkpoint") {
 		t.Fatalf("audit verify before serve: %d\n%s", code, out)
 	}
 	// verifier-add that issues a certificate needs the TLS CA key: a
@@ -176,6 +177,7 @@ func TestHSMKeysForAuditAndTLSCA(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer raw.Close()
+	dropAuditTriggers(t, raw) // an attacker with the file
 	last := cps[len(cps)-1]
 	sig := append([]byte(nil), last.Signature...)
 	sig[10] ^= 1
@@ -190,7 +192,8 @@ func TestHSMKeysForAuditAndTLSCA(t *testing.T) {
 // A data dir made before the keys moved into the HSM: its file TLS CA keeps
 // signing (terminals enrolled under it stay trusted), and its file audit
 // key's checkpoints keep verifying after serve signs with the HSM key and
-// keeps only the file key's public half. A data dir with both an HSM TLS CA
+// records the file key's public half in the ceremony state (no loose file).
+// A data dir with both an HSM TLS CA
 // and a file key is refused with a clear error.
 func TestLegacyDataDirKeys(t *testing.T) {
 	testenv.SoftHSM(t)
@@ -256,14 +259,23 @@ func TestLegacyDataDirKeys(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "0 records after the last checkpoint") {
 		t.Fatalf("audit verify after migration: %d\n%s", code, out)
 	}
-	// Without the file key's public half, its checkpoints are unknown.
-	pub := filepath.Join(data, legacyAuditPubFile)
-	pubPEM, _ := os.ReadFile(pub)
-	os.Remove(pub)
-	if code, out := runExit("audit", "verify", "--data-dir", data); code == 0 || !strings.Contains(out, "unknown-key") {
-		t.Fatalf("verify without the old key: %d\n%s", code, out)
+	// The file key's public half is in the ceremony state, not in a loose
+	// file; without that record its checkpoints are unknown.
+	if _, err := os.Stat(filepath.Join(data, legacyAuditPubFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a loose public key file was written: %v", err)
 	}
-	os.WriteFile(pub, pubPEM, 0o644)
+	migrated, _ := os.ReadFile(statePath)
+	var ms ceremony.State
+	if err := json.Unmarshal(migrated, &ms); err != nil || len(ms.AuditFileKeys) != 1 || ms.AuditFileKeys[0].KeyID != legacyAuditKeyID {
+		t.Fatalf("file key not recorded in the ceremony state: %+v %v", ms.AuditFileKeys, err)
+	}
+	ms.AuditFileKeys = nil
+	b, _ = json.Marshal(ms)
+	os.WriteFile(statePath, b, 0o600)
+	if code, out := runExit("audit", "verify", "--data-dir", data); code == 0 || !strings.Contains(out, "unknown-key") {
+		t.Fatalf("verify without the recorded file key: %d\n%s", code, out)
+	}
+	os.WriteFile(statePath, migrated, 0o600)
 
 	// Both an HSM TLS CA and a file key: refused, nothing changed.
 	if err := os.WriteFile(statePath, full, 0o600); err != nil {

@@ -48,6 +48,10 @@ type StatusConfig struct {
 	Audit     Auditor
 	Clock     func() time.Time
 	Logger    *slog.Logger
+	// AuditCheckpoints serves GET /v1/audit/checkpoint on the public
+	// listener (audit.CheckpointHandler): the newest signed audit
+	// checkpoint and its chain, for outside witnesses. nil: not served.
+	AuditCheckpoints http.Handler
 }
 
 // unauthorizedOCSP is the OCSPResponse with status unauthorized (RFC 6960
@@ -88,6 +92,7 @@ func NewVerifierHandler(cfg StatusConfig) (http.Handler, error) {
 //	GET /arl/{ca}              the newest ARL
 //	GET /ca/{ca}               the CA certificate (DER)
 //	GET /ca/{ca}/fingerprints  SHA-256 and SHA-1 of the CA certificate
+//	GET /v1/audit/checkpoint   the newest signed audit checkpoint (?since=N: the chain from N), when configured
 //
 // CRLs and OCSP are not served here (404).
 func NewPublicHandler(cfg StatusConfig) (http.Handler, error) {
@@ -157,6 +162,11 @@ func (h *statusHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeProblem(w, err)
 			return
 		}
+	}
+	if !h.verifiersOnly && h.cfg.AuditCheckpoints != nil && r.URL.Path == "/v1/audit/checkpoint" && r.Method == http.MethodGet {
+		action = "status.audit-checkpoint"
+		h.cfg.AuditCheckpoints.ServeHTTP(w, r)
+		return
 	}
 	if len(parts) < 2 {
 		err = wire.Errorf(wire.CodeRouteNotFound, "no such endpoint")

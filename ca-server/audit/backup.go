@@ -53,6 +53,11 @@ type BackupOptions struct {
 	Keys []Key
 	// Clock names the file by its UTC date; default time.Now.
 	Clock func() time.Time
+	// Anchors are what earlier backups hold (NewestBackupAnchor): the copy
+	// is refused unless it extends them (the same records and checkpoint
+	// chain up to their end), so the backups are checked against each
+	// other, not only each on its own.
+	Anchors []Anchor
 }
 
 // BackupResult describes a written backup.
@@ -131,17 +136,17 @@ func Backup(ctx context.Context, dbPath, dir string, opts BackupOptions) (Backup
 		return BackupResult{}, fmt.Errorf("audit: backup source: %w", err)
 	}
 	defer conn.Close()
-	return writeBackup(ctx, conn, filepath.Base(dbPath), dir, at, opts.Keys)
+	return writeBackup(ctx, conn, filepath.Base(dbPath), dir, at, opts)
 }
 
 // writeBackup copies the audit tables of conn's main database into a new
 // backup file in dir (auditbackup.Write) and verifies it.
-func writeBackup(ctx context.Context, conn *sql.Conn, source, dir string, at time.Time, keys []Key) (BackupResult, error) {
+func writeBackup(ctx context.Context, conn *sql.Conn, source, dir string, at time.Time, opts BackupOptions) (BackupResult, error) {
 	var rep Report
 	final, err := auditbackup.Write(ctx, conn, dir, at, auditbackup.Copy{
 		Script: backupSchema,
 		Info:   [][2]string{{"format", backupFormat}, {"made_at", at.Format(time.RFC3339Nano)}, {"source", source}},
-		Verify: func(path string) error { return verifyCopy(ctx, path, keys, &rep) },
+		Verify: func(path string) error { return verifyCopy(ctx, path, opts, &rep) },
 	})
 	var fileErr *auditbackup.Error
 	if errors.As(err, &fileErr) {
@@ -202,7 +207,7 @@ func BackupFrom(ctx context.Context, src Reader, source, dir string, opts Backup
 	if err := stageRecords(ctx, conn, src); err != nil {
 		return BackupResult{}, err
 	}
-	return writeBackup(ctx, conn, source, dir, at, opts.Keys)
+	return writeBackup(ctx, conn, source, dir, at, opts)
 }
 
 // stageRecords copies src's records up to its last one now, and the
@@ -267,15 +272,15 @@ func stageRecords(ctx context.Context, conn *sql.Conn, src Reader) error {
 }
 
 // verifyCopy verifies the copy at path on its own (OpenBackup + VerifyKeys)
-// into rep. A copy that does not verify is refused with an error that
+// and against the earlier backups' anchors into rep. A copy that does not verify is refused with an error that
 // wraps VerifyKeys's (ErrTampered for a broken chain or checkpoint).
-func verifyCopy(ctx context.Context, path string, keys []Key, rep *Report) error {
+func verifyCopy(ctx context.Context, path string, opts BackupOptions, rep *Report) error {
 	bf, err := OpenBackup(path)
 	if err != nil {
 		return err
 	}
 	var verr error
-	*rep, verr = VerifyKeys(ctx, bf, keys)
+	*rep, verr = VerifyWith(ctx, bf, VerifyOptions{Keys: opts.Keys, Anchors: opts.Anchors})
 	if cerr := bf.Close(); verr == nil && cerr != nil {
 		verr = cerr
 	}

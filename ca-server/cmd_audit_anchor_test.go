@@ -1,0 +1,142 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"madoguchi/ca-server/audit"
+	"madoguchi/ca-server/store"
+	"madoguchi/internal/testenv"
+)
+
+// serveRefuses runs `ca-server serve` and returns its output when it exits
+// with an error before listening; a serve that starts listening fails the
+// test (and is stopped).
+func serveRefuses(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	old := serveContext
+	serveContext = func() context.Context { return ctx }
+	defer func() { serveContext = old }()
+	stdout := &lineWriter{lines: make(chan string, 64)}
+	var stderr bytes.Buffer
+	var mu sync.Mutex
+	done := make(chan int, 1)
+	go func() {
+		mu.Lock()
+		defer mu.Unlock()
+		done <- run(append([]string{"serve"}, args...), stdout, &stderr)
+	}()
+	timeout := time.After(2 * time.Minute)
+	for {
+		select {
+		case line := <-stdout.lines:
+			if strings.Contains(line, "listening on ") {
+				cancel()
+				<-done
+				t.Fatalf("serve started on a rewritten audit log:\n%s", stderr.String())
+			}
+		case code := <-done:
+			mu.Lock()
+			defer mu.Unlock()
+			if code == 0 {
+				t.Fatalf("serve exited 0:\n%s", stderr.String())
+			}
+			return stderr.String()
+		case <-timeout:
+			t.Fatal("serve neither started nor refused")
+		}
+	}
+}
+
+// rewriteAuditSQL is the attack with write access to the database: drop
+// the append-only triggers (the file's owner can), delete every
+// checkpoint, make record seq say operator "mallory", and recompute every
+// later hash so the record chain is intact again.
+func rewriteAuditSQL(t *testing.T, db *sql.DB, rebind func(string) string, seq int64) {
+	t.Helper()
+	ctx := context.Background()
+	rows, err := db.QueryContext(ctx, `SELECT seq, at, terminal, operator, action, target, result, detail, prev_hash, hash FROM audit_records ORDER BY seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []store.AuditRecord
+	for rows.Next() {
+		var r store.AuditRecord
+		var at int64
+		if err := rows.Scan(&r.Seq, &at, &r.Terminal, &r.Operator, &r.Action, &r.Target, &r.Result, &r.Detail, &r.PrevHash, &r.Hash); err != nil {
+			t.Fatal(err)
+		}
+		r.At = time.Unix(0, at).UTC()
+		recs = append(recs, r)
+	}
+	rows.Close()
+	if _, err := db.ExecContext(ctx, `DELETE FROM audit_checkpoints`); err != nil {
+		t.Fatal(err)
+	}
+	prev := make([]byte, 32)
+	for _, r := range recs {
+		if r.Seq == seq {
+			r.Operator = "mallory"
+		}
+		r.PrevHash = prev
+		r.Hash = audit.RecordHash(r)
+		prev = r.Hash
+		if _, err := db.ExecContext(ctx, rebind(`UPDATE audit_records SET operator = ?, prev_hash = ?, hash = ? WHERE seq = ?`), r.Operator, r.PrevHash, r.Hash, r.Seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestAttackRewrittenAuditSQLite: Attack (issue 13, threat 1): with write
+// access to ca.db, delete every audit checkpoint, edit a record and
+// recompute the hash chain. On the code before this change the attack
+// succeeded: `audit verify` passed (it checked only the checkpoints that
+// were present) and the next `serve` signed the forged chain head with the
+// HSM audit key at start. Now verify fails (no checkpoint; the newest
+// daily backup holds the genuine chain) and serve refuses to start, naming
+// the witness and the record that differs.
+func TestAttackRewrittenAuditSQLite(t *testing.T) {
+	testenv.SoftHSM(t)
+	data := t.TempDir()
+	runCmd(t, "ceremony-init", "--data", data, "--dev")
+	runCmd(t, "terminal-token", "--data-dir", data, "--municipality", "131016")
+	_, stop := serveFor(t, "--data-dir", data, "--dev", "--listen", "127.0.0.1:0", "--verifier-listen", "127.0.0.1:0", "--public-listen", "127.0.0.1:0")
+	stop() // checkpoints signed in the HSM; the day's backup in DATA/audit-backup
+	runCmd(t, "terminal-token", "--data-dir", data, "--municipality", "131016")
+
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(data, "ca.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	dropAuditTriggers(t, db)
+	rewriteAuditSQL(t, db, func(q string) string { return q }, 1)
+
+	if code, out := runExit("audit", "verify", "--data-dir", data); code == 0 || !strings.Contains(out, "no-checkpoint") {
+		t.Errorf("audit verify of the rewritten log: exit %d\n%s", code, out)
+	}
+	out := serveRefuses(t, "--data-dir", data, "--dev", "--listen", "127.0.0.1:0", "--verifier-listen", "127.0.0.1:0", "--public-listen", "127.0.0.1:0")
+	if !strings.Contains(out, "refusing to start") || !strings.Contains(out, "witness-mismatch") || !strings.Contains(out, filepath.Join(data, "audit-backup")) {
+		t.Errorf("serve's refusal does not say which witness differs:\n%s", out)
+	}
+}
+
+// dropAuditTriggers drops the SQLite append-only triggers of the audit
+// tables (0005_audit_anchor.sql), as an attacker with write access to the
+// file can.
+func dropAuditTriggers(t *testing.T, db *sql.DB) {
+	t.Helper()
+	for _, tr := range []string{"audit_records_append_only_u", "audit_records_append_only_d", "audit_checkpoints_append_only_u", "audit_checkpoints_append_only_d"} {
+		if _, err := db.Exec(`DROP TRIGGER IF EXISTS ` + tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
