@@ -21,8 +21,8 @@ import (
 	"time"
 
 	"madoguchi/ca-server/api"
-	"madoguchi/ca-server/audit"
 	"madoguchi/ca-server/applicant"
+	"madoguchi/ca-server/audit"
 	"madoguchi/ca-server/ceremony"
 	"madoguchi/ca-server/crl"
 	"madoguchi/ca-server/hsm"
