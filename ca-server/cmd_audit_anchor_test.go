@@ -3,7 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
 	"database/sql"
+	"encoding/binary"
+	"encoding/pem"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -138,5 +147,67 @@ func dropAuditTriggers(t *testing.T, db *sql.DB) {
 		if _, err := db.Exec(`DROP TRIGGER IF EXISTS ` + tr); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// v1CheckpointDigest is the digest of an unchained (v1) checkpoint, which
+// an attacker can still insert without number and previous hash.
+func v1CheckpointDigest(seq int64, at time.Time, hash []byte, keyID string) []byte {
+	h := sha256.New()
+	h.Write([]byte("madoguchi audit checkpoint v1\x00"))
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(seq))
+	h.Write(b[:])
+	binary.BigEndian.PutUint64(b[:], uint64(at.UnixNano()))
+	h.Write(b[:])
+	h.Write(hash)
+	h.Write([]byte(keyID))
+	return h.Sum(nil)
+}
+
+// TestAttackPlantedAuditKeyIgnored: Attack (issue 13, threat 1): with write
+// access to the data dir and ca.db, plant audit-checkpoint-file.pub.pem
+// (the file older versions kept for a migrated file key) holding the
+// attacker's key, delete the genuine checkpoints, rewrite a record,
+// recompute the chain and sign a checkpoint over the forged head with the
+// planted key. On the code before this change the attack succeeded: the
+// planted file was read as a verification key and `audit verify` passed.
+// Now verification keys come from the ceremony record only: the forged
+// checkpoint is "unknown-key".
+func TestAttackPlantedAuditKeyIgnored(t *testing.T) {
+	testenv.SoftHSM(t)
+	data := t.TempDir()
+	runCmd(t, "ceremony-init", "--data", data, "--dev")
+	runCmd(t, "terminal-token", "--data-dir", data, "--municipality", "131016")
+	_, stop := serveFor(t, "--data-dir", data, "--dev", "--listen", "127.0.0.1:0", "--verifier-listen", "127.0.0.1:0", "--public-listen", "127.0.0.1:0")
+	stop()
+
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalPKIXPublicKey(key.Public())
+	if err := os.WriteFile(filepath.Join(data, legacyAuditPubFile), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(data, "ca.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	dropAuditTriggers(t, db)
+	rewriteAuditSQL(t, db, func(q string) string { return q }, 1)
+	var seq, at int64
+	var hash []byte
+	if err := db.QueryRow(`SELECT seq, at, hash FROM audit_records ORDER BY seq DESC LIMIT 1`).Scan(&seq, &at, &hash); err != nil {
+		t.Fatal(err)
+	}
+	sig, err := key.Sign(rand.Reader, v1CheckpointDigest(seq, time.Unix(0, at), hash, legacyAuditKeyID), crypto.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO audit_checkpoints (seq, at, hash, key_id, signature) VALUES (?, ?, ?, ?, ?)`, seq, at, hash, legacyAuditKeyID, sig); err != nil {
+		t.Fatal(err)
+	}
+	code, out := runExit("audit", "verify", "--data-dir", data)
+	if code == 0 || !strings.Contains(out, "unknown-key") {
+		t.Fatalf("checkpoint signed by a planted key file: exit %d\n%s", code, out)
 	}
 }
