@@ -12,6 +12,7 @@ import (
 	"database/sql"
 	"encoding/binary"
 	"encoding/pem"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,6 +23,8 @@ import (
 	"madoguchi/ca-server/audit"
 	"madoguchi/ca-server/store"
 	"madoguchi/internal/testenv"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // driver "pgx"
 )
 
 // serveRefuses runs `ca-server serve` and returns its output when it exits
@@ -209,5 +212,74 @@ func TestAttackPlantedAuditKeyIgnored(t *testing.T) {
 	code, out := runExit("audit", "verify", "--data-dir", data)
 	if code == 0 || !strings.Contains(out, "unknown-key") {
 		t.Fatalf("checkpoint signed by a planted key file: exit %d\n%s", code, out)
+	}
+}
+
+// pgRebind numbers the "?" placeholders of q for PostgreSQL.
+func pgRebind(q string) string {
+	var b strings.Builder
+	n := 0
+	for _, c := range q {
+		if c == '?' {
+			n++
+			fmt.Fprintf(&b, "$%d", n)
+			continue
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// TestAttackRewrittenAuditPostgres: Attack (issue 13, threat 1) on a CA
+// whose store is PostgreSQL: with database credentials, delete every audit
+// checkpoint, edit a record and recompute the hash chain. On the code
+// before this change the attack succeeded: serve's single role could run
+// every statement, `audit verify` passed and the next serve signed the
+// forged head. Now serve connects as the serving role, which is refused
+// each statement; the owner role (which can switch the triggers off) does
+// it, and then `audit verify` fails and serve refuses to start.
+func TestAttackRewrittenAuditPostgres(t *testing.T) {
+	testenv.SoftHSM(t)
+	pg := testenv.Postgres(t)
+	roles := pg.Roles(t)
+	data := t.TempDir()
+	runCmd(t, "ceremony-init", "--data", data, "--dev")
+	runCmd(t, "db", "migrate", "--database", roles.OwnerDSN, "--serving-role", roles.Serving)
+	db := []string{"--database", roles.ServingDSN}
+	runCmd(t, append([]string{"terminal-token", "--data-dir", data, "--municipality", "131016"}, db...)...)
+	_, stop := serveFor(t, append([]string{"--data-dir", data, "--dev", "--listen", "127.0.0.1:0", "--verifier-listen", "127.0.0.1:0", "--public-listen", "127.0.0.1:0"}, db...)...)
+	stop()
+	runCmd(t, append([]string{"terminal-token", "--data-dir", data, "--municipality", "131016"}, db...)...)
+	runCmd(t, append([]string{"audit", "verify", "--data-dir", data}, db...)...)
+
+	serving, err := sql.Open("pgx", roles.ServingDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer serving.Close()
+	for _, q := range []string{`DELETE FROM audit_checkpoints`, `UPDATE audit_records SET operator = 'mallory'`, `TRUNCATE audit_records`,
+		`ALTER TABLE audit_records DISABLE TRIGGER USER`} {
+		if _, err := serving.Exec(q); err == nil || !strings.Contains(err.Error(), "42501") {
+			t.Errorf("serving role: %s: %v, want permission denied", q, err)
+		}
+	}
+	owner, err := sql.Open("pgx", roles.OwnerDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer owner.Close()
+	for _, q := range []string{`ALTER TABLE audit_records DISABLE TRIGGER USER`, `ALTER TABLE audit_checkpoints DISABLE TRIGGER USER`} {
+		if _, err := owner.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rewriteAuditSQL(t, owner, pgRebind, 1)
+
+	if code, out := runExit(append([]string{"audit", "verify", "--data-dir", data}, db...)...); code == 0 || !strings.Contains(out, "no-checkpoint") {
+		t.Errorf("audit verify of the rewritten log: exit %d\n%s", code, out)
+	}
+	out := serveRefuses(t, append([]string{"--data-dir", data, "--dev", "--listen", "127.0.0.1:0", "--verifier-listen", "127.0.0.1:0", "--public-listen", "127.0.0.1:0"}, db...)...)
+	if !strings.Contains(out, "refusing to start") || !strings.Contains(out, "witness-mismatch") {
+		t.Errorf("serve's refusal does not say what differs:\n%s", out)
 	}
 }

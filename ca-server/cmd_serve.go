@@ -196,6 +196,10 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer l.Close()
+	if pg, ok := l.st.(*store.Postgres); ok && pg.ServingAsOwner() {
+		logger.Warn("serve: connected to PostgreSQL as the owner of the store's tables: this process could drop the audit tables' append-only triggers; " +
+			"in production run `ca-server db migrate --database OWNER_URL --serving-role ROLE` and serve as ROLE")
+	}
 	// CPS §6.8: say when the audit timestamps are not vouched for by a
 	// synchronised clock. The watch keeps the unsigned log it starts with
 	// (records chain the same; the signing log of startHSMAudit covers
