@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"madoguchi/ca-server/audit"
+	"madoguchi/ca-server/ceremony"
 	"madoguchi/ca-server/store"
 	"madoguchi/internal/testenv"
 
@@ -281,5 +282,102 @@ func TestAttackRewrittenAuditPostgres(t *testing.T) {
 	out := serveRefuses(t, append([]string{"--data-dir", data, "--dev", "--listen", "127.0.0.1:0", "--verifier-listen", "127.0.0.1:0", "--public-listen", "127.0.0.1:0"}, db...)...)
 	if !strings.Contains(out, "refusing to start") || !strings.Contains(out, "witness-mismatch") {
 		t.Errorf("serve's refusal does not say what differs:\n%s", out)
+	}
+}
+
+// TestAttackTruncatedAuditForkWitnessed: Attack (issue 13, threat 1):
+// with write access to the data dir, cut the audit log back to its first
+// checkpoint (records and checkpoints after it deleted, the backups in the
+// data dir too) and let the server carry on: it signs new checkpoints on
+// the shortened history, a fork of the chain auditors saw. On the code
+// before this change the attack succeeded unnoticed: nothing outside the
+// database held a checkpoint (and `audit verify` cannot tell a consistent
+// shorter chain from the real one). Now the checkpoints published on the
+// public listener are kept by `audit witness`, which reports the fork, as
+// it does between two kept copies that disagree; serve given the kept
+// copies (--audit-witness-dir) refuses to start.
+func TestAttackTruncatedAuditForkWitnessed(t *testing.T) {
+	testenv.SoftHSM(t)
+	data := t.TempDir()
+	runCmd(t, "ceremony-init", "--data", data, "--dev")
+	runCmd(t, "terminal-token", "--data-dir", data, "--municipality", "131016")
+	st, err := ceremony.LoadState(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auditCert := st.ServiceKeyRecords(ceremony.RoleAuditCheckpoint)[0].Certificate
+	keep := filepath.Join(t.TempDir(), "witness")
+	serveArgs := []string{"--data-dir", data, "--dev", "--listen", "127.0.0.1:0", "--verifier-listen", "127.0.0.1:0", "--public-listen", "127.0.0.1:0"}
+	witness := func(keep, public string, args ...string) (int, string) {
+		return runExit(append([]string{"audit", "witness", "--url", "https://" + public, "--keep", keep, "--tls-ca", filepath.Join(data, "tls-ca.crt")}, args...)...)
+	}
+
+	_, public, stop := serveForPublic(t, serveArgs...)
+	if code, out := witness(keep, public, "--audit-cert", auditCert); code != 0 || !strings.Contains(out, "kept checkpoint 1 ") {
+		t.Fatalf("first witness: %d\n%s", code, out)
+	}
+	runCmd(t, "terminal-token", "--data-dir", data, "--municipality", "131016")
+	stop()
+	_, public, stop = serveForPublic(t, serveArgs...)
+	// The auditor trusts the key by the fingerprint published at the
+	// ceremony; the certificate comes with the answer.
+	fp := st.ServiceKeyRecords(ceremony.RoleAuditCheckpoint)[0].Fingerprints.SHA256
+	code, out := witness(keep, public, "--audit-cert-sha256", fp)
+	if code != 0 || !strings.Contains(out, "kept checkpoint 3 ") {
+		t.Fatalf("second witness: %d\n%s", code, out)
+	}
+	// A key the auditor does not trust is not taken from the server.
+	if code, out := witness(t.TempDir(), public, "--audit-cert-sha256", strings.Repeat("ab", 32)); code == 0 {
+		t.Fatalf("witness without a trusted key: %d\n%s", code, out)
+	}
+	stop()
+
+	// The attack: cut back to checkpoint 1, backups gone.
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(data, "ca.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dropAuditTriggers(t, db)
+	var cut int64
+	if err := db.QueryRow(`SELECT seq FROM audit_checkpoints WHERE number = 1`).Scan(&cut); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`DELETE FROM audit_checkpoints WHERE number > 1`, `DELETE FROM audit_records WHERE seq > ?`} {
+		if _, err := db.Exec(q, cut); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	os.RemoveAll(defaultAuditBackupDir(data))
+	if code, out := runExit("audit", "verify", "--data-dir", data); code != 0 {
+		t.Logf("audit verify of the cut log (no witness): %d\n%s", code, out)
+	}
+
+	// The server carries on over the shortened log and signs a fork.
+	_, public, stop = serveForPublic(t, serveArgs...)
+	code, out = witness(keep, public, "--audit-cert", auditCert)
+	if code == 0 || !strings.Contains(out, "FORK") {
+		t.Fatalf("witness of the forked chain: %d\n%s", code, out)
+	}
+	// A second auditor who starts now keeps the forked chain; put side
+	// by side, the two kept copies disagree.
+	other := filepath.Join(t.TempDir(), "witness-2")
+	if code, out := witness(other, public, "--audit-cert", auditCert); code != 0 {
+		t.Fatalf("fresh witness: %d\n%s", code, out)
+	}
+	stop()
+	forked, _ := filepath.Glob(filepath.Join(other, "checkpoints-*.json"))
+	for _, f := range forked {
+		b, _ := os.ReadFile(f)
+		os.WriteFile(filepath.Join(keep, "checkpoints-999999999999.json"), b, 0o600)
+	}
+	if code, out := runExit("audit", "verify", "--data-dir", data, "--witness-dir", keep); code == 0 || !strings.Contains(out, "fork") {
+		t.Fatalf("two kept copies that disagree: %d\n%s", code, out)
+	}
+	os.Remove(filepath.Join(keep, "checkpoints-999999999999.json"))
+
+	out = serveRefuses(t, append(serveArgs, "--audit-witness-dir", keep)...)
+	if !strings.Contains(out, "refusing to start") || !strings.Contains(out, "witness copy") {
+		t.Fatalf("serve over a forked log with the kept copies:\n%s", out)
 	}
 }

@@ -30,6 +30,14 @@ import (
 // is called (or cleanup), and returns its address.
 func serveFor(t *testing.T, args ...string) (string, func()) {
 	t.Helper()
+	addr, _, stop := serveForPublic(t, args...)
+	return addr, stop
+}
+
+// serveForPublic is serveFor that also returns the public listener's
+// address ("" when it is off).
+func serveForPublic(t *testing.T, args ...string) (string, string, func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	old := serveContext
 	serveContext = func() context.Context { return ctx }
@@ -61,11 +69,15 @@ func serveFor(t *testing.T, args ...string) (string, func()) {
 	}
 	t.Cleanup(stop)
 	timeout := time.After(2 * time.Minute)
+	public := ""
 	for {
 		select {
 		case line := <-stdout.lines:
+			if _, rest, ok := strings.Cut(line, "public ARL and CA certificates on "); ok {
+				public = strings.TrimPrefix(strings.Fields(rest)[0], "https://")
+			}
 			if _, rest, ok := strings.Cut(line, "listening on "); ok {
-				return strings.TrimPrefix(strings.Fields(rest)[0], "https://"), stop
+				return strings.TrimPrefix(strings.Fields(rest)[0], "https://"), public, stop
 			}
 		case code := <-done:
 			exited = true
