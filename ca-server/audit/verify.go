@@ -189,7 +189,7 @@ func verify(ctx context.Context, r Reader, opts VerifyOptions, keyFor func(keyID
 		switch {
 		case c.Number > number:
 			add(c.Seq, "checkpoint-missing", "checkpoint %d follows checkpoint %d: checkpoints %d to %d were deleted", c.Number, number-1, number, c.Number-1)
-		case c.Number < number:
+		case c.Number > 0 && c.Number < number: // 0: unchained, numbered by position
 			add(c.Seq, "checkpoint-chain-broken", "checkpoint number %d repeats or goes back (expected %d)", c.Number, number)
 		}
 		if c.Number > 0 {
