@@ -196,7 +196,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer l.Close()
-	if pg, ok := l.st.(*store.Postgres); ok && pg.ServingAsOwner() {
+	if pg, ok := l.st.(*store.Postgres); ok && store.ServingAsOwner(pg) {
 		logger.Warn("serve: connected to PostgreSQL as the owner of the store's tables: this process could drop the audit tables' append-only triggers; " +
 			"in production run `ca-server db migrate --database OWNER_URL --serving-role ROLE` and serve as ROLE")
 	}

@@ -86,7 +86,7 @@ func TestAuditAppendOnlyPostgresServingRole(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if s.ServingAsOwner() {
+	if ServingAsOwner(s) {
 		t.Fatal("serving role reported as owner")
 	}
 	appendAuditRows(t, s)
@@ -126,7 +126,7 @@ func TestAuditAppendOnlyPostgresServingRole(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer o.Close()
-	if !o.ServingAsOwner() {
+	if !ServingAsOwner(o) {
 		t.Fatal("owner not reported as owner")
 	}
 }

@@ -102,10 +102,11 @@ func OpenPostgres(ctx context.Context, url string) (*Postgres, error) {
 // TRUNCATE for every role.
 var AppendOnlyTables = []string{"audit_records", "audit_checkpoints", "status_requests"}
 
-// ServingAsOwner reports whether the store was opened as the role that
-// owns its tables (or a superuser): that role can drop the append-only
-// triggers, so production serves as a serving role (MigratePostgres).
-func (s *Postgres) ServingAsOwner() bool { return s.owner }
+// ServingAsOwner reports whether s was opened as the role that owns its
+// tables (or a superuser): that role can drop the append-only triggers,
+// so production serves as a serving role (MigratePostgres). A function,
+// not a method: both stores keep the same method set.
+func ServingAsOwner(s *Postgres) bool { return s.owner }
 
 // ownsSchema reports whether the connected role may migrate: it is a
 // superuser, owns store_schema_version, or the store has no tables yet.
