@@ -44,6 +44,7 @@ type localStore interface {
 	status.Store
 	tlsca.Store
 	api.VerifierRegistry
+	audit.CheckpointSource // the public checkpoint endpoint
 	AddVerifier(ctx context.Context, v store.Verifier) error
 	RevokeVerifier(ctx context.Context, name string, now time.Time) (store.Verifier, error)
 }

@@ -87,9 +87,15 @@ func (p Published) Anchor(source string) Anchor {
 	return Anchor{Source: source, Checkpoint: c.Number, Link: c.Link(), Seq: c.Seq, RecordHash: c.Hash}
 }
 
-// CheckpointHandler serves GET /v1/audit/checkpoint[?since=N] from r (see
-// the top of this file). certs are the audit keys' certificates.
-func CheckpointHandler(r Reader, certs [][]byte) http.Handler {
+// CheckpointSource reads the chained checkpoints (store.SQLite,
+// store.Postgres: AuditCheckpointsFrom).
+type CheckpointSource interface {
+	AuditCheckpointsFrom(ctx context.Context, from int64, limit int) ([]store.AuditCheckpoint, error)
+}
+
+// CheckpointHandler serves GET /v1/audit/checkpoint[?since=N] from src
+// (see the top of this file). certs are the audit keys' certificates.
+func CheckpointHandler(src CheckpointSource, certs [][]byte) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if req.Method != http.MethodGet {
 			http.Error(w, "GET only", http.StatusMethodNotAllowed)
@@ -104,7 +110,7 @@ func CheckpointHandler(r Reader, certs [][]byte) http.Handler {
 			}
 			since = n
 		}
-		p, err := PublishedSince(req.Context(), r, since)
+		p, err := PublishedSince(req.Context(), src, since)
 		if err != nil {
 			http.Error(w, "audit checkpoints unavailable", http.StatusServiceUnavailable)
 			return
@@ -121,36 +127,27 @@ func CheckpointHandler(r Reader, certs [][]byte) http.Handler {
 }
 
 // PublishedSince returns the chained checkpoints from number since (0: the
-// newest only; a number past the newest: the newest only), at most
+// newest only; a number past the newest: the newest only, so a witness
+// that kept a later one sees the chain was cut back), at most
 // MaxPublished.
-func PublishedSince(ctx context.Context, r Reader, since int64) (Published, error) {
-	cps, err := r.AuditCheckpoints(ctx)
-	if err != nil {
-		return Published{}, err
-	}
+func PublishedSince(ctx context.Context, src CheckpointSource, since int64) (Published, error) {
 	p := Published{Format: PublishedFormat}
-	var chained []store.AuditCheckpoint
+	newest, err := src.AuditCheckpointsFrom(ctx, 0, 1)
+	if err != nil || len(newest) == 0 {
+		return p, err
+	}
+	if since <= 0 || since > newest[0].Number {
+		p.Checkpoints = []PublishedCheckpoint{publish(newest[0])}
+		return p, nil
+	}
+	cps, err := src.AuditCheckpointsFrom(ctx, since, MaxPublished+1)
+	if err != nil {
+		return p, err
+	}
+	if len(cps) > MaxPublished {
+		cps, p.More = cps[:MaxPublished], true
+	}
 	for _, c := range cps {
-		if Chained(c) {
-			chained = append(chained, c)
-		}
-	}
-	if len(chained) == 0 {
-		return p, nil
-	}
-	newest := chained[len(chained)-1]
-	if since <= 0 || since > newest.Number {
-		p.Checkpoints = []PublishedCheckpoint{publish(newest)}
-		return p, nil
-	}
-	for _, c := range chained {
-		if c.Number < since {
-			continue
-		}
-		if len(p.Checkpoints) == MaxPublished {
-			p.More = true
-			break
-		}
 		p.Checkpoints = append(p.Checkpoints, publish(c))
 	}
 	return p, nil

@@ -130,3 +130,42 @@ func TestAuditAppendOnlyPostgresServingRole(t *testing.T) {
 		t.Fatal("owner not reported as owner")
 	}
 }
+
+// Checkpoints are numbered without gaps: a number that does not follow
+// the last is ErrConflict (two signers never fork the chain), and
+// AuditCheckpointsFrom reads the chain's tail.
+func TestAuditCheckpointNumbers(t *testing.T) {
+	forEachStore(t, func(t *testing.T, s *sqlStore) {
+		ctx := context.Background()
+		for i := int64(1); i <= 3; i++ {
+			if err := s.AppendAudit(ctx, AuditRecord{Seq: i, At: t0, Operator: "a", Action: "x", PrevHash: []byte{}, Hash: []byte{byte(i)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cp := func(seq, number int64) AuditCheckpoint {
+			return AuditCheckpoint{Seq: seq, At: t0, Hash: []byte{byte(seq)}, KeyID: "k", Signature: []byte{1}, Number: number, PrevHash: make([]byte, 32)}
+		}
+		if err := s.AppendAuditCheckpoint(ctx, cp(1, 2)); !errors.Is(err, ErrConflict) {
+			t.Fatalf("number 2 first: %v", err)
+		}
+		for i := int64(1); i <= 3; i++ {
+			if err := s.AppendAuditCheckpoint(ctx, cp(i, i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.AppendAuditCheckpoint(ctx, cp(3, 3)); !errors.Is(err, ErrConflict) {
+			t.Fatalf("number 3 again: %v", err)
+		}
+		if err := s.AppendAuditCheckpoint(ctx, AuditCheckpoint{Seq: 3, At: t0, Hash: []byte{3}, KeyID: "k", Signature: []byte{1}}); err == nil {
+			t.Fatal("an unchained checkpoint accepted")
+		}
+		newest, err := s.AuditCheckpointsFrom(ctx, 0, 10)
+		if err != nil || len(newest) != 1 || newest[0].Number != 3 {
+			t.Fatalf("newest %+v %v", newest, err)
+		}
+		tail, err := s.AuditCheckpointsFrom(ctx, 2, 10)
+		if err != nil || len(tail) != 2 || tail[0].Number != 2 || tail[1].Number != 3 {
+			t.Fatalf("from 2: %+v %v", tail, err)
+		}
+	})
+}

@@ -54,9 +54,26 @@ func (s *sqlStore) AuditRecordsByOperator(ctx context.Context, operator string, 
 	return s.auditQuery(ctx, `SELECT `+auditCols+` FROM audit_records WHERE operator = ? AND seq > ? ORDER BY seq LIMIT ?`, operator, after, limit)
 }
 
+const checkpointCols = `seq, at, hash, key_id, signature, coalesce(number, 0), prev_hash`
+
 // AuditCheckpoints returns every checkpoint in seq order.
 func (s *sqlStore) AuditCheckpoints(ctx context.Context) ([]AuditCheckpoint, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT seq, at, hash, key_id, signature, coalesce(number, 0), prev_hash FROM audit_checkpoints ORDER BY seq`)
+	return s.checkpointQuery(ctx, `SELECT `+checkpointCols+` FROM audit_checkpoints ORDER BY seq`)
+}
+
+// AuditCheckpointsFrom returns up to limit chained checkpoints (those with
+// a number and previous hash) with number ≥ from, in order; from ≤ 0: the
+// newest chained checkpoint only. It reads only those rows, for the public
+// checkpoint endpoint (audit.PublishedSince).
+func (s *sqlStore) AuditCheckpointsFrom(ctx context.Context, from int64, limit int) ([]AuditCheckpoint, error) {
+	if from <= 0 {
+		return s.checkpointQuery(ctx, `SELECT `+checkpointCols+` FROM audit_checkpoints WHERE number IS NOT NULL ORDER BY number DESC LIMIT 1`)
+	}
+	return s.checkpointQuery(ctx, `SELECT `+checkpointCols+` FROM audit_checkpoints WHERE number >= ? ORDER BY number LIMIT ?`, from, limit)
+}
+
+func (s *sqlStore) checkpointQuery(ctx context.Context, q string, args ...any) ([]AuditCheckpoint, error) {
+	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: audit checkpoints: %w", err)
 	}
