@@ -13,6 +13,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -38,6 +39,13 @@ func serveFor(t *testing.T, args ...string) (string, func()) {
 // address ("" when it is off).
 func serveForPublic(t *testing.T, args ...string) (string, string, func()) {
 	t.Helper()
+	// Free ports for the status listeners, as startServe does: their
+	// defaults are fixed and other test binaries run at once.
+	for _, f := range []string{"--verifier-listen", "--public-listen"} {
+		if !slices.Contains(args, f) {
+			args = append(args, f, "127.0.0.1:0")
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	old := serveContext
 	serveContext = func() context.Context { return ctx }
