@@ -42,13 +42,13 @@ import (
 // loose file in the writable data dir is never trusted: a planted
 // audit-checkpoint-file.pub.pem (what older versions wrote after the
 // migration, and read back) is ignored, so checkpoints signed by its key
-// are "unknown-key". A file key (audit-checkpoint.key) is recorded only
-// while no checkpoint in the log was signed by a key of the ceremony state,
-// and after the log verified against every outside witness: the moment
-// the file key was still the data dir's own signing key. A data dir
-// migrated by an older version (its .pub.pem left, no recorded file key)
-// reports its file-key checkpoints "unknown-key"; the HSM checkpoints after
-// them still cover every record before them.
+// are "unknown-key" until serve records a file key, which it does once,
+// with custodians present, after the log verified against every outside
+// witness and only when the file cannot add trust the ceremony's keys do
+// not already give (fileKeyToRecord): audit-checkpoint.key while no
+// ceremony key has signed a checkpoint (it is still the data dir's own
+// signing key); the .pub.pem of a data dir migrated by an older version
+// only when a ceremony-key checkpoint follows every checkpoint it signed.
 
 const (
 	legacyAuditKeyFile = "audit-checkpoint.key"          // ECDSA file key of older data dirs
@@ -194,33 +194,81 @@ func readLegacyAuditKey(dataDir string) (crypto.Signer, error) {
 	return pk, nil
 }
 
-// fileKeyToRecord returns the data dir's file audit key when serve may
-// record it in the ceremony state (see the top of this file): a key file
-// is present, and no checkpoint in the log was signed by a key the state
-// already lists. Otherwise nil; a key file present then is ignored and
-// reported through onError.
-func fileKeyToRecord(ctx context.Context, st audit.Reader, dataDir string, keys []audit.Key, onError func(error)) (crypto.Signer, error) {
+// fileKeyToRecord returns the public half of the data dir's file audit key
+// when serve may record it in the ceremony state (see the top of this
+// file), and whether it came from the private key file (to delete after
+// the HSM key signed):
+//
+//   - audit-checkpoint.key (a data dir not yet migrated): while no
+//     checkpoint in the log was signed by a key of the ceremony state;
+//   - audit-checkpoint-file.pub.pem (migrated by an older version, which
+//     kept only this file): when the state records no file key yet, the
+//     log holds checkpoints of that key, and a checkpoint of a ceremony
+//     key follows every one of them: that checkpoint already covers every
+//     record they cover, so recording the key adds no trust the HSM
+//     checkpoints do not give (a planted file in a log whose ceremony
+//     checkpoints were deleted is never recorded).
+//
+// Otherwise nil; a key file present then is ignored and reported through
+// onError.
+func fileKeyToRecord(ctx context.Context, st audit.Reader, dataDir string, keys []audit.Key, onError func(error)) (crypto.PublicKey, bool, error) {
 	k, err := readLegacyAuditKey(dataDir)
-	if err != nil || k == nil {
-		return nil, err
+	if err != nil {
+		return nil, false, err
+	}
+	pubPEM, err := os.ReadFile(filepath.Join(dataDir, legacyAuditPubFile))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, false, err
+	}
+	if k == nil && pubPEM == nil {
+		return nil, false, nil
 	}
 	cps, err := st.AuditCheckpoints(ctx)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	known := map[string]bool{}
 	for _, key := range keys {
 		known[key.ID] = true
 	}
-	for _, c := range cps {
-		if known[c.KeyID] {
-			if onError != nil {
-				onError(fmt.Errorf("ca-server: %s ignored: the audit log holds checkpoints of the ceremony's keys, so a file key is no longer this data dir's key", legacyAuditKeyFile))
+	if known[legacyAuditKeyID] {
+		return nil, false, nil // recorded already
+	}
+	ignore := func(file, why string) (crypto.PublicKey, bool, error) {
+		if onError != nil {
+			onError(fmt.Errorf("ca-server: %s ignored: %s; verification keys come from the ceremony record", file, why))
+		}
+		return nil, false, nil
+	}
+	if k != nil {
+		for _, c := range cps {
+			if known[c.KeyID] {
+				return ignore(legacyAuditKeyFile, "the audit log holds checkpoints of the ceremony's keys, so a file key is no longer this data dir's key")
 			}
-			return nil, nil
+		}
+		return k.Public(), true, nil
+	}
+	lastFile, firstCeremonyAfter := -1, false
+	for i, c := range cps {
+		switch {
+		case c.KeyID == legacyAuditKeyID:
+			lastFile, firstCeremonyAfter = i, false
+		case known[c.KeyID] && lastFile >= 0:
+			firstCeremonyAfter = true
 		}
 	}
-	return k, nil
+	if lastFile < 0 || !firstCeremonyAfter {
+		return ignore(legacyAuditPubFile, "no checkpoint of a ceremony key follows the checkpoints of that key")
+	}
+	blk, _ := pem.Decode(pubPEM)
+	if blk == nil || blk.Type != "PUBLIC KEY" {
+		return ignore(legacyAuditPubFile, "not a PEM public key")
+	}
+	pub, err := x509.ParsePKIXPublicKey(blk.Bytes)
+	if err != nil {
+		return ignore(legacyAuditPubFile, err.Error())
+	}
+	return pub, false, nil
 }
 
 // startHSMAudit replaces l's unsigned audit log by one signing checkpoints
@@ -239,12 +287,12 @@ func startHSMAudit(ctx context.Context, l *local, c ceremony.Common, active *cer
 	if err != nil {
 		return nil, err
 	}
-	fileKey, err := fileKeyToRecord(ctx, l.st, dataDir, keys, onError)
+	filePub, fromPrivate, err := fileKeyToRecord(ctx, l.st, dataDir, keys, onError)
 	if err != nil {
 		return nil, err
 	}
-	if fileKey != nil {
-		keys = append(keys, audit.Key{ID: legacyAuditKeyID, Public: fileKey.Public()})
+	if filePub != nil {
+		keys = append(keys, audit.Key{ID: legacyAuditKeyID, Public: filePub})
 	}
 	if err := checkAuditAgainstWitnesses(ctx, l.st, keys, w); err != nil {
 		return nil, err
@@ -253,8 +301,8 @@ func startHSMAudit(ctx context.Context, l *local, c ceremony.Common, active *cer
 	if err != nil {
 		return nil, err
 	}
-	if fileKey != nil {
-		if err := ceremony.RecordAuditFileKey(ctx, c, active, legacyAuditKeyID, fileKey.Public()); err != nil {
+	if filePub != nil {
+		if err := ceremony.RecordAuditFileKey(ctx, c, active, legacyAuditKeyID, filePub); err != nil {
 			return nil, err
 		}
 	}
@@ -269,7 +317,7 @@ func startHSMAudit(ctx context.Context, l *local, c ceremony.Common, active *cer
 	if err := alog.Checkpoint(ctx); err != nil {
 		return nil, err
 	}
-	if fileKey != nil {
+	if fromPrivate {
 		// Recorded in the ceremony state and succeeded by the HSM key:
 		// nobody may sign with it again.
 		if err := os.Remove(filepath.Join(dataDir, legacyAuditKeyFile)); err != nil {

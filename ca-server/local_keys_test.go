@@ -295,6 +295,22 @@ func TestLegacyDataDirKeys(t *testing.T) {
 	if code, out := runExit("audit", "verify", "--data-dir", data); code == 0 || !strings.Contains(out, "unknown-key") {
 		t.Fatalf("verify without the recorded file key: %d\n%s", code, out)
 	}
+	// A data dir migrated by an older version kept only the public half in
+	// audit-checkpoint-file.pub.pem; HSM checkpoints follow the file key's.
+	// serve (custodians present) records it once in the ceremony state.
+	pubDER, _ := x509.MarshalPKIXPublicKey(fileKey.Public())
+	if err := os.WriteFile(filepath.Join(data, legacyAuditPubFile), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, stop = serveFor(t, "--data-dir", data, "--dev", "--listen", "127.0.0.1:0")
+	stop()
+	if code, out := runExit("audit", "verify", "--data-dir", data); code != 0 {
+		t.Fatalf("audit verify after the older migration was recorded: %d\n%s", code, out)
+	}
+	again, _ := ceremony.LoadState(data)
+	if len(again.AuditFileKeys) != 1 {
+		t.Fatalf("recorded file keys %+v", again.AuditFileKeys)
+	}
 	os.WriteFile(statePath, migrated, 0o600)
 
 	// Both an HSM TLS CA and a file key: refused, nothing changed.
