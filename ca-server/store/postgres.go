@@ -137,7 +137,7 @@ func (s *Postgres) checkCurrent(ctx context.Context) error {
 	}
 	v, err := s.SchemaVersion(ctx)
 	if err != nil {
-		return fmt.Errorf("store: read schema version: %w", err)
+		return fmt.Errorf("store: read schema version (as a role that does not own the store: has `ca-server db migrate --serving-role` granted it?): %w", err)
 	}
 	if v != len(ms) {
 		return fmt.Errorf("store: database schema version %d, this program needs %d: the serving role does not migrate; run `ca-server db migrate --database OWNER_URL --serving-role ROLE` as the owner role", v, len(ms))
