@@ -124,6 +124,10 @@ func TestAttackRewrittenAuditSQLite(t *testing.T) {
 	_, stop := serveFor(t, "--data-dir", data, "--dev", "--listen", "127.0.0.1:0", "--verifier-listen", "127.0.0.1:0", "--public-listen", "127.0.0.1:0")
 	stop() // checkpoints signed in the HSM; the day's backup in DATA/audit-backup
 	runCmd(t, "terminal-token", "--data-dir", data, "--municipality", "131016")
+	bdir := defaultAuditBackupDir(data)
+	if out := runCmd(t, "audit", "verify", "--data-dir", data, "--backup-dir", bdir); !strings.Contains(out, "extends the backup before it") {
+		t.Fatalf("audit verify --backup-dir: %s", out)
+	}
 
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(data, "ca.db"))
 	if err != nil {
@@ -135,6 +139,9 @@ func TestAttackRewrittenAuditSQLite(t *testing.T) {
 
 	if code, out := runExit("audit", "verify", "--data-dir", data); code == 0 || !strings.Contains(out, "no-checkpoint") {
 		t.Errorf("audit verify of the rewritten log: exit %d\n%s", code, out)
+	}
+	if code, out := runExit("audit", "verify", "--data-dir", data, "--backup-dir", bdir); code == 0 || !strings.Contains(out, "witness-mismatch") {
+		t.Errorf("audit verify of the rewritten log against the backups: exit %d\n%s", code, out)
 	}
 	out := serveRefuses(t, "--data-dir", data, "--dev", "--listen", "127.0.0.1:0", "--verifier-listen", "127.0.0.1:0", "--public-listen", "127.0.0.1:0")
 	if !strings.Contains(out, "refusing to start") || !strings.Contains(out, "witness-mismatch") || !strings.Contains(out, filepath.Join(data, "audit-backup")) {
