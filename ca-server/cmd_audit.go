@@ -19,11 +19,14 @@ func init() {
 // one operator's history can be shown on its own.
 func runAudit(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: audit verify|show|backup [flags]", errUsage)
+		return fmt.Errorf("%w: audit verify|show|backup|witness [flags]", errUsage)
 	}
 	sub := args[0]
-	if sub == "backup" {
+	switch sub {
+	case "backup":
 		return runAuditBackup(args[1:], stdout, stderr) // cmd_audit_backup.go
+	case "witness":
+		return runAuditWitness(args[1:], stdout, stderr) // cmd_audit_witness.go
 	}
 	fs := flag.NewFlagSet("audit "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -31,6 +34,9 @@ func runAudit(args []string, stdout, stderr io.Writer) error {
 	database := databaseFlag(fs)
 	operator := fs.String("operator", "", "show: the operator whose records to list")
 	backupFile := fs.String("backup", "", "verify: a backup file (audit backup) instead of the live log, checked on its own")
+	backupDir := fs.String("backup-dir", "", "verify: also check every backup in this directory on its own and against each other (each extends the one before), and the live log against the newest")
+	witnessDir := fs.String("witness-dir", "", "verify: also check the live log against the copies kept there by `audit witness`")
+	maxAge := fs.Duration("max-unprotected-age", defaultMaxUnprotectedAge, "verify: fail when records after the last checkpoint are older than this (a running server checkpoints every --audit-checkpoint-every, 5m by default, and at shutdown; 0: no limit)")
 	auditor := fs.String("auditor", defaultOperator(), "the internal auditor reviewing (checked against the role register and confirmed with their own passphrase, CPS §5.4)")
 	var secrets dutySecrets
 	secrets.register(fs)
@@ -38,7 +44,7 @@ func runAudit(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if sub != "verify" && sub != "show" {
-		return fmt.Errorf("%w: unknown audit command %q (verify, show, backup)", errUsage, sub)
+		return fmt.Errorf("%w: unknown audit command %q (verify, show, backup, witness)", errUsage, sub)
 	}
 	if *dataDir == "" {
 		return fmt.Errorf("%w: --data-dir is required (the checkpoint keys come from it)", errUsage)
@@ -46,37 +52,58 @@ func runAudit(args []string, stdout, stderr io.Writer) error {
 	if _, err := requireRoles(*dataDir, *database, "audit."+sub, &secrets, *auditor); err != nil {
 		return err
 	}
+	if sub == "verify" && *maxAge < 0 {
+		return fmt.Errorf("%w: --max-unprotected-age must not be negative", errUsage)
+	}
 	ctx := context.Background()
 	switch sub {
 	case "verify":
-		var src audit.Reader
+		// Public keys only, from the ceremony record (local_keys.go).
+		keys, err := auditVerifyKeys(*dataDir)
+		if err != nil {
+			return err
+		}
 		if *backupFile != "" {
+			// A backup on its own: its chain, its checkpoints' signatures.
 			bf, err := audit.OpenBackup(*backupFile)
 			if err != nil {
 				return err
 			}
 			defer bf.Close()
-			src = bf
-		} else {
-			l, err := openLocal(ctx, *dataDir, *database)
+			rep, err := audit.VerifyKeys(ctx, bf, keys)
+			printVerifyReport(stdout, rep)
+			return err
+		}
+		var anchors []audit.Anchor
+		if *backupDir != "" {
+			checks, err := audit.CheckBackups(ctx, *backupDir, keys)
+			for _, c := range checks {
+				fmt.Fprintf(stdout, "%s: %d records, checkpoint %d; verified, extends the backup before it\n", c.Path, c.Report.Records, c.Report.TipNumber)
+			}
 			if err != nil {
 				return err
 			}
-			defer l.st.Close()
-			src = l.st
+			if len(checks) > 0 {
+				anchors = append(anchors, checks[len(checks)-1].Report.Anchor("backup "+checks[len(checks)-1].Path))
+			}
 		}
-		// Public keys only (local_keys.go): the HSM key's certificate from
-		// the ceremony state, and an older data dir's file key.
-		keys, err := auditVerifyKeys(*dataDir)
+		if *witnessDir != "" {
+			a, err := witnessAnchors(ctx, keys, auditWitnesses{witnessDir: *witnessDir})
+			if err != nil {
+				return err
+			}
+			anchors = append(anchors, a...)
+		}
+		l, err := openLocal(ctx, *dataDir, *database)
 		if err != nil {
 			return err
 		}
-		rep, err := audit.VerifyKeys(ctx, src, keys)
-		for _, p := range rep.Problems {
-			fmt.Fprintln(stdout, p.String())
-		}
-		fmt.Fprintf(stdout, "%d records, %d checkpoints (last at record %d), %d records after the last checkpoint\n",
-			rep.Records, rep.Checkpoints, rep.LastCheckpoint, rep.Unprotected)
+		defer l.st.Close()
+		// The live log: every checkpoint present, their chain, at least
+		// one checkpoint, no stale unprotected records, and every witness.
+		rep, err := audit.VerifyWith(ctx, l.st, audit.VerifyOptions{Keys: keys, RequireCheckpoint: true,
+			MaxUnprotectedAge: *maxAge, Now: time.Now(), Anchors: anchors})
+		printVerifyReport(stdout, rep)
 		return err
 	case "show":
 		if *operator == "" {
@@ -102,6 +129,22 @@ func runAudit(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	default:
-		return fmt.Errorf("%w: unknown audit command %q (verify, show, backup)", errUsage, sub)
+		return fmt.Errorf("%w: unknown audit command %q (verify, show, backup, witness)", errUsage, sub)
 	}
+}
+
+// defaultMaxUnprotectedAge is how old records after the last checkpoint
+// may be before `audit verify` fails: a running server checkpoints every
+// --audit-checkpoint-every (5 minutes by default) and at shutdown, so a
+// record stays unprotected for minutes; an hour leaves room for a restart
+// or a slow day's backup, while checkpoints deleted more than an hour ago
+// (or a server not run since local commands wrote records) are reported.
+const defaultMaxUnprotectedAge = time.Hour
+
+func printVerifyReport(w io.Writer, rep audit.Report) {
+	for _, p := range rep.Problems {
+		fmt.Fprintln(w, p.String())
+	}
+	fmt.Fprintf(w, "%d records, %d checkpoints (last at record %d), %d records after the last checkpoint\n",
+		rep.Records, rep.Checkpoints, rep.LastCheckpoint, rep.Unprotected)
 }

@@ -65,7 +65,15 @@ func backupAudit(ctx context.Context, l *local, dataDir, dir, operator string, c
 	if err != nil {
 		return audit.BackupResult{}, err
 	}
+	// The backups are witnesses of each other: the new copy must extend
+	// the newest one before it (which verified on its own when it was
+	// made and is checked again here).
 	opts := audit.BackupOptions{Keys: keys, Clock: clock}
+	if a, ok, err := audit.NewestBackupAnchor(ctx, dir, keys); err != nil {
+		return audit.BackupResult{}, fmt.Errorf("ca-server: audit backup: the newest backup in %s: %w", dir, err)
+	} else if ok {
+		opts.Anchors = []audit.Anchor{a}
+	}
 	var res audit.BackupResult
 	if store.IsPostgresURL(l.database) {
 		// No file to attach: the records are read through the store into

@@ -78,6 +78,7 @@ func TestAuditBackupDaily(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer raw.Close()
+	dropAuditTriggers(t, raw) // an attacker with the file
 	if _, err := raw.Exec(`UPDATE audit_records SET operator = 'someone-else' WHERE seq = 1`); err != nil {
 		t.Fatal(err)
 	}

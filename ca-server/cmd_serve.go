@@ -44,6 +44,7 @@ type localStore interface {
 	status.Store
 	tlsca.Store
 	api.VerifierRegistry
+	audit.CheckpointSource // the public checkpoint endpoint
 	AddVerifier(ctx context.Context, v store.Verifier) error
 	RevokeVerifier(ctx context.Context, name string, now time.Time) (store.Verifier, error)
 }
@@ -173,6 +174,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	auditEvery := fs.Duration("audit-checkpoint-every", 5*time.Minute, "how often the audit log is checkpointed with the HSM key, covering records of local commands (CPS §5.4)")
 	auditBackupDir := fs.String("audit-backup-dir", "", "directory of the daily audit backups (default DATA-DIR/audit-backup; in production other media) (CPS §5.4)")
 	auditBackupCheck := fs.Duration("audit-backup-check-every", time.Hour, "how often serve checks whether today's (UTC) audit backup is still to be made")
+	auditWitnessDir := fs.String("audit-witness-dir", "", "directory of checkpoint copies kept by `ca-server audit witness`: at start the audit log must extend them, as it must extend the newest audit backup, before anything is signed")
 	statusF := registerStatusFlags(fs)   // serve_status.go
 	trafficF := registerTrafficFlags(fs) // serve_traffic.go
 	if err := fs.Parse(args); err != nil {
@@ -199,6 +201,10 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer l.Close()
+	if pg, ok := l.st.(*store.Postgres); ok && store.ServingAsOwner(pg) {
+		logger.Warn("serve: connected to PostgreSQL as the owner of the store's tables: this process could drop the audit tables' append-only triggers; " +
+			"in production run `ca-server db migrate --database OWNER_URL --serving-role ROLE` and serve as ROLE")
+	}
 	// CPS §6.8: say when the audit timestamps are not vouched for by a
 	// synchronised clock. The watch keeps the unsigned log it starts with
 	// (records chain the same; the signing log of startHSMAudit covers
@@ -238,18 +244,19 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		defer active.HSM.Close()
 		statusActive = active
 		// CPS §5.4: checkpoints signed in the HSM, covering the records
-		// local commands appended; stopped before the HSM closes.
-		stopAudit, err := startHSMAudit(ctx, l, common, active, cf.dataDir, *auditEvery,
-			func(err error) { logger.Error("serve: audit checkpoint", "err", err) })
+		// local commands appended, after the whole log verified against
+		// its outside witnesses; stopped before the HSM closes.
+		if *auditBackupDir == "" {
+			*auditBackupDir = defaultAuditBackupDir(cf.dataDir)
+		}
+		stopAudit, err := startHSMAudit(ctx, l, common, active, cf.dataDir, auditWitnesses{backupDir: *auditBackupDir, witnessDir: *auditWitnessDir},
+			*auditEvery, func(err error) { logger.Error("serve: audit checkpoint", "err", err) })
 		if err != nil {
 			return err
 		}
 		defer stopAudit()
 		// CPS §5.4: the audit log is backed up daily (cmd_audit_backup.go);
 		// stopped before the checkpointing log stops.
-		if *auditBackupDir == "" {
-			*auditBackupDir = defaultAuditBackupDir(cf.dataDir)
-		}
 		stopBackups := startAuditBackups(ctx, l, cf.dataDir, *auditBackupDir, *auditBackupCheck, time.Now,
 			func(err error) { logger.Error("serve: audit backup", "err", err) })
 		defer stopBackups()

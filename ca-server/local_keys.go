@@ -32,14 +32,27 @@ import (
 //     without a ceremony; replacing it would orphan every enrolled terminal.
 //     A data dir holding both an HSM TLS CA and a file key is refused.
 //   - audit: `serve` generates the HSM audit key at its first activation
-//     (ceremony.AddAuditKey), signs a checkpoint with it, then keeps only the
-//     public half of the old file key (audit-checkpoint-file.pub.pem) so
-//     checkpoints signed earlier keep verifying and nobody can sign new
-//     ones with it.
+//     (ceremony.AddAuditKey), records the public half of the old file key
+//     in the ceremony state (ceremony.RecordAuditFileKey, a step of the
+//     activated ceremony) so checkpoints signed earlier keep verifying,
+//     signs a checkpoint with the HSM key and deletes the file key.
+//
+// Verification keys come from the ceremony state only (auditVerifyKeys):
+// the audit checkpoint keys' certificates and the recorded file keys. A
+// loose file in the writable data dir is never trusted: a planted
+// audit-checkpoint-file.pub.pem (what older versions wrote after the
+// migration, and read back) is ignored, so checkpoints signed by its key
+// are "unknown-key" until serve records a file key, which it does once,
+// with custodians present, after the log verified against every outside
+// witness and only when the file cannot add trust the ceremony's keys do
+// not already give (fileKeyToRecord): audit-checkpoint.key while no
+// ceremony key has signed a checkpoint (it is still the data dir's own
+// signing key); the .pub.pem of a data dir migrated by an older version
+// only when a ceremony-key checkpoint follows every checkpoint it signed.
 
 const (
 	legacyAuditKeyFile = "audit-checkpoint.key"          // ECDSA file key of older data dirs
-	legacyAuditPubFile = "audit-checkpoint-file.pub.pem" // its public half after migration
+	legacyAuditPubFile = "audit-checkpoint-file.pub.pem" // what older versions kept after migration: never read
 	legacyAuditKeyID   = "audit-checkpoint-file"         // KeyID its checkpoints carry
 )
 
@@ -105,54 +118,56 @@ func signingTLSCA(active *ceremony.Active, st tlsca.Store) (*tlsca.CA, error) {
 }
 
 // auditVerifyKeys lists every key that may have signed the data dir's
-// audit checkpoints, from public material only: the audit checkpoint keys
-// of the ceremony state (their certificates) and the file key of a data
-// dir made before the key moved into the HSM.
+// audit checkpoints, from the ceremony state only: the audit checkpoint
+// keys' certificates (issuing and earlier) and the file keys recorded
+// when the data dir was migrated.
 func auditVerifyKeys(dataDir string) ([]audit.Key, error) {
 	var keys []audit.Key
 	st, err := ceremony.LoadState(dataDir)
 	if err != nil && !errors.Is(err, ceremony.ErrNotInitialised) && !errors.Is(err, ceremony.ErrDestroyed) {
 		return nil, err
 	}
-	if st != nil {
-		for _, rec := range st.ServiceKeyRecords(ceremony.RoleAuditCheckpoint) {
-			cert, err := ceremony.ReadCertificate(rec)
-			if err != nil {
-				return nil, err
-			}
-			id, err := audit.KeyIDOf(cert.PublicKey)
-			if err != nil {
-				return nil, err
-			}
-			keys = append(keys, audit.Key{ID: id, Public: cert.PublicKey})
-		}
+	if st == nil {
+		return nil, nil
 	}
-	if pub, err := legacyAuditPublicKey(dataDir); err != nil {
-		return nil, err
-	} else if pub != nil {
-		keys = append(keys, audit.Key{ID: legacyAuditKeyID, Public: pub})
+	for _, rec := range st.ServiceKeyRecords(ceremony.RoleAuditCheckpoint) {
+		cert, err := ceremony.ReadCertificate(rec)
+		if err != nil {
+			return nil, err
+		}
+		id, err := audit.KeyIDOf(cert.PublicKey)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, audit.Key{ID: id, Public: cert.PublicKey})
+	}
+	for _, fk := range st.AuditFileKeys {
+		pub, err := fk.Public()
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, audit.Key{ID: fk.KeyID, Public: pub})
 	}
 	return keys, nil
 }
 
-// legacyAuditPublicKey reads the public half of an old file audit key
-// (the migrated .pub.pem, or the key file itself before migration); nil if
-// the data dir never had one.
-func legacyAuditPublicKey(dataDir string) (any, error) {
-	if b, err := os.ReadFile(filepath.Join(dataDir, legacyAuditPubFile)); err == nil {
-		blk, _ := pem.Decode(b)
-		if blk == nil || blk.Type != "PUBLIC KEY" {
-			return nil, fmt.Errorf("ca-server: %s is not a PEM public key", legacyAuditPubFile)
+// auditCertificates returns the DER of the audit checkpoint keys'
+// certificates in the ceremony state, which the public listener serves
+// with the checkpoints (a witness trusts one by its published fingerprint).
+func auditCertificates(dataDir string) ([][]byte, error) {
+	st, err := ceremony.LoadState(dataDir)
+	if err != nil && !errors.Is(err, ceremony.ErrDestroyed) {
+		return nil, err
+	}
+	var out [][]byte
+	for _, rec := range st.ServiceKeyRecords(ceremony.RoleAuditCheckpoint) {
+		cert, err := ceremony.ReadCertificate(rec)
+		if err != nil {
+			return nil, err
 		}
-		return x509.ParsePKIXPublicKey(blk.Bytes)
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, err
+		out = append(out, cert.Raw)
 	}
-	k, err := readLegacyAuditKey(dataDir)
-	if err != nil || k == nil {
-		return nil, err
-	}
-	return k.Public(), nil
+	return out, nil
 }
 
 func readLegacyAuditKey(dataDir string) (crypto.Signer, error) {
@@ -179,37 +194,117 @@ func readLegacyAuditKey(dataDir string) (crypto.Signer, error) {
 	return pk, nil
 }
 
-// retireLegacyAuditKey keeps only the public half of an old file audit key.
-// Call it after the HSM key signed a checkpoint covering the whole log.
-func retireLegacyAuditKey(dataDir string) (bool, error) {
+// fileKeyToRecord returns the public half of the data dir's file audit key
+// when serve may record it in the ceremony state (see the top of this
+// file), and whether it came from the private key file (to delete after
+// the HSM key signed):
+//
+//   - audit-checkpoint.key (a data dir not yet migrated): while no
+//     checkpoint in the log was signed by a key of the ceremony state;
+//   - audit-checkpoint-file.pub.pem (migrated by an older version, which
+//     kept only this file): when the state records no file key yet, the
+//     log holds checkpoints of that key, and a checkpoint of a ceremony
+//     key follows every one of them: that checkpoint already covers every
+//     record they cover, so recording the key adds no trust the HSM
+//     checkpoints do not give (a planted file in a log whose ceremony
+//     checkpoints were deleted is never recorded).
+//
+// Otherwise nil; a key file present then is ignored and reported through
+// onError.
+func fileKeyToRecord(ctx context.Context, st audit.Reader, dataDir string, keys []audit.Key, onError func(error)) (crypto.PublicKey, bool, error) {
 	k, err := readLegacyAuditKey(dataDir)
-	if err != nil || k == nil {
-		return false, err
-	}
-	der, err := x509.MarshalPKIXPublicKey(k.Public())
 	if err != nil {
-		return false, err
+		return nil, false, err
 	}
-	pubPath := filepath.Join(dataDir, legacyAuditPubFile)
-	if err := os.WriteFile(pubPath+".tmp", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644); err != nil {
-		return false, err
+	pubPEM, err := os.ReadFile(filepath.Join(dataDir, legacyAuditPubFile))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, false, err
 	}
-	if err := os.Rename(pubPath+".tmp", pubPath); err != nil {
-		return false, err
+	if k == nil && pubPEM == nil {
+		return nil, false, nil
 	}
-	return true, os.Remove(filepath.Join(dataDir, legacyAuditKeyFile))
+	cps, err := st.AuditCheckpoints(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	known := map[string]bool{}
+	for _, key := range keys {
+		known[key.ID] = true
+	}
+	if known[legacyAuditKeyID] {
+		return nil, false, nil // recorded already
+	}
+	ignore := func(file, why string) (crypto.PublicKey, bool, error) {
+		if onError != nil {
+			onError(fmt.Errorf("ca-server: %s ignored: %s; verification keys come from the ceremony record", file, why))
+		}
+		return nil, false, nil
+	}
+	if k != nil {
+		for _, c := range cps {
+			if known[c.KeyID] {
+				return ignore(legacyAuditKeyFile, "the audit log holds checkpoints of the ceremony's keys, so a file key is no longer this data dir's key")
+			}
+		}
+		return k.Public(), true, nil
+	}
+	lastFile, firstCeremonyAfter := -1, false
+	for i, c := range cps {
+		switch {
+		case c.KeyID == legacyAuditKeyID:
+			lastFile, firstCeremonyAfter = i, false
+		case known[c.KeyID] && lastFile >= 0:
+			firstCeremonyAfter = true
+		}
+	}
+	if lastFile < 0 || !firstCeremonyAfter {
+		return ignore(legacyAuditPubFile, "no checkpoint of a ceremony key follows the checkpoints of that key")
+	}
+	blk, _ := pem.Decode(pubPEM)
+	if blk == nil || blk.Type != "PUBLIC KEY" {
+		return ignore(legacyAuditPubFile, "not a PEM public key")
+	}
+	pub, err := x509.ParsePKIXPublicKey(blk.Bytes)
+	if err != nil {
+		return ignore(legacyAuditPubFile, err.Error())
+	}
+	return pub, false, nil
 }
 
 // startHSMAudit replaces l's unsigned audit log by one signing checkpoints
 // with the activated CA's audit checkpoint key (generated now for a CA
-// initialised before the key existed), signs a checkpoint covering the
-// records local commands appended, retires an old file key, and signs a
-// checkpoint every interval until the returned stop is called (before the
-// HSM closes).
-func startHSMAudit(ctx context.Context, l *local, c ceremony.Common, active *ceremony.Active, dataDir string, interval time.Duration, onError func(error)) (stop func(), err error) {
+// initialised before the key existed) and signs a checkpoint every
+// interval until the returned stop is called (before the HSM closes).
+//
+// Before it signs anything it verifies the whole log against what outside
+// witnesses hold (the newest daily backup, kept witness copies:
+// cmd_audit_witness.go) and refuses to start on a mismatch, saying what
+// differs: a log rewritten while the server was down must never get a
+// genuine signature.
+func startHSMAudit(ctx context.Context, l *local, c ceremony.Common, active *ceremony.Active, dataDir string, w auditWitnesses,
+	interval time.Duration, onError func(error)) (stop func(), err error) {
+	keys, err := auditVerifyKeys(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	filePub, fromPrivate, err := fileKeyToRecord(ctx, l.st, dataDir, keys, onError)
+	if err != nil {
+		return nil, err
+	}
+	if filePub != nil {
+		keys = append(keys, audit.Key{ID: legacyAuditKeyID, Public: filePub})
+	}
+	if err := checkAuditAgainstWitnesses(ctx, l.st, keys, w); err != nil {
+		return nil, err
+	}
 	ak, err := ceremony.AddAuditKey(ctx, c, active)
 	if err != nil {
 		return nil, err
+	}
+	if filePub != nil {
+		if err := ceremony.RecordAuditFileKey(ctx, c, active, legacyAuditKeyID, filePub); err != nil {
+			return nil, err
+		}
 	}
 	s, err := ak.Signer()
 	if err != nil {
@@ -222,8 +317,12 @@ func startHSMAudit(ctx context.Context, l *local, c ceremony.Common, active *cer
 	if err := alog.Checkpoint(ctx); err != nil {
 		return nil, err
 	}
-	if _, err := retireLegacyAuditKey(dataDir); err != nil {
-		return nil, err
+	if fromPrivate {
+		// Recorded in the ceremony state and succeeded by the HSM key:
+		// nobody may sign with it again.
+		if err := os.Remove(filepath.Join(dataDir, legacyAuditKeyFile)); err != nil {
+			return nil, err
+		}
 	}
 	l.audit = alog
 	tick := time.NewTicker(interval)

@@ -31,8 +31,23 @@ import (
 // is called (or cleanup), and returns its address.
 func serveFor(t *testing.T, args ...string) (string, func()) {
 	t.Helper()
+	addr, _, stop := serveForPublic(t, args...)
+	return addr, stop
+}
+
+// serveForPublic is serveFor that also returns the public listener's
+// address ("" when it is off).
+func serveForPublic(t *testing.T, args ...string) (string, string, func()) {
+	t.Helper()
+	// Free ports for the status listeners, as startServe does: their
+	// defaults are fixed and other test binaries run at once.
 	if !slices.Contains(args, "--metrics-listen") { // the default is a fixed port
 		args = append(args, "--metrics-listen", "127.0.0.1:0")
+	}
+	for _, f := range []string{"--verifier-listen", "--public-listen"} {
+		if !slices.Contains(args, f) {
+			args = append(args, f, "127.0.0.1:0")
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	old := serveContext
@@ -65,11 +80,15 @@ func serveFor(t *testing.T, args ...string) (string, func()) {
 	}
 	t.Cleanup(stop)
 	timeout := time.After(2 * time.Minute)
+	public := ""
 	for {
 		select {
 		case line := <-stdout.lines:
+			if _, rest, ok := strings.Cut(line, "public ARL and CA certificates on "); ok {
+				public = strings.TrimPrefix(strings.Fields(rest)[0], "https://")
+			}
 			if _, rest, ok := strings.Cut(line, "listening on "); ok {
-				return strings.TrimPrefix(strings.Fields(rest)[0], "https://"), stop
+				return strings.TrimPrefix(strings.Fields(rest)[0], "https://"), public, stop
 			}
 		case code := <-done:
 			exited = true
@@ -132,7 +151,8 @@ func TestHSMKeysForAuditAndTLSCA(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(data, "ca.db")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("ca.db mode %v %v", fi.Mode(), err)
 	}
-	if code, out := runExit("audit", "verify", "--data-dir", data); code != 0 || !strings.Contains(out, "1 records, 0 checkpoints") {
+	// Nothing vouches for the log before the server's first checkpoint.
+	if code, out := runExit("audit", "verify", "--data-dir", data); code == 0 || !strings.Contains(out, "1 records, 0 checkpoints") || !strings.Contains(out, "no-checkpoint") {
 		t.Fatalf("audit verify before serve: %d\n%s", code, out)
 	}
 	// verifier-add that issues a certificate needs the TLS CA key: a
@@ -180,6 +200,7 @@ func TestHSMKeysForAuditAndTLSCA(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer raw.Close()
+	dropAuditTriggers(t, raw) // an attacker with the file
 	last := cps[len(cps)-1]
 	sig := append([]byte(nil), last.Signature...)
 	sig[10] ^= 1
@@ -194,7 +215,8 @@ func TestHSMKeysForAuditAndTLSCA(t *testing.T) {
 // A data dir made before the keys moved into the HSM: its file TLS CA keeps
 // signing (terminals enrolled under it stay trusted), and its file audit
 // key's checkpoints keep verifying after serve signs with the HSM key and
-// keeps only the file key's public half. A data dir with both an HSM TLS CA
+// records the file key's public half in the ceremony state (no loose file).
+// A data dir with both an HSM TLS CA
 // and a file key is refused with a clear error.
 func TestLegacyDataDirKeys(t *testing.T) {
 	testenv.SoftHSM(t)
@@ -260,14 +282,39 @@ func TestLegacyDataDirKeys(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "0 records after the last checkpoint") {
 		t.Fatalf("audit verify after migration: %d\n%s", code, out)
 	}
-	// Without the file key's public half, its checkpoints are unknown.
-	pub := filepath.Join(data, legacyAuditPubFile)
-	pubPEM, _ := os.ReadFile(pub)
-	os.Remove(pub)
-	if code, out := runExit("audit", "verify", "--data-dir", data); code == 0 || !strings.Contains(out, "unknown-key") {
-		t.Fatalf("verify without the old key: %d\n%s", code, out)
+	// The file key's public half is in the ceremony state, not in a loose
+	// file; without that record its checkpoints are unknown.
+	if _, err := os.Stat(filepath.Join(data, legacyAuditPubFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a loose public key file was written: %v", err)
 	}
-	os.WriteFile(pub, pubPEM, 0o644)
+	migrated, _ := os.ReadFile(statePath)
+	var ms ceremony.State
+	if err := json.Unmarshal(migrated, &ms); err != nil || len(ms.AuditFileKeys) != 1 || ms.AuditFileKeys[0].KeyID != legacyAuditKeyID {
+		t.Fatalf("file key not recorded in the ceremony state: %+v %v", ms.AuditFileKeys, err)
+	}
+	ms.AuditFileKeys = nil
+	b, _ = json.Marshal(ms)
+	os.WriteFile(statePath, b, 0o600)
+	if code, out := runExit("audit", "verify", "--data-dir", data); code == 0 || !strings.Contains(out, "unknown-key") {
+		t.Fatalf("verify without the recorded file key: %d\n%s", code, out)
+	}
+	// A data dir migrated by an older version kept only the public half in
+	// audit-checkpoint-file.pub.pem; HSM checkpoints follow the file key's.
+	// serve (custodians present) records it once in the ceremony state.
+	pubDER, _ := x509.MarshalPKIXPublicKey(fileKey.Public())
+	if err := os.WriteFile(filepath.Join(data, legacyAuditPubFile), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, stop = serveFor(t, "--data-dir", data, "--dev", "--listen", "127.0.0.1:0")
+	stop()
+	if code, out := runExit("audit", "verify", "--data-dir", data); code != 0 {
+		t.Fatalf("audit verify after the older migration was recorded: %d\n%s", code, out)
+	}
+	again, _ := ceremony.LoadState(data)
+	if len(again.AuditFileKeys) != 1 {
+		t.Fatalf("recorded file keys %+v", again.AuditFileKeys)
+	}
+	os.WriteFile(statePath, migrated, 0o600)
 
 	// Both an HSM TLS CA and a file key: refused, nothing changed.
 	if err := os.WriteFile(statePath, full, 0o600); err != nil {

@@ -21,6 +21,7 @@ import (
 
 	"madoguchi/ca-server/api"
 	"madoguchi/ca-server/applicant"
+	"madoguchi/ca-server/audit"
 	"madoguchi/ca-server/ceremony"
 	"madoguchi/ca-server/crl"
 	"madoguchi/ca-server/hsm"
@@ -252,6 +253,16 @@ func startStatus(ctx context.Context, f *statusFlags, l *local, srv *api.Server,
 	}
 	scfg := api.StatusConfig{Verifiers: l.st, CRLs: svc, CAs: cas, Audit: l.audit, Logger: logger}
 	scfg.Traffic = f.traffic.guard("verifier", f.traffic.f.verifier)
+	// The newest signed audit checkpoint and its chain, for outside
+	// witnesses (`ca-server audit witness`; issue 13).
+	if active != nil {
+		certs, err := auditCertificates(dataDir)
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		scfg.AuditCheckpoints = audit.CheckpointHandler(l.st, certs)
+	}
 	vh, err := api.NewVerifierHandler(scfg)
 	if err == nil {
 		err = listen(f.verifierListen, vh, api.VerifierTLSConfig(serverCert), "verifier", "verifier status (mutual TLS)")

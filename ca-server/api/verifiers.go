@@ -55,6 +55,10 @@ type StatusConfig struct {
 	// address (Clients) and refusals per source address. Nil: a guard
 	// without limits named "verifier" or "public".
 	Traffic *traffic.Guard
+	// AuditCheckpoints serves GET /v1/audit/checkpoint on the public
+	// listener (audit.CheckpointHandler): the newest signed audit
+	// checkpoint and its chain, for outside witnesses. nil: not served.
+	AuditCheckpoints http.Handler
 }
 
 // unauthorizedOCSP is the OCSPResponse with status unauthorized (RFC 6960
@@ -100,6 +104,7 @@ func NewVerifierHandler(cfg StatusConfig) (http.Handler, error) {
 //	GET /arl/{ca}              the newest ARL
 //	GET /ca/{ca}               the CA certificate (DER)
 //	GET /ca/{ca}/fingerprints  SHA-256 and SHA-1 of the CA certificate
+//	GET /v1/audit/checkpoint   the newest signed audit checkpoint (?since=N: the chain from N), when configured
 //
 // CRLs and OCSP are not served here (404). Nobody is authenticated here, so
 // no request is audited by itself: each is counted in the listener's
@@ -206,6 +211,10 @@ func (h *statusHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.cfg.Logger.Error("api: audit status request", "err", aerr)
 		}
 	}()
+	if !h.verifiersOnly && h.cfg.AuditCheckpoints != nil && r.URL.Path == "/v1/audit/checkpoint" && r.Method == http.MethodGet {
+		h.cfg.AuditCheckpoints.ServeHTTP(w, r)
+		return
+	}
 	if len(parts) < 2 {
 		err = wire.Errorf(wire.CodeRouteNotFound, "no such endpoint")
 		writeProblem(w, err)

@@ -12,6 +12,27 @@
 // recomputes every later hash, and truncation is detected back to the last
 // checkpoint.
 //
+// # The checkpoint chain
+//
+// Checkpoints form a chain of their own: each carries its number (1, 2, …)
+// and the link hash of the checkpoint before it, inside the signed digest
+// ("madoguchi audit checkpoint v2"), so deleting any checkpoint breaks the
+// numbering and the next one's link, and a log cut back to an earlier
+// checkpoint is told apart from the real one by anyone who kept a later
+// checkpoint: an outside witness (the daily backups, the copies auditors
+// keep with `ca-server audit witness` from the public listener, see
+// witness.go). Verify also refuses a log without any checkpoint and one
+// whose records after the last checkpoint are older than a running server
+// would have left them (VerifyOptions).
+//
+// Checkpoints written before the chain existed (digest v1, no number or
+// previous hash signed) still verify under their v1 digest; the store
+// numbers them by position, and their link hashes are chained by the
+// verifier (CheckpointLink), so the first v2 checkpoint signs a hash over
+// every v1 checkpoint present when it was made: deleting one afterwards is
+// detected; deleting one before the upgrade is detected only against a
+// backup made before. A v1 checkpoint after a v2 one is refused.
+//
 // # Who signs
 //
 // Only the activated server (`ca-server serve`) holds a signer. Local
@@ -88,9 +109,10 @@ type Log struct {
 	st   Store
 	opts Options
 
-	mu     sync.Mutex
-	last   store.AuditRecord // zero Seq on an empty log
-	lastCP store.AuditCheckpoint
+	mu       sync.Mutex
+	last     store.AuditRecord // zero Seq on an empty log
+	lastCP   store.AuditCheckpoint
+	lastLink []byte // CheckpointLink of lastCP; zeros before the first
 }
 
 // Open continues the chain in st and signs checkpoints with opts.Signer.
@@ -131,17 +153,35 @@ func open(ctx context.Context, st Store, opts Options) (*Log, error) {
 		return nil, err
 	}
 	l.last = last
-	cps, err := st.AuditCheckpoints(ctx)
-	if err != nil {
+	if err := l.loadCheckpointsLocked(ctx); err != nil {
 		return nil, err
 	}
-	if len(cps) > 0 {
-		l.lastCP = cps[len(cps)-1]
-	} else {
+	if l.lastCP.Number == 0 {
 		// the interval runs from the first opening of an empty log
 		l.lastCP.At = opts.Clock().UTC()
 	}
 	return l, nil
+}
+
+// loadCheckpointsLocked reads the checkpoint chain's tip: the newest
+// checkpoint and its link hash (over every checkpoint: v1 links chain).
+func (l *Log) loadCheckpointsLocked(ctx context.Context) error {
+	cps, err := l.st.AuditCheckpoints(ctx)
+	if err != nil {
+		return err
+	}
+	link := make([]byte, sha256.Size)
+	for _, c := range cps {
+		link = CheckpointLink(link, c)
+	}
+	l.lastLink = link
+	if len(cps) > 0 {
+		l.lastCP = cps[len(cps)-1]
+		if l.lastCP.Number == 0 { // a store that does not number them
+			l.lastCP.Number = int64(len(cps))
+		}
+	}
+	return nil
 }
 
 // appendAttempts bounds how often Record re-chains onto a tail another Log
@@ -226,19 +266,35 @@ func (l *Log) RunCheckpoints(ctx context.Context, tick <-chan time.Time, onError
 }
 
 func (l *Log) checkpointLocked(ctx context.Context) error {
-	c := store.AuditCheckpoint{Seq: l.last.Seq, At: l.opts.Clock().UTC(), Hash: l.last.Hash, KeyID: l.opts.KeyID}
-	digest := checkpointDigest(c)
-	opts := crypto.SignerOpts(crypto.SHA256)
-	sig, err := l.opts.Signer.Sign(rand.Reader, digest, opts)
-	if err != nil {
-		return fmt.Errorf("audit: sign checkpoint: %w", err)
+	for attempt := 1; ; attempt++ {
+		c := store.AuditCheckpoint{Seq: l.last.Seq, At: l.opts.Clock().UTC(), Hash: l.last.Hash, KeyID: l.opts.KeyID,
+			Number: l.lastCP.Number + 1, PrevHash: l.lastLink}
+		digest := checkpointDigest(c)
+		sig, err := l.opts.Signer.Sign(rand.Reader, digest, crypto.SHA256)
+		if err != nil {
+			return fmt.Errorf("audit: sign checkpoint: %w", err)
+		}
+		c.Signature = sig
+		err = l.st.AppendAuditCheckpoint(ctx, c)
+		if err == nil {
+			l.lastCP, l.lastLink = c, digest
+			return nil
+		}
+		// Another signing process (a scaled-out server) checkpointed
+		// first: chain onto its checkpoint, unless it covered ours.
+		if !errors.Is(err, store.ErrConflict) || attempt == appendAttempts || ctx.Err() != nil {
+			return fmt.Errorf("audit: store checkpoint: %w", err)
+		}
+		if err := l.loadCheckpointsLocked(ctx); err != nil {
+			return fmt.Errorf("audit: read checkpoints: %w", err)
+		}
+		if err := l.reloadTailLocked(ctx); err != nil {
+			return err
+		}
+		if l.last.Seq <= l.lastCP.Seq {
+			return nil
+		}
 	}
-	c.Signature = sig
-	if err := l.st.AppendAuditCheckpoint(ctx, c); err != nil {
-		return fmt.Errorf("audit: store checkpoint: %w", err)
-	}
-	l.lastCP = c
-	return nil
 }
 
 func (l *Log) prevHash() []byte {
@@ -280,16 +336,53 @@ func KeyIDOf(pub crypto.PublicKey) (string, error) {
 	return "sha256:" + hex.EncodeToString(h[:]), nil
 }
 
+// Digest versions: v1 signed seq, time, chain hash and key; v2 adds the
+// checkpoint's number and the previous checkpoint's link hash.
+const (
+	digestV1 = "madoguchi audit checkpoint v1\x00"
+	digestV2 = "madoguchi audit checkpoint v2\x00"
+	linkV1   = "madoguchi audit checkpoint v1 link\x00"
+)
+
+// Chained reports whether c is a v2 checkpoint (number and previous link
+// signed), not one written before the checkpoint chain existed.
+func Chained(c store.AuditCheckpoint) bool { return c.PrevHash != nil }
+
 // checkpointDigest is the SHA-256 the signer signs.
 func checkpointDigest(c store.AuditCheckpoint) []byte {
 	h := sha256.New()
-	h.Write([]byte("madoguchi audit checkpoint v1\x00"))
 	var b [8]byte
+	if Chained(c) {
+		h.Write([]byte(digestV2))
+		binary.BigEndian.PutUint64(b[:], uint64(c.Number))
+		h.Write(b[:])
+	} else {
+		h.Write([]byte(digestV1))
+	}
 	binary.BigEndian.PutUint64(b[:], uint64(c.Seq))
 	h.Write(b[:])
 	binary.BigEndian.PutUint64(b[:], uint64(c.At.UnixNano()))
 	h.Write(b[:])
-	h.Write(c.Hash)
+	h.Write(c.Hash) // 32 bytes, as PrevHash: fixed sizes need no framing
+	if Chained(c) {
+		h.Write(c.PrevHash)
+	}
 	h.Write([]byte(c.KeyID))
+	return h.Sum(nil)
+}
+
+// CheckpointLink is the hash by which the next checkpoint names c (its
+// PrevHash): for a chained checkpoint, its signed digest, which covers its
+// own previous link; for a v1 checkpoint, SHA-256 over prev (the link of
+// the checkpoint before it, 32 zero bytes for the first) and its digest,
+// so the first chained checkpoint commits to every v1 checkpoint before it.
+func CheckpointLink(prev []byte, c store.AuditCheckpoint) []byte {
+	if Chained(c) {
+		return checkpointDigest(c)
+	}
+	h := sha256.New()
+	h.Write([]byte(linkV1))
+	h.Write(prev)
+	h.Write(checkpointDigest(c))
 	return h.Sum(nil)
 }

@@ -56,7 +56,21 @@ func newFixture(t *testing.T, n int, every int) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { raw.Close() })
+	// The attacker holds the file: the append-only triggers
+	// (0005_audit_anchor.sql) stop SQL through the store, not them.
+	DropAuditTriggers(t, raw)
 	return &fixture{st: st, raw: raw, log: l, key: key, path: path}
+}
+
+// DropAuditTriggers drops the SQLite append-only triggers of the audit
+// tables, as an attacker with write access to the file can.
+func DropAuditTriggers(t testing.TB, raw *sql.DB) {
+	t.Helper()
+	for _, tr := range []string{"audit_records_append_only_u", "audit_records_append_only_d", "audit_checkpoints_append_only_u", "audit_checkpoints_append_only_d"} {
+		if _, err := raw.Exec(`DROP TRIGGER ` + tr); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func (f *fixture) exec(t *testing.T, q string, args ...any) {

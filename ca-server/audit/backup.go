@@ -53,6 +53,11 @@ type BackupOptions struct {
 	Keys []Key
 	// Clock names the file by its UTC date; default time.Now.
 	Clock func() time.Time
+	// Anchors are what earlier backups hold (NewestBackupAnchor): the copy
+	// is refused unless it extends them (the same records and checkpoint
+	// chain up to their end), so the backups are checked against each
+	// other, not only each on its own.
+	Anchors []Anchor
 }
 
 // BackupResult describes a written backup.
@@ -63,7 +68,11 @@ type BackupResult struct {
 }
 
 // backupFormat is backup_info's "format": what OpenBackup recognises.
-const backupFormat = "madoguchi ca audit backup v1"
+// v2 added the checkpoint chain (number, prev_hash); v1 files still open.
+const (
+	backupFormat   = "madoguchi ca audit backup v2"
+	backupFormatV1 = "madoguchi ca audit backup v1"
+)
 
 // auditTables are the store's audit tables (0001_init.sql) in schema
 // "%[1]s" ("backup." for the copy, "" for a staging file).
@@ -85,7 +94,9 @@ CREATE TABLE %[1]saudit_checkpoints (
 	at        INTEGER NOT NULL,
 	hash      BLOB NOT NULL,
 	key_id    TEXT NOT NULL,
-	signature BLOB NOT NULL
+	signature BLOB NOT NULL,
+	number    INTEGER,
+	prev_hash BLOB
 ) STRICT;
 `
 
@@ -94,7 +105,7 @@ CREATE TABLE %[1]saudit_checkpoints (
 var backupSchema = fmt.Sprintf(auditTables, "backup.") + `
 CREATE INDEX backup.audit_records_operator ON audit_records (operator, seq);
 INSERT INTO backup.audit_records SELECT seq, at, terminal, operator, action, target, result, detail, prev_hash, hash FROM main.audit_records ORDER BY seq;
-INSERT INTO backup.audit_checkpoints SELECT seq, at, hash, key_id, signature FROM main.audit_checkpoints ORDER BY seq;
+INSERT INTO backup.audit_checkpoints SELECT seq, at, hash, key_id, signature, number, prev_hash FROM main.audit_checkpoints ORDER BY seq;
 `
 
 // Backup copies the audit log of the SQLite store at dbPath into a new file
@@ -125,17 +136,17 @@ func Backup(ctx context.Context, dbPath, dir string, opts BackupOptions) (Backup
 		return BackupResult{}, fmt.Errorf("audit: backup source: %w", err)
 	}
 	defer conn.Close()
-	return writeBackup(ctx, conn, filepath.Base(dbPath), dir, at, opts.Keys)
+	return writeBackup(ctx, conn, filepath.Base(dbPath), dir, at, opts)
 }
 
 // writeBackup copies the audit tables of conn's main database into a new
 // backup file in dir (auditbackup.Write) and verifies it.
-func writeBackup(ctx context.Context, conn *sql.Conn, source, dir string, at time.Time, keys []Key) (BackupResult, error) {
+func writeBackup(ctx context.Context, conn *sql.Conn, source, dir string, at time.Time, opts BackupOptions) (BackupResult, error) {
 	var rep Report
 	final, err := auditbackup.Write(ctx, conn, dir, at, auditbackup.Copy{
 		Script: backupSchema,
 		Info:   [][2]string{{"format", backupFormat}, {"made_at", at.Format(time.RFC3339Nano)}, {"source", source}},
-		Verify: func(path string) error { return verifyCopy(ctx, path, keys, &rep) },
+		Verify: func(path string) error { return verifyCopy(ctx, path, opts, &rep) },
 	})
 	var fileErr *auditbackup.Error
 	if errors.As(err, &fileErr) {
@@ -196,7 +207,7 @@ func BackupFrom(ctx context.Context, src Reader, source, dir string, opts Backup
 	if err := stageRecords(ctx, conn, src); err != nil {
 		return BackupResult{}, err
 	}
-	return writeBackup(ctx, conn, source, dir, at, opts.Keys)
+	return writeBackup(ctx, conn, source, dir, at, opts)
 }
 
 // stageRecords copies src's records up to its last one now, and the
@@ -245,8 +256,12 @@ func stageRecords(ctx context.Context, conn *sql.Conn, src Reader) error {
 		if c.Seq > last {
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO audit_checkpoints VALUES (?, ?, ?, ?, ?)`,
-			c.Seq, c.At.UnixNano(), c.Hash, c.KeyID, c.Signature); err != nil {
+		var number any // NULL for an unchained (v1) checkpoint, as in the store
+		if Chained(c) {
+			number = c.Number
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO audit_checkpoints VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			c.Seq, c.At.UnixNano(), c.Hash, c.KeyID, c.Signature, number, c.PrevHash); err != nil {
 			return fmt.Errorf("audit: backup staging: %w", err)
 		}
 	}
@@ -257,15 +272,15 @@ func stageRecords(ctx context.Context, conn *sql.Conn, src Reader) error {
 }
 
 // verifyCopy verifies the copy at path on its own (OpenBackup + VerifyKeys)
-// into rep. A copy that does not verify is refused with an error that
+// and against the earlier backups' anchors into rep. A copy that does not verify is refused with an error that
 // wraps VerifyKeys's (ErrTampered for a broken chain or checkpoint).
-func verifyCopy(ctx context.Context, path string, keys []Key, rep *Report) error {
+func verifyCopy(ctx context.Context, path string, opts BackupOptions, rep *Report) error {
 	bf, err := OpenBackup(path)
 	if err != nil {
 		return err
 	}
 	var verr error
-	*rep, verr = VerifyKeys(ctx, bf, keys)
+	*rep, verr = VerifyWith(ctx, bf, VerifyOptions{Keys: opts.Keys, Anchors: opts.Anchors})
 	if cerr := bf.Close(); verr == nil && cerr != nil {
 		verr = cerr
 	}
@@ -290,6 +305,7 @@ func BackupDue(dir string, at time.Time) (bool, error) {
 // verifies on its own: VerifyKeys(ctx, bf, keys).
 type BackupFile struct {
 	db *sql.DB
+	v1 bool // format v1: checkpoints without number and prev_hash
 }
 
 var _ Reader = (*BackupFile)(nil)
@@ -308,11 +324,11 @@ func OpenBackup(path string) (*BackupFile, error) {
 		return nil, fmt.Errorf("audit: backup: %w", err)
 	}
 	var format string
-	if err := db.QueryRow(`SELECT value FROM backup_info WHERE name = 'format'`).Scan(&format); err != nil || format != backupFormat {
+	if err := db.QueryRow(`SELECT value FROM backup_info WHERE name = 'format'`).Scan(&format); err != nil || (format != backupFormat && format != backupFormatV1) {
 		db.Close()
 		return nil, fmt.Errorf("%w: %s", ErrNotABackup, path)
 	}
-	return &BackupFile{db: db}, nil
+	return &BackupFile{db: db, v1: format == backupFormatV1}, nil
 }
 
 // Close closes the file.
@@ -372,7 +388,11 @@ func (b *BackupFile) AuditRecordsByOperator(ctx context.Context, operator string
 
 // AuditCheckpoints returns every checkpoint in seq order.
 func (b *BackupFile) AuditCheckpoints(ctx context.Context) ([]store.AuditCheckpoint, error) {
-	rows, err := b.db.QueryContext(ctx, `SELECT seq, at, hash, key_id, signature FROM audit_checkpoints ORDER BY seq`)
+	q := `SELECT seq, at, hash, key_id, signature, coalesce(number, 0), prev_hash FROM audit_checkpoints ORDER BY seq`
+	if b.v1 {
+		q = `SELECT seq, at, hash, key_id, signature, 0, NULL FROM audit_checkpoints ORDER BY seq`
+	}
+	rows, err := b.db.QueryContext(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("audit: backup checkpoints: %w", err)
 	}
@@ -381,10 +401,13 @@ func (b *BackupFile) AuditCheckpoints(ctx context.Context) ([]store.AuditCheckpo
 	for rows.Next() {
 		var c store.AuditCheckpoint
 		var at int64
-		if err := rows.Scan(&c.Seq, &at, &c.Hash, &c.KeyID, &c.Signature); err != nil {
+		if err := rows.Scan(&c.Seq, &at, &c.Hash, &c.KeyID, &c.Signature, &c.Number, &c.PrevHash); err != nil {
 			return nil, fmt.Errorf("audit: backup checkpoints: %w", err)
 		}
 		c.At = time.Unix(0, at).UTC()
+		if c.Number == 0 {
+			c.Number = int64(len(out) + 1)
+		}
 		out = append(out, c)
 	}
 	return out, rows.Err()

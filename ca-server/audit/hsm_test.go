@@ -114,7 +114,7 @@ func TestHSMCheckpointsVerifyAndForgeryIsDetected(t *testing.T) {
 	for _, claim := range []string{id, otherID} {
 		forged := openStore(t)
 		recs, _ := st.AuditRecords(ctx, 0, 100)
-		prev := make([]byte, 32)
+		prev, link, number := make([]byte, 32), make([]byte, 32), int64(0)
 		for _, r := range recs {
 			if r.Seq == 3 {
 				r.Operator = "mallory"
@@ -126,8 +126,10 @@ func TestHSMCheckpointsVerifyAndForgeryIsDetected(t *testing.T) {
 				t.Fatal(err)
 			}
 			if r.Seq == 4 || r.Seq == 9 {
-				c := store.AuditCheckpoint{Seq: r.Seq, At: r.At, Hash: r.Hash, KeyID: claim}
+				number++
+				c := store.AuditCheckpoint{Seq: r.Seq, At: r.At, Hash: r.Hash, KeyID: claim, Number: number, PrevHash: link}
 				c.Signature, _ = other.Sign(rand.Reader, checkpointDigest(c), crypto.SHA256)
+				link = CheckpointLink(link, c)
 				if err := forged.AppendAuditCheckpoint(ctx, c); err != nil {
 					t.Fatal(err)
 				}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // ErrTampered is returned by Verify when the log does not verify.
@@ -17,8 +18,9 @@ var ErrTampered = errors.New("audit: log does not verify")
 
 // Problem is one finding of Verify, at the record or checkpoint Seq.
 type Problem struct {
-	Seq     int64
-	Kind    string // "edited", "chain-broken", "missing", "truncated", "checkpoint-mismatch", "bad-signature", "unknown-key"
+	Seq  int64
+	Kind string // "edited", "chain-broken", "missing", "truncated", "checkpoint-mismatch", "bad-signature", "unknown-key",
+	// "checkpoint-missing", "checkpoint-chain-broken", "no-checkpoint", "stale", "witness-mismatch"
 	Message string
 }
 
@@ -28,12 +30,34 @@ func (p Problem) String() string { return fmt.Sprintf("seq %d: %s: %s", p.Seq, p
 type Report struct {
 	Records        int64 // records read
 	LastSeq        int64
+	LastHash       []byte // chain hash of record LastSeq
 	Checkpoints    int
 	LastCheckpoint int64 // seq covered by the newest checkpoint
+	// TipNumber and TipLink name the newest checkpoint in the checkpoint
+	// chain (CheckpointLink); zero and nil without checkpoints.
+	TipNumber int64
+	TipLink   []byte
 	// Unprotected counts records after the last checkpoint: an attacker
 	// could delete those without detection until the next checkpoint.
 	Unprotected int64
 	Problems    []Problem
+}
+
+// Anchor is what a witness outside the database holds of the log: a
+// checkpoint (number and link hash) and a record (seq and chain hash). The
+// log must hold the same, or it was rewritten or cut back since the
+// witness saw it.
+type Anchor struct {
+	Source     string // names the witness in findings, e.g. "backup audit-2026-12-07.db"
+	Checkpoint int64  // checkpoint number; 0: none
+	Link       []byte
+	Seq        int64 // record seq; 0: none
+	RecordHash []byte
+}
+
+// Anchor returns what this report's log holds, as a witness of it.
+func (r Report) Anchor(source string) Anchor {
+	return Anchor{Source: source, Checkpoint: r.TipNumber, Link: r.TipLink, Seq: r.LastSeq, RecordHash: r.LastHash}
 }
 
 // Key is a public key that may have signed checkpoints, with the KeyID the
@@ -43,42 +67,76 @@ type Key struct {
 	Public crypto.PublicKey
 }
 
+// VerifyOptions says what Verify demands beyond an intact chain.
+type VerifyOptions struct {
+	// Keys may have signed checkpoints (VerifyKeys).
+	Keys []Key
+	// RequireCheckpoint: a log without any signed checkpoint fails
+	// ("no-checkpoint"): deleting every checkpoint must not leave a log
+	// that verifies. The live log needs it; a backup's own check not.
+	RequireCheckpoint bool
+	// MaxUnprotectedAge > 0: records after the last checkpoint older than
+	// this at Now fail ("stale"). A running server checkpoints every few
+	// minutes, so old unprotected records mean deleted checkpoints (or a
+	// server that has not run since local commands wrote them).
+	MaxUnprotectedAge time.Duration
+	Now               time.Time
+	// Anchors are what outside witnesses hold; each must be in the log
+	// ("witness-mismatch", "truncated").
+	Anchors []Anchor
+}
+
 // Verify is VerifyKeys with one key that is accepted under any KeyID.
 func Verify(ctx context.Context, r Reader, pub crypto.PublicKey) (Report, error) {
-	return verify(ctx, r, func(string) (crypto.PublicKey, bool) { return pub, true })
+	return verify(ctx, r, VerifyOptions{}, func(string) (crypto.PublicKey, bool) { return pub, true })
 }
 
 // VerifyKeys reads the whole log and reports every edit, deletion,
 // reordering and truncation it finds, with the exact sequence number. Each
 // checkpoint must verify under the key of keys with its KeyID: the current
-// HSM key and any earlier keys (a rolled key, the file key of a data dir
-// made before the key moved into the HSM); a checkpoint naming another key
-// is reported "unknown-key". It returns ErrTampered (wrapped, naming the
-// first problem) when the report has problems.
+// HSM key and any earlier keys of the ceremony record; a checkpoint naming
+// another key is reported "unknown-key". Checkpoints must form one chain
+// (numbers 1..n, each naming the previous one's link). It returns
+// ErrTampered (wrapped, naming the first problem) when the report has
+// problems.
 func VerifyKeys(ctx context.Context, r Reader, keys []Key) (Report, error) {
+	return VerifyWith(ctx, r, VerifyOptions{Keys: keys})
+}
+
+// VerifyWith is VerifyKeys with the demands of opts.
+func VerifyWith(ctx context.Context, r Reader, opts VerifyOptions) (Report, error) {
 	byID := map[string]crypto.PublicKey{}
-	for _, k := range keys {
+	for _, k := range opts.Keys {
 		byID[k.ID] = k.Public
 	}
-	return verify(ctx, r, func(id string) (crypto.PublicKey, bool) {
+	return verify(ctx, r, opts, func(id string) (crypto.PublicKey, bool) {
 		pub, ok := byID[id]
 		return pub, ok
 	})
 }
 
-func verify(ctx context.Context, r Reader, keyFor func(keyID string) (crypto.PublicKey, bool)) (Report, error) {
+func verify(ctx context.Context, r Reader, opts VerifyOptions, keyFor func(keyID string) (crypto.PublicKey, bool)) (Report, error) {
 	cps, err := r.AuditCheckpoints(ctx)
 	if err != nil {
 		return Report{}, err
 	}
 	want := map[int64][]byte{} // checkpoint seq -> record hash found there
+	var maxCPSeq int64
 	for _, c := range cps {
 		want[c.Seq] = nil
+		maxCPSeq = max(maxCPSeq, c.Seq)
 	}
 	var rep Report
 	add := func(seq int64, kind, format string, a ...any) {
 		rep.Problems = append(rep.Problems, Problem{Seq: seq, Kind: kind, Message: fmt.Sprintf(format, a...)})
 	}
+	anchorRecord := map[int64][]Anchor{}
+	for _, a := range opts.Anchors {
+		if a.Seq > 0 {
+			anchorRecord[a.Seq] = append(anchorRecord[a.Seq], a)
+		}
+	}
+	var firstUnprotected time.Time
 	prev := make([]byte, 32)
 	expect := int64(1)
 	for {
@@ -102,17 +160,62 @@ func verify(ctx context.Context, r Reader, keyFor func(keyID string) (crypto.Pub
 			if _, ok := want[rec.Seq]; ok {
 				want[rec.Seq] = rec.Hash
 			}
+			for _, a := range anchorRecord[rec.Seq] {
+				if !bytes.Equal(a.RecordHash, rec.Hash) {
+					add(rec.Seq, "witness-mismatch", "record %d differs from the one %s holds: the log was rewritten", rec.Seq, a.Source)
+				}
+			}
+			if rec.Seq == maxCPSeq+1 {
+				firstUnprotected = rec.At
+			}
 			prev = rec.Hash
 			expect = rec.Seq + 1
 			rep.LastSeq = rec.Seq
+			rep.LastHash = rec.Hash
 			rep.Records++
 		}
 	}
+	for _, a := range opts.Anchors {
+		if a.Seq > rep.LastSeq {
+			add(rep.LastSeq+1, "truncated", "%s holds records up to %d but the log ends at %d: records were removed", a.Source, a.Seq, rep.LastSeq)
+		}
+	}
+	link := make([]byte, 32)
+	var number, lastSeq int64
+	chained := false
 	for _, c := range cps {
 		rep.Checkpoints++
+		number++
+		switch {
+		case c.Number > number:
+			add(c.Seq, "checkpoint-missing", "checkpoint %d follows checkpoint %d: checkpoints %d to %d were deleted", c.Number, number-1, number, c.Number-1)
+		case c.Number > 0 && c.Number < number: // 0: unchained, numbered by position
+			add(c.Seq, "checkpoint-chain-broken", "checkpoint number %d repeats or goes back (expected %d)", c.Number, number)
+		}
+		if c.Number > 0 {
+			number = c.Number
+		}
+		if c.Seq <= lastSeq && rep.Checkpoints > 1 {
+			add(c.Seq, "checkpoint-chain-broken", "checkpoint %d covers record %d, not after the previous checkpoint's %d", number, c.Seq, lastSeq)
+		}
+		lastSeq = c.Seq
+		if Chained(c) {
+			if !bytes.Equal(c.PrevHash, link) {
+				add(c.Seq, "checkpoint-chain-broken", "checkpoint %d does not name checkpoint %d before it: checkpoints were deleted, replaced or reordered", number, number-1)
+			}
+			chained = true
+		} else if chained {
+			add(c.Seq, "checkpoint-chain-broken", "checkpoint %d is unchained (v1) after a chained one", number)
+		}
+		link = CheckpointLink(link, c)
+		for _, a := range opts.Anchors {
+			if a.Checkpoint == number && !bytes.Equal(a.Link, link) {
+				add(c.Seq, "witness-mismatch", "checkpoint %d differs from the one %s holds: the checkpoints were rewritten (a fork)", number, a.Source)
+			}
+		}
 		pub, known := keyFor(c.KeyID)
 		if !known {
-			add(c.Seq, "unknown-key", "checkpoint signed by key %q, which is not a known audit checkpoint key", c.KeyID)
+			add(c.Seq, "unknown-key", "checkpoint signed by key %q, which is not an audit checkpoint key of the ceremony record", c.KeyID)
 			continue
 		}
 		if !verifySig(pub, checkpointDigest(c), c.Signature) {
@@ -130,8 +233,24 @@ func verify(ctx context.Context, r Reader, keyFor func(keyID string) (crypto.Pub
 			rep.LastCheckpoint = c.Seq
 		}
 	}
+	if len(cps) > 0 {
+		rep.TipNumber, rep.TipLink = number, link
+	}
+	for _, a := range opts.Anchors {
+		if a.Checkpoint > rep.TipNumber {
+			add(rep.LastSeq, "truncated", "%s holds checkpoint %d but the log's last checkpoint is %d: checkpoints were removed", a.Source, a.Checkpoint, rep.TipNumber)
+		}
+	}
 	if rep.LastSeq > rep.LastCheckpoint {
 		rep.Unprotected = rep.LastSeq - rep.LastCheckpoint
+	}
+	if opts.RequireCheckpoint && len(cps) == 0 {
+		add(rep.LastSeq, "no-checkpoint", "the log holds no signed checkpoint: nothing outside the database vouches for its %d records (checkpoints deleted, or the server never ran)", rep.Records)
+	}
+	if opts.MaxUnprotectedAge > 0 && rep.Unprotected > 0 && !firstUnprotected.IsZero() {
+		if age := opts.Now.Sub(firstUnprotected); age > opts.MaxUnprotectedAge {
+			add(maxCPSeq+1, "stale", "records %d to %d follow the last checkpoint and the oldest is %s old (allowed %s): checkpoints were deleted, or the server has not run since", maxCPSeq+1, rep.LastSeq, age.Round(time.Second), opts.MaxUnprotectedAge)
+		}
 	}
 	if len(rep.Problems) > 0 {
 		var b strings.Builder

@@ -617,6 +617,10 @@ type BackupFile struct {
 	// MasterKeysAbsent: the card master keys were left out
 	// (BackupOptions.WithoutMasterKeys). Version 1 files never hold them.
 	MasterKeysAbsent bool `json:"master_keys_absent,omitempty"`
+	// AuditFileKeys are the recorded public halves of file audit keys
+	// (State.AuditFileKeys), so a restored CA verifies the checkpoints
+	// they signed.
+	AuditFileKeys []AuditFileKey `json:"audit_file_keys,omitempty"`
 }
 
 // BackupLink is one link certificate in a backup.
@@ -721,7 +725,7 @@ func backup(ctx context.Context, o *BackupOptions, st *State, r *run) (_ string,
 		derr := h.Destroy(context.WithoutCancel(ctx), kekKey)
 		retErr = errors.Join(retErr, r.step(ctx, "destroy backup kek in token", nil, derr))
 	}()
-	bf := BackupFile{Version: BackupVersion, Ceremony: r.id, Created: o.Now().UTC(), Source: st.Ceremony}
+	bf := BackupFile{Version: BackupVersion, Ceremony: r.id, Created: o.Now().UTC(), Source: st.Ceremony, AuditFileKeys: st.AuditFileKeys}
 	var included []int
 	for i, rec := range st.Keys {
 		if !slices.Contains(backedUpRoles, rec.Role) || rec.KeyStatus() == StatusRetired {

@@ -168,6 +168,7 @@ func restore(ctx context.Context, o *RestoreOptions, r *run) (*State, error) {
 		}
 		st.Links = append(st.Links, l)
 	}
+	st.AuditFileKeys = bf.AuditFileKeys
 	if err := checkMasterKeys(st); err != nil {
 		fmt.Fprintf(o.Log, "  WARNING: %v\n", err)
 		if err := r.step(ctx, "card master keys absent from backup", map[string]string{"backup_version": fmt.Sprint(bf.Version)}, nil); err != nil {

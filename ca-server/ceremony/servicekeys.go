@@ -2,9 +2,12 @@ package ceremony
 
 import (
 	"context"
+	"crypto"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"math/big"
@@ -224,4 +227,48 @@ func addAuditKey(ctx context.Context, c Common, a *Active, r *run) (*ServiceKey,
 	}
 	a.AuditCheckpoint = k
 	return k, nil
+}
+
+// RecordAuditFileKey records the public half of a data dir's file audit
+// checkpoint key in the inventory, as a step of the activated ceremony (M
+// custodians present), so the checkpoints it signed keep verifying once
+// the file is gone. `serve` calls it once, when it migrates a data dir
+// whose file key no HSM key has yet succeeded. Recording the same key again
+// is a no-op.
+func RecordAuditFileKey(ctx context.Context, c Common, a *Active, keyID string, pub crypto.PublicKey) error {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return fmt.Errorf("%w: file audit key: %v", ErrBadInput, err)
+	}
+	sum := sha256.Sum256(der)
+	fp := hex.EncodeToString(sum[:])
+	for _, k := range a.State.AuditFileKeys {
+		if k.SHA256 == fp {
+			return nil
+		}
+	}
+	if err := c.fill(); err != nil {
+		return err
+	}
+	r, err := c.newRun("record-audit-file-key", a.Who)
+	if err != nil {
+		return err
+	}
+	next := *a.State
+	next.AuditFileKeys = append(append([]AuditFileKey(nil), a.State.AuditFileKeys...), AuditFileKey{KeyID: keyID,
+		PublicKey: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), SHA256: fp, Recorded: c.Now().UTC()})
+	err = r.step(ctx, "record file audit checkpoint key", map[string]string{"key_id": keyID, "sha256": fp}, saveState(c.DataDir, &next))
+	if err == nil {
+		*a.State = next
+	}
+	return r.step(ctx, "finish", nil, err)
+}
+
+// Public parses a recorded file key's public half.
+func (k AuditFileKey) Public() (crypto.PublicKey, error) {
+	blk, _ := pem.Decode([]byte(k.PublicKey))
+	if blk == nil || blk.Type != "PUBLIC KEY" {
+		return nil, fmt.Errorf("ceremony: recorded file audit key %q is not a PEM public key", k.KeyID)
+	}
+	return x509.ParsePKIXPublicKey(blk.Bytes)
 }

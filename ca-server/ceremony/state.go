@@ -182,6 +182,20 @@ type State struct {
 	Links     []LinkRecord   `json:"links,omitempty"`
 	Backups   []BackupRecord `json:"backups,omitempty"`
 	Destroyed *time.Time     `json:"destroyed,omitempty"`
+	// AuditFileKeys are the public halves of audit checkpoint keys that a
+	// data dir kept in a file before the key moved into the HSM, recorded
+	// when serve migrated the data dir (RecordAuditFileKey), so checkpoints
+	// they signed keep verifying. Verification keys come from this record
+	// only, never from loose files in the data dir.
+	AuditFileKeys []AuditFileKey `json:"audit_file_keys,omitempty"`
+}
+
+// AuditFileKey is one recorded file audit checkpoint key (public half).
+type AuditFileKey struct {
+	KeyID     string    `json:"key_id"`     // the KeyID its checkpoints carry
+	PublicKey string    `json:"public_key"` // PEM "PUBLIC KEY" (SubjectPublicKeyInfo)
+	SHA256    string    `json:"sha256"`     // hex SHA-256 of the SubjectPublicKeyInfo
+	Recorded  time.Time `json:"recorded"`
 }
 
 // LinkRecord is one link certificate made at a rollover (CPS §5.6, §7.1(3);

@@ -54,9 +54,26 @@ func (s *sqlStore) AuditRecordsByOperator(ctx context.Context, operator string, 
 	return s.auditQuery(ctx, `SELECT `+auditCols+` FROM audit_records WHERE operator = ? AND seq > ? ORDER BY seq LIMIT ?`, operator, after, limit)
 }
 
+const checkpointCols = `seq, at, hash, key_id, signature, coalesce(number, 0), prev_hash`
+
 // AuditCheckpoints returns every checkpoint in seq order.
 func (s *sqlStore) AuditCheckpoints(ctx context.Context) ([]AuditCheckpoint, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT seq, at, hash, key_id, signature FROM audit_checkpoints ORDER BY seq`)
+	return s.checkpointQuery(ctx, `SELECT `+checkpointCols+` FROM audit_checkpoints ORDER BY seq`)
+}
+
+// AuditCheckpointsFrom returns up to limit chained checkpoints (those with
+// a number and previous hash) with number ≥ from, in order; from ≤ 0: the
+// newest chained checkpoint only. It reads only those rows, for the public
+// checkpoint endpoint (audit.PublishedSince).
+func (s *sqlStore) AuditCheckpointsFrom(ctx context.Context, from int64, limit int) ([]AuditCheckpoint, error) {
+	if from <= 0 {
+		return s.checkpointQuery(ctx, `SELECT `+checkpointCols+` FROM audit_checkpoints WHERE number IS NOT NULL ORDER BY number DESC LIMIT 1`)
+	}
+	return s.checkpointQuery(ctx, `SELECT `+checkpointCols+` FROM audit_checkpoints WHERE number >= ? ORDER BY number LIMIT ?`, from, limit)
+}
+
+func (s *sqlStore) checkpointQuery(ctx context.Context, q string, args ...any) ([]AuditCheckpoint, error) {
+	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: audit checkpoints: %w", err)
 	}
@@ -65,7 +82,7 @@ func (s *sqlStore) AuditCheckpoints(ctx context.Context) ([]AuditCheckpoint, err
 	for rows.Next() {
 		var c AuditCheckpoint
 		var at int64
-		if err := rows.Scan(&c.Seq, &at, &c.Hash, &c.KeyID, &c.Signature); err != nil {
+		if err := rows.Scan(&c.Seq, &at, &c.Hash, &c.KeyID, &c.Signature, &c.Number, &c.PrevHash); err != nil {
 			return nil, fmt.Errorf("store: audit checkpoints: %w", err)
 		}
 		c.At = time.Unix(0, at).UTC()
@@ -93,14 +110,28 @@ func (s *sqlStore) AppendAudit(ctx context.Context, r AuditRecord) error {
 	})
 }
 
-// AppendAuditCheckpoint stores a checkpoint.
+// AppendAuditCheckpoint stores a checkpoint; c.Number must follow the last
+// checkpoint's (ErrConflict otherwise), so two signing processes never
+// fork the checkpoint chain: the loser reloads the tail and signs again.
 func (s *sqlStore) AppendAuditCheckpoint(ctx context.Context, c AuditCheckpoint) error {
 	if len(c.Signature) == 0 {
 		return errors.New("store: unsigned audit checkpoint")
 	}
+	if c.Number <= 0 || len(c.PrevHash) == 0 {
+		return errors.New("store: audit checkpoint without its number and previous hash")
+	}
 	return s.tx(ctx, func(tx *dbTx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO audit_checkpoints (seq, at, hash, key_id, signature) VALUES (?, ?, ?, ?, ?)`,
-			c.Seq, c.At.UnixNano(), c.Hash, c.KeyID, c.Signature)
+		// Checkpoints written before the chain (NULL number) count by
+		// position.
+		var last int64
+		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(number), count(*)) FROM audit_checkpoints`).Scan(&last); err != nil {
+			return fmt.Errorf("store: checkpoint tail: %w", err)
+		}
+		if c.Number != last+1 {
+			return fmt.Errorf("%w: checkpoint number %d does not follow %d", ErrConflict, c.Number, last)
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO audit_checkpoints (seq, at, hash, key_id, signature, number, prev_hash) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			c.Seq, c.At.UnixNano(), c.Hash, c.KeyID, c.Signature, c.Number, c.PrevHash)
 		if isUnique(err, "") {
 			return fmt.Errorf("%w: checkpoint at %d exists", ErrConflict, c.Seq)
 		}

@@ -30,8 +30,20 @@ var postgresMigrationFiles embed.FS
 // steps (one valid certificate per person, channel single use, audit seq),
 // serialisable isolation gives the same outcome across processes. Reads use
 // the same pool, each statement on its own snapshot.
+//
+// Roles: the role that owns the store's tables runs the migrations
+// (MigratePostgres, `ca-server db migrate`); the serving role, which
+// `ca-server serve` and the local commands should use, owns no schema and
+// no table and may only SELECT and INSERT on the append-only tables
+// (AppendOnlyTables: the audit log, CPS §5.4), so a process holding its
+// credentials cannot UPDATE, DELETE or TRUNCATE audit records nor drop the
+// triggers that refuse it. Opened as the serving role, the store never
+// migrates: the schema must be current. Opened as the owner (a single DSN,
+// for development and tests) it migrates as before and ServingAsOwner
+// reports it, so serve can warn.
 type Postgres struct {
 	sqlStore
+	owner bool
 }
 
 var (
@@ -70,12 +82,143 @@ func OpenPostgres(ctx context.Context, url string) (*Postgres, error) {
 	db.SetMaxOpenConns(PostgresMaxConns)
 	db.SetMaxIdleConns(PostgresMaxConns)
 	pool := &dbPool{db: db, dialect: dialectPostgres}
-	s := &Postgres{sqlStore{w: pool, r: pool}}
-	if err := s.migrate(ctx); err != nil {
+	s := &Postgres{sqlStore: sqlStore{w: pool, r: pool}}
+	owner, err := s.ownsSchema(ctx)
+	if err == nil && owner {
+		s.owner = true
+		err = s.migrate(ctx)
+	} else if err == nil {
+		err = s.checkCurrent(ctx)
+	}
+	if err != nil {
 		db.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// AppendOnlyTables are the tables the serving role may only read and
+// append to (MigratePostgres); their triggers refuse UPDATE, DELETE and
+// TRUNCATE for every role.
+var AppendOnlyTables = []string{"audit_records", "audit_checkpoints", "status_requests"}
+
+// ServingAsOwner reports whether s was opened as the role that owns its
+// tables (or a superuser): that role can drop the append-only triggers,
+// so production serves as a serving role (MigratePostgres). A function,
+// not a method: both stores keep the same method set.
+func ServingAsOwner(s *Postgres) bool { return s.owner }
+
+// ownsSchema reports whether the connected role may migrate: it is a
+// superuser, owns store_schema_version, or the store has no tables yet.
+func (s *Postgres) ownsSchema(ctx context.Context) (bool, error) {
+	var super bool
+	var owner *string
+	err := s.r.QueryRowContext(ctx, `SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user),
+		(SELECT tableowner::text FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'store_schema_version')`).Scan(&super, &owner)
+	if err != nil {
+		return false, fmt.Errorf("store: connect: %w", err)
+	}
+	if super || owner == nil {
+		return true, nil
+	}
+	var me string
+	if err := s.r.QueryRowContext(ctx, `SELECT current_user::text`).Scan(&me); err != nil {
+		return false, fmt.Errorf("store: connect: %w", err)
+	}
+	return *owner == me, nil
+}
+
+// checkCurrent refuses a schema older than this program when the store
+// may not migrate it (a serving role).
+func (s *Postgres) checkCurrent(ctx context.Context) error {
+	ms, err := migrationsIn(postgresMigrationFiles, "migrations/postgres")
+	if err != nil {
+		return err
+	}
+	v, err := s.SchemaVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("store: read schema version (as a role that does not own the store: has `ca-server db migrate --serving-role` granted it?): %w", err)
+	}
+	if v != len(ms) {
+		return fmt.Errorf("store: database schema version %d, this program needs %d: the serving role does not migrate; run `ca-server db migrate --database OWNER_URL --serving-role ROLE` as the owner role", v, len(ms))
+	}
+	return nil
+}
+
+// MigratePostgres applies pending migrations as the owner role at ownerURL
+// and, when servingRole is not empty, sets that role's privileges: USAGE
+// on the schema, SELECT, INSERT, UPDATE and DELETE on the store's tables
+// except AppendOnlyTables (SELECT and INSERT only) and store_schema_version
+// (SELECT), sequences for identity columns. It refuses a serving role that
+// is a superuser or the owner, or that owns a schema (it could shadow the
+// store's tables through search_path).
+func MigratePostgres(ctx context.Context, ownerURL, servingRole string) error {
+	s, err := OpenPostgres(ctx, ownerURL)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if !s.owner {
+		return errors.New("store: migrate: the role of the database URL does not own the store's tables (give the owner role's URL)")
+	}
+	if servingRole == "" {
+		return nil
+	}
+	var super bool
+	var owned []string
+	var me string
+	if err := s.r.QueryRowContext(ctx, `SELECT rolsuper, current_user::text FROM pg_roles WHERE rolname = ?`, servingRole).Scan(&super, &me); err != nil {
+		return fmt.Errorf("store: serving role %q: %w", servingRole, notFound(err, "role"))
+	}
+	if me == servingRole || super {
+		return fmt.Errorf("store: serving role %q must be neither the owner nor a superuser", servingRole)
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT nspname::text FROM pg_namespace WHERE nspowner = (SELECT oid FROM pg_roles WHERE rolname = ?)`, servingRole)
+	if err != nil {
+		return fmt.Errorf("store: serving role: %w", err)
+	}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			rows.Close()
+			return err
+		}
+		owned = append(owned, n)
+	}
+	rows.Close()
+	if len(owned) > 0 {
+		return fmt.Errorf("store: serving role %q owns schema %s: it must own none", servingRole, strings.Join(owned, ", "))
+	}
+	var schema string
+	if err := s.r.QueryRowContext(ctx, `SELECT current_schema()::text`).Scan(&schema); err != nil {
+		return err
+	}
+	role, sch := pgx.Identifier{servingRole}.Sanitize(), pgx.Identifier{schema}.Sanitize()
+	stmts := []string{
+		"REVOKE ALL ON ALL TABLES IN SCHEMA " + sch + " FROM " + role,
+		"REVOKE CREATE ON SCHEMA " + sch + " FROM " + role,
+		"GRANT USAGE ON SCHEMA " + sch + " TO " + role,
+		"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA " + sch + " TO " + role,
+		"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA " + sch + " TO " + role,
+		"REVOKE INSERT, UPDATE, DELETE ON store_schema_version FROM " + role,
+	}
+	for _, t := range AppendOnlyTables {
+		stmts = append(stmts, "REVOKE UPDATE, DELETE, TRUNCATE ON "+pgx.Identifier{t}.Sanitize()+" FROM "+role)
+	}
+	tx, err := s.w.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: grant: %w", err)
+	}
+	defer tx.Rollback()
+	for _, q := range stmts {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("store: grant to %s: %s: %w", servingRole, q, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: grant: %w", err)
+	}
+	return nil
 }
 
 // SchemaVersion returns the applied migration version.

@@ -151,12 +151,18 @@ type AuditRecord struct {
 }
 
 // AuditCheckpoint is a signature over the chain hash at record Seq.
+// Checkpoints form a chain of their own (package audit): Number counts
+// them from 1 and PrevHash is the previous checkpoint's link hash, both
+// inside the signed digest. PrevHash is nil for a checkpoint written
+// before the chain existed (digest v1), whose Number is its position.
 type AuditCheckpoint struct {
 	Seq       int64
 	At        time.Time
 	Hash      []byte
 	KeyID     string
 	Signature []byte
+	Number    int64
+	PrevHash  []byte
 }
 
 // Reader is the read-only half of the store.
@@ -216,6 +222,9 @@ type Writer interface {
 
 	// AppendAudit appends a record; its Seq must be the last Seq + 1.
 	AppendAudit(ctx context.Context, r AuditRecord) error
+	// AppendAuditCheckpoint stores a checkpoint; its Number must be the
+	// last checkpoint's + 1 (ErrConflict otherwise: another process
+	// checkpointed first).
 	AppendAuditCheckpoint(ctx context.Context, c AuditCheckpoint) error
 
 	Close() error

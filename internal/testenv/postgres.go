@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -248,4 +249,52 @@ func pgTemplate(binDir string, cred *syscall.Credential) (string, error) {
 		return "", fmt.Errorf("testenv: postgres template: %w", err)
 	}
 	return data, nil
+}
+
+// PGRoles are the two roles of a production-like store (ca-server's
+// PostgreSQL store): an owner that owns the database and runs the
+// migrations, and a serving role that owns nothing and gets only the
+// privileges `ca-server db migrate --serving-role` grants it.
+type PGRoles struct {
+	OwnerDSN   string // pgx URL of the database as the owner role
+	ServingDSN string // pgx URL of the database as the serving role
+	Owner      string // role names
+	Serving    string
+}
+
+// Roles creates the owner role (made owner of the test database, so it
+// owns its public schema, PostgreSQL ≥ 15) and the serving role, both
+// LOGIN without superuser or CREATEROLE, and returns their DSNs. DSN keeps
+// working as the superuser.
+func (p *PG) Roles(t testing.TB) PGRoles {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout())
+	defer cancel()
+	conn, err := pgx.Connect(ctx, p.AdminDSN)
+	if err != nil {
+		t.Fatalf("testenv: postgres: connect: %v", err)
+	}
+	defer conn.Close(context.Background())
+	r := PGRoles{Owner: "madoguchi_owner", Serving: "madoguchi_serving"}
+	u, err := url.Parse(p.DSN)
+	if err != nil {
+		t.Fatalf("testenv: postgres: %v", err)
+	}
+	db := strings.TrimPrefix(u.Path, "/")
+	for _, q := range []string{
+		"CREATE ROLE " + pgx.Identifier{r.Owner}.Sanitize() + " LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB",
+		"CREATE ROLE " + pgx.Identifier{r.Serving}.Sanitize() + " LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB",
+		"ALTER DATABASE " + pgx.Identifier{db}.Sanitize() + " OWNER TO " + pgx.Identifier{r.Owner}.Sanitize(),
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("testenv: postgres: %s: %v", q, err)
+		}
+	}
+	as := func(role string) string {
+		v := *u
+		v.User = url.User(role)
+		return v.String()
+	}
+	r.OwnerDSN, r.ServingDSN = as(r.Owner), as(r.Serving)
+	return r
 }
