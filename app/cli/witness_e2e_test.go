@@ -1,0 +1,136 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"madoguchi/app/auth"
+	"madoguchi/app/internal/e2e"
+)
+
+// TestAuditRewriteDetectedAgainstCAWitness is the attack of issue 13 threat 2 against a real
+// SoftHSM-backed `ca-server serve` over mutual TLS.
+//
+// Attack: someone with the file terminal.db edits an audit record (here: the supervisor's
+// history shows a different operator created), recomputes every later hash and the head row
+// with the public algorithm, and deletes the CA receipts the terminal kept. On the code before
+// this change the attack succeeded: the chain was an unkeyed SHA-256 chain and `audit verify`
+// answered "audit chain intact" for the forged file.
+//
+// Now every log-out sends the chain head to the CA, which records it in its own audit log and
+// returns a receipt signed with the audit checkpoint key; `audit verify` with the CA reachable
+// asks the CA for the last head it witnessed for this terminal and finds the rewrite, even
+// with the local receipts gone. Without the CA it says so and checks the receipts it has.
+func TestAuditRewriteDetectedAgainstCAWitness(t *testing.T) {
+	ca := e2e.StartCA(t)
+	dir := t.TempDir()
+	files := map[string][]byte{"terminal.crt": ca.CertPEM, "terminal.key": ca.KeyPEM, "tls-ca.crt": ca.RootPEM}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	caFlags := []string{"-ca-url", ca.Base, "-ca-cert", filepath.Join(dir, "terminal.crt"), "-ca-key", filepath.Join(dir, "terminal.key"),
+		"-ca-root", filepath.Join(dir, "tls-ca.crt")}
+	dbPath := filepath.Join(dir, "terminal.db")
+	cfg := testConfig(dbPath, auth.NewFake())
+	run := func(stdin string, withCA bool, args ...string) (int, string) {
+		t.Helper()
+		if withCA {
+			args = append(append([]string{}, caFlags...), args...)
+		}
+		var out, errb bytes.Buffer
+		code := Run(context.Background(), args, Env{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb, Config: cfg})
+		return code, out.String() + errb.String()
+	}
+	must := func(stdin string, withCA bool, args ...string) string {
+		t.Helper()
+		code, out := run(stdin, withCA, args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d\n%s", args, code, out)
+		}
+		return out
+	}
+	must(supStdin, false, "bootstrap", "-id", "sup", "-name", "管理 太郎", "-reason", "指紋装置の設置前")
+	must(supStdin, true, "-user", "sup", "operator", "grant", "sup", "audit")
+	must(supStdin, true, "-user", "sup", "operator", "create", "rc1", "受付 花子")
+	must(supStdin, true, "-user", "sup", "operator", "list") // its log-out is witnessed too
+	if out := must(supStdin, true, "-user", "sup", "audit", "verify"); !strings.Contains(out, "audit chain intact") {
+		t.Fatalf("honest verify: %s", out)
+	}
+
+	rewriteAuditChain(t, dbPath, "operator.create", "rc1", "rc9")
+
+	code, out := run(supStdin, true, "-user", "sup", "audit", "verify")
+	if code == 0 {
+		t.Fatalf("ATTACK SUCCEEDED: the rewritten chain verifies with the CA reachable:\n%s", out)
+	}
+	if !strings.Contains(out, "witness") {
+		t.Fatalf("verify does not say the CA's witnessed head disagrees:\n%s", out)
+	}
+}
+
+// rewriteAuditChain is the attacker's tool: it edits the target of the first record with action
+// from old to new, recomputes the hash chain from there on and the head row exactly as
+// app/audit does (the algorithm is public), and deletes the terminal's CA receipts.
+func rewriteAuditChain(t *testing.T, dbPath, action, old, new string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	res, err := db.Exec(`UPDATE audit_log SET target = ? WHERE seq = (SELECT min(seq) FROM audit_log WHERE action = ? AND target = ?)`, new, action, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		t.Fatalf("no %s record on %s to edit", action, old)
+	}
+	db.Exec(`DELETE FROM audit_receipts`) // absent before the witness existed
+	rows, err := db.Query(`SELECT seq, at, operator, action, target, result, detail FROM audit_log ORDER BY seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type rec struct {
+		seq                                        int64
+		at, op, action, target, result, detail string
+	}
+	var recs []rec
+	for rows.Next() {
+		var r rec
+		if err := rows.Scan(&r.seq, &r.at, &r.op, &r.action, &r.target, &r.result, &r.detail); err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, r)
+	}
+	rows.Close()
+	prev := make([]byte, sha256.Size)
+	for _, r := range recs {
+		h := sha256.New()
+		h.Write(prev)
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(r.seq))
+		h.Write(n[:])
+		for _, f := range []string{r.at, r.op, r.action, r.target, r.result, r.detail} {
+			binary.BigEndian.PutUint64(n[:], uint64(len(f)))
+			h.Write(n[:])
+			h.Write([]byte(f))
+		}
+		sum := h.Sum(nil)
+		if _, err := db.Exec(`UPDATE audit_log SET prev_hash = ?, hash = ? WHERE seq = ?`, prev, sum, r.seq); err != nil {
+			t.Fatal(err)
+		}
+		prev = sum
+	}
+	if _, err := db.Exec(`UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`, recs[len(recs)-1].seq, prev); err != nil {
+		t.Fatal(err)
+	}
+}
