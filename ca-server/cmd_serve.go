@@ -44,6 +44,7 @@ type localStore interface {
 	status.Store
 	tlsca.Store
 	api.VerifierRegistry
+	api.WitnessHeads
 	AddVerifier(ctx context.Context, v store.Verifier) error
 	RevokeVerifier(ctx context.Context, name string, now time.Time) (store.Verifier, error)
 }
@@ -301,7 +302,11 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv, err := api.New(api.Config{Service: svc, Enroller: l.ca, Terminals: l.st, Audit: l.audit, ClientCAs: l.ca.Pool(), Logger: logger})
+	witness, err := newWitness(l, statusActive) // serve_witness.go
+	if err != nil {
+		return err
+	}
+	srv, err := api.New(api.Config{Service: svc, Enroller: l.ca, Terminals: l.st, Audit: l.audit, ClientCAs: l.ca.Pool(), Logger: logger, Witness: witness})
 	if err != nil {
 		return err
 	}

@@ -406,13 +406,16 @@ func TestEveryWireCodeMapsToItsKind(t *testing.T) {
 		"CodeChannelNotAllowed": raclient.ErrChannelNotAllowed, "CodeCertificateExpired": raclient.ErrCertificateExpired,
 		"CodeUnknownEvent": raclient.ErrUnknownEvent,
 		"CodeCardUnknown":  raclient.ErrCardUnknown, "CodeCardOtherMunicipality": raclient.ErrCardOtherMunicipality,
-		"CodeCertificateLive": raclient.ErrCertificateLive,
+		"CodeCertificateLive":    raclient.ErrCertificateLive,
+		"CodeAuditHeadBackwards": raclient.ErrAuditHeadRefused, "CodeAuditHeadForked": raclient.ErrAuditHeadRefused,
+		"CodeAuditAnchorStale": raclient.ErrAuditAnchorStale,
 	}
 	kinds := []error{raclient.ErrDuplicatePerson, raclient.ErrPendingPerson, raclient.ErrNotFound, raclient.ErrForbidden,
 		raclient.ErrInvalidApplicant, raclient.ErrInvalidRequest, raclient.ErrConflict, raclient.ErrChannelExpired, raclient.ErrCard,
 		raclient.ErrTokenInvalid, raclient.ErrUnavailable, raclient.ErrInternal, raclient.ErrAlreadyRevoked, raclient.ErrNotOnHold,
 		raclient.ErrWrongCA, raclient.ErrChannelNotAllowed, raclient.ErrCertificateExpired, raclient.ErrUnknownEvent,
-		raclient.ErrCardUnknown, raclient.ErrCardOtherMunicipality, raclient.ErrCertificateLive}
+		raclient.ErrCardUnknown, raclient.ErrCardOtherMunicipality, raclient.ErrCertificateLive,
+		raclient.ErrAuditHeadRefused, raclient.ErrAuditAnchorStale}
 	codes := wireCodes(t)
 	if len(codes) < len(want) {
 		t.Fatalf("read %d codes from ca-server/api/wire, the table has %d", len(codes), len(want))

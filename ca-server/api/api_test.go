@@ -85,7 +85,8 @@ func newEnvWith(t *testing.T, cards issuance.CardChannel) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := api.New(api.Config{Service: svc, Enroller: ca, Terminals: st, Audit: alog, ClientCAs: ca.Pool(), MaxBody: 16 << 10})
+	srv, err := api.New(api.Config{Service: svc, Enroller: ca, Terminals: st, Audit: alog, ClientCAs: ca.Pool(), MaxBody: 16 << 10,
+		Witness: testWitness(t, st, ak)}) // witness_test.go
 	if err != nil {
 		t.Fatal(err)
 	}
