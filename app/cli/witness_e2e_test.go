@@ -62,19 +62,40 @@ func TestAuditRewriteDetectedAgainstCAWitness(t *testing.T) {
 	must(supStdin, true, "-user", "sup", "operator", "grant", "sup", "audit")
 	must(supStdin, true, "-user", "sup", "operator", "create", "rc1", "受付 花子")
 	must(supStdin, true, "-user", "sup", "operator", "list") // its log-out is witnessed too
-	if out := must(supStdin, true, "-user", "sup", "audit", "verify"); !strings.Contains(out, "audit chain intact") {
+	out := must(supStdin, true, "-user", "sup", "audit", "verify")
+	if !strings.Contains(out, "audit chain intact") || strings.Contains(out, "up to record 0,") || !strings.Contains(out, "checked against the CA's last witnessed head") {
 		t.Fatalf("honest verify: %s", out)
 	}
+	t.Logf("honest verify:\n%s", out)
 
 	rewriteAuditChain(t, dbPath, "operator.create", "rc1", "rc9")
+
+	// Offline the terminal cannot tell (the receipts are gone), and it says so.
+	out = must(supStdin, false, "-user", "sup", "audit", "verify")
+	if !strings.Contains(out, "CA not consulted") || !strings.Contains(out, "up to record 0,") {
+		t.Fatalf("offline verify of the rewritten file does not say the CA was not consulted:\n%s", out)
+	}
+	// The next log-out's head contradicts the head the CA witnessed: refused, and recorded by
+	// the CA.
+	must(supStdin, true, "-user", "sup", "operator", "list")
+	caDB, err := sql.Open("sqlite", "file:"+filepath.Join(ca.Data, "ca.db")+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer caDB.Close()
+	var refused int
+	if err := caDB.QueryRow(`SELECT count(*) FROM audit_records WHERE action = 'terminal.audit.head' AND result = 'audit_head_forked'`).Scan(&refused); err != nil || refused != 1 {
+		t.Fatalf("the CA recorded %d refused heads (%v), want 1", refused, err)
+	}
 
 	code, out := run(supStdin, true, "-user", "sup", "audit", "verify")
 	if code == 0 {
 		t.Fatalf("ATTACK SUCCEEDED: the rewritten chain verifies with the CA reachable:\n%s", out)
 	}
-	if !strings.Contains(out, "witness") {
+	if !strings.Contains(out, "rewritten before a witnessed head") {
 		t.Fatalf("verify does not say the CA's witnessed head disagrees:\n%s", out)
 	}
+	t.Logf("verify of the rewritten file:\n%s", out)
 }
 
 // rewriteAuditChain is the attacker's tool: it edits the target of the first record with action
@@ -100,7 +121,7 @@ func rewriteAuditChain(t *testing.T, dbPath, action, old, new string) {
 		t.Fatal(err)
 	}
 	type rec struct {
-		seq                                        int64
+		seq                                    int64
 		at, op, action, target, result, detail string
 	}
 	var recs []rec
