@@ -47,9 +47,6 @@ type AuditWitness interface {
 
 var _ AuditWitness = (*raclient.Client)(nil)
 
-// witnessOperator names the terminal itself at the CA for the periodic send (no one logged in).
-const witnessOperator = "-"
-
 // witnessTimeout bounds one witness exchange, so a log-out's background send or a verify never
 // waits long for an unreachable CA.
 const witnessTimeout = 20 * time.Second
@@ -62,16 +59,16 @@ func defaultWitnessKeyFile(dbPath string) string {
 
 // WitnessResult is what one witness exchange did.
 type WitnessResult struct {
-	Seq  int64 // the head the CA witnessed (0: the chain is empty, nothing sent)
-	Sent bool
+	Seq  int64 // the head the CA has witnessed (0: the chain is empty, nothing sent)
+	Sent bool  // false when the newest receipt already covers the head
 }
 
 // WitnessAudit sends the chain head to the CA and keeps its receipt (see above). operator is
-// the operator on whose behalf the terminal calls ("-" for the periodic send). A head the CA
-// refuses because it contradicts what it witnessed (raclient.ErrAuditHeadRefused: the file was
-// rewritten or replaced) is recorded in the terminal's audit trail as audit.witness_refused and
-// returned with kind AuditBroken; the CA has recorded it too. Without a witness: kind
-// CAUnavailable.
+// the operator on whose behalf the terminal calls ("-" for the periodic send). Nothing is sent
+// when the newest receipt kept already covers the head. A head the CA refuses because it
+// contradicts what it witnessed (raclient.ErrAuditHeadRefused: the file was rewritten or
+// replaced) is recorded in the terminal's audit trail as audit.witness_refused and returned with
+// kind AuditBroken; the CA has recorded it too. Without a witness: kind CAUnavailable.
 func (t *Terminal) WitnessAudit(ctx context.Context, operatorID string) (WitnessResult, error) {
 	if t.witness == nil {
 		return WitnessResult{}, apperr.New(apperr.CAUnavailable, "app: no CA to witness the audit chain")
@@ -80,45 +77,62 @@ func (t *Terminal) WitnessAudit(ctx context.Context, operatorID string) (Witness
 	defer t.witnessMu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, witnessTimeout)
 	defer cancel()
-	var err error
-	for attempt := 0; attempt < 2; attempt++ { // once more after a stale anchor (another send won)
-		var res WitnessResult
-		res, err = t.witnessOnce(ctx, operatorID)
-		if !errors.Is(err, raclient.ErrAuditAnchorStale) {
-			if errors.Is(err, raclient.ErrAuditHeadRefused) {
-				t.record(ctx, audit.Entry{Operator: operatorID, Action: "audit.witness_refused", Result: audit.ResultError,
-					Detail: map[string]string{"error": err.Error()}})
-				return res, apperr.Wrap(apperr.AuditBroken, err, "app: the CA refused the audit chain head: it contradicts a head the CA witnessed")
-			}
-			return res, err
-		}
+	// First anchored at the newest receipt kept here (one request); when the CA says that is
+	// not its last witnessed head (receipts lost, a send whose answer was lost), anchored at
+	// the head the CA names.
+	res, err := t.witnessOnce(ctx, operatorID, true)
+	if errors.Is(err, raclient.ErrAuditAnchorStale) {
+		res, err = t.witnessOnce(ctx, operatorID, false)
 	}
-	return WitnessResult{}, caError("audit-witness", err)
+	if errors.Is(err, raclient.ErrAuditHeadRefused) {
+		t.record(ctx, audit.Entry{Operator: operatorID, Action: "audit.witness_refused", Result: audit.ResultError,
+			Detail: map[string]string{"error": err.Error()}})
+		return res, apperr.Wrap(apperr.AuditBroken, err, "app: the CA refused the audit chain head: it contradicts a head the CA witnessed")
+	}
+	return res, err
 }
 
-func (t *Terminal) witnessOnce(ctx context.Context, operatorID string) (WitnessResult, error) {
-	latest, err := t.witness.LatestAuditHead(ctx, operatorID)
-	if err != nil {
-		return WitnessResult{}, caError("audit-witness", err)
-	}
-	if err := t.pinWitnessKey(latest.KeyCertificate); err != nil {
-		return WitnessResult{}, err
-	}
+func (t *Terminal) witnessOnce(ctx context.Context, operatorID string, fromReceipt bool) (WitnessResult, error) {
 	seq, hash, at, err := audit.Head(ctx, t.db)
 	if err != nil || seq == 0 {
 		return WitnessResult{}, err
 	}
 	req := wire.AuditHeadRequest{Seq: seq, Hash: hash, NewestAt: at}
-	if latest.Found && latest.Seq <= seq {
-		// The anchor is this chain's own hash at the CA's last witnessed record: the CA refuses
-		// the head when it differs, so a rewrite is never laundered by a newer head. A chain
-		// shorter than the witnessed head goes without anchor and is refused as backwards.
-		h, ok, err := audit.HashAt(ctx, t.db, latest.Seq)
+	var anchorSeq int64 // the CA's last witnessed head, as this terminal knows it
+	if fromReceipt {
+		rc, ok, err := audit.LastReceipt(ctx, t.db)
+		if err != nil {
+			return WitnessResult{}, err
+		}
+		if ok && rc.Seq == seq && bytes.Equal(rc.Hash, hash) {
+			return WitnessResult{Seq: seq}, nil
+		}
+		if ok {
+			anchorSeq = rc.Seq
+		}
+	} else {
+		latest, err := t.witness.LatestAuditHead(ctx, operatorID)
+		if err != nil {
+			return WitnessResult{}, caError("audit-witness", err)
+		}
+		if err := t.pinWitnessKey(latest.KeyCertificate); err != nil {
+			return WitnessResult{}, err
+		}
+		if latest.Found {
+			anchorSeq = latest.Seq
+		}
+	}
+	if anchorSeq > 0 && anchorSeq <= seq {
+		// The anchor sent is this chain's own hash at the witnessed record: the CA refuses the
+		// head when it differs from what it witnessed, so a rewrite is never laundered by a
+		// newer head. A chain shorter than the witnessed head goes without anchor and is
+		// refused as backwards.
+		h, ok, err := audit.HashAt(ctx, t.db, anchorSeq)
 		if err != nil {
 			return WitnessResult{}, err
 		}
 		if ok {
-			req.AnchorSeq, req.AnchorHash = latest.Seq, h
+			req.AnchorSeq, req.AnchorHash = anchorSeq, h
 		}
 	}
 	rc, err := t.witness.WitnessAuditHead(ctx, operatorID, req)

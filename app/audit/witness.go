@@ -68,3 +68,18 @@ func Receipts(ctx context.Context, q Querier) ([]wire.AuditReceipt, error) {
 	}
 	return out, rows.Err()
 }
+
+// LastReceipt returns the kept receipt of the newest witnessed head; ok is false when none.
+func LastReceipt(ctx context.Context, q Querier) (rc wire.AuditReceipt, ok bool, err error) {
+	var at string
+	err = q.QueryRowContext(ctx, `SELECT seq, hash, terminal_id, witnessed_at, key_id, signature FROM audit_receipts ORDER BY seq DESC LIMIT 1`).
+		Scan(&rc.Seq, &rc.Hash, &rc.TerminalID, &at, &rc.KeyID, &rc.Signature)
+	if errors.Is(err, sql.ErrNoRows) {
+		return rc, false, nil
+	}
+	if err != nil {
+		return rc, false, apperr.Wrap(apperr.Internal, err, "audit: read receipts")
+	}
+	rc.WitnessedAt, _ = time.Parse(timeLayout, at)
+	return rc, true, nil
+}
