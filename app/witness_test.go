@@ -89,7 +89,9 @@ func (f *fakeWitness) WitnessAuditHead(ctx context.Context, _ string, req wire.A
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	refuse := func(c wire.Code) (wire.AuditReceipt, error) { return wire.AuditReceipt{}, &raclient.Error{Status: 409, Code: c} }
+	refuse := func(c wire.Code) (wire.AuditReceipt, error) {
+		return wire.AuditReceipt{}, &raclient.Error{Status: 409, Code: c}
+	}
 	if f.found {
 		switch {
 		case req.Seq < f.seq:
