@@ -65,7 +65,7 @@ type WitnessResult struct {
 
 // WitnessAudit sends the chain head to the CA and keeps its receipt (see above). operator is
 // the operator on whose behalf the terminal calls ("-" for the periodic send). Nothing is sent
-// when the newest receipt kept already covers the head. A head the CA refuses because it
+// when the newest receipt kept (and verified) already covers the head. A head the CA refuses because it
 // contradicts what it witnessed (raclient.ErrAuditHeadRefused: the file was rewritten or
 // replaced) is recorded in the terminal's audit trail as audit.witness_refused and returned with
 // kind AuditBroken; the CA has recorded it too. Without a witness: kind CAUnavailable.
@@ -105,7 +105,15 @@ func (t *Terminal) witnessOnce(ctx context.Context, operatorID string, fromRecei
 			return WitnessResult{}, err
 		}
 		if ok && rc.Seq == seq && bytes.Equal(rc.Hash, hash) {
-			return WitnessResult{Seq: seq}, nil
+			// Already witnessed, if the receipt is the CA's: a receipt row edited to match
+			// a rewritten head does not verify, and the head goes to the CA, which refuses it.
+			keys, err := t.witnessKeys()
+			if err != nil {
+				return WitnessResult{}, err
+			}
+			if verifyReceipt(keys, rc) == nil {
+				return WitnessResult{Seq: seq}, nil
+			}
 		}
 		if ok {
 			anchorSeq = rc.Seq
