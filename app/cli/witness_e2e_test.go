@@ -25,7 +25,9 @@ import (
 // Now every log-out sends the chain head to the CA, which records it in its own audit log and
 // returns a receipt signed with the audit checkpoint key; `audit verify` with the CA reachable
 // asks the CA for the last head it witnessed for this terminal and finds the rewrite, even
-// with the local receipts gone. Without the CA it says so and checks the receipts it has.
+// with the local receipts gone; so does an older copy of the file put back. Without the CA it
+// says so and checks the receipts it has. The heads of the tampered files are refused by the CA
+// (409) and recorded in its audit log.
 func TestAuditRewriteDetectedAgainstCAWitness(t *testing.T) {
 	ca := e2e.StartCA(t)
 	dir := t.TempDir()
@@ -59,6 +61,15 @@ func TestAuditRewriteDetectedAgainstCAWitness(t *testing.T) {
 	must(supStdin, false, "bootstrap", "-id", "sup", "-name", "管理 太郎", "-reason", "指紋装置の設置前")
 	must(supStdin, true, "-user", "sup", "operator", "grant", "sup", "audit")
 	must(supStdin, true, "-user", "sup", "operator", "create", "rc1", "受付 花子")
+	// The attacker's other move: keep a copy of the file now and put it back later (every record
+	// after the copy gone, the chain intact on its own).
+	early, err := os.ReadFile(dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dbPath + "-wal"); err == nil {
+		t.Fatal("terminal.db has a WAL file after the CLI exited: copying the main file is not a copy")
+	}
 	must(supStdin, true, "-user", "sup", "operator", "list") // its log-out is witnessed too
 	out := must(supStdin, true, "-user", "sup", "audit", "verify")
 	if !strings.Contains(out, "audit chain intact") || strings.Contains(out, "up to record 0,") || !strings.Contains(out, "checked against the CA's last witnessed head") {
@@ -94,4 +105,17 @@ func TestAuditRewriteDetectedAgainstCAWitness(t *testing.T) {
 		t.Fatalf("verify does not say the CA's witnessed head disagrees:\n%s", out)
 	}
 	t.Logf("verify of the rewritten file:\n%s", out)
+
+	if err := os.WriteFile(dbPath, early, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	must(supStdin, true, "-user", "sup", "operator", "create", "rc2", "受付 次郎") // its head goes backwards: refused
+	code, out = run(supStdin, true, "-user", "sup", "audit", "verify")
+	if code == 0 || !strings.Contains(out, "truncated before a witnessed head") && !strings.Contains(out, "rewritten before a witnessed head") {
+		t.Fatalf("ATTACK SUCCEEDED: an older copy of terminal.db put back verifies with the CA reachable (exit %d):\n%s", code, out)
+	}
+	t.Logf("verify of an older copy put back:\n%s", out)
+	if err := caDB.QueryRow(`SELECT count(*) FROM audit_records WHERE action = 'terminal.audit.head' AND result IN ('audit_head_backwards', 'audit_head_forked')`).Scan(&refused); err != nil || refused < 2 {
+		t.Fatalf("the CA recorded %d refused heads (%v), want at least 2", refused, err)
+	}
 }
