@@ -134,6 +134,7 @@ func run(o options) error {
 	defer term.Close()
 	if cfg.CA != nil {
 		go sendResidentChangesEvery(ctx, term, time.Minute)
+		go witnessAuditEvery(ctx, term, 10*time.Minute) // wiring.go; log-outs send the head too
 	}
 	go backupAuditEvery(ctx, term, 10*time.Minute)
 	go checkClockEvery(ctx, term, timesync.Read, 10*time.Minute)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"madoguchi/app"
+	"madoguchi/app/apperr"
 	"madoguchi/app/audit"
 	"madoguchi/cardio/pcsc"
 	"madoguchi/internal/services"
@@ -157,6 +158,33 @@ func backupAuditEvery(ctx context.Context, b auditBackupMaker, every time.Durati
 		case made:
 			log.Printf("audit backup: %s (%d records, verified)", res.Path, res.Records)
 		}
+	})
+}
+
+// auditWitnesser is the part of app.Terminal that has the CA witness its audit chain head.
+type auditWitnesser interface {
+	WitnessAudit(ctx context.Context, operator string) (app.WitnessResult, error)
+}
+
+// witnessAuditEvery sends the audit chain head to the CA every so often until ctx ends
+// (issue 13 threat 2: at least every 10 minutes; log-outs send it too), so whoever rewrites
+// terminal.db cannot rewrite what the CA witnessed. An unreachable CA only delays it to the
+// next tick; a head the CA refuses (the file was rewritten or replaced) is logged loudly and
+// recorded in the audit trail by app.
+func witnessAuditEvery(ctx context.Context, w auditWitnesser, every time.Duration) {
+	failing := false
+	repeatEvery(ctx, every, func() {
+		_, err := w.WitnessAudit(ctx, "-")
+		switch {
+		case ctx.Err() != nil:
+		case errors.Is(err, apperr.AuditBroken):
+			log.Printf("AUDIT WITNESS: the CA refused this terminal's audit chain head: terminal.db was rewritten or replaced: %v", err)
+		case err != nil && !failing:
+			log.Printf("audit witness: the CA did not witness the audit chain head (sent again every %v): %v", every, err)
+		case err == nil && failing:
+			log.Printf("audit witness: the CA witnesses the audit chain head again")
+		}
+		failing = err != nil
 	})
 }
 

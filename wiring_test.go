@@ -195,3 +195,44 @@ func randomKey(t *testing.T) []byte {
 	}
 	return k
 }
+
+// countingWitness is an auditWitnesser that fails its first send (the CA unreachable), then
+// succeeds, and cancels the context after the third send.
+type countingWitness struct {
+	calls  int
+	ops    []string
+	cancel context.CancelFunc
+}
+
+func (c *countingWitness) WitnessAudit(_ context.Context, operator string) (app.WitnessResult, error) {
+	c.calls++
+	c.ops = append(c.ops, operator)
+	if c.calls == 3 {
+		c.cancel()
+	}
+	if c.calls == 1 {
+		return app.WitnessResult{}, errors.New("CA unreachable")
+	}
+	return app.WitnessResult{Seq: int64(c.calls), Sent: true}, nil
+}
+
+// TestAuditHeadWitnessedUntilStopped: the terminal sends its audit chain head to the CA at start
+// and on every tick as the terminal itself ("-"), a failed send is retried on the next tick,
+// and the loop stops with the terminal's context.
+func TestAuditHeadWitnessedUntilStopped(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &countingWitness{cancel: cancel}
+	done := make(chan struct{})
+	go func() {
+		witnessAuditEvery(ctx, w, time.Millisecond)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("the witness loop did not stop when its context ended")
+	}
+	if w.calls != 3 || w.ops[0] != "-" || w.ops[2] != "-" {
+		t.Errorf("WitnessAudit called %d times as %q, want 3 as \"-\"", w.calls, w.ops)
+	}
+}

@@ -6,6 +6,7 @@ package app
 // keeps this list in step with the sources.
 var AuditActions = []string{
 	"audit.backup", "audit.export", "audit.history", "audit.verify", "audit.verify_failed",
+	"audit.witness_refused",
 	"card.key_destruction", "card.pin_reset",
 	"case.approve", "case.complete", "case.explanation", "case.identity", "case.issue", "case.open",
 	"case.pin_check", "case.refuse", "case.stop", "case.substitutions", "case.view",

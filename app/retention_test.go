@@ -99,10 +99,13 @@ func TestApplicationRecordsAreNeverDeleted(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	kept2 := regexp.MustCompile(`(?i)(delete\s+from|drop\s+table|truncate)\s+(\w+\.)?(cases|case_events|issuance_journal|audit_log|audit_head)\b|update\s+(\w+\.)?audit_log\b`)
+	kept2 := regexp.MustCompile(`(?i)(delete\s+from|drop\s+table|truncate)\s+(\w+\.)?(cases|case_events|issuance_journal|audit_log|audit_head|audit_receipts)\b|update\s+(\w+\.)?audit_log\b`)
 	err = filepath.WalkDir(".", func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
 			return err
+		}
+		if filepath.Dir(p) == filepath.Join("internal", "e2e") && filepath.Base(p) == "tamper.go" {
+			return nil // the attacker's tool of the tamper tests (tests only)
 		}
 		b, err := os.ReadFile(p)
 		if err != nil {

@@ -59,6 +59,7 @@ func (s *Session) touch(ctx context.Context) error {
 		s.mu.Unlock()
 		s.t.record(ctx, audit.Entry{At: now, Operator: s.operatorID, Action: "logout.idle", Target: s.operatorID, Result: audit.ResultOK,
 			Detail: map[string]string{"idle": idle.Truncate(time.Second).String()}})
+		s.t.witnessInBackground(s.operatorID)
 		return apperr.New(apperr.SessionExpired, "app: logged out after %s without activity", s.t.cfg.IdleTimeout)
 	}
 	s.lastActive = now
@@ -75,7 +76,9 @@ func (s *Session) Logout(ctx context.Context) error {
 	if was {
 		return apperr.New(apperr.NotLoggedIn, "app: session has ended")
 	}
-	return s.t.record(ctx, audit.Entry{Operator: s.operatorID, Action: "logout", Target: s.operatorID, Result: audit.ResultOK})
+	err := s.t.record(ctx, audit.Entry{Operator: s.operatorID, Action: "logout", Target: s.operatorID, Result: audit.ResultOK})
+	s.t.witnessInBackground(s.operatorID) // witness.go: the CA witnesses the head at every log-out
+	return err
 }
 
 // call is the gate every action goes through: session alive, operator active and holding perm
@@ -251,27 +254,7 @@ func (s *Session) WithdrawPasswordExemption(ctx context.Context, id string) erro
 
 // ---- Audit functions (TS Art. 20(2)) ----
 
-// VerifyAudit checks the whole audit chain (Audit). A broken chain returns the report and an
-// error of kind AuditBroken naming the first bad record.
-func (s *Session) VerifyAudit(ctx context.Context) (audit.Report, error) {
-	var rep audit.Report
-	var verr error
-	err := s.call(ctx, "audit.verify", "", operator.Audit, nil, func(tx *sql.Tx, _ operator.Operator) error {
-		rep, verr = audit.Verify(ctx, tx)
-		if verr != nil && apperr.KindOf(verr) == apperr.Internal {
-			return verr
-		}
-		return nil
-	})
-	if err != nil {
-		return rep, err
-	}
-	if verr != nil {
-		s.t.record(ctx, audit.Entry{Operator: s.operatorID, Action: "audit.verify_failed", Result: audit.ResultError,
-			Detail: map[string]string{"error": verr.Error()}})
-	}
-	return rep, verr
-}
+// VerifyAudit is in witness.go: the chain is checked against the CA witness.
 
 // History returns the records of one chosen operator on their own (Audit; TS Art. 20(2)(ii)).
 func (s *Session) History(ctx context.Context, operatorID string) ([]audit.Record, error) {

@@ -21,6 +21,7 @@ import (
 	"database/sql"
 	"errors"
 	"io"
+	"sync"
 	"time"
 
 	"madoguchi/app/apperr"
@@ -71,6 +72,12 @@ type Config struct {
 	// Municipality is printed on the counter's documents (revocation acknowledgement,
 	// certificate copy).
 	Municipality string
+	// Witness is the CA's witness of the audit chain (witness.go); default: CA, when it is one
+	// (a *raclient.Client is).
+	Witness AuditWitness
+	// WitnessKeyFile keeps the CA's audit key certificates that receipts are checked against
+	// (default: ca/audit-witness-keys.pem beside DBPath, with the CA link's other pins).
+	WitnessKeyFile string
 	// ChangeRetry is the first delay before a resident change the CA did not take is sent
 	// again; it doubles per failure up to ChangeRetryMax (defaults 1 minute and 6 hours).
 	ChangeRetry, ChangeRetryMax time.Duration
@@ -85,6 +92,11 @@ type Terminal struct {
 	recovered  []issue.Resolution
 	busy       bool // recovery skipped: another process holds the issuance lock
 	clockWatch timesync.Watch
+
+	witness      AuditWitness   // nil without a CA
+	witnessMu    sync.Mutex     // one witness exchange at a time (log-out and periodic send)
+	witnessKeyMu sync.Mutex     // the pinned key file
+	witnessWG    sync.WaitGroup // log-outs' background sends; Close waits
 }
 
 // Open opens the terminal database at cfg.DBPath (creating and migrating it as needed).
@@ -124,11 +136,17 @@ func Open(ctx context.Context, cfg Config) (*Terminal, error) {
 	if cfg.ChangeRetryMax <= 0 {
 		cfg.ChangeRetryMax = 6 * time.Hour
 	}
+	if cfg.WitnessKeyFile == "" {
+		cfg.WitnessKeyFile = defaultWitnessKeyFile(cfg.DBPath)
+	}
+	if cfg.Witness == nil {
+		cfg.Witness, _ = cfg.CA.(AuditWitness)
+	}
 	db, err := store.Open(ctx, cfg.DBPath)
 	if err != nil {
 		return nil, apperr.Wrap(apperr.Internal, err, "app: open terminal database")
 	}
-	t := &Terminal{db: db, cfg: cfg}
+	t := &Terminal{db: db, cfg: cfg, witness: cfg.Witness}
 	if cfg.CA != nil {
 		if t.issuer, err = t.NewIssuer(ctx, cfg.CA, cfg.CACertificates); err != nil {
 			db.Close()
@@ -157,8 +175,12 @@ func (t *Terminal) Recovered() []issue.Resolution { return t.recovered }
 // RecoveryDeferred reports that Open skipped recovery because another process was issuing.
 func (t *Terminal) RecoveryDeferred() bool { return t.busy }
 
-// Close closes the database.
-func (t *Terminal) Close() error { return t.db.Close() }
+// Close waits for the audit witness sends of log-outs (each bounded by witnessTimeout) and
+// closes the database.
+func (t *Terminal) Close() error {
+	t.witnessWG.Wait()
+	return t.db.Close()
+}
 
 // DB exposes the store for tests and the issuance orchestration in this module.
 func (t *Terminal) DB() *store.DB { return t.db }

@@ -45,6 +45,7 @@ type localStore interface {
 	tlsca.Store
 	api.VerifierRegistry
 	audit.CheckpointSource // the public checkpoint endpoint
+	api.WitnessHeads
 	AddVerifier(ctx context.Context, v store.Verifier) error
 	RevokeVerifier(ctx context.Context, name string, now time.Time) (store.Verifier, error)
 }
@@ -312,6 +313,10 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	witness, err := newWitness(l, statusActive) // serve_witness.go
+	if err != nil {
+		return err
+	}
 	// issue 13 threat 4: budgets, connection caps, audit summaries of
 	// refused traffic, metrics; stopped (last summaries written) after the
 	// listeners and before the audit log and the store.
@@ -322,7 +327,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	defer tr.stop()
 	statusF.traffic = tr
 	srv, err := api.New(api.Config{Service: svc, Enroller: l.ca, Terminals: l.st, Audit: l.audit, ClientCAs: l.ca.Pool(), Logger: logger,
-		Traffic: tr.guard("api", trafficF.terminal)})
+		Traffic: tr.guard("api", trafficF.terminal), Witness: witness})
 	if err != nil {
 		return err
 	}

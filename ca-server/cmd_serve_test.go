@@ -340,6 +340,7 @@ func fileRoutes(t *testing.T, fset *token.FileSet, f *ast.File) []string {
 func TestNoRemoteAdministration(t *testing.T) {
 	want := []string{
 		"GET /v1/issuances/{id}",
+		"GET /v1/terminal-audit/heads/latest", // the CA witnesses terminals' audit chains (api/witness.go)
 		"POST /v1/card-maintenance",
 		"POST /v1/card-maintenance/{id}/confirm",
 		"POST /v1/certificates/{serial}/release-hold",
@@ -350,6 +351,7 @@ func TestNoRemoteAdministration(t *testing.T) {
 		"POST /v1/issuances/{id}/abort",
 		"POST /v1/issuances/{id}/confirm",
 		"POST /v1/resident-changes",
+		"POST /v1/terminal-audit/heads",
 	}
 	if got := apiRoutes(t); !slices.Equal(got, want) {
 		t.Fatalf("api routes\n got %q\nwant %q", got, want)

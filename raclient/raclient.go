@@ -116,6 +116,11 @@ func kindOf(c wire.Code) error {
 		return ErrCardOtherMunicipality
 	case wire.CodeCertificateLive:
 		return ErrCertificateLive
+	// Audit witness (witness.go holds the sentinels).
+	case wire.CodeAuditHeadBackwards, wire.CodeAuditHeadForked:
+		return ErrAuditHeadRefused
+	case wire.CodeAuditAnchorStale:
+		return ErrAuditAnchorStale
 	default:
 		return ErrInternal
 	}

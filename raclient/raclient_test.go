@@ -408,12 +408,15 @@ func TestEveryWireCodeMapsToItsKind(t *testing.T) {
 		"CodePersonMismatch": raclient.ErrPersonMismatch,
 		"CodeCardUnknown":    raclient.ErrCardUnknown, "CodeCardOtherMunicipality": raclient.ErrCardOtherMunicipality,
 		"CodeCertificateLive": raclient.ErrCertificateLive,
+		"CodeAuditHeadBackwards": raclient.ErrAuditHeadRefused, "CodeAuditHeadForked": raclient.ErrAuditHeadRefused,
+		"CodeAuditAnchorStale": raclient.ErrAuditAnchorStale,
 	}
 	kinds := []error{raclient.ErrDuplicatePerson, raclient.ErrPendingPerson, raclient.ErrNotFound, raclient.ErrForbidden,
 		raclient.ErrInvalidApplicant, raclient.ErrInvalidRequest, raclient.ErrConflict, raclient.ErrChannelExpired, raclient.ErrCard,
 		raclient.ErrTokenInvalid, raclient.ErrUnavailable, raclient.ErrInternal, raclient.ErrAlreadyRevoked, raclient.ErrNotOnHold,
 		raclient.ErrWrongCA, raclient.ErrChannelNotAllowed, raclient.ErrCertificateExpired, raclient.ErrUnknownEvent,
-		raclient.ErrCardUnknown, raclient.ErrCardOtherMunicipality, raclient.ErrCertificateLive, raclient.ErrOtherMunicipality, raclient.ErrPersonMismatch}
+		raclient.ErrCardUnknown, raclient.ErrCardOtherMunicipality, raclient.ErrCertificateLive, raclient.ErrOtherMunicipality, raclient.ErrPersonMismatch,
+		raclient.ErrAuditHeadRefused, raclient.ErrAuditAnchorStale}
 	codes := wireCodes(t)
 	if len(codes) < len(want) {
 		t.Fatalf("read %d codes from ca-server/api/wire, the table has %d", len(codes), len(want))

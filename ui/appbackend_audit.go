@@ -33,7 +33,7 @@ func (a *appSession) AuditRecords(ctx context.Context, f AuditFilter) ([]AuditEn
 // CheckAuditChain implements AuditLog.
 func (a *appSession) CheckAuditChain(ctx context.Context) (AuditCheck, error) {
 	rep, err := a.s.VerifyAudit(ctx)
-	check := AuditCheck{Records: rep.Records}
+	check := AuditCheck{Records: rep.Records, Witnessed: rep.Witnessed, Unwitnessed: rep.Unwitnessed, CAConsulted: rep.CAConsulted}
 	if rep.Problem != nil {
 		check.BadSeq, check.Reason = rep.Problem.Seq, rep.Problem.Reason
 	}

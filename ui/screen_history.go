@@ -37,11 +37,17 @@ type AuditFilter struct {
 
 // AuditCheck is the outcome of checking the audit chain. BadSeq is 0 when the chain is intact;
 // otherwise it is the first bad record and Reason says what is wrong with it ("edited",
-// "missing or reordered", "sequence gap", "truncated", "head missing").
+// "missing or reordered", "sequence gap", "truncated", "head missing", and against the CA
+// witness "rewritten before a witnessed head", "truncated before a witnessed head", "forged
+// receipt"). Witnessed is the newest record the CA vouches for, Unwitnessed the records after
+// it; CAConsulted is false when only the receipts kept on the terminal were checked.
 type AuditCheck struct {
-	Records int64
-	BadSeq  int64
-	Reason  string
+	Records     int64
+	BadSeq      int64
+	Reason      string
+	Witnessed   int64
+	Unwitnessed int64
+	CAConsulted bool
 }
 
 // ExportFormat is the file format of an audit export.
@@ -360,7 +366,12 @@ func (v *historyView) check() {
 				setShown(v.message, errorMessage(err))
 			case res.BadSeq == 0:
 				v.verdict.Importance = widget.SuccessImportance
-				setShown(v.verdict, tr("history.verify.intact", map[string]any{"Count": res.Records}))
+				witness := "history.verify.witness"
+				if !res.CAConsulted {
+					witness = "history.verify.witness_offline"
+				}
+				setShown(v.verdict, tr("history.verify.intact", map[string]any{"Count": res.Records})+"\n"+
+					tr(witness, map[string]any{"Witnessed": res.Witnessed, "Unwitnessed": res.Unwitnessed}))
 			default:
 				v.verdict.Importance = widget.DangerImportance
 				setShown(v.verdict, tr("history.verify.broken", map[string]any{"Seq": res.BadSeq,

@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -125,30 +126,65 @@ func recordHash(prev []byte, seq int64, fields ...string) []byte {
 
 // Problem describes the first bad record found by Verify.
 type Problem struct {
-	Seq    int64  // first bad sequence number
-	Reason string // "edited", "missing or reordered", "sequence gap", "truncated"
+	Seq int64 // first bad sequence number
+	// Reason is one of "edited", "missing or reordered", "sequence gap", "truncated",
+	// "head missing", and against a witness (VerifyWitnessed) "rewritten before a witnessed
+	// head" or "truncated before a witnessed head".
+	Reason string
+	Detail string // which witness disagrees, in English (may be empty)
 }
 
 // Report is the outcome of Verify.
 type Report struct {
 	Records int64
 	Problem *Problem // nil when the chain is intact
+	// Witnessed is the newest record a witness outside this database vouches for (the CA's
+	// last witnessed head, or a CA receipt kept here) and the chain matches: records up to it
+	// cannot be rewritten unnoticed. Unwitnessed = Records - Witnessed: the records an
+	// attacker with this file could still rewrite until the next witnessed head.
+	Witnessed   int64
+	Unwitnessed int64
+}
+
+// Anchor is a chain head vouched for outside this database: the record Seq must have hash
+// Hash. Source names the witness for the report ("CA", "receipt").
+type Anchor struct {
+	Seq    int64
+	Hash   []byte
+	Source string
 }
 
 // Verify walks the whole chain and reports the first bad record. It returns an *apperr.Error of
 // kind AuditBroken along with the report when the chain is not intact.
 func Verify(ctx context.Context, q Querier) (Report, error) {
+	return VerifyWitnessed(ctx, q, nil)
+}
+
+// VerifyWitnessed is Verify that also checks the chain against anchors: heads a witness
+// outside this database recorded (issue 13 threat 2: whoever holds the file can recompute
+// every hash, but not the hash the CA witnessed). A record hash that differs from an anchor
+// means records up to it were rewritten; a chain shorter than an anchor was cut. Either is
+// kind AuditBroken, reported at the anchor's record (the rewrite is at or before it).
+func VerifyWitnessed(ctx context.Context, q Querier, anchors []Anchor) (Report, error) {
 	rows, err := q.QueryContext(ctx, `SELECT seq, at, operator, action, target, result, detail, prev_hash, hash FROM audit_log ORDER BY seq`)
 	if err != nil {
 		return Report{}, apperr.Wrap(apperr.Internal, err, "audit: read log")
 	}
 	defer rows.Close()
+	want := map[int64][]byte{} // anchor seq -> the chain's hash there
+	for _, a := range anchors {
+		want[a.Seq] = nil
+	}
 	var rep Report
 	prev := genesis
 	var expect int64 = 1
-	fail := func(seq int64, reason string) (Report, error) {
-		rep.Problem = &Problem{Seq: seq, Reason: reason}
-		return rep, apperr.New(apperr.AuditBroken, "audit: chain broken at record %d: %s", seq, reason)
+	fail := func(p Problem) (Report, error) {
+		rep.Problem = &p
+		rep.Witnessed, rep.Unwitnessed = 0, rep.Records
+		if p.Detail != "" {
+			return rep, apperr.New(apperr.AuditBroken, "audit: chain broken at record %d: %s: %s", p.Seq, p.Reason, p.Detail)
+		}
+		return rep, apperr.New(apperr.AuditBroken, "audit: chain broken at record %d: %s", p.Seq, p.Reason)
 	}
 	for rows.Next() {
 		var seq int64
@@ -158,13 +194,16 @@ func Verify(ctx context.Context, q Querier) (Report, error) {
 			return rep, apperr.Wrap(apperr.Internal, err, "audit: scan")
 		}
 		if seq != expect {
-			return fail(expect, "sequence gap")
+			return fail(Problem{Seq: expect, Reason: "sequence gap"})
 		}
 		if !bytes.Equal(prevHash, prev) {
-			return fail(seq, "missing or reordered")
+			return fail(Problem{Seq: seq, Reason: "missing or reordered"})
 		}
 		if !bytes.Equal(recordHash(prevHash, seq, at, op, action, target, result, detail), hash) {
-			return fail(seq, "edited")
+			return fail(Problem{Seq: seq, Reason: "edited"})
+		}
+		if _, ok := want[seq]; ok {
+			want[seq] = hash
 		}
 		prev = hash
 		expect++
@@ -180,13 +219,29 @@ func Verify(ctx context.Context, q Querier) (Report, error) {
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		if rep.Records != 0 {
-			return fail(rep.Records, "head missing")
+			return fail(Problem{Seq: rep.Records, Reason: "head missing"})
 		}
 	case err != nil:
 		return rep, apperr.Wrap(apperr.Internal, err, "audit: read head")
 	case headSeq != rep.Records || !bytes.Equal(headHash, prev):
-		return fail(rep.Records+1, "truncated")
+		return fail(Problem{Seq: rep.Records + 1, Reason: "truncated"})
 	}
+	sorted := append([]Anchor(nil), anchors...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Seq < sorted[j].Seq })
+	for _, a := range sorted {
+		switch {
+		case a.Seq < 1:
+		case a.Seq > rep.Records:
+			return fail(Problem{Seq: rep.Records + 1, Reason: "truncated before a witnessed head",
+				Detail: fmt.Sprintf("the log ends at record %d, but the %s witnessed record %d", rep.Records, a.Source, a.Seq)})
+		case !bytes.Equal(want[a.Seq], a.Hash):
+			return fail(Problem{Seq: a.Seq, Reason: "rewritten before a witnessed head",
+				Detail: fmt.Sprintf("the chain hash at record %d differs from the head the %s witnessed: records up to it were rewritten", a.Seq, a.Source)})
+		default:
+			rep.Witnessed = max(rep.Witnessed, a.Seq)
+		}
+	}
+	rep.Unwitnessed = rep.Records - rep.Witnessed
 	return rep, nil
 }
 

@@ -477,7 +477,15 @@ func (r *runner) audit(ctx context.Context, s *app.Session, cmd string, a []stri
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(r.out, "audit chain intact: %d records\n", rep.Records)
+		fmt.Fprintf(r.out, "audit chain intact: %d records; witnessed by the CA up to record %d, %d not yet witnessed\n", rep.Records, rep.Witnessed, rep.Unwitnessed)
+		if rep.CAConsulted {
+			fmt.Fprintf(r.out, "checked against the CA's last witnessed head and %d receipts kept here\n", rep.Receipts)
+		} else {
+			fmt.Fprintf(r.out, "CA not consulted (%s): checked against %d receipts kept here only\n", rep.CAError, rep.Receipts)
+		}
+		if rep.Unverified > 0 {
+			fmt.Fprintf(r.out, "%d receipts are signed by an audit key not pinned on this terminal and were not used\n", rep.Unverified)
+		}
 		return nil
 	case "history":
 		if err := need(a, 1, "audit history OPERATOR"); err != nil {

@@ -143,4 +143,20 @@ ALTER TABLE resident_changes ADD COLUMN next_attempt_at TEXT NOT NULL DEFAULT ''
 ALTER TABLE resident_changes ADD COLUMN last_error TEXT NOT NULL DEFAULT '';
 ALTER TABLE resident_changes ADD COLUMN ca_change_id INTEGER;
 `,
+	// 6: receipts of the CA audit witness (issue 13 threat 2): each is the CA's signature, by
+	// its audit checkpoint key, over this terminal's audit chain head (seq, hash) at a CA time.
+	// app/audit checks the chain against them; their signatures are checked against keys kept
+	// outside this file (app.Config.WitnessKeyFile), so whoever rewrites this file cannot make
+	// new ones, and deleting them only makes records count as not yet witnessed.
+	`
+CREATE TABLE audit_receipts (
+	seq          INTEGER PRIMARY KEY,  -- the witnessed head's record
+	hash         BLOB NOT NULL,
+	terminal_id  TEXT NOT NULL,
+	witnessed_at TEXT NOT NULL,        -- CA time, RFC 3339 with nanoseconds
+	key_id       TEXT NOT NULL,
+	signature    BLOB NOT NULL,
+	received_at  TEXT NOT NULL
+) STRICT;
+`,
 }

@@ -109,6 +109,9 @@ type Config struct {
 	// (nil: a guard without limits, listener "api", auditing to Audit;
 	// its summaries are written when someone runs or flushes it).
 	Traffic *traffic.Guard
+	// Witness keeps and signs terminals' audit chain heads (witness.go); nil: the witness
+	// endpoints answer CodeUnavailable.
+	Witness *Witness
 }
 
 // Server serves the API.
@@ -142,6 +145,7 @@ func New(cfg Config) (*Server, error) {
 	s.handle("POST /v1/issuances/{id}/abort", "issuance.abort", true, s.abort)
 	s.handle("GET /v1/issuances/{id}", "issuance.status", true, s.status)
 	s.mountMaintenance() // maintenance.go
+	s.mountWitness()     // witness.go
 	return s, nil
 }
 
@@ -165,6 +169,10 @@ type call struct {
 	w      http.ResponseWriter
 	caller issuance.Caller
 	target string
+	detail string // recorded with the result (witness.go: the head a terminal sent)
+	// release, when set, runs after the audit record is written (witness.go: the witness
+	// lock covers the check and the record of the head it accepted).
+	release func()
 }
 
 type handlerFunc func(c *call) (status int, body any, err error)
@@ -174,7 +182,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if _, pattern := s.mux.Handler(r); pattern == "" {
 		code, msg := wire.CodeRouteNotFound, "no such endpoint"
 		if r.URL.Path == "/v1/enroll" || r.URL.Path == "/v1/channels" || r.URL.Path == "/v1/issuances" || strings.HasPrefix(r.URL.Path, "/v1/issuances/") ||
-			r.URL.Path == "/v1/card-maintenance" || strings.HasPrefix(r.URL.Path, "/v1/card-maintenance/") {
+			r.URL.Path == "/v1/card-maintenance" || strings.HasPrefix(r.URL.Path, "/v1/card-maintenance/") ||
+			strings.HasPrefix(r.URL.Path, "/v1/terminal-audit/") {
 			code, msg = wire.CodeMethodNotAllowed, "method not allowed"
 		}
 		s.refuse(w, r, wire.Errorf(code, "%s", msg))
@@ -225,7 +234,11 @@ func (s *Server) handle(pattern, action string, auth bool, h handlerFunc) {
 			s.refuse(w, r, err)
 			return
 		}
-		if aerr := s.audit(r.Context(), c, action, err); aerr != nil && err == nil {
+		aerr := s.audit(r.Context(), c, action, err)
+		if c.release != nil {
+			c.release()
+		}
+		if aerr != nil && err == nil {
 			// fail closed: an unaudited operation is not reported as done;
 			// a retry with the same request id gets the stored answer.
 			err = wire.Wrap(wire.CodeUnavailable, aerr, "audit log unavailable")
@@ -243,12 +256,12 @@ func (s *Server) handle(pattern, action string, auth bool, h handlerFunc) {
 
 func (s *Server) audit(ctx context.Context, c *call, action string, err error) error {
 	result := "ok"
-	detail := ""
+	detail := c.detail
 	if err != nil {
 		result = string(wire.CodeOf(err))
 		var we *wire.Error
 		if errors.As(err, &we) {
-			detail = we.Message
+			detail = strings.TrimSpace(we.Message + " " + c.detail)
 		}
 	}
 	// Only authenticated terminals are audited here (handle): Terminal is
@@ -396,6 +409,9 @@ func statusOf(code wire.Code) int {
 		return http.StatusTooManyRequests
 	default:
 		if st, ok := statusOfMaintenance(code); ok { // maintenance.go
+			return st
+		}
+		if st, ok := statusOfWitness(code); ok { // witness.go
 			return st
 		}
 		return statusOfRevocation(code) // revocation.go

@@ -92,7 +92,8 @@ func newEnvWith(t *testing.T, cards issuance.CardChannel) *env {
 	// for every other test's few refusals
 	guard := traffic.NewGuard(traffic.GuardConfig{Listener: "api", Audit: alog,
 		Refusals: traffic.Rate{Per: 20, Burst: 200}, Clients: traffic.Rate{Per: 100, Burst: 200}})
-	srv, err := api.New(api.Config{Service: svc, Enroller: ca, Terminals: st, Audit: alog, ClientCAs: ca.Pool(), MaxBody: 16 << 10, Traffic: guard})
+	srv, err := api.New(api.Config{Service: svc, Enroller: ca, Terminals: st, Audit: alog, ClientCAs: ca.Pool(), MaxBody: 16 << 10, Traffic: guard,
+		Witness: testWitness(t, st, ak)}) // witness_test.go
 	if err != nil {
 		t.Fatal(err)
 	}
