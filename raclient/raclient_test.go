@@ -407,7 +407,7 @@ func TestEveryWireCodeMapsToItsKind(t *testing.T) {
 		"CodeUnknownEvent": raclient.ErrUnknownEvent, "CodeOtherMunicipality": raclient.ErrOtherMunicipality,
 		"CodePersonMismatch": raclient.ErrPersonMismatch,
 		"CodeCardUnknown":    raclient.ErrCardUnknown, "CodeCardOtherMunicipality": raclient.ErrCardOtherMunicipality,
-		"CodeCertificateLive": raclient.ErrCertificateLive,
+		"CodeCertificateLive":    raclient.ErrCertificateLive,
 		"CodeAuditHeadBackwards": raclient.ErrAuditHeadRefused, "CodeAuditHeadForked": raclient.ErrAuditHeadRefused,
 		"CodeAuditAnchorStale": raclient.ErrAuditAnchorStale,
 	}
