@@ -25,6 +25,7 @@ import (
 	"madoguchi/assets/fonts/printfonts"
 	"madoguchi/cardio"
 	"madoguchi/cardio/pcsc"
+	"madoguchi/internal/atomicfile"
 	"madoguchi/raclient"
 	"madoguchi/ui"
 )
@@ -145,46 +146,7 @@ func (l *caLink) save() error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(l.settingsFile(), append(b, '\n'), 0o600)
-}
-
-// writeFileAtomic writes data to a new file beside path and renames it over path, so a crash
-// leaves either the old or the new content.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	ok = true
-	return nil
+	return atomicfile.Write(l.settingsFile(), append(b, '\n'), 0o600)
 }
 
 // touch records a change: the client is rebuilt on next use and the watcher re-checks.
@@ -367,11 +329,11 @@ func (l *caLink) Enrol(ctx context.Context, token string) (ui.TerminalCertificat
 		return ui.TerminalCertificate{}, apperr.Wrap(apperr.Internal, err, "terminal: store key")
 	}
 	kept = true
-	if err := writeFileAtomic(l.certFile(), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: resp.Certificate}), 0o644); err != nil {
+	if err := atomicfile.Write(l.certFile(), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: resp.Certificate}), 0o644); err != nil {
 		return ui.TerminalCertificate{}, apperr.Wrap(apperr.Internal, err, "terminal: store certificate")
 	}
 	if len(resp.CACertificate) > 0 {
-		if err := writeFileAtomic(l.pinnedCAFile(), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: resp.CACertificate}), 0o644); err != nil {
+		if err := atomicfile.Write(l.pinnedCAFile(), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: resp.CACertificate}), 0o644); err != nil {
 			return ui.TerminalCertificate{}, apperr.Wrap(apperr.Internal, err, "terminal: pin TLS CA certificate")
 		}
 	}

@@ -29,6 +29,7 @@ import (
 	"madoguchi/ca-server/ocsp"
 	"madoguchi/ca-server/status"
 	"madoguchi/ca-server/store"
+	"madoguchi/internal/atomicfile"
 )
 
 // statusFlags are serve's flags for revocation and status.
@@ -352,7 +353,7 @@ func hsmResponder(ctx context.Context, active *ceremony.Active, dataDir string, 
 		if err != nil {
 			return nil, fmt.Errorf("serve: %s OCSP responder certificate: %w", ca.Name, err)
 		}
-		if err := writeFileAtomic(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		if err := atomicfile.Write(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
 			return nil, err
 		}
 		if cert, err = x509.ParseCertificate(der); err != nil {
@@ -364,20 +365,4 @@ func hsmResponder(ctx context.Context, active *ceremony.Active, dataDir string, 
 		return nil, err
 	}
 	return ocsp.New(ocsp.Config{Issuer: ca.Certificate, ResponderCert: cert, Signer: signer, Source: svc.OCSPSource(ca.CertType), MaxCacheBytes: cacheBytes})
-}
-
-// writeFileAtomic writes path through a temporary file and a rename.
-func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, mode); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
 }

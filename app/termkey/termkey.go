@@ -30,9 +30,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"madoguchi/app/resident"
+	"madoguchi/internal/atomicfile"
 )
 
 // Keys is where the terminal's keys live: a key file (default) or a token.
@@ -89,7 +89,7 @@ func (k *Keys) Save(key crypto.Signer) error {
 	pemKey := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
 	clear(der)
 	defer clear(pemKey)
-	return writeFileAtomic(k.keyFile, pemKey, 0o600)
+	return atomicfile.Write(k.keyFile, pemKey, 0o600)
 }
 
 // Retire destroys the token's TLS keys other than key, once the certificate of key is stored.
@@ -147,34 +147,4 @@ func (k *Keys) ResidentFileKey() (resident.FileKey, error) {
 		return nil, err
 	}
 	return h, nil
-}
-
-// writeFileAtomic writes data beside path and renames it over path, so a crash leaves the old
-// or the new content.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	err = f.Chmod(mode)
-	if err == nil {
-		_, err = f.Write(data)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
 }

@@ -57,14 +57,13 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
 
+	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/store"
 )
 
@@ -327,13 +326,9 @@ func RecordHash(r store.AuditRecord) []byte {
 // KeyIDOf names a checkpoint key: "sha256:" and the hex SHA-256 of its
 // SubjectPublicKeyInfo, so a checkpoint names the key that signed it and a
 // verifier holding several keys (rotation, migration) picks the right one.
+// The terminal names the key of its receipts the same way (wire.AuditKeyID).
 func KeyIDOf(pub crypto.PublicKey) (string, error) {
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		return "", fmt.Errorf("audit: checkpoint key: %w", err)
-	}
-	h := sha256.Sum256(der)
-	return "sha256:" + hex.EncodeToString(h[:]), nil
+	return wire.AuditKeyID(pub)
 }
 
 // Digest versions: v1 signed seq, time, chain hash and key; v2 adds the

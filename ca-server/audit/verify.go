@@ -4,13 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/rsa"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"madoguchi/ca-server/api/wire"
 )
 
 // ErrTampered is returned by Verify when the log does not verify.
@@ -218,7 +217,7 @@ func verify(ctx context.Context, r Reader, opts VerifyOptions, keyFor func(keyID
 			add(c.Seq, "unknown-key", "checkpoint signed by key %q, which is not an audit checkpoint key of the ceremony record", c.KeyID)
 			continue
 		}
-		if !verifySig(pub, checkpointDigest(c), c.Signature) {
+		if !wire.VerifyDigestSignature(pub, checkpointDigest(c), c.Signature) {
 			add(c.Seq, "bad-signature", "checkpoint signature does not verify (key %q)", c.KeyID)
 			continue
 		}
@@ -261,17 +260,4 @@ func verify(ctx context.Context, r Reader, opts VerifyOptions, keyFor func(keyID
 		return rep, fmt.Errorf("%w: %s", ErrTampered, b.String())
 	}
 	return rep, nil
-}
-
-func verifySig(pub crypto.PublicKey, digest, sig []byte) bool {
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		return ecdsa.VerifyASN1(k, digest, sig)
-	case *rsa.PublicKey:
-		return rsa.VerifyPKCS1v15(k, crypto.SHA256, digest, sig) == nil
-	case ed25519.PublicKey:
-		return false // checkpoints sign a SHA-256 digest; Ed25519 signers are not supported
-	default:
-		return false
-	}
 }

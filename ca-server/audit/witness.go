@@ -33,6 +33,7 @@ import (
 	"strings"
 	"time"
 
+	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/store"
 )
 
@@ -175,7 +176,7 @@ func checkSegment(cps []PublishedCheckpoint, keys []Key, what string) error {
 		if !ok {
 			return fmt.Errorf("%w: %s: checkpoint %d signed by key %q, not a trusted audit checkpoint key", ErrTampered, what, c.Number, c.KeyID)
 		}
-		if !verifySig(pub, checkpointDigest(c), c.Signature) {
+		if !wire.VerifyDigestSignature(pub, checkpointDigest(c), c.Signature) {
 			return fmt.Errorf("%w: %s: checkpoint %d: bad signature", ErrTampered, what, c.Number)
 		}
 	}

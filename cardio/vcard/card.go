@@ -20,6 +20,7 @@ import (
 	"madoguchi/cardio/perso"
 	"madoguchi/cardio/pinrule"
 	"madoguchi/cardio/scp"
+	"madoguchi/internal/atomicfile"
 )
 
 // ATR is the answer-to-reset of the virtual card: the JPKI card's ATR, which makes OpenSC pick
@@ -231,7 +232,10 @@ func (c *Card) commitLocked() error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(c.path, b)
+	if err := atomicfile.Write(c.path, b, 0o600); err != nil {
+		return fmt.Errorf("vcard: state file: %w", err)
+	}
+	return nil
 }
 
 // Serial returns a copy of the card serial.

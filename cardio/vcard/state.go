@@ -7,8 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 
 	"madoguchi/cardio/pinrule"
@@ -165,48 +163,4 @@ func unmarshalModel(b []byte) (*model, error) {
 		m.pins[ef] = &rec
 	}
 	return m, nil
-}
-
-// writeFileAtomic replaces path with data so that a crash leaves either the old or the new
-// file, never a torn one: write a temporary file in the same directory, fsync it, rename it
-// over path, fsync the directory.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("vcard: state file: %w", err)
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(0o600); err != nil {
-		return fmt.Errorf("vcard: state file: %w", err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("vcard: state file: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("vcard: state file: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("vcard: state file: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("vcard: state file: %w", err)
-	}
-	ok = true
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("vcard: state file: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("vcard: state file: %w", err)
-	}
-	return nil
 }

@@ -132,16 +132,22 @@ func VerifyAuditReceipt(pub crypto.PublicKey, r AuditReceipt) error {
 	if len(r.Hash) != sha256.Size || r.Seq < 1 || r.TerminalID == "" {
 		return fmt.Errorf("%w: incomplete receipt", ErrBadReceipt)
 	}
-	d := ReceiptDigest(r)
-	ok := false
-	switch k := pub.(type) {
-	case *rsa.PublicKey:
-		ok = rsa.VerifyPKCS1v15(k, crypto.SHA256, d, r.Signature) == nil
-	case *ecdsa.PublicKey:
-		ok = ecdsa.VerifyASN1(k, d, r.Signature)
-	}
-	if !ok {
+	if !VerifyDigestSignature(pub, ReceiptDigest(r), r.Signature) {
 		return fmt.Errorf("%w: bad signature (key %s)", ErrBadReceipt, r.KeyID)
 	}
 	return nil
+}
+
+// VerifyDigestSignature checks sig over a SHA-256 digest under pub: RSA PKCS #1 v1.5 (the HSM's
+// audit key) or ECDSA. The CA's checkpoints and its receipts to terminals are both verified
+// with it; any other key type does not verify.
+func VerifyDigestSignature(pub crypto.PublicKey, digest, sig []byte) bool {
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		return rsa.VerifyPKCS1v15(k, crypto.SHA256, digest, sig) == nil
+	case *ecdsa.PublicKey:
+		return ecdsa.VerifyASN1(k, digest, sig)
+	default:
+		return false
+	}
 }
