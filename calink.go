@@ -146,7 +146,7 @@ func (l *caLink) save() error {
 	if err != nil {
 		return err
 	}
-	return atomicfile.Write(l.settingsFile(), append(b, '\n'), 0o600)
+	return atomicfile.WriteAll(l.settingsFile(), append(b, '\n'), 0o600)
 }
 
 // touch records a change: the client is rebuilt on next use and the watcher re-checks.
@@ -329,11 +329,11 @@ func (l *caLink) Enrol(ctx context.Context, token string) (ui.TerminalCertificat
 		return ui.TerminalCertificate{}, apperr.Wrap(apperr.Internal, err, "terminal: store key")
 	}
 	kept = true
-	if err := atomicfile.Write(l.certFile(), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: resp.Certificate}), 0o644); err != nil {
+	if err := atomicfile.WriteAll(l.certFile(), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: resp.Certificate}), 0o644); err != nil {
 		return ui.TerminalCertificate{}, apperr.Wrap(apperr.Internal, err, "terminal: store certificate")
 	}
 	if len(resp.CACertificate) > 0 {
-		if err := atomicfile.Write(l.pinnedCAFile(), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: resp.CACertificate}), 0o644); err != nil {
+		if err := atomicfile.WriteAll(l.pinnedCAFile(), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: resp.CACertificate}), 0o644); err != nil {
 			return ui.TerminalCertificate{}, apperr.Wrap(apperr.Internal, err, "terminal: pin TLS CA certificate")
 		}
 	}

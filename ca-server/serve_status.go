@@ -353,7 +353,7 @@ func hsmResponder(ctx context.Context, active *ceremony.Active, dataDir string, 
 		if err != nil {
 			return nil, fmt.Errorf("serve: %s OCSP responder certificate: %w", ca.Name, err)
 		}
-		if err := atomicfile.Write(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		if err := atomicfile.WriteAll(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
 			return nil, err
 		}
 		if cert, err = x509.ParseCertificate(der); err != nil {

@@ -89,7 +89,7 @@ func (k *Keys) Save(key crypto.Signer) error {
 	pemKey := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
 	clear(der)
 	defer clear(pemKey)
-	return atomicfile.Write(k.keyFile, pemKey, 0o600)
+	return atomicfile.WriteAll(k.keyFile, pemKey, 0o600)
 }
 
 // Retire destroys the token's TLS keys other than key, once the certificate of key is stored.

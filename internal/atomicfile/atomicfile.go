@@ -9,14 +9,20 @@ import (
 	"path/filepath"
 )
 
-// Write creates path's directory (0700) if needed, writes data with mode to a new temporary
-// file beside path, syncs it, renames it over path and syncs the directory. On any error the
-// temporary file is removed and path is unchanged.
-func Write(path string, data []byte, mode os.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+// WriteAll is Write after creating path's directory (0700) if it does not exist.
+func WriteAll(path string, data []byte, mode os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("atomicfile: %w", err)
 	}
+	return Write(path, data, mode)
+}
+
+// Write writes data with mode to a new temporary file beside path (whose directory must
+// exist: a vanished directory is an error, not something to recreate), syncs it, renames it
+// over path and syncs the directory. On any error the temporary file is removed and path is
+// unchanged.
+func Write(path string, data []byte, mode os.FileMode) (err error) {
+	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
 	if err != nil {
 		return fmt.Errorf("atomicfile: %w", err)

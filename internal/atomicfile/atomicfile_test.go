@@ -8,7 +8,10 @@ import (
 
 func TestWriteReplacesAndKeepsMode(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sub", "settings.json")
-	if err := Write(path, []byte("one"), 0o600); err != nil {
+	if err := Write(path, []byte("one"), 0o600); err == nil {
+		t.Fatal("Write created a missing directory")
+	}
+	if err := WriteAll(path, []byte("one"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := Write(path, []byte("two"), 0o644); err != nil {
