@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -20,10 +21,12 @@ import (
 	"testing"
 	"time"
 
+	xocsp "golang.org/x/crypto/ocsp"
 	_ "modernc.org/sqlite"
 
 	"madoguchi/app/holder"
 	"madoguchi/app/internal/e2e"
+	"madoguchi/app/workflow"
 	"madoguchi/ca-server/api/wire"
 	"madoguchi/cardio"
 	"madoguchi/cardio/vcard/vcardtest"
@@ -39,7 +42,8 @@ const openscPKCS11 = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"
 //     and gets the signature certificate revoked with reason 5; its acknowledgement verifies
 //     under the CA's audit key; the CA audits the request as the holder's action;
 //   - a request signed through OpenSC's PKCS#11 module (pkcs11-tool --sign, the standard JPKI
-//     client stack) on card 0 is accepted the same way;
+//     client stack) on card 0 is accepted the same way, and the serve's OCSP responder
+//     answers revoked, cessationOfOperation, to a registered verifier;
 //   - refused, each changing nothing: a replay of an accepted request, a request naming card
 //     0's certificate signed by card 1's key, the user-authentication certificate (counter
 //     only), a request signed an hour ago.
@@ -165,6 +169,8 @@ func TestHolderRevokeOnlineAgainstRealCA(t *testing.T) {
 	checkAck(t, ackFile, auditKey, sign0)
 	checkRevokedOnline(t, db, sign0)
 	refused("replay of the OpenSC-signed request", accepted, http.StatusConflict, wire.CodeRequestReplayed)
+	// OCSP tells relying parties at once (TS Art. 36): revoked, cessationOfOperation.
+	checkOCSP(t, c.ca, db, sign0)
 	// The user-authentication certificate is still valid: the refusal above changed nothing.
 	var state string
 	if err := db.QueryRow(`SELECT state FROM issuances WHERE serial = ?`, auth0).Scan(&state); err != nil || state != "delivered" {
@@ -286,4 +292,45 @@ func auditKeyCertificate(t *testing.T, dataDir string) string {
 	}
 	t.Fatalf("no audit key certificate in the ceremony state: %v", names)
 	return ""
+}
+
+// checkOCSP registers a verifier (`ca-server verifier-add`, a local command) and asks the
+// serve's verifier listener over mutual TLS for serial's status: revoked, reason 5.
+func checkOCSP(t *testing.T, ca *e2e.CA, db *sql.DB, serial string) {
+	t.Helper()
+	vdir := t.TempDir()
+	e2e.CACmd(t, ca.Bin, "verifier-add", "--data-dir", ca.Data, "--dev", "--name", "holder-revocation-check", "--out-dir", vdir)
+	vcert, err := tls.LoadX509KeyPair(filepath.Join(vdir, "verifier.crt"), filepath.Join(vdir, "verifier.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca.RootPEM)
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{vcert}}}}
+	var der []byte
+	if err := db.QueryRow(`SELECT der FROM issuances WHERE serial = ?`, serial).Scan(&der); err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer, err := x509.ParseCertificate(ca.CACerts[workflow.SignatureCert])
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := xocsp.CreateRequest(cert, issuer, &xocsp.RequestOptions{Hash: crypto.SHA1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := hc.Post(ca.Verifier+"/ocsp/signature", "application/ocsp-request", bytes.NewReader(req))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	r, err := xocsp.ParseResponseForCert(body, cert, issuer)
+	if err != nil || r.Status != xocsp.Revoked || r.RevocationReason != xocsp.CessationOfOperation {
+		t.Fatalf("OCSP for %s: %+v %v", serial, r, err)
+	}
 }

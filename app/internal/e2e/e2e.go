@@ -72,6 +72,7 @@ type CA struct {
 	Bin, Data string
 	Base      string
 	Public    string // https URL of the public listener (ARL, CA certificates, holder revocation)
+	Verifier  string // https URL of the verifier listener (CRLs and OCSP over mutual TLS)
 	Client    *raclient.Client
 	Stock     []vcard.StockEntry
 	CACerts   map[workflow.CertType][]byte
@@ -122,7 +123,7 @@ func StartCA(t *testing.T) *CA {
 			<-done
 		}
 	})
-	addr, public := make(chan string, 1), make(chan string, 1)
+	addr, public, verifier := make(chan string, 1), make(chan string, 1), make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
@@ -131,6 +132,9 @@ func StartCA(t *testing.T) *CA {
 			}
 			if _, rest, ok := strings.Cut(sc.Text(), "public ARL and CA certificates on https://"); ok {
 				public <- strings.Fields(rest)[0]
+			}
+			if _, rest, ok := strings.Cut(sc.Text(), "verifier status (mutual TLS) on https://"); ok {
+				verifier <- strings.Fields(rest)[0]
 			}
 		}
 		io.Copy(io.Discard, stdout)
@@ -146,6 +150,12 @@ func StartCA(t *testing.T) *CA {
 		ca.Public = "https://" + a
 	case <-time.After(time.Minute):
 		t.Fatalf("ca-server serve did not open its public listener:\n%s", stderr.String())
+	}
+	select {
+	case a := <-verifier:
+		ca.Verifier = "https://" + a
+	case <-time.After(time.Minute):
+		t.Fatalf("ca-server serve did not open its verifier listener:\n%s", stderr.String())
 	}
 
 	ctx := context.Background()
