@@ -7,6 +7,7 @@
 //	          [--municipality NAME] [--print-fonts DIR] [--printer QUEUE [--cups-server SOCKET|HOST[:PORT]]]
 //	          [--lang ja|en]
 //	madoguchi cli [-db FILE] [-user ID] COMMAND ...   the same domain from the command line (app/cli)
+//	madoguchi holder revoke -ca-url URL ...           the holder's online revocation of the signature certificate (app/holder)
 //
 // Demo only: when MADOGUCHI_VIRTUAL_FINGER names the socket of libfprint's virtual device (set
 // by internal/cmd/demo, never on a real terminal), the fingerprint step offers a button that
@@ -27,6 +28,7 @@ import (
 
 	"madoguchi/app"
 	"madoguchi/app/cli"
+	"madoguchi/app/holder"
 	"madoguchi/app/printout/spool"
 	"madoguchi/assets"
 	"madoguchi/internal/timesync"
@@ -39,6 +41,9 @@ const AppID = "jp.madoguchi.terminal"
 func main() {
 	log.SetPrefix("madoguchi: ")
 	log.SetFlags(log.LstdFlags)
+	if len(os.Args) > 1 && os.Args[1] == "holder" { // the holder's own commands (app/holder)
+		os.Exit(holder.Run(context.Background(), os.Args[2:], holder.Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}))
+	}
 	if len(os.Args) > 1 && os.Args[1] == "cli" {
 		os.Exit(cli.Run(context.Background(), os.Args[2:], cli.Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
 			Config: app.Config{DBPath: filepath.Join(defaultDataDir(), "terminal.db")}}))

@@ -271,6 +271,10 @@ func startStatus(ctx context.Context, f *statusFlags, l *local, srv *api.Server,
 	if err == nil {
 		var ph http.Handler
 		scfg.Traffic = f.traffic.guard("public", f.traffic.f.public)
+		if scfg.Holders, scfg.Acks, err = holderRevocation(svc, active); err != nil {
+			stop()
+			return nil, err
+		}
 		if ph, err = api.NewPublicHandler(scfg); err == nil {
 			err = listen(f.publicListen, ph, &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{serverCert}}, "public", "public ARL and CA certificates")
 		}

@@ -6,6 +6,7 @@ import (
 	"madoguchi/ca-server/api"
 	"madoguchi/ca-server/audit"
 	"madoguchi/ca-server/ceremony"
+	"madoguchi/ca-server/status"
 )
 
 // newWitness returns the terminal audit witness of serve (ca-server/api witness.go): heads are
@@ -28,4 +29,25 @@ func newWitness(l *local, active *ceremony.Active) (*api.Witness, error) {
 		return nil, err
 	}
 	return w, nil
+}
+
+// holderRevocation is the online revocation of the public listener (api holder.go, CPS
+// §4.9.3.1): the status service checks and revokes, the audit checkpoint key signs the
+// acknowledgement. Not activated (active nil): not served.
+func holderRevocation(svc *status.Service, active *ceremony.Active) (api.HolderRevoker, api.AckSigner, error) {
+	if active == nil {
+		return nil, nil, nil
+	}
+	if active.AuditCheckpoint == nil {
+		return nil, nil, errors.New("ca-server: the activated CA has no audit checkpoint key to sign revocation acknowledgements")
+	}
+	s, err := active.AuditCheckpoint.Signer()
+	if err != nil {
+		return nil, nil, err
+	}
+	acks, err := audit.NewReceiptSigner(s, active.AuditCheckpoint.Certificate, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return svc, acks, nil
 }

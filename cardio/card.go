@@ -392,6 +392,11 @@ func (c *Card) PINTriesLeft(ctx context.Context, w Which) (int, error) {
 		return 0, err
 	}
 	if tries, ok := apdu.TriesLeft(r.SW); ok {
+		if tries == 0 {
+			// 63C0: a real card's answer for a blocked PIN (what OpenSC's jpki driver reads);
+			// 6983 below is kept for cards that answer that way.
+			return 0, fmt.Errorf("cardio: pin tries: %s %w", w, ErrPINBlocked)
+		}
 		return tries, nil
 	}
 	if r.SW == apdu.SWOK {

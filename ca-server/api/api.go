@@ -414,6 +414,9 @@ func statusOf(code wire.Code) int {
 		if st, ok := statusOfWitness(code); ok { // witness.go
 			return st
 		}
+		if st, ok := statusOfHolder(code); ok { // holder.go
+			return st
+		}
 		return statusOfRevocation(code) // revocation.go
 	}
 }

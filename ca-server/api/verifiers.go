@@ -59,6 +59,11 @@ type StatusConfig struct {
 	// listener (audit.CheckpointHandler): the newest signed audit
 	// checkpoint and its chain, for outside witnesses. nil: not served.
 	AuditCheckpoints http.Handler
+	// Holders serves POST /v1/holder/revoke on the public listener (holder.go: online
+	// revocation of a signature certificate, CPS §4.9.3.1), with Acks signing the
+	// acknowledgements. nil: not served.
+	Holders HolderRevoker
+	Acks    AckSigner
 }
 
 // unauthorizedOCSP is the OCSPResponse with status unauthorized (RFC 6960
@@ -105,13 +110,19 @@ func NewVerifierHandler(cfg StatusConfig) (http.Handler, error) {
 //	GET /ca/{ca}               the CA certificate (DER)
 //	GET /ca/{ca}/fingerprints  SHA-256 and SHA-1 of the CA certificate
 //	GET /v1/audit/checkpoint   the newest signed audit checkpoint (?since=N: the chain from N), when configured
+//	POST /v1/holder/revoke     a holder's signed online revocation of a signature certificate (holder.go), when configured
 //
 // CRLs and OCSP are not served here (404). Nobody is authenticated here, so
 // no request is audited by itself: each is counted in the listener's
-// summary, within a request budget per source address (429 beyond).
+// summary, within a request budget per source address (429 beyond). The one
+// exception is an accepted holder revocation, authenticated by the signature
+// of the certificate it revokes: it is audited as that holder's action.
 func NewPublicHandler(cfg StatusConfig) (http.Handler, error) {
 	if cfg.CRLs == nil || cfg.Audit == nil {
 		return nil, errors.New("api: CRL source and auditor are required")
+	}
+	if (cfg.Holders == nil) != (cfg.Acks == nil) {
+		return nil, errors.New("api: holder revocation needs both the revoker and the acknowledgement signer")
 	}
 	fill(&cfg, "public")
 	return &statusHandler{cfg: cfg}, nil
@@ -213,6 +224,10 @@ func (h *statusHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	if !h.verifiersOnly && h.cfg.AuditCheckpoints != nil && r.URL.Path == "/v1/audit/checkpoint" && r.Method == http.MethodGet {
 		h.cfg.AuditCheckpoints.ServeHTTP(w, r)
+		return
+	}
+	if !h.verifiersOnly && h.cfg.Holders != nil && r.URL.Path == "/v1/holder/revoke" {
+		err = h.holderRevoke(w, r)
 		return
 	}
 	if len(parts) < 2 {

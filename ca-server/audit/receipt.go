@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -67,4 +68,19 @@ func VerifyReceipt(rc wire.AuditReceipt, keys []Key) error {
 		}
 	}
 	return fmt.Errorf("%w: key %q is not a known audit checkpoint key", wire.ErrBadReceipt, rc.KeyID)
+}
+
+// SignAck signs a revocation acknowledgement for the holder (online revocation, CPS §4.9.3.1;
+// wire.SignedRevocationAck) with the same key; wire.RevocationAckDigest has its own domain
+// string, so an acknowledgement is never taken for a receipt or a checkpoint.
+func (r *ReceiptSigner) SignAck(ack wire.RevocationAck) (wire.SignedRevocationAck, error) {
+	payload, err := json.Marshal(ack)
+	if err != nil {
+		return wire.SignedRevocationAck{}, fmt.Errorf("audit: encode acknowledgement: %w", err)
+	}
+	sig, err := r.signer.Sign(rand.Reader, wire.RevocationAckDigest(payload), crypto.SHA256)
+	if err != nil {
+		return wire.SignedRevocationAck{}, fmt.Errorf("audit: sign acknowledgement: %w", err)
+	}
+	return wire.SignedRevocationAck{Ack: ack, Payload: payload, KeyID: r.keyID, Signature: sig, KeyCertificate: r.cert}, nil
 }

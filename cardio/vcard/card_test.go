@@ -211,7 +211,7 @@ func TestPINCountdownBlockAndPersistence(t *testing.T) {
 				wantSW(t, verify(tc.wrong), 0x63C0|uint16(left))
 			}
 			wantSW(t, verify(tc.right), swPINBlocked)
-			wantSW(t, tx(t, tr, "00200080"), swPINBlocked)
+			wantSW(t, tx(t, tr, "00200080"), 0x63C0) // tries without data: 63C0 when blocked, as OpenSC reads it
 			// Power cycle and reload from the state file: still blocked.
 			c.PowerOff()
 			c.PowerOn()

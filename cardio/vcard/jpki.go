@@ -87,9 +87,14 @@ func (c *Card) readBinaryLocked(cmd command) []byte {
 }
 
 // verifyLocked handles VERIFY `00 20 00 80 [PIN]` on the selected PIN file. Without data it
-// answers the tries left as 63 Cx, which OpenSC's jpki driver requires. A wrong PIN costs a
-// try, and the decrement is written to the state file before the comparison is answered, so
-// pulling the card mid-command cannot buy extra tries (TS Art. 17-2(xi)(xii)).
+// answers the tries left as 63 Cx, which OpenSC's jpki driver requires, and a blocked PIN as
+// 63 C0: OpenSC (card-jpki.c SC_PIN_CMD_GET_INFO, asked for both PINs when pkcs15-jpki.c
+// binds the card) and the other public JPKI readers (jpki/myna, JPKIReader) take any other
+// SW1 as a card they cannot use, so one locked PIN would make the still-valid key unusable
+// too (issue 17 defect 5). With data, a blocked PIN answers 69 83 (authentication method
+// blocked; OpenSC: CKR_PIN_LOCKED). A wrong PIN costs a try, and the decrement is written to
+// the state file before the comparison is answered, so pulling the card mid-command cannot
+// buy extra tries (TS Art. 17-2(xi)(xii)).
 func (c *Card) verifyLocked(cmd command) []byte {
 	if cmd.p1 != 0x00 || cmd.p2 != 0x80 {
 		return status(swWrongP1P2)
@@ -101,6 +106,9 @@ func (c *Card) verifyLocked(cmd command) []byte {
 	r := c.m.pins[pinEF]
 	switch r.State {
 	case PINBlocked:
+		if len(cmd.data) == 0 {
+			return status(0x63C0)
+		}
 		return status(swPINBlocked)
 	case PINNotSet:
 		return status(swReferenceNotUsable)

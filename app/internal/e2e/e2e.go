@@ -71,6 +71,8 @@ func buildCAServer(t *testing.T) string {
 type CA struct {
 	Bin, Data string
 	Base      string
+	Public    string // https URL of the public listener (ARL, CA certificates, holder revocation)
+	Verifier  string // https URL of the verifier listener (CRLs and OCSP over mutual TLS)
 	Client    *raclient.Client
 	Stock     []vcard.StockEntry
 	CACerts   map[workflow.CertType][]byte
@@ -121,12 +123,18 @@ func StartCA(t *testing.T) *CA {
 			<-done
 		}
 	})
-	addr := make(chan string, 1)
+	addr, public, verifier := make(chan string, 1), make(chan string, 1), make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			if _, rest, ok := strings.Cut(sc.Text(), "listening on https://"); ok {
 				addr <- strings.Fields(rest)[0]
+			}
+			if _, rest, ok := strings.Cut(sc.Text(), "public ARL and CA certificates on https://"); ok {
+				public <- strings.Fields(rest)[0]
+			}
+			if _, rest, ok := strings.Cut(sc.Text(), "verifier status (mutual TLS) on https://"); ok {
+				verifier <- strings.Fields(rest)[0]
 			}
 		}
 		io.Copy(io.Discard, stdout)
@@ -136,6 +144,18 @@ func StartCA(t *testing.T) *CA {
 		ca.Base = "https://" + a
 	case <-time.After(2 * time.Minute):
 		t.Fatalf("ca-server serve did not listen:\n%s", stderr.String())
+	}
+	select {
+	case a := <-public:
+		ca.Public = "https://" + a
+	case <-time.After(time.Minute):
+		t.Fatalf("ca-server serve did not open its public listener:\n%s", stderr.String())
+	}
+	select {
+	case a := <-verifier:
+		ca.Verifier = "https://" + a
+	case <-time.After(time.Minute):
+		t.Fatalf("ca-server serve did not open its verifier listener:\n%s", stderr.String())
 	}
 
 	ctx := context.Background()
