@@ -12,6 +12,7 @@ import (
 	"madoguchi/app/apperr"
 	"madoguchi/app/internal/e2e"
 	"madoguchi/app/issue"
+	"madoguchi/app/pinrule"
 	"madoguchi/app/workflow"
 	"madoguchi/ca-server/applicant"
 	"madoguchi/ca-server/issuer"
@@ -174,5 +175,77 @@ func TestRenewalValidityDecidedByCA(t *testing.T) {
 	want, _ := issuer.NotAfter(authCert.NotBefore, &applicant.Applicant{BirthDate: e2eBirth, CardExpiry: dateOn(t, newCardExpiry)})
 	if !authCert.NotAfter.Equal(want) {
 		t.Errorf("renewal claim without a current certificate ends %v, want the 5th birthday %v", authCert.NotAfter, want)
+	}
+}
+
+// TestAbroadIssuanceFuhyoAddress: a 国外転出者 (渡邉 美咲, 90000000055 in the fixtures, living
+// abroad) is issued both certificates through the real path (orchestrator, SoftHSM-backed
+// `ca-server serve` child over mTLS, a virtual card in a pcscd+vpcd reader). TS Art. 3(1): for
+// a signature user abroad the CS file holds the 戸籍の附票 items (住民基本台帳法 Art. 17: name,
+// address, birth date, sex) instead of the resident record's, so the signature certificate
+// carries the 附票 address; the 本籍 on the 附票 is not a certificate item, and the
+// user-authentication certificate carries no personal data at all (CPS §3.1, §7.1). Validity
+// is the ordinary rule (CPS §6.3.2.2). The values are looked for in the DER as UTF-8 text,
+// whatever extension layout the profile uses.
+func TestAbroadIssuanceFuhyoAddress(t *testing.T) {
+	const (
+		abroadCode = "90000000055"
+		fuhyo      = "東京都架空区試験町一丁目1番1号" // 戸籍の附票: the address kept by the 附票管理市町村長
+		honseki    = "大阪府架空市本町二丁目3番地"   // 本籍: on the 附票, never in a certificate
+	)
+	ca := e2e.StartCA(t)
+	pc := testenv.PCSCD(t)
+	ctx := context.Background()
+	term, rc := fingerCounter(t, app.Config{})
+	if _, err := rc.ImportResidentFixtures(ctx); err != nil {
+		t.Fatal(err)
+	}
+	o, err := term.NewIssuer(ctx, ca.Client, ca.CACerts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca.PlugInStockCard(t, pc, 0)
+	pcard, _ := e2e.ConnectCard(t, pc.Readers[0])
+	card := cardio.New(pcard)
+
+	both := []workflow.CertType{workflow.SignatureCert, workflow.UserAuthCert}
+	caseID := openIssuanceCase(t, rc, abroadCode, app.CaseRequest{Kind: workflow.NewIssuance, CertTypes: both})
+	cardExpiry := time.Now().AddDate(10, 0, 0)
+	res, err := rc.Issue(ctx, o, app.IssueRequest{CaseID: caseID, Card: card, CardExpiry: cardExpiry,
+		PINs: func(ctx context.Context, req issue.PINRequest) (pinrule.PIN, pinrule.PIN, error) {
+			pin := "7391"
+			if req.Kind == pinrule.Signature {
+				pin = "MISAKI84"
+			}
+			return pinrule.New(pin), pinrule.New(pin), nil
+		}})
+	if err != nil {
+		t.Fatalf("issuance for a person abroad: %v (%s)", err, app.MessageJA(err))
+	}
+	signD, sign := delivered(t, res, workflow.SignatureCert)
+	authD, auth := delivered(t, res, workflow.UserAuthCert)
+	for _, d := range []issue.Delivered{signD, authD} {
+		if st, err := ca.Client.Status(ctx, "rc1", d.IssuanceID); err != nil || st.State != "delivered" || st.Serial != d.Serial {
+			t.Errorf("%s at the CA: %+v %v", d.CertType, st, err)
+		}
+	}
+	for _, want := range []string{fuhyo, "渡邉", "美咲", "19950505"} {
+		if !bytes.Contains(sign.Raw, []byte(want)) {
+			t.Errorf("signature certificate lacks the 附票 item %q", want)
+		}
+	}
+	if bytes.Contains(sign.Raw, []byte(honseki)) {
+		t.Error("signature certificate carries the 本籍")
+	}
+	for _, no := range []string{fuhyo, "渡邉", "美咲", honseki} {
+		if bytes.Contains(auth.Raw, []byte(no)) {
+			t.Errorf("user-authentication certificate carries personal data %q", no)
+		}
+	}
+	for _, c := range []*x509.Certificate{sign, auth} {
+		want, err := issuer.NotAfter(c.NotBefore, &applicant.Applicant{BirthDate: applicant.NewDate(1995, 5, 5), CardExpiry: dateOn(t, cardExpiry)})
+		if err != nil || !c.NotAfter.Equal(want) {
+			t.Errorf("certificate ends %v, want the 5th birthday %v (%v)", c.NotAfter, want, err)
+		}
 	}
 }
