@@ -47,6 +47,10 @@ var (
 	ErrInternal         = errors.New("raclient: CA internal error")
 )
 
+// ErrRenewalTooEarly: by the CA's record the person's current certificate has three months
+// or more left (CPS §4.7.1.1, §6.3.2.2 ①).
+var ErrRenewalTooEarly = errors.New("raclient: renewal refused, the current certificate has three months or more left")
+
 // Error is an error answer of the CA, or a transport failure (Status 0).
 type Error struct {
 	Status  int
@@ -73,6 +77,8 @@ func kindOf(c wire.Code) error {
 		return ErrDuplicatePerson
 	case wire.CodePendingPerson:
 		return ErrPendingPerson
+	case wire.CodeRenewalTooEarly:
+		return ErrRenewalTooEarly
 	case wire.CodeNotFound, wire.CodeRouteNotFound:
 		return ErrNotFound
 	case wire.CodeClientCertMissing, wire.CodeClientCertInvalid, wire.CodeClientCertExpired, wire.CodeTerminalUnknown, wire.CodeTerminalRevoked, wire.CodeOperatorRequired,

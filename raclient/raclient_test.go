@@ -397,6 +397,7 @@ func TestEveryWireCodeMapsToItsKind(t *testing.T) {
 		"CodeVerifierRevoked": raclient.ErrForbidden,
 		"CodeTokenInvalid":    raclient.ErrTokenInvalid,
 		"CodeDuplicatePerson": raclient.ErrDuplicatePerson, "CodePendingPerson": raclient.ErrPendingPerson,
+		"CodeRenewalTooEarly": raclient.ErrRenewalTooEarly,
 		"CodeRequestIDReused": raclient.ErrConflict, "CodeInvalidState": raclient.ErrConflict, "CodeChannelUsed": raclient.ErrConflict,
 		"CodeChannelExpired": raclient.ErrChannelExpired,
 		"CodeCardAuthFailed": raclient.ErrCard, "CodeCardResponseFailed": raclient.ErrCard,
@@ -411,7 +412,7 @@ func TestEveryWireCodeMapsToItsKind(t *testing.T) {
 		"CodeAuditHeadBackwards": raclient.ErrAuditHeadRefused, "CodeAuditHeadForked": raclient.ErrAuditHeadRefused,
 		"CodeAuditAnchorStale": raclient.ErrAuditAnchorStale,
 	}
-	kinds := []error{raclient.ErrDuplicatePerson, raclient.ErrPendingPerson, raclient.ErrNotFound, raclient.ErrForbidden,
+	kinds := []error{raclient.ErrDuplicatePerson, raclient.ErrPendingPerson, raclient.ErrRenewalTooEarly, raclient.ErrNotFound, raclient.ErrForbidden,
 		raclient.ErrInvalidApplicant, raclient.ErrInvalidRequest, raclient.ErrConflict, raclient.ErrChannelExpired, raclient.ErrCard,
 		raclient.ErrTokenInvalid, raclient.ErrUnavailable, raclient.ErrInternal, raclient.ErrAlreadyRevoked, raclient.ErrNotOnHold,
 		raclient.ErrWrongCA, raclient.ErrChannelNotAllowed, raclient.ErrCertificateExpired, raclient.ErrUnknownEvent,

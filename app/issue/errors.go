@@ -118,6 +118,8 @@ func reasonJA(e *Error) string {
 		return "この方には有効な同じ種類の電子証明書が既にあるため、新たに発行できません。"
 	case errors.Is(err, raclient.ErrPendingPerson):
 		return "この方の同じ種類の電子証明書を別の窓口で発行中です。"
+	case errors.Is(err, raclient.ErrRenewalTooEarly):
+		return "認証局の記録では現在の電子証明書の有効期限まで3か月以上あるため、更新できません。"
 	case errors.Is(err, raclient.ErrInvalidApplicant):
 		return "申請者の情報が認証局で受け付けられませんでした。住民票記載事項を確認してください。"
 	case errors.Is(err, raclient.ErrForbidden):

@@ -495,7 +495,7 @@ func (r *run) prepareAndWrite(ctx context.Context, it *item, serialHex string) e
 		return at(StepCard, fmt.Errorf("%w: initialize update answered for another serial", cardio.ErrCardSwapped))
 	}
 	preq := wire.PrepareRequest{RequestID: it.entry.RequestID, ChannelID: ch.ChannelID, CardSerial: serialHex, InitUpdateResponse: iu,
-		CertType: types[it.typ].wire, Supersedes: r.c.Kind == workflow.Renewal || r.c.NewCard, Applicant: applicant}
+		CertType: types[it.typ].wire, Supersedes: r.c.Kind == workflow.Renewal || r.c.NewCard, Kind: wireKind(r.c), Applicant: applicant}
 	body, err := json.Marshal(preq)
 	if err != nil {
 		return at(StepPrepare, err)
@@ -542,6 +542,19 @@ func (r *run) prepareAndWrite(ctx context.Context, it *item, serialHex string) e
 	}
 	it.responses = responses
 	return at(StepScript, r.journal(ctx, it, workflow.IssWritten, change{}, nil))
+}
+
+// wireKind is what the counter took the application as. The CA decides from its own record
+// whether the 6th-birthday rule applies (CPS §6.3.2.2 ①) and refuses a renewal with three
+// months or more left; this only states the kind.
+func wireKind(c *workflow.Case) string {
+	switch {
+	case c.Kind == workflow.Renewal:
+		return wire.KindRenewal
+	case c.NewCard:
+		return wire.KindNewCard
+	}
+	return wire.KindNew
 }
 
 // isStatus reports whether err is the card's refusal (a status word): the card answered, and
@@ -780,6 +793,8 @@ func kindOf(err error) apperr.Kind {
 		return k.ErrorKind()
 	case errors.Is(err, raclient.ErrDuplicatePerson), errors.Is(err, raclient.ErrPendingPerson):
 		return apperr.AlreadyExists
+	case errors.Is(err, raclient.ErrRenewalTooEarly):
+		return apperr.RenewalTooEarly
 	case errors.Is(err, raclient.ErrInvalidApplicant), errors.Is(err, cardio.ErrCardSwapped):
 		return apperr.InvalidInput
 	case errors.Is(err, raclient.ErrForbidden):

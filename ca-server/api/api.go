@@ -397,7 +397,7 @@ func statusOf(code wire.Code) int {
 		return http.StatusUnauthorized
 	case wire.CodeTerminalRevoked:
 		return http.StatusForbidden
-	case wire.CodeDuplicatePerson, wire.CodePendingPerson, wire.CodeRequestIDReused, wire.CodeInvalidState, wire.CodeChannelUsed:
+	case wire.CodeDuplicatePerson, wire.CodePendingPerson, wire.CodeRequestIDReused, wire.CodeInvalidState, wire.CodeChannelUsed, wire.CodeRenewalTooEarly:
 		return http.StatusConflict
 	case wire.CodeChannelExpired:
 		return http.StatusGone

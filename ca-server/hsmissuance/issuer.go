@@ -12,6 +12,7 @@ import (
 	"io"
 	"time"
 
+	"madoguchi/ca-server/applicant"
 	"madoguchi/ca-server/issuance"
 	"madoguchi/ca-server/issuer"
 	"madoguchi/ca-server/profile"
@@ -93,6 +94,11 @@ func (i *Issuer) Issue(ctx context.Context, req issuance.IssueRequest) ([]byte, 
 	a, err := ToApplicant(req.Applicant.Data)
 	if err != nil {
 		return nil, err
+	}
+	if !req.CurrentNotAfter.IsZero() {
+		// CPS §6.3.2.2 ①: the service found the current certificate inside
+		// the renewal window; issuer.NotAfter checks the window again.
+		a.EarlyRenewal, a.CurrentExpiry = true, applicant.DateOf(req.CurrentNotAfter)
 	}
 	rnd := i.Rand
 	if rnd == nil {

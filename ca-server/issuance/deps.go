@@ -88,6 +88,12 @@ type IssueRequest struct {
 	PublicKey crypto.PublicKey
 	Applicant Applicant
 	Now       time.Time
+	// CurrentNotAfter is zero, or the notAfter of the person's current
+	// certificate of the type when the CA's record puts it inside the
+	// renewal window: the new certificate then runs to the 6th birthday
+	// instead of the 5th (CPS §6.3.2.2 ①). Set by the service from the
+	// store, never from the request.
+	CurrentNotAfter time.Time
 }
 
 // Issuer builds and signs certificates (ca-server/issuer).

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"madoguchi/ca-server/api/wire"
+	"madoguchi/ca-server/applicant"
+	"madoguchi/ca-server/issuer"
 	"madoguchi/ca-server/store"
 )
 
@@ -135,6 +137,10 @@ func (s *Service) Prepare(ctx context.Context, c Caller, req wire.PrepareRequest
 	if req.ChannelID == "" || req.CardSerial == "" || len(req.CardSerial) > 64 || len(req.InitUpdateResponse) == 0 {
 		return wire.PrepareResponse{}, wire.Errorf(wire.CodeInvalidRequest, "channel_id, card_serial and init_update_response are required")
 	}
+	kind, err := requestKind(req)
+	if err != nil {
+		return wire.PrepareResponse{}, err
+	}
 	body, _ := json.Marshal(req) // struct encoding is deterministic
 	reqHash := sha256.Sum256(body)
 
@@ -162,11 +168,18 @@ func (s *Service) Prepare(ctx context.Context, c Caller, req wire.PrepareRequest
 	}
 	// CPS §4.3.1.1: refuse early, before spending an HSM key; the store
 	// checks again inside BeginIssuance's transaction.
-	if !req.Supersedes {
-		if _, err := s.cfg.Store.ValidIssuance(ctx, app.PersonHash, typ); err == nil {
-			return wire.PrepareResponse{}, wire.Errorf(wire.CodeDuplicatePerson, "the person already has a valid or held %s certificate", typ)
-		} else if !errors.Is(err, store.ErrNotFound) {
-			return wire.PrepareResponse{}, storeError(err)
+	cur, err := s.cfg.Store.ValidIssuance(ctx, app.PersonHash, typ)
+	hasCurrent := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return wire.PrepareResponse{}, storeError(err)
+	}
+	if !req.Supersedes && hasCurrent {
+		return wire.PrepareResponse{}, wire.Errorf(wire.CodeDuplicatePerson, "the person already has a valid or held %s certificate", typ)
+	}
+	var earlyRenewalOf time.Time
+	if req.Supersedes && hasCurrent {
+		if earlyRenewalOf, err = renewalRule(cur, kind, now); err != nil {
+			return wire.PrepareResponse{}, err
 		}
 	}
 	sess, err := s.cfg.Cards.Authenticate(ctx, CardAuth{CardSerial: req.CardSerial, HostChallenge: ch.HostChallenge, InitUpdateResponse: req.InitUpdateResponse})
@@ -232,7 +245,8 @@ func (s *Service) Prepare(ctx context.Context, c Caller, req wire.PrepareRequest
 		}
 		return wire.PrepareResponse{}, wire.Wrap(code, cause, "%s", msg)
 	}
-	der, err := s.cfg.Issuer.Issue(ctx, IssueRequest{Serial: serial, CertType: typ, PublicKey: key.Public(), Applicant: app, Now: now})
+	der, err := s.cfg.Issuer.Issue(ctx, IssueRequest{Serial: serial, CertType: typ, PublicKey: key.Public(), Applicant: app, Now: now,
+		CurrentNotAfter: earlyRenewalOf})
 	if err != nil {
 		return fail(wire.CodeInternal, err, "certificate issuance failed")
 	}
@@ -254,6 +268,69 @@ func (s *Service) Prepare(ctx context.Context, c Caller, req wire.PrepareRequest
 		return wire.PrepareResponse{}, storeError(err)
 	}
 	return prepareResponse(prepared, script), nil
+}
+
+// requestKind checks the stated kind of request against Supersedes; an
+// empty kind (a terminal from before the field) is KindNew without
+// Supersedes and KindNewCard with it.
+func requestKind(req wire.PrepareRequest) (string, error) {
+	switch req.Kind {
+	case "":
+		if req.Supersedes {
+			return wire.KindNewCard, nil
+		}
+		return wire.KindNew, nil
+	case wire.KindNew:
+		if req.Supersedes {
+			return "", wire.Errorf(wire.CodeInvalidRequest, "kind \"new\" cannot supersede a certificate")
+		}
+	case wire.KindRenewal, wire.KindNewCard:
+		if !req.Supersedes {
+			return "", wire.Errorf(wire.CodeInvalidRequest, "kind %q supersedes the current certificate: supersedes must be true", req.Kind)
+		}
+	default:
+		return "", wire.Errorf(wire.CodeInvalidRequest, "kind must be \"new\", \"renewal\" or \"new_card\"")
+	}
+	return req.Kind, nil
+}
+
+// renewalRule decides, from the CA's own record of the person's current
+// certificate cur (delivered or held, same person key and type), which
+// validity rule a superseding issuance at now gets (CPS §6.3.2.2 ①):
+//
+//   - cur still valid with less than three months left
+//     (issuer.InRenewalWindow): the new certificate runs to the 6th
+//     birthday; the result is cur's notAfter, for IssueRequest.CurrentNotAfter.
+//     This holds for a renewal and for a new card alike: the CPS grants the
+//     6th birthday to whoever, inside the window, asks for the current
+//     certificate's revocation and a new certificate.
+//   - cur still valid with three months or more left: a renewal is refused
+//     (CodeRenewalTooEarly). CPS §4.7.1.1 makes the current certificate's
+//     coming expiry the one reason for a renewal, and J-LIS tells holders
+//     that renewal opens three months before expiry (公的個人認証サービス
+//     ポータル「電子証明書の有効期間と失効」: 有効期間満了日の3ヶ月前から更新
+//     手続きを行うことができます). A holder who needs new certificates
+//     earlier (lost card, new card) asks for a new card or for revocation
+//     and a new issuance, which get the 5th birthday (zero result).
+//   - cur already expired: no current certificate; the 5th birthday.
+//
+// The terminal's own refusal (app/workflow RenewalTooEarly) is for the
+// counter's sake; this is the rule.
+func renewalRule(cur store.Issuance, kind string, now time.Time) (time.Time, error) {
+	c, err := x509.ParseCertificate(cur.DER)
+	if err != nil {
+		return time.Time{}, wire.Wrap(wire.CodeInternal, err, "the person's current certificate is unreadable")
+	}
+	switch {
+	case now.After(c.NotAfter):
+		return time.Time{}, nil
+	case issuer.InRenewalWindow(now, applicant.DateOf(c.NotAfter)):
+		return c.NotAfter, nil
+	case kind == wire.KindRenewal:
+		return time.Time{}, wire.Errorf(wire.CodeRenewalTooEarly, "the person's current %s certificate is valid until %s: renewal opens three months before",
+			cur.CertType, applicant.DateOf(c.NotAfter))
+	}
+	return time.Time{}, nil
 }
 
 // newSerial returns a positive 127-bit random serial (RFC 5280 §4.1.2.2:

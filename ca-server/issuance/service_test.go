@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -277,5 +278,105 @@ func TestConfirmAbortOwnershipAndSweeper(t *testing.T) {
 	// an abort after the sweeper is answered, not refused
 	if _, err := r.svc.Abort(ctx, r.caller, c.IssuanceID, wire.AbortRequest{RequestID: "late"}); err != nil {
 		t.Fatalf("abort after sweep: %v", err)
+	}
+}
+
+// TestRenewalRuleFromCAsRecord: the validity rule of a superseding issuance comes from the CA's
+// own record of the person's current certificate (CPS §6.3.2.2 ①), through the service's clock
+// seam; the request's kind only says what was asked. (The fake issuer ends a certificate on its
+// card's expiry, so the card expiry sets how long the "current" certificate has left.) Seen
+// failing before the fix: IssueRequest had no CurrentNotAfter and a too-early renewal was issued.
+func TestRenewalRuleFromCAsRecord(t *testing.T) {
+	r := newRig(t) // 2026-04-01: the window closes on 2026-07-01
+	ctx := context.Background()
+	n := 0
+	issue := func(code, kind string, supersedes bool, cardExpiry string) (time.Time, error) {
+		t.Helper()
+		n++
+		id := fmt.Sprintf("r%d", n)
+		req := r.prepareReq(t, r.caller, id, code, store.CertSign)
+		req.Kind, req.Supersedes, req.Applicant.CardExpiry = kind, supersedes, cardExpiry
+		resp, err := r.svc.Prepare(ctx, r.caller, req)
+		if err != nil {
+			return time.Time{}, err
+		}
+		if _, err := r.svc.Confirm(ctx, r.caller, resp.IssuanceID, confirmReq(r, t, resp.IssuanceID, id+"-c")); err != nil {
+			t.Fatal(err)
+		}
+		c, err := x509.ParseCertificate(resp.Certificate)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.NotAfter, nil
+	}
+	mustIssue := func(code, kind string, supersedes bool, cardExpiry string) time.Time {
+		t.Helper()
+		na, err := issue(code, kind, supersedes, cardExpiry)
+		if err != nil {
+			t.Fatalf("%s %s: %v", kind, code, err)
+		}
+		return na
+	}
+	early := func() time.Time { return r.issuer.LastRequest().CurrentNotAfter }
+
+	// A: current certificate ends 2026-06-15, inside the window: renewal gets the 6th birthday.
+	cur := mustIssue("11111111111", wire.KindNew, false, "2026-06-15")
+	if !early().IsZero() {
+		t.Fatal("a new issuance was given the 6th-birthday rule")
+	}
+	mustIssue("11111111111", wire.KindRenewal, true, "2030-12-31")
+	if !early().Equal(cur) {
+		t.Fatalf("renewal inside the window: CurrentNotAfter %v, want %v", early(), cur)
+	}
+	// The renewed certificate runs to 2030: a renewal now is refused before a key is spent...
+	generated := r.keys.Generated
+	if _, err := issue("11111111111", wire.KindRenewal, true, "2030-12-31"); code(err) != wire.CodeRenewalTooEarly {
+		t.Fatalf("renewal with years left: %v", err)
+	}
+	if r.keys.Generated != generated {
+		t.Fatal("a refused renewal generated a key")
+	}
+	// ...while a new card supersedes it with the ordinary rule.
+	mustIssue("11111111111", wire.KindNewCard, true, "2030-12-31")
+	if !early().IsZero() {
+		t.Fatal("a new card with years left was given the 6th-birthday rule")
+	}
+	// An old terminal (no kind, supersedes) is a new card: never refused as too early.
+	mustIssue("11111111111", "", true, "2030-12-31")
+	if !early().IsZero() {
+		t.Fatal("a superseding request without kind and years left was given the 6th-birthday rule")
+	}
+
+	// B: "renewal" without any certificate at the CA: the ordinary rule.
+	mustIssue("22222222222", wire.KindRenewal, true, "2030-12-31")
+	if !early().IsZero() {
+		t.Fatal("a renewal claim without a current certificate was given the 6th-birthday rule")
+	}
+
+	// D: a new card inside the window gets the 6th birthday too (CPS §6.3.2.2 ①: whoever asks,
+	// inside the window, for the current certificate's revocation and a new one).
+	cur = mustIssue("44444444444", wire.KindNew, false, "2026-04-02")
+	mustIssue("44444444444", wire.KindNewCard, true, "2030-12-31")
+	if !early().Equal(cur) {
+		t.Fatalf("new card inside the window: CurrentNotAfter %v, want %v", early(), cur)
+	}
+
+	// Kind and supersedes must agree; unknown kinds are refused.
+	for _, c := range []struct {
+		kind       string
+		supersedes bool
+	}{{wire.KindNew, true}, {wire.KindRenewal, false}, {wire.KindNewCard, false}, {"update", true}} {
+		if _, err := issue("55555555555", c.kind, c.supersedes, "2030-12-31"); code(err) != wire.CodeInvalidRequest {
+			t.Errorf("kind %q supersedes %v: %v", c.kind, c.supersedes, err)
+		}
+	}
+
+	// C: a current certificate that has expired (still "delivered" in the store) is no current
+	// certificate: a renewal gets the ordinary rule, not a refusal or the 6th birthday.
+	mustIssue("33333333333", wire.KindNew, false, "2026-05-01")
+	r.clock.Advance(40 * 24 * time.Hour)
+	mustIssue("33333333333", wire.KindRenewal, true, "2030-12-31")
+	if !early().IsZero() {
+		t.Fatal("renewal of an expired certificate was given the 6th-birthday rule")
 	}
 }

@@ -44,8 +44,7 @@ func NotAfter(issuedAt time.Time, a *applicant.Applicant) (time.Time, error) {
 	day := applicant.DateOf(issuedAt)
 	n := birthdaysOrdinary
 	if a.EarlyRenewal {
-		limit := day.AddMonthsClamped(renewalWindowMonths)
-		if a.CurrentExpiry.Before(day) || !a.CurrentExpiry.Before(limit) {
+		if !InRenewalWindow(issuedAt, a.CurrentExpiry) {
 			return time.Time{}, fmt.Errorf("%w: current certificate ends %v, issuance on %v", ErrNotInRenewalWindow, a.CurrentExpiry, day)
 		}
 		n = birthdaysEarlyRenewal
@@ -62,4 +61,18 @@ func NotAfter(issuedAt time.Time, a *applicant.Applicant) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("%w: card expired %v", ErrCardExpired, a.CardExpiry)
 	}
 	return end.EndJST(), nil
+}
+
+// InRenewalWindow reports whether a certificate whose last day (JST) is
+// currentLastDay has less than three months left on the day of issuedAt
+// and has not yet expired (CPS §6.3.2.2 ①: "発行を受けている利用者証明用電子
+// 証明書の有効期間が満了する日までの期間が三月未満となった場合"): the last day
+// is not before the day of issuance and is before the day three calendar
+// months after it (民法第143条: a month without the corresponding day ends on
+// its last day). The CA asks this of its own record of the person's current
+// certificate (ca-server/issuance), so the 6th-birthday rule never rests on
+// what a terminal claims.
+func InRenewalWindow(issuedAt time.Time, currentLastDay applicant.Date) bool {
+	day := applicant.DateOf(issuedAt)
+	return !currentLastDay.Before(day) && currentLastDay.Before(day.AddMonthsClamped(renewalWindowMonths))
 }

@@ -43,6 +43,10 @@ const (
 	CodeChannelExpired     Code = "channel_expired"
 	CodeCardAuthFailed     Code = "card_authentication_failed"
 	CodeCardResponseFailed Code = "card_response_invalid"
+	// CodeRenewalTooEarly: a renewal while the person's current
+	// certificate, by the CA's own record, has three months or more left
+	// (CPS §4.7.1.1, §6.3.2.2 ①); HTTP 409.
+	CodeRenewalTooEarly Code = "renewal_too_early"
 
 	// server side
 	CodeUnavailable Code = "unavailable"

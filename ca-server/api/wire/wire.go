@@ -49,7 +49,23 @@ type PrepareRequest struct {
 	CertType           string    `json:"cert_type"`  // "sign" or "auth"
 	Supersedes         bool      `json:"supersedes"` // renewal or card replacement (CPS §4.3.1.1)
 	Applicant          Applicant `json:"applicant"`
+
+	// Kind is what the counter took the application as (KindNew,
+	// KindRenewal, KindNewCard); empty means KindNew without Supersedes and
+	// KindNewCard with it (terminals from before the field). It only says
+	// what was asked: the CA decides from its own record of the person's
+	// current certificate whether the 6th-birthday rule applies (CPS
+	// §6.3.2.2 ①) and refuses a renewal with three months or more left
+	// (CodeRenewalTooEarly).
+	Kind string `json:"kind,omitempty"`
 }
+
+// Kinds of issuance request (PrepareRequest.Kind).
+const (
+	KindNew     = "new"      // 新規発行: no valid or held certificate of the type
+	KindRenewal = "renewal"  // 更新 (CPS §4.7): supersedes the current certificate
+	KindNewCard = "new_card" // カード再交付等: supersedes, on a new card
+)
 
 // PrepareResponse returns the prepared certificate and the protected script.
 type PrepareResponse struct {

@@ -143,6 +143,14 @@ type Issuer struct {
 	caKey  *ecdsa.PrivateKey
 	Signed int
 	Fail   bool
+	last   issuance.IssueRequest
+}
+
+// LastRequest returns the last request Issue was given.
+func (i *Issuer) LastRequest() issuance.IssueRequest {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.last
 }
 
 var _ issuance.Issuer = (*Issuer)(nil)
@@ -170,6 +178,7 @@ func (i *Issuer) Issue(_ context.Context, r issuance.IssueRequest) ([]byte, erro
 	if i.Fail {
 		return nil, errors.New("fake issuer: failing on purpose")
 	}
+	i.last = r
 	tmpl := &x509.Certificate{SerialNumber: r.Serial, Subject: pkix.Name{CommonName: "JPKI " + string(r.CertType)},
 		NotBefore: r.Now, NotAfter: r.Applicant.CardExpiry, KeyUsage: x509.KeyUsageDigitalSignature}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, i.ca, r.PublicKey, i.caKey)
