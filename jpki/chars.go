@@ -56,3 +56,6 @@ func (e *positionError) Error() string {
 	return "jpki: substitute position " + strconv.Itoa(e.pos) + " is not at a character a substitute may be"
 }
 func (e *positionError) Unwrap() error { return ErrBadPositions }
+
+// Position is the offending character index.
+func (e *positionError) Position() int { return e.pos }
