@@ -97,6 +97,11 @@ func ApplyWithPositions(s, field string, subs []Substitution) (string, string, e
 		if sub.Pos < 0 || sub.Pos >= len(rs) || string(rs[sub.Pos]) != sub.Original {
 			return "", "", apperr.New(apperr.InvalidInput, "resident: substitution at %d does not match %s", sub.Pos, field)
 		}
+		if InCharset(rs[sub.Pos]) {
+			// Only a 外字 is substituted: a '1' in the certificate's positions must mark a
+			// character that really stands for another (R02 II-2-5(4)(5)).
+			return "", "", apperr.New(apperr.InvalidInput, "resident: %s character at %d is in the character set and needs no substitute", field, sub.Pos)
+		}
 		for _, r := range sub.Substitute {
 			if !InCharset(r) {
 				return "", "", apperr.New(apperr.InvalidInput, "resident: substitute %q is itself outside the character set", sub.Substitute)
