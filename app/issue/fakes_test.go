@@ -45,7 +45,9 @@ type fakeCA struct {
 	loseConfirmAnswer bool
 	// corruptScript flips a bit in the MAC of the given APDU index of the next script
 	corruptScript int
-	calls         map[string]int
+	// alterSAN changes the applicant data the next signature certificate is made from
+	alterSAN func(*wire.Applicant)
+	calls    map[string]int
 }
 
 type fakeIssuance struct {
@@ -163,7 +165,12 @@ func (f *fakeCA) Prepare(ctx context.Context, operator string, req wire.PrepareR
 		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}
 	if req.CertType == "sign" {
 		// Like the real CA: the four items and positions in the subjectAltName (jpki layout).
-		san, err := fakeSAN(req.Applicant)
+		a := req.Applicant
+		if f.alterSAN != nil {
+			f.alterSAN(&a)
+			f.alterSAN = nil
+		}
+		san, err := fakeSAN(a)
 		if err != nil {
 			return wire.PrepareResponse{}, caErr(422, wire.CodeInvalidApplicant, "%v", err)
 		}
