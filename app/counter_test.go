@@ -312,7 +312,7 @@ func TestCertificateCopyFromCard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Personal == nil || c.Personal.Name.Value != "𠮷野 次郎" || len(c.Personal.Name.Substitutes) != 1 || c.OperatorID != "rc1" || c.Municipality != "東京都架空区長" {
+	if c.Personal == nil || c.Personal.Name.Value != "𠮷野\u3000次郎" || len(c.Personal.Name.Substitutes) != 1 || c.OperatorID != "rc1" || c.Municipality != "東京都架空区長" {
 		t.Fatalf("copy %+v", c)
 	}
 	if pdf, err := testPrinter(t).CertificateCopy(c); err != nil || len(pdf) == 0 {

@@ -90,6 +90,7 @@ commands:
   case open -kind KIND (-code CODE | -file RESIDENT-FILE) [-types signature,user_auth] [-new-card]
        identity ID -document DOC [-ref R] [-proxy -poa -inquiry -proxy-name N -proxy-document DOC] [-doubt TEXT]
        explain ID | approve ID | show ID | stop ID REASON | refuse ID REASON
+       substitute ID [FIELD:N=SUBSTITUTE | address:N ...]   (外字: list without SPEC; N from 1)
   issue -case ID -reader READER -card-expiry YYYY-MM-DD          (CA flags; PINs from -pin-fd)
   revoke -case ID -cert TYPE:SERIAL [-cert ...] -written REF [-kind KIND]   (CA flags)
   release-hold -case ID -cert TYPE:SERIAL                         (CA flags)

@@ -18,6 +18,7 @@ import (
 	"madoguchi/app/issue"
 	"madoguchi/app/pinrule"
 	"madoguchi/app/printout"
+	"madoguchi/app/resident"
 	"madoguchi/app/workflow"
 	"madoguchi/assets/fonts/printfonts"
 	"madoguchi/cardio"
@@ -123,6 +124,8 @@ func (r *runner) caseCmd(ctx context.Context, s *app.Session, cmd string, a []st
 		if c, err = s.Case(ctx, id); err == nil {
 			c, err = s.RecordExplanation(ctx, id, workflow.RequiredItems(c.CertTypes))
 		}
+	case "substitute":
+		return r.substitute(ctx, s, id, a[1:])
 	case "approve":
 		c, err = s.Approve(ctx, id)
 	case "show":
@@ -143,6 +146,70 @@ func (r *runner) caseCmd(ctx context.Context, s *app.Session, cmd string, a []st
 		fmt.Fprintf(r.out, "case %d: %s %s\n", c.ID, c.Kind, c.State)
 	}
 	return err
+}
+
+// substitute is the 外字 step of the issuance wizard, headless (R02 II-2-5(4)(5)): with no
+// SPEC it lists the characters of the certificate's items that are outside the character set,
+// with their numbers and the offered substitutes; with SPECs it records the substitutions,
+// replacing any recorded before. A SPEC is FIELD:N=SUBSTITUTE (the N-th character, from 1, of
+// FIELD: name, former_surname, alias_name or address; for a name the applicant's choice, a
+// similar character or the kana reading) or address:N (the address's fixed substitute).
+func (r *runner) substitute(ctx context.Context, s *app.Session, id int64, specs []string) error {
+	c, err := s.Case(ctx, id)
+	if err != nil {
+		return err
+	}
+	a := c.Applicant
+	addr := a.Address
+	if a.Status == resident.StatusAbroad {
+		addr = a.FuhyoAddress // 附票 address for people abroad (TS Art. 3(1))
+	}
+	fields := map[string]string{"name": a.Name, "former_surname": a.FormerSurname, "alias_name": a.AliasName, "address": addr}
+	if len(specs) == 0 {
+		for _, f := range []string{"name", "former_surname", "alias_name", "address"} {
+			for _, o := range resident.FindOutside(fields[f]) {
+				offer := strings.Join(resident.Candidates(o.Char), " ")
+				if f == "address" {
+					offer, err = resident.FixedSubstitute(o.Char)
+					if err != nil {
+						offer = "(no fixed substitute)"
+					}
+				}
+				fmt.Fprintf(r.out, "%s:%d\t%c\tU+%04X\t%s\n", f, o.Pos+1, o.Char, o.Char, offer)
+			}
+		}
+		return nil
+	}
+	var subs []resident.Substitution
+	for _, spec := range specs {
+		field, rest, ok := strings.Cut(spec, ":")
+		value, has := fields[field]
+		if !ok || !has {
+			return usageError("case substitute ID FIELD:N=SUBSTITUTE|address:N (FIELD: name former_surname alias_name address)")
+		}
+		num, with, hasWith := strings.Cut(rest, "=")
+		n, err := strconv.Atoi(num)
+		rs := []rune(value)
+		if err != nil || n < 1 || n > len(rs) {
+			return usageError(fmt.Sprintf("%s: no character number %q", field, num))
+		}
+		sub := resident.Substitution{Field: field, Pos: n - 1, Original: string(rs[n-1]), Substitute: with, ChosenByApp: field != "address"}
+		if field == "address" && !hasWith {
+			if sub.Substitute, err = resident.FixedSubstitute(rs[n-1]); err != nil {
+				return err
+			}
+		}
+		if sub.Substitute == "" {
+			return usageError(spec + ": no substitute given")
+		}
+		subs = append(subs, sub)
+	}
+	c, err = s.SetSubstitutions(ctx, id, subs)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(r.out, "case %d: %d substitutions recorded\n", c.ID, len(subs))
+	return nil
 }
 
 func kindList() string {

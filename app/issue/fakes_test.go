@@ -14,10 +14,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"madoguchi/ca-server/api/wire"
 	"madoguchi/cardio/perso"
 	"madoguchi/cardio/scp"
+	"madoguchi/jpki"
 	"madoguchi/raclient"
 )
 
@@ -43,7 +45,9 @@ type fakeCA struct {
 	loseConfirmAnswer bool
 	// corruptScript flips a bit in the MAC of the given APDU index of the next script
 	corruptScript int
-	calls         map[string]int
+	// alterSAN changes the applicant data the next signature certificate is made from
+	alterSAN func(*wire.Applicant)
+	calls    map[string]int
 }
 
 type fakeIssuance struct {
@@ -159,6 +163,19 @@ func (f *fakeCA) Prepare(ctx context.Context, operator string, req wire.PrepareR
 	f.seq++
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(int64(1000 + f.seq)), Subject: pkix.Name{CommonName: req.CertType + " " + req.Applicant.ResidentCode},
 		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}
+	if req.CertType == "sign" {
+		// Like the real CA: the four items and positions in the subjectAltName (jpki layout).
+		a := req.Applicant
+		if f.alterSAN != nil {
+			f.alterSAN(&a)
+			f.alterSAN = nil
+		}
+		san, err := fakeSAN(a)
+		if err != nil {
+			return wire.PrepareResponse{}, caErr(422, wire.CodeInvalidApplicant, "%v", err)
+		}
+		tmpl.ExtraExtensions = []pkix.Extension{{Id: jpki.OIDSubjectAltName(), Value: san}}
+	}
 	ca, _ := x509.ParseCertificate(f.caCert)
 	cert, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, f.caKey)
 	if err != nil {
@@ -297,3 +314,29 @@ func (f *fakeCA) all() []fakeIssuance {
 var _ CA = (*fakeCA)(nil)
 
 func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
+
+// fakeSAN encodes the applicant's four items as the real CA does (ca-server/issuer), so that the
+// read-back (jpki.ReadBasicInfo) finds what was sent.
+func fakeSAN(a wire.Applicant) ([]byte, error) {
+	layout, err := signatureLayout()
+	if err != nil {
+		return nil, err
+	}
+	bd, err := time.Parse("2006-01-02", a.BirthDate)
+	if err != nil {
+		return nil, err
+	}
+	dob, err := jpki.BirthDate(bd.Year(), int(bd.Month()), bd.Day())
+	if err != nil {
+		return nil, err
+	}
+	name := jpki.CertificateName(a.Name)
+	pos := func(p, text string) string {
+		if p == "" {
+			return jpki.Positions(utf8.RuneCountInString(text), nil)
+		}
+		return p
+	}
+	return jpki.MarshalSubjectAltName(jpki.BasicInfo{Name: name, BirthDate: dob, Sex: a.Sex, Address: a.Address,
+		NamePositions: pos(a.NameSubstitutes, name), AddressPositions: pos(a.AddressSubstitutes, a.Address)}, layout)
+}

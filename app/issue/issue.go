@@ -38,7 +38,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+	"unicode/utf8"
 
 	"madoguchi/app/apperr"
 	"madoguchi/app/audit"
@@ -48,10 +50,12 @@ import (
 	"madoguchi/app/store"
 	"madoguchi/app/workflow"
 	"madoguchi/ca-server/api/wire"
+	"madoguchi/ca-server/profile"
 	"madoguchi/cardio"
 	"madoguchi/cardio/apdu"
 	cardpin "madoguchi/cardio/pinrule"
 	"madoguchi/cardio/scp"
+	"madoguchi/jpki"
 	"madoguchi/raclient"
 )
 
@@ -453,16 +457,28 @@ func (r *run) applicant() (wire.Applicant, error) {
 		addr = a.FuhyoAddress
 	}
 	var err error
-	sub := func(v, field string) string {
+	sub := func(v, field string) (string, string) {
 		if err != nil || v == "" {
-			return v
+			return v, ""
 		}
-		var out string
-		out, err = resident.Apply(v, field, r.c.Substitutions)
-		return out
+		out, pos, e := resident.ApplyWithPositions(v, field, r.c.Substitutions)
+		err = e
+		return out, pos
 	}
 	w := wire.Applicant{ResidentCode: a.RecordCode, NameKana: a.NameKana, BirthDate: a.BirthDate, CardExpiry: r.req.CardExpiry.Format("2006-01-02")}
-	w.Name, w.Address, w.FormerSurname, w.Alias = sub(a.Name, "name"), sub(addr, "address"), sub(a.FormerSurname, "former_surname"), sub(a.AliasName, "alias_name")
+	// The certificate records where substitutes stand (.5.5.2 name, .5.5.6 address); the CA
+	// checks and writes them. Sent only when there is a substitute, so a request without one is
+	// what older CAs accept.
+	w.Name, w.NameSubstitutes = sub(a.Name, "name")
+	w.Address, w.AddressSubstitutes = sub(addr, "address")
+	w.FormerSurname, _ = sub(a.FormerSurname, "former_surname")
+	w.Alias, _ = sub(a.AliasName, "alias_name")
+	if !strings.Contains(w.NameSubstitutes, "1") {
+		w.NameSubstitutes = ""
+	}
+	if !strings.Contains(w.AddressSubstitutes, "1") {
+		w.AddressSubstitutes = ""
+	}
 	switch a.Sex {
 	case "M":
 		w.Sex = "1"
@@ -693,11 +709,74 @@ func (r *run) verify(ctx context.Context, pins *heldPINs) error {
 		if err := leaf.CheckSignatureFrom(ca); err != nil {
 			return fmt.Errorf("%w: %s certificate does not verify under the CA certificate on the card: %v", ErrReadBack, it.typ, err)
 		}
+		if it.typ == workflow.SignatureCert {
+			if err := r.checkBasicInfo(leaf); err != nil {
+				return err
+			}
+		}
 	}
 	for _, it := range r.items {
 		if err := r.journal(ctx, it, workflow.IssVerified, change{}, nil); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// signatureLayout is the subjectAltName layout of the embedded signature profile: the same
+// profile data the CA loads by default.
+var signatureLayout = sync.OnceValues(func() (jpki.Layout, error) {
+	set, err := profile.Default()
+	if err != nil {
+		return jpki.Layout{}, err
+	}
+	p, err := set.Get("signature")
+	if err != nil {
+		return jpki.Layout{}, err
+	}
+	l, ok := p.Layout()
+	if !ok {
+		return jpki.Layout{}, fmt.Errorf("signature profile carries no personal data")
+	}
+	return l, nil
+})
+
+// checkBasicInfo reads the signature certificate's four items and substitute positions with the
+// shared reader (jpki) and checks they are the applicant's as sent (TS Art. 11; R02
+// II-2-5(4)(5)): what the card holds is what the resident record says.
+func (r *run) checkBasicInfo(leaf *x509.Certificate) error {
+	layout, err := signatureLayout()
+	if err != nil {
+		return err
+	}
+	got, err := jpki.ReadBasicInfo(leaf, layout)
+	if err != nil {
+		return fmt.Errorf("%w: signature certificate: %v", ErrReadBack, err)
+	}
+	w, err := r.applicant()
+	if err != nil {
+		return err
+	}
+	bd, err := time.Parse("2006-01-02", w.BirthDate)
+	if err != nil {
+		return fmt.Errorf("%w: birth date: %v", ErrReadBack, err)
+	}
+	dob, err := jpki.BirthDate(bd.Year(), int(bd.Month()), bd.Day())
+	if err != nil {
+		return fmt.Errorf("%w: birth date: %v", ErrReadBack, err)
+	}
+	name := jpki.CertificateName(w.Name)
+	pos := func(p, text string) string {
+		if p == "" {
+			return jpki.Positions(utf8.RuneCountInString(text), nil)
+		}
+		return p
+	}
+	want := jpki.BasicInfo{Name: name, BirthDate: dob, Sex: w.Sex, Address: w.Address,
+		NamePositions: pos(w.NameSubstitutes, name), AddressPositions: pos(w.AddressSubstitutes, w.Address)}
+	if *got != want {
+		// Which item differs, never the values (personal data).
+		return fmt.Errorf("%w: signature certificate's personal data differ from the applicant's", ErrReadBack)
 	}
 	return nil
 }

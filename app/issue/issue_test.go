@@ -368,6 +368,31 @@ func TestCardRefusesScriptNothingCommitted(t *testing.T) {
 	}
 }
 
+// TestReadBackChecksPersonalData: the signature certificate read back from the card must carry
+// the applicant's four items and 外字 positions (read with jpki.ReadBasicInfo, TS Art. 11; R02
+// II-2-5(4)(5)); a certificate for other data is not delivered. Seen failing on the old code:
+// the read-back compared only bytes with what the CA answered, so a CA certificate with
+// another person's data would have been delivered.
+func TestReadBackChecksPersonalData(t *testing.T) {
+	for name, alter := range map[string]func(*wire.Applicant){
+		"name":           func(a *wire.Applicant) { a.Name = "別人 太郎" },
+		"address":        func(a *wire.Applicant) { a.Address += "ー" },
+		"name positions": func(a *wire.Applicant) { a.NameSubstitutes = "1" + strings.Repeat("0", len([]rune(a.Name))-1) },
+		"birth date":     func(a *wire.Applicant) { a.BirthDate = "1999-01-01" },
+		"sex":            func(a *wire.Applicant) { a.Sex = map[string]string{"1": "2", "2": "1"}[a.Sex] },
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t, workflow.SignatureCert)
+			f.ca.alterSAN = alter
+			_, err := f.o.Issue(context.Background(), f.request())
+			if !errors.Is(err, ErrReadBack) {
+				t.Fatalf("Issue: %v, want ErrReadBack", err)
+			}
+			f.assertAllAborted(true)
+		})
+	}
+}
+
 func TestCAUnreachableAtPrepareAborts(t *testing.T) {
 	f := newFixture(t, workflow.UserAuthCert)
 	f.ca.failPrepare = &raclient.Error{Code: wire.CodeUnavailable, Err: errors.New("connection refused")}

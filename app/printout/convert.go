@@ -9,11 +9,12 @@ import (
 	"crypto/x509"
 	"fmt"
 	"strings"
+	"time"
 
 	"madoguchi/app/apperr"
 	"madoguchi/app/workflow"
-	"madoguchi/ca-server/issuer"
 	"madoguchi/ca-server/profile"
+	"madoguchi/jpki"
 )
 
 // KindOf converts a workflow certificate type.
@@ -68,8 +69,8 @@ func SummaryOf(cert *x509.Certificate, p *profile.Profile) (Certificate, error) 
 }
 
 // CopyOf fills a certificate copy from a certificate issued under profile p (as read from the
-// card), decoding the personal attributes with issuer.DecodeAttributes, which refuses malformed
-// or unknown ones. The caller sets Municipality, Date and OperatorID.
+// card), reading the personal attributes with the shared contract madoguchi/jpki (the layout of
+// real JPKI certificates; the OIDs from p), which refuses malformed or missing ones. The caller sets Municipality, Date and OperatorID.
 func CopyOf(cert *x509.Certificate, p *profile.Profile) (CertificateCopy, error) {
 	sum, err := SummaryOf(cert, p)
 	if err != nil {
@@ -98,20 +99,18 @@ func CopyOf(cert *x509.Certificate, p *profile.Profile) (CertificateCopy, error)
 	for _, oid := range cert.UnknownExtKeyUsage {
 		c.ExtKeyUsage = append(c.ExtKeyUsage, oid.String())
 	}
-	attrs, err := issuer.DecodeAttributes(cert, p)
+	if sum.Kind != Signature {
+		// CPS §3.1, §7.1: a user-authentication certificate carries no personal data.
+		if hasPersonalData(cert) {
+			return CertificateCopy{}, apperr.New(apperr.InvalidInput, "printout: personal data in a user-authentication certificate")
+		}
+		return c, nil
+	}
+	personal, err := personalOf(cert, p)
 	if err != nil {
 		return CertificateCopy{}, apperr.Wrap(apperr.InvalidInput, err, "printout: personal attributes")
 	}
-	if sum.Kind == Signature {
-		c.Personal = &Personal{
-			Name:          Text{attrs.Name.Value, attrs.Name.Substitutes},
-			BirthDate:     Date{attrs.BirthDate.Year, attrs.BirthDate.Month, attrs.BirthDate.Day},
-			Sex:           Sex(attrs.Sex),
-			Address:       Text{attrs.Address.Value, attrs.Address.Substitutes},
-			FormerSurname: Text{attrs.FormerSurname.Value, attrs.FormerSurname.Substitutes},
-			Alias:         Text{attrs.Alias.Value, attrs.Alias.Substitutes},
-		}
-	}
+	c.Personal = personal
 	return c, nil
 }
 
@@ -129,4 +128,69 @@ func extKeyUsageName(u x509.ExtKeyUsage) string {
 		return "OCSP署名（OCSPSigning）"
 	}
 	return fmt.Sprintf("拡張鍵用途 %d", int(u))
+}
+
+// personalOf reads the four items with jpki.ReadBasicInfo and 旧氏/通称 from their extensions.
+func personalOf(cert *x509.Certificate, p *profile.Profile) (*Personal, error) {
+	layout, ok := p.Layout()
+	if !ok {
+		return nil, fmt.Errorf("%s carries no personal data", p)
+	}
+	b, err := jpki.ReadBasicInfo(cert, layout)
+	if err != nil {
+		return nil, err
+	}
+	d, err := jpki.ParseBirthDate(b.BirthDate)
+	if err != nil {
+		return nil, err
+	}
+	namePos, _ := jpki.ParsePositions(b.NamePositions, b.Name)
+	addrPos, _ := jpki.ParsePositions(b.AddressPositions, b.Address)
+	out := &Personal{
+		Name:      Text{b.Name, namePos},
+		BirthDate: Date{d.Year, time.Month(d.Month), d.Day},
+		Address:   Text{b.Address, addrPos},
+	}
+	switch b.Sex {
+	case jpki.SexMale:
+		out.Sex = Male
+	case jpki.SexFemale:
+		out.Sex = Female
+	default:
+		return nil, fmt.Errorf("sex code %q not printable", b.Sex)
+	}
+	for _, f := range []struct {
+		attr profile.Attribute
+		dst  *Text
+	}{{profile.AttrFormerSurname, &out.FormerSurname}, {profile.AttrAlias, &out.Alias}} {
+		oids, ok := p.Attributes[f.attr]
+		if !ok {
+			continue
+		}
+		v, subs, err := jpki.ReadTextExtension(cert, oids.OID, oids.Substitutes)
+		if err != nil {
+			return nil, err
+		}
+		*f.dst = Text{v, subs}
+	}
+	return out, nil
+}
+
+// hasPersonalData reports an extension or a subjectAltName otherName under J-LIS's personal-data
+// arc.
+func hasPersonalData(cert *x509.Certificate) bool {
+	arc := profile.PersonalDataArc
+	under := func(o []int) bool { return len(o) > len(arc) && arc.Equal(o[:len(arc)]) }
+	for _, e := range cert.Extensions {
+		if under(e.Id) {
+			return true
+		}
+	}
+	names, _ := jpki.OtherNames(cert)
+	for _, n := range names {
+		if under(n.TypeID) {
+			return true
+		}
+	}
+	return false
 }

@@ -510,8 +510,8 @@ func TestConcurrentRendering(t *testing.T) {
 }
 
 // TestCopyOfIssuedCertificate issues a real signature certificate with ca-server/issuer and the
-// embedded profile, and prints its copy: the personal attributes go through
-// issuer.DecodeAttributes.
+// embedded profile, and prints its copy: the personal attributes are read from the
+// subjectAltName with madoguchi/jpki.
 func TestCopyOfIssuedCertificate(t *testing.T) {
 	caKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {

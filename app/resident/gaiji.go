@@ -79,6 +79,15 @@ type Substitution struct {
 
 // Apply returns s with each substitution of field applied (positions refer to the original).
 func Apply(s, field string, subs []Substitution) (string, error) {
+	out, _, err := ApplyWithPositions(s, field, subs)
+	return out, err
+}
+
+// ApplyWithPositions is Apply that also returns the substitute positions of the result, as the
+// certificate records them (R02 II-2-5(4)(5); J-LIS profile: .5.5.2 name, .5.5.6 address):
+// one '0' or '1' per character of the substituted text, '1' on every character of a
+// substitute (a kana reading of two characters gives "11"). Empty s gives "", "".
+func ApplyWithPositions(s, field string, subs []Substitution) (string, string, error) {
 	rs := []rune(s)
 	repl := map[int]string{}
 	for _, sub := range subs {
@@ -86,25 +95,35 @@ func Apply(s, field string, subs []Substitution) (string, error) {
 			continue
 		}
 		if sub.Pos < 0 || sub.Pos >= len(rs) || string(rs[sub.Pos]) != sub.Original {
-			return "", apperr.New(apperr.InvalidInput, "resident: substitution at %d does not match %s", sub.Pos, field)
+			return "", "", apperr.New(apperr.InvalidInput, "resident: substitution at %d does not match %s", sub.Pos, field)
+		}
+		if InCharset(rs[sub.Pos]) {
+			// Only a 外字 is substituted: a '1' in the certificate's positions must mark a
+			// character that really stands for another (R02 II-2-5(4)(5)).
+			return "", "", apperr.New(apperr.InvalidInput, "resident: %s character at %d is in the character set and needs no substitute", field, sub.Pos)
 		}
 		for _, r := range sub.Substitute {
 			if !InCharset(r) {
-				return "", apperr.New(apperr.InvalidInput, "resident: substitute %q is itself outside the character set", sub.Substitute)
+				return "", "", apperr.New(apperr.InvalidInput, "resident: substitute %q is itself outside the character set", sub.Substitute)
 			}
 		}
 		repl[sub.Pos] = sub.Substitute
 	}
 	out := make([]rune, 0, len(rs))
+	var pos []byte
 	for i, r := range rs {
 		if v, ok := repl[i]; ok {
-			out = append(out, []rune(v)...)
+			for _, c := range v {
+				out = append(out, c)
+				pos = append(pos, '1')
+			}
 			continue
 		}
 		if !InCharset(r) {
-			return "", apperr.New(apperr.InvalidInput, "resident: %s character %q at %d has no substitute", field, r, i)
+			return "", "", apperr.New(apperr.InvalidInput, "resident: %s character %q at %d has no substitute", field, r, i)
 		}
 		out = append(out, r)
+		pos = append(pos, '0')
 	}
-	return string(out), nil
+	return string(out), string(pos), nil
 }

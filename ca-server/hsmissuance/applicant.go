@@ -9,6 +9,7 @@ import (
 	"madoguchi/ca-server/applicant"
 	"madoguchi/ca-server/hsm"
 	"madoguchi/ca-server/issuance"
+	"madoguchi/jpki"
 )
 
 // ToApplicant converts the wire form to ca-server/applicant's, without
@@ -27,6 +28,26 @@ func ToApplicant(w wire.Applicant) (applicant.Applicant, error) {
 		ResidentCode:  applicant.ResidentCode(w.ResidentCode),
 	}
 	var err error
+	for _, f := range []struct {
+		field     string
+		text      *applicant.Text
+		positions string
+	}{
+		{applicant.FieldName, &a.Name, w.NameSubstitutes},
+		{applicant.FieldAddress, &a.Address, w.AddressSubstitutes},
+	} {
+		if f.positions == "" {
+			continue
+		}
+		if f.text.Substitutes, err = substitutes(f.positions, f.text.Value); err != nil {
+			fe := &applicant.FieldError{Field: f.field, Kind: applicant.ErrSubstitutePosition}
+			var pe interface{ Position() int }
+			if errors.As(err, &pe) {
+				fe.Position = pe.Position()
+			}
+			return bad(fe)
+		}
+	}
 	if w.Sex != "" {
 		if a.Sex, err = applicant.ParseSex(w.Sex); err != nil {
 			return bad(&applicant.FieldError{Field: applicant.FieldSex, Kind: applicant.ErrUnknownSexCode})
@@ -43,6 +64,23 @@ func ToApplicant(w wire.Applicant) (applicant.Applicant, error) {
 		}
 	}
 	return a, nil
+}
+
+// substitutes parses a position string against the substituted text: the
+// count must equal the text's characters, only '0'/'1', and every '1' at a
+// character a substitute may be (jpki.MaySubstitute: a JIS X 0208 kanji or
+// kana, never a space, digit, hyphen or a 外字 itself). The CA cannot know
+// which register character was replaced, but it can refuse positions that
+// cannot be true.
+func substitutes(positions, text string) ([]int, error) {
+	subs, err := jpki.ParsePositions(positions, text)
+	if err != nil {
+		return nil, err
+	}
+	if err := jpki.CheckSubstitutes(text, subs); err != nil {
+		return nil, err
+	}
+	return subs, nil
 }
 
 // HMACTimeout bounds one person-key HMAC in the HSM (Check has no context).

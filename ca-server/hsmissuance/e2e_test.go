@@ -160,8 +160,9 @@ func TestIssuanceEndToEndWithSoftHSM(t *testing.T) {
 				t.Fatalf("decode attributes: %v", err)
 			}
 			if tc.typ == "sign" {
-				// TS Art. 11, Art. 3(1): the 4 items and 旧氏, non-BMP name intact.
-				if attrs.Name.Value != app.Name || attrs.Address.Value != app.Address || attrs.Sex.Code() != app.Sex ||
+				// TS Art. 11, Art. 3(1): the 4 items and 旧氏, non-BMP name intact;
+				// surname and given name separated by U+3000 as on real certificates.
+				if attrs.Name.Value != strings.ReplaceAll(app.Name, " ", "\u3000") || attrs.Address.Value != app.Address || attrs.Sex.Code() != app.Sex ||
 					attrs.BirthDate.String() != app.BirthDate || attrs.FormerSurname.Value != app.FormerSurname {
 					t.Fatalf("attributes %+v do not match the applicant", attrs)
 				}

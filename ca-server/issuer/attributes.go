@@ -4,33 +4,40 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"errors"
 	"fmt"
+	"time"
 	"unicode/utf8"
 
 	"madoguchi/ca-server/applicant"
 	"madoguchi/ca-server/profile"
+	"madoguchi/jpki"
 )
 
-// Encoding of personal attributes (TS Art. 11: in the extension area).
+// Encoding of personal attributes (TS Art. 11: in the extension area), as
+// real 署名用電子証明書 carry them (J-LIS プロファイル仕様書 2.2; see
+// madoguchi/jpki for the layout and the encodings):
 //
-// Each attribute is its own non-critical extension, OID from the profile,
-// whose extnValue is a DER UTF8String:
+//	subjectAltName (non-critical; the subject is not empty)
+//	  otherName name               UTF8String  surname U+3000 given name
+//	  otherName dateOfBirth        UTF8String  EYYYYMMDD (era digit + Gregorian date)
+//	  otherName sex                UTF8String  "1" male, "2" female
+//	  otherName address            UTF8String
+//	  otherName name positions     UTF8String  one '0'/'1' per character of the name
+//	  otherName address positions  UTF8String  one '0'/'1' per character of the address
 //
-//	name, address, formerSurname, alias   the recorded text
-//	sex                                   "1" male, "2" female
-//	dateOfBirth                           "YYYYMMDD" (Gregorian, civil date, no zone)
+// OIDs come from the profile. 旧氏 and 通称 (TS Art. 3(1)) have no public
+// J-LIS encoding we could find, so they keep ours (see signature.json's
+// notes): each a separate non-critical extension whose value is a DER
+// UTF8String, with, only when it has substitutes, a second extension holding
+// SubstitutePositions ::= SEQUENCE SIZE (1..MAX) OF INTEGER (0..MAX), the
+// 0-based character indexes, strictly ascending.
 //
-// A date is a string rather than GeneralizedTime because a date of birth has
-// no time of day and no zone; GeneralizedTime would invent both.
-//
-// For a text attribute with substitute characters (R02 II-2-5(4)(5)) a second
-// non-critical extension, OID from the profile's substitutesOid, holds
-//
-//	SubstitutePositions ::= SEQUENCE SIZE (1..MAX) OF INTEGER (0..MAX)
-//
-// the 0-based Unicode code-point indexes of the substitutes, strictly
-// ascending. It is absent when there are none. Non-critical: a verifier that
-// does not know these OIDs can still verify the signature.
+// Every profile with an issuerAltName gets the extension (non-critical):
+// GeneralNames { directoryName } (real certificates of both kinds: C=JP,
+// O=公的個人認証サービス).
+
+var oidIssuerAltName = asn1.ObjectIdentifier{2, 5, 29, 18}
 
 // Attributes are the personal attributes of a signature certificate.
 type Attributes struct {
@@ -42,27 +49,65 @@ type Attributes struct {
 	Alias         applicant.Text
 }
 
-// attributeExtensions returns the extensions for a's attributes under p, in
-// profile.AttributeOrder. A profile without personal data yields none.
+// basicInfo returns the jpki encoding of a's four items.
+func basicInfo(a *applicant.Applicant) (jpki.BasicInfo, error) {
+	dob, err := jpki.BirthDate(a.BirthDate.Year, int(a.BirthDate.Month), a.BirthDate.Day)
+	if err != nil {
+		return jpki.BasicInfo{}, err
+	}
+	// One ASCII space becomes one U+3000: positions are unchanged.
+	name := jpki.CertificateName(a.Name.Value)
+	b := jpki.BasicInfo{
+		Name: name, BirthDate: dob, Sex: a.Sex.Code(), Address: a.Address.Value,
+		NamePositions:    jpki.Positions(utf8.RuneCountInString(name), a.Name.Substitutes),
+		AddressPositions: jpki.Positions(utf8.RuneCountInString(a.Address.Value), a.Address.Substitutes),
+	}
+	return b, b.Validate()
+}
+
+// issuerAltName returns the issuerAltName extension of p, if it has one.
+func issuerAltName(p *profile.Profile) ([]pkix.Extension, error) {
+	rdns := p.IssuerAltNameRDNs()
+	if rdns == nil {
+		return nil, nil
+	}
+	name, err := asn1.Marshal(rdns)
+	if err != nil {
+		return nil, fmt.Errorf("issuer: issuerAltName: %w", err)
+	}
+	// directoryName [4] is EXPLICIT (Name is a CHOICE).
+	v, err := asn1.Marshal([]asn1.RawValue{{Class: asn1.ClassContextSpecific, Tag: 4, IsCompound: true, Bytes: name}})
+	if err != nil {
+		return nil, fmt.Errorf("issuer: issuerAltName: %w", err)
+	}
+	return []pkix.Extension{{Id: oidIssuerAltName, Value: v}}, nil
+}
+
+// attributeExtensions returns the extensions for a's attributes under p:
+// the subjectAltName with the four items and positions, then 旧氏 and 通称.
+// A profile without personal data yields none.
 func attributeExtensions(p *profile.Profile, a *applicant.Applicant) ([]pkix.Extension, error) {
 	if !p.CarriesPersonalData() {
 		return nil, nil
 	}
-	var exts []pkix.Extension
-	for _, attr := range profile.AttributeOrder {
-		var text applicant.Text
-		switch attr {
-		case profile.AttrName:
-			text = a.Name
-		case profile.AttrSex:
-			text = applicant.Text{Value: a.Sex.Code()}
-		case profile.AttrDateOfBirth:
-			text = applicant.Text{Value: a.BirthDate.Compact()}
-		case profile.AttrAddress:
-			text = a.Address
-		case profile.AttrFormerSurname:
-			text = a.FormerSurname
-		case profile.AttrAlias:
+	layout, _ := p.Layout()
+	for _, o := range layout.Order() {
+		if o == nil {
+			return nil, fmt.Errorf("%w: subjectAltName layout in %s", ErrProfileLacksAttribute, p)
+		}
+	}
+	b, err := basicInfo(a)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidApplicant, err)
+	}
+	san, err := jpki.MarshalSubjectAltName(b, layout)
+	if err != nil {
+		return nil, fmt.Errorf("issuer: subjectAltName: %w", err)
+	}
+	exts := []pkix.Extension{{Id: jpki.OIDSubjectAltName(), Value: san}}
+	for _, attr := range []profile.Attribute{profile.AttrFormerSurname, profile.AttrAlias} {
+		text := a.FormerSurname
+		if attr == profile.AttrAlias {
 			text = a.Alias
 		}
 		if text.Value == "" {
@@ -93,7 +138,8 @@ func attributeExtensions(p *profile.Profile, a *applicant.Applicant) ([]pkix.Ext
 }
 
 // HasPersonalData reports whether cert has any extension under J-LIS's
-// personal-data arc 1.2.392.200149.8.5.5, whatever the profile.
+// personal-data arc 1.2.392.200149.8.5.5, or a subjectAltName otherName
+// under it, whatever the profile.
 func HasPersonalData(cert *x509.Certificate) bool {
 	arc := profile.PersonalDataArc
 	for _, e := range cert.Extensions {
@@ -101,17 +147,23 @@ func HasPersonalData(cert *x509.Certificate) bool {
 			return true
 		}
 	}
+	names, _ := jpki.OtherNames(cert)
+	for _, n := range names {
+		if len(n.TypeID) > len(arc) && n.TypeID[:len(arc)].Equal(arc) {
+			return true
+		}
+	}
 	return false
 }
 
 // DecodeAttributes reads the personal attributes of cert as encoded by Issue
-// under profile p. Under a profile without personal data it returns zero
-// Attributes, or ErrPersonalDataNotAllowed if cert has any extension under
-// the personal-data arc. Otherwise it requires name, sex, date of birth and
-// address (ErrMissingAttribute) and refuses extensions under the arc that p
-// does not define (ErrUnknownAttribute), critical ones
-// (ErrCriticalAttribute), and any value that is not exactly the encoding
-// above (ErrMalformedAttribute).
+// under profile p: the four items and positions with jpki.ReadBasicInfo,
+// 旧氏 and 通称 from their extensions. Under a profile without personal data
+// it returns zero Attributes, or ErrPersonalDataNotAllowed if cert has any.
+// Otherwise it refuses a missing entry (ErrMissingAttribute), extensions
+// under the personal-data arc that p does not define (ErrUnknownAttribute),
+// critical ones (ErrCriticalAttribute), and any value that is not exactly the
+// encoding above (ErrMalformedAttribute).
 func DecodeAttributes(cert *x509.Certificate, p *profile.Profile) (*Attributes, error) {
 	out := &Attributes{}
 	if !p.CarriesPersonalData() {
@@ -120,23 +172,46 @@ func DecodeAttributes(cert *x509.Certificate, p *profile.Profile) (*Attributes, 
 		}
 		return out, nil
 	}
+	layout, _ := p.Layout()
+	b, err := jpki.ReadBasicInfo(cert, layout)
+	switch {
+	case errors.Is(err, jpki.ErrMissing), errors.Is(err, jpki.ErrNoSubjectAltName):
+		return nil, fmt.Errorf("%w: %w", ErrMissingAttribute, err)
+	case err != nil:
+		return nil, fmt.Errorf("%w: %w", ErrMalformedAttribute, err)
+	}
+	if out.Sex, err = applicant.ParseSex(b.Sex); err != nil {
+		return nil, fmt.Errorf("%w: sex: %w", ErrMalformedAttribute, err)
+	}
+	d, err := jpki.ParseBirthDate(b.BirthDate)
+	if err != nil {
+		return nil, fmt.Errorf("%w: dateOfBirth: %w", ErrMalformedAttribute, err)
+	}
+	out.BirthDate = applicant.Date{Year: d.Year, Month: time.Month(d.Month), Day: d.Day}
+	namePos, _ := jpki.ParsePositions(b.NamePositions, b.Name)
+	addrPos, _ := jpki.ParsePositions(b.AddressPositions, b.Address)
+	out.Name = applicant.Text{Value: b.Name, Substitutes: namePos}
+	out.Address = applicant.Text{Value: b.Address, Substitutes: addrPos}
+
 	type slot struct {
 		attr        profile.Attribute
 		substitutes bool
 	}
 	byOID := map[string]slot{}
-	for attr, oids := range p.Attributes {
-		byOID[oids.OID.String()] = slot{attr, false}
-		if oids.Substitutes != nil {
-			byOID[oids.Substitutes.String()] = slot{attr, true}
+	for _, attr := range []profile.Attribute{profile.AttrFormerSurname, profile.AttrAlias} {
+		if oids, ok := p.Attributes[attr]; ok {
+			byOID[oids.OID.String()] = slot{attr, false}
+			if oids.Substitutes != nil {
+				byOID[oids.Substitutes.String()] = slot{attr, true}
+			}
 		}
 	}
 	values := map[profile.Attribute]string{}
 	subs := map[profile.Attribute][]int{}
+	arc := profile.PersonalDataArc
 	for _, e := range cert.Extensions {
 		s, known := byOID[e.Id.String()]
 		if !known {
-			arc := profile.PersonalDataArc
 			if len(e.Id) > len(arc) && e.Id[:len(arc)].Equal(arc) {
 				return nil, fmt.Errorf("%w: %v", ErrUnknownAttribute, e.Id)
 			}
@@ -160,11 +235,6 @@ func DecodeAttributes(cert *x509.Certificate, p *profile.Profile) (*Attributes, 
 		}
 		values[s.attr] = v
 	}
-	for _, a := range []profile.Attribute{profile.AttrName, profile.AttrSex, profile.AttrDateOfBirth, profile.AttrAddress} {
-		if _, ok := values[a]; !ok {
-			return nil, fmt.Errorf("%w: %s", ErrMissingAttribute, a)
-		}
-	}
 	for a, pos := range subs {
 		if _, ok := values[a]; !ok {
 			return nil, fmt.Errorf("%w: %s substitutes without %s", ErrMalformedAttribute, a, a)
@@ -178,19 +248,6 @@ func DecodeAttributes(cert *x509.Certificate, p *profile.Profile) (*Attributes, 
 			prev = q
 		}
 	}
-	var err error
-	if out.Sex, err = applicant.ParseSex(values[profile.AttrSex]); err != nil {
-		return nil, fmt.Errorf("%w: sex: %w", ErrMalformedAttribute, err)
-	}
-	dob := values[profile.AttrDateOfBirth]
-	if len(dob) != 8 {
-		return nil, fmt.Errorf("%w: dateOfBirth is not YYYYMMDD", ErrMalformedAttribute)
-	}
-	if out.BirthDate, err = applicant.ParseDate(dob); err != nil {
-		return nil, fmt.Errorf("%w: dateOfBirth: %w", ErrMalformedAttribute, err)
-	}
-	out.Name = applicant.Text{Value: values[profile.AttrName], Substitutes: subs[profile.AttrName]}
-	out.Address = applicant.Text{Value: values[profile.AttrAddress], Substitutes: subs[profile.AttrAddress]}
 	out.FormerSurname = applicant.Text{Value: values[profile.AttrFormerSurname], Substitutes: subs[profile.AttrFormerSurname]}
 	out.Alias = applicant.Text{Value: values[profile.AttrAlias], Substitutes: subs[profile.AttrAlias]}
 	return out, nil

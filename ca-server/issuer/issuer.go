@@ -231,6 +231,11 @@ func (i *Issuer) Issue(ctx context.Context, req Request) (*Issued, error) {
 	if err != nil {
 		return nil, err
 	}
+	ian, err := issuerAltName(p)
+	if err != nil {
+		return nil, err
+	}
+	exts = append(exts, ian...)
 	notAfter, err := NotAfter(now, a)
 	if err != nil {
 		return nil, err

@@ -422,39 +422,60 @@ func signWith(t *testing.T, exts []pkix.Extension) *x509.Certificate {
 func TestDecodeAttributesRejects(t *testing.T) {
 	sig := loadProfile(t, "signature")
 	ua := loadProfile(t, "user-authentication")
-	oid := func(a profile.Attribute) asn1.ObjectIdentifier { return sig.Attributes[a].OID }
+	layout, _ := sig.Layout()
 	utf := func(s string) []byte { b, _ := asn1.MarshalWithParams(s, "utf8"); return b }
-	basic := func() []pkix.Extension {
-		return []pkix.Extension{
-			{Id: oid(profile.AttrName), Value: utf("山田")},
-			{Id: oid(profile.AttrSex), Value: utf("1")},
-			{Id: oid(profile.AttrDateOfBirth), Value: utf("19900514")},
-			{Id: oid(profile.AttrAddress), Value: utf("東京都")},
+	// san builds a subjectAltName from (type-id, value DER) pairs, so that
+	// malformed values can be shown.
+	san := func(entries ...[2]any) pkix.Extension {
+		var names []asn1.RawValue
+		for _, e := range entries {
+			oidDER, _ := asn1.Marshal(e[0].(asn1.ObjectIdentifier))
+			val, _ := asn1.Marshal(asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: e[1].([]byte)})
+			names = append(names, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: append(oidDER, val...)})
+		}
+		v, _ := asn1.Marshal(names)
+		return pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 17}, Value: v}
+	}
+	entries := func() [][2]any {
+		return [][2]any{
+			{layout.Name, utf("山田\u3000花子")}, {layout.BirthDate, utf("419900514")}, {layout.Sex, utf("1")},
+			{layout.Address, utf("東京都")}, {layout.NamePositions, utf("00000")}, {layout.AddressPositions, utf("000")},
 		}
 	}
+	with := func(i int, v []byte) func() []pkix.Extension {
+		return func() []pkix.Extension { e := entries(); e[i][1] = v; return []pkix.Extension{san(e...)} }
+	}
+	basic := func() []pkix.Extension { return []pkix.Extension{san(entries()...)} }
 	if _, err := DecodeAttributes(signWith(t, basic()), sig); err != nil {
 		t.Fatalf("well-formed: %v", err)
 	}
-	printable, _ := asn1.MarshalWithParams("19900514", "printable")
+	printable, _ := asn1.MarshalWithParams("419900514", "printable")
 	subs, _ := asn1.Marshal([]int{1, 1})
+	fs := func() []pkix.Extension {
+		return append(basic(), pkix.Extension{Id: sig.Attributes[profile.AttrFormerSurname].OID, Value: utf("齋藤")})
+	}
 	cases := []struct {
 		name string
 		exts func() []pkix.Extension
 		p    *profile.Profile
 		want error
 	}{
-		{"missing address", func() []pkix.Extension { return basic()[:3] }, sig, ErrMissingAttribute},
-		{"critical", func() []pkix.Extension { e := basic(); e[0].Critical = true; return e }, sig, ErrCriticalAttribute},
+		{"no subjectAltName", func() []pkix.Extension { return nil }, sig, ErrMissingAttribute},
+		{"missing address positions", func() []pkix.Extension { return []pkix.Extension{san(entries()[:5]...)} }, sig, ErrMissingAttribute},
+		{"critical 旧氏", func() []pkix.Extension { e := fs(); e[1].Critical = true; return e }, sig, ErrCriticalAttribute},
 		{"unknown OID under arc", func() []pkix.Extension {
 			return append(basic(), pkix.Extension{Id: asn1.ObjectIdentifier{1, 2, 392, 200149, 8, 5, 5, 99}, Value: utf("x")})
 		}, sig, ErrUnknownAttribute},
-		{"PrintableString date", func() []pkix.Extension { e := basic(); e[2].Value = printable; return e }, sig, ErrMalformedAttribute},
-		{"trailing bytes", func() []pkix.Extension { e := basic(); e[0].Value = append(utf("山田"), 0); return e }, sig, ErrMalformedAttribute},
-		{"bad date", func() []pkix.Extension { e := basic(); e[2].Value = utf("19900230"); return e }, sig, ErrMalformedAttribute},
-		{"dashed date", func() []pkix.Extension { e := basic(); e[2].Value = utf("1990-05-1"); return e }, sig, ErrMalformedAttribute},
-		{"sex 9", func() []pkix.Extension { e := basic(); e[1].Value = utf("9"); return e }, sig, ErrMalformedAttribute},
+		{"PrintableString date", with(1, printable), sig, ErrMalformedAttribute},
+		{"trailing bytes", with(0, append(utf("山田"), 0)), sig, ErrMalformedAttribute},
+		{"bad date", with(1, utf("419900230")), sig, ErrMalformedAttribute},
+		{"bare YYYYMMDD", with(1, utf("19900514")), sig, ErrMalformedAttribute},
+		{"wrong era", with(1, utf("319900514")), sig, ErrMalformedAttribute},
+		{"sex 9", with(2, utf("9")), sig, ErrMalformedAttribute},
+		{"positions too short", with(4, utf("0000")), sig, ErrMalformedAttribute},
+		{"positions not 0/1", with(5, utf("002")), sig, ErrMalformedAttribute},
 		{"substitutes not ascending", func() []pkix.Extension {
-			return append(basic(), pkix.Extension{Id: sig.Attributes[profile.AttrName].Substitutes, Value: subs})
+			return append(fs(), pkix.Extension{Id: sig.Attributes[profile.AttrFormerSurname].Substitutes, Value: subs})
 		}, sig, ErrMalformedAttribute},
 		{"substitutes without value", func() []pkix.Extension {
 			s, _ := asn1.Marshal([]int{0})

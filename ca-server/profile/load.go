@@ -61,6 +61,7 @@ type fileJSON struct {
 	OCSPServer           string          `json:"ocspServer"`
 	Validity             string          `json:"validity"`
 	Subject              []subjectJSON   `json:"subject"`
+	IssuerAltName        []subjectJSON   `json:"issuerAltName"`
 	PersonalAttributes   *attributesJSON `json:"personalAttributes"`
 }
 
@@ -281,6 +282,24 @@ func Parse(source string, data []byte) (*Profile, error) {
 		return nil, wrap("subject", ErrSubjectNotUnique, "")
 	}
 
+	// issuerAltName: a directoryName, fixed text (no placeholders). Real
+	// JPKI certificates of both kinds carry DirName C=JP, O=公的個人認証サービス.
+	for i, s := range f.IssuerAltName {
+		field := fmt.Sprintf("issuerAltName[%d]", i)
+		oid, ok := subjectTypes[s.Type]
+		if !ok {
+			return nil, wrap(field, ErrBadSubject, "type must be C, O, OU or CN, got "+strconv.Quote(s.Type))
+		}
+		n, err := checkSubjectValue(s.Type, s.Value)
+		if err != nil {
+			return nil, wrap(field, err, strconv.Quote(s.Value))
+		}
+		if n != 0 {
+			return nil, wrap(field, ErrUnknownPlaceholder, strconv.Quote(s.Value))
+		}
+		p.IssuerAltName = append(p.IssuerAltName, SubjectAttribute{Type: s.Type, OID: oid, Value: s.Value})
+	}
+
 	if f.PersonalAttributes == nil {
 		return nil, wrap("personalAttributes", ErrMissingField, "use {} for none")
 	}
@@ -331,6 +350,13 @@ func Parse(source string, data []byte) (*Profile, error) {
 		for _, a := range []Attribute{AttrName, AttrSex, AttrDateOfBirth, AttrAddress} {
 			if _, ok := p.Attributes[a]; !ok {
 				return nil, wrap("personalAttributes."+string(a), ErrMissingAttribute, "TS Art. 11")
+			}
+		}
+		// R02 II-2-5(4)(5): every signature certificate carries the
+		// position strings of name and address (all '0' when none).
+		for _, a := range []Attribute{AttrName, AttrAddress} {
+			if p.Attributes[a].Substitutes == nil {
+				return nil, wrap("personalAttributes."+string(a)+".substitutesOid", ErrMissingAttribute, "R02 II-2-5(4)(5)")
 			}
 		}
 	}

@@ -21,6 +21,8 @@ import (
 	"fmt"
 	"math/big"
 	"strings"
+
+	"madoguchi/jpki"
 )
 
 // Kind is the type of certificate a profile describes.
@@ -95,6 +97,9 @@ type Profile struct {
 	OCSPServer           string
 	Validity             ValidityRule
 	Subject              []SubjectAttribute
+	// IssuerAltName is the directoryName of the issuerAltName extension;
+	// empty means no issuerAltName.
+	IssuerAltName []SubjectAttribute
 	// Attributes maps each personal attribute the profile certifies to its
 	// OIDs; empty for user-authentication profiles.
 	Attributes map[Attribute]AttributeOIDs
@@ -133,6 +138,33 @@ func (p *Profile) OCSPURL(issuerKeyID []byte) string {
 
 func expandURL(tmpl string, issuerKeyID []byte) string {
 	return strings.ReplaceAll(tmpl, placeholderIssuerKeyID, hex.EncodeToString(issuerKeyID))
+}
+
+// IssuerAltNameRDNs returns the issuerAltName directoryName, one attribute
+// per RDN in profile order, or nil when the profile has none.
+func (p *Profile) IssuerAltNameRDNs() pkix.RDNSequence {
+	if len(p.IssuerAltName) == 0 {
+		return nil
+	}
+	seq := make(pkix.RDNSequence, 0, len(p.IssuerAltName))
+	for _, a := range p.IssuerAltName {
+		seq = append(seq, pkix.RelativeDistinguishedNameSET{{Type: a.OID, Value: a.Value}})
+	}
+	return seq
+}
+
+// Layout returns the subjectAltName layout of the basic four items and
+// their substitute positions (jpki), from this profile's OIDs. ok is false
+// for a profile without personal data.
+func (p *Profile) Layout() (l jpki.Layout, ok bool) {
+	if !p.CarriesPersonalData() {
+		return jpki.Layout{}, false
+	}
+	a := p.Attributes
+	return jpki.Layout{
+		Name: a[AttrName].OID, BirthDate: a[AttrDateOfBirth].OID, Sex: a[AttrSex].OID, Address: a[AttrAddress].OID,
+		NamePositions: a[AttrName].Substitutes, AddressPositions: a[AttrAddress].Substitutes,
+	}, true
 }
 
 // CarriesPersonalData reports whether certificates of this profile carry

@@ -50,6 +50,24 @@ func TestDefaultProfiles(t *testing.T) {
 	if sig.Attributes[AttrName].Substitutes == nil || sig.Attributes[AttrAddress].Substitutes == nil {
 		t.Error("signature profile lacks substitute OIDs for name/address")
 	}
+	// The subjectAltName layout of real certificates (J-LIS profile 2.2): .1 name, .4 birth date,
+	// .3 sex, .5 address, .2 and .6 the positions, in that order.
+	l, ok := sig.Layout()
+	var got []string
+	for _, o := range l.Order() {
+		got = append(got, o.String())
+	}
+	if want := "1.2.392.200149.8.5.5.1 1.2.392.200149.8.5.5.4 1.2.392.200149.8.5.5.3 1.2.392.200149.8.5.5.5 1.2.392.200149.8.5.5.2 1.2.392.200149.8.5.5.6"; !ok || strings.Join(got, " ") != want {
+		t.Errorf("signature layout %v, want %s", got, want)
+	}
+	if _, ok := ua.Layout(); ok {
+		t.Error("user-authentication profile has a personal-data layout")
+	}
+	for _, p := range []*Profile{sig, ua} {
+		if ian := p.IssuerAltNameRDNs().String(); ian != "O=公的個人認証サービス,C=JP" {
+			t.Errorf("%s issuerAltName %q", p.Name, ian)
+		}
+	}
 	if _, err := s.Get("nope"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Get(nope) = %v", err)
 	}
@@ -99,6 +117,13 @@ func TestParseRejects(t *testing.T) {
 		{"substitutes on sex", "signature.json", func(m map[string]any) {
 			attrs(m)["sex"] = map[string]any{"oid": "1.2.392.200149.8.5.5.3", "substitutesOid": "1.2.392.200149.8.5.5.30"}
 		}, ErrUnknownField},
+		{"no name positions", "signature.json", func(m map[string]any) { attrs(m)["name"] = map[string]any{"oid": "1.2.392.200149.8.5.5.1"} }, ErrMissingAttribute},
+		{"issuerAltName placeholder", "signature.json", func(m map[string]any) {
+			m["issuerAltName"] = []any{map[string]any{"type": "O", "value": "{serial}"}}
+		}, ErrUnknownPlaceholder},
+		{"issuerAltName bad type", "user-authentication.json", func(m map[string]any) {
+			m["issuerAltName"] = []any{map[string]any{"type": "L", "value": "x"}}
+		}, ErrBadSubject},
 		{"wrong type", "signature.json", func(m map[string]any) { m["keyUsage"] = "digitalSignature" }, ErrWrongType},
 		{"no name", "signature.json", func(m map[string]any) { delete(m, "name") }, ErrMissingField},
 		{"bad name", "signature.json", func(m map[string]any) { m["name"] = "Signature Profile" }, ErrBadName},

@@ -36,6 +36,15 @@ type Applicant struct {
 	FormerSurname string `json:"former_surname,omitempty"` // 旧氏
 	Alias         string `json:"alias,omitempty"`          // 通称
 	CardExpiry    string `json:"card_expiry"`              // the card's own expiry date (CPS §6.3.2.2)
+	// NameSubstitutes and AddressSubstitutes are the 代替文字 positions of
+	// Name and Address (R02 II-2-5(4)(5)): one '0' or '1' per character
+	// (Unicode code point) of the substituted text, '1' where a substitute
+	// stands; empty means no substitute. The CA writes them into the
+	// certificate (.5.5.2, .5.5.6) and refuses a string of the wrong length,
+	// with another character, or with a '1' at a character that cannot be a
+	// substitute (jpki.MaySubstitute).
+	NameSubstitutes    string `json:"name_substitutes,omitempty"`
+	AddressSubstitutes string `json:"address_substitutes,omitempty"`
 }
 
 // PrepareRequest asks the CA to prepare one certificate for the card.
