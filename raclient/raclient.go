@@ -82,13 +82,15 @@ func kindOf(c wire.Code) error {
 	case wire.CodeNotFound, wire.CodeRouteNotFound:
 		return ErrNotFound
 	case wire.CodeClientCertMissing, wire.CodeClientCertInvalid, wire.CodeClientCertExpired, wire.CodeTerminalUnknown, wire.CodeTerminalRevoked, wire.CodeOperatorRequired,
-		wire.CodeVerifierRequired, wire.CodeVerifierUnknown, wire.CodeVerifierRevoked:
+		wire.CodeVerifierRequired, wire.CodeVerifierUnknown, wire.CodeVerifierRevoked,
+		wire.CodeHolderSignatureInvalid, wire.CodeOnlineSignatureOnly: // the holder's online revocation (public listener)
 		return ErrForbidden
 	case wire.CodeInvalidApplicant:
 		return ErrInvalidApplicant
-	case wire.CodeMalformedJSON, wire.CodeUnknownField, wire.CodeWrongType, wire.CodeBodyTooLarge, wire.CodeUnsupportedMedia, wire.CodeInvalidRequest, wire.CodeInvalidCSR, wire.CodeMethodNotAllowed:
+	case wire.CodeMalformedJSON, wire.CodeUnknownField, wire.CodeWrongType, wire.CodeBodyTooLarge, wire.CodeUnsupportedMedia, wire.CodeInvalidRequest, wire.CodeInvalidCSR, wire.CodeMethodNotAllowed,
+		wire.CodeRequestStale:
 		return ErrInvalidRequest
-	case wire.CodeInvalidState, wire.CodeRequestIDReused, wire.CodeChannelUsed:
+	case wire.CodeInvalidState, wire.CodeRequestIDReused, wire.CodeChannelUsed, wire.CodeRequestReplayed:
 		return ErrConflict
 	case wire.CodeChannelExpired:
 		return ErrChannelExpired

@@ -410,7 +410,9 @@ func TestEveryWireCodeMapsToItsKind(t *testing.T) {
 		"CodeCardUnknown":    raclient.ErrCardUnknown, "CodeCardOtherMunicipality": raclient.ErrCardOtherMunicipality,
 		"CodeCertificateLive":    raclient.ErrCertificateLive,
 		"CodeAuditHeadBackwards": raclient.ErrAuditHeadRefused, "CodeAuditHeadForked": raclient.ErrAuditHeadRefused,
-		"CodeAuditAnchorStale": raclient.ErrAuditAnchorStale,
+		"CodeAuditAnchorStale":       raclient.ErrAuditAnchorStale,
+		"CodeHolderSignatureInvalid": raclient.ErrForbidden, "CodeOnlineSignatureOnly": raclient.ErrForbidden,
+		"CodeRequestStale": raclient.ErrInvalidRequest, "CodeRequestReplayed": raclient.ErrConflict,
 	}
 	kinds := []error{raclient.ErrDuplicatePerson, raclient.ErrPendingPerson, raclient.ErrRenewalTooEarly, raclient.ErrNotFound, raclient.ErrForbidden,
 		raclient.ErrInvalidApplicant, raclient.ErrInvalidRequest, raclient.ErrConflict, raclient.ErrChannelExpired, raclient.ErrCard,
