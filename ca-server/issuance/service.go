@@ -139,7 +139,7 @@ func (s *Service) Prepare(ctx context.Context, c Caller, req wire.PrepareRequest
 	reqHash := sha256.Sum256(body)
 
 	if prev, err := s.cfg.Store.IssuanceByRequest(ctx, c.TerminalID, req.RequestID); err == nil {
-		return s.replayPrepare(prev, reqHash[:])
+		return s.replayPrepare(prev, reqHash[:], req)
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return wire.PrepareResponse{}, storeError(err)
 	}
@@ -172,6 +172,12 @@ func (s *Service) Prepare(ctx context.Context, c Caller, req wire.PrepareRequest
 	sess, err := s.cfg.Cards.Authenticate(ctx, CardAuth{CardSerial: req.CardSerial, HostChallenge: ch.HostChallenge, InitUpdateResponse: req.InitUpdateResponse})
 	if err != nil {
 		return wire.PrepareResponse{}, wire.Wrap(wire.CodeCardAuthFailed, err, "card cryptogram did not verify")
+	}
+	// Issue 17: blank stock or the applicant's own card only (ownership.go); before any key
+	// is spent or anything is written.
+	owner, err := s.checkCardOwner(ctx, req.CardSerial, app.PersonHash, req.CardContents)
+	if err != nil {
+		return wire.PrepareResponse{}, err
 	}
 
 	key, err := s.cfg.Keys.GenerateUserKey(ctx)
@@ -220,7 +226,7 @@ func (s *Service) Prepare(ctx context.Context, c Caller, req wire.PrepareRequest
 		if errors.Is(err, store.ErrDuplicateReq) {
 			// a concurrent retry won the race: answer as a replay
 			if prev, err2 := s.cfg.Store.IssuanceByRequest(ctx, c.TerminalID, req.RequestID); err2 == nil {
-				return s.replayPrepare(prev, reqHash[:])
+				return s.replayPrepare(prev, reqHash[:], req)
 			}
 		}
 		return wire.PrepareResponse{}, storeError(err)
@@ -253,7 +259,9 @@ func (s *Service) Prepare(ctx context.Context, c Caller, req wire.PrepareRequest
 		}
 		return wire.PrepareResponse{}, storeError(err)
 	}
-	return prepareResponse(prepared, script), nil
+	resp := prepareResponse(prepared, script)
+	resp.CardOwner = owner
+	return resp, nil
 }
 
 // newSerial returns a positive 127-bit random serial (RFC 5280 §4.1.2.2:
@@ -268,7 +276,7 @@ func (s *Service) newSerial() (*big.Int, error) {
 	return new(big.Int).SetBytes(b), nil
 }
 
-func (s *Service) replayPrepare(prev store.Issuance, reqHash []byte) (wire.PrepareResponse, error) {
+func (s *Service) replayPrepare(prev store.Issuance, reqHash []byte, req wire.PrepareRequest) (wire.PrepareResponse, error) {
 	if string(prev.RequestSHA256) != string(reqHash) {
 		return wire.PrepareResponse{}, wire.Errorf(wire.CodeRequestIDReused, "request_id %q was used for a different request", prev.RequestID)
 	}
@@ -278,7 +286,9 @@ func (s *Service) replayPrepare(prev store.Issuance, reqHash []byte) (wire.Prepa
 		if err := json.Unmarshal(prev.Script, &script); err != nil {
 			return wire.PrepareResponse{}, wire.Wrap(wire.CodeInternal, err, "stored script unreadable")
 		}
-		return prepareResponse(prev, script), nil
+		resp := prepareResponse(prev, script)
+		resp.CardOwner = replayCardOwner(req)
+		return resp, nil
 	case store.StateIssuing:
 		return wire.PrepareResponse{}, wire.Errorf(wire.CodeUnavailable, "issuance %s is still being prepared; retry", prev.ID)
 	default:
@@ -449,6 +459,8 @@ func storeError(err error) error {
 		code, msg = wire.CodeDuplicatePerson, "the person already has a valid or held certificate of this type"
 	case errors.Is(err, store.ErrPendingPerson):
 		code, msg = wire.CodePendingPerson, "a certificate of this type is already being issued to the person"
+	case errors.Is(err, store.ErrCardOtherPerson):
+		code, msg = wire.CodeCardOtherPerson, "the card holds or was delivered with another person's certificates"
 	case errors.Is(err, store.ErrDuplicateReq):
 		code, msg = wire.CodeRequestIDReused, "request_id already used"
 	case errors.Is(err, store.ErrChannelUsed):

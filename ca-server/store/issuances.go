@@ -145,6 +145,17 @@ func (s *sqlStore) BeginIssuance(ctx context.Context, is Issuance, now time.Time
 				return fmt.Errorf("%w (%s)", ErrDuplicatePerson, is.CertType)
 			}
 		}
+		// Issue 17: checked again here, so two prepares for one card cannot both pass the
+		// service's check (issuance/ownership.go).
+		var others int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM issuances WHERE lower(card_serial) = lower(?) AND person_hash <> ?
+			AND (delivered_at IS NOT NULL OR state IN ('issuing', 'prepared', 'delivered', 'held'))`,
+			is.CardSerial, is.PersonHash).Scan(&others); err != nil {
+			return fmt.Errorf("store: check card owner: %w", err)
+		}
+		if others > 0 {
+			return fmt.Errorf("%w: card %s", ErrCardOtherPerson, is.CardSerial)
+		}
 		if _, err := tx.ExecContext(ctx, `UPDATE channels SET used_at = ? WHERE id = ?`, now.UnixNano(), is.ChannelID); err != nil {
 			return fmt.Errorf("store: consume channel: %w", err)
 		}

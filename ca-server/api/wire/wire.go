@@ -49,6 +49,9 @@ type PrepareRequest struct {
 	CertType           string    `json:"cert_type"`  // "sign" or "auth"
 	Supersedes         bool      `json:"supersedes"` // renewal or card replacement (CPS §4.3.1.1)
 	Applicant          Applicant `json:"applicant"`
+	// CardContents is what the terminal read on the card before writing (ownership.go);
+	// nil from a terminal that did not read it (the CA then relies on its records).
+	CardContents *CardContents `json:"card_contents,omitempty"`
 }
 
 // PrepareResponse returns the prepared certificate and the protected script.
@@ -59,6 +62,9 @@ type PrepareResponse struct {
 	Certificate []byte    `json:"certificate"` // DER
 	Script      [][]byte  `json:"script"`      // protected command APDUs, in order
 	Deadline    time.Time `json:"deadline"`
+	// CardOwner is whose card the CA found this to be: CardOwnerBlank or CardOwnerApplicant
+	// (ownership.go). The terminal writes a card that is not blank only on "applicant".
+	CardOwner string `json:"card_owner,omitempty"`
 }
 
 // ConfirmRequest carries the card's protected responses to the script.
