@@ -410,13 +410,14 @@ func TestEveryWireCodeMapsToItsKind(t *testing.T) {
 		"CodeCertificateLive":    raclient.ErrCertificateLive,
 		"CodeAuditHeadBackwards": raclient.ErrAuditHeadRefused, "CodeAuditHeadForked": raclient.ErrAuditHeadRefused,
 		"CodeAuditAnchorStale": raclient.ErrAuditAnchorStale,
+		"CodeCardOtherPerson":  raclient.ErrCardOtherPerson, "CodeCardStateUnknown": raclient.ErrCardStateUnknown,
 	}
 	kinds := []error{raclient.ErrDuplicatePerson, raclient.ErrPendingPerson, raclient.ErrNotFound, raclient.ErrForbidden,
 		raclient.ErrInvalidApplicant, raclient.ErrInvalidRequest, raclient.ErrConflict, raclient.ErrChannelExpired, raclient.ErrCard,
 		raclient.ErrTokenInvalid, raclient.ErrUnavailable, raclient.ErrInternal, raclient.ErrAlreadyRevoked, raclient.ErrNotOnHold,
 		raclient.ErrWrongCA, raclient.ErrChannelNotAllowed, raclient.ErrCertificateExpired, raclient.ErrUnknownEvent,
 		raclient.ErrCardUnknown, raclient.ErrCardOtherMunicipality, raclient.ErrCertificateLive, raclient.ErrOtherMunicipality, raclient.ErrPersonMismatch,
-		raclient.ErrAuditHeadRefused, raclient.ErrAuditAnchorStale}
+		raclient.ErrAuditHeadRefused, raclient.ErrAuditAnchorStale, raclient.ErrCardOtherPerson, raclient.ErrCardStateUnknown}
 	codes := wireCodes(t)
 	if len(codes) < len(want) {
 		t.Fatalf("read %d codes from ca-server/api/wire, the table has %d", len(codes), len(want))
