@@ -44,6 +44,8 @@ type fakeCA struct {
 	// corruptScript flips a bit in the MAC of the given APDU index of the next script
 	corruptScript int
 	calls         map[string]int
+	// prepared: every prepare request received, in order
+	prepared []wire.PrepareRequest
 }
 
 type fakeIssuance struct {
@@ -125,6 +127,7 @@ func (f *fakeCA) Prepare(ctx context.Context, operator string, req wire.PrepareR
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls["prepare"]++
+	f.prepared = append(f.prepared, req)
 	if operator == "" {
 		return wire.PrepareResponse{}, caErr(403, wire.CodeOperatorRequired, "operator required")
 	}
