@@ -44,8 +44,9 @@ type fakeCA struct {
 	// corruptScript flips a bit in the MAC of the given APDU index of the next script
 	corruptScript int
 	calls         map[string]int
-	// prepared: every prepare request received, in order
+	// prepared, aborts: every prepare and abort request received, in order
 	prepared []wire.PrepareRequest
+	aborts   []wire.AbortRequest
 }
 
 type fakeIssuance struct {
@@ -253,6 +254,7 @@ func (f *fakeCA) Abort(ctx context.Context, operator, id string, req wire.AbortR
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls["abort"]++
+	f.aborts = append(f.aborts, req)
 	if err := take(&f.failAbort); err != nil {
 		return wire.IssuanceStatus{}, err
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"madoguchi/app/apperr"
+	"madoguchi/app/pinrule"
 	"madoguchi/app/workflow"
 	"madoguchi/cardio"
 	"madoguchi/cardio/vcard"
@@ -69,5 +70,32 @@ func TestCardReadBeforeWriteAndOwnerChecked(t *testing.T) {
 		if string(onCard) != string(d.Certificate) {
 			t.Errorf("%s certificate on the card was replaced", d.CertType)
 		}
+	}
+}
+
+// TestAbortTellsCAWhetherCardWasWritten: an issuance aborted after its script's FINALIZE
+// (here: the applicant leaves at the PIN step) tells the CA the card may hold the new key
+// (AbortRequest.CardWritten), so the CA can revoke the certificate of a key a renewal replaced
+// on the card (issue 17); one aborted before anything was committed does not.
+func TestAbortTellsCAWhetherCardWasWritten(t *testing.T) {
+	f := newFixture(t)
+	req := f.request()
+	req.PINs = func(ctx context.Context, r PINRequest) (pinrule.PIN, pinrule.PIN, error) {
+		return pinrule.PIN{}, pinrule.PIN{}, errors.New("applicant left the counter")
+	}
+	if _, err := f.o.Issue(context.Background(), req); !errors.Is(err, ErrPINCancelled) {
+		t.Fatalf("Issue: %v", err)
+	}
+	if len(f.ca.aborts) != 2 || !f.ca.aborts[0].CardWritten || !f.ca.aborts[1].CardWritten {
+		t.Fatalf("aborts after the card was written: %+v", f.ca.aborts)
+	}
+
+	g := newFixture(t, workflow.UserAuthCert)
+	g.ca.corruptScript = 4 // FINALIZE refused by the card: nothing committed
+	if _, err := g.o.Issue(context.Background(), g.request()); err == nil {
+		t.Fatal("Issue with a refused FINALIZE succeeded")
+	}
+	if len(g.ca.aborts) != 1 || g.ca.aborts[0].CardWritten {
+		t.Fatalf("aborts when nothing was committed: %+v", g.ca.aborts)
 	}
 }

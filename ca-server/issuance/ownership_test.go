@@ -130,3 +130,77 @@ func TestPrepareRefusesCardOfUnknownState(t *testing.T) {
 }
 
 var _ issuance.CardRecords = (*store.SQLite)(nil)
+
+// TestAbortedRenewalOnWrittenCardRevokesReplacedKey: issue 17, "a failed write never leaves a
+// valid or held certificate without its key". A renewal on the holder's own card whose script
+// reached FINALIZE (card_written) and was then aborted may have replaced the old key: the old
+// certificate on that card is revoked as superseded (reason 4). Without card_written, or for
+// a renewal onto another card, the old certificate stays as it was. Seen failing on the old
+// code (the old certificate stayed delivered).
+func TestAbortedRenewalOnWrittenCardRevokesReplacedKey(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	const a, card = "12345678901", "CARD00A1"
+	old := r.deliver(t, r.cardReq(t, "a-sign", a, card, store.CertSign, nil), wire.CardOwnerBlank)
+	state := func(serial string) (store.State, int) {
+		t.Helper()
+		recs, err := r.st.CardIssuances(ctx, card)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range recs {
+			if c.Serial == serial {
+				is, err := r.st.Issuance(ctx, c.IssuanceID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return is.State, is.RevocationReason
+			}
+		}
+		t.Fatalf("no record of %s on the card", serial)
+		return "", 0
+	}
+	renew := func(reqID, onCard string) wire.PrepareResponse {
+		t.Helper()
+		req := r.cardReq(t, reqID, a, onCard, store.CertSign, &wire.CardContents{PINsSet: []string{"sign"}})
+		if onCard != card {
+			req.CardContents = &wire.CardContents{}
+		}
+		req.Supersedes = true
+		resp, err := r.svc.Prepare(ctx, r.caller, req)
+		if err != nil {
+			t.Fatalf("renewal %s: %v", reqID, err)
+		}
+		return resp
+	}
+	// aborted before the card was written: the old certificate stays valid
+	p1 := renew("renew-1", card)
+	if _, err := r.svc.Abort(ctx, r.caller, p1.IssuanceID, wire.AbortRequest{RequestID: "ab-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := state(old); st != store.StateDelivered {
+		t.Fatalf("old certificate after an abort before writing: %s", st)
+	}
+	// a renewal onto a new card, written and aborted: the old card keeps its key
+	p2 := renew("renew-2", "CARD00A2")
+	if _, err := r.svc.Abort(ctx, r.caller, p2.IssuanceID, wire.AbortRequest{RequestID: "ab-2", CardWritten: true}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := state(old); st != store.StateDelivered {
+		t.Fatalf("old certificate after an aborted renewal onto another card: %s", st)
+	}
+	// written on the same card and aborted: the replaced key's certificate is revoked
+	if _, err := r.st.HoldCertificate(ctx, store.StatusRequest{Serial: old, Kind: "lost", Channel: "phone", Terminal: "local", Operator: "cc-1", Evidence: "phone report", At: r.clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	p3 := renew("renew-3", card)
+	for range 2 { // a retried abort changes nothing more
+		st, err := r.svc.Abort(ctx, r.caller, p3.IssuanceID, wire.AbortRequest{RequestID: "ab-3", CardWritten: true})
+		if err != nil || st.State != "revoked" || *st.RevocationReason != store.ReasonDestroyedBeforeDelivery {
+			t.Fatalf("abort of the written renewal: %+v %v", st, err)
+		}
+	}
+	if st, reason := state(old); st != store.StateRevoked || reason != store.ReasonSuperseded {
+		t.Fatalf("held certificate whose key the aborted renewal replaced: %s reason %d, want revoked reason 4", st, reason)
+	}
+}

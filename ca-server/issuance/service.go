@@ -367,13 +367,42 @@ func (s *Service) Abort(ctx context.Context, c Caller, id string, req wire.Abort
 		return wire.IssuanceStatus{}, err
 	}
 	if is.State == store.StateRevoked && is.RevocationReason == store.ReasonDestroyedBeforeDelivery && is.AbortRequestID == "" {
-		return Status(is), nil // the sweeper or a failed prepare already ended it
+		// the sweeper or a failed prepare already ended it
+		return Status(is), s.revokeReplaced(ctx, is, req)
 	}
 	done, err := s.cfg.Store.AbortIssuance(ctx, id, req.RequestID, s.cfg.Clock())
 	if err != nil {
 		return wire.IssuanceStatus{}, storeError(err)
 	}
-	return Status(done), nil
+	return Status(done), s.revokeReplaced(ctx, done, req)
+}
+
+// KeyReplacer is the part of the store an aborted renewal on a written card needs.
+type KeyReplacer interface {
+	RevokeReplacedOnCard(ctx context.Context, id string, now time.Time) (int, error)
+}
+
+// revokeReplaced: a renewal aborted after its script's FINALIZE was sent may have replaced
+// the applicant's previous key on the same card (the card commits the staged key at
+// FINALIZE, cardio/perso). The certificate of that key must not stay valid or held without
+// it (issue 17), so it is revoked as superseded (reason 4), as a completed renewal would have
+// done at confirm (CPS §4.3.1.1). A renewal onto another card leaves the old card alone.
+func (s *Service) revokeReplaced(ctx context.Context, is store.Issuance, req wire.AbortRequest) error {
+	if !req.CardWritten || !is.Supersedes || is.State != store.StateRevoked {
+		return nil
+	}
+	kr, ok := s.cfg.Store.(KeyReplacer)
+	if !ok {
+		return wire.Errorf(wire.CodeUnavailable, "the store cannot revoke a replaced key's certificate")
+	}
+	n, err := kr.RevokeReplacedOnCard(context.WithoutCancel(ctx), is.ID, s.cfg.Clock())
+	if err != nil {
+		return storeError(err)
+	}
+	if n > 0 {
+		s.cfg.Logger.Info("issuance: revoked the certificate of a key replaced by an aborted renewal", "issuance", is.ID, "revoked", n, "reason", store.ReasonSuperseded)
+	}
+	return nil
 }
 
 // Status returns the caller's issuance.

@@ -77,6 +77,11 @@ type ConfirmRequest struct {
 type AbortRequest struct {
 	RequestID string `json:"request_id"`
 	Reason    string `json:"reason,omitempty"` // free text for the audit record
+	// CardWritten: the script's FINALIZE was sent, so the card may hold this issuance's key
+	// in place of the one it held before. For a renewal on the same card the CA then also
+	// revokes the certificate of the replaced key (issue 17: no valid or held certificate
+	// outlives its key).
+	CardWritten bool `json:"card_written,omitempty"`
 }
 
 // IssuanceStatus is the state of one issuance.
