@@ -35,6 +35,28 @@ type CardRecords interface {
 	CardIssuances(ctx context.Context, cardSerial string) ([]store.CardIssuance, error)
 }
 
+// checkCardContents checks the shape of what the terminal reports (a JPKI AP has two user
+// certificates and two PINs; a serial is at most 20 octets, RFC 5280 §4.1.2.2).
+func checkCardContents(c *wire.CardContents) error {
+	if c == nil {
+		return nil
+	}
+	if len(c.Certificates) > 2 || len(c.PINsSet) > 2 {
+		return wire.Errorf(wire.CodeInvalidRequest, "card_contents: at most 2 certificates and 2 PINs")
+	}
+	for _, s := range c.Certificates {
+		if len(s) == 0 || len(s) > 40 || strings.Trim(strings.ToLower(s), "0123456789abcdef") != "" {
+			return wire.Errorf(wire.CodeInvalidRequest, "card_contents: certificate serials are 1 to 40 hexadecimal digits")
+		}
+	}
+	for _, p := range c.PINsSet {
+		if p != "sign" && p != "auth" {
+			return wire.Errorf(wire.CodeInvalidRequest, "card_contents: pins_set holds \"sign\" or \"auth\"")
+		}
+	}
+	return nil
+}
+
 // checkCardOwner applies the rules above and returns wire.CardOwnerBlank or
 // wire.CardOwnerApplicant.
 func (s *Service) checkCardOwner(ctx context.Context, cardSerial string, person []byte, contents *wire.CardContents) (string, error) {

@@ -3,6 +3,7 @@ package issuance_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"madoguchi/ca-server/api/wire"
@@ -124,6 +125,14 @@ func TestPrepareRefusesCardOfUnknownState(t *testing.T) {
 		req := r.cardReq(t, fmt.Sprintf("r-%d", i), tc.code, tc.card, store.CertSign, tc.contents)
 		if _, err := r.svc.Prepare(ctx, r.caller, req); code(err) != tc.want {
 			t.Fatalf("%s: %v, want %s", tc.name, err, tc.want)
+		}
+	}
+	for i, bad := range []*wire.CardContents{
+		{Certificates: []string{"1", "2", "3"}}, {Certificates: []string{""}}, {Certificates: []string{"xyz"}},
+		{Certificates: []string{strings.Repeat("a", 41)}}, {PINsSet: []string{"admin"}}, {PINsSet: []string{"sign", "auth", "sign"}},
+	} {
+		if _, err := r.svc.Prepare(ctx, r.caller, r.cardReq(t, fmt.Sprintf("bad-%d", i), b, "CARD00B5", store.CertSign, bad)); code(err) != wire.CodeInvalidRequest {
+			t.Errorf("card contents %+v: %v, want %s", bad, err, wire.CodeInvalidRequest)
 		}
 	}
 	r.deliver(t, r.cardReq(t, "b-blank", b, "CARD00B5", store.CertSign, &wire.CardContents{}), wire.CardOwnerBlank)

@@ -135,6 +135,9 @@ func (s *Service) Prepare(ctx context.Context, c Caller, req wire.PrepareRequest
 	if req.ChannelID == "" || req.CardSerial == "" || len(req.CardSerial) > 64 || len(req.InitUpdateResponse) == 0 {
 		return wire.PrepareResponse{}, wire.Errorf(wire.CodeInvalidRequest, "channel_id, card_serial and init_update_response are required")
 	}
+	if err := checkCardContents(req.CardContents); err != nil {
+		return wire.PrepareResponse{}, err
+	}
 	body, _ := json.Marshal(req) // struct encoding is deterministic
 	reqHash := sha256.Sum256(body)
 
