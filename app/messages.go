@@ -43,6 +43,7 @@ var messagesJA = map[apperr.Kind]string{
 	apperr.CertificateNotRevoked:  "この鍵の電子証明書がまだ有効（または一時保留中）です。先に電子証明書を失効させてください。",
 	apperr.CardRefused:            "カードとの処理を完了できませんでした。カードを確認して、もう一度お試しください。",
 	apperr.PINNotSet:              "暗証番号は初期化されましたが、新しい暗証番号が設定されていません。もう一度手続を行い、申請者に暗証番号を設定してもらってください。",
+	apperr.CardNotApplicants:      "このカードは未使用のカードでも申請者ご本人のカードでもないため、何も書き込まずに発行を中止しました。カードを確認してください。",
 }
 
 // MessageJA returns the Japanese message for err: the specific PIN-rule message for a weak PIN,

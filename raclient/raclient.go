@@ -124,6 +124,11 @@ func kindOf(c wire.Code) error {
 		return ErrCardOtherMunicipality
 	case wire.CodeCertificateLive:
 		return ErrCertificateLive
+	// Card ownership at prepare (ownership.go holds the sentinels).
+	case wire.CodeCardOtherPerson:
+		return ErrCardOtherPerson
+	case wire.CodeCardStateUnknown:
+		return ErrCardStateUnknown
 	// Audit witness (witness.go holds the sentinels).
 	case wire.CodeAuditHeadBackwards, wire.CodeAuditHeadForked:
 		return ErrAuditHeadRefused

@@ -413,13 +413,14 @@ func TestEveryWireCodeMapsToItsKind(t *testing.T) {
 		"CodeAuditAnchorStale":       raclient.ErrAuditAnchorStale,
 		"CodeHolderSignatureInvalid": raclient.ErrForbidden, "CodeOnlineSignatureOnly": raclient.ErrForbidden,
 		"CodeRequestStale": raclient.ErrInvalidRequest, "CodeRequestReplayed": raclient.ErrConflict,
+		"CodeCardOtherPerson": raclient.ErrCardOtherPerson, "CodeCardStateUnknown": raclient.ErrCardStateUnknown,
 	}
 	kinds := []error{raclient.ErrDuplicatePerson, raclient.ErrPendingPerson, raclient.ErrRenewalTooEarly, raclient.ErrNotFound, raclient.ErrForbidden,
 		raclient.ErrInvalidApplicant, raclient.ErrInvalidRequest, raclient.ErrConflict, raclient.ErrChannelExpired, raclient.ErrCard,
 		raclient.ErrTokenInvalid, raclient.ErrUnavailable, raclient.ErrInternal, raclient.ErrAlreadyRevoked, raclient.ErrNotOnHold,
 		raclient.ErrWrongCA, raclient.ErrChannelNotAllowed, raclient.ErrCertificateExpired, raclient.ErrUnknownEvent,
 		raclient.ErrCardUnknown, raclient.ErrCardOtherMunicipality, raclient.ErrCertificateLive, raclient.ErrOtherMunicipality, raclient.ErrPersonMismatch,
-		raclient.ErrAuditHeadRefused, raclient.ErrAuditAnchorStale}
+		raclient.ErrAuditHeadRefused, raclient.ErrAuditAnchorStale, raclient.ErrCardOtherPerson, raclient.ErrCardStateUnknown}
 	codes := wireCodes(t)
 	if len(codes) < len(want) {
 		t.Fatalf("read %d codes from ca-server/api/wire, the table has %d", len(codes), len(want))

@@ -50,6 +50,7 @@ const (
 	CertificateNotRevoked              // key destruction while its certificate is valid or held: revoke first
 	CardRefused                        // the card or the CA refused the card's answer (wrong card, bad MAC, removed)
 	PINNotSet                          // the PIN was reset but the applicant set no new PIN
+	CardNotApplicants                  // the card is neither blank stock nor the applicant's own (issue 17): nothing written
 )
 
 var kindNames = [...]string{
@@ -66,6 +67,7 @@ var kindNames = [...]string{
 	NotSupported: "not supported by the ca", CAUnavailable: "ca unavailable",
 	CardUnknown: "card unknown to the ca", CardOtherMunicipality: "card of another municipality",
 	CertificateNotRevoked: "certificate not revoked", CardRefused: "card refused", PINNotSet: "pin not set",
+	CardNotApplicants: "card not the applicant's",
 }
 
 // String returns the kind's stable English name (used in audit records).

@@ -114,6 +114,10 @@ func reasonJA(e *Error) string {
 		return "カードから読み出した内容が発行した電子証明書と一致しないため、発行を中止しました。"
 	case errors.Is(err, ErrPINCancelled):
 		return "暗証番号の設定が完了しなかったため、発行を中止しました。"
+	case errors.Is(err, raclient.ErrCardOtherPerson):
+		return "このカードには別の方の電子証明書が記録されているため、何も書き込まずに発行を中止しました。未使用のカードか、申請者ご本人のカードで発行してください。"
+	case errors.Is(err, raclient.ErrCardStateUnknown), errors.Is(err, ErrCardNotApplicants):
+		return "このカードが未使用のカードか申請者ご本人のカードであることを確認できないため、何も書き込まずに発行を中止しました。カードを確認してください。"
 	case errors.Is(err, raclient.ErrDuplicatePerson):
 		return "この方には有効な同じ種類の電子証明書が既にあるため、新たに発行できません。"
 	case errors.Is(err, raclient.ErrPendingPerson):

@@ -48,6 +48,9 @@ type fakeCA struct {
 	// alterSAN changes the applicant data the next signature certificate is made from
 	alterSAN func(*wire.Applicant)
 	calls    map[string]int
+	// prepared, aborts: every prepare and abort request received, in order
+	prepared []wire.PrepareRequest
+	aborts   []wire.AbortRequest
 }
 
 type fakeIssuance struct {
@@ -129,6 +132,7 @@ func (f *fakeCA) Prepare(ctx context.Context, operator string, req wire.PrepareR
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls["prepare"]++
+	f.prepared = append(f.prepared, req)
 	if operator == "" {
 		return wire.PrepareResponse{}, caErr(403, wire.CodeOperatorRequired, "operator required")
 	}
@@ -267,6 +271,7 @@ func (f *fakeCA) Abort(ctx context.Context, operator, id string, req wire.AbortR
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls["abort"]++
+	f.aborts = append(f.aborts, req)
 	if err := take(&f.failAbort); err != nil {
 		return wire.IssuanceStatus{}, err
 	}

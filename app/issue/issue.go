@@ -228,6 +228,8 @@ type run struct {
 	serial  []byte
 	items   []*item
 	crashed bool
+	// contents is what the card showed before this run wrote anything (ownership.go).
+	contents *wire.CardContents
 }
 
 // errStopped marks a run stopped by the test hook: nothing more may happen, as after a crash.
@@ -322,6 +324,12 @@ func (r *run) issue(ctx context.Context) (*Result, error) {
 	}
 	r.serial = serial
 	serialHex := strings.ToUpper(hex.EncodeToString(serial))
+	// Issue 17: what the card holds is read before anything is written (ownership.go).
+	contents, err := readCardContents(ctx, r.req.Card)
+	if err != nil {
+		return nil, at(StepCard, err)
+	}
+	r.contents = contents
 
 	// One CA issuance per type, each on its own channel, each written by its own script.
 	for _, it := range r.items {
@@ -511,7 +519,8 @@ func (r *run) prepareAndWrite(ctx context.Context, it *item, serialHex string) e
 		return at(StepCard, fmt.Errorf("%w: initialize update answered for another serial", cardio.ErrCardSwapped))
 	}
 	preq := wire.PrepareRequest{RequestID: it.entry.RequestID, ChannelID: ch.ChannelID, CardSerial: serialHex, InitUpdateResponse: iu,
-		CertType: types[it.typ].wire, Supersedes: r.c.Kind == workflow.Renewal || r.c.NewCard, Kind: wireKind(r.c), Applicant: applicant}
+		CertType: types[it.typ].wire, Supersedes: r.c.Kind == workflow.Renewal || r.c.NewCard, Kind: wireKind(r.c), Applicant: applicant,
+		CardContents: r.contents}
 	body, err := json.Marshal(preq)
 	if err != nil {
 		return at(StepPrepare, err)
@@ -541,6 +550,11 @@ func (r *run) prepareAndWrite(ctx context.Context, it *item, serialHex string) e
 		return at(StepPrepare, fmt.Errorf("%w: certificate: %v", ErrCAAnswer, err))
 	}
 	it.cert = presp.Certificate
+	// Issue 17: never relay a script to a card that is neither blank nor the applicant's; the
+	// prepared issuance is aborted (reason 0) by the caller.
+	if err := checkCardOwner(r.contents, presp.CardOwner); err != nil {
+		return at(StepPrepare, err)
+	}
 
 	r.progress(StepScript, it.typ)
 	responses, err := r.req.Card.RunScript(ctx, presp.Script)
@@ -870,6 +884,8 @@ func kindOf(err error) apperr.Kind {
 		return apperr.Cancelled
 	case errors.As(err, &k):
 		return k.ErrorKind()
+	case errors.Is(err, ErrCardNotApplicants), errors.Is(err, raclient.ErrCardOtherPerson), errors.Is(err, raclient.ErrCardStateUnknown):
+		return apperr.CardNotApplicants
 	case errors.Is(err, raclient.ErrDuplicatePerson), errors.Is(err, raclient.ErrPendingPerson):
 		return apperr.AlreadyExists
 	case errors.Is(err, raclient.ErrRenewalTooEarly):

@@ -151,7 +151,8 @@ func (o *Orchestrator) resolve(ctx context.Context, e Entry, cardMayHoldKey bool
 
 	to := workflow.IssAborted
 	if e.IssuanceID != "" {
-		st, err := o.cfg.CA.Abort(ctx, e.Operator, e.IssuanceID, wire.AbortRequest{RequestID: abortID(e.RequestID), Reason: truncate(reason, 200)})
+		st, err := o.cfg.CA.Abort(ctx, e.Operator, e.IssuanceID, wire.AbortRequest{RequestID: abortID(e.RequestID), Reason: truncate(reason, 200),
+			CardWritten: e.CardCleanup == CleanupRepersonalise})
 		if errors.Is(err, raclient.ErrConflict) {
 			// Not abortable: delivered already, or revoked by the CA's own sweeper.
 			st, err = o.cfg.CA.Status(ctx, e.Operator, e.IssuanceID)

@@ -397,7 +397,8 @@ func statusOf(code wire.Code) int {
 		return http.StatusUnauthorized
 	case wire.CodeTerminalRevoked:
 		return http.StatusForbidden
-	case wire.CodeDuplicatePerson, wire.CodePendingPerson, wire.CodeRequestIDReused, wire.CodeInvalidState, wire.CodeChannelUsed, wire.CodeRenewalTooEarly:
+	case wire.CodeDuplicatePerson, wire.CodePendingPerson, wire.CodeRequestIDReused, wire.CodeInvalidState, wire.CodeChannelUsed, wire.CodeRenewalTooEarly,
+		wire.CodeCardOtherPerson, wire.CodeCardStateUnknown: // card ownership (issuance/ownership.go)
 		return http.StatusConflict
 	case wire.CodeChannelExpired:
 		return http.StatusGone

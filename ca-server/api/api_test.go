@@ -180,8 +180,9 @@ func prepareReq(t *testing.T, c *raclient.Client, reqID, code string) wire.Prepa
 	if err != nil {
 		t.Fatal(err)
 	}
-	return wire.PrepareRequest{RequestID: reqID, ChannelID: ch.ChannelID, CardSerial: "CARD01",
-		InitUpdateResponse: issuancetest.CardCryptogram("CARD01", ch.HostChallenge), CertType: "sign", Applicant: applicant(code)}
+	card := "CARD-" + code // each person's own card (issue 17)
+	return wire.PrepareRequest{RequestID: reqID, ChannelID: ch.ChannelID, CardSerial: card,
+		InitUpdateResponse: issuancetest.CardCryptogram(card, ch.HostChallenge), CertType: "sign", Applicant: applicant(code)}
 }
 
 func (e *env) confirmReq(id, reqID string) wire.ConfirmRequest {
@@ -287,7 +288,7 @@ func TestBadRequestsAreRefusedAuditedAndChangeNothing(t *testing.T) {
 		return string(b)
 	}
 	impossible := strings.Replace(valid(), "1996-02-29", "1997-02-29", 1)
-	dupPerson := strings.Replace(valid(), "33333333333", "11111111111", 1)
+	dupPerson := strings.Replace(valid(), `"resident_code":"33333333333"`, `"resident_code":"11111111111"`, 1) // the card stays 3…3's, the person is 1…1
 	issuances := "/v1/issuances"
 	cases := []struct {
 		name       string

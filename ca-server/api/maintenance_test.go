@@ -61,9 +61,10 @@ func (e *env) deliver(terminalID, cardSerial string, typ store.CertType) string 
 	ch := store.Channel{ID: "ch-seed-" + id, TerminalID: terminalID, HostChallenge: rnd(8), CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
 	fp := rnd(32)
 	serial := "4" + hex.EncodeToString(rnd(15))
+	holder := sha256.Sum256([]byte(strings.ToLower(cardSerial))) // one card, one person (issue 17)
 	for _, err := range []error{e.st.CreateChannel(ctx, ch), e.st.RecordKeyFingerprint(ctx, fp, now),
 		e.st.BeginIssuance(ctx, store.Issuance{ID: "is-seed-" + id, TerminalID: terminalID, RequestID: "seed-" + id, RequestSHA256: rnd(32),
-			OperatorID: "op-1", ChannelID: ch.ID, CardSerial: cardSerial, PersonHash: rnd(32), CertType: typ, Serial: serial, KeySHA256: fp,
+			OperatorID: "op-1", ChannelID: ch.ID, CardSerial: cardSerial, PersonHash: holder[:], CertType: typ, Serial: serial, KeySHA256: fp,
 			Deadline: now.Add(time.Hour)}, now)} {
 		if err != nil {
 			e.t.Fatal(err)

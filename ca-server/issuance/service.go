@@ -141,11 +141,14 @@ func (s *Service) Prepare(ctx context.Context, c Caller, req wire.PrepareRequest
 	if err != nil {
 		return wire.PrepareResponse{}, err
 	}
+	if err := checkCardContents(req.CardContents); err != nil {
+		return wire.PrepareResponse{}, err
+	}
 	body, _ := json.Marshal(req) // struct encoding is deterministic
 	reqHash := sha256.Sum256(body)
 
 	if prev, err := s.cfg.Store.IssuanceByRequest(ctx, c.TerminalID, req.RequestID); err == nil {
-		return s.replayPrepare(prev, reqHash[:])
+		return s.replayPrepare(prev, reqHash[:], req)
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return wire.PrepareResponse{}, storeError(err)
 	}
@@ -185,6 +188,12 @@ func (s *Service) Prepare(ctx context.Context, c Caller, req wire.PrepareRequest
 	sess, err := s.cfg.Cards.Authenticate(ctx, CardAuth{CardSerial: req.CardSerial, HostChallenge: ch.HostChallenge, InitUpdateResponse: req.InitUpdateResponse})
 	if err != nil {
 		return wire.PrepareResponse{}, wire.Wrap(wire.CodeCardAuthFailed, err, "card cryptogram did not verify")
+	}
+	// Issue 17: blank stock or the applicant's own card only (ownership.go); before any key
+	// is spent or anything is written.
+	owner, err := s.checkCardOwner(ctx, req.CardSerial, app.PersonHash, req.CardContents)
+	if err != nil {
+		return wire.PrepareResponse{}, err
 	}
 
 	key, err := s.cfg.Keys.GenerateUserKey(ctx)
@@ -233,7 +242,7 @@ func (s *Service) Prepare(ctx context.Context, c Caller, req wire.PrepareRequest
 		if errors.Is(err, store.ErrDuplicateReq) {
 			// a concurrent retry won the race: answer as a replay
 			if prev, err2 := s.cfg.Store.IssuanceByRequest(ctx, c.TerminalID, req.RequestID); err2 == nil {
-				return s.replayPrepare(prev, reqHash[:])
+				return s.replayPrepare(prev, reqHash[:], req)
 			}
 		}
 		return wire.PrepareResponse{}, storeError(err)
@@ -267,7 +276,9 @@ func (s *Service) Prepare(ctx context.Context, c Caller, req wire.PrepareRequest
 		}
 		return wire.PrepareResponse{}, storeError(err)
 	}
-	return prepareResponse(prepared, script), nil
+	resp := prepareResponse(prepared, script)
+	resp.CardOwner = owner
+	return resp, nil
 }
 
 // requestKind checks the stated kind of request against Supersedes; an
@@ -345,7 +356,7 @@ func (s *Service) newSerial() (*big.Int, error) {
 	return new(big.Int).SetBytes(b), nil
 }
 
-func (s *Service) replayPrepare(prev store.Issuance, reqHash []byte) (wire.PrepareResponse, error) {
+func (s *Service) replayPrepare(prev store.Issuance, reqHash []byte, req wire.PrepareRequest) (wire.PrepareResponse, error) {
 	if string(prev.RequestSHA256) != string(reqHash) {
 		return wire.PrepareResponse{}, wire.Errorf(wire.CodeRequestIDReused, "request_id %q was used for a different request", prev.RequestID)
 	}
@@ -355,7 +366,9 @@ func (s *Service) replayPrepare(prev store.Issuance, reqHash []byte) (wire.Prepa
 		if err := json.Unmarshal(prev.Script, &script); err != nil {
 			return wire.PrepareResponse{}, wire.Wrap(wire.CodeInternal, err, "stored script unreadable")
 		}
-		return prepareResponse(prev, script), nil
+		resp := prepareResponse(prev, script)
+		resp.CardOwner = replayCardOwner(req)
+		return resp, nil
 	case store.StateIssuing:
 		return wire.PrepareResponse{}, wire.Errorf(wire.CodeUnavailable, "issuance %s is still being prepared; retry", prev.ID)
 	default:
@@ -434,13 +447,42 @@ func (s *Service) Abort(ctx context.Context, c Caller, id string, req wire.Abort
 		return wire.IssuanceStatus{}, err
 	}
 	if is.State == store.StateRevoked && is.RevocationReason == store.ReasonDestroyedBeforeDelivery && is.AbortRequestID == "" {
-		return Status(is), nil // the sweeper or a failed prepare already ended it
+		// the sweeper or a failed prepare already ended it
+		return Status(is), s.revokeReplaced(ctx, is, req)
 	}
 	done, err := s.cfg.Store.AbortIssuance(ctx, id, req.RequestID, s.cfg.Clock())
 	if err != nil {
 		return wire.IssuanceStatus{}, storeError(err)
 	}
-	return Status(done), nil
+	return Status(done), s.revokeReplaced(ctx, done, req)
+}
+
+// KeyReplacer is the part of the store an aborted renewal on a written card needs.
+type KeyReplacer interface {
+	RevokeReplacedOnCard(ctx context.Context, id string, now time.Time) (int, error)
+}
+
+// revokeReplaced: a renewal aborted after its script's FINALIZE was sent may have replaced
+// the applicant's previous key on the same card (the card commits the staged key at
+// FINALIZE, cardio/perso). The certificate of that key must not stay valid or held without
+// it (issue 17), so it is revoked as superseded (reason 4), as a completed renewal would have
+// done at confirm (CPS §4.3.1.1). A renewal onto another card leaves the old card alone.
+func (s *Service) revokeReplaced(ctx context.Context, is store.Issuance, req wire.AbortRequest) error {
+	if !req.CardWritten || !is.Supersedes || is.State != store.StateRevoked {
+		return nil
+	}
+	kr, ok := s.cfg.Store.(KeyReplacer)
+	if !ok {
+		return wire.Errorf(wire.CodeUnavailable, "the store cannot revoke a replaced key's certificate")
+	}
+	n, err := kr.RevokeReplacedOnCard(context.WithoutCancel(ctx), is.ID, s.cfg.Clock())
+	if err != nil {
+		return storeError(err)
+	}
+	if n > 0 {
+		s.cfg.Logger.Info("issuance: revoked the certificate of a key replaced by an aborted renewal", "issuance", is.ID, "revoked", n, "reason", store.ReasonSuperseded)
+	}
+	return nil
 }
 
 // Status returns the caller's issuance.
@@ -526,6 +568,8 @@ func storeError(err error) error {
 		code, msg = wire.CodeDuplicatePerson, "the person already has a valid or held certificate of this type"
 	case errors.Is(err, store.ErrPendingPerson):
 		code, msg = wire.CodePendingPerson, "a certificate of this type is already being issued to the person"
+	case errors.Is(err, store.ErrCardOtherPerson):
+		code, msg = wire.CodeCardOtherPerson, "the card holds or was delivered with another person's certificates"
 	case errors.Is(err, store.ErrDuplicateReq):
 		code, msg = wire.CodeRequestIDReused, "request_id already used"
 	case errors.Is(err, store.ErrChannelUsed):

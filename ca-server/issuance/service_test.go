@@ -76,8 +76,10 @@ func (r *rig) prepareReq(t *testing.T, c issuance.Caller, reqID, code string, ty
 	if err != nil {
 		t.Fatal(err)
 	}
-	return wire.PrepareRequest{RequestID: reqID, ChannelID: ch.ChannelID, CardSerial: "CARD0001",
-		InitUpdateResponse: issuancetest.CardCryptogram("CARD0001", ch.HostChallenge), CertType: string(typ), Applicant: applicant(code)}
+	// each person's own card (issue 17: a card is written only when blank or the applicant's)
+	card := "CARD-" + code
+	return wire.PrepareRequest{RequestID: reqID, ChannelID: ch.ChannelID, CardSerial: card,
+		InitUpdateResponse: issuancetest.CardCryptogram(card, ch.HostChallenge), CertType: string(typ), Applicant: applicant(code)}
 }
 
 func confirmReq(r *rig, t *testing.T, id, reqID string) wire.ConfirmRequest {

@@ -133,7 +133,7 @@ func concurrentIssuance(t *testing.T, a, b Writer) {
 			}
 			req := fmt.Sprintf("req-%s-%d", round, i)
 			out = append(out, Issuance{ID: fmt.Sprintf("is-%s-%d", round, i), TerminalID: "t1", RequestID: req, RequestSHA256: sum(req),
-				OperatorID: "op1", ChannelID: ch.ID, CardSerial: "card1", PersonHash: person, CertType: CertSign, Supersedes: supersedes,
+				OperatorID: "op1", ChannelID: ch.ID, CardSerial: cardFor(person), PersonHash: person, CertType: CertSign, Supersedes: supersedes,
 				Serial: fmt.Sprintf("%s%02x", map[string]string{"first": "a", "dup": "b", "renew": "c"}[round], i), KeySHA256: key,
 				Deadline: t0.Add(10 * time.Minute)})
 		}

@@ -145,6 +145,17 @@ func (s *sqlStore) BeginIssuance(ctx context.Context, is Issuance, now time.Time
 				return fmt.Errorf("%w (%s)", ErrDuplicatePerson, is.CertType)
 			}
 		}
+		// Issue 17: checked again here, so two prepares for one card cannot both pass the
+		// service's check (issuance/ownership.go).
+		var others int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM issuances WHERE lower(card_serial) = lower(?) AND person_hash <> ?
+			AND (delivered_at IS NOT NULL OR state IN ('issuing', 'prepared', 'delivered', 'held'))`,
+			is.CardSerial, is.PersonHash).Scan(&others); err != nil {
+			return fmt.Errorf("store: check card owner: %w", err)
+		}
+		if others > 0 {
+			return fmt.Errorf("%w: card %s", ErrCardOtherPerson, is.CardSerial)
+		}
 		if _, err := tx.ExecContext(ctx, `UPDATE channels SET used_at = ? WHERE id = ?`, now.UnixNano(), is.ChannelID); err != nil {
 			return fmt.Errorf("store: consume channel: %w", err)
 		}
@@ -260,4 +271,32 @@ func (s *sqlStore) AbortIssuance(ctx context.Context, id, abortRequestID string,
 		return err
 	})
 	return is, err
+}
+
+// RevokeReplacedOnCard revokes, with reason 4 (superseded), the certificates whose key an
+// aborted renewal may have replaced on the card: the same person's delivered or held
+// certificates of the same type on the same card as issuance id, which must be a revoked
+// superseding issuance. It returns how many it revoked; a repeat revokes nothing more
+// (issue 17: a key replaced by a failed renewal must not leave its certificate valid or held).
+func (s *sqlStore) RevokeReplacedOnCard(ctx context.Context, id string, now time.Time) (int, error) {
+	var n int
+	err := s.tx(ctx, func(tx *dbTx) error {
+		cur, err := getIssuance(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if cur.State != StateRevoked || !cur.Supersedes {
+			return fmt.Errorf("%w: issuance %s is %s (supersedes %v), not an aborted renewal", ErrState, id, cur.State, cur.Supersedes)
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE issuances SET state = 'revoked', revoked_at = ?, revocation_reason = ?, script = NULL
+			WHERE person_hash = ? AND cert_type = ? AND lower(card_serial) = lower(?) AND id <> ? AND state IN ('delivered', 'held')`,
+			now.UnixNano(), ReasonSuperseded, cur.PersonHash, string(cur.CertType), cur.CardSerial, id)
+		if err != nil {
+			return fmt.Errorf("store: revoke replaced: %w", err)
+		}
+		k, err := res.RowsAffected()
+		n = int(k)
+		return err
+	})
+	return n, err
 }

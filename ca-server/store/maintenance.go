@@ -44,6 +44,7 @@ type Maintenance struct {
 // municipality of the terminal that issued it.
 type CardIssuance struct {
 	IssuanceID   string
+	PersonHash   []byte // keyed hash of the holder's resident-record code (card ownership, issue 17)
 	CertType     CertType
 	Serial       string
 	State        State
@@ -67,7 +68,7 @@ func (c CardIssuance) Live(now time.Time) bool {
 // CardIssuances lists every issuance to the card with this serial (hex, any case), oldest
 // first.
 func (s *sqlStore) CardIssuances(ctx context.Context, cardSerial string) ([]CardIssuance, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT i.id, i.cert_type, i.serial, i.state, t.municipality, i.delivered_at, i.not_after
+	rows, err := s.r.QueryContext(ctx, `SELECT i.id, i.person_hash, i.cert_type, i.serial, i.state, t.municipality, i.delivered_at, i.not_after
 		FROM issuances i JOIN terminals t ON t.id = i.terminal_id
 		WHERE lower(i.card_serial) = lower(?) ORDER BY i.created_at`, cardSerial)
 	if err != nil {
@@ -78,7 +79,7 @@ func (s *sqlStore) CardIssuances(ctx context.Context, cardSerial string) ([]Card
 	for rows.Next() {
 		var c CardIssuance
 		var delivered, notAfter sql.NullInt64
-		if err := rows.Scan(&c.IssuanceID, &c.CertType, &c.Serial, &c.State, &c.Municipality, &delivered, &notAfter); err != nil {
+		if err := rows.Scan(&c.IssuanceID, &c.PersonHash, &c.CertType, &c.Serial, &c.State, &c.Municipality, &delivered, &notAfter); err != nil {
 			return nil, fmt.Errorf("store: card issuances: %w", err)
 		}
 		c.Delivered, c.NotAfter = delivered.Valid, tfrom(notAfter)

@@ -91,3 +91,59 @@ func TestCardMaintenanceRecords(t *testing.T) {
 		}
 	})
 }
+
+// TestBeginIssuanceRefusesAnotherPersonsCard: issue 17, inside the store's transaction: a card
+// with another person's certificate delivered, held or being issued is not begun for anyone
+// else, while its own holder's renewal is; an issuance revoked before delivery does not make
+// the card someone's. Seen failing on the old code (the second person's issuance was begun).
+func TestBeginIssuanceRefusesAnotherPersonsCard(t *testing.T) {
+	forEachStore(t, func(t *testing.T, s *sqlStore) {
+		ctx := context.Background()
+		enrol(t, s, "t1")
+		a, err := beginOn(t, s, "t1", "a-sign", sum("A"), CertSign, false, t0, "CARDX")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := beginOn(t, s, "t1", "b-auth", sum("B"), CertAuth, false, t0, "cardx"); !errors.Is(err, ErrCardOtherPerson) {
+			t.Fatalf("B on A's card while A's is being issued: %v", err)
+		}
+		deliver(t, s, a, t0)
+		if _, err := s.HoldCertificate(ctx, StatusRequest{Serial: a.Serial, Kind: "lost", Channel: "phone", Terminal: "local", Operator: "cc", Evidence: "call", At: t0}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := beginOn(t, s, "t1", "b-sign", sum("B"), CertSign, true, t0, "CARDX"); !errors.Is(err, ErrCardOtherPerson) {
+			t.Fatalf("B on A's card with A's certificate held: %v", err)
+		}
+		renew, err := beginOn(t, s, "t1", "a-renew", sum("A"), CertSign, true, t0, "CARDX")
+		if err != nil {
+			t.Fatalf("A's renewal on A's own card: %v", err)
+		}
+		// The renewal is aborted after its script was written: the held certificate of the
+		// replaced key is revoked as superseded, once.
+		if _, err := s.RevokeReplacedOnCard(ctx, renew.ID, t0); !errors.Is(err, ErrState) {
+			t.Fatalf("revoke replaced before the renewal was aborted: %v", err)
+		}
+		if _, err := s.AbortIssuance(ctx, renew.ID, "abort-renew", t0); err != nil {
+			t.Fatal(err)
+		}
+		for want := 1; want >= 0; want-- {
+			if n, err := s.RevokeReplacedOnCard(ctx, renew.ID, t0); err != nil || n != want {
+				t.Fatalf("revoke replaced: %d %v, want %d", n, err, want)
+			}
+		}
+		if old, err := s.Issuance(ctx, a.ID); err != nil || old.State != StateRevoked || old.RevocationReason != ReasonSuperseded {
+			t.Fatalf("A's held certificate after the aborted renewal: %s %d %v", old.State, old.RevocationReason, err)
+		}
+		// A failed issuance (revoked before delivery) on a blank card leaves it nobody's.
+		c, err := beginOn(t, s, "t1", "c-sign", sum("C"), CertSign, false, t0, "CARDY")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.AbortIssuance(ctx, c.ID, "abort-c", t0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := beginOn(t, s, "t1", "d-sign", sum("D"), CertSign, false, t0, "CARDY"); err != nil {
+			t.Fatalf("blank card after an aborted issuance: %v", err)
+		}
+	})
+}

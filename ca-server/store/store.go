@@ -44,6 +44,9 @@ var (
 	ErrTokenInvalid    = errors.New("store: enrolment token unknown, used or expired")
 	ErrState           = errors.New("store: operation not allowed in the current state")
 	ErrConflict        = errors.New("store: conflicting record exists")
+	// ErrCardOtherPerson: the card holds or was delivered with another person's certificate
+	// (issue 17: a card is written only when blank or the applicant's own).
+	ErrCardOtherPerson = errors.New("store: the card holds another person's certificate")
 )
 
 // CertType is the kind of JPKI certificate (DOMAIN §2).
@@ -208,7 +211,9 @@ type Writer interface {
 	// issuing, before the certificate is signed. It fails with
 	// ErrDuplicateReq (same terminal and request id), ErrChannelUsed,
 	// ErrChannelExpired, ErrDuplicatePerson (a valid or held one exists and
-	// the issuance does not supersede), ErrPendingPerson, or ErrNotFound.
+	// the issuance does not supersede), ErrPendingPerson, ErrCardOtherPerson
+	// (the card is another person's: a certificate of someone else on it is
+	// being issued, valid, held or was delivered), or ErrNotFound.
 	BeginIssuance(ctx context.Context, is Issuance, now time.Time) error
 	// MarkPrepared stores the signed certificate and the card script.
 	MarkPrepared(ctx context.Context, id string, der, script, channelState []byte, now time.Time) (Issuance, error)

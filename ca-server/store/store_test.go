@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -55,6 +56,20 @@ func enrol(t testing.TB, s Writer, id string) Terminal {
 // begin opens a channel, records a fresh key and begins an issuance.
 func begin(t testing.TB, s Writer, terminal, request string, person []byte, typ CertType, supersedes bool, now time.Time) (Issuance, error) {
 	t.Helper()
+	return beginOn(t, s, terminal, request, person, typ, supersedes, now, cardFor(person))
+}
+
+// cardFor is the person's own card in these tests (issue 17: one card, one person).
+func cardFor(person []byte) string {
+	if bytes.Equal(person, sum("person")) {
+		return "card1"
+	}
+	return fmt.Sprintf("card-%x", person[:4])
+}
+
+// beginOn is begin with the card named.
+func beginOn(t testing.TB, s Writer, terminal, request string, person []byte, typ CertType, supersedes bool, now time.Time, card string) (Issuance, error) {
+	t.Helper()
 	ctx := context.Background()
 	ch := Channel{ID: "ch-" + randHex(t), TerminalID: terminal, HostChallenge: []byte("12345678"), CreatedAt: now, ExpiresAt: now.Add(time.Minute)}
 	if err := s.CreateChannel(ctx, ch); err != nil {
@@ -65,7 +80,7 @@ func begin(t testing.TB, s Writer, terminal, request string, person []byte, typ 
 		t.Fatal(err)
 	}
 	is := Issuance{ID: "is-" + randHex(t), TerminalID: terminal, RequestID: request, RequestSHA256: sum(request),
-		OperatorID: "op1", ChannelID: ch.ID, CardSerial: "card1", PersonHash: person, CertType: typ, Supersedes: supersedes,
+		OperatorID: "op1", ChannelID: ch.ID, CardSerial: card, PersonHash: person, CertType: typ, Supersedes: supersedes,
 		Serial: randHex(t), KeySHA256: key, Deadline: now.Add(10 * time.Minute)}
 	return is, s.BeginIssuance(ctx, is, now)
 }

@@ -67,6 +67,10 @@ type PrepareRequest struct {
 	// §6.3.2.2 ①) and refuses a renewal with three months or more left
 	// (CodeRenewalTooEarly).
 	Kind string `json:"kind,omitempty"`
+
+	// CardContents is what the terminal read on the card before writing (ownership.go);
+	// nil from a terminal that did not read it (the CA then relies on its records).
+	CardContents *CardContents `json:"card_contents,omitempty"`
 }
 
 // Kinds of issuance request (PrepareRequest.Kind).
@@ -84,6 +88,9 @@ type PrepareResponse struct {
 	Certificate []byte    `json:"certificate"` // DER
 	Script      [][]byte  `json:"script"`      // protected command APDUs, in order
 	Deadline    time.Time `json:"deadline"`
+	// CardOwner is whose card the CA found this to be: CardOwnerBlank or CardOwnerApplicant
+	// (ownership.go). The terminal writes a card that is not blank only on "applicant".
+	CardOwner string `json:"card_owner,omitempty"`
 }
 
 // ConfirmRequest carries the card's protected responses to the script.
@@ -96,6 +103,11 @@ type ConfirmRequest struct {
 type AbortRequest struct {
 	RequestID string `json:"request_id"`
 	Reason    string `json:"reason,omitempty"` // free text for the audit record
+	// CardWritten: the script's FINALIZE was sent, so the card may hold this issuance's key
+	// in place of the one it held before. For a renewal on the same card the CA then also
+	// revokes the certificate of the replaced key (issue 17: no valid or held certificate
+	// outlives its key).
+	CardWritten bool `json:"card_written,omitempty"`
 }
 
 // IssuanceStatus is the state of one issuance.
