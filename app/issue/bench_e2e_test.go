@@ -66,6 +66,7 @@ func BenchmarkCounterIssuance(b *testing.B) {
 	term, rc := benchCounter(b, ca, 2*n)
 
 	var total, prep, perso []time.Duration
+	var apdus, caCalls int
 	phases := map[string][]time.Duration{}
 	for i := 0; i < n; i++ {
 		// Baseline 1: two raw prepares over mTLS with pooled keys (another resident, another card).
@@ -78,7 +79,8 @@ func BenchmarkCounterIssuance(b *testing.B) {
 		_, unplug := vcardtestPlugIn(b, ca, pc, 2*i)
 		pcard, release := e2e.ConnectCard(b, pc.Readers[0])
 		tca := &timedCA{CA: ca.Client, ph: phaseTimer{}}
-		tcard := &timedCard{Card: cardio.New(pcard), ph: tca.ph}
+		ct := &countingTransport{Transport: pcard}
+		tcard := &timedCard{Card: cardio.New(ct), ph: tca.ph}
 		oi, err := issue.New(ctx, issue.Config{DB: term.DB(), CA: tca, CACertificates: ca.CACerts})
 		if err != nil {
 			b.Fatal(err)
@@ -93,6 +95,8 @@ func BenchmarkCounterIssuance(b *testing.B) {
 			b.Fatalf("issuance %d: %v (%s)", i, err, app.MessageJA(err))
 		}
 		total = append(total, d)
+		apdus += ct.n
+		caCalls += tca.calls
 		var accounted time.Duration
 		for k, v := range tca.ph {
 			phases[k] = append(phases[k], v)
@@ -110,6 +114,8 @@ func BenchmarkCounterIssuance(b *testing.B) {
 	b.ReportMetric(ms(quantile(prep, 0.95)), "base-prepare-p95-ms")
 	b.ReportMetric(ms(quantile(perso, 0.5)), "base-perso-p50-ms")
 	b.ReportMetric(ms(quantile(perso, 0.95)), "base-perso-p95-ms")
+	b.ReportMetric(float64(apdus)/float64(n), "apdus/op")
+	b.ReportMetric(float64(caCalls)/float64(n), "ca-calls/op")
 	keys := make([]string, 0, len(phases))
 	for k := range phases {
 		keys = append(keys, k)
@@ -234,7 +240,7 @@ func rawPrepares(b *testing.B, ca *e2e.CA, pc *testenv.PCSC, code string, i int)
 	n, _ := strconv.Atoi(code[2:])
 	applicant := wire.Applicant{ResidentCode: code, Name: "試験 次郎", NameKana: "シケン ジロウ", Sex: "1",
 		BirthDate: time.Date(1960, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, 41*n).Format("2006-01-02"),
-		Address: fmt.Sprintf("東京都架空区基準町%d番", n+1), CardExpiry: time.Now().AddDate(10, 0, 0).Format("2006-01-02")}
+		Address:   fmt.Sprintf("東京都架空区基準町%d番", n+1), CardExpiry: time.Now().AddDate(10, 0, 0).Format("2006-01-02")}
 	var ids []string
 	began := time.Now()
 	for _, typ := range []string{"auth", "sign"} {
@@ -395,20 +401,24 @@ func (p phaseTimer) since(phase string, t time.Time) { p[phase] += time.Since(t)
 // timedCA times the orchestrator's CA calls; methods it does not override pass through.
 type timedCA struct {
 	issue.CA
-	ph phaseTimer
+	ph    phaseTimer
+	calls int
 }
 
 func (c *timedCA) OpenChannel(ctx context.Context, op string) (wire.ChannelResponse, error) {
+	c.calls++
 	defer c.ph.since("ca-channel", time.Now())
 	return c.CA.OpenChannel(ctx, op)
 }
 
 func (c *timedCA) Prepare(ctx context.Context, op string, req wire.PrepareRequest) (wire.PrepareResponse, error) {
+	c.calls++
 	defer c.ph.since("ca-prepare", time.Now())
 	return c.CA.Prepare(ctx, op, req)
 }
 
 func (c *timedCA) Confirm(ctx context.Context, op, id string, req wire.ConfirmRequest) (wire.IssuanceStatus, error) {
+	c.calls++
 	defer c.ph.since("ca-confirm", time.Now())
 	return c.CA.Confirm(ctx, op, id, req)
 }
@@ -457,4 +467,15 @@ func (c *timedCard) VerifyPIN(ctx context.Context, w cardio.Which, pin []byte) e
 func (c *timedCard) ReadCertificate(ctx context.Context, fid uint16) ([]byte, error) {
 	defer c.ph.since("card-readback", time.Now())
 	return c.Card.ReadCertificate(ctx, fid)
+}
+
+// countingTransport counts the APDUs of one issuance.
+type countingTransport struct {
+	cardio.Transport
+	n int
+}
+
+func (c *countingTransport) Transmit(ctx context.Context, cmd []byte) ([]byte, error) {
+	c.n++
+	return c.Transport.Transmit(ctx, cmd)
 }
