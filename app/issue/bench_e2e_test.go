@@ -50,8 +50,10 @@ import (
 //     with two keys and four certificates, the responses checked, two PINs set, serial check,
 //     signature PIN, four certificates read back and compared;
 //   - per-phase medians of the issuance (ms): CA calls (channel, prepare, confirm), card calls
-//     (serial, initupdate, script, pin, readback), and "terminal" = the rest (journal and audit
-//     transactions in terminal.db, case load, certificate checks).
+//     (serial, initupdate, script, pin, readback), "journal" = the orchestration's committed
+//     transactions in terminal.db (journal rows, audit records, case approval and completion;
+//     one fsync each), and "terminal" = the rest (case load, certificate checks, the PIN rules,
+//     the applicant stand-in, and waiting for a CPU between the calls on a loaded machine).
 //
 // At least 30 issuances for the figures: go test -run '^$' -bench CounterIssuance -benchtime 30x
 // ./app/issue (smoke check: -benchtime 1x). CPU profile: add -cpuprofile cpu.out (this test
@@ -85,6 +87,7 @@ func BenchmarkCounterIssuance(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		issue.OnCommit(oi, func(took time.Duration) { tca.ph["journal"] += took })
 		waitIdle(b, ca.Pid) // key pool full again, audit checkpoints done
 		b.StartTimer()
 		began := time.Now()

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"testing"
+	"time"
 
 	"madoguchi/app/workflow"
 )
@@ -28,7 +29,7 @@ import (
 func TestIssuanceDurableCommits(t *testing.T) {
 	f := newFixture(t)
 	commits := 0
-	f.o.cfg.committed = func() { commits++ }
+	f.o.cfg.committed = func(time.Duration) { commits++ }
 	if _, err := f.o.Issue(context.Background(), f.request()); err != nil {
 		t.Fatal(err)
 	}

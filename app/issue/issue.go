@@ -125,9 +125,10 @@ type Config struct {
 	// stop, set by tests of this package, is called after each journal step; a non-nil
 	// result stops the run on the spot, as if the terminal had died there.
 	stop func(e Entry) error
-	// committed, set by tests of this package, is called after each committed transaction of
-	// the orchestration (each one costs an fsync of the terminal database).
-	committed func()
+	// committed, set by tests of this package (and BenchmarkCounterIssuance through
+	// export_test.go), is called after each committed transaction of the orchestration (each
+	// one costs an fsync of the terminal database) with the time it took.
+	committed func(took time.Duration)
 }
 
 // Orchestrator runs issuances and recovery for one terminal.
@@ -291,11 +292,12 @@ func (r *run) now() time.Time { return r.o.cfg.Clock.Now() }
 // tx runs fn in one committed transaction of the terminal database (WAL, synchronous=FULL:
 // one fsync per commit).
 func (o *Orchestrator) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	began := time.Now()
 	if err := o.cfg.DB.Tx(ctx, fn); err != nil {
 		return err
 	}
 	if o.cfg.committed != nil {
-		o.cfg.committed()
+		o.cfg.committed(time.Since(began))
 	}
 	return nil
 }
