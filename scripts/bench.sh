@@ -21,7 +21,16 @@ fi
 
 mkdir -p var/bench
 out="var/bench/$(date -u +%Y%m%dT%H%M%SZ).txt"
-go test -run '^$' -bench "${1:-.}" -benchmem -count="${BENCH_COUNT:-1}" ./... | tee "$out"
+# BenchmarkCounterIssuance (app/issue) runs on its own below, with a fixed number of issuances.
+skip=()
+[[ -z ${1:-} ]] && skip=(-skip 'BenchmarkCounterIssuance$')
+go test -run '^$' -bench "${1:-.}" "${skip[@]}" -benchmem -count="${BENCH_COUNT:-1}" ./... | tee "$out"
+# The counter's issuance of both certificates through pcscd + vpcd and a real serve over mTLS
+# with a warm key pool, with its same-run baselines (p50/p95 and per-phase medians in the
+# log); at least 30 issuances (BENCH_ISSUANCES). Only in a full run.
+if [[ -z ${1:-} ]]; then
+	go test -run '^$' -bench 'BenchmarkCounterIssuance$' -benchtime "${BENCH_ISSUANCES:-30}x" -v ./app/issue | tee -a "$out"
+fi
 # OCSP responder under load (50 clients, wrk on loopback) next to a static server, about 30 s;
 # only in a full run (no benchmark pattern given). It exits non-zero when a target is missed:
 # keep the numbers and go on.

@@ -14,8 +14,13 @@
 // failure before confirm aborts every undelivered issuance of the call at the CA (revoked,
 // reason 0 "destroyed before delivery", CPS §4.9.9) and journals "aborted".
 //
-// Every journal step is its own committed SQLite transaction (WAL, synchronous=FULL), written
-// before the action it announces, so after a crash Recover knows what the CA may have done.
+// Every journal step is a committed SQLite transaction (WAL, synchronous=FULL), written before
+// the action it announces, so after a crash Recover knows what the CA may have done. Steps that
+// need no durability of their own share a transaction with a neighbour (one fsync each commit;
+// BenchmarkCounterIssuance): the case approval with the first "started", an item's "written"
+// with the next item's "started", each of "pin set" and "verified" for all items at once, and
+// the last "delivered" with the case's completion. Recover treats prepared, written, pin set and
+// verified alike, so nothing it decides depends on which of those last reached the disk.
 //
 // Secrets: PINs travel from the applicant screen (PINEntry) to the card and nowhere else: not
 // stored, not logged, not journaled, not audited (DOMAIN §2; CPS §6.4.1.2). The script holds
@@ -124,6 +129,10 @@ type Config struct {
 	// stop, set by tests of this package, is called after each journal step; a non-nil
 	// result stops the run on the spot, as if the terminal had died there.
 	stop func(e Entry) error
+	// committed, set by tests of this package (and BenchmarkCounterIssuance through
+	// export_test.go), is called after each committed transaction of the orchestration (each
+	// one costs an fsync of the terminal database) with the time it took.
+	committed func(took time.Duration)
 }
 
 // Orchestrator runs issuances and recovery for one terminal.
@@ -221,13 +230,16 @@ type item struct {
 }
 
 type run struct {
-	o       *Orchestrator
-	req     Request
-	c       *workflow.Case
-	birth   time.Time
-	serial  []byte
-	items   []*item
-	crashed bool
+	o      *Orchestrator
+	req    Request
+	c      *workflow.Case
+	birth  time.Time
+	serial []byte
+	// approveFrom is the case state the operator's start approves ("" when it was approved
+	// already); the approval is committed with the first journal row (startTx).
+	approveFrom workflow.State
+	items       []*item
+	crashed     bool
 	// contents is what the card showed before this run wrote anything (ownership.go).
 	contents *wire.CardContents
 }
@@ -283,25 +295,59 @@ func at(step Step, err error) error {
 
 func (r *run) now() time.Time { return r.o.cfg.Clock.Now() }
 
+// tx runs fn in one committed transaction of the terminal database (WAL, synchronous=FULL:
+// one fsync per commit).
+func (o *Orchestrator) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	began := time.Now()
+	if err := o.cfg.DB.Tx(ctx, fn); err != nil {
+		return err
+	}
+	if o.cfg.committed != nil {
+		o.cfg.committed(time.Since(began))
+	}
+	return nil
+}
+
 // journal advances the item's row in its own transaction (durable before the next action), with an
 // optional audit record in the same transaction.
 func (r *run) journal(ctx context.Context, it *item, to State, c change, rec *audit.Entry) error {
-	var e Entry
-	err := r.o.cfg.DB.Tx(ctx, func(tx *sql.Tx) error {
-		var err error
-		if e, err = advance(ctx, tx, it.entry.RequestID, to, c, r.now()); err != nil {
-			return err
+	return r.journalWith(ctx, []*item{it}, to, c, rec, nil)
+}
+
+// journalWith advances the rows of its to state to in one transaction (one fsync), with an
+// optional audit record and more work (with, may be nil) in the same transaction, then runs
+// the test hook for each row.
+func (r *run) journalWith(ctx context.Context, its []*item, to State, c change, rec *audit.Entry, with func(tx *sql.Tx) error) error {
+	es := make([]Entry, len(its))
+	err := r.o.tx(ctx, func(tx *sql.Tx) error {
+		for i, it := range its {
+			var err error
+			if es[i], err = advance(ctx, tx, it.entry.RequestID, to, c, r.now()); err != nil {
+				return err
+			}
 		}
 		if rec != nil {
-			return audit.Append(ctx, tx, *rec)
+			if err := audit.Append(ctx, tx, *rec); err != nil {
+				return err
+			}
+		}
+		if with != nil {
+			return with(tx)
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	it.entry = e
-	return r.hook(e)
+	for i, it := range its {
+		it.entry = es[i]
+	}
+	for _, it := range its {
+		if err := r.hook(it.entry); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (r *run) hook(e Entry) error {
@@ -331,13 +377,20 @@ func (r *run) issue(ctx context.Context) (*Result, error) {
 	}
 	r.contents = contents
 
-	// One CA issuance per type, each on its own channel, each written by its own script.
-	for _, it := range r.items {
+	// One CA issuance per type, each on its own channel, each written by its own script. The
+	// first is started here, each later one with the previous one's "written" (one commit).
+	for i, it := range r.items {
 		r.progress(StepPrepare, it.typ)
-		if err := r.start(ctx, it); err != nil {
-			return nil, err
+		if i == 0 {
+			if err := r.start(ctx, it); err != nil {
+				return nil, err
+			}
 		}
-		if err := r.prepareAndWrite(ctx, it, serialHex); err != nil {
+		var next *item
+		if i+1 < len(r.items) {
+			next = r.items[i+1]
+		}
+		if err := r.prepareAndWrite(ctx, it, serialHex, next); err != nil {
 			return nil, err
 		}
 	}
@@ -354,16 +407,14 @@ func (r *run) issue(ctx context.Context) (*Result, error) {
 	pins.clear()
 	res := &Result{CaseID: r.c.ID, CardSerial: serialHex}
 	r.progress(StepConfirm, "")
-	for _, it := range r.items {
-		if err := r.confirm(ctx, it); err != nil {
+	for i, it := range r.items {
+		// The last delivery completes the case in the same commit, so a crash cannot leave
+		// every certificate delivered and the case still approved.
+		if err := r.confirm(ctx, it, i == len(r.items)-1); err != nil {
 			return nil, at(StepConfirm, err)
 		}
 		res.Delivered = append(res.Delivered, Delivered{CertType: it.typ, RequestID: it.entry.RequestID, IssuanceID: it.entry.IssuanceID,
 			Serial: certSerial(it.cert), Certificate: it.cert})
-	}
-	if err := r.completeCase(ctx); err != nil {
-		// The certificates are delivered; only the case bookkeeping failed.
-		return res, at(StepConfirm, err)
 	}
 	return res, nil
 }
@@ -376,9 +427,11 @@ func certSerial(der []byte) string {
 	return c.SerialNumber.Text(16)
 }
 
-// loadCase checks the case, approves it if needed, and lists the types still to deliver.
+// loadCase checks the case, approves it in memory if needed (saved by startTx), and lists the
+// types still to deliver.
 func (r *run) loadCase(ctx context.Context) error {
 	caseTarget := strconv.FormatInt(r.req.CaseID, 10)
+	// Read only (the approval is written by startTx): a consistent snapshot, no fsync.
 	return r.o.cfg.DB.Tx(ctx, func(tx *sql.Tx) error {
 		c, err := workflow.Load(ctx, tx, r.req.CaseID)
 		if err != nil {
@@ -405,16 +458,10 @@ func (r *run) loadCase(ctx context.Context) error {
 		}
 		switch c.State {
 		case workflow.Explained:
-			// Starting the issuance is the operator's decision to proceed (R02 II-8-1(3)).
-			from := c.State
+			// Starting the issuance is the operator's decision to proceed (R02 II-8-1(3)); it
+			// is saved and audited with the first journal row (startTx).
+			r.approveFrom = c.State
 			if err := c.Approve(r.req.Operator); err != nil {
-				return err
-			}
-			if err := workflow.Save(ctx, tx, c, "approve", from, r.req.Operator, r.now()); err != nil {
-				return err
-			}
-			if err := audit.Append(ctx, tx, audit.Entry{At: r.now(), Operator: r.req.Operator, Action: "case.approve", Target: caseTarget,
-				Result: audit.ResultOK, Detail: map[string]string{"from": string(from), "to": string(c.State), "by": "issuance start"}}); err != nil {
 				return err
 			}
 		case workflow.Approved:
@@ -435,25 +482,63 @@ func (r *run) loadCase(ctx context.Context) error {
 	})
 }
 
-// start journals "started" for one type.
+// start journals "started" for one type in its own transaction.
 func (r *run) start(ctx context.Context, it *item) error {
+	e, err := r.newEntry(it)
+	if err != nil {
+		return at(StepCase, err)
+	}
+	if err := r.o.tx(ctx, func(tx *sql.Tx) error { return r.startTx(ctx, tx, e) }); err != nil {
+		return at(StepCase, err)
+	}
+	return at(StepCase, r.started(it, e))
+}
+
+// newEntry draws the request id of it's issuance; the row is written by startTx.
+func (r *run) newEntry(it *item) (Entry, error) {
 	id, err := r.o.cfg.NewRequestID()
 	if err != nil {
-		return at(StepCase, err)
+		return Entry{}, err
 	}
-	it.entry = Entry{RequestID: id, CaseID: r.c.ID, CertType: it.typ, Operator: r.req.Operator, State: workflow.IssStarted}
-	err = r.o.cfg.DB.Tx(ctx, func(tx *sql.Tx) error {
-		if err := begin(ctx, tx, it.entry, r.now()); err != nil {
+	return Entry{RequestID: id, CaseID: r.c.ID, CertType: it.typ, Operator: r.req.Operator, State: workflow.IssStarted}, nil
+}
+
+// startTx writes the "started" row of e and its audit record in tx, after the case's approval
+// when the operator's start approves it.
+func (r *run) startTx(ctx context.Context, tx *sql.Tx, e Entry) error {
+	caseTarget := strconv.FormatInt(r.c.ID, 10)
+	if r.approveFrom != "" {
+		c, err := workflow.Load(ctx, tx, r.c.ID)
+		if err != nil {
 			return err
 		}
-		return audit.Append(ctx, tx, audit.Entry{At: r.now(), Operator: r.req.Operator, Action: "issuance.start", Target: strconv.FormatInt(r.c.ID, 10),
-			Result: audit.ResultOK, Detail: map[string]string{"request_id": id, "cert_type": string(it.typ)}})
-	})
-	if err != nil {
-		return at(StepCase, err)
+		if c.State != r.approveFrom {
+			return apperr.New(apperr.InvalidTransition, "issue: case %d became %s meanwhile", c.ID, c.State)
+		}
+		if err := c.Approve(r.req.Operator); err != nil {
+			return err
+		}
+		if err := workflow.Save(ctx, tx, c, "approve", r.approveFrom, r.req.Operator, r.now()); err != nil {
+			return err
+		}
+		if err := audit.Append(ctx, tx, audit.Entry{At: r.now(), Operator: r.req.Operator, Action: "case.approve", Target: caseTarget,
+			Result: audit.ResultOK, Detail: map[string]string{"from": string(r.approveFrom), "to": string(c.State), "by": "issuance start"}}); err != nil {
+			return err
+		}
 	}
-	it.entry.StartedAt = r.now().UTC()
-	return at(StepCase, r.hook(it.entry))
+	if err := begin(ctx, tx, e, r.now()); err != nil {
+		return err
+	}
+	return audit.Append(ctx, tx, audit.Entry{At: r.now(), Operator: r.req.Operator, Action: "issuance.start", Target: caseTarget,
+		Result: audit.ResultOK, Detail: map[string]string{"request_id": e.RequestID, "cert_type": string(e.CertType)}})
+}
+
+// started records that e's row is committed: the run now owns it (fail aborts it).
+func (r *run) started(it *item, e Entry) error {
+	r.approveFrom = ""
+	e.StartedAt = r.now().UTC()
+	it.entry = e
+	return r.hook(e)
 }
 
 // applicant builds the CA's applicant data from the case: names and address with the 外字
@@ -501,7 +586,9 @@ func (r *run) applicant() (wire.Applicant, error) {
 	return w, err
 }
 
-func (r *run) prepareAndWrite(ctx context.Context, it *item, serialHex string) error {
+// prepareAndWrite prepares it at the CA and relays the script; its "written" is committed
+// with next's "started" (next may be nil).
+func (r *run) prepareAndWrite(ctx context.Context, it *item, serialHex string, next *item) error {
 	op := r.req.Operator
 	applicant, err := r.applicant()
 	if err != nil {
@@ -571,7 +658,17 @@ func (r *run) prepareAndWrite(ctx context.Context, it *item, serialHex string) e
 		return at(StepScript, err)
 	}
 	it.responses = responses
-	return at(StepScript, r.journal(ctx, it, workflow.IssWritten, change{}, nil))
+	if next == nil {
+		return at(StepScript, r.journal(ctx, it, workflow.IssWritten, change{}, nil))
+	}
+	ne, err := r.newEntry(next)
+	if err != nil {
+		return at(StepScript, err)
+	}
+	if err := r.journalWith(ctx, []*item{it}, workflow.IssWritten, change{}, nil, func(tx *sql.Tx) error { return r.startTx(ctx, tx, ne) }); err != nil {
+		return at(StepScript, err)
+	}
+	return at(StepScript, r.started(next, ne))
 }
 
 // wireKind is what the counter took the application as. The CA decides from its own record
@@ -635,12 +732,7 @@ func (r *run) setPINs(ctx context.Context) (*heldPINs, error) {
 			clear(pin)
 		}
 	}
-	for _, it := range r.items {
-		if err := r.journal(ctx, it, workflow.IssPINSet, change{}, nil); err != nil {
-			return held, err
-		}
-	}
-	return held, nil
+	return held, r.journalWith(ctx, r.items, workflow.IssPINSet, change{}, nil, nil)
 }
 
 func (r *run) askPIN(ctx context.Context, info typeInfo, existing bool) ([]byte, error) {
@@ -729,12 +821,7 @@ func (r *run) verify(ctx context.Context, pins *heldPINs) error {
 			}
 		}
 	}
-	for _, it := range r.items {
-		if err := r.journal(ctx, it, workflow.IssVerified, change{}, nil); err != nil {
-			return err
-		}
-	}
-	return nil
+	return r.journalWith(ctx, r.items, workflow.IssVerified, change{}, nil, nil)
 }
 
 // signatureLayout is the subjectAltName layout of the embedded signature profile: the same
@@ -800,7 +887,7 @@ func abortID(requestID string) string   { return requestID + ".a" }
 
 // confirm reports the card's protected responses; the CA verifies every R-MAC and the
 // attestation before it marks the issuance delivered.
-func (r *run) confirm(ctx context.Context, it *item) error {
+func (r *run) confirm(ctx context.Context, it *item, last bool) error {
 	st, err := r.o.cfg.CA.Confirm(ctx, r.req.Operator, it.entry.IssuanceID, wire.ConfirmRequest{RequestID: confirmID(it.entry.RequestID), CardResponses: it.responses})
 	if err != nil {
 		return err
@@ -811,40 +898,43 @@ func (r *run) confirm(ctx context.Context, it *item) error {
 	rec := audit.Entry{At: r.now(), Operator: r.req.Operator, Action: "issuance.delivered", Target: strconv.FormatInt(r.c.ID, 10), Result: audit.ResultOK,
 		Detail: map[string]string{"request_id": it.entry.RequestID, "issuance_id": it.entry.IssuanceID, "cert_type": string(it.typ),
 			"serial": certSerial(it.cert), "card_serial": it.entry.CardSerial}}
-	return r.journal(ctx, it, workflow.IssDelivered, change{}, &rec)
+	var with func(tx *sql.Tx) error
+	if last {
+		with = func(tx *sql.Tx) error { return r.completeCase(ctx, tx) }
+	}
+	return r.journalWith(ctx, []*item{it}, workflow.IssDelivered, change{}, &rec, with)
 }
 
-func (r *run) completeCase(ctx context.Context) error {
-	return r.o.cfg.DB.Tx(ctx, func(tx *sql.Tx) error {
-		entries, err := List(ctx, tx, Filter{CaseID: r.c.ID})
-		if err != nil {
-			return err
+// completeCase completes the case in tx when every requested certificate is delivered.
+func (r *run) completeCase(ctx context.Context, tx *sql.Tx) error {
+	entries, err := List(ctx, tx, Filter{CaseID: r.c.ID})
+	if err != nil {
+		return err
+	}
+	delivered := map[workflow.CertType]bool{}
+	for _, e := range entries {
+		if e.State == workflow.IssDelivered {
+			delivered[e.CertType] = true
 		}
-		delivered := map[workflow.CertType]bool{}
-		for _, e := range entries {
-			if e.State == workflow.IssDelivered {
-				delivered[e.CertType] = true
-			}
+	}
+	for _, t := range r.c.CertTypes {
+		if !delivered[t] {
+			return nil
 		}
-		for _, t := range r.c.CertTypes {
-			if !delivered[t] {
-				return nil
-			}
-		}
-		c, err := workflow.Load(ctx, tx, r.c.ID)
-		if err != nil {
-			return err
-		}
-		from := c.State
-		if err := c.Complete(); err != nil {
-			return err
-		}
-		if err := workflow.Save(ctx, tx, c, "complete", from, r.req.Operator, r.now()); err != nil {
-			return err
-		}
-		return audit.Append(ctx, tx, audit.Entry{At: r.now(), Operator: r.req.Operator, Action: "case.complete", Target: strconv.FormatInt(c.ID, 10),
-			Result: audit.ResultOK, Detail: map[string]string{"from": string(from), "to": string(c.State), "by": "issuance delivered"}})
-	})
+	}
+	c, err := workflow.Load(ctx, tx, r.c.ID)
+	if err != nil {
+		return err
+	}
+	from := c.State
+	if err := c.Complete(); err != nil {
+		return err
+	}
+	if err := workflow.Save(ctx, tx, c, "complete", from, r.req.Operator, r.now()); err != nil {
+		return err
+	}
+	return audit.Append(ctx, tx, audit.Entry{At: r.now(), Operator: r.req.Operator, Action: "case.complete", Target: strconv.FormatInt(c.ID, 10),
+		Result: audit.ResultOK, Detail: map[string]string{"from": string(from), "to": string(c.State), "by": "issuance delivered"}})
 }
 
 // fail aborts every undelivered issuance of the run at the CA and builds the *Error.

@@ -114,7 +114,7 @@ func (o *Orchestrator) resolve(ctx context.Context, e Entry, cardMayHoldKey bool
 		cleanup = CleanupRepersonalise
 	}
 	if e.State != workflow.IssAborting {
-		err := o.cfg.DB.Tx(ctx, func(tx *sql.Tx) error {
+		err := o.tx(ctx, func(tx *sql.Tx) error {
 			var err error
 			e, err = advance(ctx, tx, e.RequestID, workflow.IssAborting, change{LastError: reason, CardCleanup: cleanup}, now())
 			return err
@@ -137,7 +137,7 @@ func (o *Orchestrator) resolve(ctx context.Context, e Entry, cardMayHoldKey bool
 			return res
 		}
 		if id != "" {
-			err := o.cfg.DB.Tx(ctx, func(tx *sql.Tx) error {
+			err := o.tx(ctx, func(tx *sql.Tx) error {
 				var err error
 				e, err = note(ctx, tx, e.RequestID, change{IssuanceID: id}, now())
 				return err
@@ -185,7 +185,7 @@ func (o *Orchestrator) resolve(ctx context.Context, e Entry, cardMayHoldKey bool
 	if to == workflow.IssDelivered {
 		action = "issuance.delivered"
 	}
-	err := o.cfg.DB.Tx(ctx, func(tx *sql.Tx) error {
+	err := o.tx(ctx, func(tx *sql.Tx) error {
 		var err error
 		if e, err = advance(ctx, tx, e.RequestID, to, change{}, now()); err != nil {
 			return err

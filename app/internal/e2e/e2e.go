@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -48,7 +49,7 @@ func Cleanup() {
 }
 
 // buildCAServer builds the real ca-server command once per test binary.
-func buildCAServer(t *testing.T) string {
+func buildCAServer(t testing.TB) string {
 	t.Helper()
 	caBinary.once.Do(func() {
 		dir, err := os.MkdirTemp("", "madoguchi-ca-server-")
@@ -78,9 +79,17 @@ type CA struct {
 	CACerts   map[workflow.CertType][]byte
 	// what a child process needs to talk to the CA as this terminal
 	CertPEM, KeyPEM, RootPEM []byte
+	// Pid is the serve child process (benchmarks wait for it to be idle: key pool full).
+	Pid int
 }
 
-func CACmd(t *testing.T, bin string, args ...string) string {
+// Options adjusts StartCAWith.
+type Options struct {
+	Cards     int      // card stock in the CA's card-key batch (default 2)
+	ServeArgs []string // extra `serve` flags, e.g. --key-pool 4
+}
+
+func CACmd(t testing.TB, bin string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	var stderr strings.Builder
@@ -92,16 +101,25 @@ func CACmd(t *testing.T, bin string, args ...string) string {
 	return string(out)
 }
 
-func StartCA(t *testing.T) *CA {
+func StartCA(t testing.TB) *CA {
 	t.Helper()
+	return StartCAWith(t, Options{})
+}
+
+// StartCAWith is StartCA with more card stock or extra serve flags.
+func StartCAWith(t testing.TB, opts Options) *CA {
+	t.Helper()
+	if opts.Cards <= 0 {
+		opts.Cards = 2
+	}
 	testenv.SoftHSM(t) // SOFTHSM2_CONF private to this test, inherited by the child
 	ca := &CA{Bin: buildCAServer(t), Data: t.TempDir()}
 	CACmd(t, ca.Bin, "ceremony-init", "--data", ca.Data, "--dev")
 	batch := filepath.Join(t.TempDir(), "batch.txt")
-	CACmd(t, ca.Bin, "card-batch", "--data", ca.Data, "--dev", "--count", "2", "--out", batch)
+	CACmd(t, ca.Bin, "card-batch", "--data", ca.Data, "--dev", "--count", strconv.Itoa(opts.Cards), "--out", batch)
 	token := strings.TrimSpace(CACmd(t, ca.Bin, "terminal-token", "--data-dir", ca.Data, "--municipality", "131016"))
 
-	cmd := exec.Command(ca.Bin, "serve", "--data-dir", ca.Data, "--dev", "--listen", "127.0.0.1:0", "--verifier-listen", "127.0.0.1:0", "--public-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--deadline", "10m")
+	cmd := exec.Command(ca.Bin, append([]string{"serve", "--data-dir", ca.Data, "--dev", "--listen", "127.0.0.1:0", "--verifier-listen", "127.0.0.1:0", "--public-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--deadline", "10m"}, opts.ServeArgs...)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -112,6 +130,7 @@ func StartCA(t *testing.T) *CA {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	ca.Pid = cmd.Process.Pid
 	t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
@@ -190,7 +209,7 @@ func StartCA(t *testing.T) *CA {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if ca.Stock, err = vcard.ParseKeyBatch(f); err != nil || len(ca.Stock) != 2 {
+	if ca.Stock, err = vcard.ParseKeyBatch(f); err != nil || len(ca.Stock) != opts.Cards {
 		t.Fatalf("card batch: %v (%d cards)", err, len(ca.Stock))
 	}
 	ca.CACerts = map[workflow.CertType][]byte{}
@@ -227,7 +246,7 @@ func (l *LockedBuffer) String() string {
 
 // StockCard makes the virtual card of batch entry i (blank card stock from the CA's
 // card-key batch) with its state in dir.
-func (ca *CA) StockCard(t *testing.T, i int, dir string) *vcard.Card {
+func (ca *CA) StockCard(t testing.TB, i int, dir string) *vcard.Card {
 	t.Helper()
 	c, err := vcard.New(vcard.Config{Serial: ca.Stock[i].Serial, Keys: ca.Stock[i].Keys, StatePath: filepath.Join(dir, "card.json")})
 	if err != nil {
@@ -239,14 +258,14 @@ func (ca *CA) StockCard(t *testing.T, i int, dir string) *vcard.Card {
 // PlugInStockCard makes the virtual card of batch entry i (StockCard, state in a new
 // t.TempDir) and plugs it into pc's reader i through vpcd port i until the test ends; the link
 // is for fault injection.
-func (ca *CA) PlugInStockCard(t *testing.T, pc *testenv.PCSC, i int) *vcard.Link {
+func (ca *CA) PlugInStockCard(t testing.TB, pc *testenv.PCSC, i int) *vcard.Link {
 	t.Helper()
 	link, _ := vcardtest.PlugIn(t, ca.StockCard(t, i, t.TempDir()), pc.Ports[i], pc.Readers[i])
 	return link
 }
 
 // ConnectCard opens the PC/SC connection the terminal uses for the card in reader.
-func ConnectCard(t *testing.T, reader string) (*pcsc.Card, func()) {
+func ConnectCard(t testing.TB, reader string) (*pcsc.Card, func()) {
 	t.Helper()
 	cl, err := pcsc.Open()
 	if err != nil {
