@@ -8,7 +8,7 @@
 //
 // PKCS#11 sessions are not safe for concurrent use (two goroutines on one
 // SoftHSM session crash it), so an *HSM owns a fixed pool of sessions and
-// every operation borrows exactly one through a single helper (withSession)
+// every operation borrows exactly one through a single helper (do)
 // and returns it when done: one session is used by one goroutine at a time.
 // All methods of *HSM are safe for concurrent use. Login state is per process
 // (PKCS#11 §5.5), so the pool logs in once. Close stops new calls (they fail
