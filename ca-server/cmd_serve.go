@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -15,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"madoguchi/ca-server/api"
 	"madoguchi/ca-server/api/wire"
@@ -178,11 +179,16 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	auditWitnessDir := fs.String("audit-witness-dir", "", "directory of checkpoint copies kept by `ca-server audit witness`: at start the audit log must extend them, as it must extend the newest audit backup, before anything is signed")
 	statusF := registerStatusFlags(fs)   // serve_status.go
 	trafficF := registerTrafficFlags(fs) // serve_traffic.go
+	logFormat := fs.String("log-format", "text", "log format on stderr: text, or json (one log/slog object per line, for a collector)")
+	configFile := fs.String("config", "", "TOML file setting any of these flags by name (name = value); flags on the command line win (serve_ops.go)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
 		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if err := applyConfigFile(fs, *configFile); err != nil {
+		return err
 	}
 	if fs.NArg() != 0 {
 		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
@@ -193,9 +199,12 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err := trafficF.check(); err != nil {
 		return err
 	}
+	logger, err := newLogger(*logFormat, stderr)
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(serveContext(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	logger := slog.New(slog.NewTextHandler(stderr, nil))
 
 	l, err := openLocal(ctx, cf.dataDir, *database)
 	if err != nil {
@@ -326,6 +335,20 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	defer tr.stop()
 	statusF.traffic = tr
+	// /readyz and the operational series (serve_ops.go)
+	tr.ops.watchStore(l.st)
+	if statusActive != nil {
+		tr.ops.watchHSM(statusActive.HSM)
+		if statusDeps != nil && statusDeps.Pool != nil {
+			pool := statusDeps.Pool
+			tr.ops.gaugeFunc(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "madoguchi_key_pool_ready", Help: "Pre-generated user keys ready in the HSM (--key-pool)."},
+				func() float64 { return float64(pool.Ready()) }))
+		}
+	} else {
+		tr.ops.addCheck("hsm", func(context.Context) error {
+			return errors.New("not activated (no key ceremony, or serve started without the custodians' shares)")
+		})
+	}
 	srv, err := api.New(api.Config{Service: svc, Enroller: l.ca, Terminals: l.st, Audit: l.audit, ClientCAs: l.ca.Pool(), Logger: logger,
 		Traffic: tr.guard("api", trafficF.terminal), Witness: witness})
 	if err != nil {
@@ -340,7 +363,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{Handler: srv, TLSConfig: api.TLSConfig(serverCert), ReadHeaderTimeout: 10 * time.Second,
+	hs := &http.Server{Handler: tr.ops.instrument(srv), TLSConfig: api.TLSConfig(serverCert), ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 16 << 10}
 	fmt.Fprintf(stdout, "ca-server: listening on https://%s (TLS CA certificate %s)\n", ln.Addr(), filepath.Join(cf.dataDir, "tls-ca.crt"))
 	errc := make(chan error, 1)
