@@ -21,6 +21,7 @@ import (
 	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/audit"
 	"madoguchi/ca-server/ceremony"
+	"madoguchi/ca-server/hsm"
 	"madoguchi/ca-server/hsmissuance"
 	"madoguchi/ca-server/issuance"
 	"madoguchi/ca-server/profile"
@@ -170,6 +171,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	deadline := fs.Duration("deadline", 10*time.Minute, "time a prepared issuance may wait for its confirmation before it is revoked (reason 0)")
 	sweepEvery := fs.Duration("sweep-every", 30*time.Second, "how often overdue issuances are revoked")
 	sessions := fs.Int("sessions", 2, "HSM sessions for request handling")
+	hsmTimeout := fs.Duration("hsm-call-timeout", hsm.DefaultCallTimeout, "deadline of each PKCS#11 call; a call past it fails, its session is retired when it returns and /readyz is false meanwhile")
 	poolSize := fs.Int("key-pool", 0, "keep this many user keys pre-generated in the HSM (0: generate on each request)")
 	poolWorkers := fs.Int("key-pool-workers", 1, "goroutines (each with its own HSM session) refilling the key pool")
 	profilesDir := fs.String("profiles", "", "directory overriding the embedded certificate profiles")
@@ -193,8 +195,8 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() != 0 {
 		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
 	}
-	if *sessions < 1 || *sessions > 64 || *poolSize < 0 || *poolWorkers < 1 || *poolWorkers > 64 || *auditEvery <= 0 || *auditBackupCheck <= 0 {
-		return fmt.Errorf("%w: --sessions 1..64, --key-pool ≥ 0, --key-pool-workers 1..64, --audit-checkpoint-every > 0, --audit-backup-check-every > 0", errUsage)
+	if *sessions < 1 || *sessions > 64 || *hsmTimeout <= 0 || *poolSize < 0 || *poolWorkers < 1 || *poolWorkers > 64 || *auditEvery <= 0 || *auditBackupCheck <= 0 {
+		return fmt.Errorf("%w: --sessions 1..64, --hsm-call-timeout > 0, --key-pool ≥ 0, --key-pool-workers 1..64, --audit-checkpoint-every > 0, --audit-backup-check-every > 0", errUsage)
 	}
 	if err := trafficF.check(); err != nil {
 		return err
@@ -238,6 +240,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		common.HSM.PoolSize = *sessions
+		common.HSM.CallTimeout = *hsmTimeout
 		if *poolSize > 0 {
 			common.HSM.PoolSize += *poolWorkers
 		}
