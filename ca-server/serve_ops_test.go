@@ -313,3 +313,13 @@ func TestServeConfigFilePrecedence(t *testing.T) {
 		}
 	}
 }
+
+// The example settings file of deploy/ names only real serve flags with
+// values they accept: serve reads it and stops at the first check after
+// it (here --sessions 0, given on the command line, which wins).
+func TestDeployExampleConfigIsValid(t *testing.T) {
+	code, out := runExit("serve", "--config", filepath.Join("..", "deploy", "ca-server.toml"), "--sessions", "0")
+	if code != 2 || !strings.Contains(out, "--sessions 1..64") {
+		t.Fatalf("serve with the example config: exit %d:\n%s", code, out)
+	}
+}
