@@ -342,6 +342,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	tr.ops.watchStore(l.st)
 	if statusActive != nil {
 		tr.ops.watchHSM(statusActive.HSM)
+		for _, job := range scheduledJobs {
+			tr.ops.SetLeaseHolder(job, true)
+		}
 		if statusDeps != nil && statusDeps.Pool != nil {
 			pool := statusDeps.Pool
 			tr.ops.gaugeFunc(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "madoguchi_key_pool_ready", Help: "Pre-generated user keys ready in the HSM (--key-pool)."},

@@ -155,6 +155,11 @@ func newOpsMetrics(reg *prometheus.Registry, logger *slog.Logger) (*opsMetrics, 
 	return m, nil
 }
 
+// scheduledJobs are the jobs serve runs on a schedule. Until the job
+// leases decide otherwise (through SetLeaseHolder), an activated serve
+// runs every one of them itself, and says so.
+var scheduledJobs = []string{"sweeper", "crl-publication", "change-checks", "audit-checkpoint", "audit-backup", "ocsp-responder-rotation"}
+
 // SetLeaseHolder is the hook for the job leases: the lease code calls it
 // when this replica takes (held) or loses a job's lease.
 func (m *opsMetrics) SetLeaseHolder(job string, held bool) {

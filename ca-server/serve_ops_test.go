@@ -225,7 +225,7 @@ status-every = "1m"
 	}
 	for _, name := range []string{"madoguchi_requests_total", "madoguchi_request_duration_seconds", "madoguchi_hsm_operation_duration_seconds",
 		"madoguchi_hsm_session_faults_total", "madoguchi_key_pool_ready", "madoguchi_crl_newest_age_seconds",
-		"madoguchi_audit_uncheckpointed_records", "madoguchi_ready", "madoguchi_http_requests_refused_total"} {
+		"madoguchi_audit_uncheckpointed_records", "madoguchi_ready", "madoguchi_lease_holder", "madoguchi_http_requests_refused_total"} {
 		if fams[name] == nil {
 			if name == "madoguchi_http_requests_refused_total" {
 				continue // only after a refusal
