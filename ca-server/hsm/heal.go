@@ -125,11 +125,20 @@ var testFault func(op string, s pkcs11.SessionHandle) error
 func (h *HSM) do(ctx context.Context, op string, retry retryPolicy, keys []Key, fn func(s pkcs11.SessionHandle) error) error {
 	start := time.Now()
 	err, again := h.attempt(ctx, op, keys, fn)
-	if again && bool(retry) {
-		err, _ = h.attempt(ctx, op, keys, fn)
-	} else if again && isHandleInvalid(err) {
-		// re-finding a token object is not a repetition of the operation
-		err, _ = h.attempt(ctx, op, keys, fn)
+	repeated := false
+	for n := 0; again && n < 3; n++ {
+		switch {
+		case isHandleInvalid(err):
+			// The token refused the stale handle before doing anything:
+			// running it again with the handle found again is not a
+			// repetition of the operation.
+		case bool(retry) && !repeated:
+			repeated = true // the one repetition after a session fault
+		default:
+			again = false
+			continue
+		}
+		err, again = h.attempt(ctx, op, keys, fn)
 	}
 	h.mu.Lock()
 	o := h.observer
@@ -192,7 +201,7 @@ func (h *HSM) attempt(ctx context.Context, op string, keys []Key, fn func(s pkcs
 			return fn(s)
 		}
 	}
-	err, abandoned := h.call(ctx, s, run)
+	err, abandoned := h.call(s, run)
 	if abandoned {
 		return err, false // the session comes back (retired) when the call returns
 	}
@@ -207,6 +216,19 @@ func (h *HSM) attempt(ctx context.Context, op string, keys []Key, fn func(s pkcs
 		}
 		return err, true
 	case isHandleInvalid(err) && len(keys) > 0:
+		if !h.loggedIn(s) {
+			// The login was lost under a session that survived (it was
+			// opened while the token was logging out): the object handles
+			// went with the login. Log in again and find the keys.
+			relogged, rerr := h.replace(s)
+			if rerr != nil {
+				return errors.Join(err, rerr), false
+			}
+			if relogged {
+				h.resolve(ctx, keys)
+			}
+			return err, true
+		}
 		h.sessions <- s
 		return err, h.resolve(ctx, keys)
 	}
@@ -214,43 +236,37 @@ func (h *HSM) attempt(ctx context.Context, op string, keys []Key, fn func(s pkcs
 	return err, false
 }
 
-// call runs fn on s so the caller can leave: at the call deadline, or when
-// ctx ends. A call left behind keeps its session until it returns, then
-// the session is closed and replaced (whatever the call created in it dies
-// with it), so a half-done call never leaves an object nobody owns. While
-// a call is past its deadline, Check reports the HSM unavailable.
-func (h *HSM) call(ctx context.Context, s pkcs11.SessionHandle, fn func(pkcs11.SessionHandle) error) (err error, abandoned bool) {
+// call runs fn on s under the call deadline. A call past it is left
+// behind: the caller gets ErrDeadline at once, the call keeps its session
+// until it returns, then the session is closed and replaced (whatever the
+// late call created in it dies with it, so a half-done call never leaves an
+// object nobody owns), and Check reports the HSM unavailable meanwhile.
+// The caller's ctx bounds the wait for a session, not a call once started:
+// a call abandoned for a cancelled request would, like a hung one, cost
+// its session and every session object in it.
+func (h *HSM) call(s pkcs11.SessionHandle, fn func(pkcs11.SessionHandle) error) (err error, abandoned bool) {
 	res := make(chan error, 1)
 	go func() { res <- fn(s) }()
 	t := time.NewTimer(h.callTimeout)
 	defer t.Stop()
-	var why error
 	select {
 	case err := <-res:
 		return err, false
 	case <-t.C:
-		why = fmt.Errorf("%w (%s)", ErrDeadline, h.callTimeout)
-	case <-ctx.Done():
-		why = fmt.Errorf("hsm: call abandoned: %w", ctx.Err())
 	}
 	h.mu.Lock()
-	late := errors.Is(why, ErrDeadline)
-	if late {
-		h.hung++
-	}
+	h.hung++
 	h.inflight.Add(1)
 	h.mu.Unlock()
 	go func() {
 		defer h.inflight.Done()
 		<-res
 		h.replace(s)
-		if late {
-			h.mu.Lock()
-			h.hung--
-			h.mu.Unlock()
-		}
+		h.mu.Lock()
+		h.hung--
+		h.mu.Unlock()
 	}()
-	return why, true
+	return fmt.Errorf("%w (%s)", ErrDeadline, h.callTimeout), true
 }
 
 // replace closes s (ignoring its error: it is already gone or suspect),
@@ -281,14 +297,20 @@ func (h *HSM) reopen() (pkcs11.SessionHandle, bool, error) {
 		h.mu.Unlock()
 		return 0, false, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	s, err := h.p11().OpenSession(h.slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
+	h.mu.Lock()
+	slot := h.slot
+	h.mu.Unlock()
+	s, err := h.p11().OpenSession(slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
 	if err != nil {
+		// the token may be back in another slot (slot ids change)
 		slot, ferr := h.mod.findSlot(h.label)
 		if ferr != nil {
 			return fail(wrapErr("open session", err))
 		}
+		h.mu.Lock()
 		h.slot = slot
-		if s, err = h.p11().OpenSession(h.slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION); err != nil {
+		h.mu.Unlock()
+		if s, err = h.p11().OpenSession(slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION); err != nil {
 			return fail(wrapErr("open session", err))
 		}
 	}
@@ -318,6 +340,12 @@ func (h *HSM) reopen() (pkcs11.SessionHandle, bool, error) {
 	return s, relogged, nil
 }
 
+// loggedIn reports whether s is in a user state.
+func (h *HSM) loggedIn(s pkcs11.SessionHandle) bool {
+	info, err := h.p11().GetSessionInfo(s)
+	return err == nil && (info.State == pkcs11.CKS_RW_USER_FUNCTIONS || info.State == pkcs11.CKS_RO_USER_FUNCTIONS)
+}
+
 // suspect: s was last known good in an earlier login epoch.
 func (h *HSM) suspect(s pkcs11.SessionHandle) bool {
 	h.mu.Lock()
@@ -335,40 +363,39 @@ func (h *HSM) vouch(s pkcs11.SessionHandle) {
 	}
 }
 
-// obj is the handle of k in the current login epoch.
+// obj is the newest known handle of k: its own, or the one it was found
+// again under after its handle went stale (a chain when that happened
+// more than once). A stale handle is never used once a newer one is known:
+// a token may give its number to another object.
 func (h *HSM) obj(k Key) pkcs11.ObjectHandle {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if k.epoch == h.epoch {
-		return k.handle
+	return h.newest(handleAt{k.epoch, k.handle}).handle
+}
+
+func (h *HSM) newest(at handleAt) handleAt {
+	for range 64 { // the chain grows by one per heal; bounded anyway
+		n, ok := h.remap[at]
+		if !ok {
+			break
+		}
+		at = n
 	}
-	if n, ok := h.remap[handleAt{k.epoch, k.handle}]; ok && n.epoch == h.epoch {
-		return n.handle
-	}
-	return k.handle
+	return at
 }
 
 // resolve looks the token objects among keys up again (kind, label,
-// CKA_ID, CKA_TOKEN) in the current epoch; it reports whether any handle
-// changed. Session objects are gone with their session and stay invalid.
+// CKA_ID, CKA_TOKEN) after an invalid-handle error or a re-login; it
+// reports whether any handle changed. A new handle starts a new epoch, so
+// handles stamped from now on never collide with the stale numbers.
+// Session objects are gone with their session and stay invalid; a
+// destroyed token key is not found and stays invalid.
 func (h *HSM) resolve(ctx context.Context, keys []Key) bool {
 	changed := false
 	for _, k := range keys {
 		if !k.token {
 			continue
 		}
-		h.mu.Lock()
-		epoch := h.epoch
-		if n, ok := h.remap[handleAt{k.epoch, k.handle}]; (ok && n.epoch == epoch) || k.epoch == epoch {
-			h.mu.Unlock()
-			// already current, unless the object vanished for good
-			if k.epoch == epoch {
-				continue
-			}
-			changed = true
-			continue
-		}
-		h.mu.Unlock()
 		tmpl := append(k.Kind.template(), pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true), pkcs11.NewAttribute(pkcs11.CKA_LABEL, k.Label), pkcs11.NewAttribute(pkcs11.CKA_ID, k.ID))
 		var found []pkcs11.ObjectHandle
 		err, _ := h.attempt(ctx, "find key again", nil, func(s pkcs11.SessionHandle) error {
@@ -380,9 +407,19 @@ func (h *HSM) resolve(ctx context.Context, keys []Key) bool {
 			continue
 		}
 		h.mu.Lock()
-		h.remap[handleAt{k.epoch, k.handle}] = handleAt{h.epoch, found[0]}
+		own := handleAt{k.epoch, k.handle}
+		last := h.newest(own)
+		switch {
+		case last.handle != found[0]:
+			h.epoch++
+			h.remap[last] = handleAt{h.epoch, found[0]}
+			changed = true
+		case last != own:
+			// another caller found it again since this one's attempt,
+			// which may have used the stale handle: worth one more try
+			changed = true
+		}
 		h.mu.Unlock()
-		changed = true
 	}
 	return changed
 }

@@ -211,3 +211,51 @@ func TestKeptPINNeverPrinted(t *testing.T) {
 		t.Fatalf("PIN printed: %s", out)
 	}
 }
+
+// Concurrent signers meet a pool whose every session was closed from
+// outside: they heal it together (several goroutines find dead sessions at
+// once, one logs in again, all find the key again), with no race, no
+// session used by two goroutines, and every signature made. (The sessions
+// are closed between rounds, not under running calls: SoftHSM crashes when
+// C_CloseAllSessions frees a session a C_Sign on another thread is using,
+// which no other process can do to ours.)
+func TestConcurrentSignersHealTogether(t *testing.T) {
+	h, _ := openTestToken(t, 3)
+	ctx := context.Background()
+	kp, err := h.GenerateRSA(ctx, "storm", KeyOptions{Token: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sg, _ := h.Signer(kp)
+	for round := range 3 {
+		if err := h.p11().CloseAllSessions(h.slot); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		var failed atomic.Int32
+		start := make(chan struct{})
+		for range 6 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				for range 5 {
+					d := sha256.Sum256([]byte("storm"))
+					if _, err := sg.Sign(nil, d[:], crypto.SHA256); err != nil {
+						if failed.Add(1) == 1 {
+							t.Errorf("round %d: %v", round, err)
+						}
+					}
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		if n := failed.Load(); n > 0 {
+			t.Errorf("round %d: %d of 30 signatures failed", round, n)
+		}
+	}
+	if err := h.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
