@@ -25,9 +25,10 @@ func (s *secret) wipe() {
 	}
 }
 
-// String returns the PIN itself: only for C_Login. Format, GoString and
-// LogValue are what printing and logging use.
-func (s *secret) String() string             { return string(s.b) }
+// reveal returns the PIN itself, only for C_Login. There is no String
+// method (a Stringer is what loggers and templates call); Format, GoString
+// and LogValue are what printing and logging use.
+func (s *secret) reveal() string             { return string(s.b) }
 func (s *secret) GoString() string           { return "[redacted]" }
 func (s *secret) Format(f fmt.State, _ rune) { io.WriteString(f, "[redacted]") }
 func (s *secret) LogValue() slog.Value       { return slog.StringValue("[redacted]") }
@@ -318,7 +319,7 @@ func (h *HSM) reopen() (pkcs11.SessionHandle, bool, error) {
 	info, err := h.p11().GetSessionInfo(s)
 	if err != nil || (info.State != pkcs11.CKS_RW_USER_FUNCTIONS && info.State != pkcs11.CKS_RO_USER_FUNCTIONS) {
 		h.mu.Lock()
-		pin := h.pin.String()
+		pin := h.pin.reveal()
 		h.mu.Unlock()
 		if err := h.p11().Login(s, pkcs11.CKU_USER, pin); err != nil {
 			var pe pkcs11.Error

@@ -206,7 +206,7 @@ func TestKeptPINNeverPrinted(t *testing.T) {
 	var buf bytes.Buffer
 	lg := slog.New(slog.NewJSONHandler(&buf, nil))
 	lg.Info("hsm", "hsm", h, "pin", h.pin)
-	out := fmt.Sprintf("%v %+v %s %#v %v %+v %q", h, h, h, h.pin, h.pin, h.pin, h.pin) + buf.String()
+	out := fmt.Sprintf("%v %+v %s %#v %v %+v %q %s %x", h, h, h, h.pin, h.pin, h.pin, h.pin, h.pin, h.pin) + buf.String()
 	if strings.Contains(out, pin) {
 		t.Fatalf("PIN printed: %s", out)
 	}

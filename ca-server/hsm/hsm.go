@@ -103,7 +103,7 @@ func OpenWithPIN(cfg Config, pin string) (*HSM, error) {
 		h.sessions <- s
 	}
 	// Login is per application: one C_Login serves every session.
-	if err := mod.ctx.Login(first, pkcs11.CKU_USER, h.pin.String()); err != nil {
+	if err := mod.ctx.Login(first, pkcs11.CKU_USER, h.pin.reveal()); err != nil {
 		var pe pkcs11.Error
 		if !errors.As(err, &pe) || pe != pkcs11.CKR_USER_ALREADY_LOGGED_IN {
 			return fail(wrapErr("login", err))
