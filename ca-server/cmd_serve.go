@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -16,10 +15,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"madoguchi/ca-server/api"
 	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/audit"
 	"madoguchi/ca-server/ceremony"
+	"madoguchi/ca-server/hsm"
 	"madoguchi/ca-server/hsmissuance"
 	"madoguchi/ca-server/issuance"
 	"madoguchi/ca-server/profile"
@@ -169,6 +171,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	deadline := fs.Duration("deadline", 10*time.Minute, "time a prepared issuance may wait for its confirmation before it is revoked (reason 0)")
 	sweepEvery := fs.Duration("sweep-every", 30*time.Second, "how often overdue issuances are revoked")
 	sessions := fs.Int("sessions", 2, "HSM sessions for request handling")
+	hsmTimeout := fs.Duration("hsm-call-timeout", hsm.DefaultCallTimeout, "deadline of each PKCS#11 call; a call past it fails, its session is retired when it returns and /readyz is false meanwhile")
 	poolSize := fs.Int("key-pool", 0, "keep this many user keys pre-generated in the HSM (0: generate on each request)")
 	poolWorkers := fs.Int("key-pool-workers", 1, "goroutines (each with its own HSM session) refilling the key pool")
 	profilesDir := fs.String("profiles", "", "directory overriding the embedded certificate profiles")
@@ -178,24 +181,32 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	auditWitnessDir := fs.String("audit-witness-dir", "", "directory of checkpoint copies kept by `ca-server audit witness`: at start the audit log must extend them, as it must extend the newest audit backup, before anything is signed")
 	statusF := registerStatusFlags(fs)   // serve_status.go
 	trafficF := registerTrafficFlags(fs) // serve_traffic.go
+	logFormat := fs.String("log-format", "text", "log format on stderr: text, or json (one log/slog object per line, for a collector)")
+	configFile := fs.String("config", "", "TOML file setting any of these flags by name (name = value); flags on the command line win (serve_ops.go)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
+	if err := applyConfigFile(fs, *configFile); err != nil {
+		return err
+	}
 	if fs.NArg() != 0 {
 		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
 	}
-	if *sessions < 1 || *sessions > 64 || *poolSize < 0 || *poolWorkers < 1 || *poolWorkers > 64 || *auditEvery <= 0 || *auditBackupCheck <= 0 {
-		return fmt.Errorf("%w: --sessions 1..64, --key-pool ≥ 0, --key-pool-workers 1..64, --audit-checkpoint-every > 0, --audit-backup-check-every > 0", errUsage)
+	if *sessions < 1 || *sessions > 64 || *hsmTimeout <= 0 || *poolSize < 0 || *poolWorkers < 1 || *poolWorkers > 64 || *auditEvery <= 0 || *auditBackupCheck <= 0 {
+		return fmt.Errorf("%w: --sessions 1..64, --hsm-call-timeout > 0, --key-pool ≥ 0, --key-pool-workers 1..64, --audit-checkpoint-every > 0, --audit-backup-check-every > 0", errUsage)
 	}
 	if err := trafficF.check(); err != nil {
 		return err
 	}
+	logger, err := newLogger(*logFormat, stderr)
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(serveContext(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	logger := slog.New(slog.NewTextHandler(stderr, nil))
 
 	l, err := openLocal(ctx, cf.dataDir, *database)
 	if err != nil {
@@ -229,6 +240,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		common.HSM.PoolSize = *sessions
+		common.HSM.CallTimeout = *hsmTimeout
 		if *poolSize > 0 {
 			common.HSM.PoolSize += *poolWorkers
 		}
@@ -326,6 +338,23 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	defer tr.stop()
 	statusF.traffic = tr
+	// /readyz and the operational series (serve_ops.go)
+	tr.ops.watchStore(l.st)
+	if statusActive != nil {
+		tr.ops.watchHSM(statusActive.HSM)
+		for _, job := range scheduledJobs {
+			tr.ops.SetLeaseHolder(job, true)
+		}
+		if statusDeps != nil && statusDeps.Pool != nil {
+			pool := statusDeps.Pool
+			tr.ops.gaugeFunc(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "madoguchi_key_pool_ready", Help: "Pre-generated user keys ready in the HSM (--key-pool)."},
+				func() float64 { return float64(pool.Ready()) }))
+		}
+	} else {
+		tr.ops.addCheck("hsm", func(context.Context) error {
+			return errors.New("not activated (no key ceremony, or serve started without the custodians' shares)")
+		})
+	}
 	srv, err := api.New(api.Config{Service: svc, Enroller: l.ca, Terminals: l.st, Audit: l.audit, ClientCAs: l.ca.Pool(), Logger: logger,
 		Traffic: tr.guard("api", trafficF.terminal), Witness: witness})
 	if err != nil {
@@ -340,7 +369,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{Handler: srv, TLSConfig: api.TLSConfig(serverCert), ReadHeaderTimeout: 10 * time.Second,
+	hs := &http.Server{Handler: tr.ops.instrument(srv), TLSConfig: api.TLSConfig(serverCert), ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 16 << 10}
 	fmt.Fprintf(stdout, "ca-server: listening on https://%s (TLS CA certificate %s)\n", ln.Addr(), filepath.Join(cf.dataDir, "tls-ca.crt"))
 	errc := make(chan error, 1)

@@ -199,6 +199,7 @@ func startStatus(ctx context.Context, f *statusFlags, l *local, srv *api.Server,
 			return nil, err
 		}
 		f.traffic.ocspMetrics(ca.Name, r)
+		f.traffic.crlAge(svc, sc.CRLSeries, sc.ARLSeries)
 		responders[ca.CertType], sc.OCSP = r, r
 		cas = append(cas, sc)
 	}
@@ -266,7 +267,7 @@ func startStatus(ctx context.Context, f *statusFlags, l *local, srv *api.Server,
 	}
 	vh, err := api.NewVerifierHandler(scfg)
 	if err == nil {
-		err = listen(f.verifierListen, vh, api.VerifierTLSConfig(serverCert), "verifier", "verifier status (mutual TLS)")
+		err = listen(f.verifierListen, f.traffic.ops.instrument(vh), api.VerifierTLSConfig(serverCert), "verifier", "verifier status (mutual TLS)")
 	}
 	if err == nil {
 		var ph http.Handler

@@ -106,6 +106,7 @@ type serveTraffic struct {
 	f       *trafficFlags
 	reg     *prometheus.Registry
 	metrics *traffic.Metrics
+	ops     *opsMetrics // serve_ops.go: requests, HSM, readiness
 	audit   traffic.Auditor
 	logger  *slog.Logger
 
@@ -124,6 +125,9 @@ func startTraffic(ctx context.Context, f *trafficFlags, audit traffic.Auditor, l
 	if t.metrics, err = traffic.NewMetrics(t.reg); err != nil {
 		return nil, err
 	}
+	if t.ops, err = newOpsMetrics(t.reg, logger); err != nil {
+		return nil, err
+	}
 	t.ctx, t.cancel = context.WithCancel(ctx)
 	if f.metricsListen != "" {
 		ln, err := net.Listen("tcp", f.metricsListen)
@@ -131,10 +135,10 @@ func startTraffic(ctx context.Context, f *trafficFlags, audit traffic.Auditor, l
 			t.cancel()
 			return nil, err
 		}
-		t.srv = &http.Server{Handler: traffic.MetricsHandler(t.reg), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 10 * time.Second,
+		t.srv = &http.Server{Handler: t.ops.handler(traffic.MetricsHandler(t.reg)), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 10 * time.Second,
 			WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 8 << 10}
 		go t.srv.Serve(traffic.Limit(ln, "metrics", traffic.ConnLimits{Total: 16}, t.metrics))
-		fmt.Fprintf(stdout, "ca-server: metrics on http://%s/metrics\n", ln.Addr())
+		fmt.Fprintf(stdout, "ca-server: metrics on http://%s/metrics (health: /livez, /readyz)\n", ln.Addr())
 	}
 	return t, nil
 }

@@ -325,6 +325,7 @@ func tokenConfig(c Common, st *State) hsm.Config {
 		TokenLabel:  st.TokenLabel,
 		Mechanisms:  c.HSM.Mechanisms,
 		PoolSize:    c.HSM.PoolSize,
+		CallTimeout: c.HSM.CallTimeout,
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // DefaultModulePath is Debian's SoftHSM 2 PKCS#11 module.
@@ -54,6 +55,10 @@ type Config struct {
 	// PoolSize is the number of sessions (goroutines served at once);
 	// zero means 2.
 	PoolSize int
+	// CallTimeout bounds each PKCS#11 call (zero: DefaultCallTimeout).
+	// A call past it is left to finish in the background, its session is
+	// retired, and Check reports the HSM unavailable meanwhile.
+	CallTimeout time.Duration
 }
 
 func (c Config) modulePath() string {

@@ -8,12 +8,19 @@
 //
 // PKCS#11 sessions are not safe for concurrent use (two goroutines on one
 // SoftHSM session crash it), so an *HSM owns a fixed pool of sessions and
-// every operation borrows exactly one through a single helper (withSession)
+// every operation borrows exactly one through a single helper (do)
 // and returns it when done: one session is used by one goroutine at a time.
 // All methods of *HSM are safe for concurrent use. Login state is per process
 // (PKCS#11 §5.5), so the pool logs in once. Close stops new calls (they fail
 // with ErrClosed), waits for calls in flight, then logs out and finalises:
 // C_Finalize while calls are in flight crashes the module.
+//
+// Faults heal (heal.go): a session lost to the token (closed, device
+// error, token removed, login lost) is replaced, the login restored with
+// the PIN kept in memory since Open, token objects found again (handles
+// change with a new login), and the operation retried once when repeating
+// it is safe. Each call has a deadline; a call past it keeps its session
+// until it returns, and Check (readiness) fails meanwhile.
 //
 // Only one *HSM may be open per PKCS#11 module in a process, because
 // C_Initialize is process-wide and SoftHSM reads SOFTHSM2_CONF only then.

@@ -1,26 +1,45 @@
 package hsm
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/miekg/pkcs11"
 )
 
+// DefaultCallTimeout bounds one PKCS#11 call when Config.CallTimeout is
+// zero: far above an RSA-2048 key generation on a loaded SoftHSM or network
+// HSM (well under a second), far below what a counter clerk waits for.
+const DefaultCallTimeout = 30 * time.Second
+
 // HSM is an open, logged-in token with a session pool. Safe for concurrent
-// use; see the package doc for the session rules.
+// use; see the package doc for the session rules and how faults heal.
 type HSM struct {
 	mod   *module
 	slot  uint
 	label string
 	mech  Mechanisms
+	// pin is the user PIN, held only in memory so a lost login can be
+	// restored without the custodians (heal.go). A pointer, so printing
+	// an HSM with %+v shows an address, never the bytes.
+	pin         *secret
+	callTimeout time.Duration
 
-	sessions chan pkcs11.SessionHandle // idle sessions
-	all      []pkcs11.SessionHandle
+	// sessions holds the idle sessions; a 0 entry is a slot whose session
+	// was lost and could not be replaced yet (the next borrower tries).
+	sessions chan pkcs11.SessionHandle
 
 	mu       sync.Mutex
+	open     map[pkcs11.SessionHandle]sessionState // open sessions
+	serial   uint64                                // last incarnation serial given out
+	epoch    uint64                                // login epoch: +1 at every re-login (object handles change)
+	remap    map[handleAt]handleAt                 // token objects found again after a re-login
+	hung     int                                   // calls past their deadline still inside the module
+	broken   error                                 // why the last session replacement failed; nil when it worked
+	faults   uint64                                // session faults seen
+	observer Observer
 	closed   bool
 	done     chan struct{} // closed when Close starts
 	inflight sync.WaitGroup
@@ -37,7 +56,9 @@ func Open(cfg Config) (*HSM, error) {
 }
 
 // OpenWithPIN is Open with a PIN the caller holds in memory (for example one
-// reconstructed from custodian shares at activation). The PIN is not kept.
+// reconstructed from custodian shares at activation). The HSM keeps a copy
+// in memory only, to log in again after the token lost the login (an HSM
+// reboot, a closed session); Close wipes it. It is never logged or printed.
 func OpenWithPIN(cfg Config, pin string) (*HSM, error) {
 	if cfg.TokenLabel == "" {
 		return nil, fmt.Errorf("%w: empty token label", ErrBadInput)
@@ -49,11 +70,17 @@ func OpenWithPIN(cfg Config, pin string) (*HSM, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &HSM{mod: mod, label: cfg.TokenLabel, mech: cfg.Mechanisms, done: make(chan struct{})}
+	h := &HSM{mod: mod, label: cfg.TokenLabel, mech: cfg.Mechanisms, done: make(chan struct{}),
+		pin: newSecret(pin), callTimeout: cfg.CallTimeout,
+		open: map[pkcs11.SessionHandle]sessionState{}, remap: map[handleAt]handleAt{}}
+	if h.callTimeout <= 0 {
+		h.callTimeout = DefaultCallTimeout
+	}
 	fail := func(err error) (*HSM, error) {
-		for _, s := range h.all {
+		for s := range h.open {
 			_ = mod.ctx.CloseSession(s)
 		}
+		h.pin.wipe()
 		mod.unload()
 		return nil, err
 	}
@@ -62,16 +89,21 @@ func OpenWithPIN(cfg Config, pin string) (*HSM, error) {
 	}
 	n := cfg.poolSize()
 	h.sessions = make(chan pkcs11.SessionHandle, n)
-	for range n {
+	var first pkcs11.SessionHandle
+	for i := range n {
 		s, err := mod.ctx.OpenSession(h.slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
 		if err != nil {
 			return fail(wrapErr("open session", err))
 		}
-		h.all = append(h.all, s)
+		if i == 0 {
+			first = s
+		}
+		h.serial++
+		h.open[s] = sessionState{serial: h.serial}
 		h.sessions <- s
 	}
 	// Login is per application: one C_Login serves every session.
-	if err := mod.ctx.Login(h.all[0], pkcs11.CKU_USER, pin); err != nil {
+	if err := mod.ctx.Login(first, pkcs11.CKU_USER, h.pin.reveal()); err != nil {
 		var pe pkcs11.Error
 		if !errors.As(err, &pe) || pe != pkcs11.CKR_USER_ALREADY_LOGGED_IN {
 			return fail(wrapErr("login", err))
@@ -83,9 +115,14 @@ func OpenWithPIN(cfg Config, pin string) (*HSM, error) {
 // TokenLabel is the label of the open token.
 func (h *HSM) TokenLabel() string { return h.label }
 
-// Close stops new calls (they get ErrClosed), waits for the calls in flight,
-// then logs out, closes the sessions and finalises the module. Session
-// objects vanish with their sessions. Calling Close again returns nil.
+// String names the token; it never shows the PIN or session state.
+func (h *HSM) String() string { return fmt.Sprintf("hsm token %q", h.label) }
+
+// Close stops new calls (they get ErrClosed), waits for the calls in flight
+// (including calls past their deadline: C_Finalize under a running call
+// crashes the module), then logs out, closes the sessions, finalises the
+// module and wipes the PIN. Session objects vanish with their sessions.
+// Calling Close again returns nil.
 func (h *HSM) Close() error {
 	h.mu.Lock()
 	if h.closed {
@@ -98,45 +135,28 @@ func (h *HSM) Close() error {
 
 	h.inflight.Wait()
 	var errs []error
-	if err := h.mod.ctx.Logout(h.all[0]); err != nil {
-		var pe pkcs11.Error
-		if !errors.As(err, &pe) || pe != pkcs11.CKR_USER_NOT_LOGGED_IN {
-			errs = append(errs, wrapErr("logout", err))
+	loggedOut := false
+	for s := range h.open {
+		if !loggedOut {
+			loggedOut = true
+			if err := h.mod.ctx.Logout(s); err != nil {
+				var pe pkcs11.Error
+				if !errors.As(err, &pe) || (pe != pkcs11.CKR_USER_NOT_LOGGED_IN && !sessionFaultCode(uint(pe))) {
+					errs = append(errs, wrapErr("logout", err))
+				}
+			}
 		}
-	}
-	for _, s := range h.all {
 		if err := h.mod.ctx.CloseSession(s); err != nil {
-			errs = append(errs, wrapErr("close session", err))
+			var pe pkcs11.Error
+			if !errors.As(err, &pe) || !sessionFaultCode(uint(pe)) {
+				errs = append(errs, wrapErr("close session", err))
+			}
 		}
 	}
+	h.pin.wipe()
 	h.mod.unload()
 	return errors.Join(errs...)
 }
 
-// withSession is the single borrow-and-return path to a session: it waits
-// for an idle session (or ctx, or Close), runs fn on it, and returns it.
-// fn must not keep the session.
-func (h *HSM) withSession(ctx context.Context, fn func(s pkcs11.SessionHandle) error) error {
-	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
-		return ErrClosed
-	}
-	h.inflight.Add(1)
-	h.mu.Unlock()
-	defer h.inflight.Done()
-
-	var s pkcs11.SessionHandle
-	select {
-	case s = <-h.sessions:
-	case <-h.done:
-		return ErrClosed
-	case <-ctx.Done():
-		return fmt.Errorf("hsm: waiting for a session: %w", ctx.Err())
-	}
-	defer func() { h.sessions <- s }()
-	return fn(s)
-}
-
-// p11 is the raw module context, to be used only inside withSession.
+// p11 is the raw module context, to be used only inside do.
 func (h *HSM) p11() *pkcs11.Ctx { return h.mod.ctx }

@@ -60,6 +60,12 @@ type Key struct {
 	ID     []byte
 	Kind   KeyKind
 	handle pkcs11.ObjectHandle
+	// where the handle lives (heal.go): its login epoch, whether it is a
+	// token object (found again after a re-login), and for a session
+	// object the session incarnation it dies with.
+	epoch uint64
+	token bool
+	owner uint64
 }
 
 func (k Key) String() string {
@@ -211,7 +217,8 @@ func (h *HSM) GenerateRSA(ctx context.Context, label string, opts KeyOptions) (R
 	)
 	privAttrs := rsaPrivateTemplate(label, id, opts)
 	var kp RSAKeyPair
-	err = h.withSession(ctx, func(s pkcs11.SessionHandle) error {
+	retry := retryPolicy(!opts.Token)
+	err = h.do(ctx, "generate rsa", retry, nil, func(s pkcs11.SessionHandle) error {
 		pub, priv, err := h.p11().GenerateKeyPair(s,
 			[]*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_KEY_PAIR_GEN, nil)}, pubAttrs, privAttrs)
 		if err != nil {
@@ -219,10 +226,15 @@ func (h *HSM) GenerateRSA(ctx context.Context, label string, opts KeyOptions) (R
 		}
 		kp.Private = Key{Label: label, ID: id, Kind: KindRSAPrivate, handle: priv}
 		kp.Public = Key{Label: label, ID: id, Kind: KindRSAPublic, handle: pub}
+		h.stamp(&kp.Private, s, opts.Token)
+		h.stamp(&kp.Public, s, opts.Token)
 		kp.PublicKey, err = h.rsaPublic(s, pub)
 		return err
 	})
-	return kp, err
+	if err != nil {
+		return RSAKeyPair{}, err // the closure may still run (call deadline): never read what it writes
+	}
+	return kp, nil
 }
 
 // GenerateAES generates an AES key (default 128 bits) in the token.
@@ -240,11 +252,16 @@ func (h *HSM) GenerateAES(ctx context.Context, label string, opts KeyOptions) (K
 	}
 	attrs := append(opts.secretAttrs(KindAES, label, id), pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, bits/8))
 	k := Key{Label: label, ID: id, Kind: KindAES}
-	err = h.withSession(ctx, func(s pkcs11.SessionHandle) error {
+	err = h.do(ctx, "generate aes", retryPolicy(!opts.Token), nil, func(s pkcs11.SessionHandle) error {
+		var err error
 		k.handle, err = h.p11().GenerateKey(s, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)}, attrs)
+		h.stamp(&k, s, opts.Token)
 		return wrapErr("generate aes", err)
 	})
-	return k, err
+	if err != nil {
+		return Key{}, err // the closure may still run (call deadline): never read what it writes
+	}
+	return k, nil
 }
 
 // GenerateHMAC generates a 256-bit generic secret for HMAC-SHA-256 (the
@@ -261,11 +278,16 @@ func (h *HSM) GenerateHMAC(ctx context.Context, label string, opts KeyOptions) (
 	opts.Usage = UseSign
 	attrs := append(opts.secretAttrs(KindHMAC, label, id), pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 32))
 	k := Key{Label: label, ID: id, Kind: KindHMAC}
-	err = h.withSession(ctx, func(s pkcs11.SessionHandle) error {
+	err = h.do(ctx, "generate hmac", retryPolicy(!opts.Token), nil, func(s pkcs11.SessionHandle) error {
+		var err error
 		k.handle, err = h.p11().GenerateKey(s, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_GENERIC_SECRET_KEY_GEN, nil)}, attrs)
+		h.stamp(&k, s, opts.Token)
 		return wrapErr("generate hmac key", err)
 	})
-	return k, err
+	if err != nil {
+		return Key{}, err // the closure may still run (call deadline): never read what it writes
+	}
+	return k, nil
 }
 
 // ImportAES creates an AES key object from a known value (the ceremony's
@@ -286,11 +308,16 @@ func (h *HSM) ImportAES(ctx context.Context, label string, value []byte, opts Ke
 	}
 	attrs := append(opts.secretAttrs(KindAES, label, id), pkcs11.NewAttribute(pkcs11.CKA_VALUE, value))
 	k := Key{Label: label, ID: id, Kind: KindAES}
-	err = h.withSession(ctx, func(s pkcs11.SessionHandle) error {
+	err = h.do(ctx, "import aes", retryPolicy(!opts.Token), nil, func(s pkcs11.SessionHandle) error {
+		var err error
 		k.handle, err = h.p11().CreateObject(s, attrs)
+		h.stamp(&k, s, opts.Token)
 		return wrapErr("import aes", err)
 	})
-	return k, err
+	if err != nil {
+		return Key{}, err // the closure may still run (call deadline): never read what it writes
+	}
+	return k, nil
 }
 
 // DeriveAESECB derives an AES key whose value is AES-ECB(base, data) inside
@@ -317,14 +344,19 @@ func (h *HSM) DeriveAESECB(ctx context.Context, base Key, data []byte, label str
 	}
 	attrs := append(opts.secretAttrs(KindAES, label, id), pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, len(data)))
 	k := Key{Label: label, ID: id, Kind: KindAES}
-	err = h.withSession(ctx, func(s pkcs11.SessionHandle) error {
+	err = h.do(ctx, "derive aes ecb", retryPolicy(!opts.Token), []Key{base}, func(s pkcs11.SessionHandle) error {
 		param, unpin := keyDerivationStringData(data)
 		defer unpin()
 		mech := []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_ECB_ENCRYPT_DATA, param)}
-		k.handle, err = h.p11().DeriveKey(s, mech, base.handle, attrs)
+		var err error
+		k.handle, err = h.p11().DeriveKey(s, mech, h.obj(base), attrs)
+		h.stamp(&k, s, opts.Token)
 		return wrapErr("derive aes ecb", err)
 	})
-	return k, err
+	if err != nil {
+		return Key{}, err // the closure may still run (call deadline): never read what it writes
+	}
+	return k, nil
 }
 
 // keyDerivationStringData builds CK_KEY_DERIVATION_STRING_DATA
@@ -389,36 +421,28 @@ func (h *HSM) FindKeys(ctx context.Context, q KeyQuery) ([]Key, error) {
 		tmpl = append(tmpl, pkcs11.NewAttribute(pkcs11.CKA_ID, q.ID))
 	}
 	var keys []Key
-	err := h.withSession(ctx, func(s pkcs11.SessionHandle) error {
-		if err := h.p11().FindObjectsInit(s, tmpl); err != nil {
-			return wrapErr("find objects", err)
-		}
-		var handles []pkcs11.ObjectHandle
-		for {
-			batch, _, err := h.p11().FindObjects(s, 64)
-			if err != nil {
-				_ = h.p11().FindObjectsFinal(s)
-				return wrapErr("find objects", err)
-			}
-			if len(batch) == 0 {
-				break
-			}
-			handles = append(handles, batch...)
-		}
-		if err := h.p11().FindObjectsFinal(s); err != nil {
-			return wrapErr("find objects", err)
+	err := h.do(ctx, "find keys", retryOnce, nil, func(s pkcs11.SessionHandle) error {
+		keys = nil
+		handles, err := h.findObjects(s, tmpl)
+		if err != nil {
+			return err
 		}
 		for _, o := range handles {
 			attrs, err := h.p11().GetAttributeValue(s, o, []*pkcs11.Attribute{
-				pkcs11.NewAttribute(pkcs11.CKA_LABEL, nil), pkcs11.NewAttribute(pkcs11.CKA_ID, nil)})
+				pkcs11.NewAttribute(pkcs11.CKA_LABEL, nil), pkcs11.NewAttribute(pkcs11.CKA_ID, nil), pkcs11.NewAttribute(pkcs11.CKA_TOKEN, nil)})
 			if err != nil {
 				return wrapErr("read key attributes", err)
 			}
-			keys = append(keys, Key{Label: string(attrs[0].Value), ID: attrs[1].Value, Kind: q.Kind, handle: o})
+			k := Key{Label: string(attrs[0].Value), ID: attrs[1].Value, Kind: q.Kind, handle: o}
+			h.stamp(&k, s, len(attrs[2].Value) == 1 && attrs[2].Value[0] != 0)
+			keys = append(keys, k)
 		}
 		return nil
 	})
-	return keys, err
+	if err != nil {
+		return nil, err // the closure may still run (call deadline): never read what it writes
+	}
+	return keys, nil
 }
 
 // FindRSAKeyPair finds the private and public key labelled label.
@@ -441,8 +465,10 @@ func (h *HSM) FindRSAKeyPair(ctx context.Context, label string) (RSAKeyPair, err
 // Destroy deletes the key object. Destroying a destroyed key returns an
 // error matching ErrKeyHandleInvalid.
 func (h *HSM) Destroy(ctx context.Context, k Key) error {
-	return h.withSession(ctx, func(s pkcs11.SessionHandle) error {
-		return wrapErr("destroy "+k.Kind.String()+" key", h.p11().DestroyObject(s, k.handle))
+	// Not retried: a destroy that took effect before the fault would
+	// come back as ErrKeyHandleInvalid, which callers already accept.
+	return h.do(ctx, "destroy", noRetry, []Key{k}, func(s pkcs11.SessionHandle) error {
+		return wrapErr("destroy "+k.Kind.String()+" key", h.p11().DestroyObject(s, h.obj(k)))
 	})
 }
 
@@ -453,12 +479,15 @@ func (h *HSM) PublicKey(ctx context.Context, k Key) (*rsa.PublicKey, error) {
 		return nil, fmt.Errorf("%w: public key of a %s key", ErrBadInput, k.Kind)
 	}
 	var pk *rsa.PublicKey
-	err := h.withSession(ctx, func(s pkcs11.SessionHandle) error {
+	err := h.do(ctx, "read public key", retryOnce, []Key{k}, func(s pkcs11.SessionHandle) error {
 		var err error
-		pk, err = h.rsaPublic(s, k.handle)
+		pk, err = h.rsaPublic(s, h.obj(k))
 		return err
 	})
-	return pk, err
+	if err != nil {
+		return nil, err // the closure may still run (call deadline): never read what it writes
+	}
+	return pk, nil
 }
 
 func (h *HSM) rsaPublic(s pkcs11.SessionHandle, o pkcs11.ObjectHandle) (*rsa.PublicKey, error) {
@@ -481,15 +510,18 @@ func (h *HSM) SecretValue(ctx context.Context, k Key) ([]byte, error) {
 		return nil, fmt.Errorf("%w: secret value of a %s key", ErrBadInput, k.Kind)
 	}
 	var v []byte
-	err := h.withSession(ctx, func(s pkcs11.SessionHandle) error {
-		attrs, err := h.p11().GetAttributeValue(s, k.handle, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil)})
+	err := h.do(ctx, "read secret value", retryOnce, []Key{k}, func(s pkcs11.SessionHandle) error {
+		attrs, err := h.p11().GetAttributeValue(s, h.obj(k), []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil)})
 		if err != nil {
 			return wrapErr("read secret value", err)
 		}
 		v = attrs[0].Value
 		return nil
 	})
-	return v, err
+	if err != nil {
+		return nil, err // the closure may still run (call deadline): never read what it writes
+	}
+	return v, nil
 }
 
 // rsaPrivateTemplate is the template of every RSA private key the CA creates, generated or

@@ -31,15 +31,18 @@ func (h *HSM) HMACSHA256(ctx context.Context, key Key, data []byte) ([]byte, err
 
 func (h *HSM) sign(ctx context.Context, op string, key Key, m *pkcs11.Mechanism, data []byte) ([]byte, error) {
 	var out []byte
-	err := h.withSession(ctx, func(s pkcs11.SessionHandle) error {
-		if err := h.p11().SignInit(s, []*pkcs11.Mechanism{m}, key.handle); err != nil {
+	err := h.do(ctx, op, retryOnce, []Key{key}, func(s pkcs11.SessionHandle) error {
+		if err := h.p11().SignInit(s, []*pkcs11.Mechanism{m}, h.obj(key)); err != nil {
 			return wrapErr(op, err)
 		}
 		var err error
 		out, err = h.p11().Sign(s, data)
 		return wrapErr(op, err)
 	})
-	return out, err
+	if err != nil {
+		return nil, err // the closure may still run (call deadline): never read what it writes
+	}
+	return out, nil
 }
 
 // WrapKWP wraps key under wrappingKey with RFC 5649 (AES key wrap with
@@ -52,12 +55,16 @@ func (h *HSM) WrapKWP(ctx context.Context, wrappingKey, key Key) ([]byte, error)
 		return nil, fmt.Errorf("%w: wrap with a %s key", ErrBadInput, wrappingKey.Kind)
 	}
 	var out []byte
-	err := h.withSession(ctx, func(s pkcs11.SessionHandle) error {
+	// Wrapping creates nothing in the token: safe to repeat.
+	err := h.do(ctx, "wrap kwp", retryOnce, []Key{wrappingKey, key}, func(s pkcs11.SessionHandle) error {
 		var err error
-		out, err = h.p11().WrapKey(s, []*pkcs11.Mechanism{pkcs11.NewMechanism(h.mech.kwp(), nil)}, wrappingKey.handle, key.handle)
+		out, err = h.p11().WrapKey(s, []*pkcs11.Mechanism{pkcs11.NewMechanism(h.mech.kwp(), nil)}, h.obj(wrappingKey), h.obj(key))
 		return wrapErr("wrap kwp", err)
 	})
-	return out, err
+	if err != nil {
+		return nil, err // the closure may still run (call deadline): never read what it writes
+	}
+	return out, nil
 }
 
 // UnwrapRSAKWP unwraps an RFC 5649-wrapped PKCS#8 RSA private key into the
@@ -79,12 +86,13 @@ func (h *HSM) UnwrapRSAKWP(ctx context.Context, unwrappingKey Key, wrapped []byt
 	}
 	privAttrs := rsaPrivateTemplate(label, id, opts)
 	var kp RSAKeyPair
-	err = h.withSession(ctx, func(s pkcs11.SessionHandle) error {
-		priv, err := h.p11().UnwrapKey(s, []*pkcs11.Mechanism{pkcs11.NewMechanism(h.mech.kwp(), nil)}, unwrappingKey.handle, wrapped, privAttrs)
+	err = h.do(ctx, "unwrap rsa", retryPolicy(!opts.Token), []Key{unwrappingKey}, func(s pkcs11.SessionHandle) error {
+		priv, err := h.p11().UnwrapKey(s, []*pkcs11.Mechanism{pkcs11.NewMechanism(h.mech.kwp(), nil)}, h.obj(unwrappingKey), wrapped, privAttrs)
 		if err != nil {
 			return wrapErr("unwrap kwp", err)
 		}
 		kp.Private = Key{Label: label, ID: id, Kind: KindRSAPrivate, handle: priv}
+		h.stamp(&kp.Private, s, opts.Token)
 		if kp.PublicKey, err = h.rsaPublic(s, priv); err != nil {
 			_ = h.p11().DestroyObject(s, priv)
 			return err
@@ -108,9 +116,13 @@ func (h *HSM) UnwrapRSAKWP(ctx context.Context, unwrappingKey Key, wrapped []byt
 			return wrapErr("create rsa public key", err)
 		}
 		kp.Public = Key{Label: label, ID: id, Kind: KindRSAPublic, handle: pub}
+		h.stamp(&kp.Public, s, opts.Token)
 		return nil
 	})
-	return kp, err
+	if err != nil {
+		return RSAKeyPair{}, err // the closure may still run (call deadline): never read what it writes
+	}
+	return kp, nil
 }
 
 // TrimPKCS8Padding returns the DER of a PKCS#8 structure without the zero
@@ -234,9 +246,14 @@ func (h *HSM) UnwrapSecretKWP(ctx context.Context, unwrappingKey Key, wrapped []
 	}
 	attrs := opts.secretAttrs(kind, label, id)
 	k := Key{Label: label, ID: id, Kind: kind}
-	err = h.withSession(ctx, func(s pkcs11.SessionHandle) error {
-		k.handle, err = h.p11().UnwrapKey(s, []*pkcs11.Mechanism{pkcs11.NewMechanism(h.mech.kwp(), nil)}, unwrappingKey.handle, wrapped, attrs)
+	err = h.do(ctx, "unwrap secret", retryPolicy(!opts.Token), []Key{unwrappingKey}, func(s pkcs11.SessionHandle) error {
+		var err error
+		k.handle, err = h.p11().UnwrapKey(s, []*pkcs11.Mechanism{pkcs11.NewMechanism(h.mech.kwp(), nil)}, h.obj(unwrappingKey), wrapped, attrs)
+		h.stamp(&k, s, opts.Token)
 		return wrapErr("unwrap kwp", err)
 	})
-	return k, err
+	if err != nil {
+		return Key{}, err // the closure may still run (call deadline): never read what it writes
+	}
+	return k, nil
 }

@@ -140,15 +140,22 @@ func (p *Pool) GenerateUserKey(ctx context.Context) (issuance.UserKey, error) {
 	if closed {
 		return nil, ErrPoolClosed
 	}
-	select {
-	case k, ok := <-p.ready:
-		if !ok {
-			return nil, ErrPoolClosed
+	for {
+		select {
+		case k, ok := <-p.ready:
+			if !ok {
+				return nil, ErrPoolClosed
+			}
+			p.slots <- struct{}{} // let a worker make the replacement
+			// A session key dies with its session: after the HSM pool
+			// replaced a faulty session (hsm heal.go) its keys are gone.
+			if !p.cfg.HSM.Alive(k.kp.Private) {
+				continue
+			}
+			return k, nil
+		case <-ctx.Done():
+			return nil, fmt.Errorf("hsmissuance: waiting for a pool key: %w", ctx.Err())
 		}
-		p.slots <- struct{}{} // let a worker make the replacement
-		return k, nil
-	case <-ctx.Done():
-		return nil, fmt.Errorf("hsmissuance: waiting for a pool key: %w", ctx.Err())
 	}
 }
 
