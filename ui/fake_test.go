@@ -226,6 +226,8 @@ func newTestShell(t *testing.T, b Backend, screens []Screen, async bool) (*Shell
 	st := NewStatus()
 	st.do = testUI.do
 	s := NewShell(w, b, st, screens)
+	// A watcher left running would log a later test's window out from another goroutine.
+	t.Cleanup(s.StopWatching)
 	s.do = testUI.do
 	if !async {
 		s.async = func(f func()) { f() }

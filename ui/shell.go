@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"sync"
 	"time"
 
 	"fyne.io/fyne/v2"
@@ -58,6 +59,7 @@ type Shell struct {
 	// log-out); set it before the first log-in.
 	IdleCheck time.Duration
 	stopIdle  context.CancelFunc
+	idleRuns  sync.WaitGroup // idle watchers still running (StopWatching waits for them)
 
 	// async runs a function that calls the backend; it must not run it on the UI goroutine.
 	// do hands a function back to the UI goroutine (fyne.Do). Tests replace both: async to run
@@ -190,7 +192,9 @@ func (s *Shell) watchIdle(sess Session) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopIdle = cancel
 	every := s.IdleCheck
+	s.idleRuns.Add(1)
 	go func() {
+		defer s.idleRuns.Done()
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
@@ -217,6 +221,17 @@ func (s *Shell) watchIdle(sess Session) {
 			}
 		}
 	}()
+}
+
+// StopWatching stops the idle watcher and waits until it has returned, so no automatic log-out
+// touches the window afterwards (the window is closing, or a test is over). Call it on the UI
+// goroutine, never from work the watcher queued.
+func (s *Shell) StopWatching() {
+	if s.stopIdle != nil {
+		s.stopIdle()
+		s.stopIdle = nil
+	}
+	s.idleRuns.Wait()
 }
 
 func (s *Shell) showLogin() {
