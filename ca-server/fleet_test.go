@@ -286,7 +286,7 @@ func (ft *fleetTerminal) client(t testing.TB, r *replica) *raclient.Client {
 // issueOnce issues one certificate to card through c; it returns the
 // issuance id (empty if prepare failed), whether the terminal saw it
 // delivered, and the certificate.
-func fleetIssue(ctx context.Context, c *raclient.Client, stock vcard.StockEntry, typ, resident, reqID string) (string, bool, *x509.Certificate, error) {
+func fleetIssue(ctx context.Context, c *raclient.Client, stock vcard.StockEntry, typ, resident, reqID string, confirm bool) (string, bool, *x509.Certificate, error) {
 	vc, err := vcard.New(vcard.Config{Serial: stock.Serial, Keys: stock.Keys})
 	if err != nil {
 		return "", false, nil, err
@@ -305,6 +305,9 @@ func fleetIssue(ctx context.Context, c *raclient.Client, stock vcard.StockEntry,
 		InitUpdateResponse: iu, CertType: typ, Applicant: app})
 	if err != nil {
 		return "", false, nil, err
+	}
+	if !confirm { // the card was lost on the way: the deadline sweeper revokes it (reason 0)
+		return prep.IssuanceID, false, nil, nil
 	}
 	responses, err := card.RunScript(ctx, prep.Script)
 	if err != nil {
@@ -433,7 +436,11 @@ func TestFleetKillLeaseHolder(t *testing.T) {
 			for k := range perTerminal {
 				card := i*perTerminal + k
 				resident := fmt.Sprintf("%011d", 10000000000+int64(card))
-				id, ok, cert, err := fleetIssue(ctx, c, f.stock[card], "sign", resident, fmt.Sprintf("t%d-%d", i, k))
+				// terminal B never confirms its first issuance: the
+				// sweeper of whichever replica then holds the lease
+				// revokes it with reason 0 after the deadline
+				confirm := !(i == 1 && k == 0)
+				id, ok, cert, err := fleetIssue(ctx, c, f.stock[card], "sign", resident, fmt.Sprintf("t%d-%d", i, k), confirm)
 				mu.Lock()
 				outcomes = append(outcomes, outcome{id, ok, cert})
 				mu.Unlock()
@@ -545,6 +552,9 @@ func TestFleetKillLeaseHolder(t *testing.T) {
 		GROUP BY person_hash, cert_type HAVING count(*) > 1) d`).Scan(&dup); err != nil || dup != 0 {
 		t.Fatalf("%d persons with two valid certificates of a type (%v)", dup, err)
 	}
+	if delivered == len(dbState) {
+		t.Errorf("all %d issuances delivered: the unconfirmed one was not revoked", delivered)
+	}
 	t.Logf("%d issuances, %d delivered (%d seen by the terminals), the rest revoked with reason 0", len(dbState), delivered, seenDelivered)
 
 	// One truth: a CRL published by a local command is the newest on
@@ -577,6 +587,11 @@ func TestFleetKillLeaseHolder(t *testing.T) {
 			certs = append(certs, o.cert)
 		}
 	}
+	var responder []byte // every replica signs with the one responder key recorded in the database
+	var responders int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM ocsp_responders WHERE ca = 'signature'").Scan(&responders); err != nil || responders != 1 {
+		t.Errorf("%d signature OCSP responders recorded (%v), want 1 made once for the fleet", responders, err)
+	}
 	for _, c := range certs {
 		var state string
 		if err := conn.QueryRow(ctx, "SELECT state FROM issuances WHERE serial = $1", c.SerialNumber.Text(16)).Scan(&state); err != nil {
@@ -586,6 +601,12 @@ func TestFleetKillLeaseHolder(t *testing.T) {
 			resp, err := fleetOCSP(vc, "https://"+r.verif+"/ocsp/signature", c, issuer)
 			if err != nil || (state == "delivered") != (resp.Status == xocsp.Good) {
 				t.Errorf("%s OCSP for %x: %+v %v; database: %s", r.name, c.SerialNumber, resp, err, state)
+				continue
+			}
+			if responder == nil {
+				responder = resp.Certificate.Raw
+			} else if !bytes.Equal(responder, resp.Certificate.Raw) {
+				t.Errorf("%s signs OCSP with another responder certificate than the other replicas", r.name)
 			}
 		}
 	}

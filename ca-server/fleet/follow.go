@@ -56,13 +56,20 @@ func Follow(ctx context.Context, cfg FollowConfig, ready chan<- struct{}) error 
 	f := follower{cfg: cfg, floor: floor, seen: map[int64]bool{}, holes: map[int64]time.Time{}}
 	t := time.NewTicker(cfg.Every)
 	defer t.Stop()
+	failing := false // log a database outage once, and its end
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			if err := f.poll(ctx); err != nil && ctx.Err() == nil {
-				cfg.Logger.Warn("fleet: status changes", "err", err)
+			err := f.poll(ctx)
+			switch {
+			case err != nil && ctx.Err() == nil && !failing:
+				cfg.Logger.Warn("fleet: status changes unreadable; OCSP answers of other processes' changes wait", "err", err)
+				failing = true
+			case err == nil && failing:
+				cfg.Logger.Info("fleet: status changes readable again")
+				failing = false
 			}
 		}
 	}
