@@ -61,8 +61,13 @@ type crlArchiveStore interface {
 // dbArchive is the CRL archive in the database (TS Art. 17): with
 // PostgreSQL every replica serves the same newest CRL and ARL, whichever
 // replica published it. A CRL is committed in one row, under the writer's
-// context (its fencing token).
-type dbArchive struct{ st crlArchiveStore }
+// context (its fencing token). legacy, when set, is the data directory's
+// archive from before the store held CRLs: its CRLs are still listed and
+// opened (TS Art. 17: every CRL ever issued stays retrievable).
+type dbArchive struct {
+	st     crlArchiveStore
+	legacy crl.Archive
+}
 
 var _ crl.ContextArchive = dbArchive{}
 
@@ -86,9 +91,20 @@ func (a dbArchive) List(series string) ([]crl.Meta, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]crl.Meta, len(all))
-	for i, x := range all {
-		out[i] = toMeta(x)
+	var out []crl.Meta
+	if a.legacy != nil {
+		old, err := a.legacy.List(series)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range old {
+			if len(all) == 0 || m.Number.Cmp(big.NewInt(all[0].Number)) < 0 {
+				out = append(out, m)
+			}
+		}
+	}
+	for _, x := range all {
+		out = append(out, toMeta(x))
 	}
 	return out, nil
 }
@@ -98,6 +114,9 @@ func (a dbArchive) Open(series string, n *big.Int) (io.ReadCloser, crl.Meta, err
 		return nil, crl.Meta{}, fmt.Errorf("%w: %s #%v", crl.ErrNotFound, series, n)
 	}
 	der, x, err := a.st.ArchivedCRLDER(context.Background(), series, n.Int64())
+	if errors.Is(err, store.ErrNotFound) && a.legacy != nil {
+		return a.legacy.Open(series, n)
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, crl.Meta{}, fmt.Errorf("%w: %s #%v", crl.ErrNotFound, series, n)
 	}

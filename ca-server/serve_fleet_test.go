@@ -7,6 +7,9 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
+	"io"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +18,8 @@ import (
 
 	xocsp "golang.org/x/crypto/ocsp"
 
+	"madoguchi/ca-server/crl"
+	"madoguchi/ca-server/store"
 	"madoguchi/cardio/vcard"
 	"madoguchi/internal/testenv"
 	"madoguchi/raclient"
@@ -85,5 +90,61 @@ func TestLocalHoldReachesRunningServeOCSP(t *testing.T) {
 			}
 			t.Fatalf("OCSP still answers status %d (0 good, 1 revoked) reason %d 5 s after `ca-server hold`", r.Status, r.RevocationReason)
 		}
+	}
+}
+
+// TestDBArchiveKeepsLegacyCRLs: on PostgreSQL the CRL archive is in the
+// database (issue 14: every replica serves the same newest CRL); CRLs a
+// data directory archived before stay listed and readable (TS Art. 17),
+// and a number not newer than the newest is refused as crl.ErrNotNewer.
+// (The store here is SQLite: the archive methods are the same statements.)
+func TestDBArchiveKeepsLegacyCRLs(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "ca.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	legacy, err := crl.NewFSArchive(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	put := func(a crl.Archive, n int64, body string) error {
+		p, err := a.Create(crl.Meta{Series: "signature", Number: big.NewInt(n), ThisUpdate: now.Add(time.Duration(n) * time.Hour), NextUpdate: now.Add(time.Duration(n+72) * time.Hour)})
+		if err != nil {
+			return err
+		}
+		p.Write([]byte(body))
+		_, err = p.Commit()
+		return err
+	}
+	if err := put(legacy, 1, "one"); err != nil {
+		t.Fatal(err)
+	}
+	a := dbArchive{st: st, legacy: legacy}
+	if err := put(a, 2, "two"); err != nil {
+		t.Fatal(err)
+	}
+	if err := put(a, 2, "again"); !errors.Is(err, crl.ErrNotNewer) {
+		t.Fatalf("same number again: %v, want crl.ErrNotNewer", err)
+	}
+	ms, err := a.List("signature")
+	if err != nil || len(ms) != 2 || ms[0].Number.Int64() != 1 || ms[1].Number.Int64() != 2 {
+		t.Fatalf("list %+v, %v", ms, err)
+	}
+	for n, want := range map[int64]string{1: "one", 2: "two"} {
+		rc, _, err := a.Open("signature", big.NewInt(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		if string(b) != want {
+			t.Fatalf("CRL %d: %q", n, b)
+		}
+	}
+	if m, err := a.InForce("signature", now.Add(90*time.Minute)); err != nil || m.Number.Int64() != 1 {
+		t.Fatalf("in force between the two: %+v, %v", m, err)
 	}
 }

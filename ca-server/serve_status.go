@@ -151,7 +151,13 @@ func newStatusService(l *local, dataDir string, active *ceremony.Active, deps *h
 	lease *fleet.Lease) (*status.Service, error) {
 	var arch crl.Archive
 	if pg, ok := l.st.(*store.Postgres); ok {
-		arch = dbArchive{pg}
+		da := dbArchive{st: pg}
+		if _, err := os.Stat(crlArchiveDir(dataDir)); err == nil { // CRLs archived here before
+			if da.legacy, err = crl.NewFSArchive(crlArchiveDir(dataDir)); err != nil {
+				return nil, err
+			}
+		}
+		arch = da
 	} else {
 		fa, err := crl.NewFSArchive(crlArchiveDir(dataDir))
 		if err != nil {
