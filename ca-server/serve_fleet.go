@@ -23,6 +23,7 @@ type fleetStore interface {
 	fleet.LeaseStore
 	fleet.ChangeSource
 	CurrentLease(ctx context.Context, name string) (store.Lease, error)
+	PruneStatusChanges(ctx context.Context, before time.Time) (int64, error)
 	crlArchiveStore
 	AddOCSPResponder(ctx context.Context, r store.OCSPResponder) error
 	OCSPResponders(ctx context.Context, ca string, gen int) ([]store.OCSPResponder, error)
@@ -37,6 +38,10 @@ var (
 // jobs: the sweeper, the status schedule (change-driven revocations, hold
 // expiry, CRL/ARL publication) and audit checkpoints.
 const jobsLease = "jobs"
+
+// statusChangesKept is how long status_changes rows stay: far longer than
+// the followers' 30 s hole window, short enough to keep the table small.
+const statusChangesKept = 24 * time.Hour
 
 // responderLease names the lease under which one replica makes a CA's
 // OCSP responder key.

@@ -256,6 +256,14 @@ func startStatus(ctx context.Context, f *statusFlags, l *local, srv *api.Server,
 					logger.Error("serve: OCSP refresh", "cert_type", ct, "err", err)
 				}
 			}
+			// the lease holder keeps status_changes to a day
+			if f.lease != nil {
+				if fctx, ok := f.lease.Fenced(sctx); ok {
+					if _, err := l.st.PruneStatusChanges(fctx, time.Now().Add(-statusChangesKept)); err != nil {
+						logger.Error("serve: prune status changes", "err", err)
+					}
+				}
+			}
 		}
 	}()
 	// TS Art. 36: a status change made anywhere (another replica, a local

@@ -155,12 +155,13 @@ func (s *sqlStore) LastStatusChange(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// PruneStatusChanges deletes the changes with seq ≤ upTo (the lease holder
-// keeps the table short; followers read only recent rows).
-func (s *sqlStore) PruneStatusChanges(ctx context.Context, upTo int64) (int64, error) {
+// PruneStatusChanges deletes the changes recorded before before (the
+// job-lease holder keeps the table short; followers read only the last
+// seconds' rows, and keep a hole open for 30 s).
+func (s *sqlStore) PruneStatusChanges(ctx context.Context, before time.Time) (int64, error) {
 	var n int64
 	err := s.tx(ctx, func(tx *dbTx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM status_changes WHERE seq <= ?`, upTo)
+		res, err := tx.ExecContext(ctx, `DELETE FROM status_changes WHERE at < ?`, before.UnixNano())
 		if err != nil {
 			return fmt.Errorf("store: prune status changes: %w", err)
 		}

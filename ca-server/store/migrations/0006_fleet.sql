@@ -17,13 +17,16 @@ CREATE TABLE job_leases (
 -- sequence goes, for every replica's OCSP responder to re-sign that
 -- serial's answer (status.Follow). Written by trigger, so a change made
 -- by any process (a local `ca-server hold`, another replica) is seen.
--- Old rows may be pruned.
+-- Rows older than a day are pruned by the job-lease holder.
 CREATE TABLE status_changes (
 	seq       INTEGER PRIMARY KEY,
 	serial    TEXT NOT NULL,
 	cert_type TEXT NOT NULL,
-	state     TEXT NOT NULL
+	state     TEXT NOT NULL,
+	-- Unix nanoseconds of the change (database clock): pruning by age
+	at        INTEGER NOT NULL DEFAULT (CAST((julianday('now') - 2440587.5) * 86400000000000 AS INTEGER))
 ) STRICT;
+CREATE INDEX status_changes_at ON status_changes (at);
 CREATE TRIGGER issuances_status_changed AFTER UPDATE ON issuances
 WHEN NEW.state IS NOT OLD.state OR NEW.held_at IS NOT OLD.held_at
 BEGIN

@@ -14,8 +14,10 @@ CREATE TABLE status_changes (
 	seq       BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	serial    TEXT COLLATE "C" NOT NULL,
 	cert_type TEXT NOT NULL,
-	state     TEXT NOT NULL
+	state     TEXT NOT NULL,
+	at        BIGINT NOT NULL DEFAULT (extract(epoch FROM clock_timestamp()) * 1e9)::bigint
 );
+CREATE INDEX status_changes_at ON status_changes (at);
 CREATE FUNCTION issuances_status_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
 	INSERT INTO status_changes (serial, cert_type, state) VALUES (NEW.serial, NEW.cert_type, NEW.state);
