@@ -216,16 +216,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	stopClock := startClockWatch(ctx, l.audit, timesync.Read, 10*time.Minute, logger)
 	defer stopClock()
 
-	// Issue 14: the scheduled jobs run on the one replica holding the job
-	// lease in the database, and their writes carry its fencing token;
-	// released (after the last checkpoint) when serve stops.
 	holder := holderID()
-	lease, err := fleet.Start(ctx, fleet.LeaseConfig{Store: l.st, Name: jobsLease, Holder: holder, TTL: *leaseTTL, Logger: logger})
-	if err != nil {
-		return err
-	}
-	defer lease.Stop()
-	statusF.lease, statusF.holder = lease, holder
+	statusF.holder = holder
+	var lease *fleet.Lease // set once the CA is active
 
 	var svc api.Service
 	var statusDeps *hsmissuance.Deps // serve_status.go: nil while the CA is not active
@@ -258,6 +251,16 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		}
 		defer active.HSM.Close()
 		statusActive = active
+		// Issue 14: the scheduled jobs run on the one replica holding the
+		// job lease in the database, and their writes carry its fencing
+		// token; only an activated replica competes for it (one without
+		// keys could not run the jobs); released after the last
+		// checkpoint, before the HSM closes.
+		if lease, err = fleet.Start(ctx, fleet.LeaseConfig{Store: l.st, Name: jobsLease, Holder: holder, TTL: *leaseTTL, Logger: logger}); err != nil {
+			return err
+		}
+		defer lease.Stop()
+		statusF.lease = lease
 		// CPS §5.4: checkpoints signed in the HSM, covering the records
 		// local commands appended, after the whole log verified against
 		// its outside witnesses; stopped before the HSM closes.
