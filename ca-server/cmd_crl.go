@@ -39,7 +39,7 @@ func activeStatus(ctx context.Context, cf *ceremonyFlags, database string, share
 		active.HSM.Close()
 		return nil, nil, nil, err
 	}
-	svc, err := newStatusService(l, cf.dataDir, active, nil, nil, nil)
+	svc, err := newStatusService(l, cf.dataDir, active, nil, nil, nil, nil)
 	closeAll := func() { l.Close(); active.HSM.Close() }
 	if err != nil {
 		closeAll()
@@ -98,7 +98,7 @@ func runCRL(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer l.Close()
-		svc, err := newStatusService(l, cf.dataDir, nil, nil, nil, nil)
+		svc, err := newStatusService(l, cf.dataDir, nil, nil, nil, nil, nil)
 		if err != nil {
 			return err
 		}

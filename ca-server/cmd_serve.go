@@ -21,6 +21,7 @@ import (
 	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/audit"
 	"madoguchi/ca-server/ceremony"
+	"madoguchi/ca-server/fleet"
 	"madoguchi/ca-server/hsm"
 	"madoguchi/ca-server/hsmissuance"
 	"madoguchi/ca-server/issuance"
@@ -48,6 +49,7 @@ type localStore interface {
 	api.VerifierRegistry
 	audit.CheckpointSource // the public checkpoint endpoint
 	api.WitnessHeads
+	fleetStore // serve_fleet.go: leases, status changes, CRL archive, OCSP responders
 	AddVerifier(ctx context.Context, v store.Verifier) error
 	RevokeVerifier(ctx context.Context, name string, now time.Time) (store.Verifier, error)
 }
@@ -178,6 +180,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	auditEvery := fs.Duration("audit-checkpoint-every", 5*time.Minute, "how often the audit log is checkpointed with the HSM key, covering records of local commands (CPS §5.4)")
 	auditBackupDir := fs.String("audit-backup-dir", "", "directory of the daily audit backups (default DATA-DIR/audit-backup; in production other media) (CPS §5.4)")
 	auditBackupCheck := fs.Duration("audit-backup-check-every", time.Hour, "how often serve checks whether today's (UTC) audit backup is still to be made")
+	leaseTTL := fs.Duration("lease-ttl", 10*time.Second, "how long the job lease (sweeper, CRL publication, change-driven checks, audit checkpoints) lasts unrenewed: a replica that dies is replaced by another within this and a fifth of it")
 	auditWitnessDir := fs.String("audit-witness-dir", "", "directory of checkpoint copies kept by `ca-server audit witness`: at start the audit log must extend them, as it must extend the newest audit backup, before anything is signed")
 	statusF := registerStatusFlags(fs)   // serve_status.go
 	trafficF := registerTrafficFlags(fs) // serve_traffic.go
@@ -195,8 +198,8 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() != 0 {
 		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
 	}
-	if *sessions < 1 || *sessions > 64 || *hsmTimeout <= 0 || *poolSize < 0 || *poolWorkers < 1 || *poolWorkers > 64 || *auditEvery <= 0 || *auditBackupCheck <= 0 {
-		return fmt.Errorf("%w: --sessions 1..64, --hsm-call-timeout > 0, --key-pool ≥ 0, --key-pool-workers 1..64, --audit-checkpoint-every > 0, --audit-backup-check-every > 0", errUsage)
+	if *sessions < 1 || *sessions > 64 || *hsmTimeout <= 0 || *poolSize < 0 || *poolWorkers < 1 || *poolWorkers > 64 || *auditEvery <= 0 || *auditBackupCheck <= 0 || *leaseTTL < time.Second {
+		return fmt.Errorf("%w: --sessions 1..64, --hsm-call-timeout > 0, --key-pool ≥ 0, --key-pool-workers 1..64, --audit-checkpoint-every > 0, --audit-backup-check-every > 0, --lease-ttl ≥ 1s", errUsage)
 	}
 	if err := trafficF.check(); err != nil {
 		return err
@@ -223,6 +226,10 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	// them with its checkpoints); stopped before the store closes.
 	stopClock := startClockWatch(ctx, l.audit, timesync.Read, 10*time.Minute, logger)
 	defer stopClock()
+
+	holder := holderID()
+	statusF.holder = holder
+	var lease *fleet.Lease // set once the CA is active
 
 	var svc api.Service
 	var statusDeps *hsmissuance.Deps // serve_status.go: nil while the CA is not active
@@ -256,6 +263,16 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		}
 		defer active.HSM.Close()
 		statusActive = active
+		// Issue 14: the scheduled jobs run on the one replica holding the
+		// job lease in the database, and their writes carry its fencing
+		// token; only an activated replica competes for it (one without
+		// keys could not run the jobs); released after the last
+		// checkpoint, before the HSM closes.
+		if lease, err = fleet.Start(ctx, fleet.LeaseConfig{Store: l.st, Name: jobsLease, Holder: holder, TTL: *leaseTTL, Logger: logger}); err != nil {
+			return err
+		}
+		defer lease.Stop()
+		statusF.lease = lease
 		// CPS §5.4: checkpoints signed in the HSM, covering the records
 		// local commands appended, after the whole log verified against
 		// its outside witnesses; stopped before the HSM closes.
@@ -263,7 +280,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 			*auditBackupDir = defaultAuditBackupDir(cf.dataDir)
 		}
 		stopAudit, err := startHSMAudit(ctx, l, common, active, cf.dataDir, auditWitnesses{backupDir: *auditBackupDir, witnessDir: *auditWitnessDir},
-			*auditEvery, func(err error) { logger.Error("serve: audit checkpoint", "err", err) })
+			*auditEvery, lease, func(err error) { logger.Error("serve: audit checkpoint", "err", err) })
 		if err != nil {
 			return err
 		}
@@ -297,17 +314,20 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		// interrupted issuances of a previous run end revoked (reason 0)
-		if n, err := s.Sweep(ctx); err != nil {
-			return err
-		} else if n > 0 {
-			logger.Info("serve: revoked overdue issuances at start", "count", n)
+		// interrupted issuances of a previous run end revoked (reason 0),
+		// by the replica holding the job lease
+		if fctx, ok := lease.Fenced(ctx); ok {
+			if n, err := s.Sweep(fctx); err != nil {
+				return err
+			} else if n > 0 {
+				logger.Info("serve: revoked overdue issuances at start", "count", n)
+			}
 		}
 		tick := time.NewTicker(*sweepEvery)
 		defer tick.Stop()
 		sweepCtx, stopSweep := context.WithCancel(ctx)
 		sweepDone := make(chan struct{})
-		go func() { defer close(sweepDone); s.RunSweeper(sweepCtx, tick.C, nil) }()
+		go func() { defer close(sweepDone); s.RunSweeper(sweepCtx, lease.Gate(sweepCtx, tick.C), nil) }()
 		defer func() { stopSweep(); <-sweepDone }() // before the store and the HSM close
 		svc = s
 		logger.Info("serve: issuance active", "custodians", strings.Join(active.Who, ","), "hsm_sessions", common.HSM.PoolSize, "key_pool", *poolSize)

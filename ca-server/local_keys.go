@@ -14,6 +14,7 @@ import (
 
 	"madoguchi/ca-server/audit"
 	"madoguchi/ca-server/ceremony"
+	"madoguchi/ca-server/fleet"
 	"madoguchi/ca-server/tlsca"
 )
 
@@ -282,7 +283,7 @@ func fileKeyToRecord(ctx context.Context, st audit.Reader, dataDir string, keys 
 // differs: a log rewritten while the server was down must never get a
 // genuine signature.
 func startHSMAudit(ctx context.Context, l *local, c ceremony.Common, active *ceremony.Active, dataDir string, w auditWitnesses,
-	interval time.Duration, onError func(error)) (stop func(), err error) {
+	interval time.Duration, lease *fleet.Lease, onError func(error)) (stop func(), err error) {
 	keys, err := auditVerifyKeys(dataDir)
 	if err != nil {
 		return nil, err
@@ -310,7 +311,11 @@ func startHSMAudit(ctx context.Context, l *local, c ceremony.Common, active *cer
 	if err != nil {
 		return nil, err
 	}
-	alog, err := audit.Open(ctx, l.st, audit.Options{Signer: s})
+	opts := audit.Options{Signer: s}
+	if lease != nil { // issue 14: one replica signs checkpoints, under its fencing token
+		opts.Fence = lease.Fenced
+	}
+	alog, err := audit.Open(ctx, l.st, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"flag"
@@ -24,6 +25,7 @@ import (
 	"madoguchi/ca-server/audit"
 	"madoguchi/ca-server/ceremony"
 	"madoguchi/ca-server/crl"
+	"madoguchi/ca-server/fleet"
 	"madoguchi/ca-server/hsm"
 	"madoguchi/ca-server/hsmissuance"
 	"madoguchi/ca-server/ocsp"
@@ -41,6 +43,10 @@ type statusFlags struct {
 	// traffic is set by serve before startStatus: the listeners' guards,
 	// connection caps and metrics (serve_traffic.go).
 	traffic *serveTraffic
+	// lease and holder are set by serve before startStatus: the job lease
+	// under which one replica runs the schedule (serve_fleet.go).
+	lease  *fleet.Lease
+	holder string
 }
 
 // registerStatusFlags adds the status flags to serve's flag set.
@@ -137,13 +143,33 @@ func readCertPEM(path string) (*x509.Certificate, error) {
 
 // newStatusService builds the revocation service over the local store and,
 // when the CA is active (active non-nil), its HSM CRL signers; deps, when
-// set, gives the person hash for resident changes.
-func newStatusService(l *local, dataDir string, active *ceremony.Active, deps *hsmissuance.Deps, logger *slog.Logger, onChange func(context.Context, store.CertType, string) error) (*status.Service, error) {
-	arch, err := crl.NewFSArchive(crlArchiveDir(dataDir))
-	if err != nil {
-		return nil, err
+// set, gives the person hash for resident changes; lease, when set, runs
+// the schedule on one replica (serve). The CRL archive is the data
+// directory's on SQLite (one machine) and the database's on PostgreSQL,
+// so every replica serves the same newest CRL and ARL (issue 14).
+func newStatusService(l *local, dataDir string, active *ceremony.Active, deps *hsmissuance.Deps, logger *slog.Logger, onChange func(context.Context, store.CertType, string) error,
+	lease *fleet.Lease) (*status.Service, error) {
+	var arch crl.Archive
+	if pg, ok := l.st.(*store.Postgres); ok {
+		da := dbArchive{st: pg}
+		if _, err := os.Stat(crlArchiveDir(dataDir)); err == nil { // CRLs archived here before
+			if da.legacy, err = crl.NewFSArchive(crlArchiveDir(dataDir)); err != nil {
+				return nil, err
+			}
+		}
+		arch = da
+	} else {
+		fa, err := crl.NewFSArchive(crlArchiveDir(dataDir))
+		if err != nil {
+			return nil, err
+		}
+		arch = fa
 	}
+	var err error
 	cfg := status.Config{Store: l.st, Audit: l.audit, Archive: arch, Logger: logger, OnChange: onChange}
+	if lease != nil {
+		cfg.Fence = lease.Fenced
+	}
 	if deps != nil {
 		cfg.Persons = hsmPersons{deps.Applicants}
 	}
@@ -183,7 +209,7 @@ func startStatus(ctx context.Context, f *statusFlags, l *local, srv *api.Server,
 			return nil
 		}
 		return r.Update(ctx, n)
-	})
+	}, f.lease)
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +220,7 @@ func startStatus(ctx context.Context, f *statusFlags, l *local, srv *api.Server,
 		if err != nil {
 			return nil, fmt.Errorf("%w: --ocsp-policies: %v", errUsage, err)
 		}
-		r, err := hsmResponder(ctx, active, dataDir, ca, svc, policy, time.Now(), f.traffic.f.ocspCacheBytes)
+		r, err := hsmResponder(ctx, active, dataDir, ca, svc, policy, time.Now(), f.traffic.f.ocspCacheBytes, l.st, f.holder)
 		if err != nil {
 			return nil, err
 		}
@@ -208,22 +234,72 @@ func startStatus(ctx context.Context, f *statusFlags, l *local, srv *api.Server,
 	var servers []*http.Server
 	done := make(chan struct{})
 	tick := time.NewTicker(f.tickEvery)
+	refreshDone := make(chan struct{})
 	go func() {
 		defer close(done)
-		svc.RunSchedule(sctx, tick.C, func(error) {
-			// RFC 5019 §6: responses are pre-signed and refreshed
-			// before they expire, off the request path.
-			for t, r := range responders {
+		// on the replica holding the job lease (Config.Fence)
+		svc.RunSchedule(sctx, tick.C, nil)
+	}()
+	go func() {
+		defer close(refreshDone)
+		// RFC 5019 §6: responses are pre-signed and refreshed before they
+		// expire, off the request path; every replica its own cache.
+		t := time.NewTicker(f.tickEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-sctx.Done():
+				return
+			case <-t.C:
+			}
+			for ct, r := range responders {
 				if _, err := r.RefreshDue(sctx); err != nil {
-					logger.Error("serve: OCSP refresh", "cert_type", t, "err", err)
+					logger.Error("serve: OCSP refresh", "cert_type", ct, "err", err)
 				}
 			}
-		})
+			// the lease holder keeps status_changes to a day
+			if f.lease != nil {
+				if fctx, ok := f.lease.Fenced(sctx); ok {
+					if _, err := l.st.PruneStatusChanges(fctx, time.Now().Add(-statusChangesKept)); err != nil {
+						logger.Error("serve: prune status changes", "err", err)
+					}
+				}
+			}
+		}
 	}()
+	// TS Art. 36: a status change made anywhere (another replica, a local
+	// `ca-server hold`, the sweeper, a compromise drill) is re-signed here
+	// within one poll (fleet.Follow; issue 14).
+	followDone, followReady := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(followDone)
+		err := fleet.Follow(sctx, fleet.FollowConfig{Store: l.st, Logger: logger, Apply: func(ctx context.Context, c store.StatusChange) error {
+			r := responders[c.CertType]
+			n, ok := new(big.Int).SetString(c.Serial, 16)
+			if r == nil || !ok {
+				return nil
+			}
+			return r.Refresh(ctx, n)
+		}}, followReady)
+		if err != nil {
+			logger.Error("serve: status changes", "err", err)
+		}
+	}()
+	select {
+	case <-followReady:
+	case <-followDone:
+	}
 	firstDone := make(chan struct{})
-	go func() { // first publication at once
+	go func() { // first publication at once, by the lease holder
 		defer close(firstDone)
-		if _, err := svc.PublishDue(sctx); err != nil {
+		pctx := sctx
+		if f.lease != nil {
+			var ok bool
+			if pctx, ok = f.lease.Fenced(sctx); !ok {
+				return
+			}
+		}
+		if _, err := svc.PublishDue(pctx); err != nil {
 			logger.Error("serve: CRL publication", "err", err)
 		}
 	}()
@@ -231,6 +307,8 @@ func startStatus(ctx context.Context, f *statusFlags, l *local, srv *api.Server,
 		tick.Stop()
 		cancel()
 		<-done
+		<-refreshDone
+		<-followDone
 		<-firstDone // it signs in the HSM and audits: before either closes
 		for _, hs := range servers {
 			c, cc := context.WithTimeout(context.Background(), 5*time.Second)
@@ -297,13 +375,18 @@ func ocspResponderCertPath(dataDir, ca string, gen int) string {
 }
 
 // hsmResponder returns the OCSP responder of the CA's issuing key: its
-// responder key is an RSA key in the HSM (made at the first serve after
-// activation, never extractable) with a delegated responder certificate
-// valid 5 years (CPS §6.3.2.1) kept as a file in the data directory. Both
-// are reused while the certificate is valid and matches the key; otherwise
-// (first start, expired certificate) the old responder key is destroyed
-// and a new one certified by the issuing CA key.
-func hsmResponder(ctx context.Context, active *ceremony.Active, dataDir string, ca status.CA, svc *status.Service, policy asn1.ObjectIdentifier, now time.Time, cacheBytes int64) (*ocsp.Responder, error) {
+// responder key is an RSA key in the HSM (never extractable) with a
+// delegated responder certificate valid 5 years (CPS §6.3.2.1). The keys in
+// use are recorded in the database (ocsp_responders), so every replica on
+// the shared token signs with the same key and none destroys a key another
+// uses (issue 14): a replica uses the newest recorded responder whose
+// certificate is valid and whose key is in the token; when there is none
+// (first start, expired certificate) one replica, under the lease
+// responderLease and its fencing token, makes a new key and certificate —
+// or records the key a data directory from before kept with its
+// certificate file — while the others wait for it.
+func hsmResponder(ctx context.Context, active *ceremony.Active, dataDir string, ca status.CA, svc *status.Service, policy asn1.ObjectIdentifier, now time.Time,
+	cacheBytes int64, st fleetStore, holder string) (*ocsp.Responder, error) {
 	role := ""
 	for _, r := range statusCARoles {
 		if r.name == ca.Name {
@@ -315,59 +398,156 @@ func hsmResponder(ctx context.Context, active *ceremony.Active, dataDir string, 
 		return nil, err
 	}
 	gen := caKey.Record.Gen()
-	label, certPath := ocspResponderLabel(ca.Name, gen), ocspResponderCertPath(dataDir, ca.Name, gen)
 	h := active.HSM
-	kp, err := h.FindRSAKeyPair(ctx, label)
-	if err != nil && !errors.Is(err, hsm.ErrKeyNotFound) {
-		return nil, err
-	}
 	var cert *x509.Certificate
-	if err == nil {
-		if c, cerr := readCertPEM(certPath); cerr == nil && c.CheckSignatureFrom(ca.Certificate) == nil && kp.PublicKey.Equal(c.PublicKey) &&
-			!now.Before(c.NotBefore) && now.Before(c.NotAfter) {
-			cert = c
-		} else {
-			for _, kind := range []hsm.KeyKind{hsm.KindRSAPrivate, hsm.KindRSAPublic} {
-				keys, ferr := h.FindKeys(ctx, hsm.KeyQuery{Kind: kind, Label: label})
-				if ferr != nil {
-					return nil, ferr
-				}
-				for _, k := range keys {
-					if derr := h.Destroy(ctx, k); derr != nil {
-						return nil, derr
-					}
-				}
+	var kp hsm.RSAKeyPair
+	for wait := time.Now().Add(2 * time.Minute); ; {
+		var ok bool
+		if cert, kp, ok, err = recordedResponder(ctx, h, st, ca, gen, now); err != nil || ok {
+			break
+		}
+		lease, lerr := st.AcquireLease(ctx, responderLease(ca.Name, gen), holder, time.Minute, time.Now())
+		if errors.Is(lerr, store.ErrLeaseHeld) {
+			if time.Now().After(wait) {
+				return nil, fmt.Errorf("serve: %s OCSP responder: another replica holds %s and has recorded no responder key: %w", ca.Name, responderLease(ca.Name, gen), lerr)
 			}
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(250 * time.Millisecond):
+			}
+			continue
+		}
+		if lerr != nil {
+			return nil, lerr
+		}
+		err = makeResponder(store.WithFence(ctx, lease), h, st, caKey, ca, gen, dataDir, policy, now)
+		if rerr := st.ReleaseLease(ctx, lease); err == nil {
+			err = rerr
+		}
+		if err != nil {
+			return nil, err
 		}
 	}
-	if cert == nil {
-		if kp, err = h.GenerateRSA(ctx, label, hsm.KeyOptions{Token: true, Extractable: hsm.NotExtractable}); err != nil {
-			return nil, err
-		}
-		issuer, err := caKey.IssuanceSigner(now)
-		if err != nil {
-			return nil, err
-		}
-		serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 126))
-		if err != nil {
-			return nil, err
-		}
-		serial.SetBit(serial, 126, 1)
-		der, err := ocsp.IssueResponderCertificate(ocsp.ResponderCertRequest{Issuer: ca.Certificate, IssuerSigner: issuer, PublicKey: kp.PublicKey,
-			Subject: pkix.Name{CommonName: "OCSP responder of " + ca.Certificate.Subject.CommonName}, Serial: serial, NotBefore: now.Add(-time.Minute), Policy: policy})
-		if err != nil {
-			return nil, fmt.Errorf("serve: %s OCSP responder certificate: %w", ca.Name, err)
-		}
-		if err := atomicfile.WriteAll(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-			return nil, err
-		}
-		if cert, err = x509.ParseCertificate(der); err != nil {
-			return nil, err
-		}
+	if err != nil {
+		return nil, err
 	}
 	signer, err := h.Signer(kp)
 	if err != nil {
 		return nil, err
 	}
 	return ocsp.New(ocsp.Config{Issuer: ca.Certificate, ResponderCert: cert, Signer: signer, Source: svc.OCSPSource(ca.CertType), MaxCacheBytes: cacheBytes})
+}
+
+// recordedResponder finds the newest recorded responder of the CA
+// generation usable now.
+func recordedResponder(ctx context.Context, h *hsm.HSM, st fleetStore, ca status.CA, gen int, now time.Time) (*x509.Certificate, hsm.RSAKeyPair, bool, error) {
+	rs, err := st.OCSPResponders(ctx, ca.Name, gen)
+	if err != nil {
+		return nil, hsm.RSAKeyPair{}, false, err
+	}
+	for _, r := range rs {
+		c, err := x509.ParseCertificate(r.Certificate)
+		if err != nil || c.CheckSignatureFrom(ca.Certificate) != nil || now.Before(c.NotBefore) || !now.Before(c.NotAfter) {
+			continue
+		}
+		kp, err := h.FindRSAKeyPair(ctx, r.Label)
+		if errors.Is(err, hsm.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, hsm.RSAKeyPair{}, false, err
+		}
+		if kp.PublicKey.Equal(c.PublicKey) {
+			return c, kp, true, nil
+		}
+	}
+	return nil, hsm.RSAKeyPair{}, false, nil
+}
+
+// makeResponder, run by the holder of the responder lease (ctx carries its
+// fencing token), records a usable responder: the data directory's key of
+// before with its certificate file if both are valid, or a new key. It
+// destroys only keys whose certificates have expired, which no replica
+// signs with.
+func makeResponder(ctx context.Context, h *hsm.HSM, st fleetStore, caKey *ceremony.CAKey, ca status.CA, gen int, dataDir string, policy asn1.ObjectIdentifier, now time.Time) error {
+	if _, _, ok, err := recordedResponder(ctx, h, st, ca, gen, now); err != nil || ok {
+		return err // another holder finished meanwhile
+	}
+	destroy := func(label string) error {
+		for _, kind := range []hsm.KeyKind{hsm.KindRSAPrivate, hsm.KindRSAPublic} {
+			keys, err := h.FindKeys(ctx, hsm.KeyQuery{Kind: kind, Label: label})
+			if err != nil {
+				return err
+			}
+			for _, k := range keys {
+				if err := h.Destroy(ctx, k); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	rs, err := st.OCSPResponders(ctx, ca.Name, gen)
+	if err != nil {
+		return err
+	}
+	for _, r := range rs {
+		if !now.Before(r.NotAfter) {
+			if err := destroy(r.Label); err != nil {
+				return err
+			}
+		}
+	}
+	legacy := ocspResponderLabel(ca.Name, gen)
+	if kp, err := h.FindRSAKeyPair(ctx, legacy); err == nil {
+		if c, cerr := readCertPEM(ocspResponderCertPath(dataDir, ca.Name, gen)); cerr == nil && c.CheckSignatureFrom(ca.Certificate) == nil && kp.PublicKey.Equal(c.PublicKey) &&
+			!now.Before(c.NotBefore) && now.Before(c.NotAfter) {
+			return st.AddOCSPResponder(ctx, store.OCSPResponder{Label: legacy, CA: ca.Name, Generation: gen, Certificate: c.Raw, NotAfter: c.NotAfter, CreatedAt: now})
+		}
+		recorded := false
+		for _, r := range rs {
+			recorded = recorded || r.Label == legacy
+		}
+		if !recorded { // a key of before whose certificate is gone or expired
+			if err := destroy(legacy); err != nil {
+				return err
+			}
+		}
+	} else if !errors.Is(err, hsm.ErrKeyNotFound) {
+		return err
+	}
+	var suffix [8]byte
+	if _, err := rand.Read(suffix[:]); err != nil {
+		return err
+	}
+	label := legacy + "-" + hex.EncodeToString(suffix[:])
+	kp, err := h.GenerateRSA(ctx, label, hsm.KeyOptions{Token: true, Extractable: hsm.NotExtractable})
+	if err != nil {
+		return err
+	}
+	issuer, err := caKey.IssuanceSigner(now)
+	if err != nil {
+		return err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 126))
+	if err != nil {
+		return err
+	}
+	serial.SetBit(serial, 126, 1)
+	der, err := ocsp.IssueResponderCertificate(ocsp.ResponderCertRequest{Issuer: ca.Certificate, IssuerSigner: issuer, PublicKey: kp.PublicKey,
+		Subject: pkix.Name{CommonName: "OCSP responder of " + ca.Certificate.Subject.CommonName}, Serial: serial, NotBefore: now.Add(-time.Minute), Policy: policy})
+	if err != nil {
+		return fmt.Errorf("serve: %s OCSP responder certificate: %w", ca.Name, err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		return err
+	}
+	if err := st.AddOCSPResponder(ctx, store.OCSPResponder{Label: label, CA: ca.Name, Generation: gen, Certificate: der, NotAfter: c.NotAfter, CreatedAt: now}); err != nil {
+		destroy(label) // fenced out: another replica records its own
+		return err
+	}
+	// a copy for the operator; the database is what replicas read
+	return atomicfile.Write(ocspResponderCertPath(dataDir, ca.Name, gen), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 }

@@ -101,6 +101,12 @@ type Options struct {
 	Clock    func() time.Time // default time.Now (CPS §6.8: each record carries its own time)
 	Every    int              // checkpoint after this many records (default 100)
 	Interval time.Duration    // or after this much time (default 1 hour)
+	// Fence, when set, says whether this process may checkpoint now and
+	// gives the context to write it under (a fleet's job lease with its
+	// fencing token, ca-server/fleet): in a fleet one replica signs
+	// checkpoints, so two signers never fight over the chain's next number
+	// (issue 14); the others only append records. Nil: always.
+	Fence func(ctx context.Context) (context.Context, bool)
 }
 
 // Log appends records to a Store.
@@ -212,9 +218,23 @@ func (l *Log) Record(ctx context.Context, e Entry) error {
 	}
 	l.last = r
 	if l.opts.Signer != nil && (r.Seq-l.lastCP.Seq >= int64(l.opts.Every) || r.At.Sub(l.lastCP.At) >= l.opts.Interval) {
-		return l.checkpointLocked(ctx)
+		if fctx, ok := l.fenced(ctx); ok {
+			// a lease lost a moment ago: the record stands, the new
+			// holder checkpoints it
+			if err := l.checkpointLocked(fctx); err != nil && !errors.Is(err, store.ErrFenced) {
+				return err
+			}
+		}
 	}
 	return nil
+}
+
+// fenced applies Options.Fence.
+func (l *Log) fenced(ctx context.Context) (context.Context, bool) {
+	if l.opts.Fence == nil {
+		return ctx, true
+	}
+	return l.opts.Fence(ctx)
 }
 
 func (l *Log) reloadTailLocked(ctx context.Context) error {
@@ -235,6 +255,10 @@ func (l *Log) Signing() bool { return l.opts.Signer != nil }
 // since. It is a no-op for an unsigned Log and when nothing is new.
 func (l *Log) Checkpoint(ctx context.Context) error {
 	if l.opts.Signer == nil {
+		return nil
+	}
+	ctx, ok := l.fenced(ctx)
+	if !ok {
 		return nil
 	}
 	l.mu.Lock()

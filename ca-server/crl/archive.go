@@ -52,6 +52,14 @@ type Archive interface {
 	InForce(series string, at time.Time) (Meta, error)
 }
 
+// ContextArchive is an Archive whose commits are made under the caller's
+// context (a database archive: the commit carries the writer's fencing
+// token, ca-server/fleet); Issue uses CreateContext when it exists.
+type ContextArchive interface {
+	Archive
+	CreateContext(ctx context.Context, m Meta) (Pending, error)
+}
+
 // Pending is a CRL being archived.
 type Pending interface {
 	io.Writer
@@ -69,7 +77,13 @@ func Issue(ctx context.Context, a Archive, series string, p Params, src Entries)
 	if err != nil {
 		return Meta{}, Result{}, err
 	}
-	pend, err := a.Create(Meta{Series: series, Number: p.Number, ThisUpdate: h.thisUpdate, NextUpdate: h.nextUpdate})
+	m := Meta{Series: series, Number: p.Number, ThisUpdate: h.thisUpdate, NextUpdate: h.nextUpdate}
+	var pend Pending
+	if ca, ok := a.(ContextArchive); ok {
+		pend, err = ca.CreateContext(ctx, m)
+	} else {
+		pend, err = a.Create(m)
+	}
 	if err != nil {
 		return Meta{}, Result{}, err
 	}
@@ -78,7 +92,7 @@ func Issue(ctx context.Context, a Archive, series string, p Params, src Entries)
 		_ = pend.Abort()
 		return Meta{}, Result{}, err
 	}
-	m, err := pend.Commit()
+	m, err = pend.Commit()
 	if err != nil {
 		return Meta{}, Result{}, err
 	}

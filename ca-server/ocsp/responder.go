@@ -169,6 +169,10 @@ type Responder struct {
 	evictions int64
 
 	signatures atomic.Int64
+	// changes counts status changes announced (Update, Refresh): an answer
+	// signed from a status read before a change is returned but not
+	// cached, so a late writer never puts a stale answer back (TS Art. 36).
+	changes atomic.Int64
 }
 
 // CacheStats is the responder's own accounting (tests, metrics).
@@ -367,6 +371,7 @@ func (r *Responder) get(ctx context.Context, h crypto.Hash, serial *big.Int) (*c
 
 // sign asks the store for the status, signs a response and caches it.
 func (r *Responder) sign(ctx context.Context, key cacheKey, serial *big.Int) (*cached, error) {
+	changes := r.changes.Load()
 	st, err := r.cfg.Source.Status(ctx, serial)
 	status := xocsp.Good
 	switch {
@@ -412,7 +417,9 @@ func (r *Responder) sign(ctx context.Context, key cacheKey, serial *big.Int) (*c
 		lastModified: tmpl.ThisUpdate.UTC().Format(http.TimeFormat), expires: tmpl.NextUpdate.UTC().Format(http.TimeFormat),
 		size: int64(len(der) + len(key.serial) + entryOverhead)}
 	r.mu.Lock()
-	r.storeLocked(key, c)
+	if r.changes.Load() == changes {
+		r.storeLocked(key, c)
+	}
 	r.mu.Unlock()
 	return c, nil
 }
@@ -456,19 +463,41 @@ func (r *Responder) evictOneLocked() bool {
 
 // Update re-signs the responses for serial now: call it after every status
 // change (revocation, hold, release) so the next answer reflects it (TS
-// Art. 36: immediate response). It signs the SHA-1 response even if none
-// was cached (pre-signing) and refreshes any other cached hash variants.
+// Art. 36: immediate response). It drops the serial's cached answers, signs
+// the SHA-1 response even if none was cached (pre-signing) and the other
+// hash variants that were cached.
 func (r *Responder) Update(ctx context.Context, serial *big.Int) error {
-	hashes := []crypto.Hash{crypto.SHA1}
-	r.mu.RLock()
-	for _, h := range supportedHashes[1:] {
-		if _, ok := r.cache[cacheKey{h, string(serial.Bytes())}]; ok {
-			hashes = append(hashes, h)
+	return r.changed(ctx, serial, true)
+}
+
+// Refresh is Update for a change announced by another process (a replica,
+// a local command; status_changes): the serial's cached answers are dropped
+// and re-signed, and nothing is signed for a serial not cached (the next
+// request signs it from the store).
+func (r *Responder) Refresh(ctx context.Context, serial *big.Int) error {
+	return r.changed(ctx, serial, false)
+}
+
+func (r *Responder) changed(ctx context.Context, serial *big.Int, presign bool) error {
+	var hashes []crypto.Hash
+	if presign {
+		hashes = append(hashes, crypto.SHA1)
+	}
+	r.mu.Lock()
+	r.changes.Add(1) // under mu: a sign that read the old status no longer caches
+	for _, h := range supportedHashes {
+		k := cacheKey{h, string(serial.Bytes())}
+		if c, ok := r.cache[k]; ok {
+			delete(r.cache, k)
+			r.bytes -= c.size
+			if !presign || h != crypto.SHA1 {
+				hashes = append(hashes, h)
+			}
 		}
 	}
-	r.mu.RUnlock()
+	r.mu.Unlock()
 	for _, h := range hashes {
-		if _, err := r.sign(ctx, cacheKey{h, string(serial.Bytes())}, serial); err != nil {
+		if _, err := r.sign(ctx, cacheKey{h, string(serial.Bytes())}, serial); err != nil && !errors.Is(err, ErrNoRecord) {
 			return err
 		}
 	}

@@ -237,7 +237,7 @@ func (s *Service) ExpireHolds(ctx context.Context) ([]store.Certificate, error) 
 
 // RunSchedule applies due change-driven revocations, ends expired holds and
 // publishes due CRLs
-// whenever tick delivers, until ctx ends. The caller owns the ticker (a
+// whenever tick delivers (and Config.Fence allows), until ctx ends. The caller owns the ticker (a
 // minute is plenty), so tests drive it with an injected clock.
 func (s *Service) RunSchedule(ctx context.Context, tick <-chan time.Time, after func(error)) {
 	for {
@@ -245,6 +245,13 @@ func (s *Service) RunSchedule(ctx context.Context, tick <-chan time.Time, after 
 		case <-ctx.Done():
 			return
 		case <-tick:
+			ctx := ctx
+			if s.cfg.Fence != nil {
+				var ok bool
+				if ctx, ok = s.cfg.Fence(ctx); !ok {
+					continue // another replica holds the job lease
+				}
+			}
 			_, err := s.ApplyDue(ctx)
 			if err != nil {
 				s.cfg.Logger.Error("status: change-driven revocations", "err", err)

@@ -178,6 +178,12 @@ type Config struct {
 	// and crl.DefaultIssueInterval (24 h) (CPS §4.9.7).
 	CRLValidity time.Duration
 	CRLInterval time.Duration
+	// Fence, when set, says whether this process runs the schedule now
+	// and gives the context its writes are made under (a fleet's job
+	// lease with its fencing token, ca-server/fleet): in a fleet one
+	// replica applies due changes, ends holds and publishes CRLs (issue
+	// 14). Nil: always.
+	Fence func(ctx context.Context) (context.Context, bool)
 }
 
 // Service is the revocation service.

@@ -187,6 +187,15 @@ func (s *sqlStore) tryTx(ctx context.Context, opts *sql.TxOptions, f func(*dbTx)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
+	// A write made under a job lease (WithFence) happens only while the
+	// lease is still this holder's: in the same transaction, so a deposed
+	// holder waking up late writes nothing (issue 14: fencing).
+	if fc, ok := ctx.Value(fenceKey{}).(Lease); ok {
+		if err := checkFence(ctx, tx, fc); err != nil {
+			tx.Rollback()
+			return err
+		}
+	}
 	if err := f(tx); err != nil {
 		tx.Rollback()
 		return err

@@ -100,7 +100,7 @@ func OpenPostgres(ctx context.Context, url string) (*Postgres, error) {
 // AppendOnlyTables are the tables the serving role may only read and
 // append to (MigratePostgres); their triggers refuse UPDATE, DELETE and
 // TRUNCATE for every role.
-var AppendOnlyTables = []string{"audit_records", "audit_checkpoints", "status_requests"}
+var AppendOnlyTables = []string{"audit_records", "audit_checkpoints", "status_requests", "crl_archive", "ocsp_responders"}
 
 // ServingAsOwner reports whether s was opened as the role that owns its
 // tables (or a superuser): that role can drop the append-only triggers,
