@@ -362,15 +362,14 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	tr.ops.watchStore(l.st)
 	if statusActive != nil {
 		tr.ops.watchHSM(statusActive.HSM)
-		for _, job := range scheduledJobs {
-			tr.ops.SetLeaseHolder(job, true)
-		}
+		tr.ops.leaseHolder(func() bool { _, held := lease.Held(); return held })
 		if statusDeps != nil && statusDeps.Pool != nil {
 			pool := statusDeps.Pool
 			tr.ops.gaugeFunc(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "madoguchi_key_pool_ready", Help: "Pre-generated user keys ready in the HSM (--key-pool)."},
 				func() float64 { return float64(pool.Ready()) }))
 		}
 	} else {
+		tr.ops.leaseHolder(nil)
 		tr.ops.addCheck("hsm", func(context.Context) error {
 			return errors.New("not activated (no key ceremony, or serve started without the custodians' shares)")
 		})

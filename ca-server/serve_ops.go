@@ -119,7 +119,6 @@ type opsMetrics struct {
 	duration *prometheus.HistogramVec
 	hsmTime  *prometheus.HistogramVec
 	hsmErrs  *prometheus.CounterVec
-	lease    *prometheus.GaugeVec
 	ready    prometheus.Gauge
 	logger   *slog.Logger
 
@@ -143,11 +142,9 @@ func newOpsMetrics(reg *prometheus.Registry, logger *slog.Logger) (*opsMetrics, 
 			Help: "PKCS#11 operations, including the wait for a pool session.", Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 30}}, []string{"op"}),
 		hsmErrs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "madoguchi_hsm_operation_errors_total",
 			Help: "PKCS#11 operations that failed (after the one retry where it is safe)."}, []string{"op"}),
-		lease: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "madoguchi_lease_holder",
-			Help: "1 while this replica holds the lease of a scheduled job, else 0."}, []string{"job"}),
 		ready: prometheus.NewGauge(prometheus.GaugeOpts{Name: "madoguchi_ready", Help: "1 when the last /readyz check passed."}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.hsmTime, m.hsmErrs, m.lease, m.ready} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.hsmTime, m.hsmErrs, m.ready} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("serve: metrics: %w", err)
 		}
@@ -155,19 +152,24 @@ func newOpsMetrics(reg *prometheus.Registry, logger *slog.Logger) (*opsMetrics, 
 	return m, nil
 }
 
-// scheduledJobs are the jobs serve runs on a schedule. Until the job
-// leases decide otherwise (through SetLeaseHolder), an activated serve
-// runs every one of them itself, and says so.
+// scheduledJobs are the jobs serve runs on a schedule, all under the one job
+// lease (fleet.Lease, jobsLease): only its holder runs them.
 var scheduledJobs = []string{"sweeper", "crl-publication", "change-checks", "audit-checkpoint", "audit-backup", "ocsp-responder-rotation"}
 
-// SetLeaseHolder is the hook for the job leases: the lease code calls it
-// when this replica takes (held) or loses a job's lease.
-func (m *opsMetrics) SetLeaseHolder(job string, held bool) {
-	v := 0.0
-	if held {
-		v = 1
+// leaseHolder exports madoguchi_lease_holder{job}: 1 while held() says this
+// replica holds the job lease, else 0 (a replica that is not activated
+// never competes: held is nil).
+func (m *opsMetrics) leaseHolder(held func() bool) {
+	for _, job := range scheduledJobs {
+		m.gaugeFunc(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "madoguchi_lease_holder",
+			Help: "1 while this replica holds the lease of a scheduled job, else 0.", ConstLabels: prometheus.Labels{"job": job}},
+			func() float64 {
+				if held != nil && held() {
+					return 1
+				}
+				return 0
+			}))
 	}
-	m.lease.WithLabelValues(job).Set(v)
 }
 
 // observeHSM is the hsm.Observer of the activated token.
