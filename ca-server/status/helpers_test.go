@@ -172,7 +172,8 @@ func (e *env) issue(t *testing.T, resident string, typ store.CertType, deliver b
 		t.Fatal(err)
 	}
 	is := store.Issuance{ID: "is-" + id, TerminalID: "term-1", RequestID: "req-" + id, RequestSHA256: fp[:], OperatorID: "op1", ChannelID: ch.ID,
-		CardSerial: "card", PersonHash: person, CertType: typ, Serial: serial.Text(16), KeySHA256: fp[:], Deadline: e.clk.Now().Add(time.Hour)}
+		CardSerial: fmt.Sprintf("card-%x", person[:8]), PersonHash: person, // one card per person (ownership)
+		CertType: typ, Serial: serial.Text(16), KeySHA256: fp[:], Deadline: e.clk.Now().Add(time.Hour)}
 	if err := e.st.BeginIssuance(ctx, is, e.clk.Now()); err != nil {
 		t.Fatal(err)
 	}
