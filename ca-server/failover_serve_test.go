@@ -66,7 +66,7 @@ func (s *syncBuffer) String() string {
 
 // startServeChild starts `ca-server serve args…` as a child of the test
 // binary and waits until it listens; it is stopped (SIGTERM) at cleanup.
-func startServeChild(t *testing.T, args ...string) *serveChild {
+func startServeChild(t testing.TB, args ...string) *serveChild {
 	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
