@@ -270,9 +270,8 @@ func (s *sqlStore) tryTx(ctx context.Context, opts *sql.TxOptions, f func(*dbTx)
 		s.w.pruneOutcomes(ctx)
 		return nil
 	}
-	var pe *pgconn.PgError
-	if token == nil || errors.As(err, &pe) {
-		// The server answered: the transaction did not commit.
+	if token == nil || isRolledBackAtCommit(err) {
+		// The server answered that the transaction did not commit.
 		return fmt.Errorf("store: commit: %w", err)
 	}
 	committed, rerr := s.w.commitOutcome(ctx, token)
@@ -294,6 +293,18 @@ func (s *sqlStore) tryTx(ctx context.Context, opts *sql.TxOptions, f func(*dbTx)
 // commitTokens is false only in BenchmarkIssuanceWritePath's baseline
 // that measures what the commit token costs.
 var commitTokens = true
+
+// isRolledBackAtCommit reports whether the server answered COMMIT with an
+// error that means the transaction was rolled back: a serialisation
+// failure or deadlock (class 40) or a deferred constraint (class 23). Any
+// other failure — a lost connection, or the server terminating the session
+// (57P01 admin_shutdown) while the COMMIT waits for the synchronous standby,
+// when the transaction "has already committed locally" — leaves the outcome
+// unknown, and commitOutcome resolves it.
+func isRolledBackAtCommit(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "40") || strings.HasPrefix(pe.Code, "23"))
+}
 
 // tokenLockKey is the advisory lock key of a commit token.
 func tokenLockKey(token []byte) int64 { return int64(binary.BigEndian.Uint64(token[:8])) }
