@@ -89,13 +89,7 @@ func startServeChild(t testing.TB, args ...string) *serveChild {
 	}
 	go func() { cmd.Wait(); close(c.done) }()
 	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-c.done:
-		case <-time.After(20 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-c.done
-		}
+		c.stop()
 		if t.Failed() {
 			t.Logf("serve child %d stderr (tail):\n%s", cmd.Process.Pid, tail(c.stderr.String(), 3000))
 		}
@@ -122,6 +116,23 @@ func startServeChild(t testing.TB, args ...string) *serveChild {
 		t.Fatalf("serve child did not listen:\n%s", c.stderr.String())
 	}
 	return c
+}
+
+// stop ends the replica (SIGTERM, SIGKILL to its group after 20 s) and
+// waits for it; stopping a stopped replica does nothing.
+func (c *serveChild) stop() {
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(20 * time.Second):
+		syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+		<-c.done
+	}
 }
 
 func tail(s string, n int) string {
