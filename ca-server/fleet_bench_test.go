@@ -60,8 +60,12 @@ func benchFleet(b *testing.B, k int) {
 	must("card-batch", "--data", data, "--dev", "--count", fmt.Sprint(cards), "--out", batch)
 	tok := strings.TrimSpace(must("terminal-token", "--data-dir", data, "--municipality", "131016", "--database", pg.DSN))
 
-	// Baseline: raw keygen with k sessions on the same token, same run.
-	raw := rawKeygen(b, data, k, max(b.N, 2*k))
+	// Baseline: raw keygen on the same token, same run, with as many
+	// sessions as the k replicas hold (one request session and one pool
+	// worker each: a request generates its key itself when the pool is
+	// empty).
+	sessions := 2 * k
+	raw := rawKeygen(b, data, sessions, max(b.N, 2*sessions))
 
 	var replicas []*serveChild
 	for range k {
@@ -137,7 +141,7 @@ func benchFleet(b *testing.B, k int) {
 	for _, r := range replicas {
 		r.stop()
 	}
-	rawAfter := rawKeygen(b, data, k, max(b.N/2, 2*k))
+	rawAfter := rawKeygen(b, data, sessions, max(b.N/2, 2*sessions))
 	b.ReportMetric(rate, "certs/s")
 	b.ReportMetric(raw, "rawkeygen_before/s")
 	b.ReportMetric(rawAfter, "rawkeygen_after/s")
