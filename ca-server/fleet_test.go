@@ -73,21 +73,9 @@ type replica struct {
 	cmd        *exec.Cmd
 	api, verif string // host:port
 	public     string
-	stderr     *fleetBuffer
+	stderr     *syncBuffer
 	exited     chan struct{}
 }
-
-type fleetBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *fleetBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-func (b *fleetBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.b.String() }
 
 func (r *replica) alive() bool {
 	select {
@@ -190,7 +178,7 @@ func (f *fleetCA) start(t testing.TB, name, data string) *replica {
 	t.Helper()
 	args := append([]string{"serve", "--data-dir", data, "--dev", "--database", f.dsn, "--listen", "127.0.0.1:0", "--verifier-listen", "127.0.0.1:0",
 		"--public-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"}, f.extraFlags...)
-	r := &replica{name: name, data: data, cmd: exec.Command(f.bin, args...), stderr: &fleetBuffer{}, exited: make(chan struct{})}
+	r := &replica{name: name, data: data, cmd: exec.Command(f.bin, args...), stderr: &syncBuffer{}, exited: make(chan struct{})}
 	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	r.cmd.Stderr = r.stderr
 	stdout, err := r.cmd.StdoutPipe()
@@ -283,7 +271,8 @@ func (ft *fleetTerminal) client(t testing.TB, r *replica) *raclient.Client {
 	return c
 }
 
-// issueOnce issues one certificate to card through c; it returns the
+// fleetIssue issues one certificate to the stock card through c (the fleet test and
+// BenchmarkFleetIssuance); it returns the
 // issuance id (empty if prepare failed), whether the terminal saw it
 // delivered, and the certificate.
 func fleetIssue(ctx context.Context, c *raclient.Client, stock vcard.StockEntry, typ, resident, reqID string, confirm bool) (string, bool, *x509.Certificate, error) {

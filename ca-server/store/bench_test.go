@@ -35,6 +35,13 @@ func BenchmarkIssuanceWritePath(b *testing.B) {
 		{"postgres-durable", func(b *testing.B) Writer {
 			return openBenchPostgres(b, testenv.PostgresOptions{Durable: true})
 		}},
+		{"postgres-durable-no-commit-token", func(b *testing.B) Writer {
+			// the cost of the commit token (failover): the same store
+			// without it, as before issue 14
+			commitTokens = false
+			b.Cleanup(func() { commitTokens = true })
+			return openBenchPostgres(b, testenv.PostgresOptions{Durable: true})
+		}},
 		{"postgres-fsync-off", func(b *testing.B) Writer {
 			return openBenchPostgres(b, testenv.PostgresOptions{})
 		}},

@@ -2,14 +2,20 @@ package store
 
 import (
 	"context"
+	crand "crypto/rand"
 	"database/sql"
+	"database/sql/driver"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -43,8 +49,9 @@ type sqlStore struct {
 
 // dbPool is a *sql.DB whose statements are written with "?" placeholders.
 type dbPool struct {
-	db      *sql.DB
-	dialect dialect
+	db        *sql.DB
+	dialect   dialect
+	lastPrune atomic.Int64 // UnixNano of the last pruneOutcomes
 }
 
 // dbTx is a *sql.Tx whose statements are written with "?" placeholders.
@@ -161,26 +168,79 @@ var serialisationRetries atomic.Int64
 // a transaction that fails with a serialisation failure or a deadlock
 // (SQLSTATE 40001, 40P01) is rolled back and f runs again from the start,
 // so f must not keep state across runs except what it assigns afresh.
+//
+// PostgreSQL failover (issue 14): a transaction whose connection is lost
+// before COMMIT was rolled back by the server and runs again, on a new
+// connection, for up to FailoverWait — with a multi-host URL and
+// target_session_attrs=read-write that is the promoted standby once it
+// accepts writes. A connection lost at COMMIT leaves the outcome unknown:
+// tryTx resolves it through the transaction's commit token (tx_outcomes)
+// and either reports success (it committed; what f assigned stands) or
+// runs f again (it rolled back). So no write method ever applies its
+// change twice or reports a committed change as failed.
 func (s *sqlStore) tx(ctx context.Context, f func(*dbTx) error) error {
-	var opts *sql.TxOptions
-	if s.w.dialect == dialectPostgres {
-		opts = &sql.TxOptions{Isolation: sql.LevelSerializable}
+	if s.w.dialect != dialectPostgres {
+		return s.tryTx(ctx, nil, f)
 	}
+	opts := &sql.TxOptions{Isolation: sql.LevelSerializable}
+	var lostSince time.Time
 	for attempt := 0; ; attempt++ {
 		err := s.tryTx(ctx, opts, f)
-		if err == nil || s.w.dialect != dialectPostgres || !isSerialisationFailure(err) || attempt >= maxSerialisationRetries {
+		var wait time.Duration
+		switch {
+		case err == nil:
+			return nil
+		case isSerialisationFailure(err) && attempt < maxSerialisationRetries:
+			serialisationRetries.Add(1)
+			// Back off a little, random and growing, so the retried writers
+			// do not meet again in lockstep.
+			wait = time.Duration(1+rand.IntN(min(attempt, 10)+1)) * time.Millisecond
+		case isConnectionLost(err) && ctx.Err() == nil:
+			if lostSince.IsZero() {
+				lostSince = time.Now()
+			}
+			if time.Since(lostSince) > FailoverWait {
+				return err
+			}
+			connectionRetries.Add(1)
+			wait = time.Duration(50+rand.IntN(200)) * time.Millisecond
+		default:
 			return err
 		}
-		serialisationRetries.Add(1)
-		// Back off a little, random and growing, so the retried writers do
-		// not meet again in lockstep.
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("store: %w (after a serialisation failure: %v)", ctx.Err(), err)
-		case <-time.After(time.Duration(1+rand.IntN(min(attempt, 10)+1)) * time.Millisecond):
+			return fmt.Errorf("store: %w (retrying after: %v)", ctx.Err(), err)
+		case <-time.After(wait):
 		}
 	}
 }
+
+// FailoverWait bounds how long a write keeps retrying on lost connections
+// (a database failover: the primary gone, the standby not yet promoted) and
+// how long the resolution of a COMMIT with unknown outcome may take.
+var FailoverWait = 30 * time.Second
+
+// connectionRetries and commitsResolved count, process-wide, write
+// transactions run again after a lost connection and COMMITs whose unknown
+// outcome was resolved through the commit token.
+var connectionRetries, commitsResolved atomic.Int64
+
+// FailoverCounts returns the process-wide counts of write transactions run
+// again after a lost connection and of COMMITs with unknown outcome that
+// were resolved (for metrics and tests).
+func FailoverCounts() (retried, resolved int64) {
+	return connectionRetries.Load(), commitsResolved.Load()
+}
+
+// errRolledBack is returned by tryTx when a COMMIT with unknown outcome
+// turned out not to have committed: tx runs the transaction again.
+var errRolledBack = errors.New("store: connection lost at COMMIT, transaction rolled back")
+
+// ErrCommitUnknown: the connection was lost at COMMIT and the outcome
+// could not be learned within FailoverWait (the database unreachable).
+// The caller must not assume either outcome: retrying with the same
+// request id resolves it (the store's idempotency).
+var ErrCommitUnknown = errors.New("store: commit outcome unknown")
 
 func (s *sqlStore) tryTx(ctx context.Context, opts *sql.TxOptions, f func(*dbTx) error) error {
 	tx, err := s.w.BeginTx(ctx, opts)
@@ -200,10 +260,142 @@ func (s *sqlStore) tryTx(ctx context.Context, opts *sql.TxOptions, f func(*dbTx)
 		tx.Rollback()
 		return err
 	}
-	if err := tx.Commit(); err != nil {
+	var token []byte
+	if s.w.dialect == dialectPostgres && commitTokens {
+		token = make([]byte, 16)
+		crand.Read(token)
+		// The transaction-level lock is held until this transaction ends
+		// however it ends (COMMIT, ROLLBACK, the backend's exit), which is
+		// what commitOutcome waits for.
+		if _, err := tx.ExecContext(ctx, `WITH l AS (SELECT pg_advisory_xact_lock(?::bigint))
+			INSERT INTO tx_outcomes (token, at) SELECT ?::bytea, ?::bigint FROM l`,
+			tokenLockKey(token), token, time.Now().UnixNano()); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("store: commit token: %w", err)
+		}
+	}
+	err = tx.Commit()
+	if err == nil {
+		s.w.pruneOutcomes(ctx)
+		return nil
+	}
+	if token == nil || isRolledBackAtCommit(err) {
+		// The server answered that the transaction did not commit.
 		return fmt.Errorf("store: commit: %w", err)
 	}
-	return nil
+	committed, rerr := s.w.commitOutcome(ctx, token)
+	switch {
+	case rerr != nil:
+		return fmt.Errorf("%w: %v (resolving: %v)", ErrCommitUnknown, err, rerr)
+	case committed:
+		commitsResolved.Add(1)
+		s.w.pruneOutcomes(ctx)
+		return nil
+	case ctx.Err() != nil:
+		return fmt.Errorf("store: commit: %w", ctx.Err())
+	default:
+		commitsResolved.Add(1)
+		return fmt.Errorf("%w (%v)", errRolledBack, err)
+	}
+}
+
+// commitTokens is false only in BenchmarkIssuanceWritePath's baseline
+// that measures what the commit token costs.
+var commitTokens = true
+
+// isRolledBackAtCommit reports whether the server answered COMMIT with an
+// error that means the transaction was rolled back: a serialisation
+// failure or deadlock (class 40) or a deferred constraint (class 23). Any
+// other failure — a lost connection, or the server terminating the session
+// (57P01 admin_shutdown) while the COMMIT waits for the synchronous standby,
+// when the transaction "has already committed locally" — leaves the outcome
+// unknown, and commitOutcome resolves it.
+func isRolledBackAtCommit(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "40") || strings.HasPrefix(pe.Code, "23"))
+}
+
+// tokenLockKey is the advisory lock key of a commit token.
+func tokenLockKey(token []byte) int64 { return int64(binary.BigEndian.Uint64(token[:8])) }
+
+// commitOutcome learns whether the transaction with the commit token
+// committed, on a new connection (after a failover, to the new primary):
+// it takes the token's advisory lock, which PostgreSQL grants only once
+// that transaction has ended — so a COMMIT still being processed by the
+// old backend is waited for, never raced — then looks the token up, in
+// READ COMMITTED so the lookup's snapshot is taken after the lock. It
+// retries until FailoverWait while the database is unreachable.
+func (p *dbPool) commitOutcome(ctx context.Context, token []byte) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), FailoverWait)
+	defer cancel()
+	for {
+		committed, err := p.lookupToken(ctx, token)
+		if err == nil {
+			return committed, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, err
+		case <-time.After(time.Duration(50+rand.IntN(200)) * time.Millisecond):
+		}
+	}
+}
+
+func (p *dbPool) lookupToken(ctx context.Context, token []byte) (bool, error) {
+	tx, err := p.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	if err != nil {
+		return false, err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?::bigint)`, tokenLockKey(token)); err != nil {
+		return false, err
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM tx_outcomes WHERE token = ?::bytea`, token).Scan(&n); err != nil {
+		return false, err
+	}
+	return n > 0, nil
+}
+
+// outcomeRetention is how long commit tokens are kept; they are needed only
+// while a COMMIT's outcome is being resolved (FailoverWait).
+const outcomeRetention = 24 * time.Hour
+
+// pruneOutcomes deletes commit tokens older than outcomeRetention, at most
+// once an hour per process, in its own autocommit statement (READ
+// COMMITTED: it takes part in no serialisable conflict). Failures are
+// ignored: the next prune catches up.
+func (p *dbPool) pruneOutcomes(ctx context.Context) {
+	now := time.Now()
+	last := p.lastPrune.Load()
+	if now.UnixNano()-last < int64(time.Hour) || !p.lastPrune.CompareAndSwap(last, now.UnixNano()) {
+		return
+	}
+	p.ExecContext(context.WithoutCancel(ctx), `DELETE FROM tx_outcomes WHERE at < ?`, now.Add(-outcomeRetention).UnixNano())
+}
+
+// isConnectionLost reports whether err is the loss of the database
+// connection (or the failure to open one) rather than an answer of the
+// server: the transaction did not commit, and running it again on a new
+// connection is safe.
+func isConnectionLost(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		// The server shutting down or a standby refusing writes while it is
+		// promoted: admin_shutdown, crash_shutdown, cannot_connect_now,
+		// read_only_sql_transaction.
+		switch pe.Code {
+		case "57P01", "57P02", "57P03", "25006":
+			return true
+		}
+		return false
+	}
+	var ne net.Error
+	var ce *pgconn.ConnectError
+	return errors.Is(err, errRolledBack) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.EOF) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &ne) || errors.As(err, &ce) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE) ||
+		pgconn.SafeToRetry(err) || strings.Contains(err.Error(), "conn closed")
 }
 
 // isSerialisationFailure reports whether err is PostgreSQL's

@@ -88,44 +88,7 @@ func PostgresWith(t testing.TB, opts PostgresOptions) *PG {
 		t.Fatalf("%v", err)
 	}
 
-	// The free port is only probably free until postgres binds it: retry on a lost race.
-	var svc *services.Service
-	var port int
-	for attempt := 1; ; attempt++ {
-		port, err = freePort()
-		if err != nil {
-			t.Fatalf("testenv: postgres: %v", err)
-		}
-		logPath := filepath.Join(dir, fmt.Sprintf("postgres-%d.log", attempt))
-		args := []string{"-D", dataDir, "-k", dir, "-p", strconv.Itoa(port), "-h", "127.0.0.1",
-			"-c", "max_connections=50", "-c", "shared_buffers=16MB"}
-		if !opts.Durable {
-			args = append(args, "-F")
-		}
-		svc, err = services.Start(services.Spec{
-			Name:        "postgres",
-			Path:        filepath.Join(opts.BinDir, "postgres"),
-			Args:        args,
-			LogPath:     logPath,
-			StopSignal:  syscall.SIGINT,  // fast shutdown: do not wait for clients
-			DeathSignal: syscall.SIGQUIT, // immediate shutdown when the test binary dies
-			Credential:  cred,
-		})
-		if err != nil {
-			t.Fatalf("%v", err)
-		}
-		cleanup(t, svc)
-		err = svc.WaitReady(timeout(), func() error { return postmasterReady(dataDir) })
-		if err == nil {
-			break
-		}
-		svc.Abort()
-		if attempt < 3 && strings.Contains(services.FileTail(logPath, 4096), "could not bind") {
-			continue
-		}
-		t.Fatalf("%v", err)
-	}
-
+	svc, port := startPostgres(t, opts, dir, dataDir, cred)
 	p := &PG{
 		DSN:      fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", port, opts.Database),
 		AdminDSN: fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port),
@@ -145,6 +108,48 @@ func PostgresWith(t testing.TB, opts PostgresOptions) *PG {
 		t.Fatalf("testenv: postgres: create database %q: %v", opts.Database, err)
 	}
 	return p
+}
+
+// startPostgres starts the server of dataDir on 127.0.0.1 on a free port, sockets in dir, and
+// waits until it accepts connections (postmaster.pid says "ready"; a hot standby says so once
+// it accepts read-only connections).
+func startPostgres(t testing.TB, opts PostgresOptions, dir, dataDir string, cred *syscall.Credential) (*services.Service, int) {
+	t.Helper()
+	// The free port is only probably free until postgres binds it: retry on a lost race.
+	for attempt := 1; ; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			t.Fatalf("testenv: postgres: %v", err)
+		}
+		logPath := filepath.Join(dir, fmt.Sprintf("postgres-%d.log", attempt))
+		args := []string{"-D", dataDir, "-k", dir, "-p", strconv.Itoa(port), "-h", "127.0.0.1",
+			"-c", "max_connections=50", "-c", "shared_buffers=16MB"}
+		if !opts.Durable {
+			args = append(args, "-F")
+		}
+		svc, err := services.Start(services.Spec{
+			Name:        "postgres",
+			Path:        filepath.Join(opts.BinDir, "postgres"),
+			Args:        args,
+			LogPath:     logPath,
+			StopSignal:  syscall.SIGINT,  // fast shutdown: do not wait for clients
+			DeathSignal: syscall.SIGQUIT, // immediate shutdown when the test binary dies
+			Credential:  cred,
+		})
+		if err != nil {
+			t.Fatalf("%v", err)
+		}
+		cleanup(t, svc)
+		err = svc.WaitReady(timeout(), func() error { return postmasterReady(dataDir) })
+		if err == nil {
+			return svc, port
+		}
+		svc.Abort()
+		if attempt < 3 && strings.Contains(services.FileTail(logPath, 4096), "could not bind") {
+			continue
+		}
+		t.Fatalf("%v", err)
+	}
 }
 
 // postgresCredential returns the user to run the server as: the "postgres" system user when

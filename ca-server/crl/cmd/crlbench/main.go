@@ -28,6 +28,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -46,18 +47,22 @@ type report struct {
 	Bytes     int64   `json:"bytes"`
 	VmHWMKiB  int64   `json:"vmhwm_kib"`
 	MaxRSSKiB int64   `json:"maxrss_kib"` // filled by the parent
+	Shards    int     `json:"shards,omitempty"`
+	MaxShard  int64   `json:"max_shard_bytes,omitempty"`
 }
 
 func main() {
 	n := flag.Int("n", 1_000_000, "number of revoked entries")
 	child := flag.String("child", "", "internal: streaming or stdlib")
 	dir := flag.String("dir", "", "internal: working directory with ca.pem and ca.key")
+	modes := flag.String("modes", "streaming,stdlib", "comma-separated modes: streaming, stdlib (at 10,000,000 entries run without it: it would need ~10 GB), parse (x509.ParseRevocationList of the streamed CRL, as a relying party reads it), sharded (-shards partitioned CRLs, crl.Partition)")
+	shards := flag.Int("shards", 64, "number of CRL shards of the sharded mode")
 	flag.Parse()
 	var err error
 	if *child != "" {
-		err = runChild(*child, *dir, *n)
+		err = runChild(*child, *dir, *n, *shards)
 	} else {
-		err = runParent(*n)
+		err = runParent(*n, *shards, strings.Split(*modes, ","))
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "crlbench:", err)
@@ -65,7 +70,7 @@ func main() {
 	}
 }
 
-func runParent(n int) error {
+func runParent(n, shards int, modes []string) error {
 	dir, err := os.MkdirTemp("", "crlbench-")
 	if err != nil {
 		return err
@@ -79,8 +84,11 @@ func runParent(n int) error {
 		return err
 	}
 	var reps []report
-	for _, mode := range []string{"streaming", "stdlib"} {
-		cmd := exec.Command(self, "-child", mode, "-dir", dir, "-n", fmt.Sprint(n))
+	if len(modes) == 0 || modes[0] != "streaming" {
+		return errors.New("-modes must start with streaming")
+	}
+	for _, mode := range modes {
+		cmd := exec.Command(self, "-child", mode, "-dir", dir, "-n", fmt.Sprint(n), "-shards", fmt.Sprint(shards))
 		cmd.Stderr = os.Stderr
 		out, err := cmd.Output()
 		if err != nil {
@@ -102,10 +110,24 @@ func runParent(n int) error {
 		return fmt.Errorf("openssl rejected the streaming CRL: %v %s", verr, vout)
 	}
 	fmt.Printf("%d entries, %.1f MB CRL; openssl: %s", n, float64(reps[0].Bytes)/1e6, vout)
-	fmt.Printf("%-10s %10s %10s %14s %12s\n", "mode", "build s", "create s", "peak RSS MiB", "VmHWM MiB")
+	fmt.Printf("%-10s %10s %10s %14s %12s %10s\n", "mode", "build s", "create s", "peak RSS MiB", "VmHWM MiB", "MB")
 	for _, r := range reps {
-		fmt.Printf("%-10s %10.3f %10.3f %14.1f %12.1f\n", r.Mode, r.BuildSec, r.CreateSec,
-			float64(r.MaxRSSKiB)/1024, float64(r.VmHWMKiB)/1024)
+		fmt.Printf("%-10s %10.3f %10.3f %14.1f %12.1f %10.1f", r.Mode, r.BuildSec, r.CreateSec,
+			float64(r.MaxRSSKiB)/1024, float64(r.VmHWMKiB)/1024, float64(r.Bytes)/1e6)
+		if r.Shards > 0 {
+			fmt.Printf("  (%d shards, largest %.2f MB)", r.Shards, float64(r.MaxShard)/1e6)
+		}
+		fmt.Println()
+	}
+	if slices.ContainsFunc(reps, func(r report) bool { return r.Mode == "sharded" }) {
+		v := exec.Command("openssl", "crl", "-inform", "DER", "-in", filepath.Join(dir, "shard-0.crl"), "-noout", "-CAfile", filepath.Join(dir, "ca.pem"))
+		if out, err := v.CombinedOutput(); err != nil || !strings.Contains(string(out), "verify OK") {
+			return fmt.Errorf("openssl rejected shard 0: %v %s", err, out)
+		}
+		fmt.Println("openssl: shard 0 verify OK")
+	}
+	if len(reps) < 2 || reps[1].Mode != "stdlib" {
+		return nil
 	}
 	s, d := reps[0], reps[1]
 	fmt.Printf("stdlib/streaming: time %.1f× (create only), %.1f× (with build); peak RSS %.1f×\n",
@@ -177,7 +199,7 @@ func loadCA(dir string) (*x509.Certificate, *rsa.PrivateKey, error) {
 	return cert, key, nil
 }
 
-func runChild(mode, dir string, n int) error {
+func runChild(mode, dir string, n, shards int) error {
 	cert, key, err := loadCA(dir)
 	if err != nil {
 		return err
@@ -216,6 +238,47 @@ func runChild(mode, dir string, n int) error {
 		}
 		r.CreateSec = time.Since(start).Seconds()
 		r.Bytes = int64(len(der))
+	case "parse":
+		der, err := os.ReadFile(filepath.Join(dir, "streaming.crl"))
+		if err != nil {
+			return err
+		}
+		start := time.Now()
+		rl, err := x509.ParseRevocationList(der)
+		if err != nil {
+			return err
+		}
+		r.CreateSec = time.Since(start).Seconds()
+		r.Bytes = int64(len(der))
+		if len(rl.RevokedCertificateEntries) != n {
+			return fmt.Errorf("parsed %d entries, want %d", len(rl.RevokedCertificateEntries), n)
+		}
+	case "sharded":
+		p := crl.Partition{Shards: shards, URL: "http://crl.jpki.test/auth/{shard}.crl"}
+		r.Entries = 0
+		start := time.Now()
+		for i := range shards {
+			f, err := os.Create(filepath.Join(dir, fmt.Sprintf("shard-%d.crl", i)))
+			if err != nil {
+				return err
+			}
+			res, err := crl.Write(context.Background(), f, crl.Params{Issuer: cert, Signer: key, Number: big.NewInt(1), ThisUpdate: thisUpdate,
+				IssuingDistributionPoint: p.IDP(i)}, spreadShard(p, n, i))
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return fmt.Errorf("shard %d: %w", i, err)
+			}
+			r.Entries += res.Entries
+			r.Bytes += res.Bytes
+			r.MaxShard = max(r.MaxShard, res.Bytes)
+		}
+		r.CreateSec = time.Since(start).Seconds()
+		r.Shards = shards
+		if r.Entries != n {
+			return fmt.Errorf("shards hold %d entries, want %d", r.Entries, n)
+		}
 	default:
 		return fmt.Errorf("unknown mode %q", mode)
 	}
@@ -249,4 +312,41 @@ func parseVmHWM(r io.Reader) (int64, error) {
 		}
 	}
 	return 0, errors.New("no VmHWM in /proc/self/status")
+}
+
+// spreadShard streams the entries of shard i of n entries spread evenly
+// over the CA's serial space [2^126, 2^127) (issuance.newSerial), as a
+// store's range query on the shard would: entry k has serial
+// 2^126 + k·⌊2^126/n⌋ + noise below the step. It fails (through a
+// mismatching count) if an entry falls outside the shard's range.
+func spreadShard(p crl.Partition, n, i int) crl.Entries {
+	lo, hi := p.Range(i)
+	step := new(big.Int).Div(new(big.Int).Lsh(big.NewInt(1), 126), big.NewInt(int64(n)))
+	base := new(big.Int).Lsh(big.NewInt(1), 126)
+	// first index whose serial is ≥ lo
+	first := 0
+	if lo != nil {
+		first = int(new(big.Int).Div(new(big.Int).Sub(lo, base), step).Int64())
+	}
+	return func(yield func(crl.Entry) bool) error {
+		var buf [16]byte
+		var v big.Int
+		for k := max(first-1, 0); k < n; k++ {
+			e := crlgen.Entry(1, k, &buf) // reason, time and low noise
+			v.Mul(step, big.NewInt(int64(k)))
+			v.Add(&v, base)
+			v.FillBytes(buf[:])
+			if lo != nil && v.Cmp(lo) < 0 {
+				continue
+			}
+			if hi != nil && v.Cmp(hi) >= 0 {
+				return nil
+			}
+			e.Serial = buf[:]
+			if !yield(e) {
+				return nil
+			}
+		}
+		return nil
+	}
 }
