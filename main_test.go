@@ -176,11 +176,14 @@ func shotDir(tb testing.TB) string {
 	if os.Getenv("MADOGUCHI_UPDATE_SCREENSHOTS") == "1" {
 		return filepath.Join("docs", "screenshots")
 	}
-	shotDirOnce.Do(func() { shotDirPath, shotDirErr = os.MkdirTemp("", "madoguchi-screenshots-") })
+	shotDirOnce.Do(func() {
+		if shotDirPath, shotDirErr = os.MkdirTemp("", "madoguchi-screenshots-"); shotDirErr == nil {
+			tb.Logf("screenshots in %s (MADOGUCHI_UPDATE_SCREENSHOTS=1 writes docs/screenshots)", shotDirPath)
+		}
+	})
 	if shotDirErr != nil {
 		tb.Fatal(shotDirErr)
 	}
-	tb.Logf("screenshots in %s (MADOGUCHI_UPDATE_SCREENSHOTS=1 writes docs/screenshots)", shotDirPath)
 	return shotDirPath
 }
 
