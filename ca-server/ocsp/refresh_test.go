@@ -75,3 +75,46 @@ func TestChangeDuringSignNeverCachesStale(t *testing.T) {
 		})
 	}
 }
+
+// TestOtherSerialsChangeStillCaches: a change of one serial while another
+// is being signed does not stop the other's answer from being cached. With
+// one global change counter a stream of revocations made every concurrent
+// answer uncached, so each request cost an HSM signature again
+// (ocspbench's concurrent pre-signing asked the store again 54 times).
+func TestOtherSerialsChangeStillCaches(t *testing.T) {
+	f := newFixture(t, nil)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	src := ocsp.StatusFunc(func(ctx context.Context, serial *big.Int) (ocsp.CertStatus, error) {
+		if serial.Cmp(serialGood) == 0 {
+			block := false
+			once.Do(func() { block = true })
+			if block {
+				close(entered)
+				<-release
+			}
+		}
+		return ocsp.CertStatus{State: ocsp.Good}, nil
+	})
+	r, err := ocsp.New(ocsp.Config{Issuer: f.ca, ResponderCert: f.responder, Signer: testKeys(t)[1], Source: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	done := make(chan struct{})
+	go func() { defer close(done); r.Response(ctx, serialGood) }()
+	<-entered
+	other := new(big.Int).Add(serialGood, big.NewInt(1))
+	if err := r.Update(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	<-done
+	before := r.Stats().Signatures
+	if _, err := r.Response(ctx, serialGood); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.Stats().Signatures - before; n != 0 {
+		t.Fatalf("answer for %x signed %d more times: a change of another serial stopped it being cached", serialGood, n)
+	}
+}

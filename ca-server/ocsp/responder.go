@@ -169,11 +169,27 @@ type Responder struct {
 	evictions int64
 
 	signatures atomic.Int64
-	// changes counts status changes announced (Update, Refresh): an answer
-	// signed from a status read before a change is returned but not
-	// cached, so a late writer never puts a stale answer back (TS Art. 36).
-	changes atomic.Int64
+	// changes numbers the status changes announced (Update, Refresh), and
+	// changedAt holds, for each serial changed within changeHorizon, the
+	// number of its latest change: an answer signed from a status read
+	// before a change of its own serial is returned but not cached, so a
+	// late writer never puts a stale answer back (TS Art. 36), while
+	// changes of other serials do not stop caching (which would cost an HSM
+	// signature per request under a stream of revocations). Guarded by mu.
+	changes   uint64
+	changedAt map[string]changeMark
 }
+
+// changeMark is a serial's latest change: its number and when (monotonic).
+type changeMark struct {
+	n  uint64
+	at time.Time
+}
+
+// changeHorizon bounds how long a change is remembered. A signature that
+// took longer than this (a hung HSM call, whose own deadline is shorter) is
+// not cached, since the mark of a change during it may be gone.
+const changeHorizon = 2 * time.Minute
 
 // CacheStats is the responder's own accounting (tests, metrics).
 type CacheStats struct {
@@ -240,10 +256,11 @@ func New(cfg Config) (*Responder, error) {
 		return nil, ErrKeyMismatch
 	}
 	r := &Responder{
-		cfg:      cfg,
-		nameHash: map[crypto.Hash][]byte{},
-		keyHash:  map[crypto.Hash][]byte{},
-		cache:    map[cacheKey]*cached{},
+		cfg:       cfg,
+		nameHash:  map[crypto.Hash][]byte{},
+		keyHash:   map[crypto.Hash][]byte{},
+		cache:     map[cacheKey]*cached{},
+		changedAt: map[string]changeMark{},
 	}
 	spk, err := subjectPublicKeyBits(cfg.Issuer)
 	if err != nil {
@@ -371,7 +388,10 @@ func (r *Responder) get(ctx context.Context, h crypto.Hash, serial *big.Int) (*c
 
 // sign asks the store for the status, signs a response and caches it.
 func (r *Responder) sign(ctx context.Context, key cacheKey, serial *big.Int) (*cached, error) {
-	changes := r.changes.Load()
+	started := time.Now()
+	r.mu.RLock()
+	before := r.changes
+	r.mu.RUnlock()
 	st, err := r.cfg.Source.Status(ctx, serial)
 	status := xocsp.Good
 	switch {
@@ -417,7 +437,7 @@ func (r *Responder) sign(ctx context.Context, key cacheKey, serial *big.Int) (*c
 		lastModified: tmpl.ThisUpdate.UTC().Format(http.TimeFormat), expires: tmpl.NextUpdate.UTC().Format(http.TimeFormat),
 		size: int64(len(der) + len(key.serial) + entryOverhead)}
 	r.mu.Lock()
-	if r.changes.Load() == changes {
+	if m, ok := r.changedAt[key.serial]; (!ok || m.n <= before) && time.Since(started) < changeHorizon {
 		r.storeLocked(key, c)
 	}
 	r.mu.Unlock()
@@ -484,7 +504,15 @@ func (r *Responder) changed(ctx context.Context, serial *big.Int, presign bool) 
 		hashes = append(hashes, crypto.SHA1)
 	}
 	r.mu.Lock()
-	r.changes.Add(1) // under mu: a sign that read the old status no longer caches
+	// a sign of this serial that read the old status no longer caches
+	r.changes++
+	now := time.Now()
+	for k, m := range r.changedAt {
+		if now.Sub(m.at) > changeHorizon {
+			delete(r.changedAt, k)
+		}
+	}
+	r.changedAt[string(serial.Bytes())] = changeMark{n: r.changes, at: now}
 	for _, h := range supportedHashes {
 		k := cacheKey{h, string(serial.Bytes())}
 		if c, ok := r.cache[k]; ok {
