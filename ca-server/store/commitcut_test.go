@@ -155,7 +155,7 @@ func TestCommitOutcomeUnknownResolvedOnce(t *testing.T) {
 			}
 			req := "req-" + name
 			is := Issuance{ID: "is-" + name, TerminalID: "t1", RequestID: req, RequestSHA256: sum(req),
-				OperatorID: "op1", ChannelID: ch.ID, CardSerial: "card1", PersonHash: sum("person-" + name), CertType: CertSign,
+				OperatorID: "op1", ChannelID: ch.ID, CardSerial: cardFor(sum("person-" + name)), PersonHash: sum("person-" + name), CertType: CertSign,
 				Serial: fmt.Sprintf("5e%d", mode), KeySHA256: key, Deadline: now.Add(10 * time.Minute)}
 			before := cut.cuts.Load()
 			_, resolvedBefore := FailoverCounts()

@@ -55,7 +55,7 @@ func TestPostgresFailoverContinues(t *testing.T) {
 				ch := Channel{ID: "ch-" + name, TerminalID: "t1", HostChallenge: []byte("12345678"), CreatedAt: now, ExpiresAt: now.Add(time.Minute)}
 				key := sum("key-" + name)
 				is := Issuance{ID: "is-" + name, TerminalID: "t1", RequestID: "req-" + name, RequestSHA256: sum(name),
-					OperatorID: "op1", ChannelID: ch.ID, CardSerial: "card1", PersonHash: sum("person-" + name), CertType: CertAuth,
+					OperatorID: "op1", ChannelID: ch.ID, CardSerial: cardFor(sum("person-" + name)), PersonHash: sum("person-" + name), CertType: CertAuth,
 					Serial: fmt.Sprintf("f%d%06d", w+1, i), KeySHA256: key, Deadline: now.Add(10 * time.Minute)}
 				err := s.CreateChannel(ctx, ch)
 				if err == nil {
