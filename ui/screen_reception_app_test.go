@@ -17,6 +17,7 @@ import (
 	"madoguchi/app/operator"
 	"madoguchi/app/workflow"
 	"madoguchi/ca-server/api/wire"
+	"madoguchi/cardio"
 	"madoguchi/raclient"
 )
 
@@ -46,12 +47,21 @@ func (unreachableCA) Status(context.Context, string, string) (wire.IssuanceStatu
 	return wire.IssuanceStatus{}, caDown()
 }
 
-// serialOnlyCard answers the card serial and refuses everything else (the issuance must stop at
-// the CA before it touches the card).
+// serialOnlyCard answers the card serial, reads as blank stock (no certificate, no PIN set: the
+// ownership check before writing), and refuses everything else (the issuance must stop at the
+// CA before it writes to the card).
 type serialOnlyCard struct{ issue.Card }
 
 func (serialOnlyCard) CardSerial(context.Context) ([]byte, error) {
 	return []byte("MADOGUCHI-TEST01"), nil
+}
+
+func (serialOnlyCard) ReadCertificate(context.Context, uint16) ([]byte, error) {
+	return nil, cardio.ErrCertificateNotPresent
+}
+
+func (serialOnlyCard) PINTriesLeft(context.Context, cardio.Which) (int, error) {
+	return 0, cardio.ErrPINNotSet
 }
 
 var _ issue.Card = serialOnlyCard{}
