@@ -799,41 +799,53 @@ func TestFleetSurvivesKillAndFailover(t *testing.T) {
 		arl = body
 	}
 
-	// OCSP on every replica agrees with the database: "good" exactly for
-	// the delivered certificates.
-	issuer := readPEMCert(t, filepath.Join(f.data, "ceremony", "signature-ca.crt.pem"))
-	var responder []byte // every replica signs with the one responder key recorded in the database
-	var responders int
-	if err := conn.QueryRow(ctx, "SELECT count(*) FROM ocsp_responders WHERE ca = 'signature'").Scan(&responders); err != nil || responders != 1 {
-		t.Errorf("%d signature OCSP responders recorded (%v), want 1 made once for the fleet", responders, err)
+	// OCSP on every replica agrees with the database, for both CAs:
+	// "good" exactly for the delivered certificates; each CA's answers
+	// signed by the one responder key recorded for the fleet.
+	issuers := map[string]*x509.Certificate{}
+	for _, ca := range []string{"signature", "user-auth"} {
+		issuers[ca] = readPEMCert(t, filepath.Join(f.data, "ceremony", ca+"-ca.crt.pem"))
+		var responders int
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM ocsp_responders WHERE ca = $1", ca).Scan(&responders); err != nil || responders != 1 {
+			t.Errorf("%d %s OCSP responders recorded (%v), want 1 made once for the fleet", responders, ca, err)
+		}
 	}
+	issuer := issuers["signature"]
+	responder := map[string][]byte{}
 	var target *x509.Certificate // a delivered signature certificate, for the hold below
 	var targetResident string
+	var checked int
 	for _, o := range records {
 		c := o.cert
-		if c == nil || c.Issuer.String() != issuer.Subject.String() {
+		if c == nil {
 			continue
+		}
+		ca := "user-auth"
+		if c.CheckSignatureFrom(issuer) == nil {
+			ca = "signature"
 		}
 		var state string
 		if err := conn.QueryRow(ctx, "SELECT state FROM issuances WHERE serial = $1", c.SerialNumber.Text(16)).Scan(&state); err != nil {
 			t.Fatalf("%s: %v", o.reqID, err)
 		}
-		if state == "delivered" {
+		if state == "delivered" && ca == "signature" {
 			target, targetResident = c, o.resident
 		}
 		for _, r := range alive {
-			resp, err := fleetOCSP(vc, r.verif+"/ocsp/signature", c, issuer)
+			resp, err := fleetOCSP(vc, r.verif+"/ocsp/"+ca, c, issuers[ca])
 			if err != nil || (state == "delivered") != (resp.Status == xocsp.Good) {
-				t.Errorf("%s OCSP for %x: %+v %v; database: %s", r.name, c.SerialNumber, resp, err, state)
+				t.Errorf("%s %s OCSP for %x: %+v %v; database: %s", r.name, ca, c.SerialNumber, resp, err, state)
 				continue
 			}
-			if responder == nil {
-				responder = resp.Certificate.Raw
-			} else if !bytes.Equal(responder, resp.Certificate.Raw) {
-				t.Errorf("%s signs OCSP with another responder certificate than the other replicas", r.name)
+			checked++
+			if responder[ca] == nil {
+				responder[ca] = resp.Certificate.Raw
+			} else if !bytes.Equal(responder[ca], resp.Certificate.Raw) {
+				t.Errorf("%s signs %s OCSP with another responder certificate than the other replicas", r.name, ca)
 			}
 		}
 	}
+	t.Logf("%d OCSP answers agree with the database", checked)
 	if target == nil {
 		t.Fatal("no delivered signature certificate to hold")
 	}
