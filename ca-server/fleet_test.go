@@ -288,6 +288,7 @@ type fleetTerminal struct {
 	names   []string
 	turn    int
 	logf    func(string, ...any)
+	faults  atomic.Int32 // requests that failed and went to the next replica
 }
 
 func (f *fleetCA) enrol(t testing.TB, name, token string, via int) *fleetTerminal {
@@ -328,6 +329,7 @@ func (ft *fleetTerminal) step(what string, do func(c *raclient.Client) error) er
 			return err
 		}
 		ft.logf("%s %s via %s: %v; again via the next replica", ft.name, what, ft.names[ft.turn], err)
+		ft.faults.Add(1)
 		ft.turn = (ft.turn + 1) % len(ft.clients)
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -649,10 +651,29 @@ func TestFleetSurvivesKillAndFailover(t *testing.T) {
 	if len(alive) != 2 {
 		t.Fatalf("%d replicas alive, want 2", len(alive))
 	}
+	faults := func() (n int32) {
+		for _, ft := range terms {
+			n += ft.faults.Load()
+		}
+		return n
+	}
+	faultsBefore := faults()
 	phase.Add(1)
 	f.pg.Primary.Kill()
 	dbKilledAt := time.Now()
-	time.Sleep(500 * time.Millisecond) // the operator (or the cluster manager) notices
+	// The operator (or the cluster manager) notices: every replica's
+	// /readyz says no writable database.
+	unready := waitUntil("every replica reports not ready without a writable database", 30*time.Second, func() bool {
+		for _, r := range alive {
+			if r.ready() {
+				return false
+			}
+		}
+		return true
+	})
+	// and promotes the standby only once a terminal's request has failed
+	// on the lost database, so the failover interrupts issuances
+	waitUntil("a terminal's request fails without a writable database", 30*time.Second, func() bool { return faults() > faultsBefore })
 	if err := f.pg.Standby.Promote(); err != nil {
 		t.Fatal(err)
 	}
@@ -686,8 +707,8 @@ func TestFleetSurvivesKillAndFailover(t *testing.T) {
 		}
 		return false
 	})
-	t.Logf("primary killed, standby promoted after %v; every replica ready %v after the kill; first issuance begun after the promotion delivered %v after the kill; job lease held on the new primary (checked %v after the terminals stopped)",
-		promotedAt.Sub(dbKilledAt).Round(time.Millisecond), readyAfter.Round(time.Millisecond), firstAfter.Round(time.Millisecond), leaseBack.Round(time.Millisecond))
+	t.Logf("primary killed; every replica not ready after %v; standby promoted after %v; every replica ready again %v after the kill; first issuance begun after the promotion delivered %v after the kill; job lease held on the new primary (checked %v after the terminals stopped)",
+		unready.Round(time.Millisecond), promotedAt.Sub(dbKilledAt).Round(time.Millisecond), readyAfter.Round(time.Millisecond), firstAfter.Round(time.Millisecond), leaseBack.Round(time.Millisecond))
 
 	conn, err := pgx.Connect(ctx, f.ownerDSN)
 	if err != nil {
