@@ -64,8 +64,8 @@ func benchFleet(b *testing.B, k int) {
 	raw := rawKeygen(b, data, sessions, max(b.N, 2*sessions))
 
 	var replicas []*serveChild
-	for range k {
-		replicas = append(replicas, startServeChild(b, "--data-dir", data, "--dev", "--listen", "127.0.0.1:0", "--database", pg.DSN,
+	for i := range k {
+		replicas = append(replicas, startServeChild(b, fmt.Sprintf("replica-%d", i+1), "--data-dir", data, "--dev", "--listen", "127.0.0.1:0", "--database", pg.DSN,
 			"--sessions", "1", "--key-pool", "8", "--key-pool-workers", "1"))
 	}
 	ctx := context.Background()
@@ -117,8 +117,9 @@ func benchFleet(b *testing.B, k int) {
 					return
 				}
 				t0 := time.Now()
-				if _, _, _, err := fleetIssue(ctx, clients[w], stock[i/2], []string{"sign", "auth"}[i%2], fmt.Sprintf("8%010d", i/2), fmt.Sprintf("bench-%d", i), true); err != nil {
-					failed.Store(err)
+				once := func(_ string, do func(*raclient.Client) error) error { return do(clients[w]) }
+				if o := fleetIssue(ctx, once, stock[i/2], []string{"sign", "auth"}[i%2], fmt.Sprintf("8%010d", i/2), fmt.Sprintf("bench-%d", i), true); !o.delivered {
+					failed.Store(fmt.Errorf("issuance %d: %v", i, o.err))
 					return
 				}
 				lat[i] = time.Since(t0)
