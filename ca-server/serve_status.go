@@ -568,5 +568,5 @@ func makeResponder(ctx context.Context, h *hsm.HSM, st fleetStore, caKey *ceremo
 		return err
 	}
 	// a copy for the operator; the database is what replicas read
-	return atomicfile.Write(ocspResponderCertPath(dataDir, ca.Name, gen), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	return atomicfile.WriteAll(ocspResponderCertPath(dataDir, ca.Name, gen), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 }
