@@ -126,11 +126,14 @@ func (s *Service) Publish(ctx context.Context, caName, trigger string) ([]Publis
 			if n > 1 {
 				idp = part.IDP(shard)
 			}
+			sq := q
+			sq.SerialFrom, sq.SerialBelow = lo, hi
 			crlPub, err := s.publishOne(ctx, ca, g, ShardSeries(ca.Name, g.Generation, shardIndex(n, shard)), trigger, idp, func() (crl.Entries, func(), error) {
-				snap, err := s.cfg.Store.RevokedSnapshotFor(ctx, q)
+				snap, err := s.cfg.Store.RevokedSnapshotFor(ctx, sq)
 				if err != nil {
 					return nil, nil, err
 				}
+				// the store filters the range; RangeEntries keeps the shard exact whatever the store does
 				return crl.RangeEntries(snapshotEntries(ctx, snap), lo, hi), func() { snap.Close() }, nil
 			})
 			if err != nil {
