@@ -50,7 +50,17 @@ import (
 // On the code before this change the certificates named
 // http://…/user-authentication/{issuerKeyID}.crl (the {shard} placeholder
 // was refused by the profile loader), and there was one CRL.
-func TestPartitionedCRLEndToEnd(t *testing.T) {
+func TestPartitionedCRLEndToEnd(t *testing.T) { partitionedCRLEndToEnd(t) }
+
+// TestPartitionedCRLEndToEndPostgres: the same on PostgreSQL, where the
+// shards are archived in the database (crl_archive) and the range filter
+// runs in PostgreSQL.
+func TestPartitionedCRLEndToEndPostgres(t *testing.T) {
+	pg := testenv.Postgres(t)
+	partitionedCRLEndToEnd(t, "--database", pg.DSN)
+}
+
+func partitionedCRLEndToEnd(t *testing.T, storeFlags ...string) {
 	testenv.SoftHSM(t)
 	ctx := context.Background()
 	data := t.TempDir()
@@ -67,9 +77,9 @@ func TestPartitionedCRLEndToEnd(t *testing.T) {
 	if err != nil || len(stock) != cards {
 		t.Fatalf("batch: %v", err)
 	}
-	tok := strings.TrimSpace(runCmd(t, "terminal-token", "--data-dir", data, "--municipality", "131016"))
+	tok := strings.TrimSpace(runCmd(t, append([]string{"terminal-token", "--data-dir", data, "--municipality", "131016"}, storeFlags...)...))
 	vdir := t.TempDir()
-	cmdOut(t, "verifier-add", "--data-dir", data, "--dev", "--name", "relying-party-1", "--out-dir", vdir)
+	cmdOut(t, append([]string{"verifier-add", "--data-dir", data, "--dev", "--name", "relying-party-1", "--out-dir", vdir}, storeFlags...)...)
 
 	// the override: 4 shards, the URL path is the verifier listener's route
 	const shards = 4
@@ -89,6 +99,7 @@ func TestPartitionedCRLEndToEnd(t *testing.T) {
 	}
 	serveArgs := []string{"--data-dir", data, "--dev", "--listen", "127.0.0.1:0", "--verifier-listen", "127.0.0.1:0", "--public-listen", "127.0.0.1:0",
 		"--profiles", profDir}
+	serveArgs = append(serveArgs, storeFlags...)
 
 	// 1. issue: one auth certificate per card (one person each), one
 	// signature certificate; revoke every other auth certificate and the
@@ -142,7 +153,7 @@ func TestPartitionedCRLEndToEnd(t *testing.T) {
 	}
 
 	// 2. publish: one CRL per shard, the ARL once
-	out := cmdOut(t, "crl", "publish", "--now", "--data-dir", data, "--dev", "--profiles", profDir)
+	out := cmdOut(t, append([]string{"crl", "publish", "--now", "--data-dir", data, "--dev", "--profiles", profDir}, storeFlags...)...)
 	for _, s := range []string{"user-auth-s0 #", "user-auth-s1 #", "user-auth-s2 #", "user-auth-s3 #", "user-auth-arl #", "signature #"} {
 		if !strings.Contains(out, s) {
 			t.Fatalf("crl publish --now did not publish %q:\n%s", s, out)
@@ -255,7 +266,7 @@ func TestPartitionedCRLEndToEnd(t *testing.T) {
 	}
 	// crl archive --shard writes a shard's CRL in force
 	der := filepath.Join(dir, "archived.crl")
-	cmdOut(t, "crl", "archive", "--data-dir", data, "--ca", "user-auth", "--shard", "2", "--at", time.Now().Format(time.RFC3339), "--out", der)
+	cmdOut(t, append([]string{"crl", "archive", "--data-dir", data, "--ca", "user-auth", "--shard", "2", "--at", time.Now().Format(time.RFC3339), "--out", der}, storeFlags...)...)
 	if b, err := os.ReadFile(der); err != nil {
 		t.Fatal(err)
 	} else if l, err := x509.ParseRevocationList(b); err != nil || l.CheckSignatureFrom(authCA) != nil {
