@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"madoguchi/ca-server/ceremony"
+	"madoguchi/ca-server/profile"
 	"madoguchi/ca-server/status"
 )
 
@@ -21,7 +22,14 @@ func init() {
 // returns a revocation service that can sign CRLs with every key
 // generation; close releases the HSM. It builds no issuance dependencies:
 // those destroy leftover user keys, which a running server may own.
-func activeStatus(ctx context.Context, cf *ceremonyFlags, database string, shares []string, stdout, stderr io.Writer) (*status.Service, func(), *local, error) {
+func activeStatus(ctx context.Context, cf *ceremonyFlags, database, profilesDir string, shares []string, stdout, stderr io.Writer) (*status.Service, func(), *local, error) {
+	var profiles *profile.Set
+	if profilesDir != "" {
+		var err error
+		if profiles, err = profile.Load(profilesDir); err != nil {
+			return nil, nil, nil, err
+		}
+	}
 	common, err := cf.common(stdout, stderr)
 	if err != nil {
 		return nil, nil, nil, err
@@ -39,7 +47,7 @@ func activeStatus(ctx context.Context, cf *ceremonyFlags, database string, share
 		active.HSM.Close()
 		return nil, nil, nil, err
 	}
-	svc, err := newStatusService(l, cf.dataDir, active, nil, nil, nil, nil)
+	svc, err := newStatusService(l, cf.dataDir, active, nil, nil, nil, nil, profiles)
 	closeAll := func() { l.Close(); active.HSM.Close() }
 	if err != nil {
 		closeAll()
@@ -60,6 +68,8 @@ func runCRL(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cf.dataDir, "data-dir", "", "data directory (same as --data)")
 	database := databaseFlag(fs)
 	fs.Var(&shares, "share", shareHelp)
+	profilesDir := fs.String("profiles", "", "directory overriding the embedded certificate profiles (as given to serve: their crlShards partition the CRLs)")
+	shard := fs.Int("shard", -1, "archive: the shard of a partitioned CRL (the profile's crlShards; -1: unpartitioned)")
 	now := fs.Bool("now", false, "publish: a new CRL and ARL of every CA at once (CPS §4.9.7)")
 	ca := fs.String("ca", "signature", "archive: signature or user-auth")
 	arl := fs.Bool("arl", false, "archive: the ARL instead of the CRL")
@@ -75,7 +85,7 @@ func runCRL(args []string, stdout, stderr io.Writer) error {
 		if !*now {
 			return fmt.Errorf("%w: crl publish needs --now (the server publishes every 24 hours by itself)", errUsage)
 		}
-		svc, closeAll, _, err := activeStatus(ctx, &cf, *database, shares, stdout, stderr)
+		svc, closeAll, _, err := activeStatus(ctx, &cf, *database, *profilesDir, shares, stdout, stderr)
 		if err != nil {
 			return err
 		}
@@ -98,7 +108,7 @@ func runCRL(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer l.Close()
-		svc, err := newStatusService(l, cf.dataDir, nil, nil, nil, nil, nil)
+		svc, err := newStatusService(l, cf.dataDir, nil, nil, nil, nil, nil, nil)
 		if err != nil {
 			return err
 		}
@@ -107,6 +117,9 @@ func runCRL(args []string, stdout, stderr io.Writer) error {
 			gen = issuingGeneration(cf.dataDir, *ca)
 		}
 		series := status.SeriesName(*ca, gen, *arl)
+		if !*arl { // ARLs are not partitioned
+			series = status.ShardSeries(*ca, gen, *shard)
+		}
 		rc, m, err := svc.ArchivedCRL(series, t)
 		if err != nil {
 			return err
@@ -140,6 +153,7 @@ func runCompromiseDrill(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cf.dataDir, "data-dir", "", "data directory (same as --data)")
 	database := databaseFlag(fs)
 	fs.Var(&shares, "share", shareHelp)
+	profilesDir := fs.String("profiles", "", "directory overriding the embedded certificate profiles (as given to serve: their crlShards partition the CRLs)")
 	ca := fs.String("ca", "", "signature or user-auth")
 	confirm := fs.String("confirm", "", `must be "revoke-everything-signed-by-<ca>"`)
 	operator := fs.String("operator", defaultOperator(), "who runs the drill (audit record)")
@@ -150,7 +164,7 @@ func runCompromiseDrill(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: --ca signature|user-auth and --confirm revoke-everything-signed-by-<ca> are required", errUsage)
 	}
 	ctx := context.Background()
-	svc, closeAll, _, err := activeStatus(ctx, &cf, *database, shares, stdout, stderr)
+	svc, closeAll, _, err := activeStatus(ctx, &cf, *database, *profilesDir, shares, stdout, stderr)
 	if err != nil {
 		return err
 	}

@@ -40,7 +40,7 @@ func runHold(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer l.Close()
-	svc, err := newStatusService(l, *dataDir, nil, nil, nil, nil, nil)
+	svc, err := newStatusService(l, *dataDir, nil, nil, nil, nil, nil, nil)
 	if err != nil {
 		return err
 	}

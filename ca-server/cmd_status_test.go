@@ -85,8 +85,11 @@ func servedAt(t *testing.T, args ...string) (map[string]string, func()) {
 				return addrs, stop
 			}
 		case code := <-done:
+			done <- code // for stop at cleanup, which waits for the exit code
 			mu.Lock()
-			t.Fatalf("serve exited with %d before listening:\n%s", code, stderr.String())
+			msg := stderr.String()
+			mu.Unlock()
+			t.Fatalf("serve exited with %d before listening:\n%s", code, msg)
 		case <-timeout:
 			t.Fatal("serve did not start listening")
 		}

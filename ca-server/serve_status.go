@@ -29,6 +29,7 @@ import (
 	"madoguchi/ca-server/hsm"
 	"madoguchi/ca-server/hsmissuance"
 	"madoguchi/ca-server/ocsp"
+	"madoguchi/ca-server/profile"
 	"madoguchi/ca-server/status"
 	"madoguchi/ca-server/store"
 	"madoguchi/internal/atomicfile"
@@ -75,11 +76,11 @@ func (p hsmPersons) PersonHash(ctx context.Context, code string) ([]byte, error)
 
 // statusCA names a CA role for the revocation service.
 var statusCARoles = []struct {
-	role, name string
-	certType   store.CertType
+	role, name, profile string
+	certType            store.CertType
 }{
-	{ceremony.RoleSignatureCA, "signature", store.CertSign},
-	{ceremony.RoleAuthCA, "user-auth", store.CertAuth},
+	{ceremony.RoleSignatureCA, "signature", "signature", store.CertSign},
+	{ceremony.RoleAuthCA, "user-auth", "user-authentication", store.CertAuth},
 }
 
 // statusCAs builds the revocation service's CAs from the activated keys:
@@ -87,9 +88,15 @@ var statusCARoles = []struct {
 // ceremony.CAKey.CRLSigner (which refuses to sign a certificate), and the
 // role's link certificates (CPS §5.6: CRLs for both keys while
 // certificates of the old key live).
-func statusCAs(active *ceremony.Active) ([]status.CA, error) {
+func statusCAs(active *ceremony.Active, profiles *profile.Set) ([]status.CA, error) {
 	var out []status.CA
 	for _, r := range statusCARoles {
+		// the profile's crlShards partitions the CRL exactly as the
+		// issuer names each certificate's shard (RFC 5280 §5.2.5)
+		p, err := profiles.Get(r.profile)
+		if err != nil {
+			return nil, err
+		}
 		k, err := active.IssuingKey(r.role)
 		if err != nil {
 			return nil, err
@@ -98,7 +105,8 @@ func statusCAs(active *ceremony.Active) ([]status.CA, error) {
 		if err != nil {
 			return nil, err
 		}
-		ca := status.CA{Name: r.name, CertType: r.certType, Certificate: k.Certificate, Signer: signer, Generation: k.Record.Gen()}
+		ca := status.CA{Name: r.name, CertType: r.certType, Certificate: k.Certificate, Signer: signer, Generation: k.Record.Gen(),
+			CRLPartition: p.CRLPartition}
 		for _, o := range active.CRLOnlyKeys(r.role) {
 			older, err := o.CRLSigner()
 			if err != nil {
@@ -147,8 +155,10 @@ func readCertPEM(path string) (*x509.Certificate, error) {
 // the schedule on one replica (serve). The CRL archive is the data
 // directory's on SQLite (one machine) and the database's on PostgreSQL,
 // so every replica serves the same newest CRL and ARL (issue 14).
+// profiles are the certificate profiles (serve --profiles; nil: deps's, or
+// the embedded ones): their crlShards partition the CRLs.
 func newStatusService(l *local, dataDir string, active *ceremony.Active, deps *hsmissuance.Deps, logger *slog.Logger, onChange func(context.Context, store.CertType, string) error,
-	lease *fleet.Lease) (*status.Service, error) {
+	lease *fleet.Lease, profiles *profile.Set) (*status.Service, error) {
 	var arch crl.Archive
 	if pg, ok := l.st.(*store.Postgres); ok {
 		da := dbArchive{st: pg}
@@ -174,7 +184,15 @@ func newStatusService(l *local, dataDir string, active *ceremony.Active, deps *h
 		cfg.Persons = hsmPersons{deps.Applicants}
 	}
 	if active != nil {
-		if cfg.CAs, err = statusCAs(active); err != nil {
+		if profiles == nil && deps != nil && deps.Issuer != nil {
+			profiles = deps.Issuer.Profiles
+		}
+		if profiles == nil {
+			if profiles, err = profile.Default(); err != nil {
+				return nil, err
+			}
+		}
+		if cfg.CAs, err = statusCAs(active, profiles); err != nil {
 			return nil, err
 		}
 	}
@@ -209,13 +227,14 @@ func startStatus(ctx context.Context, f *statusFlags, l *local, srv *api.Server,
 			return nil
 		}
 		return r.Update(ctx, n)
-	}, f.lease)
+	}, f.lease, nil)
 	if err != nil {
 		return nil, err
 	}
 	var cas []api.StatusCA
 	for _, ca := range svc.CAs() {
-		sc := api.StatusCA{Name: ca.Name, CRLSeries: ca.CRLSeries(), ARLSeries: ca.ARLSeries(), Certificate: ca.Certificate}
+		shards := ca.CRLShardSeries()
+		sc := api.StatusCA{Name: ca.Name, CRLSeries: shards[0], CRLShards: shards, ARLSeries: ca.ARLSeries(), Certificate: ca.Certificate}
 		policy, err := policies.For(ca.Name)
 		if err != nil {
 			return nil, fmt.Errorf("%w: --ocsp-policies: %v", errUsage, err)
@@ -225,7 +244,7 @@ func startStatus(ctx context.Context, f *statusFlags, l *local, srv *api.Server,
 			return nil, err
 		}
 		f.traffic.ocspMetrics(ca.Name, r)
-		f.traffic.crlAge(svc, sc.CRLSeries, sc.ARLSeries)
+		f.traffic.crlAge(svc, append(shards, sc.ARLSeries)...)
 		responders[ca.CertType], sc.OCSP = r, r
 		cas = append(cas, sc)
 	}

@@ -27,6 +27,29 @@ type VerifierRegistry interface {
 	VerifierByFingerprint(ctx context.Context, certSHA256 []byte) (store.Verifier, error)
 }
 
+// shardSeries returns the series of the CRL shard named by seg: a
+// decimal number without sign or leading zeros below the shard count.
+func (c StatusCA) shardSeries(seg string) (string, bool) {
+	shards := c.CRLShards
+	if len(shards) == 0 {
+		shards = []string{c.CRLSeries}
+	}
+	if seg == "" || len(seg) > 6 || (len(seg) > 1 && seg[0] == '0') {
+		return "", false
+	}
+	i := 0
+	for _, r := range seg {
+		if r < '0' || r > '9' {
+			return "", false
+		}
+		i = i*10 + int(r-'0')
+	}
+	if i >= len(shards) {
+		return "", false
+	}
+	return shards[i], true
+}
+
 // CRLSource serves the newest archived CRL of a series (status.Service).
 type CRLSource interface {
 	CurrentCRL(series string) (io.ReadCloser, crl.Meta, error)
@@ -34,8 +57,11 @@ type CRLSource interface {
 
 // StatusCA is one CA as the status handlers publish it.
 type StatusCA struct {
-	Name        string // "signature", "user-auth": the URL path segment
-	CRLSeries   string
+	Name      string // "signature", "user-auth": the URL path segment
+	CRLSeries string
+	// CRLShards are the series of the shards of a partitioned CRL, shard 0
+	// first (RFC 5280 §5.2.5); empty or one: CRLSeries is the one CRL.
+	CRLShards   []string
 	ARLSeries   string
 	Certificate *x509.Certificate
 	OCSP        http.Handler // nil: no responder for this CA
@@ -82,6 +108,9 @@ func VerifierTLSConfig(serverCert tls.Certificate) *tls.Config {
 // only (CPS §2.4; TS Arts. 33, 36), on a listener with VerifierTLSConfig:
 //
 //	GET  /crl/{ca}          the newest CRL (DER, application/pkix-crl)
+//	GET  /crl/{ca}/{shard}  the newest CRL of shard {shard} (decimal, from
+//	                        0) of a partitioned CRL; shard 0 is the one
+//	                        CRL of an unpartitioned CA
 //	GET  /arl/{ca}          the newest ARL
 //	POST /ocsp/{ca}         OCSP request (application/ocsp-request)
 //	GET  /ocsp/{ca}/{req}   OCSP request, base64 (RFC 6960 Appendix A.1)
@@ -245,7 +274,21 @@ func (h *statusHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case parts[0] == "arl" && len(parts) == 2 && r.Method == http.MethodGet:
 		err = h.serveCRL(w, ca.ARLSeries)
 	case parts[0] == "crl" && len(parts) == 2 && r.Method == http.MethodGet && h.verifiersOnly:
+		if len(ca.CRLShards) > 1 {
+			// no whole CRL exists: each certificate names its shard
+			err = wire.Errorf(wire.CodeNotFound, "the CRL of %s is partitioned in %d shards: GET /crl/%s/{shard}", ca.Name, len(ca.CRLShards), ca.Name)
+			writeProblem(w, err)
+			return
+		}
 		err = h.serveCRL(w, ca.CRLSeries)
+	case parts[0] == "crl" && len(parts) == 3 && r.Method == http.MethodGet && h.verifiersOnly:
+		series, ok := ca.shardSeries(parts[2])
+		if !ok {
+			err = wire.Errorf(wire.CodeNotFound, "no CRL shard %q of %s", traffic.Clean(parts[2], 16), ca.Name)
+			writeProblem(w, err)
+			return
+		}
+		err = h.serveCRL(w, series)
 	case isOCSP && h.verifiersOnly && ca.OCSP != nil:
 		http.StripPrefix("/ocsp/"+ca.Name, ca.OCSP).ServeHTTP(w, r)
 	case parts[0] == "ca" && !h.verifiersOnly && r.Method == http.MethodGet && ca.Certificate != nil && len(parts) == 2:

@@ -274,7 +274,7 @@ func (i *Issuer) Issue(ctx context.Context, req Request) (*Issued, error) {
 		SubjectKeyId:          skid[:],
 		Policies:              policies,
 		PolicyIdentifiers:     p.Policies,
-		CRLDistributionPoints: []string{p.CRLURL(i.cert.SubjectKeyId)},
+		CRLDistributionPoints: []string{p.CRLURLFor(i.cert.SubjectKeyId, serial)}, // its shard's CRL (RFC 5280 §5.2.5)
 		OCSPServer:            []string{p.OCSPURL(i.cert.SubjectKeyId)},
 		ExtraExtensions:       exts,
 	}

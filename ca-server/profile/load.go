@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 
+	"madoguchi/ca-server/crl"
+
 	"madoguchi/ca-server/profiles"
 )
 
@@ -39,6 +41,7 @@ var (
 	ErrUnknownValidityRule    = errors.New("profile: unknown validity rule")
 	ErrBadURL                 = errors.New("profile: invalid URL template")
 	ErrUnknownPlaceholder     = errors.New("profile: unknown placeholder")
+	ErrBadCRLShards           = errors.New("profile: invalid CRL partition")
 	ErrBadSubject             = errors.New("profile: invalid subject template")
 	ErrSubjectNotUnique       = errors.New("profile: subject template lacks {serial}")
 	ErrPersonalDataNotAllowed = errors.New("profile: user-authentication profile must carry no personal data")
@@ -58,6 +61,7 @@ type fileJSON struct {
 	KeyUsage             []string        `json:"keyUsage"`
 	ExtendedKeyUsage     []string        `json:"extendedKeyUsage"`
 	CRLDistributionPoint string          `json:"crlDistributionPoint"`
+	CRLShards            *int            `json:"crlShards"`
 	OCSPServer           string          `json:"ocspServer"`
 	Validity             string          `json:"validity"`
 	Subject              []subjectJSON   `json:"subject"`
@@ -244,10 +248,26 @@ func Parse(source string, data []byte) (*Profile, error) {
 		if u.value == "" {
 			return nil, wrap(u.field, ErrMissingField, "")
 		}
-		if err := checkURLTemplate(u.value); err != nil {
+		allowed := []string{placeholderIssuerKeyID}
+		if u.field == "crlDistributionPoint" {
+			allowed = append(allowed, placeholderShard)
+		}
+		if err := checkURLTemplate(u.value, allowed...); err != nil {
 			return nil, wrap(u.field, err, strconv.Quote(u.value))
 		}
 		*u.dst = u.value
+	}
+	// RFC 5280 §5.2.5: a partitioned CRL's shards each have their own
+	// distribution point, so the URL must name the shard exactly when
+	// there is more than one.
+	p.CRLShards = 1
+	if f.CRLShards != nil {
+		p.CRLShards = *f.CRLShards
+	}
+	hasShard := strings.Contains(p.CRLDistributionPoint, placeholderShard)
+	if err := (crl.Partition{Shards: p.CRLShards, URL: p.CRLDistributionPoint}).Check(); err != nil || p.CRLShards < 1 || hasShard != (p.CRLShards > 1) {
+		return nil, wrap("crlShards", ErrBadCRLShards, fmt.Sprintf("%d shards, crlDistributionPoint %q (%s required exactly when crlShards > 1)",
+			p.CRLShards, p.CRLDistributionPoint, placeholderShard))
 	}
 
 	switch ValidityRule(f.Validity) {
@@ -399,14 +419,14 @@ func attributeOID(field, s string, wrap func(string, error, string) error) (asn1
 }
 
 // checkURLTemplate accepts an absolute http URL whose only placeholder is
-// {issuerKeyID}. CRLs and OCSP are fetched over plain http, since an https
+// the allowed placeholders ({issuerKeyID}; {shard} too for the CRL). CRLs and OCSP are fetched over plain http, since an https
 // fetch would need the very revocation data being fetched (RFC 5280
 // §4.2.1.13, RFC 6960 Appendix A); the responses are signed.
-func checkURLTemplate(tmpl string) error {
-	if err := checkPlaceholders(tmpl, placeholderIssuerKeyID); err != nil {
+func checkURLTemplate(tmpl string, allowed ...string) error {
+	if err := checkPlaceholders(tmpl, allowed...); err != nil {
 		return err
 	}
-	u, err := url.Parse(strings.ReplaceAll(tmpl, placeholderIssuerKeyID, "00"))
+	u, err := url.Parse(strings.NewReplacer(placeholderIssuerKeyID, "00", placeholderShard, "0").Replace(tmpl))
 	if err != nil {
 		return ErrBadURL
 	}
@@ -417,8 +437,11 @@ func checkURLTemplate(tmpl string) error {
 }
 
 // checkPlaceholders rejects any {…} other than allowed, and stray braces.
-func checkPlaceholders(s, allowed string) error {
-	rest := strings.ReplaceAll(s, allowed, "")
+func checkPlaceholders(s string, allowed ...string) error {
+	rest := s
+	for _, a := range allowed {
+		rest = strings.ReplaceAll(rest, a, "")
+	}
 	if strings.ContainsAny(rest, "{}") {
 		return ErrUnknownPlaceholder
 	}

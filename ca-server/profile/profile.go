@@ -22,6 +22,7 @@ import (
 	"math/big"
 	"strings"
 
+	"madoguchi/ca-server/crl"
 	"madoguchi/jpki"
 )
 
@@ -95,8 +96,13 @@ type Profile struct {
 	// OCSPURL.
 	CRLDistributionPoint string
 	OCSPServer           string
-	Validity             ValidityRule
-	Subject              []SubjectAttribute
+	// CRLShards is the number of CRLs each CA key's revocations are
+	// partitioned into by serial range (crl.Partition; RFC 5280 §5.2.5);
+	// 1 is one unpartitioned CRL. With more, CRLDistributionPoint holds
+	// {shard}.
+	CRLShards int
+	Validity  ValidityRule
+	Subject   []SubjectAttribute
 	// IssuerAltName is the directoryName of the issuerAltName extension;
 	// empty means no issuerAltName.
 	IssuerAltName []SubjectAttribute
@@ -109,6 +115,7 @@ type Profile struct {
 const (
 	placeholderSerial      = "{serial}"
 	placeholderIssuerKeyID = "{issuerKeyID}"
+	placeholderShard       = crl.PlaceholderShard
 )
 
 // SubjectFor returns the subject DN for a certificate with this serial, with
@@ -128,6 +135,23 @@ func (p *Profile) SubjectFor(serial *big.Int) pkix.RDNSequence {
 // subject key identifier issuerKeyID.
 func (p *Profile) CRLURL(issuerKeyID []byte) string {
 	return expandURL(p.CRLDistributionPoint, issuerKeyID)
+}
+
+// CRLPartition returns the partition of the CRLs of the CA key with
+// subject key identifier issuerKeyID: its shard count and its shards' URL
+// template ({shard} left for crl.Partition.URLFor).
+func (p *Profile) CRLPartition(issuerKeyID []byte) crl.Partition {
+	return crl.Partition{Shards: max(p.CRLShards, 1), URL: p.CRLURL(issuerKeyID)}
+}
+
+// CRLURLFor returns the distribution point of the certificate with this
+// serial: its shard's URL (RFC 5280 §4.2.1.13), or the one CRL's.
+func (p *Profile) CRLURLFor(issuerKeyID []byte, serial *big.Int) string {
+	part := p.CRLPartition(issuerKeyID)
+	if part.Shards <= 1 {
+		return part.URL
+	}
+	return part.URLFor(part.ShardOf(serial))
 }
 
 // OCSPURL returns the OCSP responder URL for a CA whose certificate has

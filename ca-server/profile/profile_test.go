@@ -89,6 +89,32 @@ func TestSubjectAndURLs(t *testing.T) {
 	}
 }
 
+// TestCRLShards: a profile with crlShards names each certificate's shard in
+// its distribution point (RFC 5280 §4.2.1.13, §5.2.5); the default has one
+// CRL and the URL of before.
+func TestCRLShards(t *testing.T) {
+	s, _ := Default()
+	p, _ := s.Get("user-authentication")
+	if p.CRLShards != 1 || p.CRLURLFor([]byte{0xab}, big.NewInt(1)) != "http://crl.jpki.madoguchi.example/user-authentication/ab.crl" {
+		t.Errorf("default: %d shards, URL %s", p.CRLShards, p.CRLURLFor([]byte{0xab}, big.NewInt(1)))
+	}
+	m := base(t, "user-authentication.json")
+	m["crlShards"], m["crlDistributionPoint"] = 4, "http://crl.example/{issuerKeyID}/{shard}.crl"
+	data, _ := json.Marshal(m)
+	p, err := Parse("test.json", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	top := new(big.Int).Lsh(big.NewInt(1), 126)
+	top.Add(top, new(big.Int).Lsh(big.NewInt(3), 124)) // 2^126 + 3/4·2^126: the last quarter
+	if u := p.CRLURLFor([]byte{0xab}, top); u != "http://crl.example/ab/3.crl" {
+		t.Errorf("URL of the last shard = %s", u)
+	}
+	if part := p.CRLPartition([]byte{0xab}); part.Shards != 4 || part.URLFor(1) != "http://crl.example/ab/1.crl" {
+		t.Errorf("partition = %+v", part)
+	}
+}
+
 // base returns the embedded signature profile as a generic JSON tree.
 func base(t *testing.T, file string) map[string]any {
 	t.Helper()
@@ -153,6 +179,13 @@ func TestParseRejects(t *testing.T) {
 		{"relative crl", "signature.json", func(m map[string]any) { m["crlDistributionPoint"] = "/x.crl" }, ErrBadURL},
 		{"crl with userinfo", "signature.json", func(m map[string]any) { m["crlDistributionPoint"] = "http://u:p@crl.example/x.crl" }, ErrBadURL},
 		{"crl unknown placeholder", "signature.json", func(m map[string]any) { m["crlDistributionPoint"] = "http://crl.example/{name}.crl" }, ErrUnknownPlaceholder},
+		{"shard without shards", "signature.json", func(m map[string]any) { m["crlDistributionPoint"] = "http://crl.example/{shard}.crl" }, ErrBadCRLShards},
+		{"shards without shard", "signature.json", func(m map[string]any) { m["crlShards"] = 4 }, ErrBadCRLShards},
+		{"zero shards", "signature.json", func(m map[string]any) { m["crlShards"] = 0 }, ErrBadCRLShards},
+		{"too many shards", "signature.json", func(m map[string]any) {
+			m["crlShards"], m["crlDistributionPoint"] = 1<<17, "http://crl.example/{shard}.crl"
+		}, ErrBadCRLShards},
+		{"ocsp shard", "signature.json", func(m map[string]any) { m["ocspServer"] = "http://ocsp.example/{shard}" }, ErrUnknownPlaceholder},
 		{"ocsp stray brace", "signature.json", func(m map[string]any) { m["ocspServer"] = "http://ocsp.example/{issuerKeyID" }, ErrUnknownPlaceholder},
 		{"no ocsp", "signature.json", func(m map[string]any) { m["ocspServer"] = "" }, ErrMissingField},
 		{"no validity", "signature.json", func(m map[string]any) { delete(m, "validity") }, ErrMissingField},

@@ -29,6 +29,8 @@ type Published struct {
 	Series     string
 	Meta       crl.Meta
 	Entries    int
+	// Shard of Shards for a partitioned CRL (Shards 1: the one CRL; 0: an ARL).
+	Shard, Shards int
 }
 
 // snapshotEntries adapts a store snapshot to the streaming writer; both of
@@ -66,7 +68,8 @@ func (s *Service) PublishAll(ctx context.Context, trigger string) ([]Published, 
 	return out, nil
 }
 
-// Publish issues a new CRL and ARL of the CA named caName now (CPS §4.9.7)
+// Publish issues a new CRL (one per shard when the profile partitions it:
+// CA.CRLPartition) and ARL of the CA named caName now (CPS §4.9.7)
 // for each of its key generations still signing CRLs (CPS §5.6), archives
 // them (TS Art. 17) and records and audits each publication. Each
 // generation's CRL lists the revoked and held certificates that key issued
@@ -111,17 +114,34 @@ func (s *Service) Publish(ctx context.Context, caName, trigger string) ([]Publis
 				q.OnlyIssuer = g.Certificate.SubjectKeyId
 			}
 		}
-		crlPub, err := s.publishOne(ctx, ca, g, SeriesName(ca.Name, g.Generation, false), trigger, nil, func() (crl.Entries, func(), error) {
-			snap, err := s.cfg.Store.RevokedSnapshotFor(ctx, q)
-			if err != nil {
-				return nil, nil, err
+		// RFC 5280 §5.2.5: a partitioned CRL is one CRL per serial range,
+		// each with a critical issuingDistributionPoint naming the URL its
+		// certificates carry; one shard is the unpartitioned CRL of before
+		// (no issuingDistributionPoint).
+		part := ca.Partition(g.Certificate)
+		n := max(part.Shards, 1)
+		for shard := range n {
+			var idp *crl.IssuingDistributionPoint
+			lo, hi := part.Range(shard)
+			if n > 1 {
+				idp = part.IDP(shard)
 			}
-			return snapshotEntries(ctx, snap), func() { snap.Close() }, nil
-		})
-		if err != nil {
-			return out, err
+			sq := q
+			sq.SerialFrom, sq.SerialBelow = lo, hi
+			crlPub, err := s.publishOne(ctx, ca, g, ShardSeries(ca.Name, g.Generation, shardIndex(n, shard)), trigger, idp, func() (crl.Entries, func(), error) {
+				snap, err := s.cfg.Store.RevokedSnapshotFor(ctx, sq)
+				if err != nil {
+					return nil, nil, err
+				}
+				// the store filters the range; RangeEntries keeps the shard exact whatever the store does
+				return crl.RangeEntries(snapshotEntries(ctx, snap), lo, hi), func() { snap.Close() }, nil
+			})
+			if err != nil {
+				return out, err
+			}
+			crlPub.Shard, crlPub.Shards = shard, n
+			out = append(out, crlPub)
 		}
-		out = append(out, crlPub)
 		arlSeries := SeriesName(ca.Name, g.Generation, true)
 		arlPub, err := s.publishOne(ctx, ca, g, arlSeries, trigger, &crl.IssuingDistributionPoint{OnlyContainsCACerts: true}, func() (crl.Entries, func(), error) {
 			ars, err := s.cfg.Store.AuthorityRevocations(ctx, arlSeries)
@@ -197,11 +217,14 @@ func (s *Service) PublishDue(ctx context.Context) ([]Published, error) {
 			if i > 0 && !g.Until.IsZero() && !now.Before(g.Until) {
 				continue
 			}
-			last, err := s.cfg.Store.LastPublishedCRL(ctx, SeriesName(ca.Name, g.Generation, false))
-			if err != nil && !errors.Is(err, store.ErrNotFound) {
-				return out, err
+			n := max(ca.Partition(g.Certificate).Shards, 1)
+			for shard := 0; shard < n && !due; shard++ {
+				last, err := s.cfg.Store.LastPublishedCRL(ctx, ShardSeries(ca.Name, g.Generation, shardIndex(n, shard)))
+				if err != nil && !errors.Is(err, store.ErrNotFound) {
+					return out, err
+				}
+				due = err != nil || now.Sub(last.ThisUpdate) >= s.cfg.CRLInterval
 			}
-			due = due || err != nil || now.Sub(last.ThisUpdate) >= s.cfg.CRLInterval
 		}
 		if !due {
 			continue

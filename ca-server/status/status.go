@@ -114,6 +114,51 @@ type CA struct {
 	// §5.6, §7.1(3)): revoked with the CA and then listed in the ARL of
 	// the generation whose key signed them (CPS §7.2(3)).
 	Links []*x509.Certificate
+	// CRLPartition returns the partition of the CRL of the key generation
+	// with subject key identifier issuerKeyID (the profile's crlShards and
+	// distribution point: RFC 5280 §5.2.5, as Boulder shards its CRLs);
+	// nil, or one shard, is one CRL without an issuingDistributionPoint.
+	CRLPartition func(issuerKeyID []byte) crl.Partition
+}
+
+// Partition returns the CRL partition of key generation g.
+func (c CA) Partition(g *x509.Certificate) crl.Partition {
+	if c.CRLPartition == nil || g == nil {
+		return crl.Partition{Shards: 1}
+	}
+	return c.CRLPartition(g.SubjectKeyId)
+}
+
+// ShardSeries names the CRL series of shard shard of generation gen of a
+// partitioned CRL; shard -1 is the unpartitioned CRL (SeriesName, so an
+// unpartitioned CA's series continue). Each shard is its own CRL scope
+// (RFC 5280 §5.2.5) with its own archive series and CRL number sequence
+// (§5.2.3: the number increases for a given scope and issuer).
+func ShardSeries(ca string, gen, shard int) string {
+	s := SeriesName(ca, gen, false)
+	if shard >= 0 {
+		s = fmt.Sprintf("%s-s%d", s, shard)
+	}
+	return s
+}
+
+// shardIndex is shard, or -1 when there is one CRL.
+func shardIndex(shards, shard int) int {
+	if shards <= 1 {
+		return -1
+	}
+	return shard
+}
+
+// CRLShardSeries names the series of every shard of the issuing
+// generation's CRL, shard 0 first (one name when unpartitioned).
+func (c CA) CRLShardSeries() []string {
+	n := max(c.Partition(c.Certificate).Shards, 1)
+	out := make([]string, n)
+	for i := range out {
+		out[i] = ShardSeries(c.Name, c.Generation, shardIndex(n, i))
+	}
+	return out
 }
 
 // KeyGeneration is one CA key generation: its certificate, CRL signer and

@@ -362,6 +362,11 @@ type SnapshotQuery struct {
 	// glossary: the CRL lists certificates revoked within their validity;
 	// RFC 5280 §3.3). Certificates whose expiry is not known are kept.
 	ValidAt time.Time
+	// SerialFrom and SerialBelow, when set, keep serials s with
+	// SerialFrom ≤ s < SerialBelow: one shard of a partitioned CRL
+	// (crl.Partition.Range; RFC 5280 §5.2.5), filtered in the database so
+	// a shard reads only its rows.
+	SerialFrom, SerialBelow *big.Int
 }
 
 // RevokedSnapshot opens a read transaction over the revoked and held
@@ -411,6 +416,18 @@ func (r *RevokedSnapshot) Each(ctx context.Context, yield func(serial string, at
 	if !r.q.ValidAt.IsZero() {
 		query += ` AND (not_after IS NULL OR not_after >= ?)`
 		args = append(args, r.q.ValidAt.UnixNano())
+	}
+	// serials are lowercase hex without leading zeros: numeric order is
+	// length, then text
+	if r.q.SerialFrom != nil {
+		h := r.q.SerialFrom.Text(16)
+		query += ` AND (length(serial) > ? OR (length(serial) = ? AND serial >= ?))`
+		args = append(args, len(h), len(h), h)
+	}
+	if r.q.SerialBelow != nil {
+		h := r.q.SerialBelow.Text(16)
+		query += ` AND (length(serial) < ? OR (length(serial) = ? AND serial < ?))`
+		args = append(args, len(h), len(h), h)
 	}
 	rows, err := r.tx.QueryContext(ctx, query+` ORDER BY length(serial), serial`, args...)
 	if err != nil {
