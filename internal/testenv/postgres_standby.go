@@ -67,6 +67,9 @@ func PostgresWithStandby(t testing.TB) *PGPair {
 		DataDir:  dataDir,
 		LogPath:  svc.LogPath(),
 		svc:      svc,
+		opts:     opts,
+		dir:      dir,
+		cred:     cred,
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), timeout())
