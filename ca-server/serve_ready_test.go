@@ -260,6 +260,7 @@ func TestServeReadinessHSMLoss(t *testing.T) {
 func TestServeReadinessPostgresLoss(t *testing.T) {
 	pg := testenv.Postgres(t)
 	rs := startReadyServe(t, 2, "--database", pg.DSN)
+	t.Log("serve started")
 	rs.ct.issue(t, 0, "sign", "41111111111", "pg-0")
 	if code, body := rs.readyz(t); code != http.StatusOK || !strings.Contains(body, "database: ok") {
 		t.Fatalf("/readyz before the outage: %d %s", code, body)
@@ -268,9 +269,11 @@ func TestServeReadinessPostgresLoss(t *testing.T) {
 		t.Fatalf("madoguchi_ready = %v after a passing /readyz", s.ready)
 	}
 
+	t.Log("issued; stopping the database")
 	if err := pg.Stop(); err != nil {
 		t.Fatal(err)
 	}
+	t.Log("stopped")
 	code, body := rs.readyz(t)
 	if code != http.StatusServiceUnavailable || !notOK(body, "database") || !strings.Contains(body, "hsm: ok") {
 		t.Fatalf("/readyz with the database stopped: %d\n%s", code, body)
@@ -281,10 +284,13 @@ func TestServeReadinessPostgresLoss(t *testing.T) {
 	_, err := rs.ct.client.OpenChannel(context.Background(), "op-1")
 	wantUnavailable(t, "open channel with the database stopped", err)
 
+	t.Log("starting the database again")
 	pg.Start(t)
+	t.Log("started")
 	if body := rs.waitReady(t, http.StatusOK); !strings.Contains(body, "database: ok") {
 		t.Fatalf("/readyz after the database came back: %s", body)
 	}
+	t.Log("ready again")
 	rs.ct.issue(t, 1, "sign", "42222222222", "pg-1")
 	if s := rs.scrape(t); s.ready != 1 {
 		t.Errorf("madoguchi_ready = %v after the database came back", s.ready)

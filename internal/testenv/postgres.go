@@ -33,6 +33,7 @@ type PG struct {
 	opts PostgresOptions
 	dir  string
 	cred *syscall.Credential
+	tb   testing.TB // whose cleanup stops a server started again by Start
 }
 
 // Stop shuts the server down before the test ends (fast shutdown), for tests of a lost
@@ -41,14 +42,27 @@ func (p *PG) Stop() error { return p.svc.Stop() }
 
 // Start starts a server stopped by Stop again, on the same data directory and port (the
 // clients' DSN stays valid), and waits until it accepts connections: a database that comes
-// back after an outage.
+// back after an outage. The server is stopped by the cleanup registered when the PG was
+// made, not by one registered now: cleanups run last-in first-out, and clients started
+// after the PG (a serve under test) must stop while their database still runs.
 func (p *PG) Start(t testing.TB) {
 	t.Helper()
 	if !p.svc.Exited() {
 		t.Fatalf("testenv: postgres: Start while the server on port %d still runs", p.Port)
 	}
-	p.svc, _ = startPostgresOn(t, p.opts, p.dir, p.DataDir, p.cred, p.Port)
+	p.svc, _ = startPostgresOn(p.tb, p.opts, p.dir, p.DataDir, p.cred, p.Port, false)
 	p.LogPath = p.svc.LogPath()
+}
+
+// stopCurrent is the cleanup of a PG: it stops the server Start started last (the first
+// one has its own cleanup; Stop is idempotent).
+func (p *PG) stopCurrent() {
+	if err := p.svc.Stop(); err != nil && !p.svc.Aborted() {
+		p.tb.Errorf("testenv: %v", err)
+	}
+	if tail := p.svc.LogTail(); p.tb.Failed() && tail != "" {
+		p.tb.Logf("testenv: %s log:%s", p.svc.Name(), tail)
+	}
 }
 
 // PostgresOptions configures PostgresWith; the zero value is the Debian PostgreSQL 15 server.
@@ -115,7 +129,9 @@ func PostgresWith(t testing.TB, opts PostgresOptions) *PG {
 		opts:     opts,
 		dir:      dir,
 		cred:     cred,
+		tb:       t,
 	}
+	t.Cleanup(p.stopCurrent)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout())
 	defer cancel()
 	conn, err := pgx.Connect(ctx, p.AdminDSN)
@@ -134,11 +150,12 @@ func PostgresWith(t testing.TB, opts PostgresOptions) *PG {
 // it accepts read-only connections).
 func startPostgres(t testing.TB, opts PostgresOptions, dir, dataDir string, cred *syscall.Credential) (*services.Service, int) {
 	t.Helper()
-	return startPostgresOn(t, opts, dir, dataDir, cred, 0)
+	return startPostgresOn(t, opts, dir, dataDir, cred, 0, true)
 }
 
-// startPostgresOn is startPostgres on a given port (0: a free one).
-func startPostgresOn(t testing.TB, opts PostgresOptions, dir, dataDir string, cred *syscall.Credential, fixed int) (*services.Service, int) {
+// startPostgresOn is startPostgres on a given port (0: a free one), registering a cleanup
+// that stops it when withCleanup.
+func startPostgresOn(t testing.TB, opts PostgresOptions, dir, dataDir string, cred *syscall.Credential, fixed int, withCleanup bool) (*services.Service, int) {
 	t.Helper()
 	// The free port is only probably free until postgres binds it: retry on a lost race.
 	for attempt := 1; ; attempt++ {
@@ -167,7 +184,9 @@ func startPostgresOn(t testing.TB, opts PostgresOptions, dir, dataDir string, cr
 		if err != nil {
 			t.Fatalf("%v", err)
 		}
-		cleanup(t, svc)
+		if withCleanup {
+			cleanup(t, svc)
+		}
 		err = svc.WaitReady(timeout(), func() error { return postmasterReady(dataDir) })
 		if err == nil {
 			return svc, port

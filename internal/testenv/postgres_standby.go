@@ -70,7 +70,9 @@ func PostgresWithStandby(t testing.TB) *PGPair {
 		opts:     opts,
 		dir:      dir,
 		cred:     cred,
+		tb:       t,
 	}
+	t.Cleanup(standby.stopCurrent)
 
 	ctx, cancel := context.WithTimeout(context.Background(), timeout())
 	defer cancel()
