@@ -77,6 +77,7 @@ func serveWithLog(t *testing.T, args ...string) (map[string]string, *syncBuffer)
 				return addrs, stderr
 			}
 		case code := <-done:
+			done <- code // for the cleanup, which waits for it
 			t.Fatalf("serve exited with %d before listening:\n%s", code, stderr.String())
 		case <-timeout:
 			t.Fatal("serve did not start listening")

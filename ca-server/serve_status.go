@@ -567,6 +567,7 @@ func makeResponder(ctx context.Context, h *hsm.HSM, st fleetStore, caKey *ceremo
 		destroy(label) // fenced out: another replica records its own
 		return err
 	}
-	// a copy for the operator; the database is what replicas read
+	// a copy for the operator; the database is what replicas read (WriteAll:
+	// a fresh data directory has no ocsp/ yet, and serve stopped on it)
 	return atomicfile.WriteAll(ocspResponderCertPath(dataDir, ca.Name, gen), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 }

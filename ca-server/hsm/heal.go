@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/miekg/pkcs11"
+
+	"madoguchi/ca-server/internal/hsmfault"
 )
 
 // secret is the user PIN kept in memory for re-login. Every way of printing
@@ -111,11 +113,6 @@ type handleAt struct {
 	handle pkcs11.ObjectHandle
 }
 
-// testFault, when set (tests of this package only), runs before each
-// PKCS#11 operation on its session, at the call boundary: it can return a
-// CKR error as the token would, or block like a hung token.
-var testFault func(op string, s pkcs11.SessionHandle) error
-
 // do is the single way to the token: it borrows a session (waiting for one,
 // for ctx or for Close), runs fn on it under the call deadline, and heals:
 // a session fault replaces the session (logging in again with the PIN held
@@ -193,8 +190,11 @@ func (h *HSM) attempt(ctx context.Context, op string, keys []Key, fn func(s pkcs
 			h.vouch(s)
 		}
 	}
+	// The test-only fault hook (internal/hsmfault: set by tests, never by
+	// configuration) runs at the call boundary: it can return a CKR error
+	// as the token would, or block like a hung token.
 	run := fn
-	if testFault != nil {
+	if testFault := hsmfault.Hook(); testFault != nil {
 		run = func(s pkcs11.SessionHandle) error {
 			if err := testFault(op, s); err != nil {
 				return wrapErr(op, err)

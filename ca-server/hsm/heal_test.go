@@ -16,13 +16,14 @@ import (
 	"time"
 
 	"github.com/miekg/pkcs11"
+
+	"madoguchi/ca-server/internal/hsmfault"
 )
 
-// setFault installs testFault for one test.
+// setFault installs the call-boundary fault hook for one test.
 func setFault(t *testing.T, f func(op string, s pkcs11.SessionHandle) error) {
 	t.Helper()
-	testFault = f
-	t.Cleanup(func() { testFault = nil })
+	t.Cleanup(hsmfault.Set(f))
 }
 
 func signOnce(t *testing.T, sg *Signer) error {

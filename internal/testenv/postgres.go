@@ -29,11 +29,41 @@ type PG struct {
 	LogPath  string
 
 	svc *services.Service
+	// how it was started, for Start after Stop
+	opts PostgresOptions
+	dir  string
+	cred *syscall.Credential
+	tb   testing.TB // whose cleanup stops a server started again by Start
 }
 
 // Stop shuts the server down before the test ends (fast shutdown), for tests of a lost
 // database. Cleanup does it otherwise.
 func (p *PG) Stop() error { return p.svc.Stop() }
+
+// Start starts a server stopped by Stop again, on the same data directory and port (the
+// clients' DSN stays valid), and waits until it accepts connections: a database that comes
+// back after an outage. The server is stopped by the cleanup registered when the PG was
+// made, not by one registered now: cleanups run last-in first-out, and clients started
+// after the PG (a serve under test) must stop while their database still runs.
+func (p *PG) Start(t testing.TB) {
+	t.Helper()
+	if !p.svc.Exited() {
+		t.Fatalf("testenv: postgres: Start while the server on port %d still runs", p.Port)
+	}
+	p.svc, _ = startPostgresOn(p.tb, p.opts, p.dir, p.DataDir, p.cred, p.Port, false)
+	p.LogPath = p.svc.LogPath()
+}
+
+// stopCurrent is the cleanup of a PG: it stops the server Start started last (the first
+// one has its own cleanup; Stop is idempotent).
+func (p *PG) stopCurrent() {
+	if err := p.svc.Stop(); err != nil && !p.svc.Aborted() {
+		p.tb.Errorf("testenv: %v", err)
+	}
+	if tail := p.svc.LogTail(); p.tb.Failed() && tail != "" {
+		p.tb.Logf("testenv: %s log:%s", p.svc.Name(), tail)
+	}
+}
 
 // PostgresOptions configures PostgresWith; the zero value is the Debian PostgreSQL 15 server.
 type PostgresOptions struct {
@@ -96,7 +126,12 @@ func PostgresWith(t testing.TB, opts PostgresOptions) *PG {
 		DataDir:  dataDir,
 		LogPath:  svc.LogPath(),
 		svc:      svc,
+		opts:     opts,
+		dir:      dir,
+		cred:     cred,
+		tb:       t,
 	}
+	t.Cleanup(p.stopCurrent)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout())
 	defer cancel()
 	conn, err := pgx.Connect(ctx, p.AdminDSN)
@@ -115,13 +150,23 @@ func PostgresWith(t testing.TB, opts PostgresOptions) *PG {
 // it accepts read-only connections).
 func startPostgres(t testing.TB, opts PostgresOptions, dir, dataDir string, cred *syscall.Credential) (*services.Service, int) {
 	t.Helper()
+	return startPostgresOn(t, opts, dir, dataDir, cred, 0, true)
+}
+
+// startPostgresOn is startPostgres on a given port (0: a free one), registering a cleanup
+// that stops it when withCleanup.
+func startPostgresOn(t testing.TB, opts PostgresOptions, dir, dataDir string, cred *syscall.Credential, fixed int, withCleanup bool) (*services.Service, int) {
+	t.Helper()
 	// The free port is only probably free until postgres binds it: retry on a lost race.
 	for attempt := 1; ; attempt++ {
-		port, err := freePort()
+		port, err := fixed, error(nil)
+		if port == 0 {
+			port, err = freePort()
+		}
 		if err != nil {
 			t.Fatalf("testenv: postgres: %v", err)
 		}
-		logPath := filepath.Join(dir, fmt.Sprintf("postgres-%d.log", attempt))
+		logPath := filepath.Join(dir, fmt.Sprintf("postgres-%d-%d.log", port, attempt))
 		args := []string{"-D", dataDir, "-k", dir, "-p", strconv.Itoa(port), "-h", "127.0.0.1",
 			"-c", "max_connections=50", "-c", "shared_buffers=16MB"}
 		if !opts.Durable {
@@ -139,13 +184,15 @@ func startPostgres(t testing.TB, opts PostgresOptions, dir, dataDir string, cred
 		if err != nil {
 			t.Fatalf("%v", err)
 		}
-		cleanup(t, svc)
+		if withCleanup {
+			cleanup(t, svc)
+		}
 		err = svc.WaitReady(timeout(), func() error { return postmasterReady(dataDir) })
 		if err == nil {
 			return svc, port
 		}
 		svc.Abort()
-		if attempt < 3 && strings.Contains(services.FileTail(logPath, 4096), "could not bind") {
+		if attempt < 3 && fixed == 0 && strings.Contains(services.FileTail(logPath, 4096), "could not bind") {
 			continue
 		}
 		t.Fatalf("%v", err)

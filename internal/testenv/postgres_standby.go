@@ -67,7 +67,12 @@ func PostgresWithStandby(t testing.TB) *PGPair {
 		DataDir:  dataDir,
 		LogPath:  svc.LogPath(),
 		svc:      svc,
+		opts:     opts,
+		dir:      dir,
+		cred:     cred,
+		tb:       t,
 	}
+	t.Cleanup(standby.stopCurrent)
 
 	ctx, cancel := context.WithTimeout(context.Background(), timeout())
 	defer cancel()

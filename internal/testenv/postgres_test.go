@@ -56,3 +56,32 @@ func TestPostgresStop(t *testing.T) {
 		t.Fatal("connected after Stop")
 	}
 }
+
+// TestPostgresStopStart: a server stopped by Stop comes back with Start on the same port,
+// with its data: the same DSN connects and reads what was written before the outage.
+func TestPostgresStopStart(t *testing.T) {
+	pg := Postgres(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, pg.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "CREATE TABLE kept (v int); INSERT INTO kept VALUES (7)"); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	if err := pg.Stop(); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	pg.Start(t)
+	conn, err = pgx.Connect(ctx, pg.DSN)
+	if err != nil {
+		t.Fatalf("connect after Start: %v", err)
+	}
+	defer conn.Close(ctx)
+	var v int
+	if err := conn.QueryRow(ctx, "SELECT v FROM kept").Scan(&v); err != nil || v != 7 {
+		t.Fatalf("after Start: %d %v", v, err)
+	}
+}
