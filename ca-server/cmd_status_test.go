@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net/http"
@@ -103,6 +104,58 @@ func cmdOut(t *testing.T, args ...string) string {
 		t.Fatalf("ca-server %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return out
+}
+
+// devCA runs a --dev key ceremony in a new data directory, makes a batch of
+// cards cards and a terminal token for municipality 131016 (storeFlags name
+// another store, e.g. --database URL). The caller provides the SoftHSM.
+func devCA(t *testing.T, cards int, storeFlags ...string) (data string, stock []vcard.StockEntry, token string) {
+	t.Helper()
+	data = t.TempDir()
+	runCmd(t, "ceremony-init", "--data", data, "--dev")
+	batch := filepath.Join(t.TempDir(), "batch.txt")
+	runCmd(t, "card-batch", "--data", data, "--dev", "--count", fmt.Sprint(cards), "--out", batch)
+	bf, err := os.Open(batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bf.Close()
+	if stock, err = vcard.ParseKeyBatch(bf); err != nil || len(stock) != cards {
+		t.Fatalf("batch: %d cards, %v", len(stock), err)
+	}
+	token = strings.TrimSpace(runCmd(t, append([]string{"terminal-token", "--data-dir", data, "--municipality", "131016"}, storeFlags...)...))
+	return data, stock, token
+}
+
+// enrolTerminal enrols token's terminal through the serve listening at addr
+// and returns its client certificate and the internal TLS CA to trust.
+func enrolTerminal(t *testing.T, data, addr, token string) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	pool := x509.NewCertPool()
+	pool.AddCert(readPEMCert(t, filepath.Join(data, "tls-ca.crt")))
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	enr, err := raclient.Enroll(context.Background(), raclient.EnrollConfig{BaseURL: "https://" + addr, RootCAs: pool, Token: token, Key: key, Operator: "installer"})
+	if err != nil {
+		t.Fatalf("enrol: %v", err)
+	}
+	cert, err := raclient.TLSCertificate(enr, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert, pool
+}
+
+// counterAt is the enrolled terminal's client of the serve at addr with the
+// cards of stock; one attempt per call, so a test sees each refusal as it
+// is; closed at cleanup.
+func counterAt(t *testing.T, addr string, cert tls.Certificate, pool *x509.CertPool, stock []vcard.StockEntry) *counterTerminal {
+	t.Helper()
+	c, err := raclient.New(raclient.Config{BaseURL: "https://" + addr, Certificate: cert, RootCAs: pool, MaxAttempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &counterTerminal{client: c, stock: stock}
 }
 
 // counterTerminal is an enrolled terminal with the cards of a batch.
@@ -215,40 +268,13 @@ func ocspPost(t *testing.T, hc *http.Client, url string, cert, issuer *x509.Cert
 func TestRevocationStatusEndToEnd(t *testing.T) {
 	testenv.SoftHSM(t)
 	ctx := context.Background()
-	data := t.TempDir()
-	runCmd(t, "ceremony-init", "--data", data, "--dev")
-	batch := filepath.Join(t.TempDir(), "batch.txt")
-	runCmd(t, "card-batch", "--data", data, "--dev", "--count", "2", "--out", batch)
-	bf, err := os.Open(batch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stock, err := vcard.ParseKeyBatch(bf)
-	bf.Close()
-	if err != nil || len(stock) != 2 {
-		t.Fatalf("batch: %v", err)
-	}
-	tok := strings.TrimSpace(runCmd(t, "terminal-token", "--data-dir", data, "--municipality", "131016"))
+	data, stock, tok := devCA(t, 2)
 	serveArgs := []string{"--data-dir", data, "--dev", "--listen", "127.0.0.1:0", "--verifier-listen", "127.0.0.1:0", "--public-listen", "127.0.0.1:0"}
 
 	// 1. the first signature CA key issues a certificate
 	addrs, stopA := servedAt(t, serveArgs...)
-	pool := x509.NewCertPool()
-	pool.AddCert(readPEMCert(t, filepath.Join(data, "tls-ca.crt")))
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	enr, err := raclient.Enroll(ctx, raclient.EnrollConfig{BaseURL: "https://" + addrs["listening"], RootCAs: pool, Token: tok, Key: key, Operator: "installer"})
-	if err != nil {
-		t.Fatalf("enrol: %v", err)
-	}
-	terminalCert, _ := raclient.TLSCertificate(enr, key)
-	newClient := func(base string) *counterTerminal {
-		c, err := raclient.New(raclient.Config{BaseURL: "https://" + base, Certificate: terminalCert, RootCAs: pool, MaxAttempts: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return &counterTerminal{client: c, stock: stock}
-	}
+	terminalCert, pool := enrolTerminal(t, data, addrs["listening"], tok)
+	newClient := func(base string) *counterTerminal { return counterAt(t, base, terminalCert, pool, stock) }
 	oldCert := newClient(addrs["listening"]).issue(t, 0, "sign", "11111111111", "old")
 	stopA()
 

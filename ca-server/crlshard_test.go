@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -22,9 +19,7 @@ import (
 	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/crl"
 	"madoguchi/ca-server/profiles"
-	"madoguchi/cardio/vcard"
 	"madoguchi/internal/testenv"
-	"madoguchi/raclient"
 )
 
 // TestPartitionedCRLEndToEnd: a profile override partitions the
@@ -63,21 +58,8 @@ func TestPartitionedCRLEndToEndPostgres(t *testing.T) {
 func partitionedCRLEndToEnd(t *testing.T, storeFlags ...string) {
 	testenv.SoftHSM(t)
 	ctx := context.Background()
-	data := t.TempDir()
-	runCmd(t, "ceremony-init", "--data", data, "--dev")
 	const cards = 6
-	batch := filepath.Join(t.TempDir(), "batch.txt")
-	runCmd(t, "card-batch", "--data", data, "--dev", "--count", fmt.Sprint(cards), "--out", batch)
-	bf, err := os.Open(batch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stock, err := vcard.ParseKeyBatch(bf)
-	bf.Close()
-	if err != nil || len(stock) != cards {
-		t.Fatalf("batch: %v", err)
-	}
-	tok := strings.TrimSpace(runCmd(t, append([]string{"terminal-token", "--data-dir", data, "--municipality", "131016"}, storeFlags...)...))
+	data, stock, tok := devCA(t, cards, storeFlags...)
 	vdir := t.TempDir()
 	cmdOut(t, append([]string{"verifier-add", "--data-dir", data, "--dev", "--name", "relying-party-1", "--out-dir", vdir}, storeFlags...)...)
 
@@ -105,20 +87,8 @@ func partitionedCRLEndToEnd(t *testing.T, storeFlags ...string) {
 	// signature certificate; revoke every other auth certificate and the
 	// signature one
 	addrs, stopA := servedAt(t, serveArgs...)
-	pool := x509.NewCertPool()
-	pool.AddCert(readPEMCert(t, filepath.Join(data, "tls-ca.crt")))
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	enr, err := raclient.Enroll(ctx, raclient.EnrollConfig{BaseURL: "https://" + addrs["listening"], RootCAs: pool, Token: tok, Key: key, Operator: "installer"})
-	if err != nil {
-		t.Fatalf("enrol: %v", err)
-	}
-	terminalCert, _ := raclient.TLSCertificate(enr, key)
-	c, err := raclient.New(raclient.Config{BaseURL: "https://" + addrs["listening"], Certificate: terminalCert, RootCAs: pool, MaxAttempts: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ct := &counterTerminal{client: c, stock: stock}
+	terminalCert, pool := enrolTerminal(t, data, addrs["listening"], tok)
+	ct := counterAt(t, addrs["listening"], terminalCert, pool, stock)
 	resident := func(i int) string { return strings.Repeat(fmt.Sprint(i+1), 11) }
 	var auth []*x509.Certificate
 	revoked := map[string]bool{}

@@ -2,17 +2,11 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"io"
 	"math/big"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -20,9 +14,7 @@ import (
 
 	"madoguchi/ca-server/crl"
 	"madoguchi/ca-server/store"
-	"madoguchi/cardio/vcard"
 	"madoguchi/internal/testenv"
-	"madoguchi/raclient"
 )
 
 // TestLocalHoldReachesRunningServeOCSP: one machine, the SQLite default. A
@@ -33,39 +25,13 @@ import (
 // the half-life refresh (~12 h), since nothing told the running responder.
 func TestLocalHoldReachesRunningServeOCSP(t *testing.T) {
 	testenv.SoftHSM(t)
-	ctx := context.Background()
-	data := t.TempDir()
-	runCmd(t, "ceremony-init", "--data", data, "--dev")
-	batch := filepath.Join(t.TempDir(), "batch.txt")
-	runCmd(t, "card-batch", "--data", data, "--dev", "--count", "1", "--out", batch)
-	bf, err := os.Open(batch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stock, err := vcard.ParseKeyBatch(bf)
-	bf.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok := strings.TrimSpace(runCmd(t, "terminal-token", "--data-dir", data, "--municipality", "131016"))
+	data, stock, tok := devCA(t, 1)
 	vdir := t.TempDir()
 	cmdOut(t, "verifier-add", "--data-dir", data, "--dev", "--name", "relying-party-1", "--out-dir", vdir)
 	addrs, _ := servedAt(t, "--data-dir", data, "--dev", "--listen", "127.0.0.1:0", "--verifier-listen", "127.0.0.1:0", "--public-listen", "127.0.0.1:0")
 
-	pool := x509.NewCertPool()
-	pool.AddCert(readPEMCert(t, filepath.Join(data, "tls-ca.crt")))
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	enr, err := raclient.Enroll(ctx, raclient.EnrollConfig{BaseURL: "https://" + addrs["listening"], RootCAs: pool, Token: tok, Key: key, Operator: "installer"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc, _ := raclient.TLSCertificate(enr, key)
-	c, err := raclient.New(raclient.Config{BaseURL: "https://" + addrs["listening"], Certificate: tc, RootCAs: pool, MaxAttempts: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	cert := (&counterTerminal{client: c, stock: stock}).issue(t, 0, "sign", "12345678901", "hold")
+	tc, pool := enrolTerminal(t, data, addrs["listening"], tok)
+	cert := counterAt(t, addrs["listening"], tc, pool, stock).issue(t, 0, "sign", "12345678901", "hold")
 	issuer := readPEMCert(t, filepath.Join(data, "ceremony", "signature-ca.crt.pem"))
 	vcert, err := tls.LoadX509KeyPair(filepath.Join(vdir, "verifier.crt"), filepath.Join(vdir, "verifier.key"))
 	if err != nil {

@@ -3,10 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"database/sql"
 	"encoding/json"
 	"flag"
@@ -24,9 +20,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"madoguchi/ca-server/hsm"
-	"madoguchi/cardio/vcard"
 	"madoguchi/internal/testenv"
-	"madoguchi/raclient"
 )
 
 // syncBuffer is a bytes.Buffer safe for the serve goroutine and the test.
@@ -132,20 +126,7 @@ func closeAllSessionsFromOutside(t *testing.T) {
 func TestServeOperableHealthMetricsAndHSMHeal(t *testing.T) {
 	testenv.SoftHSM(t)
 	ctx := context.Background()
-	data := t.TempDir()
-	runCmd(t, "ceremony-init", "--data", data, "--dev")
-	batch := filepath.Join(t.TempDir(), "batch.txt")
-	runCmd(t, "card-batch", "--data", data, "--dev", "--count", "2", "--out", batch)
-	bf, err := os.Open(batch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stock, err := vcard.ParseKeyBatch(bf)
-	bf.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok := strings.TrimSpace(runCmd(t, "terminal-token", "--data-dir", data, "--municipality", "131016"))
+	data, stock, tok := devCA(t, 2)
 
 	// listen = port 1 in the file would fail to bind: the flag must win.
 	conf := filepath.Join(t.TempDir(), "serve.toml")
@@ -161,20 +142,8 @@ status-every = "1m"
 	addrs, logs := serveWithLog(t, "--data-dir", data, "--dev", "--config", conf, "--listen", "127.0.0.1:0")
 	metrics := "http://" + addrs["metrics"]
 
-	pool := x509.NewCertPool()
-	pool.AddCert(readPEMCert(t, filepath.Join(data, "tls-ca.crt")))
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	enr, err := raclient.Enroll(ctx, raclient.EnrollConfig{BaseURL: "https://" + addrs["listening"], RootCAs: pool, Token: tok, Key: key, Operator: "installer"})
-	if err != nil {
-		t.Fatalf("enrol: %v", err)
-	}
-	terminalCert, _ := raclient.TLSCertificate(enr, key)
-	c, err := raclient.New(raclient.Config{BaseURL: "https://" + addrs["listening"], Certificate: terminalCert, RootCAs: pool, MaxAttempts: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ct := &counterTerminal{client: c, stock: stock}
+	terminalCert, pool := enrolTerminal(t, data, addrs["listening"], tok)
+	ct := counterAt(t, addrs["listening"], terminalCert, pool, stock)
 	ct.issue(t, 0, "sign", "11111111111", "ops-1")
 
 	if code, body := httpGet(t, metrics+"/livez"); code != 200 {

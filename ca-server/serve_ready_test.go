@@ -2,16 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -42,41 +36,15 @@ type readyServe struct {
 func startReadyServe(t *testing.T, cards int, storeFlags ...string) *readyServe {
 	t.Helper()
 	testenv.SoftHSM(t)
-	data := t.TempDir()
-	runCmd(t, "ceremony-init", "--data", data, "--dev")
-	batch := filepath.Join(t.TempDir(), "batch.txt")
-	runCmd(t, "card-batch", "--data", data, "--dev", "--count", fmt.Sprint(cards), "--out", batch)
-	bf, err := os.Open(batch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stock, err := vcard.ParseKeyBatch(bf)
-	bf.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok := strings.TrimSpace(runCmd(t, append([]string{"terminal-token", "--data-dir", data, "--municipality", "131016"}, storeFlags...)...))
+	data, stock, tok := devCA(t, cards, storeFlags...)
 	addrs, _ := serveWithLog(t, append([]string{"--data-dir", data, "--dev", "--listen", "127.0.0.1:0", "--verifier-listen", "127.0.0.1:0",
 		"--public-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"}, storeFlags...)...)
 	if addrs["metrics"] == "" {
 		t.Fatal("serve printed no metrics address")
 	}
-	pool := x509.NewCertPool()
-	pool.AddCert(readPEMCert(t, filepath.Join(data, "tls-ca.crt")))
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	ctx := context.Background()
-	enr, err := raclient.Enroll(ctx, raclient.EnrollConfig{BaseURL: "https://" + addrs["listening"], RootCAs: pool, Token: tok, Key: key, Operator: "installer"})
-	if err != nil {
-		t.Fatalf("enrol: %v", err)
-	}
-	cert, _ := raclient.TLSCertificate(enr, key)
-	// One attempt: the test must see the 503, not a retry that hides it.
-	c, err := raclient.New(raclient.Config{BaseURL: "https://" + addrs["listening"], Certificate: cert, RootCAs: pool, MaxAttempts: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return &readyServe{ct: &counterTerminal{client: c, stock: stock}, metrics: "http://" + addrs["metrics"]}
+	cert, pool := enrolTerminal(t, data, addrs["listening"], tok)
+	// One attempt (counterAt): the test must see the 503, not a retry that hides it.
+	return &readyServe{ct: counterAt(t, addrs["listening"], cert, pool, stock), metrics: "http://" + addrs["metrics"]}
 }
 
 // readyz asks /readyz once.

@@ -340,11 +340,17 @@ func validOperator(op string) bool {
 // decode reads exactly one JSON value into v: size-limited, unknown fields
 // refused, trailing data refused.
 func (s *Server) decode(c *call, v any) error {
-	mt, _, err := mime.ParseMediaType(c.r.Header.Get("Content-Type"))
+	return decodeJSON(c.w, c.r, s.cfg.MaxBody, v)
+}
+
+// decodeJSON is decode for any handler: at most max bytes of
+// application/json holding exactly one JSON value.
+func decodeJSON(w http.ResponseWriter, r *http.Request, max int64, v any) error {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/json" {
 		return wire.Errorf(wire.CodeUnsupportedMedia, "content type must be application/json")
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(c.w, c.r.Body, s.cfg.MaxBody))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, max))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return decodeError(err)

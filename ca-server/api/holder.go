@@ -2,10 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"io"
-	"mime"
 	"net/http"
 
 	"madoguchi/ca-server/api/wire"
@@ -76,24 +72,7 @@ func (h *statusHandler) holderRevoke(w http.ResponseWriter, r *http.Request) err
 
 // decodeHolder reads exactly one JSON object of at most maxHolderBody bytes.
 func decodeHolder(w http.ResponseWriter, r *http.Request, v any) error {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/json" {
-		return wire.Errorf(wire.CodeUnsupportedMedia, "content type must be application/json")
-	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxHolderBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return decodeError(err)
-	}
-	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
-		if err != nil {
-			if mbe := decodeError(err); wire.CodeOf(mbe) == wire.CodeBodyTooLarge {
-				return mbe
-			}
-		}
-		return wire.Errorf(wire.CodeMalformedJSON, "body must hold exactly one JSON object")
-	}
-	return nil
+	return decodeJSON(w, r, maxHolderBody, v)
 }
 
 func statusOfHolder(code wire.Code) (int, bool) {
