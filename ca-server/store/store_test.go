@@ -35,6 +35,18 @@ func randHex(t testing.TB) string {
 	return fmt.Sprintf("%x", b)
 }
 
+// randSerial is a certificate serial as the issuer makes them: 128 random
+// bits with the top bit clear and the next set, written as lowercase hex
+// without leading zeros (the store orders serials by length, then text).
+func randSerial(t testing.TB) string {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	b[0] = b[0]&0x7f | 0x40
+	return fmt.Sprintf("%x", b)
+}
+
 // enrol creates a terminal through a token, as tlsca does.
 func enrol(t testing.TB, s Writer, id string) Terminal {
 	t.Helper()
@@ -81,7 +93,7 @@ func beginOn(t testing.TB, s Writer, terminal, request string, person []byte, ty
 	}
 	is := Issuance{ID: "is-" + randHex(t), TerminalID: terminal, RequestID: request, RequestSHA256: sum(request),
 		OperatorID: "op1", ChannelID: ch.ID, CardSerial: card, PersonHash: person, CertType: typ, Supersedes: supersedes,
-		Serial: randHex(t), KeySHA256: key, Deadline: now.Add(10 * time.Minute)}
+		Serial: randSerial(t), KeySHA256: key, Deadline: now.Add(10 * time.Minute)}
 	return is, s.BeginIssuance(ctx, is, now)
 }
 
