@@ -140,6 +140,11 @@ key-pool = 2
 status-every = "1m"
 `), 0o600)
 	addrs, logs := serveWithLog(t, "--data-dir", data, "--dev", "--config", conf, "--listen", "127.0.0.1:0")
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(logs.String()) // serve's own account of a failed request
+		}
+	})
 	metrics := "http://" + addrs["metrics"]
 
 	terminalCert, pool := enrolTerminal(t, data, addrs["listening"], tok)

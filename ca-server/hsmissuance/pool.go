@@ -152,6 +152,16 @@ func (p *Pool) GenerateUserKey(ctx context.Context) (issuance.UserKey, error) {
 			if !p.cfg.HSM.Alive(k.kp.Private) {
 				continue
 			}
+			// Sessions closed from outside (a token reset, another
+			// process's C_CloseAllSessions) are noticed only at the next
+			// call: ask the token whether the handle still names the key,
+			// so a dead key is never wrapped for a card (that prepare
+			// failed with CKR_KEY_HANDLE_INVALID). The call also heals the
+			// session it runs on.
+			if _, err := p.cfg.HSM.PublicKey(ctx, k.kp.Private); err != nil {
+				p.cfg.Logger.Warn("hsmissuance: pool key lost with its session; taking the next", "err", err)
+				continue
+			}
 			return k, nil
 		case <-ctx.Done():
 			return nil, fmt.Errorf("hsmissuance: waiting for a pool key: %w", ctx.Err())
