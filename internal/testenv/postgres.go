@@ -118,20 +118,7 @@ func PostgresWith(t testing.TB, opts PostgresOptions) *PG {
 		t.Fatalf("%v", err)
 	}
 
-	svc, port := startPostgres(t, opts, dir, dataDir, cred)
-	p := &PG{
-		DSN:      fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", port, opts.Database),
-		AdminDSN: fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port),
-		Port:     port,
-		DataDir:  dataDir,
-		LogPath:  svc.LogPath(),
-		svc:      svc,
-		opts:     opts,
-		dir:      dir,
-		cred:     cred,
-		tb:       t,
-	}
-	t.Cleanup(p.stopCurrent)
+	p := runPG(t, opts, dir, dataDir, cred)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout())
 	defer cancel()
 	conn, err := pgx.Connect(ctx, p.AdminDSN)
@@ -349,4 +336,25 @@ func (p *PG) Roles(t testing.TB) PGRoles {
 	}
 	r.OwnerDSN, r.ServingDSN = as(r.Owner), as(r.Serving)
 	return r
+}
+
+// runPG starts the server of dataDir and returns it as a PG, stopped at
+// cleanup (a fresh cluster and a standby made by pg_basebackup alike).
+func runPG(t testing.TB, opts PostgresOptions, dir, dataDir string, cred *syscall.Credential) *PG {
+	t.Helper()
+	svc, port := startPostgres(t, opts, dir, dataDir, cred)
+	p := &PG{
+		DSN:      fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", port, opts.Database),
+		AdminDSN: fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port),
+		Port:     port,
+		DataDir:  dataDir,
+		LogPath:  svc.LogPath(),
+		svc:      svc,
+		opts:     opts,
+		dir:      dir,
+		cred:     cred,
+		tb:       t,
+	}
+	t.Cleanup(p.stopCurrent)
+	return p
 }

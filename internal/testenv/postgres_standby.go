@@ -59,20 +59,7 @@ func PostgresWithStandby(t testing.TB) *PGPair {
 	}, nil, cred); err != nil {
 		t.Fatalf("testenv: pg_basebackup: %v %s", err, out)
 	}
-	svc, port := startPostgres(t, opts, dir, dataDir, cred)
-	standby := &PG{
-		DSN:      fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", port, opts.Database),
-		AdminDSN: fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port),
-		Port:     port,
-		DataDir:  dataDir,
-		LogPath:  svc.LogPath(),
-		svc:      svc,
-		opts:     opts,
-		dir:      dir,
-		cred:     cred,
-		tb:       t,
-	}
-	t.Cleanup(standby.stopCurrent)
+	standby := runPG(t, opts, dir, dataDir, cred)
 
 	ctx, cancel := context.WithTimeout(context.Background(), timeout())
 	defer cancel()
@@ -89,7 +76,7 @@ func PostgresWithStandby(t testing.TB) *PGPair {
 		}
 		return err
 	}); err != nil {
-		t.Fatalf("testenv: postgres standby does not stream: %v%s", err, svc.LogTail())
+		t.Fatalf("testenv: postgres standby does not stream: %v%s", err, standby.svc.LogTail())
 	}
 	for _, q := range []string{`ALTER SYSTEM SET synchronous_standby_names = '*'`, `SELECT pg_reload_conf()`} {
 		if _, err := conn.Exec(ctx, q); err != nil {
