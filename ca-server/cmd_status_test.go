@@ -167,22 +167,8 @@ type counterTerminal struct {
 func (ct *counterTerminal) issue(t *testing.T, card int, typ, resident, reqID string) *x509.Certificate {
 	t.Helper()
 	ctx := context.Background()
-	vc, err := vcard.New(vcard.Config{Serial: ct.stock[card].Serial, Keys: ct.stock[card].Keys})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := cardio.New(vcard.Insert(vc))
-	ch, err := ct.client.OpenChannel(ctx, "op-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	iu, err := c.InitializeUpdate(ctx, ch.HostChallenge)
-	if err != nil {
-		t.Fatal(err)
-	}
-	app := wire.Applicant{ResidentCode: resident, Name: "窓口 太郎", BirthDate: "1980-04-01", Sex: "1", Address: "東京都千代田区霞が関二丁目1番2号", CardExpiry: "2034-04-01"}
-	prep, err := ct.client.Prepare(ctx, "op-1", wire.PrepareRequest{RequestID: "p-" + reqID, ChannelID: ch.ChannelID, CardSerial: hex.EncodeToString(ct.stock[card].Serial),
-		InitUpdateResponse: iu, CertType: typ, Applicant: app})
+	prepare, c := ct.prepareNow(t, card, typ, resident, reqID)
+	prep, err := prepare()
 	if err != nil {
 		t.Fatalf("prepare %s: %v", reqID, err)
 	}
@@ -198,6 +184,32 @@ func (ct *counterTerminal) issue(t *testing.T, card int, typ, resident, reqID st
 		t.Fatal(err)
 	}
 	return cert
+}
+
+// prepareNow opens a channel and has the card answer INITIALIZE UPDATE, then
+// returns the card and a function that sends the prepare (a test may put a
+// fault between the two).
+func (ct *counterTerminal) prepareNow(t *testing.T, card int, typ, resident, reqID string) (func() (wire.PrepareResponse, error), *cardio.Card) {
+	t.Helper()
+	ctx := context.Background()
+	vc, err := vcard.New(vcard.Config{Serial: ct.stock[card].Serial, Keys: ct.stock[card].Keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cardio.New(vcard.Insert(vc))
+	ch, err := ct.client.OpenChannel(ctx, "op-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	iu, err := c.InitializeUpdate(ctx, ch.HostChallenge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := wire.Applicant{ResidentCode: resident, Name: "窓口 太郎", BirthDate: "1980-04-01", Sex: "1", Address: "東京都千代田区霞が関二丁目1番2号", CardExpiry: "2034-04-01"}
+	return func() (wire.PrepareResponse, error) {
+		return ct.client.Prepare(ctx, "op-1", wire.PrepareRequest{RequestID: "p-" + reqID, ChannelID: ch.ChannelID, CardSerial: hex.EncodeToString(ct.stock[card].Serial),
+			InitUpdateResponse: iu, CertType: typ, Applicant: app})
+	}, c
 }
 
 func clientTLS(t *testing.T, pool *x509.CertPool, certs ...tls.Certificate) *http.Client {

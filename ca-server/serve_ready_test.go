@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -17,8 +16,6 @@ import (
 
 	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/internal/hsmfault"
-	"madoguchi/cardio"
-	"madoguchi/cardio/vcard"
 	"madoguchi/internal/testenv"
 	"madoguchi/raclient"
 )
@@ -115,32 +112,12 @@ func (rs *readyServe) scrape(t *testing.T) opsSample {
 	return s
 }
 
-// prepareNow opens a channel and has the card answer INITIALIZE UPDATE,
-// then returns a function that sends the prepare: the channel is opened
-// before a fault so the prepare itself meets it.
+// prepareNow is counterTerminal.prepareNow of a signature certificate: the
+// channel is opened before a fault so the prepare itself meets it.
 func (rs *readyServe) prepareNow(t *testing.T, card int, resident, reqID string) func() error {
 	t.Helper()
-	ctx := context.Background()
-	ct := rs.ct
-	vc, err := vcard.New(vcard.Config{Serial: ct.stock[card].Serial, Keys: ct.stock[card].Keys})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := cardio.New(vcard.Insert(vc))
-	ch, err := ct.client.OpenChannel(ctx, "op-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	iu, err := c.InitializeUpdate(ctx, ch.HostChallenge)
-	if err != nil {
-		t.Fatal(err)
-	}
-	app := wire.Applicant{ResidentCode: resident, Name: "窓口 太郎", BirthDate: "1980-04-01", Sex: "1", Address: "東京都千代田区霞が関二丁目1番2号", CardExpiry: "2034-04-01"}
-	return func() error {
-		_, err := ct.client.Prepare(ctx, "op-1", wire.PrepareRequest{RequestID: "p-" + reqID, ChannelID: ch.ChannelID, CardSerial: hex.EncodeToString(ct.stock[card].Serial),
-			InitUpdateResponse: iu, CertType: "sign", Applicant: app})
-		return err
-	}
+	prepare, _ := rs.ct.prepareNow(t, card, "sign", resident, reqID)
+	return func() error { _, err := prepare(); return err }
 }
 
 // wantUnavailable: err is the API's 503 `unavailable`.

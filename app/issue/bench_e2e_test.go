@@ -77,7 +77,7 @@ func BenchmarkCounterIssuance(b *testing.B) {
 		// Baseline 2: one personalisation exchange through pcscd + vpcd (reader 1).
 		perso = append(perso, rawPersonalisation(b, pc, byte(i)))
 
-		caseID := openBenchCase(b, rc, benchCode(2*i))
+		caseID := newCase(b, rc, benchCode(2*i), workflow.SignatureCert, workflow.UserAuthCert)
 		_, unplug := vcardtestPlugIn(b, ca, pc, 2*i)
 		pcard, release := e2e.ConnectCard(b, pc.Readers[0])
 		tca := &timedCA{CA: ca.Client, ph: phaseTimer{}}
@@ -193,28 +193,6 @@ func benchCounter(b *testing.B, ca *e2e.CA, n int) (*app.Terminal, *app.Session)
 		b.Fatal(err)
 	}
 	return term, rc
-}
-
-// openBenchCase opens a new-issuance case for both certificates up to the explanations.
-func openBenchCase(b *testing.B, rc *app.Session, code string) int64 {
-	b.Helper()
-	ctx := context.Background()
-	types := []workflow.CertType{workflow.SignatureCert, workflow.UserAuthCert}
-	file, err := rc.ExportResidentFile(ctx, code)
-	if err != nil {
-		b.Fatal(err)
-	}
-	c, err := rc.OpenCase(ctx, app.CaseRequest{Kind: workflow.NewIssuance, ResidentFile: file, CertTypes: types})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := rc.RecordIdentity(ctx, c.ID, workflow.Evidence{Document: workflow.DriversLicence, DocumentRef: "5678"}); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := rc.RecordExplanation(ctx, c.ID, workflow.RequiredItems(types)); err != nil {
-		b.Fatal(err)
-	}
-	return c.ID
 }
 
 // vcardtestPlugIn plugs stock card i (state in a new directory) into reader 0.

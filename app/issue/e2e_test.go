@@ -53,28 +53,21 @@ func applicantPINs(ctx context.Context, req issue.PINRequest) (pinrule.PIN, pinr
 	return pinrule.New(p), pinrule.New(p), nil
 }
 
-// openCase makes the CS export and the reception case up to the explanations.
+// openCase makes the CS export of the e2e resident and the reception case up to the
+// explanations (the fixtures imported first).
 func openCase(t *testing.T, rc *app.Session, types ...workflow.CertType) int64 {
 	t.Helper()
-	ctx := context.Background()
-	if _, err := rc.ImportResidentFixtures(ctx); err != nil {
+	if _, err := rc.ImportResidentFixtures(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	file, err := rc.ExportResidentFile(ctx, e2eRecordCode)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := rc.OpenCase(ctx, app.CaseRequest{Kind: workflow.NewIssuance, ResidentFile: file, CertTypes: types})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rc.RecordIdentity(ctx, c.ID, workflow.Evidence{Document: workflow.DriversLicence, DocumentRef: "5678"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rc.RecordExplanation(ctx, c.ID, workflow.RequiredItems(types)); err != nil {
-		t.Fatal(err)
-	}
-	return c.ID
+	return newCase(t, rc, e2eRecordCode, types...)
+}
+
+// newCase opens a new-issuance case for the resident with code (fixtures imported already)
+// up to the explanations.
+func newCase(tb testing.TB, rc *app.Session, code string, types ...workflow.CertType) int64 {
+	tb.Helper()
+	return openIssuanceCase(tb, rc, code, app.CaseRequest{Kind: workflow.NewIssuance, CertTypes: types})
 }
 
 // fingerCounter starts fprintd's virtual device and opens a terminal with cfg on it (DBPath,

@@ -28,28 +28,6 @@ import (
 // The second resident of the ownership test: SMITH JOHN WILLIAM from the fixture register.
 const otherRecordCode = "90000000044"
 
-// openCaseFor opens a new-issuance case for the resident with code, up to the explanations
-// (the fixtures are imported already).
-func openCaseFor(t *testing.T, rc *app.Session, code string, types ...workflow.CertType) int64 {
-	t.Helper()
-	ctx := context.Background()
-	file, err := rc.ExportResidentFile(ctx, code)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := rc.OpenCase(ctx, app.CaseRequest{Kind: workflow.NewIssuance, ResidentFile: file, CertTypes: types})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rc.RecordIdentity(ctx, c.ID, workflow.Evidence{Document: workflow.DriversLicence, DocumentRef: "9012"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rc.RecordExplanation(ctx, c.ID, workflow.RequiredItems(types)); err != nil {
-		t.Fatal(err)
-	}
-	return c.ID
-}
-
 // TestIssueRefusesAnotherPersonsCard is issue 17 defect 1 on the real stack (SoftHSM-backed
 // ca-server child process, pcscd + vpcd virtual card, fprintd): resident A (鈴木 一郎) gets
 // both certificates on a stock card; A's signature certificate is put on hold with the CA's
@@ -88,7 +66,7 @@ func TestIssueRefusesAnotherPersonsCard(t *testing.T) {
 	}
 
 	// B's issuance on A's card.
-	caseB := openCaseFor(t, rc, otherRecordCode, workflow.SignatureCert, workflow.UserAuthCert)
+	caseB := newCase(t, rc, otherRecordCode, workflow.SignatureCert, workflow.UserAuthCert)
 	asked := 0
 	pinsB := func(ctx context.Context, req issue.PINRequest) (pinrule.PIN, pinrule.PIN, error) {
 		asked++
@@ -177,7 +155,7 @@ func TestIssueRefusesAnotherPersonsCard(t *testing.T) {
 		WrittenRequest: "失効申請書 No.17"}); err != nil {
 		t.Fatalf("revoke A's user-auth certificate: %v", err)
 	}
-	again := openCaseFor(t, rc, e2eRecordCode, workflow.UserAuthCert)
+	again := newCase(t, rc, e2eRecordCode, workflow.UserAuthCert)
 	res, err := rc.Issue(ctx, o, app.IssueRequest{CaseID: again, Card: card, CardExpiry: time.Now().AddDate(10, 0, 0), PINs: applicantPINs})
 	if err != nil {
 		t.Fatalf("re-issuance for A on A's own card: %v (%s)", err, app.MessageJA(err))

@@ -25,7 +25,7 @@ import (
 var e2eBirth = applicant.NewDate(1985, 3, 15)
 
 // openIssuanceCase exports the CS file of code and opens a case of kind up to the explanations.
-func openIssuanceCase(t *testing.T, rc *app.Session, code string, req app.CaseRequest) int64 {
+func openIssuanceCase(t testing.TB, rc *app.Session, code string, req app.CaseRequest) int64 {
 	t.Helper()
 	ctx := context.Background()
 	file, err := rc.ExportResidentFile(ctx, code)
