@@ -5,3 +5,6 @@ import "time"
 // OnCommit sets the hook told of each committed transaction of o and the time it took
 // (BenchmarkCounterIssuance's journal phase).
 func OnCommit(o *Orchestrator, f func(took time.Duration)) { o.cfg.committed = f }
+
+// SignatureLayout is the signature profile's subjectAltName layout the read-back uses.
+var SignatureLayout = signatureLayout

@@ -18,6 +18,7 @@ import (
 	"madoguchi/ca-server/issuer"
 	"madoguchi/cardio"
 	"madoguchi/internal/testenv"
+	"madoguchi/jpki"
 	"madoguchi/raclient"
 )
 
@@ -233,6 +234,14 @@ func TestAbroadIssuanceFuhyoAddress(t *testing.T) {
 		if !bytes.Contains(sign.Raw, []byte(want)) {
 			t.Errorf("signature certificate lacks the 附票 item %q", want)
 		}
+	}
+	// The items in their places, read as real JPKI readers read them (subjectAltName otherNames).
+	layout, err := issue.SignatureLayout()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := jpki.ReadBasicInfo(sign, layout); err != nil || info.Address != fuhyo || info.Name != "渡邉\u3000美咲" || info.BirthDate != "419950505" {
+		t.Errorf("signature certificate's basic information: %+v, %v; want the 附票 address %q, 渡邉\u3000美咲, 419950505 (平成)", info, err, fuhyo)
 	}
 	if bytes.Contains(sign.Raw, []byte(honseki)) {
 		t.Error("signature certificate carries the 本籍")
