@@ -73,3 +73,34 @@ func BenchmarkSign(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkPoolKeyProbe is what the key pool adds to each issuance since
+// issue 14 (hsmissuance Pool.GenerateUserKey asks the token whether a pooled
+// key still exists: PublicKey on its private half), against the wrap of the
+// same key for a card, which every issuance does anyway (same run).
+func BenchmarkPoolKeyProbe(b *testing.B) {
+	ctx := context.Background()
+	h, _ := openTestToken(b, 1)
+	kp, err := h.GenerateRSA(ctx, "bench", KeyOptions{Extractable: ExtractableForCard})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("probe", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := h.PublicKey(ctx, kp.Private); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("wrap-baseline", func(b *testing.B) {
+		wk, err := h.GenerateAES(ctx, "bench-wrap", KeyOptions{Usage: UseWrap})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			if _, err := h.WrapKWP(ctx, wk, kp.Private); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
