@@ -2,7 +2,6 @@ package status
 
 import (
 	"context"
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -212,15 +211,6 @@ func writePEM(t *testing.T, path, typ string, der []byte) string {
 		t.Fatal(err)
 	}
 	return path
-}
-
-func writeKey(t *testing.T, path string, k crypto.Signer) string {
-	t.Helper()
-	der, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return writePEM(t, path, "PRIVATE KEY", der)
 }
 
 // openssl runs the real openssl binary; a missing binary fails the test.

@@ -158,13 +158,6 @@ func (s *SQLite) migrate(ctx context.Context) error {
 
 // Times are stored as Unix nanoseconds; the zero time is NULL.
 
-func tnull(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return t.UnixNano()
-}
-
 func tfrom(n sql.NullInt64) time.Time {
 	if !n.Valid {
 		return time.Time{}
