@@ -507,11 +507,10 @@ func TestShareSealing(t *testing.T) {
 	secret := bytes.Repeat([]byte{0x42}, 32)
 	// a dev-style set: carol's share unsealed
 	custodians := []Custodian{custodians[0], custodians[1], {Name: "carol"}}
-	shares, err := splitSecret(nil, PurposeToken, "c1", secret, custodians, 2)
-	if err == nil {
+	if _, err := splitSecret(nil, PurposeToken, "c1", secret, custodians, 2); err == nil {
 		t.Fatal("nil rand accepted")
 	}
-	shares, err = splitSecret(strings.NewReader(strings.Repeat("r", 4096)), PurposeToken, "c1", secret, custodians, 2)
+	shares, err := splitSecret(strings.NewReader(strings.Repeat("r", 4096)), PurposeToken, "c1", secret, custodians, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
