@@ -10,7 +10,7 @@ import (
 
 	"madoguchi/app/apperr"
 	"madoguchi/app/issue"
-	"madoguchi/ca-server/api/wire"
+	"madoguchi/jpki/wire"
 	"madoguchi/raclient"
 )
 

@@ -15,7 +15,7 @@ import (
 	"madoguchi/app/audit"
 	"madoguchi/app/operator"
 	"madoguchi/app/resident"
-	"madoguchi/ca-server/api/wire"
+	"madoguchi/jpki/wire"
 )
 
 // ---- The resident-change outbox sender (R02 II-3-1(2); TS Art. 12) ----

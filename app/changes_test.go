@@ -12,7 +12,7 @@ import (
 	"madoguchi/app/apperr"
 	"madoguchi/app/audit"
 	"madoguchi/app/resident"
-	"madoguchi/ca-server/api/wire"
+	"madoguchi/jpki/wire"
 	"madoguchi/raclient"
 )
 

@@ -19,9 +19,9 @@ import (
 	"madoguchi/app/pinrule"
 	"madoguchi/app/printout"
 	"madoguchi/app/workflow"
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/profile"
 	"madoguchi/cardio"
+	"madoguchi/jpki/wire"
 	"madoguchi/raclient"
 )
 

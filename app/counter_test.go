@@ -24,11 +24,11 @@ import (
 	"madoguchi/app/printout"
 	"madoguchi/app/workflow"
 	"madoguchi/assets/fonts/printfonts"
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/applicant"
 	"madoguchi/ca-server/issuer"
 	"madoguchi/ca-server/profile"
 	"madoguchi/cardio"
+	"madoguchi/jpki/wire"
 	"madoguchi/raclient"
 )
 

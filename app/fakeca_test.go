@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"madoguchi/app"
-	"madoguchi/ca-server/api/wire"
+	"madoguchi/jpki/wire"
 	"madoguchi/raclient"
 )
 

@@ -16,12 +16,12 @@ import (
 	"madoguchi/app/issue"
 	"madoguchi/app/pinrule"
 	"madoguchi/app/workflow"
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/cardio"
 	"madoguchi/cardio/perso"
 	"madoguchi/cardio/scp"
 	"madoguchi/cardio/vcard"
 	"madoguchi/cardio/vcard/vcardtest"
+	"madoguchi/jpki/wire"
 	"madoguchi/raclient"
 )
 

@@ -17,7 +17,7 @@ import (
 	"madoguchi/app/apperr"
 	"madoguchi/app/audit"
 	"madoguchi/app/operator"
-	"madoguchi/ca-server/api/wire"
+	"madoguchi/jpki/wire"
 	"madoguchi/raclient"
 )
 

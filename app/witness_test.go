@@ -20,7 +20,7 @@ import (
 	"madoguchi/app/apperr"
 	"madoguchi/app/internal/e2e"
 	"madoguchi/app/operator"
-	"madoguchi/ca-server/api/wire"
+	"madoguchi/jpki/wire"
 	"madoguchi/raclient"
 )
 

@@ -18,7 +18,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"madoguchi/ca-server/api"
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/audit"
 	"madoguchi/ca-server/ceremony"
 	"madoguchi/ca-server/fleet"
@@ -30,6 +29,7 @@ import (
 	"madoguchi/ca-server/store"
 	"madoguchi/ca-server/tlsca"
 	"madoguchi/internal/timesync"
+	"madoguchi/jpki/wire"
 )
 
 func init() {

@@ -28,10 +28,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/cardio"
 	"madoguchi/cardio/vcard"
 	"madoguchi/internal/testenv"
+	"madoguchi/jpki/wire"
 	"madoguchi/raclient"
 )
 

@@ -28,13 +28,13 @@ import (
 
 	xocsp "golang.org/x/crypto/ocsp"
 
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/ceremony"
 	"madoguchi/ca-server/store"
 	"madoguchi/ca-server/traffic"
 	"madoguchi/cardio"
 	"madoguchi/cardio/vcard"
 	"madoguchi/internal/testenv"
+	"madoguchi/jpki/wire"
 	"madoguchi/raclient"
 )
 

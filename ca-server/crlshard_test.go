@@ -16,10 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/crl"
 	"madoguchi/ca-server/profiles"
 	"madoguchi/internal/testenv"
+	"madoguchi/jpki/wire"
 )
 
 // TestPartitionedCRLEndToEnd: a profile override partitions the

@@ -29,10 +29,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	xocsp "golang.org/x/crypto/ocsp"
 
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/cardio"
 	"madoguchi/cardio/vcard"
 	"madoguchi/internal/testenv"
+	"madoguchi/jpki/wire"
 	"madoguchi/raclient"
 )
 

@@ -14,9 +14,9 @@ import (
 
 	"github.com/miekg/pkcs11"
 
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/internal/hsmfault"
 	"madoguchi/internal/testenv"
+	"madoguchi/jpki/wire"
 	"madoguchi/raclient"
 )
 

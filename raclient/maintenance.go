@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"net/url"
 
-	"madoguchi/ca-server/api/wire"
+	"madoguchi/jpki/wire"
 )
 
 // Card maintenance kinds (mapped from the wire codes in kindOf); test with

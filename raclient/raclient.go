@@ -28,7 +28,7 @@ import (
 	"net/url"
 	"time"
 
-	"madoguchi/ca-server/api/wire"
+	"madoguchi/jpki/wire"
 )
 
 // Sentinel kinds; test with errors.Is(err, raclient.ErrDuplicatePerson).

@@ -25,11 +25,11 @@ import (
 	"time"
 
 	"madoguchi/ca-server/api"
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/audit"
 	"madoguchi/ca-server/issuance"
 	"madoguchi/ca-server/store"
 	"madoguchi/ca-server/tlsca"
+	"madoguchi/jpki/wire"
 	"madoguchi/raclient"
 )
 
@@ -340,12 +340,12 @@ func TestTimeouts(t *testing.T) {
 	}
 }
 
-// wireCodes reads every Code constant declared in ca-server/api/wire, so a
+// wireCodes reads every Code constant declared in jpki/wire, so a
 // code added there without a kind here fails this test.
 func wireCodes(t *testing.T) map[string]wire.Code {
 	t.Helper()
 	fset := token.NewFileSet()
-	files, err := filepath.Glob("../ca-server/api/wire/*.go")
+	files, err := filepath.Glob("../jpki/wire/*.go")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("wire sources: %v", err)
 	}
@@ -423,7 +423,7 @@ func TestEveryWireCodeMapsToItsKind(t *testing.T) {
 		raclient.ErrAuditHeadRefused, raclient.ErrAuditAnchorStale, raclient.ErrCardOtherPerson, raclient.ErrCardStateUnknown}
 	codes := wireCodes(t)
 	if len(codes) < len(want) {
-		t.Fatalf("read %d codes from ca-server/api/wire, the table has %d", len(codes), len(want))
+		t.Fatalf("read %d codes from jpki/wire, the table has %d", len(codes), len(want))
 	}
 	f := newFixture(t)
 	f.svc.statusErr = func(id string) error { return wire.Errorf(wire.Code(id), "answer %s", id) }

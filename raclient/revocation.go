@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"net/url"
 
-	"madoguchi/ca-server/api/wire"
+	"madoguchi/jpki/wire"
 )
 
 // Revocation kinds; test with errors.Is(err, raclient.ErrAlreadyRevoked).

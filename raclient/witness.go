@@ -5,7 +5,7 @@ import (
 	"errors"
 	"net/http"
 
-	"madoguchi/ca-server/api/wire"
+	"madoguchi/jpki/wire"
 )
 
 // Witness kinds (issue 13 threat 2: the CA witnesses the terminal's audit chain head); test

@@ -11,7 +11,7 @@ import (
 	"madoguchi/app"
 	"madoguchi/app/issue"
 	"madoguchi/app/printout"
-	"madoguchi/ca-server/api/wire"
+	"madoguchi/jpki/wire"
 	"madoguchi/raclient"
 )
 

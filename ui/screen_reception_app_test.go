@@ -16,8 +16,8 @@ import (
 	"madoguchi/app/issue"
 	"madoguchi/app/operator"
 	"madoguchi/app/workflow"
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/cardio"
+	"madoguchi/jpki/wire"
 	"madoguchi/raclient"
 )
 

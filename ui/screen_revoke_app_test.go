@@ -17,7 +17,7 @@ import (
 	"madoguchi/app/auth"
 	"madoguchi/app/operator"
 	"madoguchi/app/printout"
-	"madoguchi/ca-server/api/wire"
+	"madoguchi/jpki/wire"
 	"madoguchi/raclient"
 )
 

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"madoguchi/app/apperr"
-	"madoguchi/ca-server/api/wire"
+	"madoguchi/jpki/wire"
 )
 
 // Head returns the chain head: the newest record's sequence number and hash (0 and nil on an

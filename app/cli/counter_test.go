@@ -12,7 +12,7 @@ import (
 	"madoguchi/app"
 	"madoguchi/app/audit"
 	"madoguchi/app/auth"
-	"madoguchi/ca-server/api/wire"
+	"madoguchi/jpki/wire"
 	"madoguchi/raclient"
 )
 

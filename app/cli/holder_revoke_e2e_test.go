@@ -27,9 +27,9 @@ import (
 	"madoguchi/app/holder"
 	"madoguchi/app/internal/e2e"
 	"madoguchi/app/workflow"
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/cardio"
 	"madoguchi/cardio/vcard/vcardtest"
+	"madoguchi/jpki/wire"
 )
 
 const openscPKCS11 = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"

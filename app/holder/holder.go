@@ -1,7 +1,7 @@
 // Package holder is the holder's own command, run on the holder's computer with a card
 // reader, not at the counter: `madoguchi holder revoke` asks the CA to revoke the holder's
 // signature certificate online, signed with the card's signature key (CPS §4.9.3.1(1);
-// ca-server/api/wire/holder.go for the format and why it is a signed JSON object).
+// jpki/wire/holder.go for the format and why it is a signed JSON object).
 //
 // The signature PIN is read from a file descriptor (-pin-fd) or standard input, never from the
 // command line; it goes to the card once and is zeroed. Messages to the holder are Japanese;
@@ -30,9 +30,9 @@ import (
 	"strings"
 	"time"
 
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/cardio"
 	"madoguchi/cardio/pcsc"
+	"madoguchi/jpki/wire"
 )
 
 // Env is what a run needs from its process.

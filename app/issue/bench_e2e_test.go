@@ -21,12 +21,12 @@ import (
 	"madoguchi/app/issue"
 	"madoguchi/app/operator"
 	"madoguchi/app/workflow"
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/cardio"
 	"madoguchi/cardio/perso"
 	"madoguchi/cardio/scp"
 	"madoguchi/cardio/vcard/vcardtest"
 	"madoguchi/internal/testenv"
+	"madoguchi/jpki/wire"
 )
 
 // BenchmarkCounterIssuance is the counter machine's time for one issuance of both certificates

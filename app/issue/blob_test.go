@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"madoguchi/app/workflow"
-	"madoguchi/ca-server/api/wire"
+	"madoguchi/jpki/wire"
 )
 
 // keepingCA is the fake CA seen through a layer that keeps a reference to every script it

@@ -22,9 +22,9 @@ import (
 	"madoguchi/app/operator"
 	"madoguchi/app/pinrule"
 	"madoguchi/app/workflow"
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/cardio"
 	"madoguchi/internal/testenv"
+	"madoguchi/jpki/wire"
 	"madoguchi/raclient"
 )
 

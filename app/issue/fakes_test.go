@@ -16,10 +16,10 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/cardio/perso"
 	"madoguchi/cardio/scp"
 	"madoguchi/jpki"
+	"madoguchi/jpki/wire"
 	"madoguchi/raclient"
 )
 

@@ -54,13 +54,13 @@ import (
 	"madoguchi/app/resident"
 	"madoguchi/app/store"
 	"madoguchi/app/workflow"
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/profile"
 	"madoguchi/cardio"
 	"madoguchi/cardio/apdu"
 	cardpin "madoguchi/cardio/pinrule"
 	"madoguchi/cardio/scp"
 	"madoguchi/jpki"
+	"madoguchi/jpki/wire"
 	"madoguchi/raclient"
 )
 

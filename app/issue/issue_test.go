@@ -22,10 +22,10 @@ import (
 	"madoguchi/app/resident"
 	"madoguchi/app/store"
 	"madoguchi/app/workflow"
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/cardio"
 	"madoguchi/cardio/scp"
 	"madoguchi/cardio/vcard"
+	"madoguchi/jpki/wire"
 	"madoguchi/raclient"
 )
 

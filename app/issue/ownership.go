@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/cardio"
+	"madoguchi/jpki/wire"
 )
 
 // Card ownership (issue 17; TS Arts. 5, 6; CPS §4.3.1.1). The card in the reader is written

@@ -19,9 +19,9 @@ import (
 	"madoguchi/app/issue"
 	"madoguchi/app/pinrule"
 	"madoguchi/app/workflow"
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/cardio"
 	"madoguchi/internal/testenv"
+	"madoguchi/jpki/wire"
 	"madoguchi/raclient"
 )
 

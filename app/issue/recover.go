@@ -11,7 +11,7 @@ import (
 	"madoguchi/app/apperr"
 	"madoguchi/app/audit"
 	"madoguchi/app/workflow"
-	"madoguchi/ca-server/api/wire"
+	"madoguchi/jpki/wire"
 	"madoguchi/raclient"
 )
 

@@ -53,12 +53,12 @@ import (
 	"strings"
 	"time"
 
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/audit"
 	"madoguchi/ca-server/issuance"
 	"madoguchi/ca-server/store"
 	"madoguchi/ca-server/tlsca"
 	"madoguchi/ca-server/traffic"
+	"madoguchi/jpki/wire"
 )
 
 // Service is the issuance service the API serves.

@@ -23,13 +23,13 @@ import (
 	"time"
 
 	"madoguchi/ca-server/api"
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/audit"
 	"madoguchi/ca-server/issuance"
 	"madoguchi/ca-server/issuance/issuancetest"
 	"madoguchi/ca-server/store"
 	"madoguchi/ca-server/tlsca"
 	"madoguchi/ca-server/traffic"
+	"madoguchi/jpki/wire"
 	"madoguchi/raclient"
 )
 

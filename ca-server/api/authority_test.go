@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/status"
+	"madoguchi/jpki/wire"
 	"madoguchi/raclient"
 	"time"
 )

@@ -11,10 +11,10 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/audit"
 	"madoguchi/ca-server/store"
 	"madoguchi/ca-server/traffic"
+	"madoguchi/jpki/wire"
 )
 
 // TestFloodOfBadRequestsWritesSummariesOnly is threat 4 of issue 13

@@ -4,10 +4,10 @@ import (
 	"context"
 	"net/http"
 
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/audit"
 	"madoguchi/ca-server/status"
 	"madoguchi/ca-server/traffic"
+	"madoguchi/jpki/wire"
 )
 
 // HolderRevoker revokes a signature certificate on its holder's signed online request

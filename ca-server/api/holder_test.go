@@ -18,10 +18,10 @@ import (
 	"time"
 
 	"madoguchi/ca-server/api"
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/audit"
 	"madoguchi/ca-server/status"
 	"madoguchi/ca-server/traffic"
+	"madoguchi/jpki/wire"
 )
 
 // fakeHolders accepts the payload "ok" and refuses everything else as a bad signature (the

@@ -5,8 +5,8 @@ import (
 	"net/http"
 	"strings"
 
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/issuance"
+	"madoguchi/jpki/wire"
 )
 
 // MaintenanceService is the card maintenance service (issuance.Service): a PIN reset or key

@@ -16,12 +16,12 @@ import (
 	"testing"
 	"time"
 
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/hsmissuance"
 	"madoguchi/ca-server/store"
 	"madoguchi/cardio"
 	"madoguchi/cardio/vcard"
 	"madoguchi/cardio/vcard/vcardtest"
+	"madoguchi/jpki/wire"
 	"madoguchi/raclient"
 )
 

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/issuance/issuancetest"
+	"madoguchi/jpki/wire"
 	"madoguchi/raclient"
 )
 

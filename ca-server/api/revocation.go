@@ -5,9 +5,9 @@ import (
 	"net/http"
 	"strconv"
 
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/revocation"
 	"madoguchi/ca-server/status"
+	"madoguchi/jpki/wire"
 )
 
 // RevocationService is the revocation service the terminal API serves

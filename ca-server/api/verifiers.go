@@ -14,11 +14,11 @@ import (
 	"strings"
 	"time"
 
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/audit"
 	"madoguchi/ca-server/crl"
 	"madoguchi/ca-server/store"
 	"madoguchi/ca-server/traffic"
+	"madoguchi/jpki/wire"
 )
 
 // VerifierRegistry finds registered verifiers by certificate fingerprint

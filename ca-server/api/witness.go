@@ -12,9 +12,9 @@ import (
 	"sync"
 	"time"
 
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/audit"
 	"madoguchi/ca-server/store"
+	"madoguchi/jpki/wire"
 )
 
 // The terminal audit witness (issue 13 threat 2; wire/witness.go). A terminal's audit chain

@@ -16,9 +16,9 @@ import (
 	"time"
 
 	"madoguchi/ca-server/api"
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/audit"
 	"madoguchi/ca-server/store"
+	"madoguchi/jpki/wire"
 	"madoguchi/raclient"
 )
 

@@ -63,8 +63,8 @@ import (
 	"sync"
 	"time"
 
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/store"
+	"madoguchi/jpki/wire"
 )
 
 // Store is the part of the store the log uses.

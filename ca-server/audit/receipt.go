@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"time"
 
-	"madoguchi/ca-server/api/wire"
+	"madoguchi/jpki/wire"
 )
 
 // ReceiptSigner signs the receipts the CA gives terminals for their audit chain heads

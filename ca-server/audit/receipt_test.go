@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/store"
+	"madoguchi/jpki/wire"
 )
 
 // TestReceiptSignedInHSM signs a terminal audit receipt with an RSA audit checkpoint key in a

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"madoguchi/ca-server/api/wire"
+	"madoguchi/jpki/wire"
 )
 
 // ErrTampered is returned by Verify when the log does not verify.

@@ -33,8 +33,8 @@ import (
 	"strings"
 	"time"
 
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/store"
+	"madoguchi/jpki/wire"
 )
 
 // ErrFork: the checkpoint chain a witness holds and the one it was shown

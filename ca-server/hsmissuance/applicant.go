@@ -5,11 +5,11 @@ import (
 	"errors"
 	"time"
 
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/applicant"
 	"madoguchi/ca-server/hsm"
 	"madoguchi/ca-server/issuance"
 	"madoguchi/jpki"
+	"madoguchi/jpki/wire"
 )
 
 // ToApplicant converts the wire form to ca-server/applicant's, without

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/hsm"
+	"madoguchi/jpki/wire"
 )
 
 // Benchmarks of issuance with key generation in SoftHSM (docs/BENCHMARKS.md

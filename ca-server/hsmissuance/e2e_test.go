@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/ceremony"
 	"madoguchi/ca-server/hsm"
 	"madoguchi/ca-server/issuance"
@@ -23,6 +22,7 @@ import (
 	"madoguchi/ca-server/profile"
 	"madoguchi/ca-server/store"
 	"madoguchi/cardio"
+	"madoguchi/jpki/wire"
 	"madoguchi/raclient"
 )
 

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"madoguchi/ca-server/api"
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/audit"
 	"madoguchi/ca-server/cardkeys"
 	"madoguchi/ca-server/ceremony"
@@ -26,6 +25,7 @@ import (
 	"madoguchi/cardio"
 	"madoguchi/cardio/vcard"
 	"madoguchi/internal/testenv"
+	"madoguchi/jpki/wire"
 	"madoguchi/raclient"
 )
 

@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/issuance"
 	"madoguchi/ca-server/store"
 	"madoguchi/cardio/perso"
+	"madoguchi/jpki/wire"
 )
 
 var _ issuance.MaintenanceSession = (*cardSession)(nil)

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/store"
+	"madoguchi/jpki/wire"
 	"madoguchi/raclient"
 )
 

@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/applicant"
 	"madoguchi/ca-server/issuer"
 	"madoguchi/cardio"
+	"madoguchi/jpki/wire"
 )
 
 // TestEarlyRenewalSixthBirthdayWithSoftHSM: the whole CA in process (SoftHSM keys and CA

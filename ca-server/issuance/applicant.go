@@ -7,7 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"madoguchi/ca-server/api/wire"
+	"madoguchi/jpki/wire"
 )
 
 // BasicApplicantChecker is a minimal ApplicantChecker used until

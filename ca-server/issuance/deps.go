@@ -17,8 +17,8 @@ import (
 	"math/big"
 	"time"
 
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/store"
+	"madoguchi/jpki/wire"
 )
 
 // Store is the part of the store the service uses.

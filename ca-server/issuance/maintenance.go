@@ -9,8 +9,8 @@ import (
 	"slices"
 	"time"
 
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/store"
+	"madoguchi/jpki/wire"
 )
 
 // Card maintenance at the counter: a PIN reset (unblock) or a key destruction on a card the CA

@@ -5,8 +5,8 @@ import (
 	"context"
 	"strings"
 
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/store"
+	"madoguchi/jpki/wire"
 )
 
 // Card ownership (issue 17; CPS §4.3.1.1; TS Arts. 5, 6). A My Number card is issued to one

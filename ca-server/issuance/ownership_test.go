@@ -6,10 +6,10 @@ import (
 	"strings"
 	"testing"
 
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/issuance"
 	"madoguchi/ca-server/issuance/issuancetest"
 	"madoguchi/ca-server/store"
+	"madoguchi/jpki/wire"
 )
 
 // cardReq opens a channel and answers it like the genuine card with serial card.

@@ -14,10 +14,10 @@ import (
 	"math/big"
 	"time"
 
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/applicant"
 	"madoguchi/ca-server/issuer"
 	"madoguchi/ca-server/store"
+	"madoguchi/jpki/wire"
 )
 
 // Config holds the dependencies and limits of a Service. Zero durations

@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/issuance"
 	"madoguchi/ca-server/issuance/issuancetest"
 	"madoguchi/ca-server/store"
+	"madoguchi/jpki/wire"
 )
 
 type clock struct {

@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"time"
 
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/audit"
 	"madoguchi/ca-server/revocation"
 	"madoguchi/ca-server/store"
+	"madoguchi/jpki/wire"
 )
 
 // maxClockSkew bounds how far in the future a reported change may lie.

@@ -12,9 +12,9 @@ import (
 	"errors"
 	"fmt"
 
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/revocation"
 	"madoguchi/ca-server/store"
+	"madoguchi/jpki/wire"
 )
 
 // HolderTerminal is the terminal name of online holder requests in the store and the audit.

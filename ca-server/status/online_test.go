@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/store"
+	"madoguchi/jpki/wire"
 )
 
 // keyOf finds the test key of a certificate issued by env.issue.

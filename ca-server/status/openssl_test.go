@@ -15,10 +15,10 @@ import (
 	"testing"
 	"time"
 
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/ocsp"
 	"madoguchi/ca-server/revocation"
 	"madoguchi/ca-server/store"
+	"madoguchi/jpki/wire"
 )
 
 func (e *env) saveCRL(t *testing.T, series, name string) string {

@@ -45,11 +45,11 @@ import (
 	"sync"
 	"time"
 
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/audit"
 	"madoguchi/ca-server/crl"
 	"madoguchi/ca-server/revocation"
 	"madoguchi/ca-server/store"
+	"madoguchi/jpki/wire"
 )
 
 // Store is the part of the store the service uses.

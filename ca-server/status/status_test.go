@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/revocation"
 	"madoguchi/ca-server/store"
+	"madoguchi/jpki/wire"
 )
 
 var counter = Caller{TerminalID: "term-1", Municipality: "131016", OperatorID: "op1"}

@@ -48,8 +48,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/store"
+	"madoguchi/jpki/wire"
 )
 
 // PolicyTLS is the certificate policy of TLS certificates for internal JPKI

@@ -17,10 +17,10 @@ import (
 	"testing"
 	"time"
 
-	"madoguchi/ca-server/api/wire"
 	"madoguchi/ca-server/hsm"
 	"madoguchi/ca-server/store"
 	"madoguchi/internal/testenv"
+	"madoguchi/jpki/wire"
 )
 
 func TestLoadOrCreateKeepsKeyPrivateAndStable(t *testing.T) {
