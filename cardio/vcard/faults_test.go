@@ -75,7 +75,7 @@ var selJPKI = []byte{0x00, 0xA4, 0x04, 0x0C, 0x0A, 0xD3, 0x92, 0xF0, 0x00, 0x26,
 // selMgmt selects the management application; initUpdate then answers 28 bytes + 90 00, a
 // response long enough to cut anywhere.
 var (
-	selMgmt = append(append([]byte{0x00, 0xA4, 0x04, 0x00, byte(len(perso.AID))}, perso.AID...), 0x00)
+	selMgmt    = append(append([]byte{0x00, 0xA4, 0x04, 0x00, byte(len(perso.AID))}, perso.AID...), 0x00)
 	initUpdate = []byte{0x80, 0x50, 0x00, 0x00, 0x08, 1, 2, 3, 4, 5, 6, 7, 8, 0x00}
 )
 
