@@ -107,3 +107,51 @@ func TestHSMFaultEnvOnlyInFaultCampaignBuild(t *testing.T) {
 		t.Fatalf("faultcampaign build with a fault on unwrap secret only: serve did not start:\n%s", log())
 	}
 }
+
+// TestClockSkewFileOnlyInFaultCampaignBuild (issue 15): MADOGUCHI_CLOCK_SKEW_FILE moves the
+// CA's wall clock (internal/wallclock) in a ca-server built with -tags faultcampaign, and
+// nothing reads it in a default build. The probe is `terminal-token`, which prints the token's
+// expiry from the CA's clock: with the file holding -72h the tagged build prints an expiry
+// three days earlier than the default build does; rewriting the file to 48h moves it forward.
+func TestClockSkewFileOnlyInFaultCampaignBuild(t *testing.T) {
+	testenv.SoftHSM(t)
+	plain, tagged := buildCA(t, ""), buildCA(t, "faultcampaign")
+	data, _, _ := devCA(t, 1)
+	skewFile := filepath.Join(t.TempDir(), "skew")
+	validUntil := func(bin string) time.Time {
+		t.Helper()
+		cmd := exec.Command(bin, "terminal-token", "--data-dir", data, "--municipality", "131016")
+		cmd.Env = append(os.Environ(), "MADOGUCHI_CLOCK_SKEW_FILE="+skewFile)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("%s terminal-token: %v\n%s", bin, err, stderr.String())
+		}
+		_, rest, ok := strings.Cut(stderr.String(), "valid until ")
+		at, err := time.Parse(time.RFC3339, strings.TrimSuffix(strings.Fields(rest + " ")[0], ";"))
+		if !ok || err != nil {
+			t.Fatalf("no expiry in %q: %v", stderr.String(), err)
+		}
+		return at
+	}
+	writeSkew := func(s string) {
+		t.Helper()
+		if err := os.WriteFile(skewFile, []byte(s+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeSkew("-72h")
+	ref := validUntil(plain)
+	if !ref.After(time.Now()) {
+		t.Fatalf("default build: expiry %v not in the future", ref)
+	}
+	skewed := validUntil(tagged)
+	// A day's margin on both sides: the point is the three days, not the seconds between runs.
+	if d := ref.Sub(skewed); d < 48*time.Hour || d > 96*time.Hour {
+		t.Fatalf("faultcampaign build with -72h: expiry %v, default build %v (%v apart, want about 72h)", skewed, ref, d)
+	}
+	writeSkew("48h")
+	if d := validUntil(tagged).Sub(validUntil(plain)); d < 24*time.Hour || d > 72*time.Hour {
+		t.Fatalf("faultcampaign build with 48h: %v ahead of the default build, want about 48h", d)
+	}
+}
