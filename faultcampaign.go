@@ -8,18 +8,32 @@
 // clock (internal/wallclock, behind app/clock.System, app.Config.Clock's default), for the GUI
 // and `madoguchi cli` alike, re-read at most every 100 ms (internal/faults/clockskew).
 // libfaketime cannot do this: Go reads the time through the vDSO, not libc.
+//
+// MADOGUCHI_FSYNC_FAULT_FILE names a file whose appearance makes every fsync of the process fail
+// with EIO from then on (internal/faults/fsyncfail: a seccomp filter; the file is checked at
+// start and every 100 ms).
 
 package main
 
 import (
+	"log"
 	"os"
 
 	"madoguchi/internal/faults/clockskew"
+	"madoguchi/internal/faults/fsyncfail"
 	"madoguchi/internal/wallclock"
 )
 
 func init() {
 	if path := os.Getenv("MADOGUCHI_CLOCK_SKEW_FILE"); path != "" {
 		wallclock.SetOffset(clockskew.File(path))
+	}
+	if path := os.Getenv("MADOGUCHI_FSYNC_FAULT_FILE"); path != "" {
+		fsyncfail.ArmWhenPresent(path, func(err error) {
+			if err != nil {
+				log.Fatalf("fault campaign build: cannot fail fsync: %v", err)
+			}
+			log.Printf("fault campaign build: every fsync fails with EIO from now on")
+		})
 	}
 }

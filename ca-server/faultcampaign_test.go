@@ -79,18 +79,24 @@ type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
-// TestHSMFaultEnvOnlyInFaultCampaignBuild (issue 15): MADOGUCHI_HSM_FAULT reaches the HSM's
-// PKCS#11 call boundary (internal/hsmfault) in a ca-server built with -tags faultcampaign, and
-// nothing reads it in a default build. The fault fails the very first PKCS#11 operation of
-// serve with CKR_GENERAL_ERROR (not a session fault, so hsm does not retry it): the tagged
-// serve refuses to start, naming the code; the default serve, with the same environment,
-// starts. Real serve processes on SoftHSM.
-func TestHSMFaultEnvOnlyInFaultCampaignBuild(t *testing.T) {
+// TestFaultCampaignBuild (issue 15): the fault campaign's environment variables work in a
+// ca-server built with -tags faultcampaign and nothing reads them in a default build. Both
+// builds run as child processes on the same --dev data directory on SoftHSM.
+func TestFaultCampaignBuild(t *testing.T) {
 	testenv.SoftHSM(t)
 	plain, tagged := buildCA(t, ""), buildCA(t, "faultcampaign")
 	data, _, _ := devCA(t, 1)
-	fault := "MADOGUCHI_HSM_FAULT=error@1=CKR_GENERAL_ERROR"
+	t.Run("hsm", func(t *testing.T) { hsmFaultEnv(t, plain, tagged, data) })
+	t.Run("clock", func(t *testing.T) { clockSkewFile(t, plain, tagged, data) })
+	t.Run("fsync", func(t *testing.T) { fsyncFaultFile(t, plain, tagged, data) })
+}
 
+// hsmFaultEnv: MADOGUCHI_HSM_FAULT reaches the HSM's PKCS#11 call boundary
+// (internal/hsmfault). The fault fails the very first PKCS#11 operation of serve with
+// CKR_GENERAL_ERROR (not a session fault, so hsm does not retry it): the tagged serve refuses
+// to start, naming the code; the default serve, with the same environment, starts.
+func hsmFaultEnv(t *testing.T, plain, tagged, data string) {
+	fault := "MADOGUCHI_HSM_FAULT=error@1=CKR_GENERAL_ERROR"
 	if ok, log := startServeBinary(t, plain, data, fault); !ok {
 		t.Fatalf("default build: serve did not start with %s set:\n%s", fault, log())
 	}
@@ -108,29 +114,33 @@ func TestHSMFaultEnvOnlyInFaultCampaignBuild(t *testing.T) {
 	}
 }
 
-// TestClockSkewFileOnlyInFaultCampaignBuild (issue 15): MADOGUCHI_CLOCK_SKEW_FILE moves the
-// CA's wall clock (internal/wallclock) in a ca-server built with -tags faultcampaign, and
-// nothing reads it in a default build. The probe is `terminal-token`, which prints the token's
-// expiry from the CA's clock: with the file holding -72h the tagged build prints an expiry
-// three days earlier than the default build does; rewriting the file to 48h moves it forward.
-func TestClockSkewFileOnlyInFaultCampaignBuild(t *testing.T) {
-	testenv.SoftHSM(t)
-	plain, tagged := buildCA(t, ""), buildCA(t, "faultcampaign")
-	data, _, _ := devCA(t, 1)
+// terminalToken runs `bin terminal-token` with env and returns its stderr and error.
+func terminalToken(t *testing.T, bin, data string, env ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(bin, "terminal-token", "--data-dir", data, "--municipality", "131016")
+	cmd.Env = append(os.Environ(), env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	return stderr.String(), err
+}
+
+// clockSkewFile: MADOGUCHI_CLOCK_SKEW_FILE moves the CA's wall clock (internal/wallclock). The
+// probe is `terminal-token`, which prints the token's expiry from the CA's clock: with the file
+// holding -72h the tagged build prints an expiry three days earlier than the default build
+// does; rewriting the file to 48h moves it forward.
+func clockSkewFile(t *testing.T, plain, tagged, data string) {
 	skewFile := filepath.Join(t.TempDir(), "skew")
 	validUntil := func(bin string) time.Time {
 		t.Helper()
-		cmd := exec.Command(bin, "terminal-token", "--data-dir", data, "--municipality", "131016")
-		cmd.Env = append(os.Environ(), "MADOGUCHI_CLOCK_SKEW_FILE="+skewFile)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("%s terminal-token: %v\n%s", bin, err, stderr.String())
+		stderr, err := terminalToken(t, bin, data, "MADOGUCHI_CLOCK_SKEW_FILE="+skewFile)
+		if err != nil {
+			t.Fatalf("%s terminal-token: %v\n%s", bin, err, stderr)
 		}
-		_, rest, ok := strings.Cut(stderr.String(), "valid until ")
+		_, rest, ok := strings.Cut(stderr, "valid until ")
 		at, err := time.Parse(time.RFC3339, strings.TrimSuffix(strings.Fields(rest + " ")[0], ";"))
 		if !ok || err != nil {
-			t.Fatalf("no expiry in %q: %v", stderr.String(), err)
+			t.Fatalf("no expiry in %q: %v", stderr, err)
 		}
 		return at
 	}
@@ -153,5 +163,30 @@ func TestClockSkewFileOnlyInFaultCampaignBuild(t *testing.T) {
 	writeSkew("48h")
 	if d := validUntil(tagged).Sub(validUntil(plain)); d < 24*time.Hour || d > 72*time.Hour {
 		t.Fatalf("faultcampaign build with 48h: %v ahead of the default build, want about 48h", d)
+	}
+}
+
+// fsyncFaultFile: with the file named by MADOGUCHI_FSYNC_FAULT_FILE present, the tagged build's
+// fsyncs fail (internal/faults/fsyncfail) and `terminal-token`, which commits the token to the
+// store, fails with SQLite's I/O error; the default build issues the token.
+func fsyncFaultFile(t *testing.T, plain, tagged, data string) {
+	trigger := filepath.Join(t.TempDir(), "fail-fsync")
+	if err := os.WriteFile(trigger, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := "MADOGUCHI_FSYNC_FAULT_FILE=" + trigger
+	if stderr, err := terminalToken(t, plain, data, env); err != nil {
+		t.Fatalf("default build: %v\n%s", err, stderr)
+	}
+	stderr, err := terminalToken(t, tagged, data, env)
+	if err == nil || !strings.Contains(stderr, "fsync fails") || !strings.Contains(stderr, "I/O error") {
+		t.Fatalf("faultcampaign build with fsync failing: %v\n%s", err, stderr)
+	}
+	// The refused token changed nothing: the tagged build works again without the trigger.
+	if err := os.Remove(trigger); err != nil {
+		t.Fatal(err)
+	}
+	if stderr, err := terminalToken(t, tagged, data, env); err != nil {
+		t.Fatalf("faultcampaign build after the trigger went: %v\n%s", err, stderr)
 	}
 }

@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-var envNames = []string{"MADOGUCHI_HSM_FAULT", "MADOGUCHI_CLOCK_SKEW_FILE"}
+var envNames = []string{"MADOGUCHI_HSM_FAULT", "MADOGUCHI_CLOCK_SKEW_FILE", "MADOGUCHI_FSYNC_FAULT_FILE"}
 
 // build builds the package dir (relative to the module root) with tags ("" = none).
 func build(t *testing.T, dir, tags string) string {
@@ -48,7 +48,7 @@ func TestFaultHooksOnlyInFaultCampaignBuilds(t *testing.T) {
 		want []string // names the tagged build reads
 	}{
 		{"ca-server", envNames},
-		{".", envNames[1:]}, // the terminal: clock skew only
+		{".", envNames[1:]}, // the terminal: no HSM
 	} {
 		plain, tagged := build(t, b.dir, ""), build(t, b.dir, "faultcampaign")
 		for _, name := range envNames {
@@ -63,6 +63,7 @@ func TestFaultHooksOnlyInFaultCampaignBuilds(t *testing.T) {
 		}
 		if b.dir == "." {
 			terminalClock(t, plain, tagged)
+			terminalFsync(t, plain, tagged)
 		}
 	}
 }
@@ -82,15 +83,11 @@ func terminalClock(t *testing.T, plain, tagged string) {
 		db := filepath.Join(t.TempDir(), "terminal.db")
 		cli := func(stdin string, args ...string) string {
 			t.Helper()
-			cmd := exec.Command(bin, append([]string{"cli", "-db", db}, args...)...)
-			cmd.Env = append(os.Environ(), "MADOGUCHI_CLOCK_SKEW_FILE="+skew)
-			cmd.Stdin = strings.NewReader(stdin)
-			var out, errb bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &errb
-			if err := cmd.Run(); err != nil {
-				t.Fatalf("madoguchi cli %v: %v\n%s", args, err, errb.String())
+			out, errb, err := runCLI(bin, db, "MADOGUCHI_CLOCK_SKEW_FILE="+skew, stdin, args...)
+			if err != nil {
+				t.Fatalf("madoguchi cli %v: %v\n%s", args, err, errb)
 			}
-			return out.String()
+			return out
 		}
 		cli("supervisor-pass-1\n", "bootstrap", "-id", "sup", "-name", "管理 太郎", "-reason", "clock test")
 		out := cli("supervisor-pass-1\n", "-user", "sup", "audit", "export", "-format", "jsonl")
@@ -114,5 +111,36 @@ func terminalClock(t *testing.T, plain, tagged string) {
 	// A day's margin: the point is the three days, not the seconds between runs.
 	if d := time.Since(at); d < 48*time.Hour || d > 96*time.Hour {
 		t.Fatalf("faultcampaign build with -72h wrote its audit record %v ago, want about 72h", d)
+	}
+}
+
+// runCLI runs `bin cli -db db args...` with one extra environment variable and stdin.
+func runCLI(bin, db, env, stdin string, args ...string) (stdout, stderr string, err error) {
+	cmd := exec.Command(bin, append([]string{"cli", "-db", db}, args...)...)
+	cmd.Env = append(os.Environ(), env)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err = cmd.Run()
+	return out.String(), errb.String(), err
+}
+
+// terminalFsync: with the file named by MADOGUCHI_FSYNC_FAULT_FILE present, the tagged
+// terminal's fsyncs fail (internal/faults/fsyncfail) and `madoguchi cli bootstrap` cannot
+// create its database; the default build, with the same environment, can.
+func terminalFsync(t *testing.T, plain, tagged string) {
+	t.Helper()
+	trigger := filepath.Join(t.TempDir(), "fail-fsync")
+	if err := os.WriteFile(trigger, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := "MADOGUCHI_FSYNC_FAULT_FILE=" + trigger
+	args := []string{"bootstrap", "-id", "sup", "-name", "管理 太郎", "-reason", "fsync test"}
+	if _, errb, err := runCLI(plain, filepath.Join(t.TempDir(), "terminal.db"), env, "supervisor-pass-1\n", args...); err != nil {
+		t.Fatalf("default build: %v\n%s", err, errb)
+	}
+	_, errb, err := runCLI(tagged, filepath.Join(t.TempDir(), "terminal.db"), env, "supervisor-pass-1\n", args...)
+	if err == nil || !strings.Contains(errb, "fsync fails") {
+		t.Fatalf("faultcampaign build with fsync failing: %v\n%s", err, errb)
 	}
 }
