@@ -227,7 +227,10 @@ func checkCA(t *testing.T, st *castore.SQLite, records int64) {
 	}
 }
 
-// isDiskFull: the error names the full disk (ENOSPC, or SQLite's SQLITE_FULL text).
+// isDiskFull: the error says the disk is full both to a reader (SQLite's SQLITE_FULL text) and
+// to code (errors.Is ENOSPC, so a caller or the fault campaign can tell it from other store
+// failures). Seen failing on the old code: both stores returned SQLite's error alone, which no
+// errors.Is check could tell apart.
 func isDiskFull(err error) bool {
-	return errors.Is(err, syscall.ENOSPC) || strings.Contains(err.Error(), "disk is full")
+	return errors.Is(err, syscall.ENOSPC) && strings.Contains(err.Error(), "disk is full")
 }
