@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -19,13 +18,12 @@ import (
 // buildCA builds ca-server into a temporary directory, with the given build tags ("" = none).
 func buildCA(t *testing.T, tags string) string {
 	t.Helper()
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
 	out := filepath.Join(t.TempDir(), "ca-server")
 	args := []string{"build", "-o", out}
 	if tags != "" {
 		args = append(args, "-tags", tags)
 	}
-	cmd := exec.Command(gobin, append(args, ".")...)
+	cmd := exec.Command("go", append(args, ".")...)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build %v: %v\n%s", args, err, b)
 	}

@@ -20,7 +20,7 @@ func TestOffset(t *testing.T) {
 	restore := SetOffset(func() time.Duration { return -2 * time.Hour })
 	got := Now()
 	restore()
-	if d := time.Now().Sub(got); d < 2*time.Hour || d > 3*time.Hour {
+	if d := time.Since(got); d < 2*time.Hour || d > 3*time.Hour {
 		t.Fatalf("Now with a -2h offset is %v behind", d)
 	}
 	if got := Now(); time.Since(got) > time.Hour {

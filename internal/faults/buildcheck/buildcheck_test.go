@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +21,7 @@ func build(t *testing.T, dir, tags string) string {
 	if tags != "" {
 		args = append(args, "-tags", tags)
 	}
-	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), append(args, "./"+dir)...)
+	cmd := exec.Command("go", append(args, "./"+dir)...)
 	cmd.Dir = filepath.Join("..", "..", "..")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build %v ./%s: %v\n%s", args, dir, err, b)
