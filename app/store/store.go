@@ -80,8 +80,10 @@ func privateFiles(path string) error {
 }
 
 // Tx runs fn in one write transaction: committed when fn returns nil, rolled back otherwise
-// (and on panic), so a refused action leaves no change.
+// (and on panic), so a refused action leaves no change. A failure because the disk is full
+// satisfies errors.Is(err, syscall.ENOSPC).
 func (db *DB) Tx(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
+	defer func() { err = diskFull(err) }()
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)

@@ -178,7 +178,8 @@ var serialisationRetries atomic.Int64
 // and either reports success (it committed; what f assigned stands) or
 // runs f again (it rolled back). So no write method ever applies its
 // change twice or reports a committed change as failed.
-func (s *sqlStore) tx(ctx context.Context, f func(*dbTx) error) error {
+func (s *sqlStore) tx(ctx context.Context, f func(*dbTx) error) (err error) {
+	defer func() { err = diskFull(err) }()
 	if s.w.dialect != dialectPostgres {
 		return s.tryTx(ctx, nil, f)
 	}
@@ -404,6 +405,30 @@ func isSerialisationFailure(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
 }
+
+// diskFull marks a write that failed because the disk is full (SQLite
+// SQLITE_FULL, PostgreSQL disk_full 53100) so that errors.Is(err,
+// syscall.ENOSPC) holds, keeping its text and what it wraps; other errors
+// pass unchanged. The fault campaign (issue 15) and callers can then tell a
+// full disk from other failures.
+func diskFull(err error) error {
+	if err == nil {
+		return nil
+	}
+	var pe *pgconn.PgError
+	var se *sqlite.Error
+	full := errors.As(err, &pe) && pe.Code == "53100" ||
+		errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_FULL
+	if !full {
+		return err
+	}
+	return fullError{err}
+}
+
+type fullError struct{ err error }
+
+func (e fullError) Error() string   { return e.err.Error() }
+func (e fullError) Unwrap() []error { return []error{e.err, syscall.ENOSPC} }
 
 // isUnique reports whether err is a UNIQUE or PRIMARY KEY violation,
 // optionally on the named column (SQLite reports "table.column" in its

@@ -91,6 +91,8 @@ func TestStockRefusesBadInput(t *testing.T) {
 		{[]string{"stock", "--out", t.TempDir(), "--keys", batch}, "needs --count"},
 		{[]string{"run", "--port", "35963"}, "needs --state"},
 		{[]string{"run", "--state", batch, "--fault", "explode"}, "unknown fault"},
+		{[]string{"run", "--state", batch, "--fault", "garbage@0"}, "want garbage@N"},
+		{[]string{"run", "--state", batch, "--fault", "seed=x"}, "want seed=S"},
 		{[]string{"fly"}, "unknown command"},
 	} {
 		var stdout, stderr bytes.Buffer
@@ -134,4 +136,34 @@ func TestRunPlugsCardIntoSecondReader(t *testing.T) {
 		t.Fatalf("run exited %d: %s", code, stderr.String())
 	}
 	done <- 0
+}
+
+// TestRunCorruptsAnswers runs `vcard run --fault seed=5 --fault truncate@1 --fault garbage@2`:
+// the first answer arrives cut short and the second as random bytes, each an error (or a
+// status word that is not 9000) of that APDU at the PC/SC layer, and the third is the card's
+// own again.
+func TestRunCorruptsAnswers(t *testing.T) {
+	env := testenv.PCSCD(t)
+	path := filepath.Join(t.TempDir(), "card.json")
+	vcardtest.Personalised(t, path, 0x7B)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var stderr bytes.Buffer
+	go func() {
+		done <- run(ctx, []string{"run", "--state", path, "--port", fmt.Sprint(env.Ports[1]),
+			"--fault", "seed=5", "--fault", "truncate@1", "--fault", "garbage@2"}, &bytes.Buffer{}, &stderr)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	vcardtest.WaitPresent(t, env.Readers[1], true)
+	pc := vcardtest.Connect(t, env.Readers[1])
+	selectAP := []byte{0x00, 0xA4, 0x04, 0x0C, 0x0A, 0xD3, 0x92, 0xF0, 0x00, 0x26, 0x01, 0x00, 0x00, 0x00, 0x01}
+	if rsp, err := pc.Transmit(context.Background(), selectAP); err == nil {
+		t.Fatalf("truncated answer: % X without an error", rsp)
+	}
+	if rsp, err := pc.Transmit(context.Background(), selectAP); err == nil && bytes.Equal(rsp, []byte{0x90, 0x00}) {
+		t.Fatal("garbage answer: 90 00")
+	}
+	if rsp, err := pc.Transmit(context.Background(), selectAP); err != nil || !bytes.Equal(rsp, []byte{0x90, 0x00}) {
+		t.Fatalf("third apdu: % X %v", rsp, err)
+	}
 }
