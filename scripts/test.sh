@@ -28,6 +28,13 @@ fi
 
 echo "== go vet"
 go vet ./...
+# The demo build's files (demofinger.go) too.
+go vet -tags demo .
+
+# The binaries' boundaries (issue 16): the terminal links nothing of ca-server nor the demo's
+# services; ca-server links nothing of the terminal (internal/depcheck/rules.txt).
+echo "== deps-check"
+"$here/scripts/deps-check.sh"
 
 # Packages whose test binary links github.com/go-gl/gl (directly or through Fyne's driver).
 mapfile -t all < <(go list ./...)
