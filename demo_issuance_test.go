@@ -51,9 +51,15 @@ func startDemo(t *testing.T, dataDir string) *demoRun {
 	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
 	bin := filepath.Join(dataDir, "bin")
 	demoBin := filepath.Join(t.TempDir(), "demo")
-	for _, b := range [][2]string{{filepath.Join(bin, "madoguchi"), "."}, {filepath.Join(bin, "ca-server"), "./ca-server"},
+	// The terminal as the demo builds it (internal/cmd/demo: TerminalTags): with the
+	// virtual-finger button, which only the demo build links.
+	for _, b := range [][3]string{{filepath.Join(bin, "madoguchi"), ".", "demo"}, {filepath.Join(bin, "ca-server"), "./ca-server"},
 		{filepath.Join(bin, "vcard"), "./cardio/cmd/vcard"}, {demoBin, "./internal/cmd/demo"}} {
-		if out, err := exec.Command(goTool, "build", "-o", b[0], b[1]).CombinedOutput(); err != nil {
+		args := []string{"build", "-o", b[0]}
+		if b[2] != "" {
+			args = append(args, "-tags", b[2])
+		}
+		if out, err := exec.Command(goTool, append(args, b[1])...).CombinedOutput(); err != nil {
 			t.Fatalf("go build %s: %v\n%s", b[1], err, out)
 		}
 	}
@@ -257,6 +263,11 @@ func TestDemoIssuanceInWindow(t *testing.T) {
 	d := testenv.Xvfb(t)
 	dataDir := t.TempDir()
 	r := startDemo(t, dataDir)
+	// The demo build offers the virtual finger (demofinger.go; the production build has no
+	// such button): the terminal says so in its log when it opens the log-in screen.
+	if b, err := os.ReadFile(filepath.Join(dataDir, "logs", "terminal.log")); err != nil || !strings.Contains(string(b), "demo: the fingerprint step offers a virtual finger") {
+		t.Errorf("the demo's terminal does not offer the virtual finger (%v):\n%s", err, b)
+	}
 	termDir := filepath.Join(dataDir, "terminal")
 	code := prepareReception(t, r, termDir)
 	t.Logf("resident file for %s handed over", code)

@@ -9,9 +9,11 @@
 //	madoguchi cli [-db FILE] [-user ID] COMMAND ...   the same domain from the command line (app/cli)
 //	madoguchi holder revoke -ca-url URL ...           the holder's online revocation of the signature certificate (app/holder)
 //
-// Demo only: when MADOGUCHI_VIRTUAL_FINGER names the socket of libfprint's virtual device (set
-// by internal/cmd/demo, never on a real terminal), the fingerprint step offers a button that
-// presses the print MADOGUCHI_VIRTUAL_FINGER_PRINT on it, because a demo has no finger to press.
+// Demo build only (go build -tags demo, as internal/cmd/demo builds it; demofinger.go): when
+// MADOGUCHI_VIRTUAL_FINGER names the socket of libfprint's virtual device (set by
+// internal/cmd/demo), the fingerprint step offers a button that presses the print
+// MADOGUCHI_VIRTUAL_FINGER_PRINT on it, because a demo has no finger to press. The production
+// build has no such button and does not link the demo's service supervisor (internal/services).
 package main
 
 import (

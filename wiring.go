@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"log"
-	"os"
 	"time"
 
 	"madoguchi/app"
 	"madoguchi/app/apperr"
 	"madoguchi/app/audit"
 	"madoguchi/cardio/pcsc"
-	"madoguchi/internal/services"
 	"madoguchi/internal/timesync"
 	"madoguchi/ui"
 )
@@ -98,22 +96,6 @@ func (p pcscCardWatcher) WatchCard(ctx context.Context, report func(ui.CardStatu
 
 // errReaderChanged ends a card watch when the supervisor chose another reader.
 var errReaderChanged = errors.New("terminal: card reader changed in the settings")
-
-// The demo's virtual fingerprint device (see the package comment); both set by internal/cmd/demo.
-const (
-	virtualFingerEnv      = "MADOGUCHI_VIRTUAL_FINGER"
-	virtualFingerPrintEnv = "MADOGUCHI_VIRTUAL_FINGER_PRINT"
-)
-
-// demoFinger returns the demo's "press the virtual finger" action, or nil on a real terminal.
-func demoFinger() func() error {
-	socket, print := os.Getenv(virtualFingerEnv), os.Getenv(virtualFingerPrintEnv)
-	if socket == "" || print == "" {
-		return nil
-	}
-	log.Printf("demo: the fingerprint step offers a virtual finger (%s on %s)", print, socket)
-	return func() error { return services.ScanVirtualFinger(socket, print, 0) }
-}
 
 // residentChangeSender is the part of app.Terminal that delivers the resident-change outbox.
 type residentChangeSender interface {

@@ -19,7 +19,6 @@ import (
 	"madoguchi/app/pinrule"
 	"madoguchi/app/printout"
 	"madoguchi/app/workflow"
-	"madoguchi/ca-server/profile"
 	"madoguchi/cardio"
 	"madoguchi/jpki/wire"
 	"madoguchi/raclient"
@@ -528,9 +527,9 @@ func (s *Session) CertificateCopy(ctx context.Context, card CertificateReader, t
 		if err != nil {
 			return apperr.Wrap(apperr.InvalidInput, err, "app: read the card")
 		}
-		leafDER, caDER, profName := certs.UserAuth, certs.UserAuthCA, "user-authentication"
+		leafDER, caDER := certs.UserAuth, certs.UserAuthCA
 		if typ == workflow.SignatureCert {
-			leafDER, caDER, profName = certs.Signature, certs.SignatureCA, "signature"
+			leafDER, caDER = certs.Signature, certs.SignatureCA
 			if leafDER == nil {
 				return apperr.New(apperr.InvalidInput, "app: the holder must enter the signature PIN on the card before its certificate can be read")
 			}
@@ -552,15 +551,11 @@ func (s *Session) CertificateCopy(ctx context.Context, card CertificateReader, t
 		if err := leaf.CheckSignatureFrom(caCert); err != nil {
 			return apperr.Wrap(apperr.InvalidInput, err, "app: the certificate on the card does not verify under its CA certificate")
 		}
-		profiles, err := profile.Default()
+		kind, err := printout.KindOf(typ)
 		if err != nil {
-			return apperr.Wrap(apperr.Internal, err, "app: certificate profiles")
+			return err
 		}
-		p, err := profiles.Get(profName)
-		if err != nil {
-			return apperr.Wrap(apperr.Internal, err, "app: certificate profiles")
-		}
-		if out, err = printout.CopyOf(leaf, p); err != nil {
+		if out, err = printout.CopyOf(leaf, kind); err != nil {
 			return err
 		}
 		out.Municipality, out.Date, out.OperatorID = s.t.cfg.Municipality, s.t.now(), s.operatorID

@@ -2,6 +2,9 @@
 // PIN verification, signing), the applicant's PIN set, the relay of a CA-protected
 // personalisation script and the card identity check, all over a Transport.
 //
+// Imports: cardio/apdu (APDUs), cardio/perso and cardio/scp (the personalisation relay and its
+// secure channel), cardio/pinrule (PIN formats); nothing of app, ui or ca-server.
+//
 // Concurrency: a Card serialises its own commands (one APDU sequence at a time), because a
 // card has one security state and interleaved SELECTs from two goroutines would corrupt it.
 package cardio

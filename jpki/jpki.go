@@ -16,10 +16,13 @@
 //	name positions       UTF8String, one '0'/'1' per character of the name ('1' = substitute)
 //	address positions    UTF8String, one '0'/'1' per character of the address
 //
-// The OIDs are data (the CA's profile files, DOMAIN §2); a Layout carries
-// them into this package. The encodings are code, here, so that the writer
+// The OIDs are data (DOMAIN §2): the CA's profile files, and this package's
+// attributes.json (StandardAttributes), which the terminal reads with and
+// which the CA's default signature profile must match; a Layout carries them
+// into the reader. The encodings are code, here, so that the writer
 // (ca-server/issuer) and the readers (app/printout, the counter's read-back)
-// cannot drift apart.
+// cannot drift apart. The vocabulary both programs share (certificate kinds,
+// personal attributes, PersonalDataArc) is in attributes.go.
 //
 // Safe for concurrent use: no package state is modified.
 package jpki
@@ -53,8 +56,9 @@ const MaxAddressLength = 200
 // (an ideographic space, U+3000, as on real certificates).
 const NameSeparator = "\u3000"
 
-// Layout names the otherName type-ids of the six entries. It comes from the
-// CA's profile data (ca-server/profile: Profile.Layout).
+// Layout names the otherName type-ids of the six entries. It comes from
+// personal-attribute OIDs (Attributes.Layout): the CA's profile or
+// StandardAttributes.
 type Layout struct {
 	Name, BirthDate, Sex, Address, NamePositions, AddressPositions asn1.ObjectIdentifier
 }

@@ -30,6 +30,13 @@ echo "== go vet"
 go vet ./...
 # The fault campaign's files (issue 15) are only compiled with their tag.
 go vet -tags faultcampaign . ./ca-server
+# The demo build's files (demofinger.go) too.
+go vet -tags demo .
+
+# The binaries' boundaries (issue 16): the terminal links nothing of ca-server nor the demo's
+# services; ca-server links nothing of the terminal (internal/depcheck/rules.txt).
+echo "== deps-check"
+"$here/scripts/deps-check.sh"
 
 # Packages whose test binary links github.com/go-gl/gl (directly or through Fyne's driver).
 mapfile -t all < <(go list ./...)

@@ -1,5 +1,5 @@
 // Package clock gives the counter domain an injectable source of time, so validity windows,
-// idle log-out and file expiry are testable (DESIGN habit 6).
+// idle log-out and file expiry are testable (STYLE habit 6).
 package clock
 
 import (

@@ -6,5 +6,5 @@ import "time"
 // (BenchmarkCounterIssuance's journal phase).
 func OnCommit(o *Orchestrator, f func(took time.Duration)) { o.cfg.committed = f }
 
-// SignatureLayout is the signature profile's subjectAltName layout the read-back uses.
+// SignatureLayout is the subjectAltName layout the read-back uses (jpki.StandardAttributes).
 var SignatureLayout = signatureLayout

@@ -43,7 +43,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -54,7 +53,6 @@ import (
 	"madoguchi/app/resident"
 	"madoguchi/app/store"
 	"madoguchi/app/workflow"
-	"madoguchi/ca-server/profile"
 	"madoguchi/cardio"
 	"madoguchi/cardio/apdu"
 	cardpin "madoguchi/cardio/pinrule"
@@ -824,23 +822,19 @@ func (r *run) verify(ctx context.Context, pins *heldPINs) error {
 	return r.journalWith(ctx, r.items, workflow.IssVerified, change{}, nil, nil)
 }
 
-// signatureLayout is the subjectAltName layout of the embedded signature profile: the same
-// profile data the CA loads by default.
-var signatureLayout = sync.OnceValues(func() (jpki.Layout, error) {
-	set, err := profile.Default()
+// signatureLayout is the subjectAltName layout of the shared contract's personal-attribute OIDs
+// (jpki.StandardAttributes): the ones the CA's default signature profile writes.
+func signatureLayout() (jpki.Layout, error) {
+	attrs, err := jpki.StandardAttributes()
 	if err != nil {
 		return jpki.Layout{}, err
 	}
-	p, err := set.Get("signature")
-	if err != nil {
-		return jpki.Layout{}, err
-	}
-	l, ok := p.Layout()
+	l, ok := attrs.Layout()
 	if !ok {
-		return jpki.Layout{}, fmt.Errorf("signature profile carries no personal data")
+		return jpki.Layout{}, fmt.Errorf("no personal-attribute OIDs")
 	}
 	return l, nil
-})
+}
 
 // checkBasicInfo reads the signature certificate's four items and substitute positions with the
 // shared reader (jpki) and checks they are the applicant's as sent (TS Art. 11; R02

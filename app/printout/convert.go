@@ -13,7 +13,6 @@ import (
 
 	"madoguchi/app/apperr"
 	"madoguchi/app/workflow"
-	"madoguchi/ca-server/profile"
 	"madoguchi/jpki"
 )
 
@@ -48,31 +47,21 @@ func ExplanationsOf(items []workflow.Item) ([]Explanation, error) {
 	return out, nil
 }
 
-// kindOfProfile maps a certificate profile to the certificate kind.
-func kindOfProfile(p *profile.Profile) (CertKind, error) {
-	switch p.Kind {
-	case profile.KindSignature:
-		return Signature, nil
-	case profile.KindUserAuthentication:
-		return UserAuth, nil
-	}
-	return 0, apperr.New(apperr.InvalidInput, "printout: %s is not an end-entity profile", p)
-}
-
-// SummaryOf returns the notice summary of an issued certificate under profile p.
-func SummaryOf(cert *x509.Certificate, p *profile.Profile) (Certificate, error) {
-	kind, err := kindOfProfile(p)
-	if err != nil {
-		return Certificate{}, err
+// SummaryOf returns the notice summary of an issued certificate of this kind.
+func SummaryOf(cert *x509.Certificate, kind CertKind) (Certificate, error) {
+	if kind != Signature && kind != UserAuth {
+		return Certificate{}, apperr.New(apperr.InvalidInput, "printout: certificate kind %d is not an end-entity kind", kind)
 	}
 	return Certificate{Kind: kind, Serial: cert.SerialNumber, NotBefore: cert.NotBefore, NotAfter: cert.NotAfter}, nil
 }
 
-// CopyOf fills a certificate copy from a certificate issued under profile p (as read from the
-// card), reading the personal attributes with the shared contract madoguchi/jpki (the layout of
-// real JPKI certificates; the OIDs from p), which refuses malformed or missing ones. The caller sets Municipality, Date and OperatorID.
-func CopyOf(cert *x509.Certificate, p *profile.Profile) (CertificateCopy, error) {
-	sum, err := SummaryOf(cert, p)
+// CopyOf fills a certificate copy from a certificate of this kind (as read from the card),
+// reading the personal attributes with the shared contract madoguchi/jpki (the layout of real
+// JPKI certificates, the OIDs of jpki.StandardAttributes, which the CA's default signature
+// profile writes), which refuses malformed or missing ones. The caller sets Municipality, Date
+// and OperatorID.
+func CopyOf(cert *x509.Certificate, kind CertKind) (CertificateCopy, error) {
+	sum, err := SummaryOf(cert, kind)
 	if err != nil {
 		return CertificateCopy{}, err
 	}
@@ -101,12 +90,16 @@ func CopyOf(cert *x509.Certificate, p *profile.Profile) (CertificateCopy, error)
 	}
 	if sum.Kind != Signature {
 		// CPS §3.1, §7.1: a user-authentication certificate carries no personal data.
-		if hasPersonalData(cert) {
+		if jpki.HasPersonalData(cert) {
 			return CertificateCopy{}, apperr.New(apperr.InvalidInput, "printout: personal data in a user-authentication certificate")
 		}
 		return c, nil
 	}
-	personal, err := personalOf(cert, p)
+	attrs, err := jpki.StandardAttributes()
+	if err != nil {
+		return CertificateCopy{}, apperr.Wrap(apperr.Internal, err, "printout: personal-attribute OIDs")
+	}
+	personal, err := personalOf(cert, attrs)
 	if err != nil {
 		return CertificateCopy{}, apperr.Wrap(apperr.InvalidInput, err, "printout: personal attributes")
 	}
@@ -130,11 +123,11 @@ func extKeyUsageName(u x509.ExtKeyUsage) string {
 	return fmt.Sprintf("拡張鍵用途 %d", int(u))
 }
 
-// personalOf reads the four items with jpki.ReadBasicInfo and 旧氏/通称 from their extensions.
-func personalOf(cert *x509.Certificate, p *profile.Profile) (*Personal, error) {
-	layout, ok := p.Layout()
+// personalOf reads the four items (OIDs from attrs) with jpki.ReadBasicInfo and 旧氏/通称 from their extensions.
+func personalOf(cert *x509.Certificate, attrs jpki.Attributes) (*Personal, error) {
+	layout, ok := attrs.Layout()
 	if !ok {
-		return nil, fmt.Errorf("%s carries no personal data", p)
+		return nil, fmt.Errorf("no personal-attribute OIDs")
 	}
 	b, err := jpki.ReadBasicInfo(cert, layout)
 	if err != nil {
@@ -160,10 +153,10 @@ func personalOf(cert *x509.Certificate, p *profile.Profile) (*Personal, error) {
 		return nil, fmt.Errorf("sex code %q not printable", b.Sex)
 	}
 	for _, f := range []struct {
-		attr profile.Attribute
+		attr jpki.Attribute
 		dst  *Text
-	}{{profile.AttrFormerSurname, &out.FormerSurname}, {profile.AttrAlias, &out.Alias}} {
-		oids, ok := p.Attributes[f.attr]
+	}{{jpki.AttrFormerSurname, &out.FormerSurname}, {jpki.AttrAlias, &out.Alias}} {
+		oids, ok := attrs[f.attr]
 		if !ok {
 			continue
 		}
@@ -174,23 +167,4 @@ func personalOf(cert *x509.Certificate, p *profile.Profile) (*Personal, error) {
 		*f.dst = Text{v, subs}
 	}
 	return out, nil
-}
-
-// hasPersonalData reports an extension or a subjectAltName otherName under J-LIS's personal-data
-// arc.
-func hasPersonalData(cert *x509.Certificate) bool {
-	arc := profile.PersonalDataArc
-	under := func(o []int) bool { return len(o) > len(arc) && arc.Equal(o[:len(arc)]) }
-	for _, e := range cert.Extensions {
-		if under(e.Id) {
-			return true
-		}
-	}
-	names, _ := jpki.OtherNames(cert)
-	for _, n := range names {
-		if under(n.TypeID) {
-			return true
-		}
-	}
-	return false
 }

@@ -563,7 +563,7 @@ func TestCopyOfIssuedCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := CopyOf(cert, prof)
+	c, err := CopyOf(cert, Signature)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -583,7 +583,7 @@ func TestCopyOfIssuedCertificate(t *testing.T) {
 	}
 
 	// The notice's summary and the workflow's explanations convert too.
-	sum, err := SummaryOf(cert, prof)
+	sum, err := SummaryOf(cert, Signature)
 	if err != nil || sum.Serial.Cmp(cert.SerialNumber) != 0 {
 		t.Fatalf("SummaryOf = %+v, %v", sum, err)
 	}

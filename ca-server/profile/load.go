@@ -20,6 +20,7 @@ import (
 	"madoguchi/ca-server/crl"
 
 	"madoguchi/ca-server/profiles"
+	"madoguchi/jpki"
 )
 
 // Errors returned by Parse and Load. They are wrapped with the source file
@@ -412,7 +413,7 @@ func attributeOID(field, s string, wrap func(string, error, string) error) (asn1
 	if err != nil {
 		return nil, wrap(field, ErrInvalidOID, err.Error())
 	}
-	if len(oid) <= len(PersonalDataArc) || !oid[:len(PersonalDataArc)].Equal(PersonalDataArc) {
+	if !jpki.UnderPersonalDataArc(oid) {
 		return nil, wrap(field, ErrAttributeOutsideArc, s)
 	}
 	return oid, nil

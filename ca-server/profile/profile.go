@@ -26,17 +26,16 @@ import (
 	"madoguchi/jpki"
 )
 
+// The JPKI certificate vocabulary is the shared contract's (madoguchi/jpki), which the terminal
+// reads certificates with; the names below keep this package's callers as they were.
+
 // Kind is the type of certificate a profile describes.
-type Kind string
+type Kind = jpki.Kind
 
 // Kinds of end-entity certificate.
 const (
-	// KindSignature is 署名用電子証明書: carries the holder's personal
-	// attributes (TS Art. 11).
-	KindSignature Kind = "signature"
-	// KindUserAuthentication is 利用者証明用電子証明書: carries no personal
-	// data (CPS §3.1, §7.1).
-	KindUserAuthentication Kind = "user-authentication"
+	KindSignature          = jpki.KindSignature
+	KindUserAuthentication = jpki.KindUserAuthentication
 )
 
 // ValidityRule names how the issuer computes notAfter.
@@ -48,33 +47,27 @@ type ValidityRule string
 const ValidityHolderBirthdayOrCardExpiry ValidityRule = "holder-birthday-or-card-expiry"
 
 // Attribute names one personal attribute carried by a signature certificate.
-type Attribute string
+type Attribute = jpki.Attribute
 
 // Personal attributes, in the order their extensions appear in a certificate.
 const (
-	AttrName          Attribute = "name"          // 氏名
-	AttrSex           Attribute = "sex"           // 男女の別
-	AttrDateOfBirth   Attribute = "dateOfBirth"   // 出生の年月日
-	AttrAddress       Attribute = "address"       // 住所
-	AttrFormerSurname Attribute = "formerSurname" // 旧氏
-	AttrAlias         Attribute = "alias"         // 通称
+	AttrName          = jpki.AttrName
+	AttrSex           = jpki.AttrSex
+	AttrDateOfBirth   = jpki.AttrDateOfBirth
+	AttrAddress       = jpki.AttrAddress
+	AttrFormerSurname = jpki.AttrFormerSurname
+	AttrAlias         = jpki.AttrAlias
 )
 
 // AttributeOrder lists every attribute in extension order.
-var AttributeOrder = []Attribute{AttrName, AttrSex, AttrDateOfBirth, AttrAddress, AttrFormerSurname, AttrAlias}
+var AttributeOrder = jpki.AttributeOrder
 
 // PersonalDataArc is J-LIS's arc for personal-attribute extensions (DOMAIN §2).
 // Every attribute OID in a profile must lie strictly under it.
-var PersonalDataArc = asn1.ObjectIdentifier{1, 2, 392, 200149, 8, 5, 5}
+var PersonalDataArc = jpki.PersonalDataArc
 
 // AttributeOIDs are the extension OIDs of one personal attribute.
-type AttributeOIDs struct {
-	OID asn1.ObjectIdentifier
-	// Substitutes is the OID of the extension holding the positions of
-	// substitute characters (R02 II-2-5(4)(5)); nil for non-text attributes
-	// or when the profile defines none.
-	Substitutes asn1.ObjectIdentifier
-}
+type AttributeOIDs = jpki.AttributeOIDs
 
 // SubjectAttribute is one attribute of the subject DN template. Value may
 // contain the placeholder {serial}.
@@ -108,7 +101,7 @@ type Profile struct {
 	IssuerAltName []SubjectAttribute
 	// Attributes maps each personal attribute the profile certifies to its
 	// OIDs; empty for user-authentication profiles.
-	Attributes map[Attribute]AttributeOIDs
+	Attributes jpki.Attributes
 }
 
 // Placeholders in templates.
@@ -180,16 +173,7 @@ func (p *Profile) IssuerAltNameRDNs() pkix.RDNSequence {
 // Layout returns the subjectAltName layout of the basic four items and
 // their substitute positions (jpki), from this profile's OIDs. ok is false
 // for a profile without personal data.
-func (p *Profile) Layout() (l jpki.Layout, ok bool) {
-	if !p.CarriesPersonalData() {
-		return jpki.Layout{}, false
-	}
-	a := p.Attributes
-	return jpki.Layout{
-		Name: a[AttrName].OID, BirthDate: a[AttrDateOfBirth].OID, Sex: a[AttrSex].OID, Address: a[AttrAddress].OID,
-		NamePositions: a[AttrName].Substitutes, AddressPositions: a[AttrAddress].Substitutes,
-	}, true
-}
+func (p *Profile) Layout() (l jpki.Layout, ok bool) { return p.Attributes.Layout() }
 
 // CarriesPersonalData reports whether certificates of this profile carry
 // personal attributes.

@@ -12,7 +12,33 @@ import (
 	"testing"
 
 	"madoguchi/ca-server/profiles"
+	"madoguchi/jpki"
 )
+
+// TestDefaultSignatureMatchesContract: the counter terminal reads certificates with the shared
+// contract's OIDs (jpki.StandardAttributes, jpki/attributes.json), not with this package; the
+// embedded default signature profile must write the same OIDs, or the terminal's certificate
+// copy and issuance read-back would not find what the CA wrote.
+func TestDefaultSignatureMatchesContract(t *testing.T) {
+	s, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := s.Get("signature")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := jpki.StandardAttributes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sig.Attributes.Equal(want) {
+		t.Fatalf("signature profile's attributes %v differ from jpki's %v", sig.Attributes, want)
+	}
+	if sig.Kind != jpki.KindSignature {
+		t.Fatalf("Kind = %q", sig.Kind)
+	}
+}
 
 func TestDefaultProfiles(t *testing.T) {
 	s, err := Default()

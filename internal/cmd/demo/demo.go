@@ -184,16 +184,23 @@ func (d *demo) stopAll() error {
 
 // ---- step: build ----
 
-// binary is one program the demo builds: its package and the output name in bin/.
+// binary is one program the demo builds: its package, the output name in bin/ and its build
+// tags.
 type binary struct {
 	name, pkg string
-	required  bool // the demo cannot run without it
+	required  bool   // the demo cannot run without it
+	tags      string // go build -tags; "" for none
 }
 
+// TerminalTags are the terminal's build tags in the demo: the demo build links the
+// virtual-finger button (the root package's demofinger.go, calling internal/services), which
+// the production build leaves out (issue 16).
+const TerminalTags = "demo"
+
 var binaries = []binary{
-	{"ca-server", "./ca-server", false},
-	{"vcard", "./cardio/cmd/vcard", false},
-	{"madoguchi", ".", true},
+	{"ca-server", "./ca-server", false, ""},
+	{"vcard", "./cardio/cmd/vcard", false, ""},
+	{"madoguchi", ".", true, TerminalTags},
 }
 
 func (d *demo) build(ctx context.Context) error {
@@ -210,13 +217,17 @@ func (d *demo) build(ctx context.Context) error {
 	}
 	for _, b := range binaries {
 		out := filepath.Join(d.bin, b.name)
+		tags := ""
+		if b.tags != "" {
+			tags = " -tags " + b.tags
+		}
 		if b.name == "madoguchi" {
-			d.log.Printf("  building the terminal (go build -o %s %s); the first build compiles Fyne's GL driver, about 3.5 minutes on 2 cores, later builds come from Go's cache", out, b.pkg)
+			d.log.Printf("  building the terminal (go build%s -o %s %s); the first build compiles Fyne's GL driver, about 3.5 minutes on 2 cores, later builds come from Go's cache", tags, out, b.pkg)
 		} else {
-			d.log.Printf("  building %s (go build -o %s %s)", b.name, out, b.pkg)
+			d.log.Printf("  building %s (go build%s -o %s %s)", b.name, tags, out, b.pkg)
 		}
 		start := time.Now()
-		msg, err := goBuild(ctx, repo, out, b.pkg)
+		msg, err := goBuild(ctx, repo, out, b.pkg, b.tags)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -237,9 +248,14 @@ func (d *demo) build(ctx context.Context) error {
 	return nil
 }
 
-// goBuild runs `go build -o out pkg` in repo; Ctrl-C during the build stops the whole build.
-func goBuild(ctx context.Context, repo, out, pkg string) (string, error) {
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
+// goBuild runs `go build [-tags tags] -o out pkg` in repo; Ctrl-C during the build stops the
+// whole build.
+func goBuild(ctx context.Context, repo, out, pkg, tags string) (string, error) {
+	args := []string{"build"}
+	if tags != "" {
+		args = append(args, "-tags", tags)
+	}
+	cmd := exec.CommandContext(ctx, "go", append(args, "-o", out, pkg)...)
 	cmd.Dir = repo
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }

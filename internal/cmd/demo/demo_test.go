@@ -300,7 +300,7 @@ func TestDemoGoesOnWithoutCAAndCard(t *testing.T) {
 	if err := os.MkdirAll(bin, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if msg, err := goBuild(context.Background(), repoRoot(t), filepath.Join(bin, "madoguchi"), "."); err != nil {
+	if msg, err := goBuild(context.Background(), repoRoot(t), filepath.Join(bin, "madoguchi"), ".", TerminalTags); err != nil {
 		t.Fatalf("build the terminal: %v\n%s", err, msg)
 	}
 	p := startDemo(t, "--data-dir", data, "--no-build", "--ca-listen", "127.0.0.1:"+strconv.Itoa(freePort(t)))
