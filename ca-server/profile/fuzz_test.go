@@ -32,6 +32,8 @@ func FuzzParseProfile(f *testing.F) {
 		f.Add(bytes.Replace(b, []byte(`"{serial}"`), []byte(`"{serial}{serial}"`), 1))
 		f.Add(bytes.Replace(b, []byte(`"crlShards": 1`), []byte(`"crlShards": 16`), 1))
 		f.Add(bytes.Replace(b, []byte(`"keyUsage": [`), []byte(`"keyUsage": ["keyCertSign", `), 1))
+		// {issuerKeyID} as the port: "00" makes a valid port, real hex does not.
+		f.Add(bytes.Replace(b, []byte(`"http://crl.jpki.madoguchi.example/`), []byte(`"http://crl.example:{issuerKeyID}/`), 1))
 	}
 	f.Add([]byte(`{"name":"a","name":"b"}`))
 	f.Add([]byte(`{}`))

@@ -427,12 +427,17 @@ func checkURLTemplate(tmpl string, allowed ...string) error {
 	if err := checkPlaceholders(tmpl, allowed...); err != nil {
 		return err
 	}
-	u, err := url.Parse(strings.NewReplacer(placeholderIssuerKeyID, "00", placeholderShard, "0").Replace(tmpl))
-	if err != nil {
-		return ErrBadURL
-	}
-	if u.Scheme != "http" || u.Host == "" || u.User != nil || u.Fragment != "" || u.RawQuery != "" {
-		return ErrBadURL
+	// Checked with expansions shaped like real ones: a key identifier is hex with letters
+	// (SHA-1, 20 octets), so "00" alone let {issuerKeyID} stand as a port
+	// ("http://crl.example:{issuerKeyID}/"), which no real expansion parses as.
+	for _, keyID := range []string{"00", strings.Repeat("ab", 20)} {
+		u, err := url.Parse(strings.NewReplacer(placeholderIssuerKeyID, keyID, placeholderShard, "0").Replace(tmpl))
+		if err != nil {
+			return ErrBadURL
+		}
+		if u.Scheme != "http" || u.Host == "" || u.User != nil || u.Fragment != "" || u.RawQuery != "" {
+			return ErrBadURL
+		}
 	}
 	return nil
 }
