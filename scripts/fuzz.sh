@@ -6,15 +6,17 @@
 #
 # DURATION is a Go duration (default 1m). JOBS is how many targets run at once (default 1;
 # each target uses one core: -parallel=1). MINIMIZE bounds the minimisation of each new
-# interesting input and crasher (-fuzzminimizetime; default 0: none). Go's own default of
-# 60s made targets with kilobyte inputs (profiles, registers, key blobs) spend nearly all of
-# a short run minimising: 23 execs in 15 s against 138,000 in 10 s without (FuzzParseProfile). TARGET is a fuzz function name (FuzzX) or
-# pkgdir:FuzzX; the default is every Fuzz function in the module. The seed corpus of every
-# target already runs in `go test` (scripts/test.sh); this script is the long run.
+# interesting input and crasher (-fuzzminimizetime; default 0: none). TARGET is a fuzz
+# function name (FuzzX) or pkgdir:FuzzX; the default is every Fuzz function in the module.
 #
-# A target that ends with only "context deadline exceeded" and no failing input is counted
-# as complete: that is Go's fuzz coordinator reporting its own -fuzztime deadline
-# (golang/go#75804, fixed in Go 1.27). The script changes no tracked file. Go keeps the inputs it finds interesting in its cache
+# The seed corpus of every target already runs in `go test` (scripts/test.sh); this script
+# is the long run. Go's default minimisation of 60 s made targets with kilobyte inputs
+# (profiles, registers, key blobs) spend nearly all of a short run minimising: 23 execs in
+# 15 s against 138,000 in 10 s without (FuzzParseProfile). A target that ends with only
+# "context deadline exceeded" and no failing input is counted as complete: that is Go's
+# fuzz coordinator reporting its own -fuzztime deadline (golang/go#75804, fixed in Go 1.27).
+#
+# The script changes no tracked file. Go keeps the inputs it finds interesting in its cache
 # ($GOCACHE/fuzz); a crasher is written by go to <pkg>/testdata/fuzz/<Target>/, where it
 # stays as the regression test of the fix. Raw logs go to $TMPDIR/madoguchi-fuzz.<date>/.
 set -euo pipefail
@@ -31,7 +33,7 @@ while getopts "t:j:m:h" opt; do
 	j) jobs=$OPTARG ;;
 	m) minimize=$OPTARG ;;
 	*)
-		sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
 		exit 2
 		;;
 	esac
@@ -100,7 +102,9 @@ for t in "${targets[@]}"; do
 	read -r rc _ <"$log.rc"
 	last=$(grep -E '^fuzz: elapsed:' "$log" | tail -n 1 || true)
 	execs=$(sed -nE 's/.*execs: ([0-9]+).*/\1/p' <<<"$last")
-	secs=$(sed -nE 's/^fuzz: elapsed: ([0-9]+)s.*/\1/p' <<<"$last")
+	# elapsed is "45s", "5m0s" or "1h2m3s"
+	secs=$(sed -nE 's/^fuzz: elapsed: (([0-9]+)h)?(([0-9]+)m)?([0-9]+)s.*/\2:\4:\5/p' <<<"$last" |
+		awk -F: '{ print ($1 + 0) * 3600 + ($2 + 0) * 60 + $3 }')
 	new=$(sed -nE 's/.*new interesting: ([0-9]+).*/\1/p' <<<"$last")
 	rate=-
 	if [[ -n $execs && -n $secs && $secs -gt 0 ]]; then
