@@ -74,12 +74,12 @@ func FuzzParseInitUpdateResponse(f *testing.F) {
 // never accepted with data. Both security levels are covered (the first input byte picks).
 func FuzzVerifyResponse(f *testing.F) {
 	iss := newIssuer(f)
-	type chan_ struct {
+	type pairing struct {
 		host *scp.HostSession
 		card *scp.CardSession
 		pc   scp.ProtectedCommand
 	}
-	chans := map[scp.SecurityLevel]chan_{}
+	chans := map[scp.SecurityLevel]pairing{}
 	for _, level := range []scp.SecurityLevel{scp.LevelFull, scp.LevelMinimum} {
 		host, card := pair(f, iss, randBytes(f, 16))
 		ea, err := host.ExternalAuthenticate()
@@ -109,7 +109,7 @@ func FuzzVerifyResponse(f *testing.F) {
 		if _, err := card.UnwrapCommand(parse(f, pc.APDU)); err != nil {
 			f.Fatal(err)
 		}
-		chans[level] = chan_{host, card, pc}
+		chans[level] = pairing{host, card, pc}
 	}
 	for _, level := range []byte{0, 1} {
 		c := chans[[]scp.SecurityLevel{scp.LevelFull, scp.LevelMinimum}[level]]
