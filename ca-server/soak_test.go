@@ -134,6 +134,7 @@ type soakSample struct {
 	rssKiB     int64
 	goroutines int64
 	fds        int64
+	heapKiB    int64 // go_memstats_heap_inuse_bytes: the heap, without what the runtime keeps from the OS
 }
 
 // soakProcess samples the serve process pid and its /metrics.
@@ -177,6 +178,11 @@ func (p soakProcess) sample(at time.Duration) (soakSample, error) {
 		return s, errors.New("/metrics has no go_goroutines series")
 	}
 	s.goroutines = int64(g.Metric[0].GetGauge().GetValue())
+	h := fams["go_memstats_heap_inuse_bytes"]
+	if h == nil || len(h.Metric) != 1 {
+		return s, errors.New("/metrics has no go_memstats_heap_inuse_bytes series")
+	}
+	s.heapKiB = int64(h.Metric[0].GetGauge().GetValue()) / 1024
 	return s, nil
 }
 
@@ -636,6 +642,7 @@ type soakMetric struct {
 
 var soakMetrics = []soakMetric{
 	{"resident memory", "MiB", func(s soakSample) float64 { return float64(s.rssKiB) / 1024 }, 0},
+	{"Go heap in use", "MiB", func(s soakSample) float64 { return float64(s.heapKiB) / 1024 }, 0},
 	{"goroutines", "", func(s soakSample) float64 { return float64(s.goroutines) }, 10},
 	{"open files", "", func(s soakSample) float64 { return float64(s.fds) }, 5},
 }
@@ -744,9 +751,9 @@ func (r *soakResult) markdown(cfg soakConfig) string {
 	}
 	fmt.Fprintf(&b, "\nIssuance (channel, prepare, card script, confirm), %d delivered: p50 %v, p95 %v, max %v. CRLs of the signature CA seen advancing: %d.\n",
 		len(lat), pct(0.5), pct(0.95), pct(1), r.crlsPublished)
-	b.WriteString("\nSamples (s since the load started: RSS MiB, goroutines, open files):")
+	b.WriteString("\nSamples (s since the load started: RSS MiB, heap in use MiB, goroutines, open files):")
 	for _, s := range r.samples {
-		fmt.Fprintf(&b, " %.0f: %.1f/%d/%d;", s.at.Seconds(), float64(s.rssKiB)/1024, s.goroutines, s.fds)
+		fmt.Fprintf(&b, " %.0f: %.1f/%.1f/%d/%d;", s.at.Seconds(), float64(s.rssKiB)/1024, float64(s.heapKiB)/1024, s.goroutines, s.fds)
 	}
 	b.WriteString("\n")
 	return b.String()
