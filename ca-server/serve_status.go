@@ -65,6 +65,15 @@ func registerStatusFlags(fs *flag.FlagSet) *statusFlags {
 	return f
 }
 
+// check refuses a CRL interval the CRL's validity does not cover (CPS
+// §4.9.7: valid 72 h, issued every 24 h), before serve opens anything.
+func (f *statusFlags) check() error {
+	if f.crlInterval <= 0 || f.crlInterval >= crl.DefaultValidity {
+		return fmt.Errorf("%w: --crl-interval must be above 0 and below the CRL validity %v (CPS §4.9.7: 24 h)", errUsage, crl.DefaultValidity)
+	}
+	return nil
+}
+
 // caDataDir is where the CRL archive lives.
 func crlArchiveDir(dataDir string) string { return filepath.Join(dataDir, "crl-archive") }
 
