@@ -271,6 +271,8 @@ type soakResult struct {
 	samples       []soakSample
 	warmEnd       time.Duration // end of the warm-up (samples from here on are judged)
 	idle, settled soakSample
+	idleFDs       string // what the open files are, idle and settled
+	settledFDs    string
 	latencies     []time.Duration // delivered issuances, channel to confirm
 	crlsPublished int             // CRL numbers of the signature CA seen advancing
 	started       time.Time
@@ -368,6 +370,7 @@ func runSoak(t *testing.T, cfg soakConfig) *soakResult {
 		t.Fatalf("sample: %v", err)
 	}
 	res.samples = append(res.samples, res.idle)
+	res.idleFDs = soakFDKinds(proc.pid)
 
 	loadCtx, stopLoad := context.WithTimeout(ctx, cfg.load)
 	defer stopLoad()
@@ -514,6 +517,7 @@ func runSoak(t *testing.T, cfg soakConfig) *soakResult {
 			break
 		}
 	}
+	res.settledFDs = soakFDKinds(proc.pid)
 	res.loadAfter = loadAvg()
 	if !serve.alive() {
 		t.Errorf("serve exited during the soak:\n%s", tail(serve.stderr.String(), 3000))
@@ -708,6 +712,40 @@ func soakFlat(samples []soakSample, m soakMetric, warmEnd time.Duration) soakVer
 	return v
 }
 
+// soakFDKinds says what a process's open files are: sockets, pipes,
+// anonymous inodes, and files by name within the data directory.
+func soakFDKinds(pid int) string {
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err.Error()
+	}
+	n := map[string]int{}
+	for _, e := range ents {
+		l, err := os.Readlink(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(l, "socket:"):
+			l = "socket"
+		case strings.HasPrefix(l, "pipe:"):
+			l = "pipe"
+		case strings.HasPrefix(l, "anon_inode:"):
+			l = strings.TrimPrefix(l, "anon_inode:")
+		default:
+			l = filepath.Base(l)
+		}
+		n[l]++
+	}
+	var out []string
+	for k, c := range n {
+		out = append(out, fmt.Sprintf("%s ×%d", k, c))
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
+}
+
 func loadAvg() string {
 	b, err := os.ReadFile("/proc/loadavg")
 	if err != nil {
@@ -761,6 +799,7 @@ func (r *soakResult) markdown(cfg soakConfig) string {
 		}
 		return lat[max(0, min(int(p*float64(len(lat))+0.5)-1, len(lat)-1))].Round(time.Millisecond)
 	}
+	fmt.Fprintf(&b, "\nOpen files idle: %s.\nOpen files settled: %s.\n", r.idleFDs, r.settledFDs)
 	fmt.Fprintf(&b, "\nIssuance (channel, prepare, card script, confirm), %d delivered: p50 %v, p95 %v, max %v. CRLs of the signature CA seen advancing: %d.\n",
 		len(lat), pct(0.5), pct(0.95), pct(1), r.crlsPublished)
 	b.WriteString("\nSamples (s since the load started: RSS MiB, heap in use MiB, goroutines, open files):")
