@@ -109,7 +109,7 @@ func NewRunner(s *Stack, opt Options) (*Runner, error) {
 		return nil, err
 	}
 	s.t.Cleanup(st.Close)
-	r := &Runner{s: s, opt: opt, slot: newSlot(s), st: st, typical: 4 * time.Second, Report: NewReport(opt.Seed, s.cfg.DB)}
+	r := &Runner{s: s, opt: opt, slot: newSlot(s), st: st, typical: 2 * time.Second, Report: NewReport(opt.Seed, s.cfg.DB)}
 	s.t.Cleanup(r.slot.eject)
 	return r, nil
 }
@@ -272,7 +272,7 @@ func (r *Runner) issueCase(ctx context.Context, k int, f Fault) (CaseResult, err
 		// the typical duration of an issuance: where timed faults fall
 		r.typical = (r.typical*7 + run.Elapsed*3) / 10
 	}
-	if err := r.slot.reinsert(); err != nil {
+	if err := r.slot.reinsert(path); err != nil {
 		return res, err
 	}
 	if run.Code != 0 {

@@ -28,6 +28,10 @@ type slot struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	logger *log.Logger
+	// dirty: the card had a fault armed or was pulled; pcscd must see it gone (it polls
+	// vpcd every 400 ms) before the next card, or the reader stays in the dropped card's
+	// state.
+	dirty bool
 }
 
 func newSlot(s *Stack) *slot {
@@ -48,6 +52,10 @@ func (sl *slot) insert(card *vcard.Card, path, spec string) error {
 			return err
 		}
 	}
+	return sl.start(card, path, spec, f, 0)
+}
+
+func (sl *slot) start(card *vcard.Card, path, spec string, f *vcard.Faults, attempt int) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	link := &vcard.Link{Card: card, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(sl.s.Port)), Faults: f, Logf: sl.logger.Printf}
 	done := make(chan struct{})
@@ -59,9 +67,21 @@ func (sl *slot) insert(card *vcard.Card, path, spec string) error {
 	}()
 	sl.mu.Lock()
 	sl.card, sl.path, sl.faults, sl.cancel, sl.done = card, path, f, cancel, done
+	sl.dirty = spec != ""
 	sl.mu.Unlock()
 	sl.logger.Printf("inserted card %X (%s) with fault %q", card.Serial(), filepath.Base(path), spec)
-	return sl.waitPresent()
+	if err := sl.waitPresent(); err != nil && attempt < 3 {
+		// Once more after a pause long enough for pcscd to see the reader empty.
+		sl.logger.Printf("%v; inserting again", err)
+		sl.mu.Lock()
+		sl.dirty = true
+		sl.mu.Unlock()
+		sl.eject()
+		return sl.start(card, path, spec, f, attempt+1)
+	} else if err != nil {
+		return err
+	}
+	return nil
 }
 
 // waitPresent waits until pcscd reports the card in the reader (it polls vpcd every 400 ms),
@@ -85,15 +105,9 @@ func (sl *slot) waitPresent() error {
 	}
 }
 
-// reinsert puts the current card back in without faults (what the operator does after the
-// fault: the same card, pushed back in).
-func (sl *slot) reinsert() error {
-	sl.mu.Lock()
-	path := sl.path
-	sl.mu.Unlock()
-	if path == "" {
-		return fmt.Errorf("no card")
-	}
+// reinsert puts the case's card (state at path) back in without faults: what the operator
+// does after the fault, also after a swap (the applicant's card, not the one swapped in).
+func (sl *slot) reinsert(path string) error {
 	sl.eject()
 	card, err := vcard.Open(path, nil)
 	if err != nil {
@@ -110,17 +124,23 @@ func (sl *slot) pull() {
 	if f != nil {
 		f.Remove()
 	}
+	sl.mu.Lock()
+	sl.dirty = true
+	sl.mu.Unlock()
 }
 
 // eject stops the current card's link.
 func (sl *slot) eject() {
 	sl.mu.Lock()
-	cancel, done := sl.cancel, sl.done
-	sl.cancel, sl.done = nil, nil
+	cancel, done, dirty := sl.cancel, sl.done, sl.dirty
+	sl.cancel, sl.done, sl.dirty = nil, nil, false
 	sl.mu.Unlock()
 	if cancel != nil {
 		cancel()
 		<-done
+		if dirty {
+			time.Sleep(1200 * time.Millisecond)
+		}
 		sl.waitAbsent()
 	}
 }
