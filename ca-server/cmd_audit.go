@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"madoguchi/ca-server/audit"
+	"madoguchi/internal/wallclock"
 )
 
 func init() {
@@ -102,7 +103,7 @@ func runAudit(args []string, stdout, stderr io.Writer) error {
 		// The live log: every checkpoint present, their chain, at least
 		// one checkpoint, no stale unprotected records, and every witness.
 		rep, err := audit.VerifyWith(ctx, l.st, audit.VerifyOptions{Keys: keys, RequireCheckpoint: true,
-			MaxUnprotectedAge: *maxAge, Now: time.Now(), Anchors: anchors})
+			MaxUnprotectedAge: *maxAge, Now: wallclock.Now(), Anchors: anchors})
 		printVerifyReport(stdout, rep)
 		return err
 	case "show":

@@ -12,6 +12,7 @@ import (
 
 	"madoguchi/ca-server/audit"
 	"madoguchi/ca-server/store"
+	"madoguchi/internal/wallclock"
 )
 
 // defaultAuditBackupDir is where serve puts its daily audit backups when
@@ -46,7 +47,7 @@ func runAuditBackup(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer l.Close()
-	res, err := backupAudit(ctx, l, *dataDir, *to, *operator, time.Now)
+	res, err := backupAudit(ctx, l, *dataDir, *to, *operator, wallclock.Now)
 	if err != nil {
 		return err
 	}

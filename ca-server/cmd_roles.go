@@ -12,6 +12,7 @@ import (
 
 	"madoguchi/ca-server/audit"
 	"madoguchi/ca-server/ceremony"
+	"madoguchi/internal/wallclock"
 )
 
 func init() {
@@ -113,7 +114,7 @@ func runStaff(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: --data-dir is required", errUsage)
 	}
 	ctx := context.Background()
-	now := time.Now()
+	now := wallclock.Now()
 	sec, err := secrets.fn()
 	if err != nil {
 		return err

@@ -29,6 +29,7 @@ import (
 	"madoguchi/ca-server/store"
 	"madoguchi/ca-server/tlsca"
 	"madoguchi/internal/timesync"
+	"madoguchi/internal/wallclock"
 	"madoguchi/jpki/wire"
 )
 
@@ -287,7 +288,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		defer stopAudit()
 		// CPS §5.4: the audit log is backed up daily (cmd_audit_backup.go);
 		// stopped before the checkpointing log stops.
-		stopBackups := startAuditBackups(ctx, l, cf.dataDir, *auditBackupDir, *auditBackupCheck, time.Now,
+		stopBackups := startAuditBackups(ctx, l, cf.dataDir, *auditBackupDir, *auditBackupCheck, wallclock.Now,
 			func(err error) { logger.Error("serve: audit backup", "err", err) })
 		defer stopBackups()
 		// The TLS CA key, when it is in the HSM, signs enrolments and the

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"madoguchi/ca-server/tlsca"
+	"madoguchi/internal/wallclock"
 )
 
 func init() {
@@ -52,7 +53,7 @@ func runTerminalToken(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(stdout, tok)
-	fmt.Fprintf(stderr, "token for municipality %s, valid until %s; hand it over with the TLS CA certificate\n", *muni, time.Now().Add(*ttl).Format(time.RFC3339))
+	fmt.Fprintf(stderr, "token for municipality %s, valid until %s; hand it over with the TLS CA certificate\n", *muni, wallclock.Now().Add(*ttl).Format(time.RFC3339))
 	return nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"madoguchi/ca-server/store"
+	"madoguchi/internal/wallclock"
 )
 
 func init() {
@@ -74,7 +75,7 @@ func runVerifierAdd(args []string, stdout, stderr io.Writer) error {
 }
 
 func addVerifier(ctx context.Context, l *local, dataDir, name, certFile, outDir string) (store.Verifier, error) {
-	now := time.Now()
+	now := wallclock.Now()
 	var der []byte
 	issued := false
 	if certFile != "" {
@@ -145,7 +146,7 @@ func runVerifierRevoke(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer l.Close()
-	v, err := l.st.RevokeVerifier(ctx, *name, time.Now())
+	v, err := l.st.RevokeVerifier(ctx, *name, wallclock.Now())
 	if err := duty.record(ctx, l, *name, err); err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"madoguchi/ca-server/ceremony"
 	"madoguchi/ca-server/fleet"
 	"madoguchi/ca-server/tlsca"
+	"madoguchi/internal/wallclock"
 )
 
 // Where the TLS CA key and the audit checkpoint key live.
@@ -65,7 +66,7 @@ func openTLSCA(dataDir string, st tlsca.Store) (*tlsca.CA, error) {
 		return nil, err
 	}
 	if !ok {
-		cert, signer, err := tlsca.LoadOrCreate(dataDir, time.Now())
+		cert, signer, err := tlsca.LoadOrCreate(dataDir, wallclock.Now())
 		if err != nil {
 			return nil, err
 		}

@@ -33,6 +33,7 @@ import (
 	"madoguchi/ca-server/status"
 	"madoguchi/ca-server/store"
 	"madoguchi/internal/atomicfile"
+	"madoguchi/internal/wallclock"
 )
 
 // statusFlags are serve's flags for revocation and status.
@@ -239,7 +240,7 @@ func startStatus(ctx context.Context, f *statusFlags, l *local, srv *api.Server,
 		if err != nil {
 			return nil, fmt.Errorf("%w: --ocsp-policies: %v", errUsage, err)
 		}
-		r, err := hsmResponder(ctx, active, dataDir, ca, svc, policy, time.Now(), f.traffic.f.ocspCacheBytes, l.st, f.holder)
+		r, err := hsmResponder(ctx, active, dataDir, ca, svc, policy, wallclock.Now(), f.traffic.f.ocspCacheBytes, l.st, f.holder)
 		if err != nil {
 			return nil, err
 		}
@@ -279,7 +280,7 @@ func startStatus(ctx context.Context, f *statusFlags, l *local, srv *api.Server,
 			// the lease holder keeps status_changes to a day
 			if f.lease != nil {
 				if fctx, ok := f.lease.Fenced(sctx); ok {
-					if _, err := l.st.PruneStatusChanges(fctx, time.Now().Add(-statusChangesKept)); err != nil {
+					if _, err := l.st.PruneStatusChanges(fctx, wallclock.Now().Add(-statusChangesKept)); err != nil {
 						logger.Error("serve: prune status changes", "err", err)
 					}
 				}
@@ -425,7 +426,7 @@ func hsmResponder(ctx context.Context, active *ceremony.Active, dataDir string, 
 		if cert, kp, ok, err = recordedResponder(ctx, h, st, ca, gen, now); err != nil || ok {
 			break
 		}
-		lease, lerr := st.AcquireLease(ctx, responderLease(ca.Name, gen), holder, time.Minute, time.Now())
+		lease, lerr := st.AcquireLease(ctx, responderLease(ca.Name, gen), holder, time.Minute, wallclock.Now())
 		if errors.Is(lerr, store.ErrLeaseHeld) {
 			if time.Now().After(wait) {
 				return nil, fmt.Errorf("serve: %s OCSP responder: another replica holds %s and has recorded no responder key: %w", ca.Name, responderLease(ca.Name, gen), lerr)

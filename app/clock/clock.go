@@ -5,6 +5,8 @@ package clock
 import (
 	"sync"
 	"time"
+
+	"madoguchi/internal/wallclock"
 )
 
 // Clock tells the current time. Implementations are safe for concurrent use.
@@ -13,8 +15,8 @@ type Clock interface{ Now() time.Time }
 // System is the machine clock (CPS §6.8: the terminal's time source is synchronised by the OS).
 type System struct{}
 
-// Now returns time.Now().
-func (System) Now() time.Time { return time.Now() }
+// Now returns the wall clock (internal/wallclock: time.Now() in every production build).
+func (System) Now() time.Time { return wallclock.Now() }
 
 // Fake is a manually advanced clock for tests. Safe for concurrent use.
 type Fake struct {

@@ -58,6 +58,7 @@ import (
 	"madoguchi/ca-server/store"
 	"madoguchi/ca-server/tlsca"
 	"madoguchi/ca-server/traffic"
+	"madoguchi/internal/wallclock"
 	"madoguchi/jpki/wire"
 )
 
@@ -126,7 +127,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("api: service, enroller, terminals, auditor and client CA pool are required")
 	}
 	if cfg.Clock == nil {
-		cfg.Clock = time.Now
+		cfg.Clock = wallclock.Now
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

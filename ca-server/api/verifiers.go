@@ -18,6 +18,7 @@ import (
 	"madoguchi/ca-server/crl"
 	"madoguchi/ca-server/store"
 	"madoguchi/ca-server/traffic"
+	"madoguchi/internal/wallclock"
 	"madoguchi/jpki/wire"
 )
 
@@ -162,7 +163,7 @@ func fill(cfg *StatusConfig, listener string) {
 		cfg.Traffic = traffic.NewGuard(traffic.GuardConfig{Listener: listener, Audit: cfg.Audit, Logger: cfg.Logger})
 	}
 	if cfg.Clock == nil {
-		cfg.Clock = time.Now
+		cfg.Clock = wallclock.Now
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

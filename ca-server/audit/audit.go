@@ -64,6 +64,7 @@ import (
 	"time"
 
 	"madoguchi/ca-server/store"
+	"madoguchi/internal/wallclock"
 	"madoguchi/jpki/wire"
 )
 
@@ -144,7 +145,7 @@ func OpenUnsigned(ctx context.Context, st Store, clock func() time.Time) (*Log, 
 
 func open(ctx context.Context, st Store, opts Options) (*Log, error) {
 	if opts.Clock == nil {
-		opts.Clock = time.Now
+		opts.Clock = wallclock.Now
 	}
 	if opts.Every <= 0 {
 		opts.Every = 100

@@ -39,6 +39,7 @@ import (
 
 	"madoguchi/ca-server/store"
 	"madoguchi/internal/auditbackup"
+	"madoguchi/internal/wallclock"
 	_ "modernc.org/sqlite" // driver "sqlite"
 )
 
@@ -117,7 +118,7 @@ func Backup(ctx context.Context, dbPath, dir string, opts BackupOptions) (Backup
 		return BackupResult{}, errors.New("audit: backup needs the database path and a backup directory")
 	}
 	if opts.Clock == nil {
-		opts.Clock = time.Now
+		opts.Clock = wallclock.Now
 	}
 	if _, err := os.Stat(dbPath); err != nil {
 		return BackupResult{}, fmt.Errorf("audit: backup source: %w", err)
@@ -176,7 +177,7 @@ func BackupFrom(ctx context.Context, src Reader, source, dir string, opts Backup
 		return BackupResult{}, errors.New("audit: backup needs the store, its name and a backup directory")
 	}
 	if opts.Clock == nil {
-		opts.Clock = time.Now
+		opts.Clock = wallclock.Now
 	}
 	at := opts.Clock().UTC()
 	if err := os.MkdirAll(dir, 0o700); err != nil {

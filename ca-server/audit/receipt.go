@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"time"
 
+	"madoguchi/internal/wallclock"
 	"madoguchi/jpki/wire"
 )
 
@@ -40,7 +41,7 @@ func NewReceiptSigner(s crypto.Signer, cert *x509.Certificate, clock func() time
 		return nil, fmt.Errorf("audit: the audit key certificate is not of the signing key (%s)", id)
 	}
 	if clock == nil {
-		clock = time.Now
+		clock = wallclock.Now
 	}
 	return &ReceiptSigner{signer: s, keyID: id, cert: cert.Raw, clock: clock}, nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"madoguchi/ca-server/cardkeys"
 	"madoguchi/ca-server/hsm"
+	"madoguchi/internal/wallclock"
 )
 
 // Common holds what every ceremony needs. Zero values: crypto/rand, the
@@ -42,7 +43,7 @@ func (c *Common) fill() error {
 		c.Rand = rand.Reader
 	}
 	if c.Now == nil {
-		c.Now = time.Now
+		c.Now = wallclock.Now
 	}
 	if c.Log == nil {
 		c.Log = io.Discard

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"madoguchi/ca-server/store"
+	"madoguchi/internal/wallclock"
 )
 
 // LeaseStore is the part of the store a Lease uses.
@@ -76,7 +77,7 @@ func Start(ctx context.Context, cfg LeaseConfig) (*Lease, error) {
 		return nil, errors.New("fleet: lease renewal must be well within its duration")
 	}
 	if cfg.Clock == nil {
-		cfg.Clock = time.Now
+		cfg.Clock = wallclock.Now
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

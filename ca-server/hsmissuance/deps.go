@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"madoguchi/ca-server/ceremony"
 	"madoguchi/ca-server/hsm"
 	"madoguchi/ca-server/issuance"
 	"madoguchi/ca-server/profile"
+	"madoguchi/internal/wallclock"
 )
 
 // Options configures FromActive.
@@ -63,7 +63,7 @@ func FromActive(ctx context.Context, a *ceremony.Active, opts Options) (*Deps, e
 		}
 		// Activate checked the key against its certificate and its usable
 		// period; IssuanceSigner refuses a superseded or expired key.
-		signer, err := k.IssuanceSigner(time.Now())
+		signer, err := k.IssuanceSigner(wallclock.Now())
 		if err != nil {
 			return nil, fmt.Errorf("hsmissuance: %s signer: %w", role, err)
 		}

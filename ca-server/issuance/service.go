@@ -17,6 +17,7 @@ import (
 	"madoguchi/ca-server/applicant"
 	"madoguchi/ca-server/issuer"
 	"madoguchi/ca-server/store"
+	"madoguchi/internal/wallclock"
 	"madoguchi/jpki/wire"
 )
 
@@ -60,7 +61,7 @@ func New(cfg Config) (*Service, error) {
 		return nil, errors.New("issuance: store, key generator, card channel, issuer and applicant checker are required")
 	}
 	if cfg.Clock == nil {
-		cfg.Clock = time.Now
+		cfg.Clock = wallclock.Now
 	}
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader

@@ -29,6 +29,7 @@ import (
 
 	"madoguchi/ca-server/applicant"
 	"madoguchi/ca-server/profile"
+	"madoguchi/internal/wallclock"
 )
 
 // Errors. Callers branch on them with errors.Is.
@@ -153,7 +154,7 @@ func New(cfg Config) (*Issuer, error) {
 		rand:           cfg.Rand,
 	}
 	if iss.now == nil {
-		iss.now = time.Now
+		iss.now = wallclock.Now
 	}
 	if iss.rand == nil {
 		iss.rand = rand.Reader

@@ -51,6 +51,8 @@ import (
 	"time"
 
 	xocsp "golang.org/x/crypto/ocsp"
+
+	"madoguchi/internal/wallclock"
 )
 
 // Errors. Callers branch on them with errors.Is.
@@ -229,7 +231,7 @@ func New(cfg Config) (*Responder, error) {
 		return nil, fmt.Errorf("%w: negative validity", ErrConfig)
 	}
 	if cfg.Now == nil {
-		cfg.Now = time.Now
+		cfg.Now = wallclock.Now
 	}
 	if cfg.Validity == 0 {
 		cfg.Validity = DefaultValidity

@@ -49,6 +49,7 @@ import (
 	"madoguchi/ca-server/crl"
 	"madoguchi/ca-server/revocation"
 	"madoguchi/ca-server/store"
+	"madoguchi/internal/wallclock"
 	"madoguchi/jpki/wire"
 )
 
@@ -246,7 +247,7 @@ func New(cfg Config) (*Service, error) {
 		cfg.Rules = revocation.Default()
 	}
 	if cfg.Clock == nil {
-		cfg.Clock = time.Now
+		cfg.Clock = wallclock.Now
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

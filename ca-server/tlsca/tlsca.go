@@ -49,6 +49,7 @@ import (
 	"time"
 
 	"madoguchi/ca-server/store"
+	"madoguchi/internal/wallclock"
 	"madoguchi/jpki/wire"
 )
 
@@ -130,7 +131,7 @@ func NewPublic(cert *x509.Certificate, st Store, clock func() time.Time) (*CA, e
 		return nil, errors.New("tlsca: certificate and store are required")
 	}
 	if clock == nil {
-		clock = time.Now
+		clock = wallclock.Now
 	}
 	if !cert.IsCA || cert.KeyUsage&x509.KeyUsageCertSign == 0 {
 		return nil, errors.New("tlsca: certificate is not a CA certificate with keyCertSign")

@@ -38,6 +38,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"madoguchi/ca-server/audit"
+	"madoguchi/internal/wallclock"
 )
 
 // Kind names one kind of counted request: an API error code
@@ -215,7 +216,7 @@ const topSources = 5
 // NewGuard returns a Guard.
 func NewGuard(cfg GuardConfig) *Guard {
 	if cfg.Clock == nil {
-		cfg.Clock = time.Now
+		cfg.Clock = wallclock.Now
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -353,12 +353,12 @@ func TestParseCommandCases(t *testing.T) {
 
 func TestFaultSpecs(t *testing.T) {
 	f := NewFaults()
-	for _, bad := range []string{"drop@0", "sw@1=XYZW", "sw@1", "delay=-1s", "explode"} {
+	for _, bad := range []string{"drop@0", "sw@1=XYZW", "sw@1", "delay=-1s", "explode", "garbage@0", "truncate@x", "garbage", "seed=-1"} {
 		if err := f.Apply(bad); err == nil {
 			t.Errorf("Apply(%q) succeeded", bad)
 		}
 	}
-	for _, good := range []string{"drop@2", "sw@1=6A82", "delay=1ms"} {
+	for _, good := range []string{"drop@2", "sw@1=6A82", "delay=1ms", "garbage@3", "truncate@4", "seed=42"} {
 		if err := f.Apply(good); err != nil {
 			t.Errorf("Apply(%q): %v", good, err)
 		}
@@ -369,8 +369,14 @@ func TestFaultSpecs(t *testing.T) {
 	if a := f.next(); !a.drop {
 		t.Fatalf("second apdu action %+v", a)
 	}
-	if a := f.next(); a.drop || a.hasSW {
+	if a := f.next(); a.drop || a.hasSW || !a.garbage || a.truncate {
 		t.Fatalf("third apdu action %+v", a)
+	}
+	if a := f.next(); a.drop || a.hasSW || a.garbage || !a.truncate {
+		t.Fatalf("fourth apdu action %+v", a)
+	}
+	if a := f.next(); a.garbage || a.truncate {
+		t.Fatalf("fifth apdu action %+v", a)
 	}
 }
 

@@ -1,7 +1,10 @@
 package vcard
 
 import (
+	crand "crypto/rand"
+	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +21,9 @@ type Faults struct {
 	seen     int            // command APDUs received so far
 	drops    map[int]bool   // absolute APDU number → drop the link there
 	sws      map[int]uint16 // absolute APDU number → answer this status word instead
+	garbage  map[int]bool   // absolute APDU number → answer random bytes instead
+	truncate map[int]bool   // absolute APDU number → cut the answer short
+	rng      *rand.Rand     // draws garbage and cut lengths; SetSeed makes it replayable
 	delay    time.Duration
 	chunk    int // > 0: answer response data in pieces of chunk bytes with 61xx
 	removed  bool
@@ -27,7 +33,56 @@ type Faults struct {
 
 // NewFaults returns a fault set with no fault armed and the card inserted.
 func NewFaults() *Faults {
-	return &Faults{drops: map[int]bool{}, sws: map[int]uint16{}, changed: make(chan struct{})}
+	var seed [16]byte
+	_, _ = crand.Read(seed[:]) // never fails on Linux (crypto/rand documents it)
+	return &Faults{
+		drops: map[int]bool{}, sws: map[int]uint16{}, garbage: map[int]bool{}, truncate: map[int]bool{},
+		rng:     rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:]))),
+		changed: make(chan struct{}),
+	}
+}
+
+// SetSeed makes the random garbage and cut lengths a function of seed, so that a fault
+// campaign replays the same bytes from the same seed.
+func (f *Faults) SetSeed(seed uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rng = rand.New(rand.NewPCG(seed, 0x6d61646f67756368)) // "madoguch"
+}
+
+// GarbageAt makes the card answer the n-th command APDU from now (n ≥ 1) with 1 to 260
+// random bytes instead of its response, as a corrupted link would. The card still processes
+// the command: what it did is lost with the answer, the hard case for the terminal.
+func (f *Faults) GarbageAt(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.garbage[f.seen+n] = true
+}
+
+// TruncateAt makes the card answer the n-th command APDU from now (n ≥ 1) with its response
+// cut to a random shorter length of at least one byte: at least the status word's last byte
+// is lost. The card still processes the command.
+func (f *Faults) TruncateAt(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.truncate[f.seen+n] = true
+}
+
+// corrupt applies a garbage or truncate action to the response rsp the card produced.
+func (f *Faults) corrupt(a faultAction, rsp []byte) []byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case a.garbage:
+		out := make([]byte, 1+f.rng.IntN(260))
+		for i := range out {
+			out[i] = byte(f.rng.Uint32())
+		}
+		return out
+	case a.truncate && len(rsp) > 1:
+		return rsp[:1+f.rng.IntN(len(rsp)-1)]
+	}
+	return rsp
 }
 
 // DropLinkAt makes the card drop the vpcd link when it receives the n-th command APDU from
@@ -103,8 +158,10 @@ type faultAction struct {
 	drop  bool
 	sw    uint16
 	hasSW bool
-	delay time.Duration
-	chunk int
+	// garbage and truncate corrupt the card's answer after it processed the command.
+	garbage, truncate bool
+	delay             time.Duration
+	chunk             int
 }
 
 // next counts one command APDU and returns the faults armed for it.
@@ -121,6 +178,14 @@ func (f *Faults) next() faultAction {
 		delete(f.sws, f.seen)
 		a.sw, a.hasSW = sw, true
 	}
+	if f.garbage[f.seen] {
+		delete(f.garbage, f.seen)
+		a.garbage = true
+	}
+	if f.truncate[f.seen] {
+		delete(f.truncate, f.seen)
+		a.truncate = true
+	}
 	return a
 }
 
@@ -128,6 +193,9 @@ func (f *Faults) next() faultAction {
 //
 //	drop@N        drop the link at the N-th command APDU
 //	sw@N=XXXX     answer the N-th command APDU with status word XXXX (hex)
+//	garbage@N     answer the N-th command APDU with 1..260 random bytes instead of its response
+//	truncate@N    answer the N-th command APDU with its response cut short (≥ 1 byte lost)
+//	seed=S        draw garbage and cut lengths from seed S (uint64), for an exact replay
 //	delay=D       answer every command APDU after D (a Go duration, e.g. 200ms)
 //	chunk=N       answer response data in pieces of N bytes with 61xx and GET RESPONSE
 //	removed       start with the card out of the reader
@@ -136,12 +204,20 @@ func (f *Faults) Apply(spec string) error {
 	case spec == "removed":
 		f.Remove()
 		return nil
-	case strings.HasPrefix(spec, "drop@"):
-		n, err := strconv.Atoi(spec[len("drop@"):])
-		if err != nil || n < 1 {
-			return fmt.Errorf("vcard: fault %q: want drop@N with N ≥ 1", spec)
+	case strings.HasPrefix(spec, "seed="):
+		seed, err := strconv.ParseUint(spec[len("seed="):], 10, 64)
+		if err != nil {
+			return fmt.Errorf("vcard: fault %q: want seed=S with S an unsigned decimal", spec)
 		}
-		f.DropLinkAt(n)
+		f.SetSeed(seed)
+		return nil
+	case strings.HasPrefix(spec, "drop@"), strings.HasPrefix(spec, "garbage@"), strings.HasPrefix(spec, "truncate@"):
+		kind, num, _ := strings.Cut(spec, "@")
+		n, err := strconv.Atoi(num)
+		if err != nil || n < 1 {
+			return fmt.Errorf("vcard: fault %q: want %s@N with N ≥ 1", spec, kind)
+		}
+		map[string]func(int){"drop": f.DropLinkAt, "garbage": f.GarbageAt, "truncate": f.TruncateAt}[kind](n)
 		return nil
 	case strings.HasPrefix(spec, "sw@"):
 		num, sw, ok := strings.Cut(spec[len("sw@"):], "=")
@@ -167,5 +243,5 @@ func (f *Faults) Apply(spec string) error {
 		f.SetDelay(d)
 		return nil
 	}
-	return fmt.Errorf("vcard: unknown fault %q (want drop@N, sw@N=XXXX, delay=D, chunk=N or removed)", spec)
+	return fmt.Errorf("vcard: unknown fault %q (want drop@N, sw@N=XXXX, garbage@N, truncate@N, seed=S, delay=D, chunk=N or removed)", spec)
 }

@@ -244,6 +244,9 @@ func (l *Link) serve(ctx context.Context, conn net.Conn, faults *Faults) error {
 					rsp, pending = nextChunk(pending, act.chunk, act.chunk)
 				}
 			}
+			if act.garbage || act.truncate {
+				rsp = faults.corrupt(act, rsp)
+			}
 		}
 		out = binary.BigEndian.AppendUint16(out[:0], uint16(len(rsp)))
 		out = append(out, rsp...)

@@ -2,6 +2,7 @@ package hsmfault
 
 import (
 	"go/ast"
+	"go/build/constraint"
 	"go/parser"
 	"go/token"
 	"io/fs"
@@ -13,7 +14,9 @@ import (
 
 // The hook must stay out of production reach: no non-test file under
 // ca-server/ calls hsmfault.Set, and only the hsm package's call boundary
-// (hsm/heal.go) imports the package at all.
+// (hsm/heal.go) imports the package at all. The one exception is the fault
+// campaign's file, ca-server/faultcampaign.go, and only while it is built
+// with the faultcampaign tag alone (issue 15).
 func TestFaultHookSetOnlyByTests(t *testing.T) {
 	root := filepath.Join("..", "..")
 	fset := token.NewFileSet()
@@ -26,6 +29,16 @@ func TestFaultHookSetOnlyByTests(t *testing.T) {
 		}
 		rel, _ := filepath.Rel(root, path)
 		if filepath.Dir(rel) == filepath.Join("internal", "hsmfault") {
+			return nil
+		}
+		if rel == "faultcampaign.go" {
+			f, err := parser.ParseFile(fset, path, nil, parser.ParseComments|parser.ImportsOnly)
+			if err != nil {
+				return err
+			}
+			if !onlyFaultCampaign(f) {
+				t.Errorf("%s may reach the HSM fault hook only under //go:build faultcampaign", rel)
+			}
 			return nil
 		}
 		f, err := parser.ParseFile(fset, path, nil, parser.ImportsOnly)
@@ -58,4 +71,27 @@ func TestFaultHookSetOnlyByTests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// onlyFaultCampaign reports whether f's //go:build line requires the
+// faultcampaign tag: false without it, whether the other tags are all set
+// or none is.
+func onlyFaultCampaign(f *ast.File) bool {
+	for _, cg := range f.Comments {
+		if cg.Pos() > f.Package {
+			break
+		}
+		for _, c := range cg.List {
+			if !constraint.IsGoBuild(c.Text) {
+				continue
+			}
+			expr, err := constraint.Parse(c.Text)
+			if err != nil {
+				return false
+			}
+			return !expr.Eval(func(tag string) bool { return tag != "faultcampaign" }) &&
+				!expr.Eval(func(string) bool { return false })
+		}
+	}
+	return false
 }

@@ -5,7 +5,7 @@
 //
 // run plugs the card kept in FILE into pcscd's vpcd reader ("Virtual PCD 00 00" on port
 // 35963, "Virtual PCD 00 01" on 35964) until interrupted; faults (drop@N, sw@N=XXXX,
-// delay=D, chunk=N, removed) are those of vcard.Faults.Apply. stock creates N blank cards,
+// garbage@N, truncate@N, seed=S, delay=D, chunk=N, removed) are those of vcard.Faults.Apply. stock creates N blank cards,
 // one state file per card named by serial, from the first N lines of a card-key batch file
 // ("serial-hex enc-hex mac-hex dek-hex" per line), as a card manufacturer would.
 package main
@@ -70,7 +70,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	port := fs.Int("port", 35963, "vpcd port (35963 = Virtual PCD 00 00, 35964 = Virtual PCD 00 01)")
 	host := fs.String("host", "127.0.0.1", "vpcd host")
 	var faults faultList
-	fs.Var(&faults, "fault", "fault to inject: drop@N, sw@N=XXXX, delay=D, chunk=N, removed (repeatable)")
+	fs.Var(&faults, "fault", "fault to inject: drop@N, sw@N=XXXX, garbage@N, truncate@N, seed=S, delay=D, chunk=N, removed (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
