@@ -22,6 +22,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"madoguchi/internal/faults/diskfill"
 )
 
 // Options is one campaign run.
@@ -40,13 +42,6 @@ type Options struct {
 	// end); 1 verifies after every case.
 	AuditEvery int
 	Log        io.Writer
-	// Injectors that need the hooks branch; nil leaves those kinds out.
-	Disk DiskFiller
-}
-
-// DiskFiller fills the filesystem of a data directory (internal/faults/diskfill).
-type DiskFiller interface {
-	Fill(dir string, leave int64) (release func() error, err error)
 }
 
 // Violation stops a run: the seed, case and fault replay it.
@@ -96,7 +91,7 @@ func NewRunner(s *Stack, opt Options) (*Runner, error) {
 	if len(opt.Kinds) == 0 {
 		opt.Kinds = AllKinds
 	}
-	use, dropped := usableKinds(opt.Kinds, s.cfg.DB, func(k Kind) bool { return k != KindDiskFull || opt.Disk != nil })
+	use, dropped := usableKinds(opt.Kinds, s.cfg.DB, func(k Kind) bool { return k != KindDiskFull || s.cfg.Tmpfs })
 	if len(dropped) > 0 {
 		fmt.Fprintf(opt.Log, "fault kinds not available in this build or database, left out: %v\n", dropped)
 	}
@@ -205,14 +200,14 @@ func (r *Runner) runCase(ctx context.Context, k int, f Fault) (CaseResult, error
 var caseOpened = regexp.MustCompile(`case (\d+) opened`)
 
 // openIssuance opens an identity-checked, explained new-issuance case for resident code.
-func (r *Runner) openIssuance(code string) (int64, error) {
+func (r *Runner) openIssuance(code string, types []string) (int64, error) {
 	file := r.s.cfg.Dir + "/resident-export.json"
 	for _, args := range [][]string{{"-user", "rc1", "resident", "export", code, "-o", file}} {
 		if res := r.s.CLI(CLIRun{Stdin: rcPass, Args: args}); res.Code != 0 {
 			return 0, fmt.Errorf("cli %v: %s", args, lastLines(res.Out+res.Err, 3))
 		}
 	}
-	res := r.s.CLI(CLIRun{Stdin: rcPass, Args: []string{"-user", "rc1", "case", "open", "-kind", "new_issuance", "-file", file, "-types", "signature,user_auth"}})
+	res := r.s.CLI(CLIRun{Stdin: rcPass, Args: []string{"-user", "rc1", "case", "open", "-kind", "new_issuance", "-file", file, "-types", strings.Join(types, ",")}})
 	m := caseOpened.FindStringSubmatch(res.Out)
 	if res.Code != 0 || m == nil {
 		return 0, fmt.Errorf("case open: %s", lastLines(res.Out+res.Err, 3))
@@ -245,7 +240,8 @@ func (r *Runner) issueCase(ctx context.Context, k int, f Fault) (CaseResult, err
 	code := ResidentCode(k)
 	sig, auth := casePINs(r.opt.Seed, k)
 	r.secrets = append(r.secrets, sig)
-	caseID, err := r.openIssuance(code)
+	both := []string{"signature", "user_auth"}
+	caseID, err := r.openIssuance(code, both)
 	if err != nil {
 		return res, err
 	}
@@ -280,7 +276,7 @@ func (r *Runner) issueCase(ctx context.Context, k int, f Fault) (CaseResult, err
 			return res, err
 		}
 	}
-	out, err := r.resolve(ctx, caseID, sig)
+	out, err := r.resolve(ctx, caseID, sig, both)
 	if err != nil {
 		return res, err
 	}
@@ -306,9 +302,17 @@ func (r *Runner) issueCase(ctx context.Context, k int, f Fault) (CaseResult, err
 	if len(res.Violations) > 0 || res.Outcome == "delivered" {
 		return res, nil
 	}
-	// The operator's retry: a new case for the same resident, a fresh card, no fault.
-	// Anything but delivery here means the fault left the system unable to issue.
-	caseID, err = r.openIssuance(code)
+	// The operator's retry: a new case for the same resident for the certificates not
+	// delivered (a partial case delivered one: the orchestrator delivers type by type), a
+	// fresh card, no fault. Anything but delivery here means the fault left the system
+	// unable to issue.
+	var missing []string
+	for _, typ := range both {
+		if out.Serials[typ] == "" {
+			missing = append(missing, typ)
+		}
+	}
+	caseID, err = r.openIssuance(code, missing)
 	if err != nil {
 		res.Violations = append(res.Violations, "retry: "+err.Error())
 		return res, nil
@@ -322,14 +326,20 @@ func (r *Runner) issueCase(ctx context.Context, k int, f Fault) (CaseResult, err
 		res.Violations = append(res.Violations, fmt.Sprintf("retry on a fresh card failed: exit %d: %s", again.Code, lastLines(again.Out+again.Err, 3)))
 		return res, nil
 	}
-	out, err = r.resolve(ctx, caseID, sig)
+	first := out.Serials
+	out, err = r.resolve(ctx, caseID, sig, missing)
 	if err != nil {
 		return res, err
 	}
 	res.Violations = append(res.Violations, out.Violations...)
-	if out.Delivered != 2 {
-		res.Violations = append(res.Violations, fmt.Sprintf("retry delivered %d certificates", out.Delivered))
+	if out.Delivered != len(missing) {
+		res.Violations = append(res.Violations, fmt.Sprintf("retry delivered %d of %d certificates", out.Delivered, len(missing)))
+	} else if len(missing) == 2 {
+		r.people = append(r.people, person{code: code, cardPath: path, sigPIN: sig, serials: out.Serials})
 	} else {
+		for typ, serial := range first {
+			out.Serials[typ] = serial
+		}
 		r.people = append(r.people, person{code: code, cardPath: path, sigPIN: sig, serials: out.Serials})
 	}
 	r.slot.eject()
@@ -352,7 +362,7 @@ func (r *Runner) recover() error {
 // resolve waits until the case's CA issuances are no longer pending (the sweeper's deadline,
 // for an issuance the terminal could not abort), running `recover` again meanwhile, then
 // checks the case.
-func (r *Runner) resolve(ctx context.Context, caseID int64, sig string) (caseOutcome, error) {
+func (r *Runner) resolve(ctx context.Context, caseID int64, sig string, types []string) (caseOutcome, error) {
 	limit := time.Now().Add(r.s.cfg.Deadline + r.sweepGrace())
 	for {
 		rows, err := r.st.journal(ctx, caseID)
@@ -379,7 +389,7 @@ func (r *Runner) resolve(ctx context.Context, caseID int64, sig string) (caseOut
 			}
 		}
 	}
-	return r.st.checkIssuance(ctx, r.s, caseID, []string{"signature", "user_auth"}, sig)
+	return r.st.checkIssuance(ctx, r.s, caseID, types, sig)
 }
 
 // afterCase: the global invariants and, every AuditEvery cases, both audit chains.
@@ -540,13 +550,19 @@ func (r *Runner) arm(f Fault) (heal func() error, err error) {
 	case KindHSMError, KindHSMStall:
 		r.s.StopServe(syscall.SIGTERM)
 		r.s.SetServeEnv("MADOGUCHI_HSM_FAULT=" + f.HSM)
-		r.s.StartServe()
+		if err := r.s.TryStartServe(); err != nil {
+			// The fault fired during serve's own start-up: the operator sees serve fail and
+			// starts it again once the HSM is back.
+			fmt.Fprintf(r.opt.Log, "serve did not start under %s: %v\n", f.HSM, err)
+			r.s.SetServeEnv()
+			r.s.StartServe()
+		}
 	case KindDiskFull:
 		dir := r.s.termDir
 		if f.OnCA {
 			dir = r.s.caData
 		}
-		if release, err = r.opt.Disk.Fill(dir, f.Leave); err != nil {
+		if release, err = diskfill.Fill(dir, f.Leave); err != nil {
 			return nil, fmt.Errorf("fill %s: %w", dir, err)
 		}
 	}

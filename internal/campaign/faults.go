@@ -119,7 +119,7 @@ var wrongSWs = []uint16{0x6700, 0x6A82, 0x6982, 0x6581, 0x6F00, 0x6A86, 0x6985}
 
 // hsmOps are PKCS#11 operation names of the hsm layer's fault hook (a wrong name only means
 // the fault never fires, which the report shows as recovered delivered).
-var hsmOps = []string{"", "", "GenerateKeyPair", "Sign", "WrapKey", "Encrypt", "FindObjects"}
+var hsmOps = []string{"generate-rsa", "sign-rsa-pkcs1", "wrap-kwp", "cmac", "hmac", "find-keys", "derive-aes-ecb", "read-public-key"}
 
 // hsmErrors are CKR names the hook can return.
 var hsmErrors = []string{"CKR_DEVICE_ERROR", "CKR_SESSION_HANDLE_INVALID", "CKR_GENERAL_ERROR", "CKR_DEVICE_REMOVED", "CKR_USER_NOT_LOGGED_IN", "CKR_FUNCTION_FAILED"}
@@ -153,12 +153,9 @@ func Draw(seed uint64, k int, kinds []Kind, typical time.Duration, deadline time
 			f.Net.Dur = time.Duration(50+r.IntN(1500)) * time.Millisecond
 		}
 	case KindHSMError:
-		f.HSM = fmt.Sprintf("error@%d=%s", 1+r.IntN(30), hsmErrors[r.IntN(len(hsmErrors))])
-		if op := hsmOps[r.IntN(len(hsmOps))]; op != "" {
-			f.HSM = fmt.Sprintf("error@%d=%s:op=%s", 1+r.IntN(3), hsmErrors[r.IntN(len(hsmErrors))], op)
-		}
+		f.HSM = fmt.Sprintf("error@%d=%s:op=%s", 1+r.IntN(3), hsmErrors[r.IntN(len(hsmErrors))], hsmOps[r.IntN(len(hsmOps))])
 	case KindHSMStall:
-		f.HSM = fmt.Sprintf("stall@%d=%ds", 1+r.IntN(30), 1+r.IntN(8))
+		f.HSM = fmt.Sprintf("stall@%d=%dms:op=%s", 1+r.IntN(3), 500+r.IntN(8000), hsmOps[r.IntN(len(hsmOps))])
 	case KindDiskFull:
 		f.OnCA = r.IntN(2) == 0
 		f.Leave = r.Int64N(96 << 10)

@@ -25,6 +25,7 @@ import (
 
 	"madoguchi/cardio/vcard"
 	"madoguchi/internal/campaign/tcpfault"
+	"madoguchi/internal/faults/diskfill"
 	"madoguchi/internal/testenv"
 	"madoguchi/raclient"
 )
@@ -40,6 +41,10 @@ type Config struct {
 	// confirmation before the sweeper revokes it (reason 0).
 	Deadline time.Duration
 	Log      io.Writer
+	// Tmpfs puts the CA's and the terminal's data directories on small tmpfs mounts of their
+	// own, which the disk-full fault fills (diskfill). Root only, and only in a private mount
+	// namespace (the command re-executes itself under unshare; the test does too).
+	Tmpfs bool
 }
 
 // Stack is the real chain the campaign breaks: ca-server serve (SoftHSM, SQLite or
@@ -136,6 +141,16 @@ func NewStack(t testing.TB, pc *testenv.PCSC, cfg Config) *Stack {
 	for _, d := range []string{s.bin, s.logs, s.caData, s.termDir, s.cardDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			t.Fatal(err)
+		}
+	}
+	if cfg.Tmpfs {
+		// Sizes: room for a few thousand issuances' rows, small enough that a fill is quick.
+		for dir, size := range map[string]int64{s.caData: 192 << 20, s.termDir: 64 << 20} {
+			unmount, err := diskfill.MountTmpfs(dir, size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { unmount() })
 		}
 	}
 	var err error
@@ -250,6 +265,14 @@ func (s *Stack) SetServeEnv(env ...string) { s.serveEnv = env }
 // StartServe starts `ca-server serve` on the fixed port and waits until it answers TLS.
 func (s *Stack) StartServe() {
 	s.t.Helper()
+	if err := s.TryStartServe(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// TryStartServe is StartServe returning the failure (serve may refuse to start under an HSM
+// fault that fires during its start-up).
+func (s *Stack) TryStartServe() error {
 	s.serveMu.Lock()
 	defer s.serveMu.Unlock()
 	args := []string{"serve", "--data-dir", s.caData, "--dev", "--listen", s.caAddr(),
@@ -264,13 +287,13 @@ func (s *Stack) StartServe() {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	lf, err := os.OpenFile(filepath.Join(s.logs, "serve.log"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
 	if err != nil {
-		s.t.Fatal(err)
+		return err
 	}
 	fmt.Fprintf(lf, "---- serve started %s (%s)\n", time.Now().UTC().Format(time.RFC3339Nano), strings.Join(s.serveEnv, " "))
 	cmd.Stdout, cmd.Stderr = lf, lf
 	if err := cmd.Start(); err != nil {
 		lf.Close()
-		s.t.Fatal(err)
+		return err
 	}
 	done := make(chan struct{})
 	go func() { cmd.Wait(); lf.Close(); close(done) }()
@@ -278,15 +301,17 @@ func (s *Stack) StartServe() {
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		if err := s.tlsAnswers(); err == nil {
-			return
+			return nil
 		}
 		select {
 		case <-done:
-			s.t.Fatalf("ca-server serve exited at start (%v); see %s", cmd.ProcessState, filepath.Join(s.logs, "serve.log"))
+			return fmt.Errorf("ca-server serve exited at start (%v); see %s", cmd.ProcessState, filepath.Join(s.logs, "serve.log"))
 		default:
 		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("ca-server serve did not answer TLS within 2 minutes; see %s", filepath.Join(s.logs, "serve.log"))
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+			return fmt.Errorf("ca-server serve did not answer TLS within 2 minutes; see %s", filepath.Join(s.logs, "serve.log"))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -82,7 +82,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	opt := campaign.Options{Seed: *seed, From: *from, N: *n, Kinds: ks, Patience: *patience, RevokeShare: *revoke, AuditEvery: *auditEvery, Disk: diskFiller()}
+	opt := campaign.Options{Seed: *seed, From: *from, N: *n, Kinds: ks, Patience: *patience, RevokeShare: *revoke, AuditEvery: *auditEvery}
 	os.Exit(run(ctx, *dir, strings.Split(*db, ","), opt, *report))
 }
 
@@ -125,7 +125,7 @@ func run(ctx context.Context, dir string, dbs []string, opt campaign.Options, re
 			logw := prefixWriter{w: os.Stdout, mu: &outMu, prefix: "[" + db + "] "}
 			began := time.Now()
 			s := campaign.NewStack(h, pc, campaign.Config{Dir: filepath.Join(dir, db), DB: db, Cards: 2*opt.N + 20,
-				Residents: opt.From + opt.N, Reader: i, Log: logw})
+				Residents: opt.From + opt.N, Reader: i, Log: logw, Tmpfs: os.Getenv(privateEnv) != ""})
 			fmt.Fprintf(logw, "set-up done in %v\n", time.Since(began).Round(time.Second))
 			o := opt
 			o.Log = logw
