@@ -41,6 +41,12 @@ type Options struct {
 	// AuditEvery: both audit chains are verified after every AuditEvery-th case (and at the
 	// end); 1 verifies after every case.
 	AuditEvery int
+	// StopAt, if set, is when the run stops starting cases (the end-of-run checks follow):
+	// a long run that must end by a given time records how many cases it ran.
+	StopAt time.Time
+	// RoundRobin draws case k's kind as Kinds[k mod len] instead of at random, so a short run
+	// covers every kind (the CI campaign); the fault's parameters are still drawn.
+	RoundRobin bool
 	Log        io.Writer
 }
 
@@ -80,7 +86,7 @@ type person struct {
 // NewRunner prepares a runner; the kinds this build cannot inject are dropped (and logged).
 func NewRunner(s *Stack, opt Options) (*Runner, error) {
 	if opt.Patience <= 0 {
-		opt.Patience = 20 * time.Second
+		opt.Patience = 12 * time.Second
 	}
 	if opt.AuditEvery <= 0 {
 		opt.AuditEvery = 1
@@ -105,6 +111,7 @@ func NewRunner(s *Stack, opt Options) (*Runner, error) {
 	}
 	s.t.Cleanup(st.Close)
 	r := &Runner{s: s, opt: opt, slot: newSlot(s), st: st, typical: 2 * time.Second, Report: NewReport(opt.Seed, s.cfg.DB)}
+	r.Report.Requested = opt.N
 	s.t.Cleanup(r.slot.eject)
 	return r, nil
 }
@@ -116,7 +123,16 @@ func (r *Runner) Run(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		f := Draw(r.opt.Seed, k, r.opt.Kinds, r.typical, r.s.cfg.Deadline)
+		if !r.opt.StopAt.IsZero() && time.Now().After(r.opt.StopAt) {
+			r.Report.StoppedEarly = true
+			fmt.Fprintf(r.opt.Log, "-- the time limit: stopping after %d of %d cases\n", k-r.opt.From, r.opt.N)
+			break
+		}
+		kinds := r.opt.Kinds
+		if r.opt.RoundRobin {
+			kinds = []Kind{kinds[k%len(kinds)]}
+		}
+		f := Draw(r.opt.Seed, k, kinds, r.typical, r.s.cfg.Deadline)
 		res, err := r.runCase(ctx, k, f)
 		if err != nil {
 			return fmt.Errorf("case %d (%s): %w", k, f, err)
@@ -260,7 +276,7 @@ func (r *Runner) issueCase(ctx context.Context, k int, f Fault) (CaseResult, err
 	}
 	timed := r.timed(f)
 	run := r.issueRun(caseID, sig, auth, killAfter)
-	res.Fired = timed.stop()
+	res.Fired = r.fired(f, timed, run)
 	if err := heal(); err != nil {
 		return res, fmt.Errorf("heal: %w", err)
 	}
@@ -444,7 +460,7 @@ func (r *Runner) revokeCase(ctx context.Context, k int, f Fault, rnd *rand.Rand)
 	}
 	timed := r.timed(f)
 	run := r.s.CLI(CLIRun{Stdin: rcPass, WithCA: true, KillAfter: killAfter, Patience: r.opt.Patience, Args: args})
-	res.Fired = timed.stop()
+	res.Fired = r.fired(f, timed, run)
 	if err := heal(); err != nil {
 		return res, err
 	}
@@ -477,6 +493,20 @@ func (r *Runner) revokeCase(ctx context.Context, k int, f Fault, rnd *rand.Rand)
 		res.Violations = append(res.Violations, r.afterCase(ctx, k)...)
 	}
 	return res, nil
+}
+
+// fired reports whether the fault came before the operation ended: a timed fault's moment, the
+// proxy's byte, the terminal's kill. Card APDU faults and HSM and disk faults count as fired
+// once armed (the driver cannot see whether the N-th APDU or call came).
+func (r *Runner) fired(f Fault, t *timedFault, run Result) bool {
+	timedFired := t.stop()
+	switch f.Kind {
+	case KindNetDrop, KindNetReset, KindNetStall, KindNetDelay:
+		return r.s.CAProxy.Fired()
+	case KindKillTerminal:
+		return run.Killed
+	}
+	return timedFired
 }
 
 // timedFault is a fault that fires at a moment during the operation.

@@ -108,6 +108,12 @@ func (sl *slot) waitPresent() error {
 // reinsert puts the case's card (state at path) back in without faults: what the operator
 // does after the fault, also after a swap (the applicant's card, not the one swapped in).
 func (sl *slot) reinsert(path string) error {
+	sl.mu.Lock()
+	same := sl.path == path && !sl.dirty && sl.cancel != nil
+	sl.mu.Unlock()
+	if same {
+		return nil // the card never left and had no fault: nothing to do
+	}
 	sl.eject()
 	card, err := vcard.Open(path, nil)
 	if err != nil {

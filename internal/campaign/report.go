@@ -17,6 +17,8 @@ type Report struct {
 	Started       time.Time
 	Elapsed       time.Duration
 	EndViolations int
+	StoppedEarly  bool // the time limit came before the requested count
+	Requested     int
 	rows          map[Kind]*row
 	ops           map[string]int
 }
@@ -98,8 +100,8 @@ func quantile(ts []time.Duration, q float64) time.Duration {
 
 // Table writes the Markdown table: one row per kind injected, then the total.
 func (r *Report) Table(w io.Writer) {
-	fmt.Fprintln(w, "| fault kind | injected | recovered delivered | recovered revoked | nothing issued | lost | duplicated | invariant violations | median resolution | p99 resolution |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| fault kind | injected | fired | recovered delivered | recovered revoked | nothing issued | lost | duplicated | invariant violations | median resolution | p99 resolution |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	var all []time.Duration
 	tot := row{}
 	for _, k := range AllKinds {
@@ -107,10 +109,11 @@ func (r *Report) Table(w io.Writer) {
 		if rw == nil {
 			continue
 		}
-		fmt.Fprintf(w, "| %s | %d | %d | %d | %d | %d | %d | %d | %s | %s |\n", k, rw.injected, rw.delivered, rw.revoked, rw.notIssued+rw.partial,
+		fmt.Fprintf(w, "| %s | %d | %d | %d | %d | %d | %d | %d | %d | %s | %s |\n", k, rw.injected, rw.fired, rw.delivered, rw.revoked, rw.notIssued+rw.partial,
 			rw.lost, rw.dup, rw.violations, secs(quantile(rw.times, 0.5)), secs(quantile(rw.times, 0.99)))
 		all = append(all, rw.times...)
 		tot.injected += rw.injected
+		tot.fired += rw.fired
 		tot.delivered += rw.delivered
 		tot.revoked += rw.revoked
 		tot.notIssued += rw.notIssued + rw.partial
@@ -118,7 +121,7 @@ func (r *Report) Table(w io.Writer) {
 		tot.dup += rw.dup
 		tot.violations += rw.violations
 	}
-	fmt.Fprintf(w, "| **all** | %d | %d | %d | %d | %d | %d | %d | %s | %s |\n", tot.injected, tot.delivered, tot.revoked, tot.notIssued,
+	fmt.Fprintf(w, "| **all** | %d | %d | %d | %d | %d | %d | %d | %d | %s | %s |\n", tot.injected, tot.fired, tot.delivered, tot.revoked, tot.notIssued,
 		tot.lost, tot.dup, tot.violations+r.EndViolations, secs(quantile(all, 0.5)), secs(quantile(all, 0.99)))
 }
 
@@ -132,7 +135,11 @@ func (r *Report) Summary() string {
 		ops = append(ops, fmt.Sprintf("%d %s", n, op))
 	}
 	sort.Strings(ops)
-	return fmt.Sprintf("%s, seed %d, %s, %d cases (%s) in %v (%.1f cases/min); machine %s, %d CPUs, %s/%s, %s",
-		r.Started.Format("2006-01-02 15:04 UTC"), r.Seed, r.DB, r.Cases(), strings.Join(ops, ", "), r.Elapsed.Round(time.Second),
+	cases := fmt.Sprint(r.Cases())
+	if r.StoppedEarly {
+		cases = fmt.Sprintf("%d of the %d requested (stopped at the time limit)", r.Cases(), r.Requested)
+	}
+	return fmt.Sprintf("%s, seed %d, %s, %s cases (%s) in %v (%.1f cases/min); machine %s, %d CPUs, %s/%s, %s",
+		r.Started.Format("2006-01-02 15:04 UTC"), r.Seed, r.DB, cases, strings.Join(ops, ", "), r.Elapsed.Round(time.Second),
 		float64(r.Cases())/r.Elapsed.Minutes(), host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
 }

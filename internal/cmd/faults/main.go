@@ -24,6 +24,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -33,6 +34,8 @@ import (
 	"madoguchi/internal/testenv"
 )
 
+var stopTime time.Time
+
 // privateEnv marks the re-executed process inside its own mount namespace.
 const privateEnv = "MADOGUCHI_FAULTS_PRIVATE_MOUNTS"
 
@@ -40,13 +43,14 @@ func main() {
 	n := flag.Int("n", 100, "number of cases")
 	seed := flag.Uint64("seed", 1, "seed of the fault draws (the same seed and case number draw the same fault)")
 	from := flag.Int("from", 0, "first case number (replay one case: -from K -n 1)")
-	db := flag.String("db", "sqlite", "CA store: sqlite, postgres, or sqlite,postgres (both campaigns at once, one per vpcd reader)")
+	db := flag.String("db", "sqlite", "CA store: sqlite, postgres, or both as sqlite,postgres (two campaigns at once, one per vpcd reader); NAME:N gives that campaign N cases instead of -n")
 	kinds := flag.String("kinds", "", "comma-separated fault kinds (default all): "+kindNames())
 	dir := flag.String("dir", "", "work directory (default a new directory under /tmp); kept after the run for its logs")
 	report := flag.String("report", "", "append the run's section to this Markdown file (docs/RELIABILITY.md)")
-	patience := flag.Duration("patience", 20*time.Second, "how long the operator waits for a hung command before killing it and recovering")
+	patience := flag.Duration("patience", 12*time.Second, "how long the operator waits for a hung command before killing it and recovering")
 	revoke := flag.Float64("revoke-share", 0.1, "share of cases that revoke an earlier delivered resident's certificates")
 	auditEvery := flag.Int("audit-every", 1, "verify both audit chains after every this many cases (and at the end)")
+	stopAt := flag.String("stop-at", "", "UTC time HH:MM after which no case starts (the end-of-run checks follow); the report says how many ran")
 	flag.Parse()
 
 	if os.Geteuid() == 0 && os.Getenv(privateEnv) == "" {
@@ -82,7 +86,20 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	opt := campaign.Options{Seed: *seed, From: *from, N: *n, Kinds: ks, Patience: *patience, RevokeShare: *revoke, AuditEvery: *auditEvery}
+	if *stopAt != "" {
+		hm, err := time.Parse("15:04", *stopAt)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "faults: -stop-at wants HH:MM (UTC)")
+			os.Exit(2)
+		}
+		now := time.Now().UTC()
+		at := time.Date(now.Year(), now.Month(), now.Day(), hm.Hour(), hm.Minute(), 0, 0, time.UTC)
+		if at.Before(now) {
+			at = at.Add(24 * time.Hour)
+		}
+		stopTime = at
+	}
+	opt := campaign.Options{StopAt: stopTime, Seed: *seed, From: *from, N: *n, Kinds: ks, Patience: *patience, RevokeShare: *revoke, AuditEvery: *auditEvery}
 	os.Exit(run(ctx, *dir, strings.Split(*db, ","), opt, *report))
 }
 
@@ -112,7 +129,17 @@ func run(ctx context.Context, dir string, dbs []string, opt campaign.Options, re
 	var wg sync.WaitGroup
 	codes := make([]int, len(dbs))
 	var outMu sync.Mutex
-	for i, db := range dbs {
+	for i, spec := range dbs {
+		db, count, hasCount := strings.Cut(spec, ":")
+		o := opt
+		if hasCount {
+			n, err := strconv.Atoi(count)
+			if err != nil || n <= 0 {
+				fmt.Fprintf(os.Stderr, "faults: -db %s: want NAME:N\n", spec)
+				return 2
+			}
+			o.N = n
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -124,10 +151,9 @@ func run(ctx context.Context, dir string, dbs []string, opt campaign.Options, re
 			}()
 			logw := prefixWriter{w: os.Stdout, mu: &outMu, prefix: "[" + db + "] "}
 			began := time.Now()
-			s := campaign.NewStack(h, pc, campaign.Config{Dir: filepath.Join(dir, db), DB: db, Cards: 2*opt.N + 20,
-				Residents: opt.From + opt.N, Reader: i, Log: logw, Tmpfs: os.Getenv(privateEnv) != ""})
+			s := campaign.NewStack(h, pc, campaign.Config{Dir: filepath.Join(dir, db), DB: db, Cards: 2*o.N + 20,
+				Residents: o.From + o.N, Reader: i, Log: logw, Tmpfs: os.Getenv(privateEnv) != ""})
 			fmt.Fprintf(logw, "set-up done in %v\n", time.Since(began).Round(time.Second))
-			o := opt
 			o.Log = logw
 			r, err := campaign.NewRunner(s, o)
 			if err != nil {
