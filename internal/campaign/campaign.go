@@ -427,27 +427,21 @@ func (r *Runner) revokeCase(ctx context.Context, k int, f Fault, rnd *rand.Rand)
 	i := rnd.IntN(len(r.people))
 	p := r.people[i]
 	r.people = append(r.people[:i], r.people[i+1:]...)
-	open := r.s.CLI(CLIRun{Stdin: rcPass, Args: []string{"-user", "rc1", "case", "open", "-kind", "revocation", "-code", p.code}})
-	m := caseOpened.FindStringSubmatch(open.Out)
-	if open.Code != 0 || m == nil {
-		return res, fmt.Errorf("case open: %s", lastLines(open.Out+open.Err, 3))
+	caseID, err := r.openRevocation(p.code)
+	if err != nil {
+		return res, err
 	}
-	for _, args := range [][]string{
-		{"-user", "rc1", "case", "identity", m[1], "-document", "my_number_card"},
-		{"-user", "rc1", "case", "approve", m[1]},
-	} {
-		if res := r.s.CLI(CLIRun{Stdin: rcPass, Args: args}); res.Code != 0 {
-			return CaseResult{}, fmt.Errorf("cli %v: %s", args, lastLines(res.Out+res.Err, 3))
-		}
-	}
-	args := []string{"-user", "rc1", "revoke", "-case", m[1], "-written", "失効申請書 No." + strconv.Itoa(k)}
 	types := make([]string, 0, 2)
 	for typ := range p.serials {
 		types = append(types, typ)
 	}
 	sort.Strings(types)
-	for _, typ := range types {
-		args = append(args, "-cert", typ+":"+p.serials[typ])
+	revokeArgs := func(caseID string, types []string) []string {
+		args := []string{"-user", "rc1", "revoke", "-case", caseID, "-written", "失効申請書 No." + strconv.Itoa(k)}
+		for _, typ := range types {
+			args = append(args, "-cert", typ+":"+p.serials[typ])
+		}
+		return args
 	}
 	heal, err := r.arm(f)
 	if err != nil {
@@ -459,21 +453,34 @@ func (r *Runner) revokeCase(ctx context.Context, k int, f Fault, rnd *rand.Rand)
 		killAfter = f.When + time.Millisecond
 	}
 	timed := r.timed(f)
-	run := r.s.CLI(CLIRun{Stdin: rcPass, WithCA: true, KillAfter: killAfter, Patience: r.opt.Patience, Args: args})
+	run := r.s.CLI(CLIRun{Stdin: rcPass, WithCA: true, KillAfter: killAfter, Patience: r.opt.Patience, Args: revokeArgs(caseID, types)})
 	res.Fired = r.fired(f, timed, run)
 	if err := heal(); err != nil {
 		return res, err
 	}
-	if run.Code != 0 {
-		// The operator runs the revocation again (same case; the request is idempotent at
-		// the CA, and a revocation already made is reported as such).
-		for i := 0; i < 5; i++ {
-			again := r.s.CLI(CLIRun{Stdin: rcPass, WithCA: true, Patience: r.opt.Patience, Args: args})
-			if again.Code == 0 || strings.Contains(again.Err, "既に失効") {
-				break
+	// The operator runs the revocation again for what the CA still holds valid: on the same
+	// case first, then (a case the failure closed) on a new one.
+	for attempt := 0; run.Code != 0 && attempt < 6; attempt++ {
+		var left []string
+		for _, typ := range types {
+			c, err := r.st.caBySerial(ctx, p.serials[typ])
+			if err != nil {
+				return res, err
 			}
-			time.Sleep(time.Second)
+			if c != nil && c.State != "revoked" {
+				left = append(left, typ)
+			}
 		}
+		if len(left) == 0 {
+			break
+		}
+		if attempt >= 2 {
+			if caseID, err = r.openRevocation(p.code); err != nil {
+				return res, err
+			}
+		}
+		time.Sleep(500 * time.Millisecond)
+		run = r.s.CLI(CLIRun{Stdin: rcPass, WithCA: true, Patience: r.opt.Patience, Args: revokeArgs(caseID, left)})
 	}
 	res.Resolve = time.Since(began)
 	for _, typ := range types {
@@ -493,6 +500,24 @@ func (r *Runner) revokeCase(ctx context.Context, k int, f Fault, rnd *rand.Rand)
 		res.Violations = append(res.Violations, r.afterCase(ctx, k)...)
 	}
 	return res, nil
+}
+
+// openRevocation opens an identity-checked, approved revocation case for resident code.
+func (r *Runner) openRevocation(code string) (string, error) {
+	open := r.s.CLI(CLIRun{Stdin: rcPass, Args: []string{"-user", "rc1", "case", "open", "-kind", "revocation", "-code", code}})
+	m := caseOpened.FindStringSubmatch(open.Out)
+	if open.Code != 0 || m == nil {
+		return "", fmt.Errorf("case open: %s", lastLines(open.Out+open.Err, 3))
+	}
+	for _, args := range [][]string{
+		{"-user", "rc1", "case", "identity", m[1], "-document", "my_number_card"},
+		{"-user", "rc1", "case", "approve", m[1]},
+	} {
+		if res := r.s.CLI(CLIRun{Stdin: rcPass, Args: args}); res.Code != 0 {
+			return "", fmt.Errorf("cli %v: %s", args, lastLines(res.Out+res.Err, 3))
+		}
+	}
+	return m[1], nil
 }
 
 // fired reports whether the fault came before the operation ended: a timed fault's moment, the
