@@ -29,7 +29,7 @@ fi
 echo "== go vet"
 go vet ./...
 # The fault campaign's files (issue 15) are only compiled with their tag.
-go vet -tags faultcampaign . ./ca-server
+go vet -tags faultcampaign . ./ca-server ./internal/cmd/madoguchi-cli
 
 # Packages whose test binary links github.com/go-gl/gl (directly or through Fyne's driver).
 mapfile -t all < <(go list ./...)
