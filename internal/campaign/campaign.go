@@ -119,6 +119,7 @@ func NewRunner(s *Stack, opt Options) (*Runner, error) {
 // Run runs the cases, then the end-of-run checks. A violation stops it (*Violation).
 func (r *Runner) Run(ctx context.Context) error {
 	began := time.Now()
+	defer func() { r.Report.Elapsed = time.Since(began) }()
 	for k := r.opt.From; k < r.opt.From+r.opt.N; k++ {
 		if err := ctx.Err(); err != nil {
 			return err

@@ -43,7 +43,7 @@ func main() {
 	n := flag.Int("n", 100, "number of cases")
 	seed := flag.Uint64("seed", 1, "seed of the fault draws (the same seed and case number draw the same fault)")
 	from := flag.Int("from", 0, "first case number (replay one case: -from K -n 1)")
-	db := flag.String("db", "sqlite", "CA store: sqlite, postgres, or both as sqlite,postgres (two campaigns at once, one per vpcd reader); NAME:N gives that campaign N cases instead of -n")
+	db := flag.String("db", "sqlite", "CA store: sqlite, postgres, or both as sqlite,postgres (two campaigns at once, one per vpcd reader); NAME:N gives that campaign N cases instead of -n, NAME:N@K starts it at case K instead of -from")
 	kinds := flag.String("kinds", "", "comma-separated fault kinds (default all): "+kindNames())
 	dir := flag.String("dir", "", "work directory (default a new directory under /tmp); kept after the run for its logs")
 	report := flag.String("report", "", "append the run's section to this Markdown file (docs/RELIABILITY.md)")
@@ -130,8 +130,17 @@ func run(ctx context.Context, dir string, dbs []string, opt campaign.Options, re
 	codes := make([]int, len(dbs))
 	var outMu sync.Mutex
 	for i, spec := range dbs {
+		spec, from, hasFrom := strings.Cut(spec, "@")
 		db, count, hasCount := strings.Cut(spec, ":")
 		o := opt
+		if hasFrom {
+			k, err := strconv.Atoi(from)
+			if err != nil || k < 0 {
+				fmt.Fprintf(os.Stderr, "faults: -db %s: want NAME[:N][@FROM]\n", spec)
+				return 2
+			}
+			o.From = k
+		}
 		if hasCount {
 			n, err := strconv.Atoi(count)
 			if err != nil || n <= 0 {
