@@ -263,7 +263,7 @@ func (r *Runner) issueCase(ctx context.Context, k int, f Fault) (CaseResult, err
 		return res, err
 	}
 	card, path := r.s.NewCard()
-	if err := r.slot.insert(card, path, f.vcardSpec()); err != nil {
+	if err := r.slot.insert(card, path, f.vcardSpec(), f.CardSeed); err != nil {
 		return res, err
 	}
 	heal, err := r.arm(f)
@@ -335,7 +335,7 @@ func (r *Runner) issueCase(ctx context.Context, k int, f Fault) (CaseResult, err
 		return res, nil
 	}
 	card, path = r.s.NewCard()
-	if err := r.slot.insert(card, path, ""); err != nil {
+	if err := r.slot.insert(card, path, "", 0); err != nil {
 		return res, err
 	}
 	again := r.issueRun(caseID, sig, auth, 0)
@@ -559,7 +559,7 @@ func (r *Runner) timed(f Fault) *timedFault {
 	case KindCardSwap:
 		act = func() {
 			card, path := r.s.NewCard()
-			_ = r.slot.insert(card, path, "")
+			_ = r.slot.insert(card, path, "", 0)
 		}
 	case KindKillServe:
 		act = func() {

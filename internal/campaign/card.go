@@ -44,13 +44,16 @@ func newSlot(s *Stack) *slot {
 }
 
 // insert puts card (state at path) into the reader with the fault spec armed ("" for none).
-func (sl *slot) insert(card *vcard.Card, path, spec string) error {
+func (sl *slot) insert(card *vcard.Card, path, spec string, seed uint64) error {
 	sl.eject()
 	f := vcard.NewFaults()
 	if spec != "" {
 		if err := f.Apply(spec); err != nil {
 			return err
 		}
+	}
+	if seed != 0 {
+		f.SetSeed(seed)
 	}
 	return sl.start(card, path, spec, f, 0)
 }
@@ -119,7 +122,7 @@ func (sl *slot) reinsert(path string) error {
 	if err != nil {
 		return err
 	}
-	return sl.insert(card, path, "")
+	return sl.insert(card, path, "", 0)
 }
 
 // pull takes the card out (it stays out until the next insert).

@@ -66,6 +66,8 @@ type Fault struct {
 	Skew time.Duration
 	// Leave is how many bytes the filled filesystem keeps free.
 	Leave int64
+	// CardSeed seeds the virtual card's garbage bytes and cut lengths (exact replay).
+	CardSeed uint64
 }
 
 func (f Fault) String() string {
@@ -134,6 +136,9 @@ func Draw(seed uint64, k int, kinds []Kind, typical time.Duration, deadline time
 	switch f.Kind {
 	case KindCardDrop, KindCardGarbage, KindCardTruncate:
 		f.APDU = 1 + r.IntN(70)
+		if f.Kind != KindCardDrop {
+			f.CardSeed = r.Uint64()
+		}
 	case KindCardSW:
 		f.APDU = 1 + r.IntN(70)
 		f.SW = wrongSWs[r.IntN(len(wrongSWs))]
