@@ -37,17 +37,16 @@ func TestShortCampaign(t *testing.T) {
 		return
 	}
 	pc := testenv.PCSCD(t)
-	s := NewStack(t, pc, Config{Dir: t.TempDir(), DB: "postgres", Cards: 80, Residents: 40, Tmpfs: os.Getenv(privateMountsEnv) != ""})
+	s := NewStack(t, pc, Config{Dir: t.TempDir(), DB: "postgres", Cards: 90, Residents: 50, Tmpfs: os.Getenv(privateMountsEnv) != ""})
 	r, err := NewRunner(s, Options{Seed: 15, N: 30, RoundRobin: true, RevokeShare: 0.1, AuditEvery: 10, Log: testWriter{t}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	began := time.Now()
 	err = r.Run(context.Background())
-	var tw testWriter = testWriter{t}
 	r.Report.Elapsed = time.Since(began)
 	t.Log(r.Report.Summary())
-	r.Report.Table(tw)
+	r.Report.Table(testWriter{t})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,6 +56,30 @@ func TestShortCampaign(t *testing.T) {
 	if r.Report.Cases() != 30 {
 		t.Fatalf("%d cases ran, want 30", r.Report.Cases())
 	}
+	// The cases of the long runs that found a defect, replayed (same seed, case and kinds,
+	// so the same fault) on the same stack.
+	for _, c := range regressions {
+		rr, err := NewRunner(s, Options{Seed: c.seed, From: c.k, N: 1, Kinds: AllKinds, Log: testWriter{t}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rr.Run(context.Background()); err != nil {
+			t.Errorf("regression case %d of seed %d (%s): %v", c.k, c.seed, c.what, err)
+		}
+	}
+}
+
+// regressions are campaign cases that found a defect; each is also a unit test where the
+// defect is.
+var regressions = []struct {
+	seed uint64
+	k    int
+	what string
+}{
+	// A garbled answer to a FINALIZE the card committed was taken for a refusal: the card
+	// kept a revoked-before-delivery certificate with no re-personalisation mark
+	// (app/issue TestGarbledFinalizeAnswerMeansCardMayHoldKey).
+	{20261207, 45, "card-garbage @APDU 19, PostgreSQL"},
 }
 
 type testWriter struct{ t *testing.T }
