@@ -57,7 +57,8 @@ func TestShortCampaign(t *testing.T) {
 		t.Fatalf("%d cases ran, want 30", r.Report.Cases())
 	}
 	// The cases of the long runs that found a defect, replayed (same seed, case and kinds,
-	// so the same fault) on the same stack.
+	// so the same fault) on the same stack, each with its own card slot.
+	r.slot.eject()
 	for _, c := range regressions {
 		rr, err := NewRunner(s, Options{Seed: c.seed, From: c.k, N: 1, Kinds: AllKinds, Log: testWriter{t}})
 		if err != nil {
@@ -66,6 +67,7 @@ func TestShortCampaign(t *testing.T) {
 		if err := rr.Run(context.Background()); err != nil {
 			t.Errorf("regression case %d of seed %d (%s): %v", c.k, c.seed, c.what, err)
 		}
+		rr.slot.eject()
 	}
 }
 
