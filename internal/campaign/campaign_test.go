@@ -27,7 +27,11 @@ func TestShortCampaign(t *testing.T) {
 		if err != nil {
 			t.Fatalf("unshare (util-linux) is needed for the disk-full fault's private tmpfs: %v", err)
 		}
-		cmd := exec.Command(unshare, "--mount", "--propagation", "private", "--", os.Args[0], "-test.run=^TestShortCampaign$", "-test.v", "-test.timeout=15m")
+		timeout := 15 * time.Minute // the child's own limit: what is left of this test's
+		if d, ok := t.Deadline(); ok {
+			timeout = time.Until(d) - 10*time.Second
+		}
+		cmd := exec.Command(unshare, "--mount", "--propagation", "private", "--", os.Args[0], "-test.run=^TestShortCampaign$", "-test.v", "-test.timeout="+timeout.String())
 		cmd.Env = append(os.Environ(), privateMountsEnv+"=1")
 		out, err := cmd.CombinedOutput()
 		t.Logf("campaign in a private mount namespace:\n%s", out)
