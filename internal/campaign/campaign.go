@@ -321,44 +321,52 @@ func (r *Runner) issueCase(ctx context.Context, k int, f Fault) (CaseResult, err
 	}
 	// The operator's retry: a new case for the same resident for the certificates not
 	// delivered (a partial case delivered one: the orchestrator delivers type by type), a
-	// fresh card, no fault. Anything but delivery here means the fault left the system
-	// unable to issue.
-	var missing []string
-	for _, typ := range both {
-		if out.Serials[typ] == "" {
-			missing = append(missing, typ)
+	// fresh card, no fault; up to three times, each failure recovered like the first (a
+	// loaded machine can stall a database for seconds: the operator tries again). Anything
+	// but delivery by then means the fault left the system unable to issue.
+	delivered := out.Serials
+	var failures []string
+	for attempt := 1; attempt <= 3; attempt++ {
+		var missing []string
+		for _, typ := range both {
+			if delivered[typ] == "" {
+				missing = append(missing, typ)
+			}
+		}
+		caseID, err = r.openIssuance(code, missing)
+		if err != nil {
+			failures = append(failures, fmt.Sprintf("attempt %d: %v", attempt, err))
+			continue
+		}
+		card, path = r.s.NewCard()
+		if err := r.slot.insert(card, path, "", 0); err != nil {
+			return res, err
+		}
+		again := r.issueRun(caseID, sig, auth, 0)
+		if again.Code != 0 {
+			failures = append(failures, fmt.Sprintf("attempt %d: exit %d: %s", attempt, again.Code, lastLines(again.Out+again.Err, 2)))
+			if err := r.recover(); err != nil {
+				return res, err
+			}
+		}
+		out, err = r.resolve(ctx, caseID, sig, missing)
+		if err != nil {
+			return res, err
+		}
+		res.Violations = append(res.Violations, out.Violations...)
+		if len(res.Violations) > 0 {
+			return res, nil
+		}
+		for typ, serial := range out.Serials {
+			delivered[typ] = serial
+		}
+		if len(delivered) == len(both) {
+			r.people = append(r.people, person{code: code, cardPath: path, sigPIN: sig, serials: delivered})
+			r.slot.eject()
+			return res, nil
 		}
 	}
-	caseID, err = r.openIssuance(code, missing)
-	if err != nil {
-		res.Violations = append(res.Violations, "retry: "+err.Error())
-		return res, nil
-	}
-	card, path = r.s.NewCard()
-	if err := r.slot.insert(card, path, "", 0); err != nil {
-		return res, err
-	}
-	again := r.issueRun(caseID, sig, auth, 0)
-	if again.Code != 0 {
-		res.Violations = append(res.Violations, fmt.Sprintf("retry on a fresh card failed: exit %d: %s", again.Code, lastLines(again.Out+again.Err, 3)))
-		return res, nil
-	}
-	first := out.Serials
-	out, err = r.resolve(ctx, caseID, sig, missing)
-	if err != nil {
-		return res, err
-	}
-	res.Violations = append(res.Violations, out.Violations...)
-	if out.Delivered != len(missing) {
-		res.Violations = append(res.Violations, fmt.Sprintf("retry delivered %d of %d certificates", out.Delivered, len(missing)))
-	} else if len(missing) == 2 {
-		r.people = append(r.people, person{code: code, cardPath: path, sigPIN: sig, serials: out.Serials})
-	} else {
-		for typ, serial := range first {
-			out.Serials[typ] = serial
-		}
-		r.people = append(r.people, person{code: code, cardPath: path, sigPIN: sig, serials: out.Serials})
-	}
+	res.Violations = append(res.Violations, "three retries on fresh cards without a fault did not deliver: "+strings.Join(failures, "; "))
 	r.slot.eject()
 	return res, nil
 }
