@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -91,6 +92,6 @@ var regressions = []struct {
 type testWriter struct{ t *testing.T }
 
 func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Log(string(b))
+	w.t.Log(strings.TrimRight(string(b), "\n"))
 	return len(b), nil
 }
