@@ -29,7 +29,7 @@ fi
 echo "== go vet"
 go vet ./...
 # The fault campaign's files (issue 15) are only compiled with their tag.
-go vet -tags faultcampaign . ./ca-server
+go vet -tags faultcampaign . ./ca-server ./internal/cmd/madoguchi-cli
 # The demo build's files (demofinger.go) too.
 go vet -tags demo .
 

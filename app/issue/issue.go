@@ -648,8 +648,9 @@ func (r *run) prepareAndWrite(ctx context.Context, it *item, serialHex string, n
 	switch {
 	case err == nil:
 		it.cardHasKey = true
-	case errors.As(err, &se) && se.Index == last && !isStatus(se.Err):
-		// FINALIZE was sent and no answer came back: it may have committed.
+	case errors.As(err, &se) && se.Index == last && !finalizeRefused(se.Err):
+		// FINALIZE was sent and no answer, or no answer the protocol defines for a refusal,
+		// came back: it may have committed.
 		it.cardHasKey = true
 	}
 	if err != nil {
@@ -682,11 +683,23 @@ func wireKind(c *workflow.Case) string {
 	return wire.KindNew
 }
 
-// isStatus reports whether err is the card's refusal (a status word): the card answered, and
-// a refused FINALIZE commits nothing (docs/CARD-PROTOCOL.md §5).
-func isStatus(err error) bool {
+// finalizeRefused reports whether err is a refusal of FINALIZE that commits nothing: one of
+// the status words docs/CARD-PROTOCOL.md §5 defines for it (6985 nothing staged, 6581 commit
+// failed) or a secure-messaging check that fails before the command runs (6982, 6987, 6988;
+// ISO/IEC 7816-4 §5.6, GlobalPlatform SCP03 §6.2.4). Any other answer — a status word the
+// card does not give to FINALIZE, or two bytes that are no ISO 7816-4 status word at all —
+// may be a garbled answer to a FINALIZE that committed (the fault campaign found one: issue
+// 15), so the card may hold the key.
+func finalizeRefused(err error) bool {
 	var sw *apdu.StatusError
-	return errors.As(err, &sw)
+	if !errors.As(err, &sw) {
+		return false
+	}
+	switch sw.SW {
+	case apdu.SWConditionsNotSatisfied, apdu.SWMemoryFailure, apdu.SWSecurityNotSatisfied, apdu.SWSMDataMissing, apdu.SWSMDataIncorrect:
+		return true
+	}
+	return false
 }
 
 // heldPINs keeps the signature PIN between setting it and reading the signature certificate
