@@ -19,6 +19,7 @@ import (
 	"madoguchi/ca-server/audit"
 	"madoguchi/ca-server/issuance"
 	"madoguchi/ca-server/issuance/issuancetest"
+	"madoguchi/ca-server/status"
 	"madoguchi/ca-server/store"
 	"madoguchi/ca-server/tlsca"
 	"madoguchi/internal/testenv"
@@ -29,6 +30,8 @@ import (
 // issuance service's in-process fakes (enrolment and the TLS link do not touch them).
 type testCA struct {
 	ca      *tlsca.CA
+	st      *store.SQLite
+	status  *status.Service // the revocation service the API serves (counter revocation, holds, resident changes)
 	url     string
 	caPEM   string // file with the internal TLS CA certificate
 	srv     *httptest.Server
@@ -70,6 +73,13 @@ func startTestCA(t *testing.T) *testCA {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The person key of the issuance service above (BasicApplicantChecker: HMAC under 32 zero
+	// bytes), as in ca-server/api's authority test.
+	rs, err := status.New(status.Config{Store: st, Audit: alog, Persons: status.HMACPersons{Key: make([]byte, 32)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.MountRevocation(rs)
 	serverCert, err := ca.ServerCertificate([]string{"127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +92,7 @@ func startTestCA(t *testing.T) *testCA {
 	if err := os.WriteFile(caPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return &testCA{ca: ca, url: ts.URL, caPEM: caPEM, srv: ts}
+	return &testCA{ca: ca, st: st, status: rs, url: ts.URL, caPEM: caPEM, srv: ts}
 }
 
 func (c *testCA) token(t *testing.T) string {

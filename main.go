@@ -97,47 +97,12 @@ func run(o options) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	link, err := openCALink(dataDir, linkSettings{CAURL: o.caURL, Reader: o.reader, CACertFile: o.caCert,
-		Printer: o.printer, CUPSServer: o.cupsServer, KeyURI: o.keyURI})
+	term, link, report, caAtStart, err := openTerminal(ctx, o)
 	if err != nil {
 		return err
-	}
-	// Messages for the start-up dialog, in Japanese, shown before anyone logs in.
-	var report []string
-	if o.enrolToken != "" && !link.enrolled() {
-		if tc, err := link.Enrol(ctx, o.enrolToken); err != nil {
-			log.Printf("enrolment with the CA failed: %v", err)
-			report = append(report, "認証局への端末登録に失敗しました（"+app.MessageJA(err)+"）。管理者が「端末の設定」から登録用トークンで登録し直してください。")
-		} else {
-			log.Printf("enrolled with the CA as terminal %s of municipality %s (certificate until %s)", tc.TerminalID, tc.Municipality, tc.NotAfter.Format("2006-01-02"))
-		}
-	}
-	municipality := o.municipality
-	if c := link.Current().Certificate; municipality == "" && c != nil {
-		municipality = "地方公共団体コード " + c.Municipality
-	}
-	cfg := app.Config{DBPath: filepath.Join(dataDir, "terminal.db"), Municipality: municipality}
-	if cfg.ResidentFileKey, err = link.residentFileKey(); err != nil {
-		return err
-	}
-	if c, err := link.Client(); err != nil {
-		log.Printf("CA client: %v", err)
-		report = append(report, "認証局との接続設定を読み込めませんでした（"+app.MessageJA(err)+"）。管理者に連絡してください。")
-	} else if c != nil {
-		cfg.CA = c // app.Open resolves unfinished issuances before anyone logs in
-	}
-	term, err := app.Open(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	for _, r := range term.Recovered() {
-		report = append(report, r.MessageJA())
-	}
-	if term.RecoveryDeferred() {
-		report = append(report, "別の処理が発行中のため、未完了の発行の確認は行いませんでした。その処理の終了後に端末を再起動してください。")
 	}
 	defer term.Close()
-	if cfg.CA != nil {
+	if caAtStart {
 		go sendResidentChangesEvery(ctx, term, time.Minute)
 		go witnessAuditEvery(ctx, term, 10*time.Minute) // wiring.go; log-outs send the head too
 	}
@@ -172,6 +137,51 @@ func run(o options) error {
 	ui.ShowStartupReport(shell, report)
 	w.ShowAndRun()
 	return nil
+}
+
+// openTerminal opens the CA link of the data directory (enrolling with --enrol-token on first
+// start) and the counter domain over it. report holds the messages for the start-up dialog;
+// caAtStart says whether a CA client was in effect when the domain opened.
+func openTerminal(ctx context.Context, o options) (term *app.Terminal, link *caLink, report []string, caAtStart bool, err error) {
+	link, err = openCALink(o.dataDir, linkSettings{CAURL: o.caURL, Reader: o.reader, CACertFile: o.caCert,
+		Printer: o.printer, CUPSServer: o.cupsServer, KeyURI: o.keyURI})
+	if err != nil {
+		return nil, nil, nil, false, err
+	}
+	// Messages for the start-up dialog, in Japanese, shown before anyone logs in.
+	if o.enrolToken != "" && !link.enrolled() {
+		if tc, err := link.Enrol(ctx, o.enrolToken); err != nil {
+			log.Printf("enrolment with the CA failed: %v", err)
+			report = append(report, "認証局への端末登録に失敗しました（"+app.MessageJA(err)+"）。管理者が「端末の設定」から登録用トークンで登録し直してください。")
+		} else {
+			log.Printf("enrolled with the CA as terminal %s of municipality %s (certificate until %s)", tc.TerminalID, tc.Municipality, tc.NotAfter.Format("2006-01-02"))
+		}
+	}
+	municipality := o.municipality
+	if c := link.Current().Certificate; municipality == "" && c != nil {
+		municipality = "地方公共団体コード " + c.Municipality
+	}
+	cfg := app.Config{DBPath: filepath.Join(o.dataDir, "terminal.db"), Municipality: municipality}
+	if cfg.ResidentFileKey, err = link.residentFileKey(); err != nil {
+		return nil, nil, nil, false, err
+	}
+	if c, err := link.Client(); err != nil {
+		log.Printf("CA client: %v", err)
+		report = append(report, "認証局との接続設定を読み込めませんでした（"+app.MessageJA(err)+"）。管理者に連絡してください。")
+	} else if c != nil {
+		cfg.CA = c // app.Open resolves unfinished issuances before anyone logs in
+	}
+	term, err = app.Open(ctx, cfg)
+	if err != nil {
+		return nil, nil, nil, false, err
+	}
+	for _, r := range term.Recovered() {
+		report = append(report, r.MessageJA())
+	}
+	if term.RecoveryDeferred() {
+		report = append(report, "別の処理が発行中のため、未完了の発行の確認は行いませんでした。その処理の終了後に端末を再起動してください。")
+	}
+	return term, link, report, cfg.CA != nil, nil
 }
 
 // defaultDataDir is $XDG_DATA_HOME/madoguchi, or ~/.local/share/madoguchi.
