@@ -102,10 +102,13 @@ func run(o options) error {
 		return err
 	}
 	defer term.Close()
-	if caAtStart {
-		go sendResidentChangesEvery(ctx, term, time.Minute)
-		go witnessAuditEvery(ctx, term, 10*time.Minute) // wiring.go; log-outs send the head too
+	if !caAtStart {
+		log.Printf("no CA client at start: the procedures that talk to the CA wait for enrolment or a CA URL in the settings")
 	}
+	// The outbox and the witness run whether or not a CA is set now: each send asks the CA
+	// link for the client in effect (app.Config.CurrentCA), so they wait for one.
+	go sendResidentChangesEvery(ctx, term, time.Minute)
+	go witnessAuditEvery(ctx, term, 10*time.Minute) // wiring.go; log-outs send the head too
 	go backupAuditEvery(ctx, term, 10*time.Minute)
 	go checkClockEvery(ctx, term, timesync.Read, 10*time.Minute)
 	if empty, err := term.NeedsBootstrap(ctx); err != nil {
@@ -165,11 +168,21 @@ func openTerminal(ctx context.Context, o options) (term *app.Terminal, link *caL
 	if cfg.ResidentFileKey, err = link.residentFileKey(); err != nil {
 		return nil, nil, nil, false, err
 	}
-	if c, err := link.Client(); err != nil {
+	c, err := link.Client()
+	if err != nil {
 		log.Printf("CA client: %v", err)
 		report = append(report, "認証局との接続設定を読み込めませんでした（"+app.MessageJA(err)+"）。管理者に連絡してください。")
-	} else if c != nil {
-		cfg.CA = c // app.Open resolves unfinished issuances before anyone logs in
+	}
+	caAtStart = c != nil
+	// Every procedure asks the link for the client in effect at each call, so enrolment or a
+	// new CA URL on the settings screen reaches all of them at once; app.Open resolves
+	// unfinished issuances with the client of this moment before anyone logs in.
+	cfg.CurrentCA = func() (app.CA, error) {
+		c, err := link.Client()
+		if c == nil { // no typed nil in the interface
+			return nil, err
+		}
+		return c, nil
 	}
 	term, err = app.Open(ctx, cfg)
 	if err != nil {
@@ -181,7 +194,7 @@ func openTerminal(ctx context.Context, o options) (term *app.Terminal, link *caL
 	if term.RecoveryDeferred() {
 		report = append(report, "別の処理が発行中のため、未完了の発行の確認は行いませんでした。その処理の終了後に端末を再起動してください。")
 	}
-	return term, link, report, cfg.CA != nil, nil
+	return term, link, report, caAtStart, nil
 }
 
 // defaultDataDir is $XDG_DATA_HOME/madoguchi, or ~/.local/share/madoguchi.

@@ -127,7 +127,7 @@ type residentChangeSender interface {
 func sendResidentChangesEvery(ctx context.Context, s residentChangeSender, every time.Duration) {
 	repeatEvery(ctx, every, func() {
 		ds, err := s.SendResidentChanges(ctx)
-		if err != nil && ctx.Err() == nil {
+		if err != nil && ctx.Err() == nil && !errors.Is(err, app.ErrNoCA) { // no CA yet: it waits for one
 			log.Printf("resident changes: delivery to the CA failed: %v", err)
 		}
 		count := map[app.ChangeOutcome]int{}
@@ -176,7 +176,7 @@ func witnessAuditEvery(ctx context.Context, w auditWitnesser, every time.Duratio
 	repeatEvery(ctx, every, func() {
 		_, err := w.WitnessAudit(ctx, "-")
 		switch {
-		case ctx.Err() != nil:
+		case ctx.Err() != nil, errors.Is(err, app.ErrNoCA): // no CA yet: it waits for one
 		case errors.Is(err, apperr.AuditBroken):
 			log.Printf("AUDIT WITNESS: the CA refused this terminal's audit chain head: terminal.db was rewritten or replaced: %v", err)
 		case err != nil && !failing:

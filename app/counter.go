@@ -84,7 +84,12 @@ func (s *Session) Revoke(ctx context.Context, req RevokeRequest) (*RevocationRes
 	if err := s.precheck(ctx, action, target, operator.Reception, detail); err != nil {
 		return nil, err
 	}
-	c, kind, err := s.revocationCase(ctx, req)
+	ca, err := s.t.ca()
+	var c *workflow.Case
+	var kind string
+	if err == nil {
+		c, kind, err = s.revocationCase(ctx, req)
+	}
 	if err != nil {
 		s.t.record(ctx, audit.Entry{Operator: s.operatorID, Action: action, Target: target, Result: resultOf(err), Detail: refusalDetail(detail, err)})
 		return nil, err
@@ -100,7 +105,7 @@ func (s *Session) Revoke(ctx context.Context, req RevokeRequest) (*RevocationRes
 		// the resident-record code of the identity-checked case (imported from the resident
 		// file) proves the person to the CA; it goes only into the request, never into the
 		// terminal's audit detail
-		ack, err := s.t.cfg.CA.Revoke(ctx, s.operatorID, ref.Serial, wire.RevokeRequest{
+		ack, err := ca.Revoke(ctx, s.operatorID, ref.Serial, wire.RevokeRequest{
 			RequestID: "rv-" + inst + "-" + target + "-" + wireType[ref.Type], CertType: wireType[ref.Type], Kind: kind,
 			WrittenRequest: req.WrittenRequest, IdentityDocument: string(c.Identity.Document), ResidentCode: c.Applicant.RecordCode})
 		if err != nil {
@@ -124,9 +129,6 @@ func (s *Session) Revoke(ctx context.Context, req RevokeRequest) (*RevocationRes
 
 // revocationCase checks the request against its case and returns the case and the CA kind.
 func (s *Session) revocationCase(ctx context.Context, req RevokeRequest) (*workflow.Case, string, error) {
-	if s.t.cfg.CA == nil {
-		return nil, "", apperr.New(apperr.CAUnavailable, "app: no CA configured")
-	}
 	c, err := workflow.Load(ctx, s.t.db, req.CaseID)
 	if err != nil {
 		return nil, "", err
@@ -205,8 +207,9 @@ func (s *Session) ReleaseHold(ctx context.Context, caseID int64, ref CertRef) (w
 		s.t.record(ctx, audit.Entry{Operator: s.operatorID, Action: action, Target: target, Result: resultOf(err), Detail: refusalDetail(detail, err)})
 		return wire.CertificateStatus{}, err
 	}
-	if s.t.cfg.CA == nil {
-		return fail(apperr.New(apperr.CAUnavailable, "app: no CA configured"))
+	ca, err := s.t.ca()
+	if err != nil {
+		return fail(err)
 	}
 	c, err := workflow.Load(ctx, s.t.db, caseID)
 	if err != nil {
@@ -225,7 +228,7 @@ func (s *Session) ReleaseHold(ctx context.Context, caseID int64, ref CertRef) (w
 	if err != nil {
 		return fail(err)
 	}
-	st, err := s.t.cfg.CA.ReleaseHold(ctx, s.operatorID, ref.Serial, wire.ReleaseHoldRequest{
+	st, err := ca.ReleaseHold(ctx, s.operatorID, ref.Serial, wire.ReleaseHoldRequest{
 		RequestID: "rh-" + inst + "-" + target + "-" + wireType[ref.Type], CertType: wireType[ref.Type], IdentityDocument: string(c.Identity.Document),
 		ResidentCode: c.Applicant.RecordCode})
 	if err != nil {
@@ -258,10 +261,11 @@ type CardMaintenanceCA interface {
 
 var _ CardMaintenanceCA = (*raclient.Client)(nil)
 
-// CardMaintenanceCA returns the terminal's CA client (Config.CA) as a CardMaintenanceCA, or
-// nil when the terminal has no CA or its client offers no card maintenance.
+// CardMaintenanceCA returns the CA client in effect now as a CardMaintenanceCA, or nil when
+// the terminal has no CA or its client offers no card maintenance.
 func (t *Terminal) CardMaintenanceCA() CardMaintenanceCA {
-	ca, _ := t.cfg.CA.(CardMaintenanceCA)
+	c, _ := t.ca()
+	ca, _ := c.(CardMaintenanceCA)
 	return ca
 }
 
