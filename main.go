@@ -1,7 +1,8 @@
 // Command madoguchi is the integrated counter terminal (統合端末, TS Art. 1(iii)): one Fyne window
 // hosting the reception and CS applications for municipal clerks. It parses flags, opens the
-// counter domain (app), and wires it, the card reader and the CA link to the screens (ui);
-// nothing else lives here.
+// terminal (app/terminal: the domain, its CA link, card reader, printer and periodic jobs) and
+// hands it to the screens (ui). The demo's virtual finger (wiring.go) is the one other thing
+// here.
 //
 //	madoguchi [--data-dir DIR] [--reader NAME] [--ca-url URL] [--ca-cert FILE] [--enrol-token TOKEN]
 //	          [--municipality NAME] [--print-fonts DIR] [--printer QUEUE [--cups-server SOCKET|HOST[:PORT]]]
@@ -21,7 +22,6 @@ import (
 	"log"
 	"os"
 	"path/filepath"
-	"time"
 
 	"fyne.io/fyne/v2"
 	fyneapp "fyne.io/fyne/v2/app"
@@ -30,8 +30,8 @@ import (
 	"madoguchi/app/cli"
 	"madoguchi/app/holder"
 	"madoguchi/app/printout/spool"
+	counter "madoguchi/app/terminal"
 	"madoguchi/assets"
-	"madoguchi/internal/timesync"
 	"madoguchi/ui"
 )
 
@@ -65,9 +65,9 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	opts := options{dataDir: *dataDir, caURL: *caURL, reader: *reader, language: *language, caCert: *caCert,
-		enrolToken: *enrolToken, municipality: *municipality, printFonts: *printFontDir,
-		printer: *printer, cupsServer: *cupsServer, keyURI: *keyURI}
+	opts := options{language: *language, Options: counter.Options{DataDir: *dataDir, CAURL: *caURL, Reader: *reader, CACert: *caCert,
+		EnrolToken: *enrolToken, Municipality: *municipality, PrintFonts: *printFontDir,
+		Printer: *printer, CUPSServer: *cupsServer, KeyURI: *keyURI}}
 	if err := run(opts); err != nil {
 		log.Fatal(err)
 	}
@@ -75,43 +75,23 @@ func main() {
 
 // options are the terminal's command-line settings.
 type options struct {
-	dataDir, caURL, reader, language string
-	caCert, enrolToken, municipality string
-	printFonts                       string
-	printer, cupsServer              string // CUPS queue and scheduler; no queue: no printing
-	keyURI                           string // pkcs11: URI of the key token (app/termkey)
+	counter.Options
+	language string
 }
 
 func run(o options) error {
-	dataDir := o.dataDir
 	if err := ui.UseLanguage(o.language); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return fmt.Errorf("data directory: %w", err)
-	}
-	// MkdirAll leaves an existing directory as it was; the data directory holds the terminal's
-	// TLS key and the resident files, so it is narrowed to the owner every time.
-	if err := os.Chmod(dataDir, 0o700); err != nil {
-		return fmt.Errorf("data directory: %w", err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	term, link, report, caAtStart, err := openTerminal(ctx, o)
+	term, err := counter.Open(ctx, o.Options)
 	if err != nil {
 		return err
 	}
 	defer term.Close()
-	if !caAtStart {
-		log.Printf("no CA client at start: the procedures that talk to the CA wait for enrolment or a CA URL in the settings")
-	}
-	// The outbox and the witness run whether or not a CA is set now: each send asks the CA
-	// link for the client in effect (app.Config.CurrentCA), so they wait for one.
-	go sendResidentChangesEvery(ctx, term, time.Minute)
-	go witnessAuditEvery(ctx, term, 10*time.Minute) // wiring.go; log-outs send the head too
-	go backupAuditEvery(ctx, term, 10*time.Minute)
-	go checkClockEvery(ctx, term, timesync.Read, 10*time.Minute)
-	if empty, err := term.NeedsBootstrap(ctx); err != nil {
+	term.Run(ctx) // the periodic jobs: outbox, audit witness, audit backup, clock check
+	if empty, err := term.Domain.NeedsBootstrap(ctx); err != nil {
 		return err
 	} else if empty {
 		log.Printf("the terminal has no operators yet: create the first supervisor with the terminal CLI's bootstrap command")
@@ -126,75 +106,34 @@ func run(o options) error {
 	w.SetMaster()
 
 	status := ui.NewStatus()
-	fonts := &printFonts{dir: o.printFonts}
-	backend := ui.AppBackend{Terminal: term, Issuance: issuanceLink(term, link, fonts, o.municipality)}
+	backend := ui.AppBackend{Terminal: term.Domain, Issuance: issuanceLink(term)}
 	shell := ui.NewShell(w, backend, status, ui.Screens())
 	// The hand-over folder between the CS and reception applications of this terminal.
-	shell.ResidentFileDir = filepath.Join(dataDir, "resident-files")
-	shell.Terminal = ui.TerminalWiring{Settings: link, NoticeDir: filepath.Join(dataDir, "notices"), Preview: ui.Pdftoppm{}}
-	link.testPageFonts = fonts.printer
-	shell.Terminal.Print = link // the queue in the settings at each print (printer.go)
-	logPrinter(link.Current())
+	shell.ResidentFileDir = filepath.Join(o.DataDir, "resident-files")
+	shell.Terminal = ui.TerminalWiring{Settings: term.Link, NoticeDir: filepath.Join(o.DataDir, "notices"), Preview: ui.Pdftoppm{},
+		Print: term.Link} // the queue in the settings at each print (app/calink)
 	shell.DemoFinger = demoFinger()
-	status.Watch(ctx, pcscCardWatcher{reader: o.reader, link: link}, link)
-	ui.ShowStartupReport(shell, report)
+	status.Watch(ctx, term.Cards, term.Link)
+	ui.ShowStartupReport(shell, term.Report)
 	w.ShowAndRun()
 	return nil
 }
 
-// openTerminal opens the CA link of the data directory (enrolling with --enrol-token on first
-// start) and the counter domain over it. report holds the messages for the start-up dialog;
-// caAtStart says whether a CA client was in effect when the domain opened.
-func openTerminal(ctx context.Context, o options) (term *app.Terminal, link *caLink, report []string, caAtStart bool, err error) {
-	link, err = openCALink(o.dataDir, linkSettings{CAURL: o.caURL, Reader: o.reader, CACertFile: o.caCert,
-		Printer: o.printer, CUPSServer: o.cupsServer, KeyURI: o.keyURI})
-	if err != nil {
-		return nil, nil, nil, false, err
+// issuanceLink wires the reception wizard to the terminal's procedures.
+func issuanceLink(term *counter.Terminal) *ui.IssuanceLink {
+	return &ui.IssuanceLink{
+		Issuer:   term.Domain.IssuerNow,
+		OpenCard: term.OpenCard,
+		// The PIN reset and the key destruction go through the same mutual-TLS client.
+		CardMaintenance: func(ctx context.Context) (app.CardMaintenanceCA, error) {
+			if ca := term.Domain.CardMaintenanceCA(); ca != nil {
+				return ca, nil
+			}
+			return nil, app.ErrNoCA
+		},
+		Printer:      term.Printer,
+		Municipality: term.Municipality,
 	}
-	// Messages for the start-up dialog, in Japanese, shown before anyone logs in.
-	if o.enrolToken != "" && !link.enrolled() {
-		if tc, err := link.Enrol(ctx, o.enrolToken); err != nil {
-			log.Printf("enrolment with the CA failed: %v", err)
-			report = append(report, "認証局への端末登録に失敗しました（"+app.MessageJA(err)+"）。管理者が「端末の設定」から登録用トークンで登録し直してください。")
-		} else {
-			log.Printf("enrolled with the CA as terminal %s of municipality %s (certificate until %s)", tc.TerminalID, tc.Municipality, tc.NotAfter.Format("2006-01-02"))
-		}
-	}
-	municipality := o.municipality
-	if c := link.Current().Certificate; municipality == "" && c != nil {
-		municipality = "地方公共団体コード " + c.Municipality
-	}
-	cfg := app.Config{DBPath: filepath.Join(o.dataDir, "terminal.db"), Municipality: municipality}
-	if cfg.ResidentFileKey, err = link.residentFileKey(); err != nil {
-		return nil, nil, nil, false, err
-	}
-	c, err := link.Client()
-	if err != nil {
-		log.Printf("CA client: %v", err)
-		report = append(report, "認証局との接続設定を読み込めませんでした（"+app.MessageJA(err)+"）。管理者に連絡してください。")
-	}
-	caAtStart = c != nil
-	// Every procedure asks the link for the client in effect at each call, so enrolment or a
-	// new CA URL on the settings screen reaches all of them at once; app.Open resolves
-	// unfinished issuances with the client of this moment before anyone logs in.
-	cfg.CurrentCA = func() (app.CA, error) {
-		c, err := link.Client()
-		if c == nil { // no typed nil in the interface
-			return nil, err
-		}
-		return c, nil
-	}
-	term, err = app.Open(ctx, cfg)
-	if err != nil {
-		return nil, nil, nil, false, err
-	}
-	for _, r := range term.Recovered() {
-		report = append(report, r.MessageJA())
-	}
-	if term.RecoveryDeferred() {
-		report = append(report, "別の処理が発行中のため、未完了の発行の確認は行いませんでした。その処理の終了後に端末を再起動してください。")
-	}
-	return term, link, report, caAtStart, nil
 }
 
 // defaultDataDir is $XDG_DATA_HOME/madoguchi, or ~/.local/share/madoguchi.

@@ -6,6 +6,7 @@ import (
 	"image"
 	"time"
 
+	"madoguchi/app/calink"
 	"madoguchi/app/issue"
 	"madoguchi/app/resident"
 	"madoguchi/app/workflow"
@@ -133,19 +134,7 @@ type TerminalSettings interface {
 }
 
 // TerminalConfig is what the settings screen shows.
-type TerminalConfig struct {
-	CAURL      string
-	Reader     string
-	CACertFile string // the internal TLS CA certificate the terminal trusts ("" = none yet)
-	Printer    string // the CUPS queue of the counter's documents ("" = none)
-	CUPSServer string // its scheduler ("" = the default)
-	// Certificate is the terminal's client certificate; nil before enrolment.
-	Certificate *TerminalCertificate
-}
+type TerminalConfig = calink.Config
 
 // TerminalCertificate describes the terminal's client certificate.
-type TerminalCertificate struct {
-	TerminalID   string
-	Municipality string // 6-digit local government code the terminal is bound to
-	NotAfter     time.Time
-}
+type TerminalCertificate = calink.Certificate
