@@ -106,8 +106,7 @@ func run(o options) error {
 	w.SetMaster()
 
 	status := ui.NewStatus()
-	backend := ui.AppBackend{Terminal: term.Domain, Issuance: issuanceLink(term)}
-	shell := ui.NewShell(w, backend, status, ui.Screens())
+	shell := ui.NewShell(w, ui.AppBackend{Terminal: term.Domain}, status, ui.Screens())
 	// The hand-over folder between the CS and reception applications of this terminal.
 	shell.ResidentFileDir = filepath.Join(o.DataDir, "resident-files")
 	shell.Terminal = ui.TerminalWiring{Settings: term.Link, NoticeDir: filepath.Join(o.DataDir, "notices"), Preview: ui.Pdftoppm{},
@@ -117,23 +116,6 @@ func run(o options) error {
 	ui.ShowStartupReport(shell, term.Report)
 	w.ShowAndRun()
 	return nil
-}
-
-// issuanceLink wires the reception wizard to the terminal's procedures.
-func issuanceLink(term *counter.Terminal) *ui.IssuanceLink {
-	return &ui.IssuanceLink{
-		Issuer:   term.Domain.IssuerNow,
-		OpenCard: term.OpenCard,
-		// The PIN reset and the key destruction go through the same mutual-TLS client.
-		CardMaintenance: func(ctx context.Context) (app.CardMaintenanceCA, error) {
-			if ca := term.Domain.CardMaintenanceCA(); ca != nil {
-				return ca, nil
-			}
-			return nil, app.ErrNoCA
-		},
-		Printer:      term.Printer,
-		Municipality: term.Municipality,
-	}
 }
 
 // defaultDataDir is $XDG_DATA_HOME/madoguchi, or ~/.local/share/madoguchi.

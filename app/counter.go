@@ -98,7 +98,7 @@ func (s *Session) Revoke(ctx context.Context, req RevokeRequest) (*RevocationRes
 	if err != nil {
 		return nil, err
 	}
-	res := &RevocationResult{Notice: printout.RevocationNotice{Municipality: s.t.cfg.Municipality, ReceiptNo: target,
+	res := &RevocationResult{Notice: printout.RevocationNotice{Municipality: s.t.Municipality(), ReceiptNo: target,
 		OperatorID: s.operatorID, HolderName: c.Applicant.Name, ReceivedAt: c.OpenedAt}}
 	for _, ref := range req.Certificates {
 		d := map[string]string{"kind": kind, "cert_type": string(ref.Type), "serial": ref.Serial, "written_request": req.WrittenRequest}
@@ -296,7 +296,7 @@ var maintenanceTarget = map[pinrule.Kind]struct {
 // the PIN stays "not set" (kind PINNotSet; the card cannot be used with that PIN until set) and
 // the case stays approved so the procedure can be repeated. On success the new PIN is verified
 // on the card and the case is completed. Audited as "card.pin_reset".
-func (s *Session) ResetPIN(ctx context.Context, caseID int64, ca CardMaintenanceCA, card issue.Card, which pinrule.Kind, newPIN issue.PINEntry) error {
+func (s *Session) ResetPIN(ctx context.Context, caseID int64, which pinrule.Kind, newPIN issue.PINEntry) error {
 	const action = "card.pin_reset"
 	target := strconv.FormatInt(caseID, 10)
 	detail := map[string]string{"operation": wire.MaintenancePINReset, "pin": which.String()}
@@ -311,10 +311,11 @@ func (s *Session) ResetPIN(ctx context.Context, caseID int64, ca CardMaintenance
 		if newPIN == nil {
 			return apperr.New(apperr.InvalidInput, "app: a PIN reset needs the applicant's PIN entry")
 		}
-		c, err := s.maintenanceCase(ctx, caseID, workflow.PINReset, ca, card)
+		c, ca, card, closeCard, err := s.maintenanceCase(ctx, caseID, workflow.PINReset)
 		if err != nil {
 			return err
 		}
+		defer closeCard()
 		birth, err := c.Applicant.Birth()
 		if err != nil {
 			return err
@@ -339,7 +340,7 @@ func (s *Session) ResetPIN(ctx context.Context, caseID int64, ca CardMaintenance
 // cards and cards of another municipality as for ResetPIN. Afterwards the JPKI AP refuses to
 // sign with the destroyed keys. Reception permission; approved KeyDestruction case, completed on
 // success. Audited as "card.key_destruction".
-func (s *Session) DestroyKeys(ctx context.Context, caseID int64, ca CardMaintenanceCA, card issue.Card) error {
+func (s *Session) DestroyKeys(ctx context.Context, caseID int64) error {
 	const action = "card.key_destruction"
 	target := strconv.FormatInt(caseID, 10)
 	detail := map[string]string{"operation": wire.MaintenanceKeyDestruction}
@@ -347,10 +348,11 @@ func (s *Session) DestroyKeys(ctx context.Context, caseID int64, ca CardMaintena
 		return err
 	}
 	err := func() error {
-		c, err := s.maintenanceCase(ctx, caseID, workflow.KeyDestruction, ca, card)
+		c, ca, card, closeCard, err := s.maintenanceCase(ctx, caseID, workflow.KeyDestruction)
 		if err != nil {
 			return err
 		}
+		defer closeCard()
 		types := c.CertTypes
 		if len(types) == 0 {
 			types = []workflow.CertType{workflow.SignatureCert, workflow.UserAuthCert}
@@ -369,25 +371,27 @@ func (s *Session) DestroyKeys(ctx context.Context, caseID int64, ca CardMaintena
 	return s.finishMaintenance(ctx, action, caseID, detail, err)
 }
 
-// maintenanceCase loads and checks the case of a card maintenance.
-func (s *Session) maintenanceCase(ctx context.Context, caseID int64, kind workflow.Kind, ca CardMaintenanceCA, card issue.Card) (*workflow.Case, error) {
-	c, err := workflow.Load(ctx, s.t.db, caseID)
+// maintenanceCase loads and checks the case of a card maintenance, then takes the terminal's
+// CA client in effect and opens the card in its reader (exclusively: nothing may interleave
+// commands with the CA's script); closeCard releases it.
+func (s *Session) maintenanceCase(ctx context.Context, caseID int64, kind workflow.Kind) (c *workflow.Case, ca CardMaintenanceCA, card issue.Card, closeCard func(), err error) {
+	c, err = workflow.Load(ctx, s.t.db, caseID)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, nil, err
 	}
 	if c.Kind != kind {
-		return nil, apperr.New(apperr.InvalidTransition, "app: case %d is a %s, not a %s", caseID, c.Kind, kind)
+		return nil, nil, nil, nil, apperr.New(apperr.InvalidTransition, "app: case %d is a %s, not a %s", caseID, c.Kind, kind)
 	}
 	if err := approved(c); err != nil {
-		return nil, err
+		return nil, nil, nil, nil, err
 	}
-	if ca == nil {
-		return nil, apperr.New(apperr.CAUnavailable, "app: no CA configured")
+	if ca = s.t.CardMaintenanceCA(); ca == nil {
+		return nil, nil, nil, nil, ErrNoCA
 	}
-	if card == nil {
-		return nil, apperr.New(apperr.InvalidInput, "app: no card")
+	if card, closeCard, err = s.t.openCard(ctx); err != nil {
+		return nil, nil, nil, nil, err
 	}
-	return c, nil
+	return c, ca, card, closeCard, nil
 }
 
 // runMaintenance opens the secure channel between the card and the CA, has the CA authorise
@@ -567,7 +571,7 @@ func (s *Session) CertificateCopy(ctx context.Context, card CertificateReader, t
 		if out, err = printout.CopyOf(leaf, p); err != nil {
 			return err
 		}
-		out.Municipality, out.Date, out.OperatorID = s.t.cfg.Municipality, s.t.now(), s.operatorID
+		out.Municipality, out.Date, out.OperatorID = s.t.Municipality(), s.t.now(), s.operatorID
 		detail["serial"] = strings.ToUpper(leaf.SerialNumber.Text(16))
 		return nil
 	}()

@@ -108,11 +108,15 @@ func (c *hostEndCA) ConfirmMaintenance(ctx context.Context, _, id string, req wi
 // PIN and completes the case. A CA refusal reaches the clerk as its own kind, before any PIN
 // is asked. No PIN in any audit record.
 func TestResetPINWithTheApplicant(t *testing.T) {
-	f, _, rc := counterWith(t, func(c *app.Config) { c.CA = newFakeCA(time.Now) })
-	ctx := context.Background()
 	l := vcardtest.Personalised(t, "", 0x41)
 	card := cardio.New(vcard.Insert(l.Card))
 	ca := &hostEndCA{}
+	// The terminal's CA client and the card in its reader (the procedure takes both itself).
+	f, _, rc := counterWith(t, func(c *app.Config) {
+		c.CA = maintenanceCA{newFakeCA(time.Now), ca}
+		c.Cards = func(context.Context) (issue.Card, func(), error) { return card, func() {}, nil }
+	})
+	ctx := context.Background()
 	id := counterCase(t, rc, workflow.PINReset, "90000000011", licence)
 	c, err := rc.Case(ctx, id)
 	if err != nil {
@@ -130,7 +134,7 @@ func TestResetPINWithTheApplicant(t *testing.T) {
 		t.Fatal("the applicant was asked for a PIN although the CA refused")
 		return pinrule.PIN{}, pinrule.PIN{}, nil
 	}
-	if err := rc.ResetPIN(ctx, id, ca, card, pinrule.UserAuth, never); !errors.Is(err, apperr.CardOtherMunicipality) || !strings.Contains(app.MessageJA(err), "他の市区町村") {
+	if err := rc.ResetPIN(ctx, id, pinrule.UserAuth, never); !errors.Is(err, apperr.CardOtherMunicipality) || !strings.Contains(app.MessageJA(err), "他の市区町村") {
 		t.Fatalf("refused by the CA: %v (%s)", err, app.MessageJA(err))
 	}
 	ca.refuse = nil
@@ -138,7 +142,7 @@ func TestResetPINWithTheApplicant(t *testing.T) {
 	// The applicant gives up after a refused entry: the PIN stays not set.
 	var asked []issue.PINRequest
 	giveUp := errors.New("applicant left")
-	err = rc.ResetPIN(ctx, id, ca, card, pinrule.UserAuth, func(_ context.Context, req issue.PINRequest) (pinrule.PIN, pinrule.PIN, error) {
+	err = rc.ResetPIN(ctx, id, pinrule.UserAuth, func(_ context.Context, req issue.PINRequest) (pinrule.PIN, pinrule.PIN, error) {
 		asked = append(asked, req)
 		if req.Attempt == 1 {
 			return pinrule.New(birthdayPIN), pinrule.New(birthdayPIN), nil
@@ -162,7 +166,7 @@ func TestResetPINWithTheApplicant(t *testing.T) {
 	}
 
 	// Again: the new PIN is set, verified, and the signature PIN is untouched.
-	err = rc.ResetPIN(ctx, id, ca, card, pinrule.UserAuth, func(context.Context, issue.PINRequest) (pinrule.PIN, pinrule.PIN, error) {
+	err = rc.ResetPIN(ctx, id, pinrule.UserAuth, func(context.Context, issue.PINRequest) (pinrule.PIN, pinrule.PIN, error) {
 		return pinrule.New("5931"), pinrule.New("5931"), nil
 	})
 	if err != nil {
@@ -193,6 +197,17 @@ func TestResetPINWithTheApplicant(t *testing.T) {
 			}
 		}
 	}
+}
+
+// maintenanceCA is the counter's fake CA with hostEndCA's card maintenance: one client, as the
+// terminal's (its OpenChannel is the maintenance host end's).
+type maintenanceCA struct {
+	*fakeCA
+	*hostEndCA
+}
+
+func (m maintenanceCA) OpenChannel(ctx context.Context, op string) (wire.ChannelResponse, error) {
+	return m.hostEndCA.OpenChannel(ctx, op)
 }
 
 // longHex matches the random hexadecimal ids and serials in audit details.

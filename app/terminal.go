@@ -30,6 +30,7 @@ import (
 	"madoguchi/app/clock"
 	"madoguchi/app/issue"
 	"madoguchi/app/operator"
+	"madoguchi/app/printout"
 	"madoguchi/app/resident"
 	"madoguchi/app/store"
 	"madoguchi/app/workflow"
@@ -71,6 +72,15 @@ type Config struct {
 	// talks to the CA asks it at each call (ca.go: Terminal.ca), so a change takes effect for
 	// all of them at once. nil: CA, fixed at Open.
 	CurrentCA CAProvider
+	// Cards opens the card in the terminal's reader for the procedures that need it
+	// (card.go); nil: they are refused with ErrNoCard.
+	Cards CardOpener
+	// Printer is the counter's document printer (fonts loaded on first use); nil: documents
+	// are refused with kind NotSupported.
+	Printer func() (*printout.Printer, error)
+	// MunicipalityOf, when set, gives Municipality at each use (the enrolled municipality
+	// follows an enrolment at run time).
+	MunicipalityOf func() string
 	// CACertificates are the CA certificates installed with the terminal, per certificate
 	// type (see NewIssuer).
 	CACertificates map[workflow.CertType][]byte

@@ -146,12 +146,6 @@ type AuditEntry struct {
 	Detail   map[string]string // what the domain recorded besides (never secrets), e.g. the refusal's kind
 }
 
-// AuditHistory shows the history of one chosen operator on its own (TS Art. 20(2)(ii)). A
-// Session that offers it implements it; the domain checks the Audit permission.
-type AuditHistory interface {
-	History(ctx context.Context, operatorID string) ([]AuditEntry, error)
-}
-
 // PINJudge applies the PIN rules of the domain to the PIN an applicant typed for a case (TS
 // Art. 4: not easily guessed; the birthday rule needs the case's applicant). A Session that
 // offers it implements it. Refusals are app/pinrule errors (errors.Is(err, apperr.WeakPIN)).

@@ -6,6 +6,7 @@ import (
 	"image"
 	"time"
 
+	"madoguchi/app"
 	"madoguchi/app/calink"
 	"madoguchi/app/issue"
 	"madoguchi/app/resident"
@@ -82,9 +83,10 @@ type ApplicantPINRequest struct {
 	Refused  error // why the previous entry was refused, nil on the first attempt
 }
 
-// ErrCardUnavailable is wrapped by Issue when no card could be reached in the reader (no
-// reader, no card, card held by another program): nothing was started at the CA.
-var ErrCardUnavailable = errors.New("ui: no card in the reader")
+// ErrCardUnavailable (app.ErrNoCard) is wrapped by the procedures when no card could be
+// reached in the reader (no reader, no card, card held by another program): nothing was
+// started at the CA.
+var ErrCardUnavailable = app.ErrNoCard
 
 // ErrPINCancelled is returned by the PIN hand-over when the clerk cancels the applicant's entry.
 var ErrPINCancelled = errors.New("ui: applicant pin entry cancelled")

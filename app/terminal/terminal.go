@@ -84,7 +84,10 @@ func Open(ctx context.Context, o Options) (*Terminal, error) {
 	if c := link.Current().Certificate; municipality == "" && c != nil {
 		municipality = "地方公共団体コード " + c.Municipality
 	}
-	cfg := app.Config{DBPath: filepath.Join(o.DataDir, "terminal.db"), Municipality: municipality, CurrentCA: link.CA}
+	// The domain takes from the terminal, at each call, the CA client in effect, the card in
+	// the reader chosen in the settings, the document printer and the municipality.
+	cfg := app.Config{DBPath: filepath.Join(o.DataDir, "terminal.db"), Municipality: municipality, CurrentCA: link.CA,
+		Cards: t.OpenCard, Printer: t.fonts.printer, MunicipalityOf: t.Municipality}
 	if cfg.ResidentFileKey, err = link.ResidentFileKey(); err != nil {
 		link.Close()
 		return nil, err
