@@ -30,7 +30,7 @@ import (
 	"madoguchi/app/cli"
 	"madoguchi/app/holder"
 	"madoguchi/app/printout/spool"
-	counter "madoguchi/app/terminal"
+	counter "madoguchi/app/terminal" // named so: main_test.go has a type terminal
 	"madoguchi/assets"
 	"madoguchi/ui"
 )
