@@ -162,3 +162,73 @@ func TestOutboxWaitsForTheCA(t *testing.T) {
 		t.Errorf("the name change did not revoke the signature certificate at the CA: %+v, %v", c, err)
 	}
 }
+
+// TestCAURLChangeReachesEveryProcedure (issue 16): the CA moves to another address; the
+// supervisor changes the CA URL on the settings screen while the terminal runs (the old
+// address no longer answers); revocation and the outbox reach the CA at the new address
+// without a restart.
+//
+// On the code before this change revocation and the outbox kept the client of the start, which
+// still dialled the old address: both failed with kind CAUnavailable until a restart.
+func TestCAURLChangeReachesEveryProcedure(t *testing.T) {
+	ca := testca.Start(t)
+	other := ca.OtherTerminal(t)
+	revoked := ca.DeliverSign(t, other, "seed-1", "90000000011")
+	named := ca.DeliverSign(t, other, "seed-2", "90000000022")
+	ctx := context.Background()
+	dir := t.TempDir()
+	first, err := Open(ctx, Options{DataDir: dir, CAURL: ca.URL, CACert: ca.CAPEM, EnrolToken: ca.Token(t)})
+	if err != nil || len(first.Report) != 0 {
+		t.Fatalf("enrolment at first start: %v %v", err, first.Report)
+	}
+	first.Close()
+	tm, err := Open(ctx, Options{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tm.Close() })
+	if !tm.CAAtStart {
+		t.Fatal("no CA client at start after enrolment")
+	}
+	rc := counterOperator(t, tm.Domain)
+
+	moved := ca.Listen(t)
+	ca.Srv.Close() // the old address no longer answers
+	if err := tm.Link.SetCAURL(ctx, moved); err != nil {
+		t.Fatal(err)
+	}
+	id := counterCaseE2E(t, rc, workflow.Revocation, "90000000011")
+	res, err := rc.Revoke(ctx, app.RevokeRequest{CaseID: id, Certificates: []app.CertRef{{Type: workflow.SignatureCert, Serial: revoked}},
+		WrittenRequest: "失効申請書 No.2"})
+	if err != nil || len(res.Acks) != 1 {
+		t.Errorf("revocation after the CA URL changed: %+v, %v", res, err)
+	}
+	yesterday := time.Now().In(time.FixedZone("JST", 9*3600)).AddDate(0, 0, -1).Format("2006-01-02")
+	if err := rc.RecordResidentChange(ctx, resident.Change{RecordCode: "90000000022", Kind: resident.Death, Effective: yesterday}); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := rc.SendResidentChanges(ctx)
+	if err != nil || len(ds) != 1 || ds[0].Outcome != app.ChangeDelivered {
+		t.Fatalf("resident change after the CA URL changed: %+v, %v", ds, err)
+	}
+	if c, err := ca.Store.CertificateBySerial(ctx, named); err != nil || c.State != store.StateRevoked {
+		t.Errorf("the death did not revoke the certificate at the CA: %+v, %v", c, err)
+	}
+}
+
+// counterCaseE2E opens an approved case of kind for record code, the identity checked.
+func counterCaseE2E(t *testing.T, rc *app.Session, kind workflow.Kind, code string) int64 {
+	t.Helper()
+	ctx := context.Background()
+	c, err := rc.OpenCase(ctx, app.CaseRequest{Kind: kind, RecordCode: code})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rc.RecordIdentity(ctx, c.ID, workflow.Evidence{Document: workflow.MyNumberCard}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rc.Approve(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	return c.ID
+}

@@ -97,7 +97,7 @@ func witnessAuditOn(ctx context.Context, w auditWitnesser, every time.Duration, 
 		case err == nil && failing:
 			log.Printf("audit witness: the CA witnesses the audit chain head again")
 		}
-		failing = err != nil
+		failing = err != nil && !errors.Is(err, app.ErrNoCA)
 	})
 }
 

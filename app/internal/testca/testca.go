@@ -9,7 +9,9 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/pem"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -36,6 +38,9 @@ type CA struct {
 	URL    string
 	CAPEM  string // file with the internal TLS CA certificate
 	Srv    *httptest.Server
+
+	handler    http.Handler
+	serverCert tls.Certificate
 }
 
 // Start starts the CA; it stops when the test ends.
@@ -93,7 +98,18 @@ func Start(t *testing.T) *CA {
 	if err := os.WriteFile(caPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return &CA{TLS: ca, Store: st, Status: rs, URL: ts.URL, CAPEM: caPEM, Srv: ts}
+	return &CA{TLS: ca, Store: st, Status: rs, URL: ts.URL, CAPEM: caPEM, Srv: ts, handler: srv, serverCert: serverCert}
+}
+
+// Listen serves the same CA at another address (the CA moved) and returns its URL; the
+// listener stops when the test ends.
+func (c *CA) Listen(t *testing.T) string {
+	t.Helper()
+	ts := httptest.NewUnstartedServer(c.handler)
+	ts.TLS = api.TLSConfig(c.serverCert)
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	return ts.URL
 }
 
 // Token is a one-time enrolment token of municipality 131016.
