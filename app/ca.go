@@ -61,9 +61,9 @@ func (t *Terminal) ca() (CA, error) {
 	return c, nil
 }
 
-// IssuerNow returns the issuance orchestration over the CA client in effect now (it is a few
+// issuerNow returns the issuance orchestration over the CA client in effect now (it is a few
 // fields, built per issuance), or an error of kind CAUnavailable without a CA.
-func (t *Terminal) IssuerNow(ctx context.Context) (*issue.Orchestrator, error) {
+func (t *Terminal) issuerNow(ctx context.Context) (*issue.Orchestrator, error) {
 	c, err := t.ca()
 	if err != nil {
 		return nil, err

@@ -53,7 +53,7 @@ func (s *Session) Issue(ctx context.Context, req IssueRequest) (*issue.Result, e
 	if err := s.precheck(ctx, "case.issue", strconv.FormatInt(req.CaseID, 10), operator.Reception, nil); err != nil {
 		return nil, err
 	}
-	o, err := s.t.IssuerNow(ctx)
+	o, err := s.t.issuerNow(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -176,7 +176,7 @@ func Open(ctx context.Context, cfg Config) (*Terminal, error) {
 }
 
 // Issuer returns the issuance orchestration built by Open over the CA in effect then (nil
-// without a CA). IssuerNow follows a CA changed since.
+// without a CA); Session.Issue follows a CA changed since.
 func (t *Terminal) Issuer() *issue.Orchestrator { return t.issuer }
 
 // Recovered returns what Open's recovery did with the issuances a previous run left
