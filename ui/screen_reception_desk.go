@@ -92,7 +92,7 @@ var ErrCardUnavailable = app.ErrNoCard
 var ErrPINCancelled = errors.New("ui: applicant pin entry cancelled")
 
 // TerminalWiring is what the reception and settings screens need from the terminal's own
-// wiring (the main package): settings, where notices are saved, how they are previewed and
+// wiring (main, over app/terminal): settings, where notices are saved, how they are previewed and
 // printed. The zero value disables each part, and the screens say so.
 type TerminalWiring struct {
 	// Settings are this terminal's CA link and reader settings (supervisor screen).
@@ -114,7 +114,7 @@ type PDFRenderer interface {
 
 // TerminalSettings are the supervisor's settings of this terminal: the CA's address, the card
 // reader, and the enrolment of the terminal with the CA (a one-time token gives the terminal its
-// client certificate for mutual TLS, TS Art. 7(i)). Implemented by the main package.
+// client certificate for mutual TLS, TS Art. 7(i)). Implemented by app/calink.Link.
 // Implementations must be safe for concurrent use.
 type TerminalSettings interface {
 	// Current returns the settings in effect.
