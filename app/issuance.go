@@ -63,7 +63,7 @@ func (s *Session) Issue(ctx context.Context, req IssueRequest) (*issue.Result, e
 	}
 	defer closeCard()
 	req.Card = card
-	return o.Issue(ctx, issue.Request{Operator: s.operatorID, CaseID: req.CaseID, Card: req.Card, PINs: req.PINs, CardExpiry: req.CardExpiry, Progress: req.Progress})
+	return s.issue(ctx, o, req)
 }
 
 // IssueWith is Issue over a given orchestration and req.Card (the end-to-end tests and
@@ -72,6 +72,10 @@ func (s *Session) IssueWith(ctx context.Context, o *issue.Orchestrator, req Issu
 	if err := s.precheck(ctx, "case.issue", strconv.FormatInt(req.CaseID, 10), operator.Reception, nil); err != nil {
 		return nil, err
 	}
+	return s.issue(ctx, o, req)
+}
+
+func (s *Session) issue(ctx context.Context, o *issue.Orchestrator, req IssueRequest) (*issue.Result, error) {
 	return o.Issue(ctx, issue.Request{Operator: s.operatorID, CaseID: req.CaseID, Card: req.Card, PINs: req.PINs, CardExpiry: req.CardExpiry, Progress: req.Progress})
 }
 

@@ -212,3 +212,35 @@ func (m maintenanceCA) OpenChannel(ctx context.Context, op string) (wire.Channel
 
 // longHex matches the random hexadecimal ids and serials in audit details.
 var longHex = regexp.MustCompile(`[0-9A-Fa-f]{16,}`)
+
+// TestProceduresTakeCardAndCAFromTerminal (issue 16): the procedures take the CA client in
+// effect (Config.CurrentCA) and the card in the terminal's reader (Config.Cards) themselves, at
+// each call: without a CA they are refused before the card is opened; once a CA is there
+// (enrolment at run time) the next call uses it and asks the reader for the card.
+func TestProceduresTakeCardAndCAFromTerminal(t *testing.T) {
+	var current app.CA
+	opened := 0
+	_, _, rc := counterWith(t, func(c *app.Config) {
+		c.CurrentCA = func() (app.CA, error) { return current, nil }
+		c.Cards = func(context.Context) (issue.Card, func(), error) {
+			opened++
+			return nil, nil, errors.New("pcsc: no card in the reader")
+		}
+	})
+	ctx := context.Background()
+	if _, err := rc.Issue(ctx, app.IssueRequest{CaseID: 1}); !errors.Is(err, app.ErrNoCA) || !errors.Is(err, apperr.CAUnavailable) || opened != 0 {
+		t.Fatalf("issuance without a CA: %v (card opened %d times)", err, opened)
+	}
+	current = newFakeCA(time.Now)
+	if _, err := rc.Issue(ctx, app.IssueRequest{CaseID: 1}); !errors.Is(err, app.ErrNoCard) || opened != 1 {
+		t.Fatalf("issuance with a CA and no card: %v (card opened %d times)", err, opened)
+	}
+	kd := counterCase(t, rc, workflow.KeyDestruction, "90000000011", licence)
+	if err := rc.DestroyKeys(ctx, kd); !errors.Is(err, apperr.CAUnavailable) || opened != 1 {
+		t.Fatalf("key destruction with a CA that offers no card maintenance: %v (card opened %d times)", err, opened)
+	}
+	current = maintenanceCA{newFakeCA(time.Now), &hostEndCA{}}
+	if err := rc.DestroyKeys(ctx, kd); !errors.Is(err, app.ErrNoCard) || opened != 2 {
+		t.Fatalf("key destruction with no card: %v (card opened %d times)", err, opened)
+	}
+}
