@@ -35,6 +35,42 @@ type ChangeReporter interface {
 
 var _ CA = (*raclient.Client)(nil)
 
+// CAProvider returns the CA client in effect now, or nil (and no error) when the terminal has
+// none: no CA URL, or not enrolled yet. An error says the configured client cannot be built
+// (certificate or key unreadable).
+type CAProvider func() (CA, error)
+
+// ErrNoCA: the terminal has no CA client (no CA URL, or not enrolled yet). Kind CAUnavailable.
+var ErrNoCA = apperr.New(apperr.CAUnavailable, "app: no CA configured (no CA URL, or the terminal is not enrolled)")
+
+// ca returns the CA client in effect at this call (Config.CurrentCA, else Config.CA), or an
+// error of kind CAUnavailable when there is none. Every procedure that talks to the CA gets
+// its client here, so enrolment or a new CA URL at run time reaches all of them at once
+// (issue 16: revocation, hold release and the outbox used to keep the client of the start).
+func (t *Terminal) ca() (CA, error) {
+	c := t.cfg.CA
+	if t.cfg.CurrentCA != nil {
+		var err error
+		if c, err = t.cfg.CurrentCA(); err != nil {
+			return nil, err
+		}
+	}
+	if c == nil {
+		return nil, ErrNoCA
+	}
+	return c, nil
+}
+
+// issuerNow returns the issuance orchestration over the CA client in effect now (it is a few
+// fields, built per issuance), or an error of kind CAUnavailable without a CA.
+func (t *Terminal) issuerNow(ctx context.Context) (*issue.Orchestrator, error) {
+	c, err := t.ca()
+	if err != nil {
+		return nil, err
+	}
+	return t.NewIssuer(ctx, c, t.cfg.CACertificates)
+}
+
 // CAFiles names the files that let the terminal talk to the CA: the CA's base URL, the
 // terminal's client certificate and key from enrolment (PEM), and the internal TLS CA
 // certificate pinned at enrolment (PEM). TS Art. 7(i), Art. 10: mutual TLS 1.3 only.

@@ -214,27 +214,27 @@ func TestCardMaintenanceGates(t *testing.T) {
 	f, _, rc := counterWith(t, func(c *app.Config) { c.CA = newFakeCA(time.Now) })
 	ctx := context.Background()
 	pin := counterCase(t, rc, workflow.PINReset, "90000000011", licence)
-	if err := rc.ResetPIN(ctx, pin, nil, nil, pinrule.Signature, nil); !errors.Is(err, apperr.InvalidInput) {
+	if err := rc.ResetPIN(ctx, pin, pinrule.Signature, nil); !errors.Is(err, apperr.InvalidInput) {
 		t.Fatalf("pin reset without a PIN entry: %v", err)
 	}
 	entry := func(context.Context, issue.PINRequest) (pinrule.PIN, pinrule.PIN, error) {
 		t.Fatal("the applicant was asked for a PIN before the CA reset it")
 		return pinrule.PIN{}, pinrule.PIN{}, nil
 	}
-	if err := rc.ResetPIN(ctx, pin, nil, nil, pinrule.Signature, entry); !errors.Is(err, apperr.CAUnavailable) || !strings.Contains(app.MessageJA(err), "認証局と通信できません") {
+	if err := rc.ResetPIN(ctx, pin, pinrule.Signature, entry); !errors.Is(err, apperr.CAUnavailable) || !strings.Contains(app.MessageJA(err), "認証局と通信できません") {
 		t.Fatalf("pin reset without a CA: %v", err)
 	}
 	if last := f.lastAudit(t); last.Action != "card.pin_reset" || last.Result != audit.ResultRefused || last.Detail["error_kind"] != "ca unavailable" || last.Detail["pin"] != "signature" {
 		t.Errorf("audit %+v", last)
 	}
-	if err := rc.DestroyKeys(ctx, pin, nil, nil); !errors.Is(err, apperr.InvalidTransition) {
+	if err := rc.DestroyKeys(ctx, pin); !errors.Is(err, apperr.InvalidTransition) {
 		t.Fatalf("key destruction on a PIN-reset case: %v", err)
 	}
 	if last := f.lastAudit(t); last.Action != "card.key_destruction" || last.Result != audit.ResultRefused {
 		t.Errorf("audit %+v", last)
 	}
 	kd := counterCase(t, rc, workflow.KeyDestruction, "90000000011", licence)
-	if err := rc.ResetPIN(ctx, kd, nil, nil, pinrule.UserAuth, entry); !errors.Is(err, apperr.InvalidTransition) {
+	if err := rc.ResetPIN(ctx, kd, pinrule.UserAuth, entry); !errors.Is(err, apperr.InvalidTransition) {
 		t.Fatalf("pin reset on a key-destruction case: %v", err)
 	}
 	for k, want := range map[apperr.Kind]string{apperr.CardUnknown: "発行していない", apperr.CardOtherMunicipality: "他の市区町村",

@@ -25,7 +25,6 @@ import (
 	"madoguchi/app/issue"
 	"madoguchi/app/resident"
 	"madoguchi/app/workflow"
-	"madoguchi/cardio"
 )
 
 // ReceptionIssueID is the screen id of the new-issuance wizard.
@@ -898,7 +897,7 @@ func askApplicantPIN(ctx context.Context, s *Shell, id int64, req ApplicantPINRe
 // applicantPINRefusal tells the applicant why the previous entry was refused: the card's answer
 // to its current PIN (with the tries left), or the rule a new PIN broke.
 func applicantPINRefusal(err error) string {
-	var pe *cardio.PINError
+	var pe *app.CardPINError
 	if errors.As(err, &pe) {
 		return tr("pin.error.wrong_existing", map[string]any{"Tries": pe.TriesLeft})
 	}

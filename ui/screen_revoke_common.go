@@ -73,8 +73,8 @@ func japanDay(text string) (time.Time, error) {
 }
 
 // procedureOutput is how the terminal saves, previews and prints the documents it hands over:
-// the main package's wiring, shared with the issuance notice (zero disables each part and the
-// preview says so).
+// the terminal's wiring (main, app/terminal), shared with the issuance notice (zero disables
+// each part and the preview says so).
 func procedureOutput(s *Shell) TerminalWiring { return s.Terminal }
 
 // procedureTimeout bounds one backend call of a procedure screen (the CA call included: raclient

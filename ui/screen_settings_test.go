@@ -22,7 +22,7 @@ import (
 	"madoguchi/assets/fonts/printfonts"
 )
 
-// fakeSettings is an in-memory TerminalSettings; the real one (the main package's caLink) is
+// fakeSettings is an in-memory TerminalSettings; the real one (app/calink.Link) is
 // tested against a real ca-server API in the root package.
 type fakeSettings struct {
 	mu      sync.Mutex

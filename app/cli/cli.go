@@ -28,6 +28,7 @@ import (
 	"madoguchi/app"
 	"madoguchi/app/audit"
 	"madoguchi/app/auth"
+	"madoguchi/app/issue"
 	"madoguchi/app/operator"
 	"madoguchi/app/pinrule"
 	"madoguchi/app/resident"
@@ -54,6 +55,7 @@ type runner struct {
 	pinFD    int
 	pinFile  *os.File
 	pinQueue map[pinrule.Kind][]pinrule.PIN // entries read ahead for the other kind
+	reader   string                         // the card reader of the command (-reader): app.Config.Cards opens it
 }
 
 type usageError string
@@ -155,6 +157,16 @@ permissions: reception cs supervisor audit`)
 		}
 		cfg.CACertificates[typ] = der
 	}
+	// The procedures open the card themselves (app.Config.Cards), in the reader the command
+	// names with -reader.
+	r := &runner{env: env, in: bufio.NewReader(env.Stdin), user: *user, out: env.Stdout, usage: fs.Usage, pinFD: *pinFD}
+	cfg.Cards = func(ctx context.Context) (issue.Card, func(), error) {
+		card, closeCard, err := openCard(r.reader)
+		if err != nil {
+			return nil, nil, err
+		}
+		return card, closeCard, nil
+	}
 	// With a CA, Open resolves unfinished issuances before anyone logs in.
 	term, err := app.Open(ctx, cfg)
 	if err != nil {
@@ -164,7 +176,7 @@ permissions: reception cs supervisor audit`)
 	for _, res := range term.Recovered() {
 		fmt.Fprintln(env.Stderr, res.MessageJA())
 	}
-	r := &runner{env: env, in: bufio.NewReader(env.Stdin), term: term, user: *user, out: env.Stdout, usage: fs.Usage, pinFD: *pinFD}
+	r.term = term
 	defer r.closePINs()
 	if err := r.dispatch(ctx, fs.Args()); err != nil {
 		if ue, ok := err.(usageError); ok {

@@ -340,16 +340,14 @@ func (r *runner) issue(ctx context.Context, s *app.Session, a []string) error {
 	if err != nil {
 		return usageError("card expiry must be YYYY-MM-DD")
 	}
-	o := r.term.Issuer()
-	if o == nil {
+	if r.term.Issuer() == nil {
 		return usageError("issue needs the CA flags (-ca-url, -ca-cert, -ca-key, -ca-root)")
 	}
-	card, closeCard, err := openCard(*reader)
-	if err != nil {
-		return err
+	if *reader == "" {
+		return usageError("-reader names the card reader")
 	}
-	defer closeCard()
-	res, err := s.Issue(ctx, o, app.IssueRequest{CaseID: *id, Card: card, PINs: r.pinEntry, CardExpiry: exp})
+	r.reader = *reader
+	res, err := s.Issue(ctx, app.IssueRequest{CaseID: *id, PINs: r.pinEntry, CardExpiry: exp})
 	if err != nil {
 		return err
 	}
@@ -431,23 +429,21 @@ func (r *runner) cardMaintenance(ctx context.Context, s *app.Session, cmd string
 			return usageError("pin-reset -case ID -reader READER -pin signature|user-auth")
 		}
 	}
-	ca := r.term.CardMaintenanceCA()
-	if ca == nil {
+	if r.term.CardMaintenanceCA() == nil {
 		return usageError(cmd + " needs the CA flags (-ca-url, -ca-cert, -ca-key, -ca-root)")
 	}
-	card, closeCard, err := openCard(*reader)
-	if err != nil {
-		return err
+	if *reader == "" {
+		return usageError("-reader names the card reader")
 	}
-	defer closeCard()
+	r.reader = *reader
 	if cmd == "destroy-keys" {
-		if err := s.DestroyKeys(ctx, *id, ca, card); err != nil {
+		if err := s.DestroyKeys(ctx, *id); err != nil {
 			return err
 		}
 		fmt.Fprintf(r.out, "keys destroyed on the card of case %d\n", *id)
 		return nil
 	}
-	if err := s.ResetPIN(ctx, *id, ca, card, kind, r.pinEntry); err != nil {
+	if err := s.ResetPIN(ctx, *id, kind, r.pinEntry); err != nil {
 		return err
 	}
 	fmt.Fprintf(r.out, "%s PIN reset and set by the applicant on the card of case %d\n", kind, *id)

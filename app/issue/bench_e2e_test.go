@@ -91,7 +91,7 @@ func BenchmarkCounterIssuance(b *testing.B) {
 		waitIdle(b, ca.Pid) // key pool full again, audit checkpoints done
 		b.StartTimer()
 		began := time.Now()
-		_, err = rc.Issue(ctx, oi, app.IssueRequest{CaseID: caseID, Card: tcard, CardExpiry: time.Now().AddDate(10, 0, 0), PINs: applicantPINs})
+		_, err = rc.IssueWith(ctx, oi, app.IssueRequest{CaseID: caseID, Card: tcard, CardExpiry: time.Now().AddDate(10, 0, 0), PINs: applicantPINs})
 		d := time.Since(began)
 		b.StopTimer()
 		if err != nil {

@@ -144,7 +144,7 @@ func TestIssueEndToEnd(t *testing.T) {
 	}
 	var asked []pinrule.Kind
 	began := time.Now()
-	res, err := rc.Issue(ctx, o, app.IssueRequest{CaseID: caseID, Card: card, CardExpiry: time.Now().AddDate(10, 0, 0),
+	res, err := rc.IssueWith(ctx, o, app.IssueRequest{CaseID: caseID, Card: card, CardExpiry: time.Now().AddDate(10, 0, 0),
 		PINs: func(ctx context.Context, req issue.PINRequest) (pinrule.PIN, pinrule.PIN, error) {
 			asked = append(asked, req.Kind)
 			return applicantPINs(ctx, req)
@@ -295,7 +295,7 @@ func TestCrashChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = s.Issue(ctx, o, app.IssueRequest{CaseID: caseID, Card: cardio.New(pcard), CardExpiry: time.Now().AddDate(10, 0, 0),
+	_, err = s.IssueWith(ctx, o, app.IssueRequest{CaseID: caseID, Card: cardio.New(pcard), CardExpiry: time.Now().AddDate(10, 0, 0),
 		PINs: func(ctx context.Context, req issue.PINRequest) (pinrule.PIN, pinrule.PIN, error) {
 			select {} // the applicant never answers: the parent kills this process first
 		}})
@@ -441,7 +441,7 @@ poll:
 	}
 	ca.PlugInStockCard(t, pc, 1)
 	pcard, _ := e2e.ConnectCard(t, pc.Readers[1])
-	if _, err := rc2.Issue(ctx, o, app.IssueRequest{CaseID: caseID, Card: cardio.New(pcard), CardExpiry: time.Now().AddDate(10, 0, 0), PINs: applicantPINs}); err != nil {
+	if _, err := rc2.IssueWith(ctx, o, app.IssueRequest{CaseID: caseID, Card: cardio.New(pcard), CardExpiry: time.Now().AddDate(10, 0, 0), PINs: applicantPINs}); err != nil {
 		t.Fatalf("issue after recovery: %v (%s)", err, app.MessageJA(err))
 	}
 }

@@ -52,7 +52,7 @@ func TestIssueRefusesAnotherPersonsCard(t *testing.T) {
 	pcard, release := e2e.ConnectCard(t, pc.Readers[0])
 	card := cardio.New(pcard)
 	o := term.Issuer()
-	resA, err := rc.Issue(ctx, o, app.IssueRequest{CaseID: caseA, Card: card, CardExpiry: time.Now().AddDate(10, 0, 0), PINs: applicantPINs})
+	resA, err := rc.IssueWith(ctx, o, app.IssueRequest{CaseID: caseA, Card: card, CardExpiry: time.Now().AddDate(10, 0, 0), PINs: applicantPINs})
 	if err != nil {
 		t.Fatalf("Issue for A: %v (%s)", err, app.MessageJA(err))
 	}
@@ -72,7 +72,7 @@ func TestIssueRefusesAnotherPersonsCard(t *testing.T) {
 		asked++
 		return applicantPINs(ctx, req)
 	}
-	_, err = rc.Issue(ctx, o, app.IssueRequest{CaseID: caseB, Card: card, CardExpiry: time.Now().AddDate(10, 0, 0), PINs: pinsB})
+	_, err = rc.IssueWith(ctx, o, app.IssueRequest{CaseID: caseB, Card: card, CardExpiry: time.Now().AddDate(10, 0, 0), PINs: pinsB})
 	if err == nil {
 		t.Fatal("an issuance for B was written onto A's card")
 	}
@@ -156,7 +156,7 @@ func TestIssueRefusesAnotherPersonsCard(t *testing.T) {
 		t.Fatalf("revoke A's user-auth certificate: %v", err)
 	}
 	again := newCase(t, rc, e2eRecordCode, workflow.UserAuthCert)
-	res, err := rc.Issue(ctx, o, app.IssueRequest{CaseID: again, Card: card, CardExpiry: time.Now().AddDate(10, 0, 0), PINs: applicantPINs})
+	res, err := rc.IssueWith(ctx, o, app.IssueRequest{CaseID: again, Card: card, CardExpiry: time.Now().AddDate(10, 0, 0), PINs: applicantPINs})
 	if err != nil {
 		t.Fatalf("re-issuance for A on A's own card: %v (%s)", err, app.MessageJA(err))
 	}
