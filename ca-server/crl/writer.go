@@ -70,6 +70,7 @@ func (r Reason) Valid() bool { return r >= ReasonUnspecified && r <= ReasonCerti
 type Entry struct {
 	// Serial is the certificate serial number as an unsigned big-endian
 	// magnitude (leading zero octets allowed): non-zero, at most 20 octets
+	// as a DER INTEGER (so a 20-octet magnitude must have its top bit clear)
 	// once leading zeros are dropped. Write does not keep the slice after
 	// yield returns, so a source may reuse its buffer.
 	Serial []byte
@@ -391,8 +392,11 @@ func walk(ctx context.Context, src Entries, emit func([]byte) bool) (passSummary
 		switch {
 		case len(serial) == 0:
 			failure = fmt.Errorf("%w: entry %d: serial is zero or empty", ErrEntry, sum.count)
-		case len(serial) > maxSerialOctets:
-			failure = fmt.Errorf("%w: entry %d: serial of %d octets (RFC 5280 §4.1.2.2: at most 20)", ErrEntry, sum.count, len(serial))
+		case len(serial) > maxSerialOctets || len(serial) == maxSerialOctets && serial[0]&0x80 != 0:
+			// The DER INTEGER of a 20-octet magnitude with its top bit set needs a
+			// leading zero octet: 21 octets, which no conforming CA uses (RFC 5280
+			// §4.1.2.2), the same bound as the CRL number's above.
+			failure = fmt.Errorf("%w: entry %d: serial of %d octets with top bit %d (RFC 5280 §4.1.2.2: at most 20 in DER)", ErrEntry, sum.count, len(serial), serial[0]>>7)
 		case !e.Reason.Valid():
 			failure = fmt.Errorf("%w: entry %d: reason code %d is not one of 0–6 (CPS §4.9.9)", ErrEntry, sum.count, e.Reason)
 		case e.RevokedAt.IsZero() || !timeEncodable(e.RevokedAt.UTC()):

@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"madoguchi/ca-server/crl"
 
@@ -427,12 +428,17 @@ func checkURLTemplate(tmpl string, allowed ...string) error {
 	if err := checkPlaceholders(tmpl, allowed...); err != nil {
 		return err
 	}
-	u, err := url.Parse(strings.NewReplacer(placeholderIssuerKeyID, "00", placeholderShard, "0").Replace(tmpl))
-	if err != nil {
-		return ErrBadURL
-	}
-	if u.Scheme != "http" || u.Host == "" || u.User != nil || u.Fragment != "" || u.RawQuery != "" {
-		return ErrBadURL
+	// Checked with expansions shaped like real ones: a key identifier is hex with letters
+	// (SHA-1, 20 octets), so "00" alone let {issuerKeyID} stand as a port
+	// ("http://crl.example:{issuerKeyID}/"), which no real expansion parses as.
+	for _, keyID := range []string{"00", strings.Repeat("ab", 20)} {
+		u, err := url.Parse(strings.NewReplacer(placeholderIssuerKeyID, keyID, placeholderShard, "0").Replace(tmpl))
+		if err != nil {
+			return ErrBadURL
+		}
+		if u.Scheme != "http" || u.Host == "" || u.User != nil || u.Fragment != "" || u.RawQuery != "" {
+			return ErrBadURL
+		}
 	}
 	return nil
 }
@@ -468,12 +474,21 @@ func checkSubjectValue(typ, v string) (int, error) {
 			return 0, ErrBadSubject
 		}
 	}
-	if len(v) > 64 {
-		// X.520 upper bound for O, OU and CN.
+	// X.520 upper bound for O, OU and CN: 64 characters (RFC 5280 Appendix A,
+	// ub-organization-name, ub-common-name), counted with every {serial}
+	// expanded to the longest serial a certificate may carry: 20 octets, 40
+	// hex digits (RFC 5280 §4.1.2.2). Counting the template alone let
+	// "{serial}{serial}" or a long prefix produce subjects over the bound.
+	n := strings.Count(v, placeholderSerial)
+	if utf8.RuneCountInString(v)+n*(maxSerialHexDigits-len(placeholderSerial)) > 64 {
 		return 0, ErrBadSubject
 	}
-	return strings.Count(v, placeholderSerial), nil
+	return n, nil
 }
+
+// maxSerialHexDigits is the length of the longest serial SubjectFor writes:
+// a positive serial of at most 20 octets (RFC 5280 §4.1.2.2) in hex.
+const maxSerialHexDigits = 40
 
 // ParseOID parses a dotted-decimal object identifier strictly: at least two
 // arcs, decimal digits without leading zeros, first arc 0–2, second arc at

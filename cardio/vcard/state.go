@@ -37,9 +37,12 @@ type staticKeysJSON struct {
 
 func efName(ef uint16) string { return fmt.Sprintf("%04X", ef) }
 
+// parseEFName accepts only the form efName writes (four uppercase hex digits): with "000a"
+// also accepted, a file naming one EF twice ("000A" and "000a") loaded to either content,
+// depending on Go's random map order (found by FuzzStateFile).
 func parseEFName(s string) (uint16, error) {
 	v, err := strconv.ParseUint(s, 16, 16)
-	if err != nil || len(s) != 4 {
+	if err != nil || efName(uint16(v)) != s {
 		return 0, fmt.Errorf("vcard: state file: bad file id %q", s)
 	}
 	return uint16(v), nil
