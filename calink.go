@@ -506,9 +506,9 @@ func issuanceLink(term *app.Terminal, link *caLink, fonts *printFonts, municipal
 				return municipality
 			}
 			if c := link.Current().Certificate; c != nil && c.Municipality != "" {
-				return "地方公共団体コード " + c.Municipality
+				return printout.MunicipalityByCode(c.Municipality)
 			}
-			return "（市区町村未設定）"
+			return printout.MunicipalityUnset
 		},
 	}
 }

@@ -29,6 +29,7 @@ import (
 	"madoguchi/app"
 	"madoguchi/app/cli"
 	"madoguchi/app/holder"
+	"madoguchi/app/printout"
 	"madoguchi/app/printout/spool"
 	"madoguchi/assets"
 	"madoguchi/internal/timesync"
@@ -102,19 +103,19 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	// Messages for the start-up dialog, in Japanese, shown before anyone logs in.
-	var report []string
+	// What the start-up dialog tells the operators before anyone logs in (worded by ui).
+	var report ui.StartupReport
 	if o.enrolToken != "" && !link.enrolled() {
 		if tc, err := link.Enrol(ctx, o.enrolToken); err != nil {
 			log.Printf("enrolment with the CA failed: %v", err)
-			report = append(report, "認証局への端末登録に失敗しました（"+app.MessageJA(err)+"）。管理者が「端末の設定」から登録用トークンで登録し直してください。")
+			report.EnrolFailed = err
 		} else {
 			log.Printf("enrolled with the CA as terminal %s of municipality %s (certificate until %s)", tc.TerminalID, tc.Municipality, tc.NotAfter.Format("2006-01-02"))
 		}
 	}
 	municipality := o.municipality
 	if c := link.Current().Certificate; municipality == "" && c != nil {
-		municipality = "地方公共団体コード " + c.Municipality
+		municipality = printout.MunicipalityByCode(c.Municipality)
 	}
 	cfg := app.Config{DBPath: filepath.Join(dataDir, "terminal.db"), Municipality: municipality}
 	if cfg.ResidentFileKey, err = link.residentFileKey(); err != nil {
@@ -122,7 +123,7 @@ func run(o options) error {
 	}
 	if c, err := link.Client(); err != nil {
 		log.Printf("CA client: %v", err)
-		report = append(report, "認証局との接続設定を読み込めませんでした（"+app.MessageJA(err)+"）。管理者に連絡してください。")
+		report.SettingsFailed = err
 	} else if c != nil {
 		cfg.CA = c // app.Open resolves unfinished issuances before anyone logs in
 	}
@@ -130,12 +131,7 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	for _, r := range term.Recovered() {
-		report = append(report, r.MessageJA())
-	}
-	if term.RecoveryDeferred() {
-		report = append(report, "別の処理が発行中のため、未完了の発行の確認は行いませんでした。その処理の終了後に端末を再起動してください。")
-	}
+	report.Recovered, report.RecoveryDeferred = term.Recovered(), term.RecoveryDeferred()
 	defer term.Close()
 	if cfg.CA != nil {
 		go sendResidentChangesEvery(ctx, term, time.Minute)

@@ -12,7 +12,6 @@ import (
 	"madoguchi/app/resident"
 	"madoguchi/app/workflow"
 	"madoguchi/cardio"
-	"madoguchi/raclient"
 )
 
 // appDesk adapts *app.Session to the counter-procedure and resident-change interfaces of
@@ -95,7 +94,7 @@ func (d appDesk) RevokeAtCounter(ctx context.Context, o RevocationOrder) (Revoca
 		out.Notice = res.Notice
 		for _, a := range res.Acks {
 			out.Revoked = append(out.Revoked, RevokedCertificate{CertType: wireCertType[a.CertType], Serial: strings.ToUpper(a.Serial),
-				Reason: a.Reason, ReasonJa: a.ReasonJa, RevokedAt: a.RevokedAt})
+				Reason: a.Reason, ReasonJa: a.ReasonJa, ReasonEn: a.ReasonEn, RevokedAt: a.RevokedAt})
 		}
 	}
 	return out, err
@@ -236,33 +235,4 @@ func (d appDesk) SendOutbox(ctx context.Context) ([]OutboxEntry, error) {
 		out = append(out, e)
 	}
 	return out, err
-}
-
-// caRefusalKey names the message for a refusal the CA gave in a counter procedure, told apart by
-// the CA's answer that app.CAError keeps (errors.Is on raclient's kinds), or "" when err is not
-// one of them. raclient (like cardio above, for the card's PIN refusal) is imported for these
-// error values only; the screens talk to app.
-func caRefusalKey(err error) string {
-	for _, m := range []struct {
-		kind error
-		key  string
-	}{
-		{raclient.ErrAlreadyRevoked, "revoke.error.already_revoked"},
-		{raclient.ErrNotOnHold, "hold.error.not_on_hold"},
-		{raclient.ErrCertificateExpired, "procedure.error.certificate_expired"},
-		{raclient.ErrWrongCA, "procedure.error.wrong_ca"},
-		{raclient.ErrChannelNotAllowed, "procedure.error.channel_not_allowed"},
-		{raclient.ErrNotFound, "procedure.error.ca_not_found"},
-		{raclient.ErrForbidden, "procedure.error.terminal_forbidden"},
-		{raclient.ErrUnavailable, "procedure.error.ca_unavailable"},
-	} {
-		if errors.Is(err, m.kind) {
-			return m.key
-		}
-	}
-	var ca *app.CAError
-	if errors.As(err, &ca) && apperr.KindOf(err) == apperr.CAUnavailable {
-		return "procedure.error.ca_unavailable"
-	}
-	return ""
 }

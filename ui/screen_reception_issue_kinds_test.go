@@ -13,11 +13,11 @@ import (
 	"fyne.io/fyne/v2/test"
 	"fyne.io/fyne/v2/widget"
 
-	"madoguchi/app"
 	"madoguchi/app/apperr"
 	"madoguchi/app/issue"
 	"madoguchi/app/resident"
 	"madoguchi/app/workflow"
+	"madoguchi/assets/translations"
 	"madoguchi/cardio"
 )
 
@@ -265,7 +265,7 @@ func TestReceptionRenewalTooEarly(t *testing.T) {
 	test.Type(h.wiz.currentExpiry, time.Now().AddDate(1, 0, 0).Format("2006-01-02"))
 	test.Tap(h.wiz.importBtn)
 	waitFor(t, "the refusal", func() bool { return h.wiz.message.Text != "" })
-	want := app.MessageJA(apperr.New(apperr.RenewalTooEarly, "workflow: too early"))
+	want := translations.ErrorText("ja", apperr.New(apperr.RenewalTooEarly, "workflow: too early"))
 	if h.wiz.message.Text != want || !strings.Contains(want, "3か月") {
 		t.Errorf("message %q, want %q", h.wiz.message.Text, want)
 	}

@@ -6,14 +6,15 @@ import (
 	"strings"
 	"testing"
 
-	"madoguchi/app"
 	"madoguchi/app/apperr"
 	"madoguchi/app/issue"
+	"madoguchi/assets/translations"
 	"madoguchi/cardio"
 	"madoguchi/raclient"
 )
 
-// TestOperatorToldInJapanese: app.MessageJA shows the issuance's own message: the reason, what
+// TestOperatorToldInJapanese: the operator's message (assets/translations, from the error's
+// detail and notes) is the issuance's own: the reason, what
 // happened at the CA, what to do with the card.
 func TestOperatorToldInJapanese(t *testing.T) {
 	for _, tc := range []struct {
@@ -28,10 +29,10 @@ func TestOperatorToldInJapanese(t *testing.T) {
 			[]string{"認証局と通信できない", "次回起動時"}},
 	} {
 		wrapped := fmt.Errorf("ui: %w", tc.err)
-		msg := app.MessageJA(wrapped)
+		msg := translations.ErrorText("ja", wrapped)
 		for _, w := range tc.want {
 			if !strings.Contains(msg, w) {
-				t.Errorf("MessageJA(%v) = %q, want it to contain %q", tc.err, msg, w)
+				t.Errorf("message of %v = %q, want it to contain %q", tc.err, msg, w)
 			}
 		}
 		if strings.Contains(tc.err.Error(), "。") {
