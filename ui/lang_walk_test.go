@@ -22,9 +22,13 @@ import (
 )
 
 // Tests that --lang en shows no Japanese outside personal data (issue 16, "one path from error
-// to message"). Written before the fix: on the old code the issuance wizard's refusals, the
-// settings screen's enrolment failure and the start-up report came from app.MessageJA and were
-// Japanese whatever the language.
+// to message"). Written before the fix and seen failing on the old code (57 findings): the
+// issuance wizard's refusals and the settings screen's enrolment failure came from
+// app.MessageJA, a Japanese-only table in app; the wizard, the PIN screen and the operator
+// list joined and bracketed words with Japanese punctuation (、・（）); the header named the
+// terminal 窓口; the revocation result showed the CA's Japanese reason; the 外字 kana
+// placeholder held Japanese. The start-up report (Japanese strings built in main.go) and the
+// error table test were added with the new API.
 
 // isJapanese reports whether r is a Japanese character or Japanese punctuation: Hiragana,
 // Katakana, Han (CJK ideographs), the CJK symbols and punctuation block (、。「」〓, U+3000–303F),

@@ -26,7 +26,6 @@ import (
 	"madoguchi/app/resident"
 	"madoguchi/app/workflow"
 	"madoguchi/assets/translations"
-	"madoguchi/cardio"
 )
 
 // ReceptionIssueID is the screen id of the new-issuance wizard.
@@ -899,13 +898,7 @@ func askApplicantPIN(ctx context.Context, s *Shell, id int64, req ApplicantPINRe
 
 // applicantPINRefusal tells the applicant why the previous entry was refused: the card's answer
 // to its current PIN (with the tries left), or the rule a new PIN broke.
-func applicantPINRefusal(err error) string {
-	var pe *cardio.PINError
-	if errors.As(err, &pe) {
-		return tr("pin.error.wrong_existing", map[string]any{"Tries": pe.TriesLeft})
-	}
-	return tr(pinErrorKey(err))
-}
+func applicantPINRefusal(err error) string { return errorMessage(err) }
 
 // ---- results ----
 

@@ -213,7 +213,8 @@ func TestReceptionRenewalExistingPIN(t *testing.T) {
 		o.Progress(issue.StepPIN, "")
 		for _, req := range []ApplicantPINRequest{
 			{Kind: PINSignature, Existing: true, Attempt: 1},
-			{Kind: PINSignature, Existing: true, Attempt: 2, Refused: &cardio.PINError{Which: cardio.Signature, TriesLeft: 4}},
+			{Kind: PINSignature, Existing: true, Attempt: 2, Refused: &apperr.Error{Kind: apperr.BadCredentials, Detail: "wrong_existing_pin",
+				Args: map[string]string{"Tries": "4"}, Err: &cardio.PINError{Which: cardio.Signature, TriesLeft: 4}}},
 		} {
 			asked = append(asked, req)
 			pin, err := o.PIN(ctx, req)

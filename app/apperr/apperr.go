@@ -91,8 +91,10 @@ type Error struct {
 	// Detail, when set, names the refusal more closely than Kind for the person told about it:
 	// a code of the table in assets/translations ("already_revoked": the CA's wire code).
 	Detail string
-	Msg    string // "pkg: what went wrong", without secrets
-	Err    error  // cause, may be nil
+	// Args fill the placeholders of the detail's sentence ("Tries": "2"); never a secret.
+	Args map[string]string
+	Msg  string // "pkg: what went wrong", without secrets
+	Err  error  // cause, may be nil
 }
 
 // WithDetail returns an *Error of kind k and detail code detail whose message is msg and whose
@@ -138,6 +140,20 @@ func (e *Error) ErrorKind() Kind { return e.Kind }
 
 // ErrorDetail returns e.Detail.
 func (e *Error) ErrorDetail() string { return e.Detail }
+
+// ErrorArgs returns e.Args.
+func (e *Error) ErrorArgs() map[string]string { return e.Args }
+
+// ArgsOf returns the placeholder values of the error KindOf reads the kind from, or nil.
+func ArgsOf(err error) map[string]string {
+	var k Kinded
+	if errors.As(err, &k) {
+		if a, ok := k.(interface{ ErrorArgs() map[string]string }); ok {
+			return a.ErrorArgs()
+		}
+	}
+	return nil
+}
 
 // Detailed is implemented by Kinded errors that name their refusal more closely (a detail code).
 type Detailed interface {

@@ -8,3 +8,6 @@ func OnCommit(o *Orchestrator, f func(took time.Duration)) { o.cfg.committed = f
 
 // SignatureLayout is the signature profile's subjectAltName layout the read-back uses.
 var SignatureLayout = signatureLayout
+
+// CurrentPINRefusal exposes currentPINRefusal to the external tests.
+var CurrentPINRefusal = currentPINRefusal

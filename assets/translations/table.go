@@ -90,6 +90,7 @@ var table = []Row{
 	{General, apperr.WeakPIN, "repeated", "pin.error.repeated"},
 	{General, apperr.WeakPIN, "birthday", "pin.error.birthday"},
 	{General, apperr.WeakPIN, "mismatch", "pin.error.mismatch"},
+	{General, apperr.BadCredentials, "wrong_existing_pin", "pin.error.wrong_existing"},
 
 	// What the CA answered in a counter procedure (app.CAError; the CA's wire codes).
 	{General, anyKind, "already_revoked", "error.ca.already_revoked"},
@@ -127,6 +128,33 @@ var table = []Row{
 	{General, anyKind, "issue.card_io", "issue.error.card_io"},
 	{General, anyKind, "issue.pin", "issue.error.pin"},
 	{General, anyKind, "issue.failed", "issue.error.failed"},
+
+	// The holder's own online revocation (app/holder): the CA's answers and the card's.
+	{General, anyKind, "holder_signature_invalid", "holder.error.signature_invalid"},
+	{General, anyKind, "online_revocation_signature_only", "holder.error.signature_only"},
+	{General, anyKind, "request_stale", "holder.error.request_stale"},
+	{General, anyKind, "request_replayed", "holder.error.request_replayed"},
+	{General, anyKind, "rate_limited", "holder.error.rate_limited"},
+	{General, anyKind, "holder.ca_refused", "holder.error.ca_refused"},
+	{General, anyKind, "holder.save_request", "holder.error.save_request"},
+	{General, anyKind, "holder.ack_signature", "holder.error.ack_signature"},
+	{General, anyKind, "holder.ack_serial", "holder.error.ack_serial"},
+	{General, anyKind, "holder.save_ack", "holder.error.save_ack"},
+	{General, anyKind, "holder.pin_fd", "holder.error.pin_fd"},
+	{General, anyKind, "holder.read_pin", "holder.error.read_pin"},
+	{General, anyKind, "holder.reader", "holder.error.reader"},
+	{General, anyKind, "holder.no_reader", "holder.error.no_reader"},
+	{General, anyKind, "holder.connect", "holder.error.connect"},
+	{General, anyKind, "holder.wrong_pin", "holder.error.wrong_pin"},
+	{General, anyKind, "holder.pin_blocked", "holder.error.pin_blocked"},
+	{General, anyKind, "holder.verify_pin", "holder.error.verify_pin"},
+	{General, anyKind, "holder.read_certificate", "holder.error.read_certificate"},
+	{General, anyKind, "holder.card_sign", "holder.error.card_sign"},
+	{General, anyKind, "holder.signature_mismatch", "holder.error.signature_mismatch"},
+	{General, anyKind, "holder.ca_root", "holder.error.ca_root"},
+	{General, anyKind, "holder.ca_connect", "holder.error.ca_connect"},
+	{General, anyKind, "holder.ca_answer", "holder.error.ca_answer"},
+	{General, anyKind, "holder.ack_key", "holder.error.ack_key"},
 
 	// Why printing failed (app/printout/spool.Error).
 	{General, apperr.PrintFailed, "queue_stopped", "print.error.stopped"},
@@ -251,7 +279,14 @@ func ErrorPhrases(ctx Context, err error) []Phrase {
 	if err == nil {
 		return nil
 	}
-	out := []Phrase{{Key: ErrorKey(ctx, err)}}
+	p := Phrase{Key: ErrorKey(ctx, err)}
+	if args := apperr.ArgsOf(err); len(args) > 0 {
+		p.Args = map[string]any{}
+		for k, v := range args {
+			p.Args[k] = v
+		}
+	}
+	out := []Phrase{p}
 	for _, n := range apperr.NotesOf(err) {
 		out = append(out, Phrase{Key: "note." + n})
 	}
