@@ -115,7 +115,7 @@ func run(o options) error {
 		Print: term.Link} // the queue in the settings at each print (app/calink)
 	shell.DemoFinger = demoFinger()
 	status.Watch(ctx, term.Cards, term.Link)
-	ui.ShowStartupReport(shell, term.Report)
+	ui.ShowStartupReport(shell, ui.StartupReport(term.Report))
 	w.ShowAndRun()
 	return nil
 }

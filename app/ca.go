@@ -116,7 +116,8 @@ func DialCA(f CAFiles) (*raclient.Client, error) {
 }
 
 // CAError is a refusal or failure of the CA in a counter procedure, with the kind the
-// screens branch on and the operator's Japanese message. It wraps the raclient error, so
+// screens branch on and, as its detail code, what the CA answered (the table of
+// assets/translations turns both into words). It wraps the raclient error, so
 // errors.Is(err, raclient.ErrAlreadyRevoked) works.
 type CAError struct {
 	Kind apperr.Kind
@@ -132,39 +133,40 @@ func (e *CAError) Unwrap() error { return e.Err }
 // ErrorKind implements apperr.Kinded.
 func (e *CAError) ErrorKind() apperr.Kind { return e.Kind }
 
+// ErrorDetail implements apperr.Detailed: the CA's answer, by the first raclient kind that
+// matches (the CA's wire codes where one answer is one code), or "".
+func (e *CAError) ErrorDetail() string {
+	for _, d := range caDetails {
+		if errors.Is(e.Err, d.kind) {
+			return d.detail
+		}
+	}
+	return ""
+}
+
 // Is makes errors.Is(err, apperr.X) work for the kind.
 func (e *CAError) Is(target error) bool {
 	k, ok := target.(apperr.Kind)
 	return ok && k == e.Kind
 }
 
-// caMessagesJA says what the CA answered, per raclient kind (first match wins).
-var caMessagesJA = []struct {
-	kind error
-	ja   string
+// caDetails names what the CA answered, per raclient kind (first match wins).
+var caDetails = []struct {
+	kind   error
+	detail string
 }{
-	{raclient.ErrAlreadyRevoked, "この電子証明書は既に失効しています。失効は取り消せません。"},
-	{raclient.ErrNotOnHold, "この電子証明書は一時保留されていないため、保留を解除できません。"},
-	{raclient.ErrWrongCA, "電子証明書の種類とシリアル番号が一致しません。"},
-	{raclient.ErrChannelNotAllowed, "この申請は窓口では受け付けられません。"},
-	{raclient.ErrCertificateExpired, "この電子証明書は有効期間が満了しています。"},
-	{raclient.ErrUnknownEvent, "認証局がこの異動の種類を受け付けませんでした。"},
-	{raclient.ErrOtherMunicipality, "この方は他の市区町村の住民として認証局に登録されています。住所地の市区町村の窓口で手続きしてください。"},
-	{raclient.ErrPersonMismatch, "この電子証明書は受付中の申請者のものではありません。シリアル番号と申請者を確認してください。"},
-	{raclient.ErrNotFound, "認証局に該当する電子証明書がありません。シリアル番号を確認してください。"},
-	{raclient.ErrForbidden, "この端末は認証局に接続を認められていません。管理者に連絡してください。"},
-	{raclient.ErrInvalidRequest, "認証局が申請内容を受け付けませんでした。入力内容を確認してください。"},
-	{raclient.ErrUnavailable, "認証局と通信できません。時間をおいて再度お試しください。"},
-}
-
-// MessageJA is the operator's message.
-func (e *CAError) MessageJA() string {
-	for _, m := range caMessagesJA {
-		if errors.Is(e.Err, m.kind) {
-			return m.ja
-		}
-	}
-	return messagesJA[e.Kind]
+	{raclient.ErrAlreadyRevoked, string(wire.CodeAlreadyRevoked)},
+	{raclient.ErrNotOnHold, string(wire.CodeNotOnHold)},
+	{raclient.ErrWrongCA, string(wire.CodeWrongCA)},
+	{raclient.ErrChannelNotAllowed, string(wire.CodeChannelNotAllowed)},
+	{raclient.ErrCertificateExpired, string(wire.CodeCertificateExpired)},
+	{raclient.ErrUnknownEvent, string(wire.CodeUnknownEvent)},
+	{raclient.ErrOtherMunicipality, string(wire.CodeOtherMunicipality)},
+	{raclient.ErrPersonMismatch, string(wire.CodePersonMismatch)},
+	{raclient.ErrNotFound, string(wire.CodeNotFound)},
+	{raclient.ErrForbidden, "forbidden"},
+	{raclient.ErrInvalidRequest, string(wire.CodeInvalidRequest)},
+	{raclient.ErrUnavailable, string(wire.CodeUnavailable)},
 }
 
 // caError classifies an error of a CA call.

@@ -26,7 +26,7 @@ func (t *Terminal) NewIssuer(ctx context.Context, ca issue.CA, caCerts map[workf
 // RecoverIssuances resolves the issuances a previous run left unfinished (terminal killed,
 // power lost): each ends delivered or revoked before delivery (DESIGN "Issuance, end to end"
 // step 6). Call it at start, before any log-in; it is recorded as operator "-". Show each
-// Resolution's MessageJA to the operator.
+// Resolution's Message to the operator.
 func (t *Terminal) RecoverIssuances(ctx context.Context, o *issue.Orchestrator) ([]issue.Resolution, error) {
 	return o.Recover(ctx, "-")
 }
@@ -48,7 +48,7 @@ type IssueRequest struct {
 // terminal's reader (Reception; TS Art. 3(4)), through the CA client in effect now. Refusals
 // of the gate are audited here; the issuance itself audits its start, each delivery and each
 // abort. Without a CA: ErrNoCA; without a card: ErrNoCard. Errors from the orchestration are
-// *issue.Error; MessageJA gives the operator's message.
+// *issue.Error, whose kind, detail and notes give the operator's message.
 func (s *Session) Issue(ctx context.Context, req IssueRequest) (*issue.Result, error) {
 	if err := s.precheck(ctx, "case.issue", strconv.FormatInt(req.CaseID, 10), operator.Reception, nil); err != nil {
 		return nil, err

@@ -16,6 +16,7 @@ import (
 	"madoguchi/app/issue"
 	"madoguchi/app/pinrule"
 	"madoguchi/app/workflow"
+	"madoguchi/assets/translations"
 	"madoguchi/cardio"
 	"madoguchi/cardio/perso"
 	"madoguchi/cardio/scp"
@@ -134,8 +135,8 @@ func TestResetPINWithTheApplicant(t *testing.T) {
 		t.Fatal("the applicant was asked for a PIN although the CA refused")
 		return pinrule.PIN{}, pinrule.PIN{}, nil
 	}
-	if err := rc.ResetPIN(ctx, id, pinrule.UserAuth, never); !errors.Is(err, apperr.CardOtherMunicipality) || !strings.Contains(app.MessageJA(err), "他の市区町村") {
-		t.Fatalf("refused by the CA: %v (%s)", err, app.MessageJA(err))
+	if err := rc.ResetPIN(ctx, id, pinrule.UserAuth, never); !errors.Is(err, apperr.CardOtherMunicipality) || !strings.Contains(translations.ErrorText("ja", err), "他の市区町村") {
+		t.Fatalf("refused by the CA: %v (%s)", err, translations.ErrorText("ja", err))
 	}
 	ca.refuse = nil
 

@@ -10,7 +10,8 @@
 //   - records the attempt in the audit chain, allowed or refused (TS Art. 20(2)),
 //   - performs the change and its audit record in one transaction, so a refusal changes nothing.
 //
-// Errors are *apperr.Error values; MessageJA maps them to the Japanese message the screens show.
+// Errors are *apperr.Error values (or carry an apperr kind); assets/translations words them for
+// the screens and the CLI.
 //
 // Concurrency: a Terminal and its Sessions are safe for concurrent use. Long waits (finger on
 // the reader) happen outside database transactions.
@@ -180,7 +181,7 @@ func Open(ctx context.Context, cfg Config) (*Terminal, error) {
 func (t *Terminal) Issuer() *issue.Orchestrator { return t.issuer }
 
 // Recovered returns what Open's recovery did with the issuances a previous run left
-// unfinished, for the start screen: show each Resolution's MessageJA. Empty without a CA or
+// unfinished, for the start screen: show each Resolution's Message. Empty without a CA or
 // when nothing was unfinished.
 func (t *Terminal) Recovered() []issue.Resolution { return t.recovered }
 

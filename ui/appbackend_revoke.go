@@ -92,7 +92,7 @@ func (d appDesk) RevokeAtCounter(ctx context.Context, o RevocationOrder) (Revoca
 		out.Notice = res.Notice
 		for _, a := range res.Acks {
 			out.Revoked = append(out.Revoked, RevokedCertificate{CertType: wireCertType[a.CertType], Serial: strings.ToUpper(a.Serial),
-				Reason: a.Reason, ReasonJa: a.ReasonJa, RevokedAt: a.RevokedAt})
+				Reason: a.Reason, ReasonJa: a.ReasonJa, ReasonEn: a.ReasonEn, RevokedAt: a.RevokedAt})
 		}
 	}
 	return out, err
@@ -205,32 +205,4 @@ func (d appDesk) SendOutbox(ctx context.Context) ([]OutboxEntry, error) {
 		out = append(out, e)
 	}
 	return out, err
-}
-
-// caRefusalKey names the message for a refusal the CA gave in a counter procedure, told apart by
-// the CA's answer that app.CAError keeps (errors.Is on the kinds app re-exports from
-// raclient), or "" when err is not one of them.
-func caRefusalKey(err error) string {
-	for _, m := range []struct {
-		kind error
-		key  string
-	}{
-		{app.ErrAlreadyRevoked, "revoke.error.already_revoked"},
-		{app.ErrNotOnHold, "hold.error.not_on_hold"},
-		{app.ErrCertificateExpired, "procedure.error.certificate_expired"},
-		{app.ErrWrongCA, "procedure.error.wrong_ca"},
-		{app.ErrChannelNotAllowed, "procedure.error.channel_not_allowed"},
-		{app.ErrCANotFound, "procedure.error.ca_not_found"},
-		{app.ErrForbidden, "procedure.error.terminal_forbidden"},
-		{app.ErrCAUnreachable, "procedure.error.ca_unavailable"},
-	} {
-		if errors.Is(err, m.kind) {
-			return m.key
-		}
-	}
-	var ca *app.CAError
-	if errors.As(err, &ca) && apperr.KindOf(err) == apperr.CAUnavailable {
-		return "procedure.error.ca_unavailable"
-	}
-	return ""
 }

@@ -38,8 +38,8 @@ type ReceptionDesk interface {
 	StopCase(ctx context.Context, caseID int64, reason string) error
 	// Issue puts the case's certificates on the card in the reader. It blocks until the
 	// issuance ends; order.Progress and order.PIN are called on the issuing goroutine.
-	// Errors carry the operator's Japanese message (app.MessageJA); a failure after the CA
-	// issued means the certificates were revoked before delivery (issue.Error).
+	// Errors carry an apperr kind, detail and notes that receptionMessage words; a failure
+	// after the CA issued means the certificates were revoked before delivery (issue.Error).
 	Issue(ctx context.Context, order IssuanceOrder) (*issue.Result, error)
 	// IssuanceNotice renders the issuance notice (PDF) of a delivered case.
 	IssuanceNotice(ctx context.Context, caseID int64, res *issue.Result) ([]byte, error)

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"madoguchi/app/apperr"
-	"madoguchi/app/internal/testca"
+	"madoguchi/internal/testca"
 	"madoguchi/internal/testenv"
 )
 

@@ -116,7 +116,7 @@ permissions: reception cs supervisor audit`)
 	cfg.DBPath = *db
 	cfg.Municipality = *municipality
 	fail := func(err error) int {
-		fmt.Fprintf(env.Stderr, "%s\n%v\n", app.MessageJA(err), err)
+		fmt.Fprintf(env.Stderr, "%s\n%v\n", errorText(err), err)
 		return 1
 	}
 	if *keyURI != "" {
@@ -174,7 +174,7 @@ permissions: reception cs supervisor audit`)
 	}
 	defer term.Close()
 	for _, res := range term.Recovered() {
-		fmt.Fprintln(env.Stderr, res.MessageJA())
+		fmt.Fprintln(env.Stderr, messageText(res.Message()))
 	}
 	r.term = term
 	defer r.closePINs()
@@ -184,7 +184,7 @@ permissions: reception cs supervisor audit`)
 			fs.Usage()
 			return 2
 		}
-		fmt.Fprintf(env.Stderr, "%s\n%v\n", app.MessageJA(err), err)
+		fmt.Fprintf(env.Stderr, "%s\n%v\n", errorText(err), err)
 		return 1
 	}
 	return 0
@@ -216,9 +216,9 @@ func (r *runner) login(ctx context.Context) (*app.Session, error) {
 	}
 	return r.term.LoginFingerprint(ctx, r.user, func(e auth.ScanEvent) {
 		if e == auth.ScanRetry {
-			fmt.Fprintln(r.env.Stderr, "もう一度指を置いてください")
+			fmt.Fprintln(r.env.Stderr, say("cli.finger.retry", nil))
 		} else {
-			fmt.Fprintln(r.env.Stderr, "指紋認証装置に指を置いてください")
+			fmt.Fprintln(r.env.Stderr, say("cli.finger.place", nil))
 		}
 	})
 }
@@ -226,11 +226,11 @@ func (r *runner) login(ctx context.Context) (*app.Session, error) {
 func (r *runner) enrollProgress(e auth.EnrollProgress) {
 	switch {
 	case e.Retry:
-		fmt.Fprintln(r.env.Stderr, "もう一度指を置いてください")
+		fmt.Fprintln(r.env.Stderr, say("cli.finger.retry", nil))
 	case e.Stage < e.Total:
-		fmt.Fprintf(r.env.Stderr, "指を置いてください (%d/%d)\n", e.Stage+1, e.Total)
+		fmt.Fprintln(r.env.Stderr, say("cli.finger.enrol_stage", map[string]any{"N": e.Stage + 1, "Of": e.Total}))
 	default:
-		fmt.Fprintln(r.env.Stderr, "指紋の登録が完了しました")
+		fmt.Fprintln(r.env.Stderr, say("cli.finger.enrolled", nil))
 	}
 }
 
@@ -415,7 +415,7 @@ func (r *runner) resident(ctx context.Context, s *app.Session, cmd string, a []s
 		for _, p := range res {
 			addr := p.Address
 			if p.Status == resident.StatusAbroad {
-				addr = "（附票）" + p.FuhyoAddress
+				addr = say("cli.fuhyo_address", map[string]any{"Address": p.FuhyoAddress})
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.RecordCode, p.Name, p.NameKana, p.BirthDate, p.Sex, p.Status, addr)
 		}

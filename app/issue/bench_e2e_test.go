@@ -21,6 +21,7 @@ import (
 	"madoguchi/app/issue"
 	"madoguchi/app/operator"
 	"madoguchi/app/workflow"
+	"madoguchi/assets/translations"
 	"madoguchi/cardio"
 	"madoguchi/cardio/perso"
 	"madoguchi/cardio/scp"
@@ -95,7 +96,7 @@ func BenchmarkCounterIssuance(b *testing.B) {
 		d := time.Since(began)
 		b.StopTimer()
 		if err != nil {
-			b.Fatalf("issuance %d: %v (%s)", i, err, app.MessageJA(err))
+			b.Fatalf("issuance %d: %v (%s)", i, err, translations.ErrorText("ja", err))
 		}
 		total = append(total, d)
 		apdus += ct.n

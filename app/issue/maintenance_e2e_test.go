@@ -19,6 +19,7 @@ import (
 	"madoguchi/app/issue"
 	"madoguchi/app/pinrule"
 	"madoguchi/app/workflow"
+	"madoguchi/assets/translations"
 	"madoguchi/cardio"
 	"madoguchi/internal/testenv"
 	"madoguchi/raclient"
@@ -51,7 +52,7 @@ func TestCardMaintenanceEndToEnd(t *testing.T) {
 	o := term.Issuer()
 	res, err := rc.IssueWith(ctx, o, app.IssueRequest{CaseID: issueCase, Card: card, CardExpiry: time.Now().AddDate(10, 0, 0), PINs: applicantPINs})
 	if err != nil {
-		t.Fatalf("Issue: %v (%s)", err, app.MessageJA(err))
+		t.Fatalf("Issue: %v (%s)", err, translations.ErrorText("ja", err))
 	}
 	certs := map[workflow.CertType]*x509.Certificate{}
 	serials := map[workflow.CertType]string{}
@@ -100,7 +101,7 @@ func TestCardMaintenanceEndToEnd(t *testing.T) {
 	}
 	began := time.Now()
 	if err := rc.ResetPIN(ctx, pinCase, pinrule.UserAuth, entry); err != nil {
-		t.Fatalf("ResetPIN: %v (%s)", err, app.MessageJA(err))
+		t.Fatalf("ResetPIN: %v (%s)", err, translations.ErrorText("ja", err))
 	}
 	t.Logf("user-auth PIN reset through the CA and set by the applicant in %v", time.Since(began).Round(time.Millisecond))
 	var weak *pinrule.Error
@@ -121,8 +122,8 @@ func TestCardMaintenanceEndToEnd(t *testing.T) {
 	// Key destruction of the user-auth key: refused while its certificate is valid.
 	kdCase := counterCaseE2E(t, rc, workflow.KeyDestruction, []workflow.CertType{workflow.UserAuthCert})
 	err = rc.DestroyKeys(ctx, kdCase)
-	if !errors.Is(err, apperr.CertificateNotRevoked) || !errors.Is(err, raclient.ErrCertificateLive) || !strings.Contains(app.MessageJA(err), "先に電子証明書を失効") {
-		t.Fatalf("key destruction with a valid certificate: %v (%s)", err, app.MessageJA(err))
+	if !errors.Is(err, apperr.CertificateNotRevoked) || !errors.Is(err, raclient.ErrCertificateLive) || !strings.Contains(translations.ErrorText("ja", err), "先に電子証明書を失効") {
+		t.Fatalf("key destruction with a valid certificate: %v (%s)", err, translations.ErrorText("ja", err))
 	}
 	if err := signWith(cardio.UserAuth, newAuthPIN, workflow.UserAuthCert); err != nil {
 		t.Fatalf("the refused destruction changed the card: %v", err)
@@ -134,7 +135,7 @@ func TestCardMaintenanceEndToEnd(t *testing.T) {
 		t.Fatalf("revoke: %v", err)
 	}
 	if err := rc.DestroyKeys(ctx, kdCase); err != nil {
-		t.Fatalf("DestroyKeys after revocation: %v (%s)", err, app.MessageJA(err))
+		t.Fatalf("DestroyKeys after revocation: %v (%s)", err, translations.ErrorText("ja", err))
 	}
 	if err := signWith(cardio.UserAuth, newAuthPIN, workflow.UserAuthCert); err == nil {
 		t.Fatal("the card signed with the destroyed user-auth key")

@@ -14,6 +14,7 @@ import (
 	"madoguchi/app/issue"
 	"madoguchi/app/pinrule"
 	"madoguchi/app/workflow"
+	"madoguchi/assets/translations"
 	"madoguchi/ca-server/applicant"
 	"madoguchi/ca-server/issuer"
 	"madoguchi/cardio"
@@ -112,7 +113,7 @@ func TestRenewalValidityDecidedByCA(t *testing.T) {
 	caseID := openIssuanceCase(t, rc, e2eRecordCode, app.CaseRequest{Kind: workflow.NewIssuance, CertTypes: sign})
 	res, err := rc.IssueWith(ctx, o, app.IssueRequest{CaseID: caseID, Card: card0, CardExpiry: oldCardExpiry, PINs: applicantPINs})
 	if err != nil {
-		t.Fatalf("first issuance: %v (%s)", err, app.MessageJA(err))
+		t.Fatalf("first issuance: %v (%s)", err, translations.ErrorText("ja", err))
 	}
 	_, current := delivered(t, res, workflow.SignatureCert)
 	if want := dateOn(t, oldCardExpiry).EndJST(); !current.NotAfter.Equal(want) {
@@ -125,7 +126,7 @@ func TestRenewalValidityDecidedByCA(t *testing.T) {
 		CurrentExpiry: current.NotAfter})
 	res, err = rc.IssueWith(ctx, o, app.IssueRequest{CaseID: caseID, Card: card1, CardExpiry: newCardExpiry, PINs: applicantPINs})
 	if err != nil {
-		t.Fatalf("renewal: %v (%s)", err, app.MessageJA(err))
+		t.Fatalf("renewal: %v (%s)", err, translations.ErrorText("ja", err))
 	}
 	renewedD, renewed := delivered(t, res, workflow.SignatureCert)
 	sixth, err := issuer.NotAfter(renewed.NotBefore, &applicant.Applicant{BirthDate: e2eBirth, CardExpiry: dateOn(t, newCardExpiry),
@@ -149,7 +150,7 @@ func TestRenewalValidityDecidedByCA(t *testing.T) {
 	if !errors.Is(err, raclient.ErrRenewalTooEarly) || apperr.KindOf(err) != apperr.RenewalTooEarly {
 		t.Fatalf("renewal with years left: %v, want the CA's renewal_too_early", err)
 	}
-	if msg := app.MessageJA(err); msg == "" {
+	if msg := translations.ErrorText("ja", err); msg == "" {
 		t.Error("no Japanese message for the CA's refusal")
 	} else {
 		t.Logf("refusal shown to the operator: %s", msg)
@@ -170,7 +171,7 @@ func TestRenewalValidityDecidedByCA(t *testing.T) {
 		CurrentExpiry: time.Now().AddDate(0, 1, 0)})
 	res, err = rc.IssueWith(ctx, o, app.IssueRequest{CaseID: caseID, Card: card1, CardExpiry: newCardExpiry, PINs: applicantPINs})
 	if err != nil {
-		t.Fatalf("renewal without a current certificate: %v (%s)", err, app.MessageJA(err))
+		t.Fatalf("renewal without a current certificate: %v (%s)", err, translations.ErrorText("ja", err))
 	}
 	_, authCert := delivered(t, res, workflow.UserAuthCert)
 	want, _ := issuer.NotAfter(authCert.NotBefore, &applicant.Applicant{BirthDate: e2eBirth, CardExpiry: dateOn(t, newCardExpiry)})
@@ -221,7 +222,7 @@ func TestAbroadIssuanceFuhyoAddress(t *testing.T) {
 			return pinrule.New(pin), pinrule.New(pin), nil
 		}})
 	if err != nil {
-		t.Fatalf("issuance for a person abroad: %v (%s)", err, app.MessageJA(err))
+		t.Fatalf("issuance for a person abroad: %v (%s)", err, translations.ErrorText("ja", err))
 	}
 	signD, sign := delivered(t, res, workflow.SignatureCert)
 	authD, auth := delivered(t, res, workflow.UserAuthCert)

@@ -6,11 +6,11 @@ import (
 	"time"
 
 	"madoguchi/app"
-	"madoguchi/app/internal/testca"
 	"madoguchi/app/operator"
 	"madoguchi/app/resident"
 	"madoguchi/app/workflow"
 	"madoguchi/ca-server/store"
+	"madoguchi/internal/testca"
 )
 
 // counterOperator sets up a fresh terminal: supervisor "sup" and operator "rc1" (reception
@@ -178,7 +178,7 @@ func TestCAURLChangeReachesEveryProcedure(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	first, err := Open(ctx, Options{DataDir: dir, CAURL: ca.URL, CACert: ca.CAPEM, EnrolToken: ca.Token(t)})
-	if err != nil || len(first.Report) != 0 {
+	if err != nil || first.Report.EnrolFailed != nil || first.Report.SettingsFailed != nil {
 		t.Fatalf("enrolment at first start: %v %v", err, first.Report)
 	}
 	first.Close()

@@ -44,14 +44,23 @@ type Terminal struct {
 	Link *calink.Link
 	// Cards watches the reader chosen in the settings (the status bar).
 	Cards cardreader.Watcher
-	// Report holds the messages for the start-up dialog (Japanese), shown before anyone
-	// logs in: a failed enrolment, an unreadable CA configuration, recovered issuances.
-	Report []string
+	// Report is what the start-up dialog tells the operators before anyone logs in (worded
+	// by ui): a failed enrolment, an unreadable CA configuration, recovered issuances.
+	Report StartupReport
 	// CAAtStart says whether a CA client was in effect when the domain opened.
 	CAAtStart bool
 
 	fonts        *printFonts
 	municipality string
+}
+
+// StartupReport is what the terminal did at start that the operators must know, in the
+// domain's terms (ui.StartupReport has the same fields and words it).
+type StartupReport struct {
+	EnrolFailed      error              // enrolment with a token from the command line failed
+	SettingsFailed   error              // the CA connection settings could not be read
+	Recovered        []issue.Resolution // what became of each issuance a previous run left unfinished
+	RecoveryDeferred bool               // another process was issuing: recovery was not run
 }
 
 // Open opens the terminal in o.DataDir (created 0700).
@@ -75,14 +84,14 @@ func Open(ctx context.Context, o Options) (*Terminal, error) {
 	if o.EnrolToken != "" && !link.Enrolled() {
 		if tc, err := link.Enrol(ctx, o.EnrolToken); err != nil {
 			log.Printf("enrolment with the CA failed: %v", err)
-			t.Report = append(t.Report, "認証局への端末登録に失敗しました（"+app.MessageJA(err)+"）。管理者が「端末の設定」から登録用トークンで登録し直してください。")
+			t.Report.EnrolFailed = err
 		} else {
 			log.Printf("enrolled with the CA as terminal %s of municipality %s (certificate until %s)", tc.TerminalID, tc.Municipality, tc.NotAfter.Format("2006-01-02"))
 		}
 	}
 	municipality := o.Municipality
 	if c := link.Current().Certificate; municipality == "" && c != nil {
-		municipality = "地方公共団体コード " + c.Municipality
+		municipality = printout.MunicipalityByCode(c.Municipality)
 	}
 	// The domain takes from the terminal, at each call, the CA client in effect, the card in
 	// the reader chosen in the settings, the document printer and the municipality.
@@ -95,7 +104,7 @@ func Open(ctx context.Context, o Options) (*Terminal, error) {
 	c, err := link.Client()
 	if err != nil {
 		log.Printf("CA client: %v", err)
-		t.Report = append(t.Report, "認証局との接続設定を読み込めませんでした（"+app.MessageJA(err)+"）。管理者に連絡してください。")
+		t.Report.SettingsFailed = err
 	}
 	t.CAAtStart = c != nil
 	// app.Open resolves unfinished issuances with the client of this moment before anyone
@@ -104,12 +113,7 @@ func Open(ctx context.Context, o Options) (*Terminal, error) {
 		link.Close()
 		return nil, err
 	}
-	for _, r := range t.Domain.Recovered() {
-		t.Report = append(t.Report, r.MessageJA())
-	}
-	if t.Domain.RecoveryDeferred() {
-		t.Report = append(t.Report, "別の処理が発行中のため、未完了の発行の確認は行いませんでした。その処理の終了後に端末を再起動してください。")
-	}
+	t.Report.Recovered, t.Report.RecoveryDeferred = t.Domain.Recovered(), t.Domain.RecoveryDeferred()
 	calink.LogPrinter(link.Current())
 	return t, nil
 }
@@ -147,9 +151,9 @@ func (t *Terminal) Municipality() string {
 		return t.municipality
 	}
 	if c := t.Link.Current().Certificate; c != nil && c.Municipality != "" {
-		return "地方公共団体コード " + c.Municipality
+		return printout.MunicipalityByCode(c.Municipality)
 	}
-	return "（市区町村未設定）"
+	return printout.MunicipalityUnset
 }
 
 // Printer returns the notice printer (fonts loaded on first use).
