@@ -205,6 +205,9 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err := trafficF.check(); err != nil {
 		return err
 	}
+	if err := statusF.check(); err != nil {
+		return err
+	}
 	logger, err := newLogger(*logFormat, stderr)
 	if err != nil {
 		return err

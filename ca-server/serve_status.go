@@ -41,6 +41,7 @@ type statusFlags struct {
 	verifierListen string
 	publicListen   string
 	tickEvery      time.Duration
+	crlInterval    time.Duration
 	ocspPolicies   string
 	// traffic is set by serve before startStatus: the listeners' guards,
 	// connection caps and metrics (serve_traffic.go).
@@ -57,8 +58,21 @@ func registerStatusFlags(fs *flag.FlagSet) *statusFlags {
 	fs.StringVar(&f.verifierListen, "verifier-listen", "127.0.0.1:8444", "address of the mutual-TLS listener for registered verifiers (CRLs, OCSP; CPS §2.4); empty: off")
 	fs.StringVar(&f.publicListen, "public-listen", "127.0.0.1:8445", "address of the public HTTPS listener (ARLs, CA certificates); empty: off")
 	fs.DurationVar(&f.tickEvery, "status-every", time.Minute, "how often due change-driven revocations, expired holds, CRLs (every 24 h) and OCSP responses are checked")
+	// CPS §4.9.7: every 24 h. Shorter only for drills and the soak
+	// (issue 15: a CRL every minute under load); the validity (72 h) must
+	// exceed it (status.New).
+	fs.DurationVar(&f.crlInterval, "crl-interval", crl.DefaultIssueInterval, "how often a new CRL and ARL of every CA is published (CPS §4.9.7: 24 h; shorter for drills and soaks)")
 	fs.StringVar(&f.ocspPolicies, "ocsp-policies", "", "JSON file of the OCSP responder certificate policy per CA (default: the embedded ca-server/ocsp/policies.json; CPS §1.2)")
 	return f
+}
+
+// check refuses a CRL interval the CRL's validity does not cover (CPS
+// §4.9.7: valid 72 h, issued every 24 h), before serve opens anything.
+func (f *statusFlags) check() error {
+	if f.crlInterval <= 0 || f.crlInterval >= crl.DefaultValidity {
+		return fmt.Errorf("%w: --crl-interval must be above 0 and below the CRL validity %v (CPS §4.9.7: 24 h)", errUsage, crl.DefaultValidity)
+	}
+	return nil
 }
 
 // caDataDir is where the CRL archive lives.
@@ -160,6 +174,13 @@ func readCertPEM(path string) (*x509.Certificate, error) {
 // the embedded ones): their crlShards partition the CRLs.
 func newStatusService(l *local, dataDir string, active *ceremony.Active, deps *hsmissuance.Deps, logger *slog.Logger, onChange func(context.Context, store.CertType, string) error,
 	lease *fleet.Lease, profiles *profile.Set) (*status.Service, error) {
+	return newStatusServiceEvery(l, dataDir, active, deps, logger, onChange, lease, profiles, 0)
+}
+
+// newStatusServiceEvery is newStatusService publishing CRLs every
+// crlInterval (0: crl.DefaultIssueInterval, CPS §4.9.7).
+func newStatusServiceEvery(l *local, dataDir string, active *ceremony.Active, deps *hsmissuance.Deps, logger *slog.Logger, onChange func(context.Context, store.CertType, string) error,
+	lease *fleet.Lease, profiles *profile.Set, crlInterval time.Duration) (*status.Service, error) {
 	var arch crl.Archive
 	if pg, ok := l.st.(*store.Postgres); ok {
 		da := dbArchive{st: pg}
@@ -177,7 +198,7 @@ func newStatusService(l *local, dataDir string, active *ceremony.Active, deps *h
 		arch = fa
 	}
 	var err error
-	cfg := status.Config{Store: l.st, Audit: l.audit, Archive: arch, Logger: logger, OnChange: onChange}
+	cfg := status.Config{Store: l.st, Audit: l.audit, Archive: arch, Logger: logger, OnChange: onChange, CRLInterval: crlInterval}
 	if lease != nil {
 		cfg.Fence = lease.Fenced
 	}
@@ -221,14 +242,14 @@ func startStatus(ctx context.Context, f *statusFlags, l *local, srv *api.Server,
 	responders := map[store.CertType]*ocsp.Responder{}
 	// TS Art. 36: every status change is re-signed at once; the map is
 	// filled before any request or schedule tick can change a status.
-	svc, err := newStatusService(l, dataDir, active, deps, logger, func(ctx context.Context, t store.CertType, serial string) error {
+	svc, err := newStatusServiceEvery(l, dataDir, active, deps, logger, func(ctx context.Context, t store.CertType, serial string) error {
 		r := responders[t]
 		n, ok := new(big.Int).SetString(serial, 16)
 		if r == nil || !ok {
 			return nil
 		}
 		return r.Update(ctx, n)
-	}, f.lease, nil)
+	}, f.lease, nil, f.crlInterval)
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"madoguchi/ca-server/ocsp"
 	"madoguchi/ca-server/traffic"
@@ -127,6 +128,14 @@ func startTraffic(ctx context.Context, f *trafficFlags, audit traffic.Auditor, l
 	}
 	if t.ops, err = newOpsMetrics(t.reg, logger); err != nil {
 		return nil, err
+	}
+	// The runtime and the process: go_goroutines, go_memstats_*,
+	// process_resident_memory_bytes, process_open_fds. A leak shows in
+	// them first (issue 15, the soak samples them).
+	for _, c := range []prometheus.Collector{collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		if err := t.reg.Register(c); err != nil {
+			return nil, err
+		}
 	}
 	t.ctx, t.cancel = context.WithCancel(ctx)
 	if f.metricsListen != "" {
