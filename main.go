@@ -1,7 +1,8 @@
 // Command madoguchi is the integrated counter terminal (統合端末, TS Art. 1(iii)): one Fyne window
 // hosting the reception and CS applications for municipal clerks. It parses flags, opens the
-// counter domain (app), and wires it, the card reader and the CA link to the screens (ui);
-// nothing else lives here.
+// terminal (app/terminal: the domain, its CA link, card reader, printer and periodic jobs) and
+// hands it to the screens (ui). The demo's virtual finger (wiring.go) is the one other thing
+// here.
 //
 //	madoguchi [--data-dir DIR] [--reader NAME] [--ca-url URL] [--ca-cert FILE] [--enrol-token TOKEN]
 //	          [--municipality NAME] [--print-fonts DIR] [--printer QUEUE [--cups-server SOCKET|HOST[:PORT]]]
@@ -23,7 +24,6 @@ import (
 	"log"
 	"os"
 	"path/filepath"
-	"time"
 
 	"fyne.io/fyne/v2"
 	fyneapp "fyne.io/fyne/v2/app"
@@ -32,8 +32,8 @@ import (
 	"madoguchi/app/cli"
 	"madoguchi/app/holder"
 	"madoguchi/app/printout/spool"
+	counter "madoguchi/app/terminal" // named so: main_test.go has a type terminal
 	"madoguchi/assets"
-	"madoguchi/internal/timesync"
 	"madoguchi/ui"
 )
 
@@ -67,9 +67,9 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	opts := options{dataDir: *dataDir, caURL: *caURL, reader: *reader, language: *language, caCert: *caCert,
-		enrolToken: *enrolToken, municipality: *municipality, printFonts: *printFontDir,
-		printer: *printer, cupsServer: *cupsServer, keyURI: *keyURI}
+	opts := options{language: *language, Options: counter.Options{DataDir: *dataDir, CAURL: *caURL, Reader: *reader, CACert: *caCert,
+		EnrolToken: *enrolToken, Municipality: *municipality, PrintFonts: *printFontDir,
+		Printer: *printer, CUPSServer: *cupsServer, KeyURI: *keyURI}}
 	if err := run(opts); err != nil {
 		log.Fatal(err)
 	}
@@ -77,75 +77,23 @@ func main() {
 
 // options are the terminal's command-line settings.
 type options struct {
-	dataDir, caURL, reader, language string
-	caCert, enrolToken, municipality string
-	printFonts                       string
-	printer, cupsServer              string // CUPS queue and scheduler; no queue: no printing
-	keyURI                           string // pkcs11: URI of the key token (app/termkey)
+	counter.Options
+	language string
 }
 
 func run(o options) error {
-	dataDir := o.dataDir
 	if err := ui.UseLanguage(o.language); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return fmt.Errorf("data directory: %w", err)
-	}
-	// MkdirAll leaves an existing directory as it was; the data directory holds the terminal's
-	// TLS key and the resident files, so it is narrowed to the owner every time.
-	if err := os.Chmod(dataDir, 0o700); err != nil {
-		return fmt.Errorf("data directory: %w", err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	link, err := openCALink(dataDir, linkSettings{CAURL: o.caURL, Reader: o.reader, CACertFile: o.caCert,
-		Printer: o.printer, CUPSServer: o.cupsServer, KeyURI: o.keyURI})
+	term, err := counter.Open(ctx, o.Options)
 	if err != nil {
 		return err
-	}
-	// Messages for the start-up dialog, in Japanese, shown before anyone logs in.
-	var report []string
-	if o.enrolToken != "" && !link.enrolled() {
-		if tc, err := link.Enrol(ctx, o.enrolToken); err != nil {
-			log.Printf("enrolment with the CA failed: %v", err)
-			report = append(report, "認証局への端末登録に失敗しました（"+app.MessageJA(err)+"）。管理者が「端末の設定」から登録用トークンで登録し直してください。")
-		} else {
-			log.Printf("enrolled with the CA as terminal %s of municipality %s (certificate until %s)", tc.TerminalID, tc.Municipality, tc.NotAfter.Format("2006-01-02"))
-		}
-	}
-	municipality := o.municipality
-	if c := link.Current().Certificate; municipality == "" && c != nil {
-		municipality = "地方公共団体コード " + c.Municipality
-	}
-	cfg := app.Config{DBPath: filepath.Join(dataDir, "terminal.db"), Municipality: municipality}
-	if cfg.ResidentFileKey, err = link.residentFileKey(); err != nil {
-		return err
-	}
-	if c, err := link.Client(); err != nil {
-		log.Printf("CA client: %v", err)
-		report = append(report, "認証局との接続設定を読み込めませんでした（"+app.MessageJA(err)+"）。管理者に連絡してください。")
-	} else if c != nil {
-		cfg.CA = c // app.Open resolves unfinished issuances before anyone logs in
-	}
-	term, err := app.Open(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	for _, r := range term.Recovered() {
-		report = append(report, r.MessageJA())
-	}
-	if term.RecoveryDeferred() {
-		report = append(report, "別の処理が発行中のため、未完了の発行の確認は行いませんでした。その処理の終了後に端末を再起動してください。")
 	}
 	defer term.Close()
-	if cfg.CA != nil {
-		go sendResidentChangesEvery(ctx, term, time.Minute)
-		go witnessAuditEvery(ctx, term, 10*time.Minute) // wiring.go; log-outs send the head too
-	}
-	go backupAuditEvery(ctx, term, 10*time.Minute)
-	go checkClockEvery(ctx, term, timesync.Read, 10*time.Minute)
-	if empty, err := term.NeedsBootstrap(ctx); err != nil {
+	term.Run(ctx) // the periodic jobs: outbox, audit witness, audit backup, clock check
+	if empty, err := term.Domain.NeedsBootstrap(ctx); err != nil {
 		return err
 	} else if empty {
 		log.Printf("the terminal has no operators yet: create the first supervisor with the terminal CLI's bootstrap command")
@@ -160,18 +108,14 @@ func run(o options) error {
 	w.SetMaster()
 
 	status := ui.NewStatus()
-	fonts := &printFonts{dir: o.printFonts}
-	backend := ui.AppBackend{Terminal: term, Issuance: issuanceLink(term, link, fonts, o.municipality)}
-	shell := ui.NewShell(w, backend, status, ui.Screens())
+	shell := ui.NewShell(w, ui.AppBackend{Terminal: term.Domain}, status, ui.Screens())
 	// The hand-over folder between the CS and reception applications of this terminal.
-	shell.ResidentFileDir = filepath.Join(dataDir, "resident-files")
-	shell.Terminal = ui.TerminalWiring{Settings: link, NoticeDir: filepath.Join(dataDir, "notices"), Preview: ui.Pdftoppm{}}
-	link.testPageFonts = fonts.printer
-	shell.Terminal.Print = link // the queue in the settings at each print (printer.go)
-	logPrinter(link.Current())
+	shell.ResidentFileDir = filepath.Join(o.DataDir, "resident-files")
+	shell.Terminal = ui.TerminalWiring{Settings: term.Link, NoticeDir: filepath.Join(o.DataDir, "notices"), Preview: ui.Pdftoppm{},
+		Print: term.Link} // the queue in the settings at each print (app/calink)
 	shell.DemoFinger = demoFinger()
-	status.Watch(ctx, pcscCardWatcher{reader: o.reader, link: link}, link)
-	ui.ShowStartupReport(shell, report)
+	status.Watch(ctx, term.Cards, term.Link)
+	ui.ShowStartupReport(shell, ui.StartupReport(term.Report))
 	w.ShowAndRun()
 	return nil
 }

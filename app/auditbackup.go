@@ -30,7 +30,7 @@ func (t *Terminal) AuditBackupDir() string {
 // BackupAuditIfDue makes today's (UTC) backup of the audit chain into
 // AuditBackupDir unless one exists, and records it (operator "-": the
 // terminal itself). It returns whether a backup was made. Safe to call as
-// often as wanted; meant for a periodic loop (wiring.go).
+// often as wanted; meant for a periodic loop (app/terminal).
 func (t *Terminal) BackupAuditIfDue(ctx context.Context) (audit.BackupResult, bool, error) {
 	dir := t.AuditBackupDir()
 	due, err := audit.BackupDue(dir, t.now())

@@ -35,6 +35,42 @@ type ChangeReporter interface {
 
 var _ CA = (*raclient.Client)(nil)
 
+// CAProvider returns the CA client in effect now, or nil (and no error) when the terminal has
+// none: no CA URL, or not enrolled yet. An error says the configured client cannot be built
+// (certificate or key unreadable).
+type CAProvider func() (CA, error)
+
+// ErrNoCA: the terminal has no CA client (no CA URL, or not enrolled yet). Kind CAUnavailable.
+var ErrNoCA = apperr.New(apperr.CAUnavailable, "app: no CA configured (no CA URL, or the terminal is not enrolled)")
+
+// ca returns the CA client in effect at this call (Config.CurrentCA, else Config.CA), or an
+// error of kind CAUnavailable when there is none. Every procedure that talks to the CA gets
+// its client here, so enrolment or a new CA URL at run time reaches all of them at once
+// (issue 16: revocation, hold release and the outbox used to keep the client of the start).
+func (t *Terminal) ca() (CA, error) {
+	c := t.cfg.CA
+	if t.cfg.CurrentCA != nil {
+		var err error
+		if c, err = t.cfg.CurrentCA(); err != nil {
+			return nil, err
+		}
+	}
+	if c == nil {
+		return nil, ErrNoCA
+	}
+	return c, nil
+}
+
+// issuerNow returns the issuance orchestration over the CA client in effect now (it is a few
+// fields, built per issuance), or an error of kind CAUnavailable without a CA.
+func (t *Terminal) issuerNow(ctx context.Context) (*issue.Orchestrator, error) {
+	c, err := t.ca()
+	if err != nil {
+		return nil, err
+	}
+	return t.NewIssuer(ctx, c, t.cfg.CACertificates)
+}
+
 // CAFiles names the files that let the terminal talk to the CA: the CA's base URL, the
 // terminal's client certificate and key from enrolment (PEM), and the internal TLS CA
 // certificate pinned at enrolment (PEM). TS Art. 7(i), Art. 10: mutual TLS 1.3 only.
@@ -80,7 +116,8 @@ func DialCA(f CAFiles) (*raclient.Client, error) {
 }
 
 // CAError is a refusal or failure of the CA in a counter procedure, with the kind the
-// screens branch on and the operator's Japanese message. It wraps the raclient error, so
+// screens branch on and, as its detail code, what the CA answered (the table of
+// assets/translations turns both into words). It wraps the raclient error, so
 // errors.Is(err, raclient.ErrAlreadyRevoked) works.
 type CAError struct {
 	Kind apperr.Kind
@@ -96,39 +133,40 @@ func (e *CAError) Unwrap() error { return e.Err }
 // ErrorKind implements apperr.Kinded.
 func (e *CAError) ErrorKind() apperr.Kind { return e.Kind }
 
+// ErrorDetail implements apperr.Detailed: the CA's answer, by the first raclient kind that
+// matches (the CA's wire codes where one answer is one code), or "".
+func (e *CAError) ErrorDetail() string {
+	for _, d := range caDetails {
+		if errors.Is(e.Err, d.kind) {
+			return d.detail
+		}
+	}
+	return ""
+}
+
 // Is makes errors.Is(err, apperr.X) work for the kind.
 func (e *CAError) Is(target error) bool {
 	k, ok := target.(apperr.Kind)
 	return ok && k == e.Kind
 }
 
-// caMessagesJA says what the CA answered, per raclient kind (first match wins).
-var caMessagesJA = []struct {
-	kind error
-	ja   string
+// caDetails names what the CA answered, per raclient kind (first match wins).
+var caDetails = []struct {
+	kind   error
+	detail string
 }{
-	{raclient.ErrAlreadyRevoked, "この電子証明書は既に失効しています。失効は取り消せません。"},
-	{raclient.ErrNotOnHold, "この電子証明書は一時保留されていないため、保留を解除できません。"},
-	{raclient.ErrWrongCA, "電子証明書の種類とシリアル番号が一致しません。"},
-	{raclient.ErrChannelNotAllowed, "この申請は窓口では受け付けられません。"},
-	{raclient.ErrCertificateExpired, "この電子証明書は有効期間が満了しています。"},
-	{raclient.ErrUnknownEvent, "認証局がこの異動の種類を受け付けませんでした。"},
-	{raclient.ErrOtherMunicipality, "この方は他の市区町村の住民として認証局に登録されています。住所地の市区町村の窓口で手続きしてください。"},
-	{raclient.ErrPersonMismatch, "この電子証明書は受付中の申請者のものではありません。シリアル番号と申請者を確認してください。"},
-	{raclient.ErrNotFound, "認証局に該当する電子証明書がありません。シリアル番号を確認してください。"},
-	{raclient.ErrForbidden, "この端末は認証局に接続を認められていません。管理者に連絡してください。"},
-	{raclient.ErrInvalidRequest, "認証局が申請内容を受け付けませんでした。入力内容を確認してください。"},
-	{raclient.ErrUnavailable, "認証局と通信できません。時間をおいて再度お試しください。"},
-}
-
-// MessageJA is the operator's message.
-func (e *CAError) MessageJA() string {
-	for _, m := range caMessagesJA {
-		if errors.Is(e.Err, m.kind) {
-			return m.ja
-		}
-	}
-	return messagesJA[e.Kind]
+	{raclient.ErrAlreadyRevoked, string(wire.CodeAlreadyRevoked)},
+	{raclient.ErrNotOnHold, string(wire.CodeNotOnHold)},
+	{raclient.ErrWrongCA, string(wire.CodeWrongCA)},
+	{raclient.ErrChannelNotAllowed, string(wire.CodeChannelNotAllowed)},
+	{raclient.ErrCertificateExpired, string(wire.CodeCertificateExpired)},
+	{raclient.ErrUnknownEvent, string(wire.CodeUnknownEvent)},
+	{raclient.ErrOtherMunicipality, string(wire.CodeOtherMunicipality)},
+	{raclient.ErrPersonMismatch, string(wire.CodePersonMismatch)},
+	{raclient.ErrNotFound, string(wire.CodeNotFound)},
+	{raclient.ErrForbidden, "forbidden"},
+	{raclient.ErrInvalidRequest, string(wire.CodeInvalidRequest)},
+	{raclient.ErrUnavailable, string(wire.CodeUnavailable)},
 }
 
 // caError classifies an error of a CA call.

@@ -81,8 +81,9 @@ func (t *Terminal) SendResidentChanges(ctx context.Context) ([]ChangeDelivery, e
 }
 
 func (t *Terminal) sendChanges(ctx context.Context, actor string) ([]ChangeDelivery, error) {
-	if t.cfg.CA == nil {
-		return nil, apperr.New(apperr.CAUnavailable, "app: no CA configured")
+	ca, err := t.ca()
+	if err != nil {
+		return nil, err
 	}
 	inst, err := t.installationID(ctx)
 	if err != nil {
@@ -115,7 +116,7 @@ func (t *Terminal) sendChanges(ctx context.Context, actor string) ([]ChangeDeliv
 		case p.NextAttemptAt.After(now):
 			d.Why = "retry after " + p.NextAttemptAt.Format(time.RFC3339)
 		default:
-			d = t.deliver(ctx, actor, inst, p, d.Event, occurred)
+			d = t.deliver(ctx, ca, actor, inst, p, d.Event, occurred)
 		}
 		if d.Outcome != ChangeDelivered {
 			blocked[p.RecordCode] = true
@@ -126,14 +127,14 @@ func (t *Terminal) sendChanges(ctx context.Context, actor string) ([]ChangeDeliv
 }
 
 // deliver sends one outbox row and commits the result with its audit record.
-func (t *Terminal) deliver(ctx context.Context, actor, inst string, p resident.PendingChange, event string, occurred time.Time) ChangeDelivery {
+func (t *Terminal) deliver(ctx context.Context, ca ChangeReporter, actor, inst string, p resident.PendingChange, event string, occurred time.Time) ChangeDelivery {
 	d := ChangeDelivery{Change: p, Event: event}
 	requestID := "rc-" + inst + "-" + strconv.FormatInt(p.ID, 10)
 	by := p.RecordedBy
 	if by == "" {
 		by = actor
 	}
-	resp, err := t.cfg.CA.ReportResidentChange(ctx, by, wire.ResidentChangeRequest{RequestID: requestID, ResidentCode: p.RecordCode, Event: event, OccurredAt: occurred})
+	resp, err := ca.ReportResidentChange(ctx, by, wire.ResidentChangeRequest{RequestID: requestID, ResidentCode: p.RecordCode, Event: event, OccurredAt: occurred})
 	now := t.now()
 	target := "change:" + strconv.FormatInt(p.ID, 10)
 	detail := map[string]string{"event": event, "request_id": requestID, "record_code": p.RecordCode}

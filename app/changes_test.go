@@ -12,6 +12,7 @@ import (
 	"madoguchi/app/apperr"
 	"madoguchi/app/audit"
 	"madoguchi/app/resident"
+	"madoguchi/assets/translations"
 	"madoguchi/jpki/wire"
 	"madoguchi/raclient"
 )
@@ -63,7 +64,7 @@ func TestResidentChangesDeliveredToCA(t *testing.T) {
 	if got := outcomes(out); !reflect.DeepEqual(got, want) {
 		t.Fatalf("first send: %v, want %v (%+v)", got, want, out)
 	}
-	if !errors.Is(out[0].Err, apperr.CAUnavailable) || !errors.Is(out[0].Err, raclient.ErrUnavailable) || app.MessageJA(out[0].Err) == "" {
+	if !errors.Is(out[0].Err, apperr.CAUnavailable) || !errors.Is(out[0].Err, raclient.ErrUnavailable) || translations.ErrorText("ja", out[0].Err) == "" {
 		t.Errorf("failure: %v", out[0].Err)
 	}
 	if !strings.Contains(out[1].Why, "earlier change") || !strings.Contains(out[3].Why, "not yet") {

@@ -83,7 +83,12 @@ func (s *Session) Revoke(ctx context.Context, req RevokeRequest) (*RevocationRes
 	if err := s.precheck(ctx, action, target, operator.Reception, detail); err != nil {
 		return nil, err
 	}
-	c, kind, err := s.revocationCase(ctx, req)
+	ca, err := s.t.ca()
+	var c *workflow.Case
+	var kind string
+	if err == nil {
+		c, kind, err = s.revocationCase(ctx, req)
+	}
 	if err != nil {
 		s.t.record(ctx, audit.Entry{Operator: s.operatorID, Action: action, Target: target, Result: resultOf(err), Detail: refusalDetail(detail, err)})
 		return nil, err
@@ -92,14 +97,14 @@ func (s *Session) Revoke(ctx context.Context, req RevokeRequest) (*RevocationRes
 	if err != nil {
 		return nil, err
 	}
-	res := &RevocationResult{Notice: printout.RevocationNotice{Municipality: s.t.cfg.Municipality, ReceiptNo: target,
+	res := &RevocationResult{Notice: printout.RevocationNotice{Municipality: s.t.Municipality(), ReceiptNo: target,
 		OperatorID: s.operatorID, HolderName: c.Applicant.Name, ReceivedAt: c.OpenedAt}}
 	for _, ref := range req.Certificates {
 		d := map[string]string{"kind": kind, "cert_type": string(ref.Type), "serial": ref.Serial, "written_request": req.WrittenRequest}
 		// the resident-record code of the identity-checked case (imported from the resident
 		// file) proves the person to the CA; it goes only into the request, never into the
 		// terminal's audit detail
-		ack, err := s.t.cfg.CA.Revoke(ctx, s.operatorID, ref.Serial, wire.RevokeRequest{
+		ack, err := ca.Revoke(ctx, s.operatorID, ref.Serial, wire.RevokeRequest{
 			RequestID: "rv-" + inst + "-" + target + "-" + wireType[ref.Type], CertType: wireType[ref.Type], Kind: kind,
 			WrittenRequest: req.WrittenRequest, IdentityDocument: string(c.Identity.Document), ResidentCode: c.Applicant.RecordCode})
 		if err != nil {
@@ -123,9 +128,6 @@ func (s *Session) Revoke(ctx context.Context, req RevokeRequest) (*RevocationRes
 
 // revocationCase checks the request against its case and returns the case and the CA kind.
 func (s *Session) revocationCase(ctx context.Context, req RevokeRequest) (*workflow.Case, string, error) {
-	if s.t.cfg.CA == nil {
-		return nil, "", apperr.New(apperr.CAUnavailable, "app: no CA configured")
-	}
 	c, err := workflow.Load(ctx, s.t.db, req.CaseID)
 	if err != nil {
 		return nil, "", err
@@ -204,8 +206,9 @@ func (s *Session) ReleaseHold(ctx context.Context, caseID int64, ref CertRef) (w
 		s.t.record(ctx, audit.Entry{Operator: s.operatorID, Action: action, Target: target, Result: resultOf(err), Detail: refusalDetail(detail, err)})
 		return wire.CertificateStatus{}, err
 	}
-	if s.t.cfg.CA == nil {
-		return fail(apperr.New(apperr.CAUnavailable, "app: no CA configured"))
+	ca, err := s.t.ca()
+	if err != nil {
+		return fail(err)
 	}
 	c, err := workflow.Load(ctx, s.t.db, caseID)
 	if err != nil {
@@ -224,7 +227,7 @@ func (s *Session) ReleaseHold(ctx context.Context, caseID int64, ref CertRef) (w
 	if err != nil {
 		return fail(err)
 	}
-	st, err := s.t.cfg.CA.ReleaseHold(ctx, s.operatorID, ref.Serial, wire.ReleaseHoldRequest{
+	st, err := ca.ReleaseHold(ctx, s.operatorID, ref.Serial, wire.ReleaseHoldRequest{
 		RequestID: "rh-" + inst + "-" + target + "-" + wireType[ref.Type], CertType: wireType[ref.Type], IdentityDocument: string(c.Identity.Document),
 		ResidentCode: c.Applicant.RecordCode})
 	if err != nil {
@@ -257,10 +260,11 @@ type CardMaintenanceCA interface {
 
 var _ CardMaintenanceCA = (*raclient.Client)(nil)
 
-// CardMaintenanceCA returns the terminal's CA client (Config.CA) as a CardMaintenanceCA, or
-// nil when the terminal has no CA or its client offers no card maintenance.
+// CardMaintenanceCA returns the CA client in effect now as a CardMaintenanceCA, or nil when
+// the terminal has no CA or its client offers no card maintenance.
 func (t *Terminal) CardMaintenanceCA() CardMaintenanceCA {
-	ca, _ := t.cfg.CA.(CardMaintenanceCA)
+	c, _ := t.ca()
+	ca, _ := c.(CardMaintenanceCA)
 	return ca
 }
 
@@ -291,7 +295,7 @@ var maintenanceTarget = map[pinrule.Kind]struct {
 // the PIN stays "not set" (kind PINNotSet; the card cannot be used with that PIN until set) and
 // the case stays approved so the procedure can be repeated. On success the new PIN is verified
 // on the card and the case is completed. Audited as "card.pin_reset".
-func (s *Session) ResetPIN(ctx context.Context, caseID int64, ca CardMaintenanceCA, card issue.Card, which pinrule.Kind, newPIN issue.PINEntry) error {
+func (s *Session) ResetPIN(ctx context.Context, caseID int64, which pinrule.Kind, newPIN issue.PINEntry) error {
 	const action = "card.pin_reset"
 	target := strconv.FormatInt(caseID, 10)
 	detail := map[string]string{"operation": wire.MaintenancePINReset, "pin": which.String()}
@@ -306,10 +310,11 @@ func (s *Session) ResetPIN(ctx context.Context, caseID int64, ca CardMaintenance
 		if newPIN == nil {
 			return apperr.New(apperr.InvalidInput, "app: a PIN reset needs the applicant's PIN entry")
 		}
-		c, err := s.maintenanceCase(ctx, caseID, workflow.PINReset, ca, card)
+		c, ca, card, closeCard, err := s.maintenanceCase(ctx, caseID, workflow.PINReset)
 		if err != nil {
 			return err
 		}
+		defer closeCard()
 		birth, err := c.Applicant.Birth()
 		if err != nil {
 			return err
@@ -334,7 +339,7 @@ func (s *Session) ResetPIN(ctx context.Context, caseID int64, ca CardMaintenance
 // cards and cards of another municipality as for ResetPIN. Afterwards the JPKI AP refuses to
 // sign with the destroyed keys. Reception permission; approved KeyDestruction case, completed on
 // success. Audited as "card.key_destruction".
-func (s *Session) DestroyKeys(ctx context.Context, caseID int64, ca CardMaintenanceCA, card issue.Card) error {
+func (s *Session) DestroyKeys(ctx context.Context, caseID int64) error {
 	const action = "card.key_destruction"
 	target := strconv.FormatInt(caseID, 10)
 	detail := map[string]string{"operation": wire.MaintenanceKeyDestruction}
@@ -342,10 +347,11 @@ func (s *Session) DestroyKeys(ctx context.Context, caseID int64, ca CardMaintena
 		return err
 	}
 	err := func() error {
-		c, err := s.maintenanceCase(ctx, caseID, workflow.KeyDestruction, ca, card)
+		c, ca, card, closeCard, err := s.maintenanceCase(ctx, caseID, workflow.KeyDestruction)
 		if err != nil {
 			return err
 		}
+		defer closeCard()
 		types := c.CertTypes
 		if len(types) == 0 {
 			types = []workflow.CertType{workflow.SignatureCert, workflow.UserAuthCert}
@@ -364,25 +370,27 @@ func (s *Session) DestroyKeys(ctx context.Context, caseID int64, ca CardMaintena
 	return s.finishMaintenance(ctx, action, caseID, detail, err)
 }
 
-// maintenanceCase loads and checks the case of a card maintenance.
-func (s *Session) maintenanceCase(ctx context.Context, caseID int64, kind workflow.Kind, ca CardMaintenanceCA, card issue.Card) (*workflow.Case, error) {
-	c, err := workflow.Load(ctx, s.t.db, caseID)
+// maintenanceCase loads and checks the case of a card maintenance, then takes the terminal's
+// CA client in effect and opens the card in its reader (exclusively: nothing may interleave
+// commands with the CA's script); closeCard releases it.
+func (s *Session) maintenanceCase(ctx context.Context, caseID int64, kind workflow.Kind) (c *workflow.Case, ca CardMaintenanceCA, card issue.Card, closeCard func(), err error) {
+	c, err = workflow.Load(ctx, s.t.db, caseID)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, nil, err
 	}
 	if c.Kind != kind {
-		return nil, apperr.New(apperr.InvalidTransition, "app: case %d is a %s, not a %s", caseID, c.Kind, kind)
+		return nil, nil, nil, nil, apperr.New(apperr.InvalidTransition, "app: case %d is a %s, not a %s", caseID, c.Kind, kind)
 	}
 	if err := approved(c); err != nil {
-		return nil, err
+		return nil, nil, nil, nil, err
 	}
-	if ca == nil {
-		return nil, apperr.New(apperr.CAUnavailable, "app: no CA configured")
+	if ca = s.t.CardMaintenanceCA(); ca == nil {
+		return nil, nil, nil, nil, ErrNoCA
 	}
-	if card == nil {
-		return nil, apperr.New(apperr.InvalidInput, "app: no card")
+	if card, closeCard, err = s.t.openCard(ctx); err != nil {
+		return nil, nil, nil, nil, err
 	}
-	return c, nil
+	return c, ca, card, closeCard, nil
 }
 
 // runMaintenance opens the secure channel between the card and the CA, has the CA authorise
@@ -558,7 +566,7 @@ func (s *Session) CertificateCopy(ctx context.Context, card CertificateReader, t
 		if out, err = printout.CopyOf(leaf, kind); err != nil {
 			return err
 		}
-		out.Municipality, out.Date, out.OperatorID = s.t.cfg.Municipality, s.t.now(), s.operatorID
+		out.Municipality, out.Date, out.OperatorID = s.t.Municipality(), s.t.now(), s.operatorID
 		detail["serial"] = strings.ToUpper(leaf.SerialNumber.Text(16))
 		return nil
 	}()

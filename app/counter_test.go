@@ -24,6 +24,7 @@ import (
 	"madoguchi/app/printout"
 	"madoguchi/app/workflow"
 	"madoguchi/assets/fonts/printfonts"
+	"madoguchi/assets/translations"
 	"madoguchi/ca-server/applicant"
 	"madoguchi/ca-server/issuer"
 	"madoguchi/ca-server/profile"
@@ -97,8 +98,8 @@ func TestRevokeAtCounter(t *testing.T) {
 	// The CA cannot be reached: the case stays approved; the repeat uses the same request id.
 	ca.failRevoke = []error{errUnreachable}
 	if _, err := rc.Revoke(ctx, app.RevokeRequest{CaseID: id, Certificates: certs, WrittenRequest: "失効申請書 No.17"}); !errors.Is(err, apperr.CAUnavailable) ||
-		!strings.Contains(app.MessageJA(err), "認証局と通信できません") {
-		t.Fatalf("unreachable CA: %v (%s)", err, app.MessageJA(err))
+		!strings.Contains(translations.ErrorText("ja", err), "認証局と通信できません") {
+		t.Fatalf("unreachable CA: %v (%s)", err, translations.ErrorText("ja", err))
 	}
 	res, err := rc.Revoke(ctx, app.RevokeRequest{CaseID: id, Certificates: certs, WrittenRequest: "失効申請書 No.17"})
 	if err != nil {
@@ -132,8 +133,8 @@ func TestRevokeAtCounter(t *testing.T) {
 	// Revocation is never undone nor repeated: the CA's answer reaches the operator.
 	again := counterCase(t, rc, workflow.Revocation, "90000000022", licence)
 	_, err = rc.Revoke(ctx, app.RevokeRequest{CaseID: again, Certificates: []app.CertRef{{Type: workflow.UserAuthCert, Serial: "BEEF"}}, WrittenRequest: "x"})
-	if !errors.Is(err, raclient.ErrAlreadyRevoked) || !errors.Is(err, apperr.InvalidTransition) || !strings.Contains(app.MessageJA(err), "既に失効") {
-		t.Fatalf("already revoked: %v (%s)", err, app.MessageJA(err))
+	if !errors.Is(err, raclient.ErrAlreadyRevoked) || !errors.Is(err, apperr.InvalidTransition) || !strings.Contains(translations.ErrorText("ja", err), "既に失効") {
+		t.Fatalf("already revoked: %v (%s)", err, translations.ErrorText("ja", err))
 	}
 	if c, _ := rc.Case(ctx, again); c.State != workflow.Approved {
 		t.Errorf("case after a refusal: %s", c.State)
@@ -149,8 +150,8 @@ func TestRevokeAtCounter(t *testing.T) {
 	} {
 		ca.failRevoke = []error{refusal.err}
 		_, err = rc.Revoke(ctx, app.RevokeRequest{CaseID: again, Certificates: []app.CertRef{{Type: workflow.SignatureCert, Serial: "D00D"}}, WrittenRequest: "x"})
-		if !errors.Is(err, refusal.kind) || !strings.Contains(app.MessageJA(err), refusal.ja) {
-			t.Errorf("CA refusal %v: %v (%s)", refusal.err, err, app.MessageJA(err))
+		if !errors.Is(err, refusal.kind) || !strings.Contains(translations.ErrorText("ja", err), refusal.ja) {
+			t.Errorf("CA refusal %v: %v (%s)", refusal.err, err, translations.ErrorText("ja", err))
 		}
 	}
 
@@ -201,7 +202,7 @@ func TestReleaseHoldAtCounter(t *testing.T) {
 	}
 	id2 := counterCase(t, rc, workflow.HoldRelease, "90000000011", licence)
 	if _, err := rc.ReleaseHold(ctx, id2, app.CertRef{Type: workflow.SignatureCert, Serial: "C0FFEE"}); !errors.Is(err, raclient.ErrNotOnHold) ||
-		!strings.Contains(app.MessageJA(err), "保留") {
+		!strings.Contains(translations.ErrorText("ja", err), "保留") {
 		t.Fatalf("release of a certificate not on hold: %v", err)
 	}
 }
@@ -214,32 +215,32 @@ func TestCardMaintenanceGates(t *testing.T) {
 	f, _, rc := counterWith(t, func(c *app.Config) { c.CA = newFakeCA(time.Now) })
 	ctx := context.Background()
 	pin := counterCase(t, rc, workflow.PINReset, "90000000011", licence)
-	if err := rc.ResetPIN(ctx, pin, nil, nil, pinrule.Signature, nil); !errors.Is(err, apperr.InvalidInput) {
+	if err := rc.ResetPIN(ctx, pin, pinrule.Signature, nil); !errors.Is(err, apperr.InvalidInput) {
 		t.Fatalf("pin reset without a PIN entry: %v", err)
 	}
 	entry := func(context.Context, issue.PINRequest) (pinrule.PIN, pinrule.PIN, error) {
 		t.Fatal("the applicant was asked for a PIN before the CA reset it")
 		return pinrule.PIN{}, pinrule.PIN{}, nil
 	}
-	if err := rc.ResetPIN(ctx, pin, nil, nil, pinrule.Signature, entry); !errors.Is(err, apperr.CAUnavailable) || !strings.Contains(app.MessageJA(err), "認証局と通信できません") {
+	if err := rc.ResetPIN(ctx, pin, pinrule.Signature, entry); !errors.Is(err, apperr.CAUnavailable) || !strings.Contains(translations.ErrorText("ja", err), "認証局と通信できません") {
 		t.Fatalf("pin reset without a CA: %v", err)
 	}
 	if last := f.lastAudit(t); last.Action != "card.pin_reset" || last.Result != audit.ResultRefused || last.Detail["error_kind"] != "ca unavailable" || last.Detail["pin"] != "signature" {
 		t.Errorf("audit %+v", last)
 	}
-	if err := rc.DestroyKeys(ctx, pin, nil, nil); !errors.Is(err, apperr.InvalidTransition) {
+	if err := rc.DestroyKeys(ctx, pin); !errors.Is(err, apperr.InvalidTransition) {
 		t.Fatalf("key destruction on a PIN-reset case: %v", err)
 	}
 	if last := f.lastAudit(t); last.Action != "card.key_destruction" || last.Result != audit.ResultRefused {
 		t.Errorf("audit %+v", last)
 	}
 	kd := counterCase(t, rc, workflow.KeyDestruction, "90000000011", licence)
-	if err := rc.ResetPIN(ctx, kd, nil, nil, pinrule.UserAuth, entry); !errors.Is(err, apperr.InvalidTransition) {
+	if err := rc.ResetPIN(ctx, kd, pinrule.UserAuth, entry); !errors.Is(err, apperr.InvalidTransition) {
 		t.Fatalf("pin reset on a key-destruction case: %v", err)
 	}
 	for k, want := range map[apperr.Kind]string{apperr.CardUnknown: "発行していない", apperr.CardOtherMunicipality: "他の市区町村",
 		apperr.CertificateNotRevoked: "先に電子証明書を失効", apperr.CardRefused: "カード", apperr.PINNotSet: "暗証番号が設定されていません"} {
-		if got := app.MessageJA(apperr.New(k, "x")); !strings.Contains(got, want) {
+		if got := translations.ErrorText("ja", apperr.New(k, "x")); !strings.Contains(got, want) {
 			t.Errorf("message of %v: %q", k, got)
 		}
 	}
@@ -384,7 +385,7 @@ func TestOpenRecoversBeforeLogin(t *testing.T) {
 	}
 	defer term.Close()
 	rec := term.Recovered()
-	if len(rec) != 1 || rec[0].Outcome != issue.OutcomeAborted || rec[0].Entry.RequestID != "req-1" || rec[0].MessageJA() == "" || term.Issuer() == nil || term.RecoveryDeferred() {
+	if len(rec) != 1 || rec[0].Outcome != issue.OutcomeAborted || rec[0].Entry.RequestID != "req-1" || translations.MessageText("ja", rec[0].Message()) == "" || term.Issuer() == nil || term.RecoveryDeferred() {
 		t.Fatalf("recovered %+v", rec)
 	}
 	recs, _ := audit.List(ctx, term.DB(), audit.Filter{})

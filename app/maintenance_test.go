@@ -16,6 +16,7 @@ import (
 	"madoguchi/app/issue"
 	"madoguchi/app/pinrule"
 	"madoguchi/app/workflow"
+	"madoguchi/assets/translations"
 	"madoguchi/cardio"
 	"madoguchi/cardio/perso"
 	"madoguchi/cardio/scp"
@@ -108,11 +109,15 @@ func (c *hostEndCA) ConfirmMaintenance(ctx context.Context, _, id string, req wi
 // PIN and completes the case. A CA refusal reaches the clerk as its own kind, before any PIN
 // is asked. No PIN in any audit record.
 func TestResetPINWithTheApplicant(t *testing.T) {
-	f, _, rc := counterWith(t, func(c *app.Config) { c.CA = newFakeCA(time.Now) })
-	ctx := context.Background()
 	l := vcardtest.Personalised(t, "", 0x41)
 	card := cardio.New(vcard.Insert(l.Card))
 	ca := &hostEndCA{}
+	// The terminal's CA client and the card in its reader (the procedure takes both itself).
+	f, _, rc := counterWith(t, func(c *app.Config) {
+		c.CA = maintenanceCA{newFakeCA(time.Now), ca}
+		c.Cards = func(context.Context) (issue.Card, func(), error) { return card, func() {}, nil }
+	})
+	ctx := context.Background()
 	id := counterCase(t, rc, workflow.PINReset, "90000000011", licence)
 	c, err := rc.Case(ctx, id)
 	if err != nil {
@@ -130,15 +135,15 @@ func TestResetPINWithTheApplicant(t *testing.T) {
 		t.Fatal("the applicant was asked for a PIN although the CA refused")
 		return pinrule.PIN{}, pinrule.PIN{}, nil
 	}
-	if err := rc.ResetPIN(ctx, id, ca, card, pinrule.UserAuth, never); !errors.Is(err, apperr.CardOtherMunicipality) || !strings.Contains(app.MessageJA(err), "他の市区町村") {
-		t.Fatalf("refused by the CA: %v (%s)", err, app.MessageJA(err))
+	if err := rc.ResetPIN(ctx, id, pinrule.UserAuth, never); !errors.Is(err, apperr.CardOtherMunicipality) || !strings.Contains(translations.ErrorText("ja", err), "他の市区町村") {
+		t.Fatalf("refused by the CA: %v (%s)", err, translations.ErrorText("ja", err))
 	}
 	ca.refuse = nil
 
 	// The applicant gives up after a refused entry: the PIN stays not set.
 	var asked []issue.PINRequest
 	giveUp := errors.New("applicant left")
-	err = rc.ResetPIN(ctx, id, ca, card, pinrule.UserAuth, func(_ context.Context, req issue.PINRequest) (pinrule.PIN, pinrule.PIN, error) {
+	err = rc.ResetPIN(ctx, id, pinrule.UserAuth, func(_ context.Context, req issue.PINRequest) (pinrule.PIN, pinrule.PIN, error) {
 		asked = append(asked, req)
 		if req.Attempt == 1 {
 			return pinrule.New(birthdayPIN), pinrule.New(birthdayPIN), nil
@@ -162,7 +167,7 @@ func TestResetPINWithTheApplicant(t *testing.T) {
 	}
 
 	// Again: the new PIN is set, verified, and the signature PIN is untouched.
-	err = rc.ResetPIN(ctx, id, ca, card, pinrule.UserAuth, func(context.Context, issue.PINRequest) (pinrule.PIN, pinrule.PIN, error) {
+	err = rc.ResetPIN(ctx, id, pinrule.UserAuth, func(context.Context, issue.PINRequest) (pinrule.PIN, pinrule.PIN, error) {
 		return pinrule.New("5931"), pinrule.New("5931"), nil
 	})
 	if err != nil {
@@ -195,5 +200,48 @@ func TestResetPINWithTheApplicant(t *testing.T) {
 	}
 }
 
+// maintenanceCA is the counter's fake CA with hostEndCA's card maintenance: one client, as the
+// terminal's (its OpenChannel is the maintenance host end's).
+type maintenanceCA struct {
+	*fakeCA
+	*hostEndCA
+}
+
+func (m maintenanceCA) OpenChannel(ctx context.Context, op string) (wire.ChannelResponse, error) {
+	return m.hostEndCA.OpenChannel(ctx, op)
+}
+
 // longHex matches the random hexadecimal ids and serials in audit details.
 var longHex = regexp.MustCompile(`[0-9A-Fa-f]{16,}`)
+
+// TestProceduresTakeCardAndCAFromTerminal (issue 16): the procedures take the CA client in
+// effect (Config.CurrentCA) and the card in the terminal's reader (Config.Cards) themselves, at
+// each call: without a CA they are refused before the card is opened; once a CA is there
+// (enrolment at run time) the next call uses it and asks the reader for the card.
+func TestProceduresTakeCardAndCAFromTerminal(t *testing.T) {
+	var current app.CA
+	opened := 0
+	_, _, rc := counterWith(t, func(c *app.Config) {
+		c.CurrentCA = func() (app.CA, error) { return current, nil }
+		c.Cards = func(context.Context) (issue.Card, func(), error) {
+			opened++
+			return nil, nil, errors.New("pcsc: no card in the reader")
+		}
+	})
+	ctx := context.Background()
+	if _, err := rc.Issue(ctx, app.IssueRequest{CaseID: 1}); !errors.Is(err, app.ErrNoCA) || !errors.Is(err, apperr.CAUnavailable) || opened != 0 {
+		t.Fatalf("issuance without a CA: %v (card opened %d times)", err, opened)
+	}
+	current = newFakeCA(time.Now)
+	if _, err := rc.Issue(ctx, app.IssueRequest{CaseID: 1}); !errors.Is(err, app.ErrNoCard) || opened != 1 {
+		t.Fatalf("issuance with a CA and no card: %v (card opened %d times)", err, opened)
+	}
+	kd := counterCase(t, rc, workflow.KeyDestruction, "90000000011", licence)
+	if err := rc.DestroyKeys(ctx, kd); !errors.Is(err, apperr.CAUnavailable) || opened != 1 {
+		t.Fatalf("key destruction with a CA that offers no card maintenance: %v (card opened %d times)", err, opened)
+	}
+	current = maintenanceCA{newFakeCA(time.Now), &hostEndCA{}}
+	if err := rc.DestroyKeys(ctx, kd); !errors.Is(err, app.ErrNoCard) || opened != 2 {
+		t.Fatalf("key destruction with no card: %v (card opened %d times)", err, opened)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"madoguchi/app/pinrule"
 	"madoguchi/app/resident"
 	"madoguchi/app/workflow"
+	"madoguchi/assets/translations"
 )
 
 func caseState(t *testing.T, f *fixture, id int64) (string, int) {
@@ -63,7 +64,7 @@ func TestNewIssuanceCase(t *testing.T) {
 	if !errors.As(err, &pe) || pe.Reason != pinrule.ReasonBirthday {
 		t.Fatalf("birthday PIN = %v", err)
 	}
-	if m := app.MessageJA(err); !strings.Contains(m, "生年月日") {
+	if m := translations.ErrorText("ja", err); !strings.Contains(m, "生年月日") {
 		t.Fatalf("message = %q", m)
 	}
 	r := f.lastAudit(t)

@@ -10,7 +10,8 @@
 //   - records the attempt in the audit chain, allowed or refused (TS Art. 20(2)),
 //   - performs the change and its audit record in one transaction, so a refusal changes nothing.
 //
-// Errors are *apperr.Error values; MessageJA maps them to the Japanese message the screens show.
+// Errors are *apperr.Error values (or carry an apperr kind); assets/translations words them for
+// the screens and the CLI.
 //
 // Concurrency: a Terminal and its Sessions are safe for concurrent use. Long waits (finger on
 // the reader) happen outside database transactions.
@@ -30,6 +31,7 @@ import (
 	"madoguchi/app/clock"
 	"madoguchi/app/issue"
 	"madoguchi/app/operator"
+	"madoguchi/app/printout"
 	"madoguchi/app/resident"
 	"madoguchi/app/store"
 	"madoguchi/app/workflow"
@@ -64,16 +66,30 @@ type Config struct {
 	// CA is the terminal's client of the CA (a *raclient.Client from DialCA). Optional: a
 	// terminal without it can do everything but the procedures that talk to the CA, which
 	// are refused with kind CAUnavailable. When set, Open resolves unfinished issuances
-	// before it returns (see Open).
+	// before it returns (see Open). CurrentCA, when set, takes its place.
 	CA CA
+	// CurrentCA gives the CA client in effect now (the CA link, app/calink: the settings
+	// screen can enrol the terminal or change the CA URL while it runs). Every procedure that
+	// talks to the CA asks it at each call (ca.go: Terminal.ca), so a change takes effect for
+	// all of them at once. nil: CA, fixed at Open.
+	CurrentCA CAProvider
+	// Cards opens the card in the terminal's reader for the procedures that need it
+	// (card.go); nil: they are refused with ErrNoCard.
+	Cards CardOpener
+	// Printer is the counter's document printer (fonts loaded on first use); nil: documents
+	// are refused with kind NotSupported.
+	Printer func() (*printout.Printer, error)
+	// MunicipalityOf, when set, gives Municipality at each use (the enrolled municipality
+	// follows an enrolment at run time).
+	MunicipalityOf func() string
 	// CACertificates are the CA certificates installed with the terminal, per certificate
 	// type (see NewIssuer).
 	CACertificates map[workflow.CertType][]byte
 	// Municipality is printed on the counter's documents (revocation acknowledgement,
 	// certificate copy).
 	Municipality string
-	// Witness is the CA's witness of the audit chain (witness.go); default: CA, when it is one
-	// (a *raclient.Client is).
+	// Witness is the CA's witness of the audit chain (witness.go); default: the CA client in
+	// effect at each send, when it is one (a *raclient.Client is).
 	Witness AuditWitness
 	// WitnessKeyFile keeps the CA's audit key certificates that receipts are checked against
 	// (default: ca/audit-witness-keys.pem beside DBPath, with the CA link's other pins).
@@ -88,12 +104,11 @@ type Terminal struct {
 	db  *store.DB
 	cfg Config
 
-	issuer     *issue.Orchestrator // nil without a CA
+	issuer     *issue.Orchestrator // built by Open over the CA in effect then; nil without one
 	recovered  []issue.Resolution
 	busy       bool // recovery skipped: another process holds the issuance lock
 	clockWatch timesync.Watch
 
-	witness      AuditWitness   // nil without a CA
 	witnessMu    sync.Mutex     // one witness exchange at a time (log-out and periodic send)
 	witnessKeyMu sync.Mutex     // the pinned key file
 	witnessWG    sync.WaitGroup // log-outs' background sends; Close waits
@@ -101,7 +116,7 @@ type Terminal struct {
 
 // Open opens the terminal database at cfg.DBPath (creating and migrating it as needed).
 //
-// With cfg.CA set, Open also builds the issuance orchestration (Issuer) and runs
+// With a CA (cfg.CA, or cfg.CurrentCA's client at this moment), Open also builds the issuance orchestration (Issuer) and runs
 // RecoverIssuances before it returns, so no operator can log in while an issuance a previous
 // run left unfinished is still undecided (DESIGN "Issuance, end to end" step 6): every started
 // issuance ends delivered or revoked before delivery. The outcomes are kept for the start
@@ -139,16 +154,13 @@ func Open(ctx context.Context, cfg Config) (*Terminal, error) {
 	if cfg.WitnessKeyFile == "" {
 		cfg.WitnessKeyFile = defaultWitnessKeyFile(cfg.DBPath)
 	}
-	if cfg.Witness == nil {
-		cfg.Witness, _ = cfg.CA.(AuditWitness)
-	}
 	db, err := store.Open(ctx, cfg.DBPath)
 	if err != nil {
 		return nil, apperr.Wrap(apperr.Internal, err, "app: open terminal database")
 	}
-	t := &Terminal{db: db, cfg: cfg, witness: cfg.Witness}
-	if cfg.CA != nil {
-		if t.issuer, err = t.NewIssuer(ctx, cfg.CA, cfg.CACertificates); err != nil {
+	t := &Terminal{db: db, cfg: cfg}
+	if ca, _ := t.ca(); ca != nil { // a CA link that cannot build its client now: no recovery (the start screen says why)
+		if t.issuer, err = t.NewIssuer(ctx, ca, cfg.CACertificates); err != nil {
 			db.Close()
 			return nil, apperr.Wrap(apperr.InvalidInput, err, "app: issuance")
 		}
@@ -164,11 +176,12 @@ func Open(ctx context.Context, cfg Config) (*Terminal, error) {
 	return t, nil
 }
 
-// Issuer returns the issuance orchestration built by Open from Config.CA (nil without a CA).
+// Issuer returns the issuance orchestration built by Open over the CA in effect then (nil
+// without a CA); Session.Issue follows a CA changed since.
 func (t *Terminal) Issuer() *issue.Orchestrator { return t.issuer }
 
 // Recovered returns what Open's recovery did with the issuances a previous run left
-// unfinished, for the start screen: show each Resolution's MessageJA. Empty without a CA or
+// unfinished, for the start screen: show each Resolution's Message. Empty without a CA or
 // when nothing was unfinished.
 func (t *Terminal) Recovered() []issue.Resolution { return t.recovered }
 

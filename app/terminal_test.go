@@ -13,6 +13,7 @@ import (
 	"madoguchi/app/auth"
 	"madoguchi/app/clock"
 	"madoguchi/app/operator"
+	"madoguchi/assets/translations"
 )
 
 var cheap = auth.Argon2Params{Time: 1, MemoryKiB: 64, Threads: 1}
@@ -389,11 +390,11 @@ func TestHistoryAndVerifyThroughSession(t *testing.T) {
 }
 
 func TestMessageJA(t *testing.T) {
-	if app.MessageJA(apperr.New(apperr.LockedOut, "x")) == "" || app.MessageJA(nil) != "" {
-		t.Fatal("MessageJA")
+	if translations.ErrorText("ja", apperr.New(apperr.LockedOut, "x")) == "" || translations.ErrorText("ja", nil) != "" {
+		t.Fatal("ErrorText")
 	}
 	for k := apperr.Internal; k <= apperr.Cancelled; k++ {
-		if app.MessageJA(apperr.New(k, "x")) == app.MessageJA(apperr.New(apperr.Internal, "x")) && k != apperr.Internal {
+		if translations.ErrorText("ja", apperr.New(k, "x")) == translations.ErrorText("ja", apperr.New(apperr.Internal, "x")) && k != apperr.Internal {
 			t.Errorf("kind %v has no own Japanese message", k)
 		}
 	}

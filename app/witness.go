@@ -57,6 +57,17 @@ func defaultWitnessKeyFile(dbPath string) string {
 	return filepath.Join(filepath.Dir(dbPath), "ca", "audit-witness-keys.pem")
 }
 
+// auditWitness is Config.Witness, else the CA client in effect now when it is a witness (a
+// *raclient.Client is); nil without either.
+func (t *Terminal) auditWitness() AuditWitness {
+	if t.cfg.Witness != nil {
+		return t.cfg.Witness
+	}
+	c, _ := t.ca()
+	w, _ := c.(AuditWitness)
+	return w
+}
+
 // WitnessResult is what one witness exchange did.
 type WitnessResult struct {
 	Seq  int64 // the head the CA has witnessed (0: the chain is empty, nothing sent)
@@ -70,7 +81,8 @@ type WitnessResult struct {
 // replaced) is recorded in the terminal's audit trail as audit.witness_refused and returned with
 // kind AuditBroken; the CA has recorded it too. Without a witness: kind CAUnavailable.
 func (t *Terminal) WitnessAudit(ctx context.Context, operatorID string) (WitnessResult, error) {
-	if t.witness == nil {
+	w := t.auditWitness()
+	if w == nil {
 		return WitnessResult{}, apperr.New(apperr.CAUnavailable, "app: no CA to witness the audit chain")
 	}
 	t.witnessMu.Lock()
@@ -80,9 +92,9 @@ func (t *Terminal) WitnessAudit(ctx context.Context, operatorID string) (Witness
 	// First anchored at the newest receipt kept here (one request); when the CA says that is
 	// not its last witnessed head (receipts lost, a send whose answer was lost), anchored at
 	// the head the CA names.
-	res, err := t.witnessOnce(ctx, operatorID, true)
+	res, err := t.witnessOnce(ctx, w, operatorID, true)
 	if errors.Is(err, raclient.ErrAuditAnchorStale) {
-		res, err = t.witnessOnce(ctx, operatorID, false)
+		res, err = t.witnessOnce(ctx, w, operatorID, false)
 	}
 	if errors.Is(err, raclient.ErrAuditHeadRefused) {
 		t.record(ctx, audit.Entry{Operator: operatorID, Action: "audit.witness_refused", Result: audit.ResultError,
@@ -92,7 +104,7 @@ func (t *Terminal) WitnessAudit(ctx context.Context, operatorID string) (Witness
 	return res, err
 }
 
-func (t *Terminal) witnessOnce(ctx context.Context, operatorID string, fromReceipt bool) (WitnessResult, error) {
+func (t *Terminal) witnessOnce(ctx context.Context, w AuditWitness, operatorID string, fromReceipt bool) (WitnessResult, error) {
 	seq, hash, at, err := audit.Head(ctx, t.db)
 	if err != nil || seq == 0 {
 		return WitnessResult{}, err
@@ -119,7 +131,7 @@ func (t *Terminal) witnessOnce(ctx context.Context, operatorID string, fromRecei
 			anchorSeq = rc.Seq
 		}
 	} else {
-		latest, err := t.witness.LatestAuditHead(ctx, operatorID)
+		latest, err := w.LatestAuditHead(ctx, operatorID)
 		if err != nil {
 			return WitnessResult{}, caError("audit-witness", err)
 		}
@@ -143,7 +155,7 @@ func (t *Terminal) witnessOnce(ctx context.Context, operatorID string, fromRecei
 			req.AnchorSeq, req.AnchorHash = anchorSeq, h
 		}
 	}
-	rc, err := t.witness.WitnessAuditHead(ctx, operatorID, req)
+	rc, err := w.WitnessAuditHead(ctx, operatorID, req)
 	if err != nil {
 		return WitnessResult{}, caError("audit-witness", err)
 	}
@@ -166,7 +178,7 @@ func (t *Terminal) witnessOnce(ctx context.Context, operatorID string, fromRecei
 
 // witnessInBackground sends the head after a log-out without holding it up; Close waits.
 func (t *Terminal) witnessInBackground(operatorID string) {
-	if t.witness == nil {
+	if t.auditWitness() == nil {
 		return
 	}
 	t.witnessWG.Add(1)
@@ -281,11 +293,11 @@ type VerifyReport struct {
 func (t *Terminal) consultWitness(ctx context.Context, operatorID string) ([]audit.Anchor, VerifyReport, error) {
 	var rep VerifyReport
 	var anchors []audit.Anchor
-	if t.witness == nil {
+	if w := t.auditWitness(); w == nil {
 		rep.CAError = "no CA configured"
 	} else {
 		cctx, cancel := context.WithTimeout(ctx, witnessTimeout)
-		latest, err := t.witness.LatestAuditHead(cctx, operatorID)
+		latest, err := w.LatestAuditHead(cctx, operatorID)
 		cancel()
 		switch {
 		case err != nil:

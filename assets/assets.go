@@ -1,12 +1,13 @@
 // Package assets bundles the terminal's static files into the binary with go:embed: the Noto
-// Sans CJK JP fonts (SIL OFL 1.1, licence in fonts/LICENSE-OFL.txt), the application icon and
-// the Japanese and English translations read by Fyne's lang package.
+// Sans CJK JP fonts (SIL OFL 1.1, licence in fonts/LICENSE-OFL.txt) and the application icon.
+// The Japanese and English translations are package assets/translations (no Fyne import, so
+// the CLI prints from the same files).
 //
 // Concurrency: every value is immutable after package initialisation and safe for concurrent use.
 package assets
 
 import (
-	"embed"
+	_ "embed"
 
 	"fyne.io/fyne/v2"
 )
@@ -20,15 +21,7 @@ var (
 	fontLicence string
 	//go:embed icon/madoguchi.png
 	icon []byte
-
-	// Translations holds one JSON file per language ("ja.json", "en.json") under the directory
-	// TranslationsDir, in the go-i18n format that lang.AddTranslationsFS reads.
-	//go:embed translations/*.json
-	Translations embed.FS
 )
-
-// TranslationsDir is the directory of Translations that holds the JSON files.
-const TranslationsDir = "translations"
 
 // Regular, Bold and Icon are the bundled resources. They are single-face OpenType files because
 // Fyne cannot load a TrueType collection (PLATFORM.md: a TTC makes Fyne crash); the bold face is

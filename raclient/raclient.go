@@ -1,7 +1,7 @@
 // Package raclient is the counter terminal's client of the ca-server
 // issuance API: mutual TLS 1.3 (TS Art. 7(i), Art. 10), timeouts, retries
-// with backoff that resend the same request id, and typed errors a UI turns
-// into Japanese messages.
+// with backoff that resend the same request id, and typed errors that app
+// maps to apperr kinds (with the CA's code as detail) at its edge.
 //
 // Retries: only operations that are idempotent on the server are retried
 // (prepare, confirm and abort by request id; status), after network errors

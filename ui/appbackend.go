@@ -12,12 +12,11 @@ import (
 )
 
 // AppBackend adapts the counter domain facade (*app.Terminal) to Backend: the terminal's main
-// package wires it; screen tests use an in-process fake instead. Safe for concurrent use.
+// package wires it; screen tests use an in-process fake instead. The procedures take their CA
+// client, card and document printer from the terminal (app.Config), not from the screens.
+// Safe for concurrent use.
 type AppBackend struct {
 	Terminal *app.Terminal
-	// Issuance links the reception wizard to the CA, the card and the printer
-	// (appbackend_reception.go); nil refuses issuance with kind CAUnavailable.
-	Issuance *IssuanceLink
 }
 
 var _ Backend = AppBackend{}
@@ -64,9 +63,9 @@ func operatorOf(o app.OperatorInfo) Operator {
 // permissions are asked of the domain each time, so a withdrawn permission hides its screens at
 // the next menu (TS Art. 3(4)).
 type appSession struct {
-	s        *app.Session
-	op       Operator
-	issuance *IssuanceLink // nil: no CA link
+	s  *app.Session
+	t  *app.Terminal // the document printer and the municipality of the documents
+	op Operator
 }
 
 var _ Session = (*appSession)(nil)
@@ -86,7 +85,7 @@ func (b AppBackend) session(ctx context.Context, s *app.Session) (Session, error
 	if err != nil {
 		return nil, err
 	}
-	as.issuance = b.Issuance
+	as.t = b.Terminal
 	return as, nil
 }
 
@@ -120,7 +119,6 @@ var (
 	_ ResidentRegister  = (*appSession)(nil)
 	_ PINJudge          = (*appSession)(nil)
 	_ OperatorDirectory = (*appSession)(nil)
-	_ AuditHistory      = (*appSession)(nil)
 )
 
 // ListOperators implements OperatorDirectory.
@@ -143,19 +141,6 @@ func (a *appSession) ListOperators(ctx context.Context) ([]OperatorSummary, erro
 
 // Unlock implements OperatorDirectory.
 func (a *appSession) Unlock(ctx context.Context, id string) error { return a.s.Unlock(ctx, id) }
-
-// History implements AuditHistory.
-func (a *appSession) History(ctx context.Context, operatorID string) ([]AuditEntry, error) {
-	recs, err := a.s.History(ctx, operatorID)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]AuditEntry, 0, len(recs))
-	for _, r := range recs {
-		out = append(out, AuditEntry{Seq: r.Seq, At: r.At, Operator: r.Operator, Action: r.Action, Target: r.Target, Result: r.Result})
-	}
-	return out, nil
-}
 
 // CheckApplicantPIN implements PINJudge. The PIN screen has already checked that both entries
 // are equal, so the domain gets the same value as PIN and confirmation.

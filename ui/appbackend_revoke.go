@@ -3,7 +3,6 @@ package ui
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 
 	"madoguchi/app"
@@ -11,16 +10,14 @@ import (
 	"madoguchi/app/printout"
 	"madoguchi/app/resident"
 	"madoguchi/app/workflow"
-	"madoguchi/cardio"
-	"madoguchi/raclient"
 )
 
 // appDesk adapts *app.Session to the counter-procedure and resident-change interfaces of
 // screen_revoke_desk.go. It is a separate type (not methods of appSession) so that its method
 // set stays with the screens that use it. Safe for concurrent use, as app.Session is.
 type appDesk struct {
-	s    *app.Session
-	link *IssuanceLink // the printer of the documents; nil: none
+	s *app.Session
+	t *app.Terminal // the document printer
 }
 
 var (
@@ -37,7 +34,7 @@ func deskOf[T any](sess Session) (T, bool) {
 		return d, true
 	}
 	if a, ok := sess.(*appSession); ok {
-		d, ok := any(appDesk{s: a.s, link: a.issuance}).(T)
+		d, ok := any(appDesk{s: a.s, t: a.t}).(T)
 		return d, ok
 	}
 	var zero T
@@ -95,7 +92,7 @@ func (d appDesk) RevokeAtCounter(ctx context.Context, o RevocationOrder) (Revoca
 		out.Notice = res.Notice
 		for _, a := range res.Acks {
 			out.Revoked = append(out.Revoked, RevokedCertificate{CertType: wireCertType[a.CertType], Serial: strings.ToUpper(a.Serial),
-				Reason: a.Reason, ReasonJa: a.ReasonJa, RevokedAt: a.RevokedAt})
+				Reason: a.Reason, ReasonJa: a.ReasonJa, ReasonEn: a.ReasonEn, RevokedAt: a.RevokedAt})
 		}
 	}
 	return out, err
@@ -103,10 +100,7 @@ func (d appDesk) RevokeAtCounter(ctx context.Context, o RevocationOrder) (Revoca
 
 // RevocationNoticePDF implements RevocationDesk with the terminal's document printer.
 func (d appDesk) RevocationNoticePDF(ctx context.Context, n printout.RevocationNotice) ([]byte, error) {
-	if d.link == nil || d.link.Printer == nil {
-		return nil, apperr.New(apperr.NotSupported, "ui: the terminal has no printer for notices")
-	}
-	p, err := d.link.Printer()
+	p, err := d.printer()
 	if err != nil {
 		return nil, err
 	}
@@ -120,55 +114,30 @@ func (d appDesk) ReleaseHoldAtCounter(ctx context.Context, o HoldReleaseOrder) (
 	return st.State, err
 }
 
-// CopyFromCard implements CertificateCopyDesk over the card connection of the terminal's wiring
-// (IssuanceLink.OpenCard) and app.Session.CertificateCopy, which checks the certificate against
-// the CA certificate on the card and audits the copy.
+// printer is the terminal's document printer (kind NotSupported without one).
+func (d appDesk) printer() (*printout.Printer, error) {
+	if d.t == nil {
+		return nil, apperr.New(apperr.NotSupported, "ui: the terminal has no printer for documents")
+	}
+	return d.t.Printer()
+}
+
+// CopyFromCard implements CertificateCopyDesk with app.Session.CopyFromCard, which reads the
+// card in the terminal's reader, checks the certificate against the CA certificate on the card
+// and audits the copy; the copy is rendered on the terminal's document printer.
 func (d appDesk) CopyFromCard(ctx context.Context, caseID int64, t CertType, pin func(ctx context.Context) ([]byte, error)) (CertificateCopy, error) {
-	if d.link == nil || d.link.OpenCard == nil {
-		return CertificateCopy{}, fmt.Errorf("%w: the terminal has no card reader link", ErrCardUnavailable)
-	}
-	if d.link.Printer == nil {
-		return CertificateCopy{}, apperr.New(apperr.NotSupported, "ui: the terminal has no printer for copies")
-	}
-	c, err := d.s.Case(ctx, caseID)
+	printer, err := d.printer()
 	if err != nil {
 		return CertificateCopy{}, err
 	}
-	if c.Kind != workflow.CertificateCopy || c.State != workflow.Approved {
-		return CertificateCopy{}, apperr.New(apperr.InvalidTransition, "ui: case %d is a %s in state %s, not an approved certificate copy", caseID, c.Kind, c.State)
-	}
-	card, closeCard, err := d.link.OpenCard(ctx)
-	if err != nil {
-		return CertificateCopy{}, fmt.Errorf("%w: %w", ErrCardUnavailable, err)
-	}
-	defer closeCard()
-	reader, ok := card.(app.CertificateReader)
-	if !ok {
-		return CertificateCopy{}, apperr.New(apperr.NotSupported, "ui: the card connection cannot read certificates")
-	}
-	if t == CertSignature {
-		p, err := pin(ctx)
-		if err != nil {
-			return CertificateCopy{}, err
-		}
-		err = card.VerifyPIN(ctx, cardio.Signature, p)
-		clear(p)
-		var pe *cardio.PINError
-		switch {
-		case errors.As(err, &pe):
-			return CertificateCopy{}, &CardPINRefused{TriesLeft: pe.TriesLeft, Blocked: errors.Is(err, cardio.ErrPINBlocked), Err: err}
-		case errors.Is(err, cardio.ErrPINBlocked):
-			return CertificateCopy{}, &CardPINRefused{Blocked: true, Err: err}
-		case err != nil:
-			return CertificateCopy{}, err
-		}
-	}
-	cp, err := d.s.CertificateCopy(ctx, reader, workflow.CertType(t))
-	if err != nil {
-		return CertificateCopy{}, err
-	}
-	printer, err := d.link.Printer()
-	if err != nil {
+	cp, err := d.s.CopyFromCard(ctx, caseID, workflow.CertType(t), pin)
+	var pe *app.CardPINError
+	switch {
+	case errors.As(err, &pe):
+		return CertificateCopy{}, &CardPINRefused{TriesLeft: pe.TriesLeft, Blocked: errors.Is(err, app.ErrPINBlocked), Err: err}
+	case errors.Is(err, app.ErrPINBlocked):
+		return CertificateCopy{}, &CardPINRefused{Blocked: true, Err: err}
+	case err != nil:
 		return CertificateCopy{}, err
 	}
 	pdf, err := printer.CertificateCopy(cp)
@@ -236,33 +205,4 @@ func (d appDesk) SendOutbox(ctx context.Context) ([]OutboxEntry, error) {
 		out = append(out, e)
 	}
 	return out, err
-}
-
-// caRefusalKey names the message for a refusal the CA gave in a counter procedure, told apart by
-// the CA's answer that app.CAError keeps (errors.Is on raclient's kinds), or "" when err is not
-// one of them. raclient (like cardio above, for the card's PIN refusal) is imported for these
-// error values only; the screens talk to app.
-func caRefusalKey(err error) string {
-	for _, m := range []struct {
-		kind error
-		key  string
-	}{
-		{raclient.ErrAlreadyRevoked, "revoke.error.already_revoked"},
-		{raclient.ErrNotOnHold, "hold.error.not_on_hold"},
-		{raclient.ErrCertificateExpired, "procedure.error.certificate_expired"},
-		{raclient.ErrWrongCA, "procedure.error.wrong_ca"},
-		{raclient.ErrChannelNotAllowed, "procedure.error.channel_not_allowed"},
-		{raclient.ErrNotFound, "procedure.error.ca_not_found"},
-		{raclient.ErrForbidden, "procedure.error.terminal_forbidden"},
-		{raclient.ErrUnavailable, "procedure.error.ca_unavailable"},
-	} {
-		if errors.Is(err, m.kind) {
-			return m.key
-		}
-	}
-	var ca *app.CAError
-	if errors.As(err, &ca) && apperr.KindOf(err) == apperr.CAUnavailable {
-		return "procedure.error.ca_unavailable"
-	}
-	return ""
 }

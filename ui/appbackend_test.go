@@ -17,6 +17,7 @@ import (
 	"madoguchi/app/apperr"
 	"madoguchi/app/audit"
 	"madoguchi/app/auth"
+	"madoguchi/app/issue"
 	"madoguchi/app/operator"
 	"madoguchi/app/workflow"
 )
@@ -27,6 +28,10 @@ type appFixture struct {
 	term *app.Terminal
 	fp   *auth.Fake
 	sup  *app.Session
+	// the terminal's CA client and card reader (app.Config.CurrentCA, Cards): none unless a
+	// test sets them
+	ca    app.CA
+	cards app.CardOpener
 }
 
 func newAppFixture(t *testing.T) *appFixture {
@@ -34,7 +39,8 @@ func newAppFixture(t *testing.T) *appFixture {
 	ctx := context.Background()
 	f := &appFixture{fp: auth.NewFake()}
 	term, err := app.Open(ctx, app.Config{DBPath: filepath.Join(t.TempDir(), "terminal.db"), Fingerprint: f.fp,
-		Argon2: auth.Argon2Params{Time: 1, MemoryKiB: 64, Threads: 1}, MaxFailedLogins: 3})
+		Argon2: auth.Argon2Params{Time: 1, MemoryKiB: 64, Threads: 1}, MaxFailedLogins: 3,
+		CurrentCA: func() (app.CA, error) { return f.ca, nil }, Cards: f.openCard})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,6 +55,14 @@ func newAppFixture(t *testing.T) *appFixture {
 		t.Fatal(err)
 	}
 	return f
+}
+
+// openCard is the fixture's card reader: f.cards, or no reader.
+func (f *appFixture) openCard(ctx context.Context) (issue.Card, func(), error) {
+	if f.cards == nil {
+		return nil, nil, errors.New("ui test: no card reader")
+	}
+	return f.cards(ctx)
 }
 
 func (f *appFixture) addOperator(t *testing.T, id, name, finger string, perms ...operator.Permission) {

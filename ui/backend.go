@@ -3,6 +3,9 @@ package ui
 import (
 	"context"
 	"time"
+
+	"madoguchi/app/calink"
+	"madoguchi/app/cardreader"
 )
 
 // Permission names one duty an operator may be granted. The CS duty and the reception duty are
@@ -80,14 +83,14 @@ type Session interface {
 }
 
 // CardStatus is what the status bar shows about the card reader.
-type CardStatus int
+type CardStatus = cardreader.Status
 
-// The card reader states, in the order a counter session meets them.
+// The card reader states, in the order a counter session meets them (app/cardreader).
 const (
-	CardNoReader CardStatus = iota // no reader connected (or the PC/SC service is down)
-	CardAbsent                     // reader present, no card
-	CardPresent                    // a card is in the reader
-	CardRemoved                    // the card was taken out (shown until the next insert)
+	CardNoReader = cardreader.NoReader // no reader connected (or the PC/SC service is down)
+	CardAbsent   = cardreader.Absent   // reader present, no card
+	CardPresent  = cardreader.Present  // a card is in the reader
+	CardRemoved  = cardreader.Removed  // the card was taken out (shown until the next insert)
 )
 
 // CardWatcher reports card reader changes. WatchCard calls report once with the current state,
@@ -98,14 +101,14 @@ type CardWatcher interface {
 }
 
 // CAStatus is what the status bar shows about the link to ca-server.
-type CAStatus int
+type CAStatus = calink.Status
 
-// The CA link states.
+// The CA link states (app/calink).
 const (
-	CAUnknown       CAStatus = iota // not checked yet
-	CAConnected                     // the last mutual-TLS status request succeeded
-	CAUnreachable                   // the last status request failed
-	CANotConfigured                 // the terminal has no CA address
+	CAUnknown       = calink.Unknown       // not checked yet
+	CAConnected     = calink.Connected     // the last mutual-TLS status request succeeded
+	CAUnreachable   = calink.Unreachable   // the last status request failed
+	CANotConfigured = calink.NotConfigured // the terminal has no CA address
 )
 
 // CAWatcher reports the CA link state like CardWatcher reports the reader.
@@ -141,12 +144,6 @@ type AuditEntry struct {
 	Target   string
 	Result   string
 	Detail   map[string]string // what the domain recorded besides (never secrets), e.g. the refusal's kind
-}
-
-// AuditHistory shows the history of one chosen operator on its own (TS Art. 20(2)(ii)). A
-// Session that offers it implements it; the domain checks the Audit permission.
-type AuditHistory interface {
-	History(ctx context.Context, operatorID string) ([]AuditEntry, error)
 }
 
 // PINJudge applies the PIN rules of the domain to the PIN an applicant typed for a case (TS

@@ -4,14 +4,18 @@ import (
 	"fmt"
 	"os"
 
+	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/lang"
 
-	"madoguchi/assets"
+	"madoguchi/assets/translations"
 )
 
 // Languages the terminal ships translations for; the first is the default. Japanese is the
 // default because the terminal serves Japanese municipal counters.
-var Languages = []string{"ja", "en"}
+var Languages = translations.Languages
+
+// language is the language UseLanguage selected.
+var language = Languages[0]
 
 // UseLanguage selects the language of every string the screens show ("ja" or "en") and loads the
 // embedded translations. Call it once, before building any screen.
@@ -34,13 +38,21 @@ func UseLanguage(code string) error {
 	} else {
 		os.Setenv("LC_MESSAGES", code)
 	}
-	if err := lang.AddTranslationsFS(assets.Translations, assets.TranslationsDir); err != nil {
-		return fmt.Errorf("ui: load translations: %w", err)
+	// The same files and keys the CLI prints from (assets/translations).
+	for _, l := range Languages {
+		data, err := translations.JSON(l)
+		if err == nil {
+			err = lang.AddTranslationsForLocale(data, fyne.Locale(l))
+		}
+		if err != nil {
+			return fmt.Errorf("ui: load translations: %w", err)
+		}
 	}
+	language = code
 	return nil
 }
 
 // tr returns the translation of key in the selected language, filled from data (a map or a
 // struct, go-i18n template syntax {{.Name}}). Every key is in assets/translations/ja.json and
-// en.json (TestTranslationsComplete checks it).
+// en.json (TestTranslationsComplete and translations.TestEveryKeyInBothLanguages check it).
 func tr(key string, data ...any) string { return lang.L(key, data...) }

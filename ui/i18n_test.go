@@ -10,12 +10,12 @@ import (
 	"testing"
 
 	"madoguchi/app"
-	"madoguchi/assets"
+	"madoguchi/assets/translations"
 )
 
 func loadCatalogue(t *testing.T, name string) map[string]any {
 	t.Helper()
-	data, err := assets.Translations.ReadFile(assets.TranslationsDir + "/" + name)
+	data, err := translations.JSON(strings.TrimSuffix(name, ".json"))
 	if err != nil {
 		t.Fatal(err)
 	}

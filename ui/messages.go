@@ -1,58 +1,32 @@
 package ui
 
 import (
-	"context"
-	"errors"
-
-	"madoguchi/app/apperr"
+	"madoguchi/assets/translations"
 )
 
-// errorKey maps a refusal from the domain to the translation key of the message the clerk sees:
-// the one place where domain errors become words (STYLE habit 4). The English error text itself
-// is for logs, never shown.
-func errorKey(err error) string {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return "error.cancelled"
-	}
-	switch apperr.KindOf(err) {
-	case apperr.NotFound:
-		return "error.not_found"
-	case apperr.BadCredentials:
-		return "error.bad_credentials"
-	case apperr.LockedOut:
-		return "error.locked_out"
-	case apperr.OperatorDisabled:
-		return "error.operator_disabled"
-	case apperr.PasswordNotAllowed:
-		return "error.password_not_allowed"
-	case apperr.FingerprintNoMatch:
-		return "error.fingerprint_no_match"
-	case apperr.FingerprintUnavailable:
-		return "error.fingerprint_unavailable"
-	case apperr.FingerprintNotEnrolled:
-		return "error.fingerprint_not_enrolled"
-	case apperr.PermissionDenied:
-		return "error.permission_denied"
-	case apperr.NotLoggedIn, apperr.SessionExpired:
-		return "error.session_expired"
-	case apperr.InvalidInput:
-		return "error.invalid_input"
-	case apperr.FileTampered:
-		return "error.file_tampered"
-	case apperr.FileExpired:
-		return "error.file_expired"
-	case apperr.FileUsed:
-		return "error.file_used"
-	case apperr.ResidentNotEligible:
-		return "error.resident_not_eligible"
-	case apperr.WeakPIN:
-		return "pin.error.weak"
-	case apperr.Cancelled:
-		return "error.cancelled"
-	default:
-		return "error.internal"
-	}
-}
+// The one path from a domain error to the words the clerk reads (issue 16): app gives every
+// refusal an apperr kind, and where needed a detail code, at its edge; the one table of
+// assets/translations maps kind + detail (in a screen's context) to a translation key; tr
+// translates it. The English error text itself is for logs, never shown. Screens add nothing
+// but the few errors of ui's own adapters (no card in the reader, the applicant's PIN refused
+// by the card).
+
+// errorKey is the translation key of err's message in the General context.
+func errorKey(err error) string { return translations.ErrorKey(translations.General, err) }
 
 // errorMessage returns the translated message for err.
-func errorMessage(err error) string { return tr(errorKey(err)) }
+func errorMessage(err error) string { return errorMessageIn(translations.General, err) }
+
+// errorMessageIn returns the translated message for err shown in ctx: the table's sentence for
+// its kind and detail, then its notes.
+func errorMessageIn(ctx translations.Context, err error) string {
+	return translations.Render(translations.ErrorPhrases(ctx, err), trArgs)
+}
+
+// trArgs is tr for translations.Render.
+func trArgs(key string, args map[string]any) string {
+	if args == nil {
+		return tr(key)
+	}
+	return tr(key, args)
+}

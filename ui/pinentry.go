@@ -1,7 +1,6 @@
 package ui
 
 import (
-	"errors"
 	"image/color"
 
 	"fyne.io/fyne/v2"
@@ -9,9 +8,6 @@ import (
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
-
-	"madoguchi/app/apperr"
-	"madoguchi/app/pinrule"
 )
 
 // PINKind says which of the card's PINs the applicant sets.
@@ -213,7 +209,7 @@ func (p *pinEntry) refreshMarks() {
 func mark(empty, ok bool) string {
 	switch {
 	case empty:
-		return "・"
+		return tr("pin.rule.pending")
 	case ok:
 		return "○"
 	default:
@@ -279,32 +275,9 @@ func (p *pinEntry) doSubmit() {
 }
 
 // pinErrorKey names the message for a refused PIN: the rule the domain says it broke
-// (app/pinrule), so the applicant learns what to change.
-func pinErrorKey(err error) string {
-	var pe *pinrule.Error
-	if errors.As(err, &pe) {
-		switch pe.Reason {
-		case pinrule.ReasonLength, pinrule.ReasonCharset, pinrule.ReasonLetterAndDigit:
-			return "pin.error.format_signature"
-		case pinrule.ReasonFourDigits:
-			return "pin.error.format_user_auth"
-		case pinrule.ReasonAllSame:
-			return "pin.error.all_same"
-		case pinrule.ReasonSequence:
-			return "pin.error.sequence"
-		case pinrule.ReasonRepeated:
-			return "pin.error.repeated"
-		case pinrule.ReasonBirthday:
-			return "pin.error.birthday"
-		case pinrule.ReasonMismatch:
-			return "pin.error.mismatch"
-		}
-	}
-	if errors.Is(err, apperr.WeakPIN) {
-		return "pin.error.weak"
-	}
-	return errorKey(err)
-}
+// (app/pinrule's detail code, through the table of assets/translations), so the applicant
+// learns what to change.
+func pinErrorKey(err error) string { return errorKey(err) }
 
 func (p *pinEntry) doCancel() {
 	p.clear()

@@ -3,7 +3,6 @@ package ui
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"image"
 	"image/png"
@@ -17,6 +16,7 @@ import (
 	"fyne.io/fyne/v2/canvas"
 
 	"madoguchi/app/printout/spool"
+	"madoguchi/assets/translations"
 )
 
 // Pdftoppm renders a PDF's first page with poppler's pdftoppm (Debian package poppler-utils),
@@ -111,22 +111,9 @@ func (p SpoolPrinter) PrintFile(ctx context.Context, path, title string) (int, e
 }
 
 // printErrorText says in the UI language why printing failed and what to do, from the
-// spooler's typed errors; the English error goes to the log only.
-func printErrorText(err error) string {
-	switch {
-	case errors.Is(err, spool.ErrQueueStopped):
-		return tr("print.error.stopped")
-	case errors.Is(err, spool.ErrNoSuchQueue):
-		return tr("print.error.no_queue")
-	case errors.Is(err, spool.ErrServerUnreachable):
-		return tr("print.error.unreachable")
-	case errors.Is(err, spool.ErrJobAborted):
-		return tr("print.error.aborted")
-	case errors.Is(err, context.DeadlineExceeded):
-		return tr("print.error.timeout")
-	}
-	return tr("print.error.other")
-}
+// spooler's kind and detail code (the print context of the table); the English error goes to
+// the log only.
+func printErrorText(err error) string { return errorMessageIn(translations.Print, err) }
 
 // printTimeout bounds one print from the button: the spooler waits until the job has printed.
 const printTimeout = 2 * time.Minute

@@ -112,7 +112,7 @@ func (p *stepProgress) refresh() {
 	for i, s := range p.state {
 		text := p.names[i]
 		if p.detail[i] != "" {
-			text += "（" + p.detail[i] + "）"
+			text = tr("progress.stage_detail", map[string]any{"Stage": text, "Detail": p.detail[i]})
 		}
 		var res fyne.Resource
 		imp := widget.LowImportance

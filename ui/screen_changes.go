@@ -425,7 +425,7 @@ func outboxOutcome(e OutboxEntry) string {
 		for i, t := range ts {
 			out[i] = certTypeName(t)
 		}
-		return strings.Join(out, "・")
+		return strings.Join(out, tr("list.separator"))
 	}
 	var parts []string
 	if len(e.Revoked) > 0 {

@@ -14,7 +14,6 @@ import (
 	"fyne.io/fyne/v2/test"
 
 	"madoguchi/app/issue"
-	"madoguchi/app/printout"
 	"madoguchi/ca-server/applicant"
 	"madoguchi/ca-server/issuer"
 	"madoguchi/ca-server/profile"
@@ -99,25 +98,22 @@ func TestCopyWithRealCard(t *testing.T) {
 	f := newAppDeskFixture(t)
 	var mu sync.Mutex
 	opened := 0
-	link := &IssuanceLink{
-		Printer: func() (*printout.Printer, error) { return testPrinter(t), nil },
-		OpenCard: func(ctx context.Context) (issue.Card, func(), error) {
-			c, err := pcsc.Open()
-			if err != nil {
-				return nil, nil, err
-			}
-			conn, err := c.Connect(reader, pcsc.Exclusive)
-			if err != nil {
-				c.Close()
-				return nil, nil, err
-			}
-			mu.Lock()
-			opened++
-			mu.Unlock()
-			return cardio.New(conn), func() { conn.Close(true); c.Close() }, nil
-		},
+	f.cards = func(ctx context.Context) (issue.Card, func(), error) {
+		c, err := pcsc.Open()
+		if err != nil {
+			return nil, nil, err
+		}
+		conn, err := c.Connect(reader, pcsc.Exclusive)
+		if err != nil {
+			c.Close()
+			return nil, nil, err
+		}
+		mu.Lock()
+		opened++
+		mu.Unlock()
+		return cardio.New(conn), func() { conn.Close(true); c.Close() }, nil
 	}
-	s, _ := newTestShell(t, AppBackend{Terminal: f.term, Issuance: link}, Screens(), true)
+	s, _ := newTestShell(t, AppBackend{Terminal: f.term}, Screens(), true)
 	s.Terminal = TerminalWiring{NoticeDir: t.TempDir(), Preview: Pdftoppm{}}
 	f.fp.Present("finger-R001")
 	loginAs(t, s, "R001")

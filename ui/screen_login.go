@@ -14,6 +14,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"madoguchi/app/apperr"
+	"madoguchi/assets/translations"
 )
 
 // loginView is the log-in screen. The operator types their operator id; an operator of issuance
@@ -175,7 +176,7 @@ func (lv *loginView) submitID() {
 			}
 			lv.next.Enable()
 			if err != nil {
-				lv.setMessage(errorMessage(err))
+				lv.setMessage(errorMessageIn(translations.Login, err))
 				return
 			}
 			lv.operator = op
@@ -277,7 +278,7 @@ func (lv *loginView) finish(attempt int, sess Session, err error) {
 				lv.fpRetry.Show()
 			}
 		}
-		lv.setMessage(errorMessage(err))
+		lv.setMessage(errorMessageIn(translations.Login, err))
 		lv.focus()
 		return
 	}

@@ -2,15 +2,12 @@ package ui
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/widget"
-
-	"madoguchi/app/apperr"
 )
 
 // The card-maintenance procedures of the counter: the reset of a PIN
@@ -189,22 +186,4 @@ func maintenanceDone(text string) *widget.Label {
 	l.Importance = widget.SuccessImportance
 	l.Wrapping = fyne.TextWrapWord
 	return l
-}
-
-// maintenanceErrorKey names the message of a refusal particular to the card maintenance (what
-// happened and what to do), or "" for the refusals every procedure shares.
-func maintenanceErrorKey(err error) string {
-	switch {
-	case errors.Is(err, apperr.CardUnknown):
-		return "maintenance.error.card_unknown"
-	case errors.Is(err, apperr.CardOtherMunicipality):
-		return "maintenance.error.card_other_municipality"
-	case errors.Is(err, apperr.CertificateNotRevoked):
-		return "maintenance.error.revoke_first"
-	case errors.Is(err, apperr.PINNotSet):
-		return "maintenance.error.pin_not_set"
-	case errors.Is(err, apperr.CardRefused):
-		return "maintenance.error.card_refused"
-	}
-	return ""
 }

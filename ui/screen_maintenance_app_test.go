@@ -10,7 +10,6 @@ import (
 
 	"madoguchi/app"
 	"madoguchi/app/issue"
-	"madoguchi/app/printout"
 	"madoguchi/jpki/wire"
 	"madoguchi/raclient"
 )
@@ -18,6 +17,7 @@ import (
 // unknownCardCA is a CA that refuses every card as one it delivered no certificate to, in
 // raclient's error shape (the CA's maintenance itself is tested end to end in app and ca-server).
 type unknownCardCA struct {
+	app.CA   // the counter procedures besides card maintenance: not reached here
 	mu       sync.Mutex
 	channels int
 }
@@ -40,22 +40,20 @@ func (c *unknownCardCA) ConfirmMaintenance(context.Context, string, string, wire
 }
 
 // TestMaintenanceWithAppDomain runs both card-maintenance screens against the real counter
-// domain (SQLite, workflow, audit chain) through AppBackend and the IssuanceLink wiring: the
+// domain (SQLite, workflow, audit chain) through AppBackend, the CA client and card of the terminal: the
 // case is opened, identified and approved by the domain, and the domain's refusals reach the
 // clerk as the specific message: a card the CA does not know, and no CA link at all.
 func TestMaintenanceWithAppDomain(t *testing.T) {
 	f := newAppDeskFixture(t)
 	ca := &unknownCardCA{}
 	opened := 0
-	link := &IssuanceLink{
-		Printer: func() (*printout.Printer, error) { return testPrinter(t), nil },
-		OpenCard: func(context.Context) (issue.Card, func(), error) {
-			opened++
-			return serialOnlyCard{}, func() {}, nil
-		},
-		CardMaintenance: func(context.Context) (app.CardMaintenanceCA, error) { return ca, nil },
+	// The terminal's CA client and the card in its reader.
+	f.caNow = ca
+	f.cards = func(context.Context) (issue.Card, func(), error) {
+		opened++
+		return serialOnlyCard{}, func() {}, nil
 	}
-	s, _ := newTestShell(t, AppBackend{Terminal: f.term, Issuance: link}, Screens(), false)
+	s, _ := newTestShell(t, AppBackend{Terminal: f.term}, Screens(), false)
 	f.fp.Present("finger-R001")
 	loginAs(t, s, "R001")
 	if s.Session() == nil {
@@ -83,7 +81,7 @@ func TestMaintenanceWithAppDomain(t *testing.T) {
 	}
 
 	// Without a CA link the domain refuses the destruction after its own checks.
-	link.CardMaintenance = nil
+	f.caNow = nil
 	if err := s.Show(KeyDestructionScreenID); err != nil {
 		t.Fatal(err)
 	}

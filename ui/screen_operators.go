@@ -15,6 +15,7 @@ import (
 
 	"madoguchi/app/apperr"
 	"madoguchi/app/auth"
+	"madoguchi/assets/translations"
 )
 
 // operatorsScreen is the supervisor's management of the terminal's operators: create, disable
@@ -292,7 +293,7 @@ func permissionList(ps []Permission) string {
 	if len(names) == 0 {
 		return tr("supervisor.permissions.none")
 	}
-	return strings.Join(names, "・")
+	return strings.Join(names, tr("list.separator"))
 }
 
 func methodName(o OperatorSummary) string {
@@ -385,19 +386,9 @@ func (v *operatorsView) showDetail() {
 	}
 }
 
-// supervisorMessage is the Japanese message for a refusal of a supervisor action: the refusals
-// only this screen meets get their own wording, the rest the shell's common one.
-func supervisorMessage(err error) string {
-	switch {
-	case errors.Is(err, apperr.LastSupervisor):
-		return tr("supervisor.error.last_supervisor")
-	case errors.Is(err, apperr.ReasonRequired):
-		return tr("supervisor.error.reason_required")
-	case errors.Is(err, apperr.AlreadyExists):
-		return tr("supervisor.error.exists")
-	}
-	return errorMessage(err)
-}
+// supervisorMessage is the message for a refusal of a supervisor action, in the supervisor
+// context of the table (an existing id is an operator id).
+func supervisorMessage(err error) string { return errorMessageIn(translations.Supervisor, err) }
 
 func (v *operatorsView) createOperator() {
 	id, name := strings.TrimSpace(v.newID.Text), strings.TrimSpace(v.newName.Text)

@@ -12,6 +12,7 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
 
+	"madoguchi/app"
 	"madoguchi/app/audit"
 	"madoguchi/app/issue"
 	"madoguchi/app/operator"
@@ -23,7 +24,9 @@ import (
 
 // unreachableCA is a CA client whose every call fails as raclient does when the CA cannot be
 // reached.
-type unreachableCA struct{}
+type unreachableCA struct {
+	app.CA // the counter procedures besides issuance: not reached here
+}
 
 var _ issue.CA = unreachableCA{}
 
@@ -94,16 +97,13 @@ func TestReceptionIssueRealApp(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	link := &IssuanceLink{
-		Issuer: func(ctx context.Context) (*issue.Orchestrator, error) {
-			return f.term.NewIssuer(ctx, unreachableCA{}, nil)
-		},
-		OpenCard: func(context.Context) (issue.Card, func(), error) { return serialOnlyCard{}, func() {}, nil },
-	}
+	// The terminal's CA client and the card in its reader.
+	f.ca = unreachableCA{}
+	f.cards = func(context.Context) (issue.Card, func(), error) { return serialOnlyCard{}, func() {}, nil }
 	var wiz *issueWizard
 	screens := []Screen{homeScreen(), {ID: ReceptionIssueID, Title: "reception.issue.title", Permission: PermissionReception,
 		View: func(s *Shell) fyne.CanvasObject { wiz = buildIssueWizard(s); return wiz.root() }}}
-	s, _ := newTestShell(t, AppBackend{Terminal: f.term, Issuance: link}, screens, true)
+	s, _ := newTestShell(t, AppBackend{Terminal: f.term}, screens, true)
 	s.ResidentFileDir = files
 	s.Terminal = TerminalWiring{NoticeDir: filepath.Join(dir, "notices")}
 	f.fp.Present("finger-R001")

@@ -6,6 +6,8 @@ import (
 	"image"
 	"time"
 
+	"madoguchi/app"
+	"madoguchi/app/calink"
 	"madoguchi/app/issue"
 	"madoguchi/app/resident"
 	"madoguchi/app/workflow"
@@ -36,8 +38,8 @@ type ReceptionDesk interface {
 	StopCase(ctx context.Context, caseID int64, reason string) error
 	// Issue puts the case's certificates on the card in the reader. It blocks until the
 	// issuance ends; order.Progress and order.PIN are called on the issuing goroutine.
-	// Errors carry the operator's Japanese message (app.MessageJA); a failure after the CA
-	// issued means the certificates were revoked before delivery (issue.Error).
+	// Errors carry an apperr kind, detail and notes that receptionMessage words; a failure
+	// after the CA issued means the certificates were revoked before delivery (issue.Error).
 	Issue(ctx context.Context, order IssuanceOrder) (*issue.Result, error)
 	// IssuanceNotice renders the issuance notice (PDF) of a delivered case.
 	IssuanceNotice(ctx context.Context, caseID int64, res *issue.Result) ([]byte, error)
@@ -81,15 +83,16 @@ type ApplicantPINRequest struct {
 	Refused  error // why the previous entry was refused, nil on the first attempt
 }
 
-// ErrCardUnavailable is wrapped by Issue when no card could be reached in the reader (no
-// reader, no card, card held by another program): nothing was started at the CA.
-var ErrCardUnavailable = errors.New("ui: no card in the reader")
+// ErrCardUnavailable (app.ErrNoCard) is wrapped by the procedures when no card could be
+// reached in the reader (no reader, no card, card held by another program): nothing was
+// started at the CA.
+var ErrCardUnavailable = app.ErrNoCard
 
 // ErrPINCancelled is returned by the PIN hand-over when the clerk cancels the applicant's entry.
 var ErrPINCancelled = errors.New("ui: applicant pin entry cancelled")
 
 // TerminalWiring is what the reception and settings screens need from the terminal's own
-// wiring (the main package): settings, where notices are saved, how they are previewed and
+// wiring (main, over app/terminal): settings, where notices are saved, how they are previewed and
 // printed. The zero value disables each part, and the screens say so.
 type TerminalWiring struct {
 	// Settings are this terminal's CA link and reader settings (supervisor screen).
@@ -111,7 +114,7 @@ type PDFRenderer interface {
 
 // TerminalSettings are the supervisor's settings of this terminal: the CA's address, the card
 // reader, and the enrolment of the terminal with the CA (a one-time token gives the terminal its
-// client certificate for mutual TLS, TS Art. 7(i)). Implemented by the main package.
+// client certificate for mutual TLS, TS Art. 7(i)). Implemented by app/calink.Link.
 // Implementations must be safe for concurrent use.
 type TerminalSettings interface {
 	// Current returns the settings in effect.
@@ -133,19 +136,7 @@ type TerminalSettings interface {
 }
 
 // TerminalConfig is what the settings screen shows.
-type TerminalConfig struct {
-	CAURL      string
-	Reader     string
-	CACertFile string // the internal TLS CA certificate the terminal trusts ("" = none yet)
-	Printer    string // the CUPS queue of the counter's documents ("" = none)
-	CUPSServer string // its scheduler ("" = the default)
-	// Certificate is the terminal's client certificate; nil before enrolment.
-	Certificate *TerminalCertificate
-}
+type TerminalConfig = calink.Config
 
 // TerminalCertificate describes the terminal's client certificate.
-type TerminalCertificate struct {
-	TerminalID   string
-	Municipality string // 6-digit local government code the terminal is bound to
-	NotAfter     time.Time
-}
+type TerminalCertificate = calink.Certificate

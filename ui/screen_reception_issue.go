@@ -25,7 +25,7 @@ import (
 	"madoguchi/app/issue"
 	"madoguchi/app/resident"
 	"madoguchi/app/workflow"
-	"madoguchi/cardio"
+	"madoguchi/assets/translations"
 )
 
 // ReceptionIssueID is the screen id of the new-issuance wizard.
@@ -191,15 +191,16 @@ func (w *issueWizard) show(step wizardStep, page fyne.CanvasObject) {
 	w.page.Refresh()
 }
 
-// refuse shows a refusal of the domain: the Japanese message of app.MessageJA in the page and in
-// a dialog, which tells the clerk what happened and what to do (never the raw error text).
+// refuse shows a refusal of the domain: its message (the table of assets/translations, in the
+// wizard's context) in the page and in a dialog, which tells the clerk what happened and what to
+// do (never the raw error text).
 func (w *issueWizard) refuse(err error) {
 	msg := receptionMessage(err)
 	w.message.SetText(msg)
 	showReceptionDialog(w.shell.win, tr("reception.error.title"), msg)
 }
 
-// messageOf is the clerk's message for a failure of the wizard.
+// receptionMessage is the clerk's message for a failure of the wizard.
 func receptionMessage(err error) string {
 	switch {
 	case errors.Is(err, ErrCardUnavailable):
@@ -209,11 +210,11 @@ func receptionMessage(err error) string {
 		// certificates; a bare cancel (no issuance started) gets the plain message.
 		var ie *issue.Error
 		if errors.As(err, &ie) {
-			return app.MessageJA(err)
+			return errorMessageIn(translations.Reception, err)
 		}
-		return app.MessageJA(apperr.New(apperr.Cancelled, "ui: cancelled"))
+		return errorMessageIn(translations.Reception, apperr.New(apperr.Cancelled, "ui: cancelled"))
 	}
-	return app.MessageJA(err)
+	return errorMessageIn(translations.Reception, err)
 }
 
 // showMessageDialog shows msg with word wrapping in a modal dialog.
@@ -330,7 +331,7 @@ func (w *issueWizard) listFiles() {
 		}
 		slices.SortFunc(fs, func(a, b found) int { return b.mod.Compare(a.mod) })
 		for _, f := range fs {
-			label := f.name + "（" + f.mod.Format("01/02 15:04") + "）"
+			label := tr("reception.file.option", map[string]any{"Name": f.name, "Time": f.mod.Format("01/02 15:04")})
 			names = append(names, label)
 			w.filePaths[label] = filepath.Join(dir, f.name)
 		}
@@ -484,7 +485,7 @@ func recCertTypeNames(ts []workflow.CertType) string {
 	for _, t := range ts {
 		names = append(names, recCertTypeName(t))
 	}
-	return strings.Join(names, "、")
+	return strings.Join(names, tr("list.enumeration"))
 }
 
 func recCertTypeName(t workflow.CertType) string {
@@ -685,7 +686,7 @@ func (w *issueWizard) doIdentity() {
 				if c != nil {
 					w.c = c
 				}
-				w.showStopped(app.MessageJA(err))
+				w.showStopped(errorMessageIn(translations.Reception, err))
 			case err != nil:
 				w.updateIdentity()
 				w.refuse(err)
@@ -897,13 +898,7 @@ func askApplicantPIN(ctx context.Context, s *Shell, id int64, req ApplicantPINRe
 
 // applicantPINRefusal tells the applicant why the previous entry was refused: the card's answer
 // to its current PIN (with the tries left), or the rule a new PIN broke.
-func applicantPINRefusal(err error) string {
-	var pe *cardio.PINError
-	if errors.As(err, &pe) {
-		return tr("pin.error.wrong_existing", map[string]any{"Tries": pe.TriesLeft})
-	}
-	return tr(pinErrorKey(err))
-}
+func applicantPINRefusal(err error) string { return errorMessage(err) }
 
 // ---- results ----
 
@@ -1001,13 +996,13 @@ func (w *issueWizard) makeNotice() {
 
 // textPreview is the notice's content in words, when no PDF renderer is available.
 func (w *issueWizard) textPreview() fyne.CanvasObject {
-	lines := []string{tr("reception.notice.doc_title"), w.c.Applicant.Name + " 様", ""}
+	lines := []string{tr("reception.notice.doc_title"), tr("reception.notice.addressee", map[string]any{"Name": w.c.Applicant.Name}), ""}
 	for _, d := range w.result.Delivered {
 		lines = append(lines, recCertTypeName(d.CertType)+"  "+tr("reception.result.serial", map[string]any{"Serial": d.Serial}))
 	}
 	lines = append(lines, "", tr("reception.notice.explained"))
 	for _, it := range w.c.Explained {
-		lines = append(lines, "・"+tr(receptionKey("explain", string(it), "title")))
+		lines = append(lines, tr("list.bullet", map[string]any{"Text": tr(receptionKey("explain", string(it), "title"))}))
 	}
 	l := recBreakingLabel(strings.Join(lines, "\n"))
 	return widget.NewCard(tr("reception.notice.preview"), "", l)

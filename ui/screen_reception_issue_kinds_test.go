@@ -13,11 +13,11 @@ import (
 	"fyne.io/fyne/v2/test"
 	"fyne.io/fyne/v2/widget"
 
-	"madoguchi/app"
 	"madoguchi/app/apperr"
 	"madoguchi/app/issue"
 	"madoguchi/app/resident"
 	"madoguchi/app/workflow"
+	"madoguchi/assets/translations"
 	"madoguchi/cardio"
 )
 
@@ -213,7 +213,8 @@ func TestReceptionRenewalExistingPIN(t *testing.T) {
 		o.Progress(issue.StepPIN, "")
 		for _, req := range []ApplicantPINRequest{
 			{Kind: PINSignature, Existing: true, Attempt: 1},
-			{Kind: PINSignature, Existing: true, Attempt: 2, Refused: &cardio.PINError{Which: cardio.Signature, TriesLeft: 4}},
+			{Kind: PINSignature, Existing: true, Attempt: 2, Refused: &apperr.Error{Kind: apperr.BadCredentials, Detail: "wrong_existing_pin",
+				Args: map[string]string{"Tries": "4"}, Err: &cardio.PINError{Which: cardio.Signature, TriesLeft: 4}}},
 		} {
 			asked = append(asked, req)
 			pin, err := o.PIN(ctx, req)
@@ -265,7 +266,7 @@ func TestReceptionRenewalTooEarly(t *testing.T) {
 	test.Type(h.wiz.currentExpiry, time.Now().AddDate(1, 0, 0).Format("2006-01-02"))
 	test.Tap(h.wiz.importBtn)
 	waitFor(t, "the refusal", func() bool { return h.wiz.message.Text != "" })
-	want := app.MessageJA(apperr.New(apperr.RenewalTooEarly, "workflow: too early"))
+	want := translations.ErrorText("ja", apperr.New(apperr.RenewalTooEarly, "workflow: too early"))
 	if h.wiz.message.Text != want || !strings.Contains(want, "3か月") {
 		t.Errorf("message %q, want %q", h.wiz.message.Text, want)
 	}

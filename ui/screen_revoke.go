@@ -2,7 +2,6 @@ package ui
 
 import (
 	"context"
-	"fmt"
 	"math/big"
 	"strings"
 
@@ -252,7 +251,7 @@ func (v *revokeView) showRevoked(revoked []RevokedCertificate) {
 		list.Add(procFieldRows(
 			[2]string{tr("revoke.col.certificate"), certTypeName(r.CertType)},
 			[2]string{tr("revoke.col.serial"), r.Serial},
-			[2]string{tr("revoke.col.reason"), fmt.Sprintf("%s（%d）", r.ReasonJa, r.Reason)},
+			[2]string{tr("revoke.col.reason"), tr("revoke.reason.value", map[string]any{"Name": r.reasonName(), "Code": r.Reason})},
 			[2]string{tr("revoke.col.revoked_at"), r.RevokedAt.In(japanTime).Format("2006-01-02 15:04:05")},
 		))
 	}
@@ -275,4 +274,13 @@ func procDangerLabel(text string) *widget.Label {
 	l.Importance = widget.DangerImportance
 	l.Wrapping = fyne.TextWrapWord
 	return l
+}
+
+// reasonName is the CA's meaning of the reason code in the screens' language (the CA's rule
+// table sends both).
+func (r RevokedCertificate) reasonName() string {
+	if language == "en" && r.ReasonEn != "" {
+		return r.ReasonEn
+	}
+	return r.ReasonJa
 }

@@ -15,6 +15,7 @@ import (
 
 	"madoguchi/app"
 	"madoguchi/app/auth"
+	"madoguchi/app/issue"
 	"madoguchi/app/operator"
 	"madoguchi/app/printout"
 	"madoguchi/jpki/wire"
@@ -106,13 +107,26 @@ type appDeskFixture struct {
 	fp   *auth.Fake
 	sup  *app.Session
 	ca   *uiCA
+	// the terminal's CA client in effect (app.Config.CurrentCA: ca unless a test changes it)
+	// and its card reader (app.Config.Cards: none unless a test sets it)
+	caNow app.CA
+	cards app.CardOpener
 }
 
 func newAppDeskFixture(t *testing.T) *appDeskFixture {
 	t.Helper()
 	ctx := context.Background()
 	f := &appDeskFixture{fp: auth.NewFake(), ca: &uiCA{state: map[string]string{"1A2B": "delivered", "3C4D": "held"}}}
-	term, err := app.Open(ctx, app.Config{DBPath: filepath.Join(t.TempDir(), "terminal.db"), Fingerprint: f.fp, CA: f.ca,
+	f.caNow = f.ca
+	term, err := app.Open(ctx, app.Config{DBPath: filepath.Join(t.TempDir(), "terminal.db"), Fingerprint: f.fp,
+		CurrentCA: func() (app.CA, error) { return f.caNow, nil },
+		Cards: func(ctx context.Context) (issue.Card, func(), error) {
+			if f.cards == nil {
+				return nil, nil, errors.New("ui test: no card reader")
+			}
+			return f.cards(ctx)
+		},
+		Printer:      func() (*printout.Printer, error) { return testPrinter(t), nil }, // the document printer
 		Municipality: "架空区長", Argon2: auth.Argon2Params{Time: 1, MemoryKiB: 64, Threads: 1}})
 	if err != nil {
 		t.Fatal(err)
@@ -155,8 +169,7 @@ func newAppDeskFixture(t *testing.T) *appDeskFixture {
 // shell logs operator id in through the real domain, with the document printer and preview.
 func (f *appDeskFixture) shell(t *testing.T, id string) (*Shell, fyne.Window) {
 	t.Helper()
-	link := &IssuanceLink{Printer: func() (*printout.Printer, error) { return testPrinter(t), nil }}
-	s, w := newTestShell(t, AppBackend{Terminal: f.term, Issuance: link}, Screens(), false)
+	s, w := newTestShell(t, AppBackend{Terminal: f.term}, Screens(), false)
 	s.Terminal = TerminalWiring{NoticeDir: filepath.Join(t.TempDir(), "notices"), Preview: Pdftoppm{}}
 	f.fp.Present("finger-" + id)
 	loginAs(t, s, id)

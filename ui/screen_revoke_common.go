@@ -13,6 +13,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"madoguchi/app/apperr"
+	"madoguchi/assets/translations"
 )
 
 // procedureFrame is the part every counter procedure screen shares (revocation, loss report,
@@ -73,8 +74,8 @@ func japanDay(text string) (time.Time, error) {
 }
 
 // procedureOutput is how the terminal saves, previews and prints the documents it hands over:
-// the main package's wiring, shared with the issuance notice (zero disables each part and the
-// preview says so).
+// the terminal's wiring (main, app/terminal), shared with the issuance notice (zero disables
+// each part and the preview says so).
 func procedureOutput(s *Shell) TerminalWiring { return s.Terminal }
 
 // procedureTimeout bounds one backend call of a procedure screen (the CA call included: raclient
@@ -566,14 +567,11 @@ func procedureErrorMessage(err error) string {
 }
 
 func procedureErrorKey(err error) string {
-	if key := maintenanceErrorKey(err); key != "" { // card maintenance (screen_maintenance.go)
-		return key
-	}
-	if key := caRefusalKey(err); key != "" {
-		return key
-	}
+	// ui's own adapter errors, when no domain refusal (an apperr kind) wraps them.
+	var kinded apperr.Kinded
 	var pe *CardPINRefused
 	switch {
+	case errors.As(err, &kinded):
 	case errors.As(err, &pe):
 		return "copy.error.pin_blocked"
 	case errors.Is(err, ErrCardUnavailable):
@@ -581,19 +579,5 @@ func procedureErrorKey(err error) string {
 	case errors.Is(err, ErrPINCancelled):
 		return "copy.error.pin_cancelled"
 	}
-	switch apperr.KindOf(err) {
-	case apperr.IdentityDoubt:
-		return "procedure.error.identity_doubt"
-	case apperr.InvalidTransition:
-		return "procedure.error.invalid_transition"
-	case apperr.ReasonRequired:
-		return "procedure.error.refuse_reason"
-	case apperr.ResidentNotEligible:
-		return "procedure.error.resident_not_eligible"
-	case apperr.NotSupported:
-		return "procedure.error.not_supported"
-	case apperr.CAUnavailable:
-		return "procedure.error.ca_unavailable"
-	}
-	return errorKey(err)
+	return translations.ErrorKey(translations.Procedure, err)
 }

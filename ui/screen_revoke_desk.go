@@ -127,6 +127,7 @@ type RevokedCertificate struct {
 	Serial    string
 	Reason    int    // CPS §4.9.9 code
 	ReasonJa  string // JPKI meaning in Japanese, from the CA's rule table
+	ReasonEn  string // the same in English
 	RevokedAt time.Time
 }
 

@@ -175,11 +175,11 @@ func caRefusal(op string, kind apperr.Kind, cause error) error {
 }
 
 var reasonJa = map[RevocationRequestKind]struct {
-	code int
-	ja   string
+	code   int
+	ja, en string
 }{
-	RevokeStopUsing: {5, "電子証明書の必要性がなくなった"}, RevokeCardAbolished: {5, "電子証明書の必要性がなくなった"},
-	RevokeKeyCompromise: {1, "利用者の秘密鍵が危殆化した"}, RevokeCardUnusable: {1, "利用者の秘密鍵が危殆化した"},
+	RevokeStopUsing: {5, "電子証明書の必要性がなくなった", "the certificate is no longer needed"}, RevokeCardAbolished: {5, "電子証明書の必要性がなくなった", "the certificate is no longer needed"},
+	RevokeKeyCompromise: {1, "利用者の秘密鍵が危殆化した", "the holder's private key is compromised"}, RevokeCardUnusable: {1, "利用者の秘密鍵が危殆化した", "the holder's private key is compromised"},
 }
 
 func (d *fakeDesk) RevokeAtCounter(ctx context.Context, o RevocationOrder) (RevocationReceipt, error) {
@@ -213,7 +213,7 @@ func (d *fakeDesk) RevokeAtCounter(ctx context.Context, o RevocationOrder) (Revo
 		d.state[serial] = "revoked"
 		r := reasonJa[o.Kind]
 		at := d.now.Add(time.Minute)
-		out.Revoked = append(out.Revoked, RevokedCertificate{CertType: t, Serial: serial, Reason: r.code, ReasonJa: r.ja, RevokedAt: at})
+		out.Revoked = append(out.Revoked, RevokedCertificate{CertType: t, Serial: serial, Reason: r.code, ReasonJa: r.ja, ReasonEn: r.en, RevokedAt: at})
 		n, _ := new(big.Int).SetString(serial, 16)
 		kind := printout.Signature
 		if t == CertUserAuth {

@@ -2,7 +2,6 @@ package ui
 
 import (
 	"context"
-	"errors"
 	"log"
 	"strings"
 	"time"
@@ -14,7 +13,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"madoguchi/app"
-	"madoguchi/app/printout/spool"
+	"madoguchi/assets/translations"
 )
 
 // SettingsID is the screen id of the terminal settings.
@@ -199,7 +198,7 @@ func (v *settingsView) doEnrol() {
 		v.shell.do(func() {
 			v.enrol.Enable()
 			if err != nil {
-				v.message.SetText(tr("settings.enrol.failed", map[string]any{"Reason": app.MessageJA(err)}))
+				v.message.SetText(tr("settings.enrol.failed", map[string]any{"Reason": errorMessageIn(translations.Settings, err)}))
 				return
 			}
 			v.token.SetText("")
@@ -244,7 +243,7 @@ func (v *settingsView) chooseReader(name string) {
 	sess := v.shell.session
 	v.shell.async(func() { recordChange(sess, app.SettingReader, name, err) })
 	if err != nil {
-		v.message.SetText(app.MessageJA(err))
+		v.message.SetText(errorMessageIn(translations.Settings, err))
 		return
 	}
 	v.notice.SetText(tr("settings.saved"))
@@ -284,18 +283,8 @@ func (v *settingsView) doSavePrinter() {
 }
 
 // printerSettingText explains a refused printer setting: a malformed name or address, or what
-// printing itself would have said.
-func printerSettingText(err error) string {
-	switch {
-	case errors.Is(err, spool.ErrBadRequest):
-		return tr("settings.printer.bad")
-	case errors.Is(err, spool.ErrNoSuchQueue):
-		return tr("settings.printer.no_queue")
-	case errors.Is(err, spool.ErrServerUnreachable):
-		return tr("settings.printer.unreachable")
-	}
-	return printErrorText(err)
-}
+// printing itself would have said (the settings context of the table).
+func printerSettingText(err error) string { return errorMessageIn(translations.Settings, err) }
 
 // doTestPage prints the test page and records it like any printed document (case 0: it is no
 // applicant's).

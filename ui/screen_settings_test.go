@@ -17,12 +17,14 @@ import (
 
 	"madoguchi/app"
 	"madoguchi/app/apperr"
+	"madoguchi/app/issue"
 	"madoguchi/app/printout"
 	"madoguchi/app/printout/spool"
+	"madoguchi/app/workflow"
 	"madoguchi/assets/fonts/printfonts"
 )
 
-// fakeSettings is an in-memory TerminalSettings; the real one (the main package's caLink) is
+// fakeSettings is an in-memory TerminalSettings; the real one (app/calink.Link) is
 // tested against a real ca-server API in the root package.
 type fakeSettings struct {
 	mu      sync.Mutex
@@ -278,12 +280,13 @@ func TestSettingsWithoutWiring(t *testing.T) {
 
 func TestStartupReportBeforeLogin(t *testing.T) {
 	s, w := newTestShell(t, newFakeBackend(receptionClerk()), Screens(), false)
-	ShowStartupReport(s, nil)
+	ShowStartupReport(s, StartupReport{})
 	if w.Canvas().Overlays().Top() != nil {
 		t.Fatal("a dialog without anything to report")
 	}
 	msg := "申請7の署名用電子証明書：発行が完了していなかったため、交付前に失効させました（失効理由：交付前に破棄）。"
-	ShowStartupReport(s, []string{msg})
+	ShowStartupReport(s, StartupReport{Recovered: []issue.Resolution{{Entry: issue.Entry{CaseID: 7, CertType: workflow.SignatureCert},
+		Outcome: issue.OutcomeAborted, CAState: "revoked"}}})
 	top := w.Canvas().Overlays().Top()
 	if top == nil {
 		t.Fatal("no start-up dialog")

@@ -170,19 +170,19 @@ func findScroll(o fyne.CanvasObject) *container.Scroll {
 	return found
 }
 
-// TestScreensFitCounterWindow builds every screen of the table with the long texts of a real
-// counter (a 40-digit serial, long names, paths and audit details) and each screen's results
-// shown, and checks that the whole window (header, screen, status bar) needs no more than the
-// counter window's width, so the log-out button stays on screen, and that a screen taller than
-// the window scrolls inside it.
-func TestScreensFitCounterWindow(t *testing.T) {
-	for _, tc := range []struct {
-		id string
-		// fill shows the screen's results with the long texts.
-		fill func(t *testing.T, s *Shell, b *wideBackend)
-		// ownScroll: the screen scrolls itself (a table, a split of two scrolled panes).
-		ownScroll bool
-	}{
+// wideScreenCase is one screen of the table with the long texts of a real counter.
+type wideScreenCase struct {
+	id string
+	// fill shows the screen's results with the long texts.
+	fill func(t *testing.T, s *Shell, b *wideBackend)
+	// ownScroll: the screen scrolls itself (a table, a split of two scrolled panes).
+	ownScroll bool
+}
+
+// wideScreenCases is every screen of the table but the issuance wizard (tested on its own,
+// TestReceptionWizardFitsCounterScreen), each with a fill that shows its results.
+func wideScreenCases() []wideScreenCase {
+	return []wideScreenCase{
 		{id: HomeID},
 		{id: "cs.residents", fill: func(t *testing.T, s *Shell, b *wideBackend) {
 			v := findResidents(t, s)
@@ -266,7 +266,16 @@ func TestScreensFitCounterWindow(t *testing.T) {
 				t.Errorf("selected record's detail pane shows %q", v.detail.Text)
 			}
 		}},
-	} {
+	}
+}
+
+// TestScreensFitCounterWindow builds every screen of the table with the long texts of a real
+// counter (a 40-digit serial, long names, paths and audit details) and each screen's results
+// shown, and checks that the whole window (header, screen, status bar) needs no more than the
+// counter window's width, so the log-out button stays on screen, and that a screen taller than
+// the window scrolls inside it.
+func TestScreensFitCounterWindow(t *testing.T) {
+	for _, tc := range wideScreenCases() {
 		t.Run(tc.id, func(t *testing.T) {
 			s, w, b := wideShell(t)
 			if err := s.Show(tc.id); err != nil {

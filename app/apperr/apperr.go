@@ -1,6 +1,9 @@
 // Package apperr is the one error type of the counter domain: every refusal carries a Kind
-// that callers branch on with errors.Is and that the UI maps to a Japanese message in one place
-// (app.MessageJA).
+// that callers branch on with errors.Is, and where the kind is too coarse for the person at the
+// counter a Detail code (the CA's answer, the rule a PIN broke). app maps the errors of cardio,
+// raclient, spool and its stores to kinds at its edge, as the CA's statusOf does; the words are
+// found in one place, the table of package assets/translations (kind + detail → translation
+// key), which the screens and the CLI both use. No package of app holds a sentence for a person.
 //
 // Error strings are English, lowercase and prefixed with the package that refused
 // ("operator: ..."); they never contain a PIN, password or key.
@@ -51,6 +54,7 @@ const (
 	CardRefused                        // the card or the CA refused the card's answer (wrong card, bad MAC, removed)
 	PINNotSet                          // the PIN was reset but the applicant set no new PIN
 	CardNotApplicants                  // the card is neither blank stock nor the applicant's own (issue 17): nothing written
+	PrintFailed                        // the print server did not print the document (app/printout/spool)
 )
 
 var kindNames = [...]string{
@@ -67,7 +71,7 @@ var kindNames = [...]string{
 	NotSupported: "not supported by the ca", CAUnavailable: "ca unavailable",
 	CardUnknown: "card unknown to the ca", CardOtherMunicipality: "card of another municipality",
 	CertificateNotRevoked: "certificate not revoked", CardRefused: "card refused", PINNotSet: "pin not set",
-	CardNotApplicants: "card not the applicant's",
+	CardNotApplicants: "card not the applicant's", PrintFailed: "print failed",
 }
 
 // String returns the kind's stable English name (used in audit records).
@@ -84,8 +88,19 @@ func (k Kind) Error() string { return k.String() }
 // Error is a refusal with a kind, a message and an optional cause.
 type Error struct {
 	Kind Kind
+	// Detail, when set, names the refusal more closely than Kind for the person told about it:
+	// a code of the table in assets/translations ("already_revoked": the CA's wire code).
+	Detail string
+	// Args fill the placeholders of the detail's sentence ("Tries": "2"); never a secret.
+	Args map[string]string
 	Msg  string // "pkg: what went wrong", without secrets
 	Err  error  // cause, may be nil
+}
+
+// WithDetail returns an *Error of kind k and detail code detail whose message is msg and whose
+// cause is err.
+func WithDetail(k Kind, detail string, err error, msg string) *Error {
+	return &Error{Kind: k, Detail: detail, Msg: msg, Err: err}
 }
 
 // New returns an *Error of kind k with a formatted message.
@@ -122,6 +137,66 @@ type Kinded interface {
 
 // ErrorKind returns e.Kind.
 func (e *Error) ErrorKind() Kind { return e.Kind }
+
+// ErrorDetail returns e.Detail.
+func (e *Error) ErrorDetail() string { return e.Detail }
+
+// ErrorArgs returns e.Args.
+func (e *Error) ErrorArgs() map[string]string { return e.Args }
+
+// ArgsOf returns the placeholder values of the error KindOf reads the kind from, or nil.
+func ArgsOf(err error) map[string]string {
+	var k Kinded
+	if errors.As(err, &k) {
+		if a, ok := k.(interface{ ErrorArgs() map[string]string }); ok {
+			return a.ErrorArgs()
+		}
+	}
+	return nil
+}
+
+// Detailed is implemented by Kinded errors that name their refusal more closely (a detail code).
+type Detailed interface {
+	ErrorDetail() string
+}
+
+// Noted is implemented by Kinded errors that have more to tell than their refusal: codes of
+// further sentences, in order (an issuance failure: "aborted", "card_cleanup").
+type Noted interface {
+	ErrorNotes() []string
+}
+
+// DetailOf returns the detail code of the error KindOf reads the kind from, or "".
+func DetailOf(err error) string {
+	var k Kinded
+	if errors.As(err, &k) {
+		if d, ok := k.(Detailed); ok {
+			return d.ErrorDetail()
+		}
+	}
+	return ""
+}
+
+// NotesOf returns the note codes of the error KindOf reads the kind from.
+func NotesOf(err error) []string {
+	var k Kinded
+	if errors.As(err, &k) {
+		if n, ok := k.(Noted); ok {
+			return n.ErrorNotes()
+		}
+	}
+	return nil
+}
+
+// Message is an outcome that is not an error, told to a person in codes a user interface
+// translates (assets/translations): Code picks the sentence, Args fill its placeholders (an
+// argument named Cert holds a certificate-type code and is translated too), Notes are codes of
+// further sentences.
+type Message struct {
+	Code  string
+	Args  map[string]string
+	Notes []string
+}
 
 // KindOf returns the Kind of the first Kinded error in err's chain, and Internal otherwise.
 func KindOf(err error) Kind {

@@ -28,6 +28,7 @@ import (
 	"madoguchi/app"
 	"madoguchi/app/audit"
 	"madoguchi/app/auth"
+	"madoguchi/app/issue"
 	"madoguchi/app/operator"
 	"madoguchi/app/pinrule"
 	"madoguchi/app/resident"
@@ -54,6 +55,7 @@ type runner struct {
 	pinFD    int
 	pinFile  *os.File
 	pinQueue map[pinrule.Kind][]pinrule.PIN // entries read ahead for the other kind
+	reader   string                         // the card reader of the command (-reader): app.Config.Cards opens it
 }
 
 type usageError string
@@ -114,7 +116,7 @@ permissions: reception cs supervisor audit`)
 	cfg.DBPath = *db
 	cfg.Municipality = *municipality
 	fail := func(err error) int {
-		fmt.Fprintf(env.Stderr, "%s\n%v\n", app.MessageJA(err), err)
+		fmt.Fprintf(env.Stderr, "%s\n%v\n", errorText(err), err)
 		return 1
 	}
 	if *keyURI != "" {
@@ -155,6 +157,16 @@ permissions: reception cs supervisor audit`)
 		}
 		cfg.CACertificates[typ] = der
 	}
+	// The procedures open the card themselves (app.Config.Cards), in the reader the command
+	// names with -reader.
+	r := &runner{env: env, in: bufio.NewReader(env.Stdin), user: *user, out: env.Stdout, usage: fs.Usage, pinFD: *pinFD}
+	cfg.Cards = func(ctx context.Context) (issue.Card, func(), error) {
+		card, closeCard, err := openCard(r.reader)
+		if err != nil {
+			return nil, nil, err
+		}
+		return card, closeCard, nil
+	}
 	// With a CA, Open resolves unfinished issuances before anyone logs in.
 	term, err := app.Open(ctx, cfg)
 	if err != nil {
@@ -162,9 +174,9 @@ permissions: reception cs supervisor audit`)
 	}
 	defer term.Close()
 	for _, res := range term.Recovered() {
-		fmt.Fprintln(env.Stderr, res.MessageJA())
+		fmt.Fprintln(env.Stderr, messageText(res.Message()))
 	}
-	r := &runner{env: env, in: bufio.NewReader(env.Stdin), term: term, user: *user, out: env.Stdout, usage: fs.Usage, pinFD: *pinFD}
+	r.term = term
 	defer r.closePINs()
 	if err := r.dispatch(ctx, fs.Args()); err != nil {
 		if ue, ok := err.(usageError); ok {
@@ -172,7 +184,7 @@ permissions: reception cs supervisor audit`)
 			fs.Usage()
 			return 2
 		}
-		fmt.Fprintf(env.Stderr, "%s\n%v\n", app.MessageJA(err), err)
+		fmt.Fprintf(env.Stderr, "%s\n%v\n", errorText(err), err)
 		return 1
 	}
 	return 0
@@ -204,9 +216,9 @@ func (r *runner) login(ctx context.Context) (*app.Session, error) {
 	}
 	return r.term.LoginFingerprint(ctx, r.user, func(e auth.ScanEvent) {
 		if e == auth.ScanRetry {
-			fmt.Fprintln(r.env.Stderr, "もう一度指を置いてください")
+			fmt.Fprintln(r.env.Stderr, say("cli.finger.retry", nil))
 		} else {
-			fmt.Fprintln(r.env.Stderr, "指紋認証装置に指を置いてください")
+			fmt.Fprintln(r.env.Stderr, say("cli.finger.place", nil))
 		}
 	})
 }
@@ -214,11 +226,11 @@ func (r *runner) login(ctx context.Context) (*app.Session, error) {
 func (r *runner) enrollProgress(e auth.EnrollProgress) {
 	switch {
 	case e.Retry:
-		fmt.Fprintln(r.env.Stderr, "もう一度指を置いてください")
+		fmt.Fprintln(r.env.Stderr, say("cli.finger.retry", nil))
 	case e.Stage < e.Total:
-		fmt.Fprintf(r.env.Stderr, "指を置いてください (%d/%d)\n", e.Stage+1, e.Total)
+		fmt.Fprintln(r.env.Stderr, say("cli.finger.enrol_stage", map[string]any{"N": e.Stage + 1, "Of": e.Total}))
 	default:
-		fmt.Fprintln(r.env.Stderr, "指紋の登録が完了しました")
+		fmt.Fprintln(r.env.Stderr, say("cli.finger.enrolled", nil))
 	}
 }
 
@@ -403,7 +415,7 @@ func (r *runner) resident(ctx context.Context, s *app.Session, cmd string, a []s
 		for _, p := range res {
 			addr := p.Address
 			if p.Status == resident.StatusAbroad {
-				addr = "（附票）" + p.FuhyoAddress
+				addr = say("cli.fuhyo_address", map[string]any{"Address": p.FuhyoAddress})
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.RecordCode, p.Name, p.NameKana, p.BirthDate, p.Sex, p.Status, addr)
 		}

@@ -107,9 +107,9 @@ func (r *runner) caseCmd(ctx context.Context, s *app.Session, cmd string, a []st
 		var e workflow.Evidence
 		doc := fs.String("document", "", "photo identity document: "+docList())
 		fs.StringVar(&e.DocumentRef, "ref", "", "document reference (e.g. last 4 characters of its number)")
-		fs.BoolVar(&e.Proxy, "proxy", false, "a proxy (代理人) applies")
-		fs.BoolVar(&e.PowerOfAttorney, "poa", false, "proxy: power of attorney (委任状) checked")
-		fs.BoolVar(&e.InquiryReply, "inquiry", false, "proxy: reply to the inquiry (照会書回答書) checked")
+		fs.BoolVar(&e.Proxy, "proxy", false, "a proxy applies")
+		fs.BoolVar(&e.PowerOfAttorney, "poa", false, "proxy: power of attorney checked")
+		fs.BoolVar(&e.InquiryReply, "inquiry", false, "proxy: reply to the inquiry checked")
 		fs.StringVar(&e.ProxyName, "proxy-name", "", "proxy: name")
 		proxyDoc := fs.String("proxy-document", "", "proxy: their own photo identity document")
 		fs.StringVar(&e.Doubt, "doubt", "", "a doubt about identity: stops the case (CPS §4.1.2.1(3))")
@@ -297,7 +297,7 @@ func (r *runner) readPIN(kind pinrule.Kind) (pinrule.PIN, error) {
 // weak PIN is asked again exactly as on the screen (TS Art. 4).
 func (r *runner) pinEntry(ctx context.Context, req issue.PINRequest) (pinrule.PIN, pinrule.PIN, error) {
 	if req.Refused != nil {
-		fmt.Fprintf(r.env.Stderr, "%s\n", app.MessageJA(req.Refused))
+		fmt.Fprintf(r.env.Stderr, "%s\n", errorText(req.Refused))
 	}
 	pin, err := r.readPIN(req.Kind)
 	if err != nil || req.Existing {
@@ -340,16 +340,14 @@ func (r *runner) issue(ctx context.Context, s *app.Session, a []string) error {
 	if err != nil {
 		return usageError("card expiry must be YYYY-MM-DD")
 	}
-	o := r.term.Issuer()
-	if o == nil {
+	if r.term.Issuer() == nil {
 		return usageError("issue needs the CA flags (-ca-url, -ca-cert, -ca-key, -ca-root)")
 	}
-	card, closeCard, err := openCard(*reader)
-	if err != nil {
-		return err
+	if *reader == "" {
+		return usageError("-reader names the card reader")
 	}
-	defer closeCard()
-	res, err := s.Issue(ctx, o, app.IssueRequest{CaseID: *id, Card: card, PINs: r.pinEntry, CardExpiry: exp})
+	r.reader = *reader
+	res, err := s.Issue(ctx, app.IssueRequest{CaseID: *id, PINs: r.pinEntry, CardExpiry: exp})
 	if err != nil {
 		return err
 	}
@@ -431,23 +429,21 @@ func (r *runner) cardMaintenance(ctx context.Context, s *app.Session, cmd string
 			return usageError("pin-reset -case ID -reader READER -pin signature|user-auth")
 		}
 	}
-	ca := r.term.CardMaintenanceCA()
-	if ca == nil {
+	if r.term.CardMaintenanceCA() == nil {
 		return usageError(cmd + " needs the CA flags (-ca-url, -ca-cert, -ca-key, -ca-root)")
 	}
-	card, closeCard, err := openCard(*reader)
-	if err != nil {
-		return err
+	if *reader == "" {
+		return usageError("-reader names the card reader")
 	}
-	defer closeCard()
+	r.reader = *reader
 	if cmd == "destroy-keys" {
-		if err := s.DestroyKeys(ctx, *id, ca, card); err != nil {
+		if err := s.DestroyKeys(ctx, *id); err != nil {
 			return err
 		}
 		fmt.Fprintf(r.out, "keys destroyed on the card of case %d\n", *id)
 		return nil
 	}
-	if err := s.ResetPIN(ctx, *id, ca, card, kind, r.pinEntry); err != nil {
+	if err := s.ResetPIN(ctx, *id, kind, r.pinEntry); err != nil {
 		return err
 	}
 	fmt.Fprintf(r.out, "%s PIN reset and set by the applicant on the card of case %d\n", kind, *id)
@@ -524,7 +520,7 @@ func (r *runner) sendChanges(ctx context.Context, s *app.Session) error {
 				strings.Join(d.Response.Revoked, ","), strings.Join(d.Response.Deferred, ","))
 		case app.ChangeFailed:
 			failed++
-			fmt.Fprintf(r.out, "%d\t%s\t%s\tfailed\t%s\n", d.Change.ID, d.Change.RecordCode, d.Event, app.MessageJA(d.Err))
+			fmt.Fprintf(r.out, "%d\t%s\t%s\tfailed\t%s\n", d.Change.ID, d.Change.RecordCode, d.Event, errorText(d.Err))
 		default:
 			fmt.Fprintf(r.out, "%d\t%s\t%s\twaiting\t%s\n", d.Change.ID, d.Change.RecordCode, d.Event, d.Why)
 		}

@@ -4,8 +4,9 @@
 // jpki/wire/holder.go for the format and why it is a signed JSON object).
 //
 // The signature PIN is read from a file descriptor (-pin-fd) or standard input, never from the
-// command line; it goes to the card once and is zeroed. Messages to the holder are Japanese;
-// the CA's error codes are printed too.
+// command line; it goes to the card once and is zeroed. Messages to the holder are Japanese,
+// from the terminal's translation files (assets/translations: every failure is an apperr kind
+// with a detail code, "holder.…" or the CA's wire code), followed by the English error.
 package holder
 
 import (
@@ -30,6 +31,8 @@ import (
 	"strings"
 	"time"
 
+	"madoguchi/app/apperr"
+	"madoguchi/assets/translations"
 	"madoguchi/cardio"
 	"madoguchi/cardio/pcsc"
 	"madoguchi/jpki/wire"
@@ -71,7 +74,7 @@ func Run(ctx context.Context, args []string, env Env) int {
 	}
 	r := revoker{env: env, caURL: strings.TrimSuffix(*caURL, "/"), caRoot: *caRoot, ackKey: *ackKey, reader: *reader, pinFD: *pinFD, save: *save, out: *out}
 	if err := r.run(ctx); err != nil {
-		fmt.Fprintf(env.Stderr, "エラー: %s\n", err)
+		fmt.Fprintf(env.Stderr, "%s\n%v\n", say("holder.failed", map[string]any{"Text": translations.ErrorText(lang, err)}), err)
 		return 1
 	}
 	return 0
@@ -84,7 +87,20 @@ type revoker struct {
 	pinFD                               int
 }
 
-// Error is a refusal by the CA: its code and message, with a Japanese explanation.
+// lang is the language of the holder's messages.
+const lang = "ja"
+
+// say returns the translation of key filled from args.
+func say(key string, args map[string]any) string { return translations.Text(lang, key, args) }
+
+// fail is a failure of this command: kind, detail code (worded by assets/translations), the
+// English message and the cause.
+func fail(kind apperr.Kind, detail string, err error, msg string) *apperr.Error {
+	return apperr.WithDetail(kind, detail, err, "holder: "+msg)
+}
+
+// Error is a refusal by the CA: its code and message. Its detail code is the CA's code where
+// the holder is told something particular about it, else "holder.ca_refused".
 type Error struct {
 	Code    wire.Code
 	Message string
@@ -92,19 +108,25 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	ja := map[wire.Code]string{
-		wire.CodeHolderSignatureInvalid: "署名を検証できませんでした(このカードの署名用電子証明書ではありません)",
-		wire.CodeOnlineSignatureOnly:    "オンラインで失効できるのは署名用電子証明書だけです。利用者証明用電子証明書は市区町村の窓口で失効を申請してください",
-		wire.CodeRequestStale:           "申請の署名時刻がずれています。パソコンの時計を合わせてからやり直してください",
-		wire.CodeRequestReplayed:        "この申請は既に受け付けられています",
-		wire.CodeAlreadyRevoked:         "この電子証明書は既に失効しています",
-		wire.CodeCertificateExpired:     "この電子証明書は有効期間が過ぎています",
-		wire.CodeRateLimited:            "混み合っています。しばらくしてからやり直してください",
-	}[e.Code]
-	if ja == "" {
-		ja = "認証局が申請を受け付けませんでした"
+	return fmt.Sprintf("holder: the CA refused the revocation (HTTP %d, %s: %s)", e.Status, e.Code, e.Message)
+}
+
+// ErrorKind implements apperr.Kinded.
+func (e *Error) ErrorKind() apperr.Kind {
+	if e.Code == wire.CodeRateLimited {
+		return apperr.CAUnavailable
 	}
-	return fmt.Sprintf("%s(%s: %s)", ja, e.Code, e.Message)
+	return apperr.InvalidInput
+}
+
+// ErrorDetail implements apperr.Detailed.
+func (e *Error) ErrorDetail() string {
+	switch e.Code {
+	case wire.CodeHolderSignatureInvalid, wire.CodeOnlineSignatureOnly, wire.CodeRequestStale, wire.CodeRequestReplayed,
+		wire.CodeAlreadyRevoked, wire.CodeCertificateExpired, wire.CodeRateLimited:
+		return string(e.Code)
+	}
+	return "holder.ca_refused"
 }
 
 func (r *revoker) run(ctx context.Context) error {
@@ -123,7 +145,7 @@ func (r *revoker) run(ctx context.Context) error {
 	}
 	if r.save != "" {
 		if err := os.WriteFile(r.save, body, 0o600); err != nil {
-			return fmt.Errorf("申請の控えを保存できません: %w", err)
+			return fail(apperr.Internal, "holder.save_request", err, "save the request")
 		}
 	}
 	signed, err := r.post(ctx, body)
@@ -135,19 +157,21 @@ func (r *revoker) run(ctx context.Context) error {
 		return err
 	}
 	if err := wire.VerifyRevocationAck(pub, signed); err != nil {
-		return fmt.Errorf("認証局の受付通知の署名を検証できません: %w", err)
+		return fail(apperr.Internal, "holder.ack_signature", err, "verify the acknowledgement's signature")
 	}
 	if signed.Ack.Serial != strings.ToLower(cert.SerialNumber.Text(16)) {
-		return fmt.Errorf("受付通知のシリアル番号 %s が申請と異なります", signed.Ack.Serial)
+		e := fail(apperr.Internal, "holder.ack_serial", nil, "the acknowledgement names serial "+signed.Ack.Serial+", not the one requested")
+		e.Args = map[string]string{"Serial": signed.Ack.Serial}
+		return e
 	}
 	if r.out != "" {
 		b, _ := json.MarshalIndent(signed, "", "  ")
 		if err := os.WriteFile(r.out, b, 0o600); err != nil {
-			return fmt.Errorf("受付通知を保存できません: %w", err)
+			return fail(apperr.Internal, "holder.save_ack", err, "save the acknowledgement")
 		}
 	}
 	a := signed.Ack
-	fmt.Fprintf(r.env.Stdout, "署名用電子証明書を失効しました / signature certificate revoked\n")
+	fmt.Fprintf(r.env.Stdout, "%s / signature certificate revoked\n", say("holder.revoked", nil))
 	fmt.Fprintf(r.env.Stdout, "serial %s, reason %d (%s, %s), revoked at %s\n", a.Serial, a.Reason, a.ReasonName, a.ReasonJa, a.RevokedAt.Local().Format(time.RFC3339))
 	fp := sha256.Sum256(signed.KeyCertificate)
 	how := "checked with the key certificate in the answer: compare its fingerprint with the CA's published one"
@@ -164,16 +188,18 @@ func (r *revoker) readPIN() ([]byte, error) {
 	if r.pinFD > 0 {
 		f := os.NewFile(uintptr(r.pinFD), "pin-fd")
 		if f == nil {
-			return nil, fmt.Errorf("-pin-fd %d は開いていません", r.pinFD)
+			e := fail(apperr.InvalidInput, "holder.pin_fd", nil, fmt.Sprintf("-pin-fd %d is not open", r.pinFD))
+			e.Args = map[string]string{"FD": fmt.Sprint(r.pinFD)}
+			return nil, e
 		}
 		defer f.Close()
 		in = f
 	} else {
-		fmt.Fprint(r.env.Stderr, "署名用電子証明書の暗証番号: ")
+		fmt.Fprint(r.env.Stderr, say("holder.pin_prompt", nil))
 	}
 	line, err := bufio.NewReader(in).ReadSlice('\n')
 	if err != nil && !(errors.Is(err, io.EOF) && len(line) > 0) {
-		return nil, errors.New("暗証番号を読み取れません")
+		return nil, fail(apperr.InvalidInput, "holder.read_pin", nil, "no PIN on the input")
 	}
 	pin := bytes.Clone(bytes.TrimRight(line, "\r\n"))
 	clear(line)
@@ -185,20 +211,20 @@ func (r *revoker) readPIN() ([]byte, error) {
 func (r *revoker) sign(ctx context.Context, pin []byte) (wire.HolderRevocation, *x509.Certificate, error) {
 	cl, err := pcsc.Open()
 	if err != nil {
-		return wire.HolderRevocation{}, nil, fmt.Errorf("カードリーダーを使えません: %w", err)
+		return wire.HolderRevocation{}, nil, fail(apperr.Internal, "holder.reader", err, "open PC/SC")
 	}
 	defer cl.Close()
 	name := r.reader
 	if name == "" {
 		readers, err := cl.Readers()
 		if err != nil || len(readers) == 0 {
-			return wire.HolderRevocation{}, nil, errors.New("カードリーダーが見つかりません")
+			return wire.HolderRevocation{}, nil, fail(apperr.Internal, "holder.no_reader", err, "no card reader")
 		}
 		name = readers[0]
 	}
 	pc, err := cl.Connect(name, pcsc.Exclusive)
 	if err != nil {
-		return wire.HolderRevocation{}, nil, fmt.Errorf("カードに接続できません: %w", err)
+		return wire.HolderRevocation{}, nil, fail(apperr.Internal, "holder.connect", err, "connect to the card")
 	}
 	defer pc.Close(true) // reset: the verified PIN does not outlive this command
 	card := cardio.New(pc)
@@ -206,19 +232,21 @@ func (r *revoker) sign(ctx context.Context, pin []byte) (wire.HolderRevocation, 
 		var pe *cardio.PINError
 		switch {
 		case errors.As(err, &pe) && errors.Is(err, cardio.ErrWrongPIN):
-			return wire.HolderRevocation{}, nil, fmt.Errorf("暗証番号が違います(残り %d 回)", pe.TriesLeft)
+			e := fail(apperr.BadCredentials, "holder.wrong_pin", err, fmt.Sprintf("wrong signature PIN, %d tries left", pe.TriesLeft))
+			e.Args = map[string]string{"Tries": fmt.Sprint(pe.TriesLeft)}
+			return wire.HolderRevocation{}, nil, e
 		case errors.Is(err, cardio.ErrPINBlocked):
-			return wire.HolderRevocation{}, nil, errors.New("署名用電子証明書の暗証番号がロックされています。市区町村の窓口で失効を申請してください")
+			return wire.HolderRevocation{}, nil, fail(apperr.LockedOut, "holder.pin_blocked", err, "the signature PIN is blocked")
 		}
-		return wire.HolderRevocation{}, nil, fmt.Errorf("暗証番号を照合できません: %w", err)
+		return wire.HolderRevocation{}, nil, fail(apperr.Internal, "holder.verify_pin", err, "verify the signature PIN")
 	}
 	certs, err := card.ReadCertificates(ctx)
 	if err != nil || certs.Signature == nil {
-		return wire.HolderRevocation{}, nil, fmt.Errorf("署名用電子証明書を読み取れません: %v", err)
+		return wire.HolderRevocation{}, nil, fail(apperr.Internal, "holder.read_certificate", err, "read the signature certificate")
 	}
 	cert, err := x509.ParseCertificate(certs.Signature)
 	if err != nil {
-		return wire.HolderRevocation{}, nil, fmt.Errorf("署名用電子証明書を読み取れません: %w", err)
+		return wire.HolderRevocation{}, nil, fail(apperr.Internal, "holder.read_certificate", err, "parse the signature certificate")
 	}
 	id := make([]byte, 16)
 	if _, err := rand.Read(id); err != nil {
@@ -231,11 +259,11 @@ func (r *revoker) sign(ctx context.Context, pin []byte) (wire.HolderRevocation, 
 	sum := sha256.Sum256(payload)
 	sig, err := card.Sign(ctx, cardio.Signature, DigestInfoSHA256(sum[:]))
 	if err != nil {
-		return wire.HolderRevocation{}, nil, fmt.Errorf("カードで署名できません: %w", err)
+		return wire.HolderRevocation{}, nil, fail(apperr.Internal, "holder.card_sign", err, "sign on the card")
 	}
 	// The card signed with the key of the certificate it holds: check before sending.
 	if pub, ok := cert.PublicKey.(*rsa.PublicKey); !ok || rsa.VerifyPKCS1v15(pub, crypto.SHA256, sum[:], sig) != nil {
-		return wire.HolderRevocation{}, nil, errors.New("カードの署名が署名用電子証明書と一致しません")
+		return wire.HolderRevocation{}, nil, fail(apperr.Internal, "holder.signature_mismatch", nil, "the card's signature does not verify under the signature certificate")
 	}
 	return wire.HolderRevocation{Payload: payload, Signature: sig}, cert, nil
 }
@@ -256,7 +284,9 @@ func (r *revoker) client() (*http.Client, error) {
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(b) {
-			return nil, fmt.Errorf("%s に証明書がありません", r.caRoot)
+			e := fail(apperr.InvalidInput, "holder.ca_root", nil, r.caRoot+" holds no PEM certificate")
+			e.Args = map[string]string{"File": r.caRoot}
+			return nil, e
 		}
 		tc.RootCAs = pool
 	}
@@ -275,7 +305,7 @@ func (r *revoker) post(ctx context.Context, body []byte) (wire.SignedRevocationA
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := hc.Do(req)
 	if err != nil {
-		return wire.SignedRevocationAck{}, fmt.Errorf("認証局に接続できません: %w", err)
+		return wire.SignedRevocationAck{}, fail(apperr.CAUnavailable, "holder.ca_connect", err, "reach the CA")
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
@@ -289,7 +319,7 @@ func (r *revoker) post(ctx context.Context, body []byte) (wire.SignedRevocationA
 	}
 	var signed wire.SignedRevocationAck
 	if err := json.Unmarshal(b, &signed); err != nil {
-		return wire.SignedRevocationAck{}, fmt.Errorf("認証局の応答を読み取れません: %w", err)
+		return wire.SignedRevocationAck{}, fail(apperr.Internal, "holder.ca_answer", err, "read the CA's answer")
 	}
 	return signed, nil
 }
@@ -310,7 +340,7 @@ func (r *revoker) ackPublicKey(s wire.SignedRevocationAck) (crypto.PublicKey, bo
 	}
 	c, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, false, fmt.Errorf("認証局の監査鍵の証明書を読み取れません: %w", err)
+		return nil, false, fail(apperr.Internal, "holder.ack_key", err, "parse the CA's audit key certificate")
 	}
 	return c.PublicKey, r.ackKey != "", nil
 }

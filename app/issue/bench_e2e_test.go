@@ -21,6 +21,7 @@ import (
 	"madoguchi/app/issue"
 	"madoguchi/app/operator"
 	"madoguchi/app/workflow"
+	"madoguchi/assets/translations"
 	"madoguchi/cardio"
 	"madoguchi/cardio/perso"
 	"madoguchi/cardio/scp"
@@ -91,11 +92,11 @@ func BenchmarkCounterIssuance(b *testing.B) {
 		waitIdle(b, ca.Pid) // key pool full again, audit checkpoints done
 		b.StartTimer()
 		began := time.Now()
-		_, err = rc.Issue(ctx, oi, app.IssueRequest{CaseID: caseID, Card: tcard, CardExpiry: time.Now().AddDate(10, 0, 0), PINs: applicantPINs})
+		_, err = rc.IssueWith(ctx, oi, app.IssueRequest{CaseID: caseID, Card: tcard, CardExpiry: time.Now().AddDate(10, 0, 0), PINs: applicantPINs})
 		d := time.Since(began)
 		b.StopTimer()
 		if err != nil {
-			b.Fatalf("issuance %d: %v (%s)", i, err, app.MessageJA(err))
+			b.Fatalf("issuance %d: %v (%s)", i, err, translations.ErrorText("ja", err))
 		}
 		total = append(total, d)
 		apdus += ct.n

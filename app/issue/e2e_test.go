@@ -22,6 +22,7 @@ import (
 	"madoguchi/app/operator"
 	"madoguchi/app/pinrule"
 	"madoguchi/app/workflow"
+	"madoguchi/assets/translations"
 	"madoguchi/cardio"
 	"madoguchi/internal/testenv"
 	"madoguchi/jpki/wire"
@@ -144,13 +145,13 @@ func TestIssueEndToEnd(t *testing.T) {
 	}
 	var asked []pinrule.Kind
 	began := time.Now()
-	res, err := rc.Issue(ctx, o, app.IssueRequest{CaseID: caseID, Card: card, CardExpiry: time.Now().AddDate(10, 0, 0),
+	res, err := rc.IssueWith(ctx, o, app.IssueRequest{CaseID: caseID, Card: card, CardExpiry: time.Now().AddDate(10, 0, 0),
 		PINs: func(ctx context.Context, req issue.PINRequest) (pinrule.PIN, pinrule.PIN, error) {
 			asked = append(asked, req.Kind)
 			return applicantPINs(ctx, req)
 		}})
 	if err != nil {
-		t.Fatalf("Issue: %v (%s)", err, app.MessageJA(err))
+		t.Fatalf("Issue: %v (%s)", err, translations.ErrorText("ja", err))
 	}
 	t.Logf("both certificates issued, written, read back and confirmed in %v", time.Since(began).Round(time.Millisecond))
 	if len(res.Delivered) != 2 || len(asked) != 2 {
@@ -295,7 +296,7 @@ func TestCrashChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = s.Issue(ctx, o, app.IssueRequest{CaseID: caseID, Card: cardio.New(pcard), CardExpiry: time.Now().AddDate(10, 0, 0),
+	_, err = s.IssueWith(ctx, o, app.IssueRequest{CaseID: caseID, Card: cardio.New(pcard), CardExpiry: time.Now().AddDate(10, 0, 0),
 		PINs: func(ctx context.Context, req issue.PINRequest) (pinrule.PIN, pinrule.PIN, error) {
 			select {} // the applicant never answers: the parent kills this process first
 		}})
@@ -417,7 +418,7 @@ poll:
 		*res[0].RevocationReason != 0 || !res[0].CardCleanup {
 		t.Fatalf("resolution %+v", res)
 	}
-	t.Logf("operator told: %s", res[0].MessageJA())
+	t.Logf("operator told: %s", translations.MessageText("ja", res[0].Message()))
 	st, err := ca.Client.Status(ctx, "rc1", killedAt.IssuanceID)
 	if err != nil || st.State != "revoked" || st.RevocationReason == nil || *st.RevocationReason != 0 {
 		t.Fatalf("CA status after recovery: %+v %v, want revoked reason 0", st, err)
@@ -441,7 +442,7 @@ poll:
 	}
 	ca.PlugInStockCard(t, pc, 1)
 	pcard, _ := e2e.ConnectCard(t, pc.Readers[1])
-	if _, err := rc2.Issue(ctx, o, app.IssueRequest{CaseID: caseID, Card: cardio.New(pcard), CardExpiry: time.Now().AddDate(10, 0, 0), PINs: applicantPINs}); err != nil {
-		t.Fatalf("issue after recovery: %v (%s)", err, app.MessageJA(err))
+	if _, err := rc2.IssueWith(ctx, o, app.IssueRequest{CaseID: caseID, Card: cardio.New(pcard), CardExpiry: time.Now().AddDate(10, 0, 0), PINs: applicantPINs}); err != nil {
+		t.Fatalf("issue after recovery: %v (%s)", err, translations.ErrorText("ja", err))
 	}
 }

@@ -44,7 +44,8 @@ var (
 
 // Error is a failed issuance: the step, what happened to the CA issuances of the case, and
 // whether the card needs to be personalised again. It carries an apperr.Kind for callers that
-// branch, and the Japanese message for the operator (app.MessageJA).
+// branch, and for the operator's message a detail code (why it stopped) and notes (what became
+// of the certificates, what to do with the card), which assets/translations turns into words.
 type Error struct {
 	Step Step
 	Kind apperr.Kind
@@ -83,67 +84,67 @@ func (e *Error) Unwrap() error { return e.Err }
 // ErrorKind implements apperr.Kinded.
 func (e *Error) ErrorKind() apperr.Kind { return e.Kind }
 
-// MessageJA is what the operator is told: the reason, what happened at the CA, what to do with
-// the card.
-func (e *Error) MessageJA() string {
-	parts := []string{reasonJA(e)}
-	switch {
-	case e.AbortPending:
-		parts = append(parts, "発行途中の電子証明書の失効を認証局に届けられませんでした。端末の次回起動時に自動で失効を届け出ます（届かない場合も認証局が期限後に失効します）。")
-	case e.Aborted:
-		parts = append(parts, "発行途中の電子証明書は交付前に失効しました（失効理由：交付前に破棄）。")
-	}
-	if e.CardCleanup {
-		parts = append(parts, "このカードには失効した鍵が書き込まれている可能性があるため、交付せず、再度発行の手続を行ってください。")
-	}
-	return strings.Join(parts, "")
-}
-
-func reasonJA(e *Error) string {
+// ErrorDetail implements apperr.Detailed: why the issuance stopped, from the cause and the step.
+func (e *Error) ErrorDetail() string {
 	err := e.Err
 	switch {
 	case errors.Is(err, ErrBusy):
-		return "この端末では別の発行処理が実行中です。終了してから操作してください。"
+		return "issue.busy"
 	case errors.Is(err, ErrUnresolved):
-		return "この申請には処理が完了していない発行があります。端末を再起動して未完了の発行を処理してください。"
+		return "issue.unresolved"
 	case errors.Is(err, ErrNothingToIssue):
-		return "申請された電子証明書はすべて交付済みです。"
+		return "issue.nothing_to_issue"
 	case errors.Is(err, cardio.ErrCardSwapped):
-		return "発行の途中でカードが差し替えられたため、発行を中止しました。"
+		return "issue.card_swapped"
 	case errors.Is(err, ErrReadBack):
-		return "カードから読み出した内容が発行した電子証明書と一致しないため、発行を中止しました。"
+		return "issue.read_back"
 	case errors.Is(err, ErrPINCancelled):
-		return "暗証番号の設定が完了しなかったため、発行を中止しました。"
+		return "issue.pin_cancelled"
 	case errors.Is(err, raclient.ErrCardOtherPerson):
-		return "このカードには別の方の電子証明書が記録されているため、何も書き込まずに発行を中止しました。未使用のカードか、申請者ご本人のカードで発行してください。"
+		return "issue.card_other_person"
 	case errors.Is(err, raclient.ErrCardStateUnknown), errors.Is(err, ErrCardNotApplicants):
-		return "このカードが未使用のカードか申請者ご本人のカードであることを確認できないため、何も書き込まずに発行を中止しました。カードを確認してください。"
+		return "issue.card_not_applicants"
 	case errors.Is(err, raclient.ErrDuplicatePerson):
-		return "この方には有効な同じ種類の電子証明書が既にあるため、新たに発行できません。"
+		return "issue.duplicate_person"
 	case errors.Is(err, raclient.ErrPendingPerson):
-		return "この方の同じ種類の電子証明書を別の窓口で発行中です。"
+		return "issue.pending_person"
 	case errors.Is(err, raclient.ErrRenewalTooEarly):
-		return "認証局の記録では現在の電子証明書の有効期限まで3か月以上あるため、更新できません。"
+		return "issue.renewal_too_early"
 	case errors.Is(err, raclient.ErrInvalidApplicant):
-		return "申請者の情報が認証局で受け付けられませんでした。住民票記載事項を確認してください。"
+		return "issue.invalid_applicant"
 	case errors.Is(err, raclient.ErrForbidden):
-		return "この端末は認証局に登録されていないか、利用を停止されています。管理者に連絡してください。"
+		return "issue.forbidden"
 	case errors.Is(err, raclient.ErrCard):
-		return "カードと認証局の相互認証、または書込み結果の確認に失敗したため、発行を中止しました。"
+		return "issue.card_authentication"
 	case errors.Is(err, raclient.ErrChannelExpired):
-		return "カードとの通信路の有効期限が切れたため、発行を中止しました。"
+		return "issue.channel_expired"
 	case errors.Is(err, raclient.ErrUnavailable), errors.Is(err, raclient.ErrInternal):
-		return "認証局と通信できないため、発行を中止しました。"
+		return "issue.ca_unavailable"
 	case e.Kind == apperr.Cancelled:
-		return "操作が中断されたため、発行を中止しました。"
+		return "issue.cancelled"
 	}
 	switch e.Step {
 	case StepCase:
-		return "この申請は発行できる状態ではありません。"
+		return "issue.case"
 	case StepCard, StepScript, StepVerify:
-		return "カードの読み書きに失敗したため、発行を中止しました。カードの挿入状態を確認してください。"
+		return "issue.card_io"
 	case StepPIN:
-		return "暗証番号をカードに設定できなかったため、発行を中止しました。"
+		return "issue.pin"
 	}
-	return "電子証明書の発行に失敗したため、発行を中止しました。"
+	return "issue.failed"
+}
+
+// ErrorNotes implements apperr.Noted: what happened at the CA, what to do with the card.
+func (e *Error) ErrorNotes() []string {
+	var notes []string
+	switch {
+	case e.AbortPending:
+		notes = append(notes, "issue.abort_pending")
+	case e.Aborted:
+		notes = append(notes, "issue.aborted")
+	}
+	if e.CardCleanup {
+		notes = append(notes, "issue.card_cleanup")
+	}
+	return notes
 }

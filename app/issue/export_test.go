@@ -8,3 +8,6 @@ func OnCommit(o *Orchestrator, f func(took time.Duration)) { o.cfg.committed = f
 
 // SignatureLayout is the subjectAltName layout the read-back uses (jpki.StandardAttributes).
 var SignatureLayout = signatureLayout
+
+// CurrentPINRefusal exposes currentPINRefusal to the external tests.
+var CurrentPINRefusal = currentPINRefusal

@@ -96,8 +96,10 @@ type PINRequest struct {
 	Existing bool
 	// Attempt counts from 1.
 	Attempt int
-	// Refused is why the previous entry was refused (a *pinrule.Error with its Japanese
-	// message, or a *cardio.PINError); nil on the first attempt.
+	// Refused is why the previous entry was refused, with an apperr kind and detail code: a
+	// *pinrule.Error (the rule a new PIN broke), or for the card's current PIN BadCredentials
+	// "wrong_existing_pin" with the tries left (wrapping the *cardio.PINError) or WeakPIN with
+	// the card's format rule; nil on the first attempt.
 	Refused error
 }
 
@@ -760,9 +762,7 @@ func (r *run) askPIN(ctx context.Context, info typeInfo, existing bool) ([]byte,
 				return b, nil
 			}
 			clear(b)
-			var pe *cardio.PINError
-			if errors.As(err, &pe) && pe.TriesLeft > 0 || isFormat(err) {
-				refused = err
+			if refused = currentPINRefusal(err, info.pinKind); refused != nil {
 				continue
 			}
 			return nil, err
@@ -783,6 +783,31 @@ func (r *run) askPIN(ctx context.Context, info typeInfo, existing bool) ([]byte,
 
 // isFormat reports a PIN the card's format rule refused before sending (it costs no try).
 func isFormat(err error) bool { return errors.Is(err, cardpin.ErrFormat) }
+
+// currentPINRefusal is the refusal of the card's current PIN to ask again with, at app's edge:
+// a wrong PIN with tries left is BadCredentials "wrong_existing_pin" with the tries (the
+// applicant's message says how many), a PIN the card's format rule refused is WeakPIN with that
+// rule's code. nil: not a refusal to ask again after (the PIN is blocked, or the card failed).
+func currentPINRefusal(err error, kind pinrule.Kind) error {
+	var pe *cardio.PINError
+	switch {
+	case errors.As(err, &pe) && pe.TriesLeft > 0:
+		e := apperr.WithDetail(apperr.BadCredentials, "wrong_existing_pin", err, "issue: wrong current PIN")
+		e.Args = map[string]string{"Tries": strconv.Itoa(pe.TriesLeft)}
+		return e
+	case isFormat(err):
+		return apperr.WithDetail(apperr.WeakPIN, formatRule(kind), err, "issue: the card's format rule refused the current PIN")
+	}
+	return nil
+}
+
+// formatRule is the pinrule detail code of the card's format rule for kind.
+func formatRule(kind pinrule.Kind) string {
+	if kind == pinrule.Signature {
+		return "length"
+	}
+	return "four_digits"
+}
 
 // verify reads the card back through the standard JPKI read protocol (docs/CARD-PROTOCOL.md
 // §2) and checks it holds exactly what the CA issued, on the same card (DOMAIN §4.7: verify

@@ -22,6 +22,7 @@ import (
 	"madoguchi/app/resident"
 	"madoguchi/app/store"
 	"madoguchi/app/workflow"
+	"madoguchi/assets/translations"
 	"madoguchi/cardio"
 	"madoguchi/cardio/scp"
 	"madoguchi/cardio/vcard"
@@ -332,7 +333,7 @@ func TestCardSwappedBeforeReadBackAborts(t *testing.T) {
 	if !ie.Aborted || !ie.CardCleanup || ie.AbortPending {
 		t.Errorf("error %+v", ie)
 	}
-	if msg := ie.MessageJA(); !strings.Contains(msg, "差し替え") || !strings.Contains(msg, "交付前に破棄") {
+	if msg := translations.ErrorText("ja", ie); !strings.Contains(msg, "差し替え") || !strings.Contains(msg, "交付前に破棄") {
 		t.Errorf("message %q", msg)
 	}
 	f.assertAllAborted(true)
@@ -406,8 +407,8 @@ func TestCAUnreachableAtPrepareAborts(t *testing.T) {
 	if !errors.As(err, &ie) || ie.Step != StepPrepare {
 		t.Fatalf("Issue: %v", err)
 	}
-	if !strings.Contains(ie.MessageJA(), "認証局と通信できない") {
-		t.Errorf("message %q", ie.MessageJA())
+	if !strings.Contains(translations.ErrorText("ja", ie), "認証局と通信できない") {
+		t.Errorf("message %q", translations.ErrorText("ja", ie))
 	}
 	// The answer was lost, so the abort replays the journaled request to learn what the CA
 	// did; the CA prepares it then (its channel was still open) and the issuance is revoked.
@@ -543,7 +544,7 @@ func TestRecoverAfterCrashAtEveryStep(t *testing.T) {
 			if tc.wantCA && (res[0].RevocationReason == nil || *res[0].RevocationReason != 0) {
 				t.Errorf("revocation reason %v, want 0", res[0].RevocationReason)
 			}
-			if msg := res[0].MessageJA(); !strings.Contains(msg, "利用者証明用電子証明書") {
+			if msg := translations.MessageText("ja", res[0].Message()); !strings.Contains(msg, "利用者証明用電子証明書") {
 				t.Errorf("message %q", msg)
 			}
 			f.assertAllAborted(tc.wantCleanup)
@@ -609,8 +610,8 @@ func TestRecoverLeavesPendingWhenCAUnreachable(t *testing.T) {
 	if err != nil || len(res) != 1 || res[0].Outcome != OutcomePending {
 		t.Fatalf("Recover: %+v %v", res, err)
 	}
-	if !strings.Contains(res[0].MessageJA(), "次回起動時") {
-		t.Errorf("message %q", res[0].MessageJA())
+	if !strings.Contains(translations.MessageText("ja", res[0].Message()), "次回起動時") {
+		t.Errorf("message %q", translations.MessageText("ja", res[0].Message()))
 	}
 	// The case refuses a new issuance until the entry is resolved.
 	if _, err := f.o.Issue(ctx, f.request()); !errors.Is(err, ErrUnresolved) {

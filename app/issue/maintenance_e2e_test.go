@@ -19,6 +19,7 @@ import (
 	"madoguchi/app/issue"
 	"madoguchi/app/pinrule"
 	"madoguchi/app/workflow"
+	"madoguchi/assets/translations"
 	"madoguchi/cardio"
 	"madoguchi/internal/testenv"
 	"madoguchi/raclient"
@@ -36,9 +37,10 @@ func TestCardMaintenanceEndToEnd(t *testing.T) {
 	ca := e2e.StartCA(t)
 	pc := testenv.PCSCD(t)
 	ctx := context.Background()
-	term, rc := fingerCounter(t, app.Config{CA: ca.Client, Municipality: "東京都架空区長"})
-	mca := term.CardMaintenanceCA()
-	if mca == nil {
+	var card *cardio.Card // the card in the reader, which the procedures open (app.Config.Cards)
+	term, rc := fingerCounter(t, app.Config{CA: ca.Client, Municipality: "東京都架空区長",
+		Cards: func(context.Context) (issue.Card, func(), error) { return card, func() {}, nil }})
+	if term.CardMaintenanceCA() == nil {
 		t.Fatal("the terminal's CA client offers no card maintenance")
 	}
 
@@ -46,11 +48,11 @@ func TestCardMaintenanceEndToEnd(t *testing.T) {
 	issueCase := openCase(t, rc, workflow.SignatureCert, workflow.UserAuthCert)
 	ca.PlugInStockCard(t, pc, 0)
 	pcard, _ := e2e.ConnectCard(t, pc.Readers[0])
-	card := cardio.New(pcard)
+	card = cardio.New(pcard)
 	o := term.Issuer()
-	res, err := rc.Issue(ctx, o, app.IssueRequest{CaseID: issueCase, Card: card, CardExpiry: time.Now().AddDate(10, 0, 0), PINs: applicantPINs})
+	res, err := rc.IssueWith(ctx, o, app.IssueRequest{CaseID: issueCase, Card: card, CardExpiry: time.Now().AddDate(10, 0, 0), PINs: applicantPINs})
 	if err != nil {
-		t.Fatalf("Issue: %v (%s)", err, app.MessageJA(err))
+		t.Fatalf("Issue: %v (%s)", err, translations.ErrorText("ja", err))
 	}
 	certs := map[workflow.CertType]*x509.Certificate{}
 	serials := map[workflow.CertType]string{}
@@ -98,8 +100,8 @@ func TestCardMaintenanceEndToEnd(t *testing.T) {
 		return pinrule.New(newAuthPIN), pinrule.New(newAuthPIN), nil
 	}
 	began := time.Now()
-	if err := rc.ResetPIN(ctx, pinCase, mca, card, pinrule.UserAuth, entry); err != nil {
-		t.Fatalf("ResetPIN: %v (%s)", err, app.MessageJA(err))
+	if err := rc.ResetPIN(ctx, pinCase, pinrule.UserAuth, entry); err != nil {
+		t.Fatalf("ResetPIN: %v (%s)", err, translations.ErrorText("ja", err))
 	}
 	t.Logf("user-auth PIN reset through the CA and set by the applicant in %v", time.Since(began).Round(time.Millisecond))
 	var weak *pinrule.Error
@@ -119,9 +121,9 @@ func TestCardMaintenanceEndToEnd(t *testing.T) {
 
 	// Key destruction of the user-auth key: refused while its certificate is valid.
 	kdCase := counterCaseE2E(t, rc, workflow.KeyDestruction, []workflow.CertType{workflow.UserAuthCert})
-	err = rc.DestroyKeys(ctx, kdCase, mca, card)
-	if !errors.Is(err, apperr.CertificateNotRevoked) || !errors.Is(err, raclient.ErrCertificateLive) || !strings.Contains(app.MessageJA(err), "先に電子証明書を失効") {
-		t.Fatalf("key destruction with a valid certificate: %v (%s)", err, app.MessageJA(err))
+	err = rc.DestroyKeys(ctx, kdCase)
+	if !errors.Is(err, apperr.CertificateNotRevoked) || !errors.Is(err, raclient.ErrCertificateLive) || !strings.Contains(translations.ErrorText("ja", err), "先に電子証明書を失効") {
+		t.Fatalf("key destruction with a valid certificate: %v (%s)", err, translations.ErrorText("ja", err))
 	}
 	if err := signWith(cardio.UserAuth, newAuthPIN, workflow.UserAuthCert); err != nil {
 		t.Fatalf("the refused destruction changed the card: %v", err)
@@ -132,8 +134,8 @@ func TestCardMaintenanceEndToEnd(t *testing.T) {
 		WrittenRequest: "失効申請書 No.9"}); err != nil {
 		t.Fatalf("revoke: %v", err)
 	}
-	if err := rc.DestroyKeys(ctx, kdCase, mca, card); err != nil {
-		t.Fatalf("DestroyKeys after revocation: %v (%s)", err, app.MessageJA(err))
+	if err := rc.DestroyKeys(ctx, kdCase); err != nil {
+		t.Fatalf("DestroyKeys after revocation: %v (%s)", err, translations.ErrorText("ja", err))
 	}
 	if err := signWith(cardio.UserAuth, newAuthPIN, workflow.UserAuthCert); err == nil {
 		t.Fatal("the card signed with the destroyed user-auth key")

@@ -6,14 +6,17 @@ import (
 	"strings"
 	"testing"
 
-	"madoguchi/app"
 	"madoguchi/app/apperr"
 	"madoguchi/app/issue"
+	"madoguchi/app/pinrule"
+	"madoguchi/assets/translations"
 	"madoguchi/cardio"
+	cardpin "madoguchi/cardio/pinrule"
 	"madoguchi/raclient"
 )
 
-// TestOperatorToldInJapanese: app.MessageJA shows the issuance's own message: the reason, what
+// TestOperatorToldInJapanese: the operator's message (assets/translations, from the error's
+// detail and notes) is the issuance's own: the reason, what
 // happened at the CA, what to do with the card.
 func TestOperatorToldInJapanese(t *testing.T) {
 	for _, tc := range []struct {
@@ -28,14 +31,33 @@ func TestOperatorToldInJapanese(t *testing.T) {
 			[]string{"認証局と通信できない", "次回起動時"}},
 	} {
 		wrapped := fmt.Errorf("ui: %w", tc.err)
-		msg := app.MessageJA(wrapped)
+		msg := translations.ErrorText("ja", wrapped)
 		for _, w := range tc.want {
 			if !strings.Contains(msg, w) {
-				t.Errorf("MessageJA(%v) = %q, want it to contain %q", tc.err, msg, w)
+				t.Errorf("message of %v = %q, want it to contain %q", tc.err, msg, w)
 			}
 		}
 		if strings.Contains(tc.err.Error(), "。") {
 			t.Errorf("English error %q carries Japanese", tc.err.Error())
 		}
+	}
+}
+
+// TestWrongCurrentPINToldWithTries: a renewal's applicant who mistypes the card's current PIN
+// is told so with the tries left. On the old code the refusal was the bare *cardio.PINError,
+// which has no kind: the CLI printed the internal-error message ("システムエラー…") for it.
+func TestWrongCurrentPINToldWithTries(t *testing.T) {
+	refused := issue.CurrentPINRefusal(&cardio.PINError{Which: cardio.Signature, TriesLeft: 2}, pinrule.Signature)
+	if msg := translations.ErrorText("ja", refused); !strings.Contains(msg, "暗証番号が正しくありません（残り 2 回）") {
+		t.Errorf("message %q", msg)
+	}
+	if !errors.Is(refused, apperr.BadCredentials) {
+		t.Errorf("kind %v", apperr.KindOf(refused))
+	}
+	if msg := translations.ErrorText("en", issue.CurrentPINRefusal(fmt.Errorf("x: %w", cardpin.ErrFormat), pinrule.UserAuth)); !strings.Contains(msg, "4 digits") {
+		t.Errorf("format refusal %q", msg)
+	}
+	if issue.CurrentPINRefusal(cardio.ErrPINBlocked, pinrule.Signature) != nil {
+		t.Error("a blocked PIN is asked again")
 	}
 }

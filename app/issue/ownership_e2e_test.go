@@ -19,6 +19,7 @@ import (
 	"madoguchi/app/issue"
 	"madoguchi/app/pinrule"
 	"madoguchi/app/workflow"
+	"madoguchi/assets/translations"
 	"madoguchi/cardio"
 	"madoguchi/internal/testenv"
 	"madoguchi/jpki/wire"
@@ -52,9 +53,9 @@ func TestIssueRefusesAnotherPersonsCard(t *testing.T) {
 	pcard, release := e2e.ConnectCard(t, pc.Readers[0])
 	card := cardio.New(pcard)
 	o := term.Issuer()
-	resA, err := rc.Issue(ctx, o, app.IssueRequest{CaseID: caseA, Card: card, CardExpiry: time.Now().AddDate(10, 0, 0), PINs: applicantPINs})
+	resA, err := rc.IssueWith(ctx, o, app.IssueRequest{CaseID: caseA, Card: card, CardExpiry: time.Now().AddDate(10, 0, 0), PINs: applicantPINs})
 	if err != nil {
-		t.Fatalf("Issue for A: %v (%s)", err, app.MessageJA(err))
+		t.Fatalf("Issue for A: %v (%s)", err, translations.ErrorText("ja", err))
 	}
 	certA := map[workflow.CertType]issue.Delivered{}
 	for _, d := range resA.Delivered {
@@ -72,19 +73,19 @@ func TestIssueRefusesAnotherPersonsCard(t *testing.T) {
 		asked++
 		return applicantPINs(ctx, req)
 	}
-	_, err = rc.Issue(ctx, o, app.IssueRequest{CaseID: caseB, Card: card, CardExpiry: time.Now().AddDate(10, 0, 0), PINs: pinsB})
+	_, err = rc.IssueWith(ctx, o, app.IssueRequest{CaseID: caseB, Card: card, CardExpiry: time.Now().AddDate(10, 0, 0), PINs: pinsB})
 	if err == nil {
 		t.Fatal("an issuance for B was written onto A's card")
 	}
 	var ie *issue.Error
 	if apperr.KindOf(err) != apperr.CardNotApplicants || !errors.Is(err, raclient.ErrCardOtherPerson) || !errors.As(err, &ie) ||
-		ie.Step != issue.StepPrepare || ie.CardCleanup || !strings.Contains(app.MessageJA(err), "別の方の電子証明書") {
-		t.Fatalf("B on A's card: kind %v: %v (%s)", apperr.KindOf(err), err, app.MessageJA(err))
+		ie.Step != issue.StepPrepare || ie.CardCleanup || !strings.Contains(translations.ErrorText("ja", err), "別の方の電子証明書") {
+		t.Fatalf("B on A's card: kind %v: %v (%s)", apperr.KindOf(err), err, translations.ErrorText("ja", err))
 	}
 	if asked != 0 {
 		t.Errorf("B was asked for %d PINs on A's card", asked)
 	}
-	t.Logf("refused: %s", app.MessageJA(err))
+	t.Logf("refused: %s", translations.ErrorText("ja", err))
 
 	// The card still holds A's keys and certificates.
 	if err := card.VerifyPIN(ctx, cardio.Signature, []byte(e2eSignPIN)); err != nil {
@@ -156,9 +157,9 @@ func TestIssueRefusesAnotherPersonsCard(t *testing.T) {
 		t.Fatalf("revoke A's user-auth certificate: %v", err)
 	}
 	again := newCase(t, rc, e2eRecordCode, workflow.UserAuthCert)
-	res, err := rc.Issue(ctx, o, app.IssueRequest{CaseID: again, Card: card, CardExpiry: time.Now().AddDate(10, 0, 0), PINs: applicantPINs})
+	res, err := rc.IssueWith(ctx, o, app.IssueRequest{CaseID: again, Card: card, CardExpiry: time.Now().AddDate(10, 0, 0), PINs: applicantPINs})
 	if err != nil {
-		t.Fatalf("re-issuance for A on A's own card: %v (%s)", err, app.MessageJA(err))
+		t.Fatalf("re-issuance for A on A's own card: %v (%s)", err, translations.ErrorText("ja", err))
 	}
 	if got, err := card.ReadCertificate(ctx, cardio.FileUserAuthCert); err != nil || string(got) != string(res.Delivered[0].Certificate) {
 		t.Errorf("re-issued user-auth certificate not on the card: %v", err)

@@ -41,28 +41,28 @@ type Resolution struct {
 	Err error
 }
 
-var typeJA = map[workflow.CertType]string{
-	workflow.SignatureCert: "署名用電子証明書",
-	workflow.UserAuthCert:  "利用者証明用電子証明書",
-}
-
-// MessageJA tells the operator what became of the entry.
-func (r Resolution) MessageJA() string {
-	head := fmt.Sprintf("申請%dの%s：", r.Entry.CaseID, typeJA[r.Entry.CertType])
-	switch r.Outcome {
-	case OutcomeDelivered:
-		return head + "認証局で交付済みであったため、交付済みとして記録しました。"
-	case OutcomePending:
-		return head + "認証局と通信できないため、未完了の発行を処理できませんでした。次回起動時に再度処理します（認証局も期限後に失効させます）。"
-	}
-	msg := head + "発行が完了していなかったため、交付前に失効させました（失効理由：交付前に破棄）。"
-	if r.CAState == "" {
-		msg = head + "発行が完了していませんでした。認証局では電子証明書は発行されていません。"
+// Message tells the operator what became of the entry, in codes (assets/translations words it):
+// recovery.delivered, recovery.pending, recovery.aborted (revoked before delivery) or
+// recovery.not_issued (the CA holds no issuance), with the case and certificate type, and the
+// note issue.card_cleanup when the card must be personalised again.
+func (r Resolution) Message() apperr.Message {
+	m := apperr.Message{Args: map[string]string{"Case": strconv.FormatInt(r.Entry.CaseID, 10), "Cert": string(r.Entry.CertType)}}
+	switch {
+	case r.Outcome == OutcomeDelivered:
+		m.Code = "recovery.delivered"
+		return m
+	case r.Outcome == OutcomePending:
+		m.Code = "recovery.pending"
+		return m
+	case r.CAState == "":
+		m.Code = "recovery.not_issued"
+	default:
+		m.Code = "recovery.aborted"
 	}
 	if r.CardCleanup {
-		msg += "このカードには失効した鍵が書き込まれている可能性があるため、交付せず、再度発行の手続を行ってください。"
+		m.Notes = []string{"issue.card_cleanup"}
 	}
-	return msg
+	return m
 }
 
 // Recover resolves every journal entry that is neither delivered nor aborted, so that every

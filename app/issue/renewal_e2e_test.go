@@ -14,6 +14,7 @@ import (
 	"madoguchi/app/issue"
 	"madoguchi/app/pinrule"
 	"madoguchi/app/workflow"
+	"madoguchi/assets/translations"
 	"madoguchi/ca-server/applicant"
 	"madoguchi/ca-server/issuer"
 	"madoguchi/cardio"
@@ -110,9 +111,9 @@ func TestRenewalValidityDecidedByCA(t *testing.T) {
 	// The current certificate: on a card that expires in 60 days.
 	oldCardExpiry := time.Now().AddDate(0, 0, 60)
 	caseID := openIssuanceCase(t, rc, e2eRecordCode, app.CaseRequest{Kind: workflow.NewIssuance, CertTypes: sign})
-	res, err := rc.Issue(ctx, o, app.IssueRequest{CaseID: caseID, Card: card0, CardExpiry: oldCardExpiry, PINs: applicantPINs})
+	res, err := rc.IssueWith(ctx, o, app.IssueRequest{CaseID: caseID, Card: card0, CardExpiry: oldCardExpiry, PINs: applicantPINs})
 	if err != nil {
-		t.Fatalf("first issuance: %v (%s)", err, app.MessageJA(err))
+		t.Fatalf("first issuance: %v (%s)", err, translations.ErrorText("ja", err))
 	}
 	_, current := delivered(t, res, workflow.SignatureCert)
 	if want := dateOn(t, oldCardExpiry).EndJST(); !current.NotAfter.Equal(want) {
@@ -123,9 +124,9 @@ func TestRenewalValidityDecidedByCA(t *testing.T) {
 	newCardExpiry := time.Now().AddDate(10, 0, 0)
 	caseID = openIssuanceCase(t, rc, e2eRecordCode, app.CaseRequest{Kind: workflow.Renewal, CertTypes: sign, NewCard: true,
 		CurrentExpiry: current.NotAfter})
-	res, err = rc.Issue(ctx, o, app.IssueRequest{CaseID: caseID, Card: card1, CardExpiry: newCardExpiry, PINs: applicantPINs})
+	res, err = rc.IssueWith(ctx, o, app.IssueRequest{CaseID: caseID, Card: card1, CardExpiry: newCardExpiry, PINs: applicantPINs})
 	if err != nil {
-		t.Fatalf("renewal: %v (%s)", err, app.MessageJA(err))
+		t.Fatalf("renewal: %v (%s)", err, translations.ErrorText("ja", err))
 	}
 	renewedD, renewed := delivered(t, res, workflow.SignatureCert)
 	sixth, err := issuer.NotAfter(renewed.NotBefore, &applicant.Applicant{BirthDate: e2eBirth, CardExpiry: dateOn(t, newCardExpiry),
@@ -145,11 +146,11 @@ func TestRenewalValidityDecidedByCA(t *testing.T) {
 	// date, or a terminal that does not check); the CA's record says it runs to the 6th birthday.
 	caseID = openIssuanceCase(t, rc, e2eRecordCode, app.CaseRequest{Kind: workflow.Renewal, CertTypes: sign,
 		CurrentExpiry: time.Now().AddDate(0, 1, 0)})
-	_, err = rc.Issue(ctx, o, app.IssueRequest{CaseID: caseID, Card: card1, CardExpiry: newCardExpiry, PINs: applicantPINs})
+	_, err = rc.IssueWith(ctx, o, app.IssueRequest{CaseID: caseID, Card: card1, CardExpiry: newCardExpiry, PINs: applicantPINs})
 	if !errors.Is(err, raclient.ErrRenewalTooEarly) || apperr.KindOf(err) != apperr.RenewalTooEarly {
 		t.Fatalf("renewal with years left: %v, want the CA's renewal_too_early", err)
 	}
-	if msg := app.MessageJA(err); msg == "" {
+	if msg := translations.ErrorText("ja", err); msg == "" {
 		t.Error("no Japanese message for the CA's refusal")
 	} else {
 		t.Logf("refusal shown to the operator: %s", msg)
@@ -168,9 +169,9 @@ func TestRenewalValidityDecidedByCA(t *testing.T) {
 	auth := []workflow.CertType{workflow.UserAuthCert}
 	caseID = openIssuanceCase(t, rc, e2eRecordCode, app.CaseRequest{Kind: workflow.Renewal, CertTypes: auth,
 		CurrentExpiry: time.Now().AddDate(0, 1, 0)})
-	res, err = rc.Issue(ctx, o, app.IssueRequest{CaseID: caseID, Card: card1, CardExpiry: newCardExpiry, PINs: applicantPINs})
+	res, err = rc.IssueWith(ctx, o, app.IssueRequest{CaseID: caseID, Card: card1, CardExpiry: newCardExpiry, PINs: applicantPINs})
 	if err != nil {
-		t.Fatalf("renewal without a current certificate: %v (%s)", err, app.MessageJA(err))
+		t.Fatalf("renewal without a current certificate: %v (%s)", err, translations.ErrorText("ja", err))
 	}
 	_, authCert := delivered(t, res, workflow.UserAuthCert)
 	want, _ := issuer.NotAfter(authCert.NotBefore, &applicant.Applicant{BirthDate: e2eBirth, CardExpiry: dateOn(t, newCardExpiry)})
@@ -212,7 +213,7 @@ func TestAbroadIssuanceFuhyoAddress(t *testing.T) {
 	both := []workflow.CertType{workflow.SignatureCert, workflow.UserAuthCert}
 	caseID := openIssuanceCase(t, rc, abroadCode, app.CaseRequest{Kind: workflow.NewIssuance, CertTypes: both})
 	cardExpiry := time.Now().AddDate(10, 0, 0)
-	res, err := rc.Issue(ctx, o, app.IssueRequest{CaseID: caseID, Card: card, CardExpiry: cardExpiry,
+	res, err := rc.IssueWith(ctx, o, app.IssueRequest{CaseID: caseID, Card: card, CardExpiry: cardExpiry,
 		PINs: func(ctx context.Context, req issue.PINRequest) (pinrule.PIN, pinrule.PIN, error) {
 			pin := "7391"
 			if req.Kind == pinrule.Signature {
@@ -221,7 +222,7 @@ func TestAbroadIssuanceFuhyoAddress(t *testing.T) {
 			return pinrule.New(pin), pinrule.New(pin), nil
 		}})
 	if err != nil {
-		t.Fatalf("issuance for a person abroad: %v (%s)", err, app.MessageJA(err))
+		t.Fatalf("issuance for a person abroad: %v (%s)", err, translations.ErrorText("ja", err))
 	}
 	signD, sign := delivered(t, res, workflow.SignatureCert)
 	authD, auth := delivered(t, res, workflow.UserAuthCert)

@@ -49,8 +49,8 @@ type Kind int
 
 // The two card PINs (DOMAIN §2).
 const (
-	Signature Kind = iota // 署名用電子証明書: 6–16 of A–Z 0–9, ≥1 letter and ≥1 digit
-	UserAuth              // 利用者証明用電子証明書 (and 券面事項入力補助 etc.): 4 digits
+	Signature Kind = iota // signature certificate: 6–16 of A–Z 0–9, ≥1 letter and ≥1 digit
+	UserAuth              // user-authentication certificate (and the card-surface input aid etc.): 4 digits
 )
 
 func (k Kind) String() string {
@@ -76,16 +76,18 @@ const (
 	ReasonMismatch                         // the two entries differ
 )
 
-var reasonText = map[Reason]struct{ en, ja string }{
-	ReasonLength:         {"signature pin must be 6 to 16 characters", "署名用電子証明書の暗証番号は6文字以上16文字以下で設定してください。"},
-	ReasonCharset:        {"signature pin may contain only A-Z and 0-9", "署名用電子証明書の暗証番号には英大文字（A～Z）と数字（0～9）のみ使用できます。"},
-	ReasonLetterAndDigit: {"signature pin needs at least one letter and one digit", "英大文字と数字をそれぞれ1文字以上含めてください。"},
-	ReasonFourDigits:     {"user-auth pin must be exactly 4 digits", "利用者証明用電子証明書の暗証番号は数字4桁で設定してください。"},
-	ReasonAllSame:        {"pin repeats one character", "同じ文字だけの暗証番号（1111 など）は使用できません。"},
-	ReasonSequence:       {"pin is an ascending or descending run", "連続した数字や文字（1234、9876、ABCD など）は使用できません。"},
-	ReasonRepeated:       {"pin repeats a shorter pattern", "同じ並びの繰り返し（1212 など）は使用できません。"},
-	ReasonBirthday:       {"pin is derived from the birth date", "生年月日から推測される暗証番号は使用できません。"},
-	ReasonMismatch:       {"the two pin entries differ", "確認のため入力した暗証番号が一致しません。もう一度入力してください。"},
+// reasonText says which rule was broken: the English error text (logs) and the detail code
+// under which assets/translations words it for the applicant.
+var reasonText = map[Reason]struct{ en, code string }{
+	ReasonLength:         {"signature pin must be 6 to 16 characters", "length"},
+	ReasonCharset:        {"signature pin may contain only A-Z and 0-9", "charset"},
+	ReasonLetterAndDigit: {"signature pin needs at least one letter and one digit", "letter_and_digit"},
+	ReasonFourDigits:     {"user-auth pin must be exactly 4 digits", "four_digits"},
+	ReasonAllSame:        {"pin repeats one character", "all_same"},
+	ReasonSequence:       {"pin is an ascending or descending run", "sequence"},
+	ReasonRepeated:       {"pin repeats a shorter pattern", "repeated"},
+	ReasonBirthday:       {"pin is derived from the birth date", "birthday"},
+	ReasonMismatch:       {"the two pin entries differ", "mismatch"},
 }
 
 // Error is a PIN refusal. errors.Is(err, apperr.WeakPIN) holds for every Error.
@@ -113,8 +115,9 @@ func (e *Error) Is(target error) bool {
 // ErrorKind returns apperr.WeakPIN (apperr.KindOf).
 func (e *Error) ErrorKind() apperr.Kind { return apperr.WeakPIN }
 
-// MessageJA is the message shown to the applicant.
-func (e *Error) MessageJA() string { return reasonText[e.Reason].ja }
+// ErrorDetail implements apperr.Detailed: the code of the rule broken ("sequence"), under which
+// assets/translations holds the message shown to the applicant.
+func (e *Error) ErrorDetail() string { return reasonText[e.Reason].code }
 
 // Applicant is what the birthday rule needs.
 type Applicant struct {
@@ -235,14 +238,14 @@ var eras = []struct {
 	name  string
 	start time.Time
 }{
-	{"令和", time.Date(2019, 5, 1, 0, 0, 0, 0, time.UTC)},
-	{"平成", time.Date(1989, 1, 8, 0, 0, 0, 0, time.UTC)},
-	{"昭和", time.Date(1926, 12, 25, 0, 0, 0, 0, time.UTC)},
-	{"大正", time.Date(1912, 7, 30, 0, 0, 0, 0, time.UTC)},
-	{"明治", time.Date(1868, 10, 23, 0, 0, 0, 0, time.UTC)},
+	{"Reiwa", time.Date(2019, 5, 1, 0, 0, 0, 0, time.UTC)},
+	{"Heisei", time.Date(1989, 1, 8, 0, 0, 0, 0, time.UTC)},
+	{"Showa", time.Date(1926, 12, 25, 0, 0, 0, 0, time.UTC)},
+	{"Taisho", time.Date(1912, 7, 30, 0, 0, 0, 0, time.UTC)},
+	{"Meiji", time.Date(1868, 10, 23, 0, 0, 0, 0, time.UTC)},
 }
 
-// EraYear returns the Japanese era year of t (元年 = 1), or 0 before Meiji.
+// EraYear returns the Japanese era year of t (the first year, gannen, = 1), or 0 before Meiji.
 func EraYear(t time.Time) int {
 	d := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
 	for _, e := range eras {

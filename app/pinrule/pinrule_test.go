@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"madoguchi/app/apperr"
+	"madoguchi/assets/translations"
 )
 
 func TestCheck(t *testing.T) {
@@ -92,7 +93,7 @@ func TestCheck(t *testing.T) {
 			if strings.Contains(err.Error(), c.pin) {
 				t.Fatalf("error %q reveals the PIN", err)
 			}
-			if pe.MessageJA() == "" {
+			if translations.ErrorText("ja", pe) == "" {
 				t.Fatal("no Japanese message")
 			}
 		})

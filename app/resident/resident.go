@@ -190,7 +190,7 @@ func (r Resident) Validate() error {
 		}
 	case StatusAbroad:
 		if r.FuhyoAddress == "" || r.Honseki == "" {
-			return apperr.New(apperr.InvalidInput, "resident: %s: a person abroad needs the 戸籍の附票 items", r.RecordCode)
+			return apperr.New(apperr.InvalidInput, "resident: %s: a person abroad needs the items of the family-register supplement (koseki no fuhyo)", r.RecordCode)
 		}
 	default:
 		return apperr.New(apperr.InvalidInput, "resident: %s: unknown status %q", r.RecordCode, r.Status)

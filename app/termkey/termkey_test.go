@@ -50,7 +50,7 @@ func tokenURI(t *testing.T, h *testenv.HSM) string {
 	return "pkcs11:token=" + h.TokenLabel + "?module-path=" + h.Module + "&pin-source=file:" + pin
 }
 
-// terminal is one enrolled terminal's data directory, laid out as the terminal's calink.go
+// terminal is one enrolled terminal's data directory, laid out as the terminal's app/calink
 // keeps it (<data-dir>/ca/terminal-key.pem, terminal-cert.pem, tls-ca.pem).
 type terminal struct {
 	dir  string
@@ -61,7 +61,7 @@ func (tm terminal) keyFile() string  { return filepath.Join(tm.dir, "ca", "termi
 func (tm terminal) certFile() string { return filepath.Join(tm.dir, "ca", "terminal-cert.pem") }
 func (tm terminal) rootFile() string { return filepath.Join(tm.dir, "ca", "tls-ca.pem") }
 
-// enrol does what caLink.Enrol does: a new key (Generate), a CSR with a one-time token
+// enrol does what calink.Link.Enrol does: a new key (Generate), a CSR with a one-time token
 // (raclient.Enroll), then key (Save), certificate, pinned TLS CA, and the old keys retired.
 func enrol(t *testing.T, ca *e2e.CA, dir, uri string) terminal {
 	t.Helper()
@@ -103,7 +103,7 @@ func enrol(t *testing.T, ca *e2e.CA, dir, uri string) terminal {
 	return tm
 }
 
-// dial builds the mTLS client as caLink.Client does.
+// dial builds the mTLS client as calink.Link.Client does.
 func (tm terminal) dial(t *testing.T, ca *e2e.CA) (*raclient.Client, error) {
 	t.Helper()
 	pair, err := tm.keys.Certificate(tm.certFile())

@@ -226,9 +226,9 @@ func (c *Case) RecordIdentity(e Evidence) error {
 	if e.Proxy {
 		switch {
 		case !e.PowerOfAttorney:
-			return apperr.New(apperr.InvalidInput, "workflow: a proxy needs the power of attorney (委任状)")
+			return apperr.New(apperr.InvalidInput, "workflow: a proxy needs the power of attorney")
 		case !e.InquiryReply:
-			return apperr.New(apperr.InvalidInput, "workflow: a proxy needs the reply to the inquiry (照会書回答書)")
+			return apperr.New(apperr.InvalidInput, "workflow: a proxy needs the reply to the inquiry")
 		case strings.TrimSpace(e.ProxyName) == "" || !e.ProxyDocument.accepted():
 			return apperr.New(apperr.InvalidInput, "workflow: a proxy needs their name and own photo identity document")
 		}

@@ -5,9 +5,9 @@ import (
 	"fmt"
 )
 
-// Code names one kind of failure. It is stable: terminals turn it into a
-// Japanese message, and ca-server/api maps it to an HTTP status in one
-// table.
+// Code names one kind of failure. It is stable: the terminal's app keeps it
+// as the detail code of an apperr kind (assets/translations words it), and
+// ca-server/api maps it to an HTTP status in one table.
 type Code string
 
 // Codes.

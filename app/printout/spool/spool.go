@@ -64,6 +64,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"madoguchi/app/apperr"
 )
 
 // DefaultServer is the local CUPS scheduler's socket on Debian.
@@ -116,6 +118,27 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// ErrorKind implements apperr.Kinded: every failure to print is apperr.PrintFailed, so the
+// terminal words it from its one table (assets/translations) with the detail code below.
+func (e *Error) ErrorKind() apperr.Kind { return apperr.PrintFailed }
+
+// ErrorDetail implements apperr.Detailed: which sentinel, as a code ("queue_stopped").
+func (e *Error) ErrorDetail() string {
+	for _, d := range []struct {
+		err  error
+		code string
+	}{
+		{ErrQueueStopped, "queue_stopped"}, {ErrNoSuchQueue, "no_such_queue"}, {ErrServerUnreachable, "server_unreachable"},
+		{ErrJobAborted, "job_aborted"}, {ErrRefused, "refused"}, {ErrBadRequest, "bad_request"},
+		{context.DeadlineExceeded, "timeout"}, {context.Canceled, "cancelled"},
+	} {
+		if errors.Is(e.Err, d.err) {
+			return d.code
+		}
+	}
+	return ""
+}
 
 // Client prints to one queue of one CUPS server.
 type Client struct {

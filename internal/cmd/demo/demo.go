@@ -69,7 +69,7 @@ type demo struct {
 	caURL        string // https://host:port once ca-server answers
 	caDir        string
 	reader       string // the reader the virtual card sits in
-	cupsServer   string // the private cupsd's socket once it runs (printer.go)
+	cupsServer   string // the private cupsd's socket once it runs (app/calink/printer.go)
 	enrolPending bool   // the terminal was started with a fresh enrolment token
 }
 

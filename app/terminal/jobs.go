@@ -1,4 +1,7 @@
-package main
+package terminal
+
+// The terminal's periodic jobs, started by Terminal.Run: the resident-change outbox, the
+// audit witness, the daily audit backup and the clock check.
 
 import (
 	"context"
@@ -9,93 +12,8 @@ import (
 	"madoguchi/app"
 	"madoguchi/app/apperr"
 	"madoguchi/app/audit"
-	"madoguchi/cardio/pcsc"
 	"madoguchi/internal/timesync"
-	"madoguchi/ui"
 )
-
-// pcscCardWatcher adapts cardio/pcsc's presence watcher to the status bar (ui.CardWatcher).
-// An empty reader name means the first reader pcscd lists, looked up on every (re)start so a
-// reader plugged in later is found.
-type pcscCardWatcher struct {
-	reader string
-	// link, when set, supplies the reader chosen in the settings (it overrides reader) and
-	// restarts the watch when the choice changes.
-	link *caLink
-}
-
-var _ ui.CardWatcher = pcscCardWatcher{}
-
-// WatchCard implements ui.CardWatcher. It returns the pcsc error when pcscd or the reader is
-// missing; the status bar then shows "no reader" and restarts it.
-func (p pcscCardWatcher) WatchCard(ctx context.Context, report func(ui.CardStatus)) (err error) {
-	reader := p.reader
-	var changed <-chan struct{}
-	if p.link != nil {
-		changed = p.link.Changed()
-		if r := p.link.Reader(); r != "" {
-			reader = r
-		}
-	}
-	if changed != nil {
-		// A new reader choice ends this watch; the status bar restarts it with the new one.
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithCancel(ctx)
-		defer cancel()
-		go func() {
-			select {
-			case <-changed:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
-		defer func() {
-			select {
-			case <-changed:
-				err = errReaderChanged // not context.Canceled: the status bar must restart the watch
-			default:
-			}
-		}()
-	}
-	if reader == "" {
-		c, err := pcsc.Open()
-		if err != nil {
-			return err
-		}
-		readers, err := c.Readers()
-		c.Close()
-		if err != nil {
-			return err
-		}
-		reader = readers[0]
-	}
-	w, err := pcsc.NewWatcher(reader)
-	if err != nil {
-		return err
-	}
-	defer w.Close()
-	seen := false
-	for {
-		events, err := w.Next(ctx)
-		if err != nil {
-			return err
-		}
-		for _, ev := range events {
-			switch {
-			case ev.Present:
-				report(ui.CardPresent)
-			case seen:
-				report(ui.CardRemoved)
-			default:
-				report(ui.CardAbsent)
-			}
-			seen = true
-		}
-	}
-}
-
-// errReaderChanged ends a card watch when the supervisor chose another reader.
-var errReaderChanged = errors.New("terminal: card reader changed in the settings")
 
 // residentChangeSender is the part of app.Terminal that delivers the resident-change outbox.
 type residentChangeSender interface {
@@ -107,9 +25,16 @@ type residentChangeSender interface {
 // press "send". Each row keeps its own retry schedule in the outbox; this only wakes it up.
 // Only counts are logged: the rows name residents.
 func sendResidentChangesEvery(ctx context.Context, s residentChangeSender, every time.Duration) {
-	repeatEvery(ctx, every, func() {
+	sendResidentChangesOn(ctx, s, every, nil)
+}
+
+// sendResidentChangesOn is sendResidentChangesEvery that also sends at once when wake's
+// channel closes (a CA link change: enrolment, a new CA URL), so a terminal started without a
+// CA delivers its outbox as soon as it has one.
+func sendResidentChangesOn(ctx context.Context, s residentChangeSender, every time.Duration, wake func() <-chan struct{}) {
+	repeatOn(ctx, every, wake, func() {
 		ds, err := s.SendResidentChanges(ctx)
-		if err != nil && ctx.Err() == nil {
+		if err != nil && ctx.Err() == nil && !errors.Is(err, app.ErrNoCA) { // no CA yet: it waits for one
 			log.Printf("resident changes: delivery to the CA failed: %v", err)
 		}
 		count := map[app.ChangeOutcome]int{}
@@ -154,11 +79,17 @@ type auditWitnesser interface {
 // next tick; a head the CA refuses (the file was rewritten or replaced) is logged loudly and
 // recorded in the audit trail by app.
 func witnessAuditEvery(ctx context.Context, w auditWitnesser, every time.Duration) {
+	witnessAuditOn(ctx, w, every, nil)
+}
+
+// witnessAuditOn is witnessAuditEvery that also sends at once when wake's channel closes (a
+// CA link change).
+func witnessAuditOn(ctx context.Context, w auditWitnesser, every time.Duration, wake func() <-chan struct{}) {
 	failing := false
-	repeatEvery(ctx, every, func() {
+	repeatOn(ctx, every, wake, func() {
 		_, err := w.WitnessAudit(ctx, "-")
 		switch {
-		case ctx.Err() != nil:
+		case ctx.Err() != nil, errors.Is(err, app.ErrNoCA): // no CA yet: it waits for one
 		case errors.Is(err, apperr.AuditBroken):
 			log.Printf("AUDIT WITNESS: the CA refused this terminal's audit chain head: terminal.db was rewritten or replaced: %v", err)
 		case err != nil && !failing:
@@ -166,7 +97,7 @@ func witnessAuditEvery(ctx context.Context, w auditWitnesser, every time.Duratio
 		case err == nil && failing:
 			log.Printf("audit witness: the CA witnesses the audit chain head again")
 		}
-		failing = err != nil
+		failing = err != nil && !errors.Is(err, app.ErrNoCA)
 	})
 }
 
@@ -197,15 +128,24 @@ func checkClockEvery(ctx context.Context, c clockChecker, read app.ClockReader, 
 }
 
 // repeatEvery runs f at once and then on every tick until ctx ends.
-func repeatEvery(ctx context.Context, every time.Duration, f func()) {
+func repeatEvery(ctx context.Context, every time.Duration, f func()) { repeatOn(ctx, every, nil, f) }
+
+// repeatOn is repeatEvery that also runs f when the channel wake returns closes (nil: ticks
+// only). The channel is taken before f runs, so a change during f wakes the next round.
+func repeatOn(ctx context.Context, every time.Duration, wake func() <-chan struct{}, f func()) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
+		var woken <-chan struct{}
+		if wake != nil {
+			woken = wake()
+		}
 		f()
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-woken:
 		}
 	}
 }

@@ -1,13 +1,8 @@
-package main
+package calink
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"encoding/pem"
 	"errors"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,92 +10,17 @@ import (
 	"time"
 
 	"madoguchi/app/apperr"
-	"madoguchi/ca-server/api"
-	"madoguchi/ca-server/audit"
-	"madoguchi/ca-server/issuance"
-	"madoguchi/ca-server/issuance/issuancetest"
-	"madoguchi/ca-server/store"
-	"madoguchi/ca-server/tlsca"
+	"madoguchi/internal/testca"
 	"madoguchi/internal/testenv"
-	"madoguchi/ui"
 )
 
-// testCA is ca-server's real HTTPS API (TLS 1.3, enrolment, internal TLS CA) in-process, with the
-// issuance service's in-process fakes (enrolment and the TLS link do not touch them).
-type testCA struct {
-	ca      *tlsca.CA
-	url     string
-	caPEM   string // file with the internal TLS CA certificate
-	srv     *httptest.Server
-	stopped bool
-}
-
-func startTestCA(t *testing.T) *testCA {
-	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := store.OpenSQLite(ctx, filepath.Join(dir, "ca.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	cert, signer, err := tlsca.LoadOrCreate(dir, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := tlsca.New(cert, signer, st, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ak, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	alog, err := audit.Open(ctx, st, audit.Options{Signer: ak, KeyID: "test", Every: 5})
-	if err != nil {
-		t.Fatal(err)
-	}
-	iss, err := issuancetest.NewIssuer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := issuance.New(issuance.Config{Store: st, Keys: &issuancetest.Keys{}, Cards: issuancetest.Cards{}, Issuer: iss,
-		Applicants: issuance.BasicApplicantChecker{Key: make([]byte, 32)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := api.New(api.Config{Service: svc, Enroller: ca, Terminals: st, Audit: alog, ClientCAs: ca.Pool(), MaxBody: 16 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	serverCert, err := ca.ServerCertificate([]string{"127.0.0.1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewUnstartedServer(srv)
-	ts.TLS = api.TLSConfig(serverCert)
-	ts.StartTLS()
-	t.Cleanup(ts.Close)
-	caPEM := filepath.Join(dir, "tls-ca-handed-over.pem")
-	if err := os.WriteFile(caPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return &testCA{ca: ca, url: ts.URL, caPEM: caPEM, srv: ts}
-}
-
-func (c *testCA) token(t *testing.T) string {
-	t.Helper()
-	tok, err := c.ca.NewEnrolmentToken(context.Background(), "131016", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
-
 // nextStatus runs WatchCA until its first report.
-func nextStatus(t *testing.T, l *caLink) ui.CAStatus {
+func nextStatus(t *testing.T, l *Link) Status {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	got := make(chan ui.CAStatus, 1)
-	go l.WatchCA(ctx, func(s ui.CAStatus) {
+	got := make(chan Status, 1)
+	go l.WatchCA(ctx, func(s Status) {
 		select {
 		case got <- s:
 		default:
@@ -115,19 +35,19 @@ func nextStatus(t *testing.T, l *caLink) ui.CAStatus {
 // indicator goes from "not configured" to "connected" (mutual TLS 1.3 handshake) and to
 // "unreachable" when the CA stops; the token cannot be used twice.
 func TestCALinkEnrolsAndConnects(t *testing.T) {
-	ca := startTestCA(t)
+	ca := testca.Start(t)
 	dataDir := t.TempDir()
-	l, err := openCALink(dataDir, linkSettings{CAURL: ca.url, CACertFile: ca.caPEM})
+	l, err := Open(dataDir, Settings{CAURL: ca.URL, CACertFile: ca.CAPEM})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := nextStatus(t, l); s != ui.CANotConfigured {
+	if s := nextStatus(t, l); s != NotConfigured {
 		t.Errorf("before enrolment: status %v, want not configured", s)
 	}
 	if c, err := l.Client(); c != nil || err != nil {
 		t.Errorf("client before enrolment: %v, %v", c, err)
 	}
-	tok := ca.token(t)
+	tok := ca.Token(t)
 	tc, err := l.Enrol(context.Background(), tok)
 	if err != nil {
 		t.Fatalf("Enrol: %v", err)
@@ -142,18 +62,18 @@ func TestCALinkEnrolsAndConnects(t *testing.T) {
 	if cur := l.Current(); cur.Certificate == nil || cur.Certificate.Municipality != "131016" || cur.CACertFile != l.pinnedCAFile() {
 		t.Errorf("settings after enrolment %+v", cur)
 	}
-	if s := nextStatus(t, l); s != ui.CAConnected {
+	if s := nextStatus(t, l); s != Connected {
 		t.Errorf("after enrolment: status %v, want connected", s)
 	}
 	if c, err := l.Client(); c == nil || err != nil {
 		t.Errorf("mTLS client after enrolment: %v", err)
 	}
 	// The settings survive a restart; flags left empty keep them.
-	l2, err := openCALink(dataDir, linkSettings{})
+	l2, err := Open(dataDir, Settings{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l2.Current().CAURL != ca.url || !l2.enrolled() {
+	if l2.Current().CAURL != ca.URL || !l2.enrolled() {
 		t.Errorf("after restart: %+v", l2.Current())
 	}
 	// The token was single use.
@@ -163,18 +83,18 @@ func TestCALinkEnrolsAndConnects(t *testing.T) {
 	if _, err := os.Stat(l.certFile()); err != nil {
 		t.Error("a refused enrolment removed the certificate")
 	}
-	ca.srv.Close()
-	if s := nextStatus(t, l); s != ui.CAUnreachable {
+	ca.Srv.Close()
+	if s := nextStatus(t, l); s != Unreachable {
 		t.Errorf("CA stopped: status %v, want unreachable", s)
 	}
 }
 
 func TestCALinkRefusesPlainHTTPAndWakesWatcher(t *testing.T) {
-	l, err := openCALink(t.TempDir(), linkSettings{})
+	l, err := Open(t.TempDir(), Settings{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := openCALink(t.TempDir(), linkSettings{CAURL: "http://ca.example"}); err == nil {
+	if _, err := Open(t.TempDir(), Settings{CAURL: "http://ca.example"}); err == nil {
 		t.Error("plain http CA URL accepted at start")
 	}
 	changed := l.Changed()
@@ -202,7 +122,7 @@ func TestCALinkRefusesPlainHTTPAndWakesWatcher(t *testing.T) {
 // key, the URI is kept in the settings, a refused enrolment leaves the enrolled key usable, and
 // the resident-file key comes from the token.
 func TestCALinkKeyInToken(t *testing.T) {
-	ca := startTestCA(t)
+	ca := testca.Start(t)
 	h := testenv.SoftHSM(t)
 	pin := filepath.Join(t.TempDir(), "token.pin")
 	if err := os.WriteFile(pin, []byte(h.UserPIN+"\n"), 0o600); err != nil {
@@ -210,18 +130,18 @@ func TestCALinkKeyInToken(t *testing.T) {
 	}
 	uri := "pkcs11:token=" + h.TokenLabel + "?module-path=" + h.Module + "&pin-source=file:" + pin
 	dataDir := t.TempDir()
-	l, err := openCALink(dataDir, linkSettings{CAURL: ca.url, CACertFile: ca.caPEM, KeyURI: uri})
+	l, err := Open(dataDir, Settings{CAURL: ca.URL, CACertFile: ca.CAPEM, KeyURI: uri})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok := ca.token(t)
+	tok := ca.Token(t)
 	if _, err := l.Enrol(context.Background(), tok); err != nil {
 		t.Fatalf("Enrol: %v", err)
 	}
 	if _, err := os.Stat(l.keyFile()); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("key file with the key in the token: %v", err)
 	}
-	if s := nextStatus(t, l); s != ui.CAConnected {
+	if s := nextStatus(t, l); s != Connected {
 		t.Errorf("after enrolment: status %v, want connected", s)
 	}
 	if c, err := l.Client(); c == nil || err != nil {
@@ -236,7 +156,7 @@ func TestCALinkKeyInToken(t *testing.T) {
 	if c, err := l.Client(); c == nil || err != nil {
 		t.Fatalf("mTLS client after a refused enrolment: %v", err)
 	}
-	if fk, err := l.residentFileKey(); fk == nil || err != nil {
+	if fk, err := l.ResidentFileKey(); fk == nil || err != nil {
 		t.Errorf("resident-file key from the token: %v, %v", fk, err)
 	}
 	b, _ := os.ReadFile(l.settingsFile())
@@ -247,7 +167,7 @@ func TestCALinkKeyInToken(t *testing.T) {
 	// link, rather than falling back to a key file.
 	l.keys.Close() // the PKCS#11 module is process-wide: unload it before switching configuration
 	testenv.SoftHSM(t)
-	if _, err := openCALink(t.TempDir(), linkSettings{KeyURI: uri}); err == nil {
-		t.Error("openCALink without the token succeeded")
+	if _, err := Open(t.TempDir(), Settings{KeyURI: uri}); err == nil {
+		t.Error("Open without the token succeeded")
 	}
 }

@@ -1,16 +1,18 @@
-package main
+package calink
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"madoguchi/app/apperr"
 	"madoguchi/app/printout"
 	"madoguchi/app/printout/spool"
-	"madoguchi/ui"
 )
 
 // The counter's printer is a setting of the terminal like the CA URL: the supervisor chooses
@@ -18,16 +20,12 @@ import (
 // --printer / --cups-server on the command line win over the stored values. Each print uses the
 // queue in the settings at that moment, so a change takes effect at the next print.
 
-var (
-	_ ui.DocumentPrinter = (*caLink)(nil)
-
-	// errNoPrinter: printing was asked for while no queue is set.
-	errNoPrinter = apperr.New(apperr.InvalidInput, "terminal: no printer is set (settings screen or --printer)")
-)
+// errNoPrinter: printing was asked for while no queue is set.
+var errNoPrinter = apperr.New(apperr.InvalidInput, "terminal: no printer is set (settings screen or --printer)")
 
 // printerFlags applies --printer and --cups-server to the settings next. Only the form is
 // checked, not the scheduler: the terminal starts while the print server is down.
-func printerFlags(next *linkSettings, flags linkSettings) error {
+func printerFlags(next *Settings, flags Settings) error {
 	if flags.Printer == "" && flags.CUPSServer == "" {
 		return nil
 	}
@@ -43,7 +41,7 @@ func printerFlags(next *linkSettings, flags linkSettings) error {
 }
 
 // spoolClient is the client of the queue in the settings now, or nil when none is set.
-func (l *caLink) spoolClient() (*spool.Client, error) {
+func (l *Link) spoolClient() (*spool.Client, error) {
 	l.mu.Lock()
 	queue, server := l.settings.Printer, l.settings.CUPSServer
 	l.mu.Unlock()
@@ -53,10 +51,10 @@ func (l *caLink) spoolClient() (*spool.Client, error) {
 	return spool.New(spool.Options{Queue: queue, Server: server})
 }
 
-// SetPrinter implements ui.TerminalSettings: a queue is kept only when its scheduler answers
+// SetPrinter chooses the CUPS queue of the counter's documents and its scheduler: a queue is kept only when its scheduler answers
 // and has it (a stopped queue is kept: it is the right queue, and printing says it is stopped);
 // queue "" turns printing off. The errors are spool's, for the screen to explain.
-func (l *caLink) SetPrinter(ctx context.Context, queue, server string) error {
+func (l *Link) SetPrinter(ctx context.Context, queue, server string) error {
 	queue, server = strings.TrimSpace(queue), strings.TrimSpace(server)
 	if queue == "" && server != "" {
 		return &spool.Error{Err: spool.ErrBadRequest, Detail: "a CUPS server without a queue"}
@@ -70,37 +68,45 @@ func (l *caLink) SetPrinter(ctx context.Context, queue, server string) error {
 			return err
 		}
 	}
-	if err := l.change(func(st *linkSettings) { st.Printer, st.CUPSServer = queue, server }, false); err != nil {
+	if err := l.change(func(st *Settings) { st.Printer, st.CUPSServer = queue, server }, false); err != nil {
 		return err
 	}
-	logPrinter(l.Current())
+	LogPrinter(l.Current())
 	return nil
 }
 
 // Configured reports whether a queue is set (ui: without one, documents are saved only).
-func (l *caLink) Configured() bool {
+func (l *Link) Configured() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.settings.Printer != ""
 }
 
-// PrintFile implements ui.DocumentPrinter through the queue in the settings now.
-func (l *caLink) PrintFile(ctx context.Context, path, title string) (int, error) {
+// PrintFile prints the saved PDF at path through the queue in the settings now. The printed
+// bytes are the saved file's, so the paper is the very document that was previewed.
+func (l *Link) PrintFile(ctx context.Context, path, title string) (int, error) {
 	c, err := l.spoolClient()
 	if err != nil || c == nil {
 		return 0, errors.Join(errNoPrinter, err)
 	}
-	return ui.SpoolPrinter{Spool: c}.PrintFile(ctx, path, title)
+	pdf, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("terminal: print %s: %w", filepath.Base(path), err)
+	}
+	return c.Print(ctx, title, pdf)
 }
 
-// PrintTestPage implements ui.TerminalSettings: a page naming the queue and the terminal, with
+// PrintTestPage prints a page naming the queue and the terminal, with
 // every character class of the documents, so the supervisor sees the fonts print whole.
-func (l *caLink) PrintTestPage(ctx context.Context) (int, error) {
+func (l *Link) PrintTestPage(ctx context.Context) (int, error) {
 	c, err := l.spoolClient()
 	if err != nil || c == nil {
 		return 0, errors.Join(errNoPrinter, err)
 	}
-	p, err := l.testPageFonts()
+	if l.TestPageFonts == nil {
+		return 0, errors.New("terminal: no fonts for the test page")
+	}
+	p, err := l.TestPageFonts()
 	if err != nil {
 		return 0, err
 	}
@@ -115,8 +121,8 @@ func (l *caLink) PrintTestPage(ctx context.Context) (int, error) {
 	return c.Print(ctx, "madoguchi test page", pdf)
 }
 
-// logPrinter says where documents go.
-func logPrinter(c ui.TerminalConfig) {
+// LogPrinter says in the log where documents go.
+func LogPrinter(c Config) {
 	if c.Printer == "" {
 		log.Printf("no printer set: documents are saved as PDF, not printed")
 		return

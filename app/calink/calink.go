@@ -1,4 +1,9 @@
-package main
+// Package calink is the terminal's link to ca-server (TS Art. 7(i), Art. 10: mutual TLS 1.3)
+// and its other settings: the settings file (CA URL, reader, printer, key URI), the terminal's
+// TLS key and client certificate, enrolment with a one-time token, the mTLS client in effect
+// (Link.Client: the one provider of the CA client every procedure asks, app.Config.CurrentCA),
+// the CA indicator's watcher and the counter's printer (printer.go).
+package calink
 
 import (
 	"context"
@@ -18,19 +23,15 @@ import (
 
 	"madoguchi/app"
 	"madoguchi/app/apperr"
-	"madoguchi/app/issue"
+	"madoguchi/app/cardreader"
 	"madoguchi/app/printout"
 	"madoguchi/app/resident"
 	"madoguchi/app/termkey"
-	"madoguchi/assets/fonts/printfonts"
-	"madoguchi/cardio"
-	"madoguchi/cardio/pcsc"
 	"madoguchi/internal/atomicfile"
 	"madoguchi/raclient"
-	"madoguchi/ui"
 )
 
-// caLink is the terminal's link to ca-server (TS Art. 7(i), Art. 10: mutual TLS 1.3): the
+// Link is the terminal's link to ca-server (TS Art. 7(i), Art. 10: mutual TLS 1.3): the
 // settings the supervisor edits (CA URL, reader), the terminal's own TLS key and client
 // certificate, enrolment with a one-time token, the mTLS client (app.DialCA) and the status
 // bar's CA indicator.
@@ -50,19 +51,20 @@ import (
 // printer and the key URI.
 //
 // Concurrency: safe for concurrent use; every change wakes the CA watcher.
-type caLink struct {
+type Link struct {
 	dir  string
 	keys *termkey.Keys // the TLS key's place: the key file, or the token of settings.KeyURI
-	// testPageFonts gives the document printer for the printer test page (printer.go).
-	testPageFonts func() (*printout.Printer, error)
+	// TestPageFonts gives the document printer for the printer test page (printer.go).
+	TestPageFonts func() (*printout.Printer, error)
 
 	mu       sync.Mutex
-	settings linkSettings
+	settings Settings
 	client   *raclient.Client // built on first use after each change; nil when not configured
 	changed  chan struct{}    // closed on every change
 }
 
-type linkSettings struct {
+// Settings are the terminal's settings in settings.json.
+type Settings struct {
 	CAURL      string `json:"ca_url"`
 	Reader     string `json:"reader"`
 	CACertFile string `json:"ca_cert_file"` // before enrolment: the TLS CA certificate to trust
@@ -75,18 +77,45 @@ type linkSettings struct {
 	KeyURI string `json:"key_uri,omitempty"`
 }
 
-var _ ui.TerminalSettings = (*caLink)(nil)
+// Config is the settings in effect, for the settings screen.
+type Config struct {
+	CAURL      string
+	Reader     string
+	CACertFile string // the internal TLS CA certificate the terminal trusts ("" = none yet)
+	Printer    string // the CUPS queue of the counter's documents ("" = none)
+	CUPSServer string // its scheduler ("" = the default)
+	// Certificate is the terminal's client certificate; nil before enrolment.
+	Certificate *Certificate
+}
 
-func (l *caLink) caDir() string        { return filepath.Join(l.dir, "ca") }
-func (l *caLink) keyFile() string      { return filepath.Join(l.caDir(), "terminal-key.pem") }
-func (l *caLink) certFile() string     { return filepath.Join(l.caDir(), "terminal-cert.pem") }
-func (l *caLink) pinnedCAFile() string { return filepath.Join(l.caDir(), "tls-ca.pem") }
-func (l *caLink) settingsFile() string { return filepath.Join(l.dir, "settings.json") }
+// Certificate describes the terminal's client certificate.
+type Certificate struct {
+	TerminalID   string
+	Municipality string // 6-digit local government code the terminal is bound to
+	NotAfter     time.Time
+}
 
-// openCALink loads the settings of the terminal in dataDir; non-empty values in flags (the
+// Status is what the status bar shows about the link to ca-server.
+type Status int
+
+// The CA link states.
+const (
+	Unknown       Status = iota // not checked yet
+	Connected                   // the last mutual-TLS status request succeeded
+	Unreachable                 // the last status request failed
+	NotConfigured               // the terminal has no CA address
+)
+
+func (l *Link) caDir() string        { return filepath.Join(l.dir, "ca") }
+func (l *Link) keyFile() string      { return filepath.Join(l.caDir(), "terminal-key.pem") }
+func (l *Link) certFile() string     { return filepath.Join(l.caDir(), "terminal-cert.pem") }
+func (l *Link) pinnedCAFile() string { return filepath.Join(l.caDir(), "tls-ca.pem") }
+func (l *Link) settingsFile() string { return filepath.Join(l.dir, "settings.json") }
+
+// Open loads the settings of the terminal in dataDir; non-empty values in flags (the
 // command line) replace the stored ones and are kept.
-func openCALink(dataDir string, flags linkSettings) (*caLink, error) {
-	l := &caLink{dir: dataDir, changed: make(chan struct{})}
+func Open(dataDir string, flags Settings) (*Link, error) {
+	l := &Link{dir: dataDir, changed: make(chan struct{})}
 	b, err := os.ReadFile(l.settingsFile())
 	switch {
 	case err == nil:
@@ -141,7 +170,7 @@ func checkCAURL(s string) error {
 }
 
 // save writes settings.json (0600) atomically. Caller holds mu or owns l.
-func (l *caLink) save() error {
+func (l *Link) save() error {
 	b, err := json.MarshalIndent(l.settings, "", "  ")
 	if err != nil {
 		return err
@@ -151,7 +180,7 @@ func (l *caLink) save() error {
 
 // touch records a change: the client is rebuilt on next use and the watcher re-checks.
 // Caller holds mu.
-func (l *caLink) touch() {
+func (l *Link) touch() {
 	if l.client != nil {
 		l.client.Close()
 		l.client = nil
@@ -162,21 +191,24 @@ func (l *caLink) touch() {
 
 // rootFile is the TLS CA certificate the terminal trusts: the one pinned at enrolment, else the
 // --ca-cert file. Caller holds mu.
-func (l *caLink) rootFile() string {
+func (l *Link) rootFile() string {
 	if _, err := os.Stat(l.pinnedCAFile()); err == nil {
 		return l.pinnedCAFile()
 	}
 	return l.settings.CACertFile
 }
 
-func (l *caLink) enrolled() bool {
+// Enrolled reports whether the terminal has its client certificate.
+func (l *Link) Enrolled() bool { return l.enrolled() }
+
+func (l *Link) enrolled() bool {
 	_, err := os.Stat(l.certFile())
 	return err == nil
 }
 
 // Client returns the mTLS client of the CA, or nil when the terminal has no CA URL or is not
 // enrolled yet.
-func (l *caLink) Client() (*raclient.Client, error) {
+func (l *Link) Client() (*raclient.Client, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.client != nil {
@@ -197,11 +229,21 @@ func (l *caLink) Client() (*raclient.Client, error) {
 	return c, nil
 }
 
-// Current implements ui.TerminalSettings.
-func (l *caLink) Current() ui.TerminalConfig {
+// CA is Client as the domain's provider of the CA client in effect (app.Config.CurrentCA):
+// nil and no error when the terminal has no CA URL or is not enrolled.
+func (l *Link) CA() (app.CA, error) {
+	c, err := l.Client()
+	if c == nil { // no typed nil in the interface
+		return nil, err
+	}
+	return c, nil
+}
+
+// Current returns the settings in effect.
+func (l *Link) Current() Config {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	c := ui.TerminalConfig{CAURL: l.settings.CAURL, Reader: l.settings.Reader, CACertFile: l.rootFile(),
+	c := Config{CAURL: l.settings.CAURL, Reader: l.settings.Reader, CACertFile: l.rootFile(),
 		Printer: l.settings.Printer, CUPSServer: l.settings.CUPSServer}
 	if tc, err := readTerminalCert(l.certFile()); err == nil {
 		c.Certificate = &tc
@@ -211,42 +253,42 @@ func (l *caLink) Current() ui.TerminalConfig {
 
 // readTerminalCert describes the client certificate: its CN is the terminal id and its OU the
 // municipality code (ca-server/tlsca).
-func readTerminalCert(path string) (ui.TerminalCertificate, error) {
+func readTerminalCert(path string) (Certificate, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return ui.TerminalCertificate{}, err
+		return Certificate{}, err
 	}
 	blk, _ := pem.Decode(b)
 	if blk == nil {
-		return ui.TerminalCertificate{}, fmt.Errorf("terminal: %s holds no PEM certificate", path)
+		return Certificate{}, fmt.Errorf("terminal: %s holds no PEM certificate", path)
 	}
 	cert, err := x509.ParseCertificate(blk.Bytes)
 	if err != nil {
-		return ui.TerminalCertificate{}, err
+		return Certificate{}, err
 	}
-	tc := ui.TerminalCertificate{TerminalID: cert.Subject.CommonName, NotAfter: cert.NotAfter}
+	tc := Certificate{TerminalID: cert.Subject.CommonName, NotAfter: cert.NotAfter}
 	if len(cert.Subject.OrganizationalUnit) > 0 {
 		tc.Municipality = cert.Subject.OrganizationalUnit[0]
 	}
 	return tc, nil
 }
 
-// SetCAURL implements ui.TerminalSettings.
-func (l *caLink) SetCAURL(ctx context.Context, s string) error {
+// SetCAURL changes the CA's https URL; every procedure uses it from its next call.
+func (l *Link) SetCAURL(ctx context.Context, s string) error {
 	if err := checkCAURL(s); err != nil {
 		return err
 	}
-	return l.change(func(st *linkSettings) { st.CAURL = s }, true)
+	return l.change(func(st *Settings) { st.CAURL = s }, true)
 }
 
-// SetReader implements ui.TerminalSettings.
-func (l *caLink) SetReader(reader string) error {
-	return l.change(func(st *linkSettings) { st.Reader = reader }, true)
+// SetReader chooses the PC/SC reader ("" = the first one).
+func (l *Link) SetReader(reader string) error {
+	return l.change(func(st *Settings) { st.Reader = reader }, true)
 }
 
 // change applies f to the settings and saves them; when the save fails the settings stay as
 // they were. reconnect rebuilds the CA client and wakes the watcher (touch).
-func (l *caLink) change(f func(*linkSettings), reconnect bool) error {
+func (l *Link) change(f func(*Settings), reconnect bool) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	old := l.settings
@@ -262,51 +304,51 @@ func (l *caLink) change(f func(*linkSettings), reconnect bool) error {
 }
 
 // Reader returns the chosen reader ("" = the first one pcscd lists).
-func (l *caLink) Reader() string {
+func (l *Link) Reader() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.settings.Reader
 }
 
 // Changed returns a channel closed at the next settings change.
-func (l *caLink) Changed() <-chan struct{} {
+func (l *Link) Changed() <-chan struct{} {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.changed
 }
 
-// Readers implements ui.TerminalSettings.
-func (l *caLink) Readers(ctx context.Context) ([]string, error) { return pcscReaders() }
+// Readers lists the readers pcscd knows.
+func (l *Link) Readers(ctx context.Context) ([]string, error) { return cardreader.Names() }
 
 // ErrNoCACert: enrolment needs the internal TLS CA certificate (--ca-cert) to trust the CA.
 var ErrNoCACert = apperr.New(apperr.InvalidInput, "terminal: the internal TLS CA certificate is not configured (--ca-cert)")
 
-// Enrol implements ui.TerminalSettings: it makes a fresh P-256 key (file 0600, or in the token
+// Enrol makes a fresh P-256 key (file 0600, or in the token
 // of the key URI), sends a CSR with the one-time token (raclient.Enroll, never retried: the
 // token is single use), stores the client certificate and pins the internal TLS CA
 // certificate the CA returned. A failed enrolment leaves the previous key and certificate in
 // place.
-func (l *caLink) Enrol(ctx context.Context, token string) (ui.TerminalCertificate, error) {
+func (l *Link) Enrol(ctx context.Context, token string) (Certificate, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.settings.CAURL == "" {
-		return ui.TerminalCertificate{}, apperr.New(apperr.InvalidInput, "terminal: no CA URL")
+		return Certificate{}, apperr.New(apperr.InvalidInput, "terminal: no CA URL")
 	}
 	root := l.rootFile()
 	if root == "" {
-		return ui.TerminalCertificate{}, ErrNoCACert
+		return Certificate{}, ErrNoCACert
 	}
 	rootPEM, err := os.ReadFile(root)
 	if err != nil {
-		return ui.TerminalCertificate{}, apperr.Wrap(apperr.InvalidInput, err, "terminal: TLS CA certificate")
+		return Certificate{}, apperr.Wrap(apperr.InvalidInput, err, "terminal: TLS CA certificate")
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(rootPEM) {
-		return ui.TerminalCertificate{}, apperr.New(apperr.InvalidInput, "terminal: %s holds no PEM certificate", root)
+		return Certificate{}, apperr.New(apperr.InvalidInput, "terminal: %s holds no PEM certificate", root)
 	}
 	key, err := l.keys.Generate()
 	if err != nil {
-		return ui.TerminalCertificate{}, apperr.Wrap(apperr.Internal, err, "terminal: make the TLS key")
+		return Certificate{}, apperr.Wrap(apperr.Internal, err, "terminal: make the TLS key")
 	}
 	kept := false
 	defer func() {
@@ -318,23 +360,23 @@ func (l *caLink) Enrol(ctx context.Context, token string) (ui.TerminalCertificat
 	defer cancel()
 	resp, err := raclient.Enroll(ectx, raclient.EnrollConfig{BaseURL: l.settings.CAURL, RootCAs: pool, Token: token, Key: key, Operator: "terminal-installer"})
 	if err != nil {
-		return ui.TerminalCertificate{}, enrolError(err)
+		return Certificate{}, enrolError(err)
 	}
 	if _, err := raclient.TLSCertificate(resp, key); err != nil {
-		return ui.TerminalCertificate{}, apperr.Wrap(apperr.Internal, err, "terminal: enrolment answer")
+		return Certificate{}, apperr.Wrap(apperr.Internal, err, "terminal: enrolment answer")
 	}
 	// Key first, then certificate: a crash in between leaves a key without certificate, which
 	// counts as not enrolled. (A token key is already stored; Save writes the key file.)
 	if err := l.keys.Save(key); err != nil {
-		return ui.TerminalCertificate{}, apperr.Wrap(apperr.Internal, err, "terminal: store key")
+		return Certificate{}, apperr.Wrap(apperr.Internal, err, "terminal: store key")
 	}
 	kept = true
 	if err := atomicfile.WriteAll(l.certFile(), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: resp.Certificate}), 0o644); err != nil {
-		return ui.TerminalCertificate{}, apperr.Wrap(apperr.Internal, err, "terminal: store certificate")
+		return Certificate{}, apperr.Wrap(apperr.Internal, err, "terminal: store certificate")
 	}
 	if len(resp.CACertificate) > 0 {
 		if err := atomicfile.WriteAll(l.pinnedCAFile(), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: resp.CACertificate}), 0o644); err != nil {
-			return ui.TerminalCertificate{}, apperr.Wrap(apperr.Internal, err, "terminal: pin TLS CA certificate")
+			return Certificate{}, apperr.Wrap(apperr.Internal, err, "terminal: pin TLS CA certificate")
 		}
 	}
 	// The certificate of the new key is stored: the token's older TLS keys go.
@@ -363,13 +405,14 @@ func enrolError(err error) error {
 // caStatusEvery is how often the CA indicator is re-checked.
 const caStatusEvery = 15 * time.Second
 
-// WatchCA implements ui.CAWatcher. The check is a TLS 1.3 handshake with the CA, presenting the
+// WatchCA reports the CA indicator's state at once, on every settings change and every
+// caStatusEvery, until ctx ends. The check is a TLS 1.3 handshake with the CA, presenting the
 // terminal's certificate and verifying the CA's against the pinned TLS CA: it proves the CA is
 // reachable and is the CA, without an HTTP request, so it leaves no record in the CA's audit
 // log and needs no state there (the API has no health endpoint, and every request to it is
 // audited). It does not prove the CA still accepts this terminal: a revoked terminal shows as
 // connected until its next request is refused.
-func (l *caLink) WatchCA(ctx context.Context, report func(ui.CAStatus)) error {
+func (l *Link) WatchCA(ctx context.Context, report func(Status)) error {
 	for {
 		changed := l.Changed()
 		report(l.check(ctx))
@@ -383,22 +426,22 @@ func (l *caLink) WatchCA(ctx context.Context, report func(ui.CAStatus)) error {
 }
 
 // check returns the CA indicator's state now.
-func (l *caLink) check(ctx context.Context) ui.CAStatus {
+func (l *Link) check(ctx context.Context) Status {
 	l.mu.Lock()
 	u, root, cert := l.settings.CAURL, l.rootFile(), l.certFile()
 	enrolled := l.enrolled()
 	l.mu.Unlock()
 	if u == "" || !enrolled || root == "" {
-		return ui.CANotConfigured
+		return NotConfigured
 	}
 	pair, err := l.keys.Certificate(cert)
 	if err != nil {
-		return ui.CAUnreachable
+		return Unreachable
 	}
 	if err := tlsHandshake(ctx, u, root, pair); err != nil {
-		return ui.CAUnreachable
+		return Unreachable
 	}
-	return ui.CAConnected
+	return Connected
 }
 
 // tlsHandshake completes a mutual-TLS 1.3 handshake with the host of rawURL and closes.
@@ -430,112 +473,20 @@ func tlsHandshake(ctx context.Context, rawURL, rootFile string, pair tls.Certifi
 	return conn.Close()
 }
 
-// residentFileKey is the resident-record file's MAC key for app.Config.ResidentFileKey: the
+// ResidentFileKey is the resident-record file's MAC key for app.Config.ResidentFileKey: the
 // token's HMAC key with a key URI, nil (the key in terminal.db) without.
-func (l *caLink) residentFileKey() (resident.FileKey, error) { return l.keys.ResidentFileKey() }
+func (l *Link) ResidentFileKey() (resident.FileKey, error) { return l.keys.ResidentFileKey() }
 
-// pcscReaders lists the readers pcscd knows.
-func pcscReaders() ([]string, error) {
-	c, err := pcsc.Open()
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	return c.Readers()
-}
+// Dir is the terminal's data directory.
+func (l *Link) Dir() string { return l.dir }
 
-// openCard connects exclusively to the card in reader ("" = the first reader): nothing else
-// may interleave commands with the CA's personalisation script.
-func openCard(reader string) (issue.Card, func(), error) {
-	c, err := pcsc.Open()
-	if err != nil {
-		return nil, nil, err
+// Close releases the key token (a PKCS#11 module) and the CA client.
+func (l *Link) Close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.client != nil {
+		l.client.Close()
+		l.client = nil
 	}
-	if reader == "" {
-		readers, err := c.Readers()
-		if err != nil {
-			c.Close()
-			return nil, nil, err
-		}
-		reader = readers[0]
-	}
-	card, err := c.Connect(reader, pcsc.Exclusive)
-	if err != nil {
-		c.Close()
-		return nil, nil, err
-	}
-	var once sync.Once
-	return cardio.New(card), func() {
-		once.Do(func() {
-			card.Close(true)
-			c.Close()
-		})
-	}, nil
-}
-
-// issuanceLink wires the reception wizard to the CA link, the reader and the notice printer.
-// The orchestration over the CA client in effect is built per issuance (it is a few fields),
-// so a CA URL changed or an enrolment done in the settings takes effect at the next issuance.
-func issuanceLink(term *app.Terminal, link *caLink, fonts *printFonts, municipality string) *ui.IssuanceLink {
-	return &ui.IssuanceLink{
-		Issuer: func(ctx context.Context) (*issue.Orchestrator, error) {
-			c, err := link.Client()
-			if err != nil {
-				return nil, err
-			}
-			if c == nil {
-				return nil, apperr.New(apperr.CAUnavailable, "terminal: the terminal is not enrolled with the CA")
-			}
-			return term.NewIssuer(ctx, c, nil)
-		},
-		OpenCard: func(ctx context.Context) (issue.Card, func(), error) { return openCard(link.Reader()) },
-		// The PIN reset and the key destruction go through the same mutual-TLS client.
-		CardMaintenance: func(ctx context.Context) (app.CardMaintenanceCA, error) {
-			c, err := link.Client()
-			if err != nil {
-				return nil, err
-			}
-			if c == nil {
-				return nil, apperr.New(apperr.CAUnavailable, "terminal: the terminal is not enrolled with the CA")
-			}
-			return c, nil
-		},
-		Printer: fonts.printer,
-		Municipality: func() string {
-			if municipality != "" {
-				return municipality
-			}
-			if c := link.Current().Certificate; c != nil && c.Municipality != "" {
-				return "地方公共団体コード " + c.Municipality
-			}
-			return "（市区町村未設定）"
-		},
-	}
-}
-
-// printFonts loads the notice printer's TrueType-outline fonts on first use (app/printout:
-// the PDF writer embeds TrueType outlines only). A directory given with --print-fonts wins;
-// otherwise the fonts bundled in the binary (assets/fonts/printfonts) are used.
-type printFonts struct {
-	dir  string
-	once sync.Once
-	p    *printout.Printer
-	err  error
-}
-
-func (f *printFonts) printer() (*printout.Printer, error) {
-	f.once.Do(func() {
-		fonts := printout.Fonts{Regular: printfonts.Regular(), Bold: printfonts.Bold()}
-		if f.dir != "" {
-			reg, err1 := os.ReadFile(filepath.Join(f.dir, "MadoguchiPrintJP-Regular.ttf"))
-			bold, err2 := os.ReadFile(filepath.Join(f.dir, "MadoguchiPrintJP-Bold.ttf"))
-			if err := errors.Join(err1, err2); err != nil {
-				f.err = fmt.Errorf("terminal: print fonts: %w", err)
-				return
-			}
-			fonts = printout.Fonts{Regular: reg, Bold: bold}
-		}
-		f.p, f.err = printout.New(fonts)
-	})
-	return f.p, f.err
+	l.keys.Close()
 }

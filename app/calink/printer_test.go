@@ -1,4 +1,4 @@
-package main
+package calink
 
 import (
 	"bytes"
@@ -22,11 +22,11 @@ func TestPrinterSettingsWithCUPS(t *testing.T) {
 	cups := testenv.CUPSD(t)
 	ctx := context.Background()
 	dataDir := t.TempDir()
-	l, err := openCALink(dataDir, linkSettings{})
+	l, err := Open(dataDir, Settings{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.testPageFonts = func() (*printout.Printer, error) {
+	l.TestPageFonts = func() (*printout.Printer, error) {
 		return printout.New(printout.Fonts{Regular: printfonts.Regular(), Bold: printfonts.Bold()})
 	}
 	if l.Configured() {
@@ -76,24 +76,24 @@ func TestPrinterSettingsWithCUPS(t *testing.T) {
 	}
 
 	// The choice is kept; --printer and --cups-server at the next start win.
-	l2, err := openCALink(dataDir, linkSettings{})
+	l2, err := Open(dataDir, Settings{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c := l2.Current(); c.Printer != cups.Queue || c.CUPSServer != cups.Server {
 		t.Errorf("after a restart: printer %q on %q", c.Printer, c.CUPSServer)
 	}
-	l3, err := openCALink(dataDir, linkSettings{Printer: "other-queue", CUPSServer: "print.example.lg.jp:631"})
+	l3, err := Open(dataDir, Settings{Printer: "other-queue", CUPSServer: "print.example.lg.jp:631"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c := l3.Current(); c.Printer != "other-queue" || c.CUPSServer != "print.example.lg.jp:631" {
 		t.Errorf("flags did not win: printer %q on %q", c.Printer, c.CUPSServer)
 	}
-	if _, err := openCALink(dataDir, linkSettings{Printer: "bad queue"}); !errors.Is(err, spool.ErrBadRequest) {
+	if _, err := Open(dataDir, Settings{Printer: "bad queue"}); !errors.Is(err, spool.ErrBadRequest) {
 		t.Errorf("a malformed --printer at start: %v", err)
 	}
-	if _, err := openCALink(t.TempDir(), linkSettings{CUPSServer: cups.Server}); err == nil {
+	if _, err := Open(t.TempDir(), Settings{CUPSServer: cups.Server}); err == nil {
 		t.Error("--cups-server without any printer accepted")
 	}
 
