@@ -196,7 +196,7 @@ func run(ctx context.Context, dir string, dbs []string, opt campaign.Options, re
 }
 
 func appendReport(path string, r *campaign.Report, runErr error) error {
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err
 	}
