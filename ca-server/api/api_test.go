@@ -54,40 +54,8 @@ func newEnv(t *testing.T) *env {
 // over software card keys).
 func newEnvWith(t *testing.T, cards issuance.CardChannel) *env {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := store.OpenSQLite(ctx, filepath.Join(dir, "ca.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	raw, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "ca.db")+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { raw.Close() })
-	cert, signer, err := tlsca.LoadOrCreate(dir, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := tlsca.New(cert, signer, st, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ak, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	alog, err := audit.Open(ctx, st, audit.Options{Signer: ak, KeyID: "test", Every: 5})
-	if err != nil {
-		t.Fatal(err)
-	}
-	iss, err := issuancetest.NewIssuer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := issuance.New(issuance.Config{Store: st, Keys: &issuancetest.Keys{}, Cards: cards, Issuer: iss,
-		Applicants: issuance.BasicApplicantChecker{Key: make([]byte, 32)}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	parts := api.NewTestParts(t, cards)
+	st, raw, ca, ak, alog, svc := parts.Store, parts.Raw, parts.CA, parts.AuditKey, parts.Audit, parts.Service
 	// budgets small enough for the flood test to meet them, large enough
 	// for every other test's few refusals
 	guard := traffic.NewGuard(traffic.GuardConfig{Listener: "api", Audit: alog,

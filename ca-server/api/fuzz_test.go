@@ -12,16 +12,12 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"madoguchi/ca-server/audit"
-	"madoguchi/ca-server/issuance"
 	"madoguchi/ca-server/issuance/issuancetest"
 	"madoguchi/ca-server/store"
-	"madoguchi/ca-server/tlsca"
 	"madoguchi/jpki/wire"
 )
 
@@ -38,39 +34,8 @@ type fuzzAPI struct {
 
 func newFuzzAPI(f *testing.F) *fuzzAPI {
 	ctx := context.Background()
-	dir := f.TempDir()
-	st, err := store.OpenSQLite(ctx, filepath.Join(dir, "ca.db"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { st.Close() })
-	raw, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "ca.db")+"?mode=ro")
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { raw.Close() })
-	cert, signer, err := tlsca.LoadOrCreate(dir, time.Now())
-	if err != nil {
-		f.Fatal(err)
-	}
-	ca, err := tlsca.New(cert, signer, st, nil)
-	if err != nil {
-		f.Fatal(err)
-	}
-	ak, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	alog, err := audit.Open(ctx, st, audit.Options{Signer: ak, KeyID: "fuzz", Every: 5})
-	if err != nil {
-		f.Fatal(err)
-	}
-	iss, err := issuancetest.NewIssuer()
-	if err != nil {
-		f.Fatal(err)
-	}
-	svc, err := issuance.New(issuance.Config{Store: st, Keys: &issuancetest.Keys{}, Cards: issuancetest.Cards{}, Issuer: iss,
-		Applicants: issuance.BasicApplicantChecker{Key: make([]byte, 32)}})
-	if err != nil {
-		f.Fatal(err)
-	}
+	parts := NewTestParts(f, issuancetest.Cards{})
+	st, raw, ca, alog, svc := parts.Store, parts.Raw, parts.CA, parts.Audit, parts.Service
 	srv, err := New(Config{Service: svc, Enroller: ca, Terminals: st, Audit: alog, ClientCAs: ca.Pool(), MaxBody: 16 << 10})
 	if err != nil {
 		f.Fatal(err)
