@@ -2,14 +2,11 @@ package wallclock
 
 import (
 	"go/ast"
-	"go/build/constraint"
-	"go/parser"
-	"go/token"
-	"io/fs"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
+
+	"madoguchi/internal/faults/srcscan"
 )
 
 func TestOffset(t *testing.T) {
@@ -32,22 +29,8 @@ func TestOffset(t *testing.T) {
 // and files built only with the faultcampaign tag, so no production build moves the clock.
 func TestOffsetSetOnlyByFaultCampaignBuilds(t *testing.T) {
 	root := filepath.Join("..", "..")
-	fset := token.NewFileSet()
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) && path != root {
-			return filepath.SkipDir
-		}
-		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
-			return nil
-		}
-		f, err := parser.ParseFile(fset, path, nil, parser.ParseComments)
-		if err != nil {
-			return err
-		}
-		if OnlyFaultCampaign(f) {
+	err := srcscan.ProductionFiles(root, 0, func(path string, f *ast.File) error {
+		if srcscan.OnlyFaultCampaign(f) {
 			return nil
 		}
 		ast.Inspect(f, func(n ast.Node) bool {
@@ -63,26 +46,4 @@ func TestOffsetSetOnlyByFaultCampaignBuilds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-// OnlyFaultCampaign reports whether f's //go:build line requires the faultcampaign tag.
-func OnlyFaultCampaign(f *ast.File) bool {
-	for _, cg := range f.Comments {
-		if cg.Pos() > f.Package {
-			break
-		}
-		for _, c := range cg.List {
-			if !constraint.IsGoBuild(c.Text) {
-				continue
-			}
-			expr, err := constraint.Parse(c.Text)
-			if err != nil {
-				return false
-			}
-			// Required: false without the tag, whether the other tags are all set or none is.
-			return !expr.Eval(func(tag string) bool { return tag != "faultcampaign" }) &&
-				!expr.Eval(func(string) bool { return false })
-		}
-	}
-	return false
 }
