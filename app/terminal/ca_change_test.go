@@ -83,25 +83,11 @@ func TestCAChangeReachesEveryProcedure(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	approved := func(kind workflow.Kind, code string) int64 {
-		t.Helper()
-		c, err := rc.OpenCase(ctx, app.CaseRequest{Kind: kind, RecordCode: code})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := rc.RecordIdentity(ctx, c.ID, workflow.Evidence{Document: workflow.MyNumberCard}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := rc.Approve(ctx, c.ID); err != nil {
-			t.Fatal(err)
-		}
-		return c.ID
-	}
-	st, err := rc.ReleaseHold(ctx, approved(workflow.HoldRelease, "90000000011"), app.CertRef{Type: workflow.SignatureCert, Serial: held})
+	st, err := rc.ReleaseHold(ctx, counterCaseE2E(t, rc, workflow.HoldRelease, "90000000011"), app.CertRef{Type: workflow.SignatureCert, Serial: held})
 	if err != nil || st.State != "delivered" {
 		t.Errorf("hold release after enrolment at run time: %+v, %v", st, err)
 	}
-	res, err := rc.Revoke(ctx, app.RevokeRequest{CaseID: approved(workflow.Revocation, "90000000011"),
+	res, err := rc.Revoke(ctx, app.RevokeRequest{CaseID: counterCaseE2E(t, rc, workflow.Revocation, "90000000011"),
 		Certificates: []app.CertRef{{Type: workflow.SignatureCert, Serial: held}}, WrittenRequest: "失効申請書 No.1"})
 	if err != nil || len(res.Acks) != 1 || res.Acks[0].Reason != 5 {
 		t.Errorf("revocation after enrolment at run time: %+v, %v", res, err)
