@@ -41,7 +41,6 @@ type fakeBackend struct {
 	fpCalls   int
 	// gate, when non-nil, makes LoginFingerprint wait for a value after reporting its events.
 	gate      chan struct{}
-	progress  func(ScanEvent) // wraps the screen's progress callback, for observing
 	loggedOut []string
 	printed   []printRecord
 	settings  []settingRecord
