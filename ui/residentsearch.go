@@ -11,6 +11,20 @@ import (
 	"fyne.io/fyne/v2/widget"
 )
 
+// ResidentQuery selects residents; empty fields are ignored, at least one must be set.
+type ResidentQuery struct {
+	NameKana   string // prefix of the kana reading
+	Name       string // part of the name
+	BirthDate  string // YYYY-MM-DD
+	RecordCode string // 住民票コード, exact
+}
+
+// ResidentSummary is one search result of the resident register.
+type ResidentSummary struct {
+	RecordCode, Name, NameKana, BirthDate string
+	Status                                string // "resident", "abroad", "moved_out", "deceased"
+}
+
 // ResidentSearcher is what a screen that picks a resident needs from the register: ResidentRegister
 // and ResidentChangeDesk both offer it.
 type ResidentSearcher interface {

@@ -13,6 +13,16 @@ import (
 	"fyne.io/fyne/v2/widget"
 )
 
+// ResidentRegister is the CS application's view of the resident register (TS Art. 3(1)). A
+// Session that offers it implements it; the domain checks the CS permission and audits the
+// search criteria and every exported file.
+type ResidentRegister interface {
+	SearchResidents(ctx context.Context, q ResidentQuery) ([]ResidentSummary, error)
+	// ExportResidentFile returns the integrity-protected resident-record file of one applicant,
+	// which the reception application imports once, before it expires.
+	ExportResidentFile(ctx context.Context, recordCode string) ([]byte, error)
+}
+
 // residentsScreen is the CS application's search of the resident register and the export of one
 // applicant's resident-record file for the reception application (TS Art. 3(1)(2)). Files go to
 // the shell's ResidentFileDir, the hand-over point between the two applications of the terminal.
