@@ -115,19 +115,8 @@ type issueWizard struct {
 	gaijiBtn *widget.Button
 	// step existence
 	existenceNext *widget.Button
-	// step identity
-	who          *widget.RadioGroup
-	document     *widget.Select
-	documentRef  *widget.Entry
-	proxyBox     *fyne.Container
-	identityBody *fyne.Container
-	poa          *widget.Check
-	inquiry      *widget.Check
-	proxyName    *widget.Entry
-	proxyDoc     *widget.Select
-	doubt        *widget.Check
-	doubtReason  *widget.Entry
-	identityBtn  *widget.Button
+	// step identity: its own page type, embedded so the wizard (and its tests) reach its widgets
+	*recIdentityPage
 	// step explanation
 	explained  map[workflow.Item]*widget.Check
 	explainBtn *widget.Button
@@ -555,122 +544,11 @@ func recDocumentOf(name string) workflow.Document {
 	return ""
 }
 
+// showIdentity shows the identity page of the open case's applicant.
 func (w *issueWizard) showIdentity() {
-	self, proxy := tr("reception.identity.self"), tr("reception.identity.proxy")
-	w.who = widget.NewRadioGroup([]string{self, proxy}, nil)
-	w.who.Horizontal = true
-	w.who.Required = true
-	w.document = widget.NewSelect(recDocumentNames(), nil)
-	w.document.PlaceHolder = tr("reception.identity.document.choose")
-	w.documentRef = widget.NewEntry()
-	w.documentRef.SetPlaceHolder(tr("reception.identity.document_ref.placeholder"))
-	w.poa = widget.NewCheck(tr("reception.identity.power_of_attorney"), nil)
-	w.inquiry = widget.NewCheck(tr("reception.identity.inquiry_reply"), nil)
-	w.proxyName = widget.NewEntry()
-	w.proxyDoc = widget.NewSelect(recDocumentNames(), nil)
-	w.proxyDoc.PlaceHolder = tr("reception.identity.document.choose")
-	w.doubt = widget.NewCheck(tr("reception.identity.doubt"), nil)
-	w.doubtReason = widget.NewEntry()
-	w.doubtReason.SetPlaceHolder(tr("reception.identity.doubt_reason"))
-	w.doubtReason.Hide()
-	w.identityBtn = widget.NewButtonWithIcon(tr("reception.next"), theme.NavigateNextIcon(), w.doIdentity)
-	w.identityBtn.Importance = widget.HighImportance
-
-	proxyNote := widget.NewLabel(tr("reception.identity.proxy_note"))
-	proxyNote.Wrapping = fyne.TextWrapWord
-	w.proxyBox = container.NewVBox(widget.NewSeparator(), proxyNote, w.poa, w.inquiry,
-		container.New(layout.NewFormLayout(),
-			widget.NewLabel(tr("reception.identity.proxy_name")), w.proxyName,
-			widget.NewLabel(tr("reception.identity.proxy_document")), w.proxyDoc))
-	w.proxyBox.Hide()
-
-	update := func() { w.updateIdentity() }
-	w.who.OnChanged = func(string) { update() }
-	w.document.OnChanged = func(string) { update() }
-	w.poa.OnChanged = func(bool) { update() }
-	w.inquiry.OnChanged = func(bool) { update() }
-	w.proxyName.OnChanged = func(string) { update() }
-	w.proxyDoc.OnChanged = func(string) { update() }
-	w.doubt.OnChanged = func(bool) { update() }
-	w.doubtReason.OnChanged = func(string) { update() }
-	w.documentRef.OnSubmitted = func(string) {
-		if !w.identityBtn.Disabled() {
-			w.doIdentity()
-		}
-	}
-	w.who.SetSelected(self)
-
-	applicant := widget.NewLabel(tr("reception.identity.applicant", map[string]any{"Name": w.c.Applicant.Name, "Birth": w.c.Applicant.BirthDate}))
-	form := container.New(layout.NewFormLayout(),
-		widget.NewLabel(tr("reception.identity.who")), w.who,
-		widget.NewLabel(tr("reception.identity.document")), w.document,
-		widget.NewLabel(tr("reception.identity.document_ref")), w.documentRef,
-	)
-	doubtBox := container.NewVBox(widget.NewSeparator(), w.doubt, w.doubtReason)
-	w.identityBody = container.NewVBox(applicant, form, w.proxyBox, doubtBox)
-	w.show(stepIdentity, container.NewBorder(nil, container.NewHBox(w.stopButton(), layout.NewSpacer(), w.identityBtn), nil, nil,
-		container.NewVScroll(w.identityBody)))
+	w.recIdentityPage = newRecIdentityPage(w.c.Applicant.Name, w.c.Applicant.BirthDate, w.doIdentity)
+	w.show(stepIdentity, w.recIdentityPage.content(w.stopButton()))
 	w.updateIdentity()
-}
-
-func (w *issueWizard) isProxy() bool { return w.who.Selected == tr("reception.identity.proxy") }
-
-// updateIdentity shows the proxy branch for a proxy and enables the button only when the
-// evidence the rules require is complete; with a doubt, the button stops the case instead.
-func (w *issueWizard) updateIdentity() {
-	if w.isProxy() != w.proxyBox.Visible() {
-		if w.isProxy() {
-			w.proxyBox.Show()
-		} else {
-			w.proxyBox.Hide()
-		}
-		w.identityBody.Refresh()
-	}
-	if w.doubt.Checked {
-		if !w.doubtReason.Visible() {
-			w.doubtReason.Show()
-			w.identityBody.Refresh()
-		}
-		w.identityBtn.SetText(tr("reception.identity.stop"))
-		w.identityBtn.SetIcon(theme.CancelIcon())
-		w.identityBtn.Importance = widget.DangerImportance
-		if strings.TrimSpace(w.doubtReason.Text) == "" {
-			w.identityBtn.Disable()
-		} else {
-			w.identityBtn.Enable()
-		}
-		w.identityBtn.Refresh()
-		return
-	}
-	if w.doubtReason.Visible() {
-		w.doubtReason.Hide()
-		w.identityBody.Refresh()
-	}
-	w.identityBtn.SetText(tr("reception.next"))
-	w.identityBtn.SetIcon(theme.NavigateNextIcon())
-	w.identityBtn.Importance = widget.HighImportance
-	complete := w.document.Selected != ""
-	if w.isProxy() {
-		complete = complete && w.poa.Checked && w.inquiry.Checked && strings.TrimSpace(w.proxyName.Text) != "" && w.proxyDoc.Selected != ""
-	}
-	if complete {
-		w.identityBtn.Enable()
-	} else {
-		w.identityBtn.Disable()
-	}
-	w.identityBtn.Refresh()
-}
-
-func (w *issueWizard) evidence() workflow.Evidence {
-	e := workflow.Evidence{Document: recDocumentOf(w.document.Selected), DocumentRef: strings.TrimSpace(w.documentRef.Text)}
-	if w.isProxy() {
-		e.Proxy, e.PowerOfAttorney, e.InquiryReply = true, w.poa.Checked, w.inquiry.Checked
-		e.ProxyName, e.ProxyDocument = strings.TrimSpace(w.proxyName.Text), recDocumentOf(w.proxyDoc.Selected)
-	}
-	if w.doubt.Checked {
-		e.Doubt = strings.TrimSpace(w.doubtReason.Text)
-	}
-	return e
 }
 
 func (w *issueWizard) doIdentity() {
