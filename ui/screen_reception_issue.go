@@ -7,7 +7,6 @@ import (
 	"image"
 	"log"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -99,17 +98,8 @@ type issueWizard struct {
 	page    *fyne.Container
 	view    fyne.CanvasObject
 
-	// step file
-	kind          *widget.RadioGroup // 新規発行 / 更新
-	newCard       *widget.Check      // 新しいカードへの発行
-	currentExpiry *widget.Entry      // renewal: the current certificate's expiry
-	renewalBox    *fyne.Container
-	fileBody      *fyne.Container
-	files         *widget.Select
-	filePaths     map[string]string // shown name → path
-	typeSign      *widget.Check
-	typeAuth      *widget.Check
-	importBtn     *widget.Button
+	// step file: its own page type, embedded so the wizard (and its tests) reach its widgets
+	*recFilePage
 	// step gaiji
 	gaiji    []*gaijiChoice
 	gaijiBtn *widget.Button
@@ -215,154 +205,13 @@ func showReceptionDialog(win fyne.Window, title, msg string) {
 	d.Show()
 }
 
-// ---- step: file and certificate types ----
+// ---- step: file and certificate types (recFilePage, screen_reception_issue_file.go) ----
 
+// showFile shows the first page: the resident-record file and what the case is for.
 func (w *issueWizard) showFile() {
-	w.kind = widget.NewRadioGroup([]string{tr("reception.kind.new_issuance"), tr("reception.kind.renewal")}, nil)
-	w.kind.Horizontal = true
-	w.kind.Required = true
-	w.kind.SetSelected(tr("reception.kind.new_issuance"))
-	w.newCard = widget.NewCheck(tr("reception.kind.new_card"), nil)
-	w.currentExpiry = widget.NewEntry()
-	w.currentExpiry.SetPlaceHolder(tr("reception.renewal.expiry_placeholder"))
-	renewalNote := widget.NewLabel(tr("reception.renewal.note"))
-	renewalNote.Wrapping = fyne.TextWrapWord
-	w.renewalBox = container.NewVBox(container.New(layout.NewFormLayout(),
-		widget.NewLabel(tr("reception.renewal.expiry")), w.currentExpiry), renewalNote)
-	w.renewalBox.Hide()
-	w.files = widget.NewSelect(nil, nil)
-	w.files.PlaceHolder = tr("reception.file.choose")
-	w.typeSign = widget.NewCheck(tr("reception.cert.signature"), nil)
-	w.typeAuth = widget.NewCheck(tr("reception.cert.user_auth"), nil)
-	w.typeSign.SetChecked(true)
-	w.typeAuth.SetChecked(true)
-	w.importBtn = widget.NewButtonWithIcon(tr("reception.file.import"), theme.NavigateNextIcon(), w.doImport)
-	w.importBtn.Importance = widget.HighImportance
-	refresh := widget.NewButtonWithIcon(tr("reception.file.refresh"), theme.ViewRefreshIcon(), w.listFiles)
-	update := func() { w.importBtn.Enable(); w.checkImportable() }
-	w.files.OnChanged = func(string) { update() }
-	w.typeSign.OnChanged = func(bool) { update() }
-	w.typeAuth.OnChanged = func(bool) { update() }
-	w.kind.OnChanged = func(string) { w.updateKind() }
-	w.currentExpiry.OnChanged = func(string) { update() }
-	w.currentExpiry.OnSubmitted = func(string) {
-		if !w.importBtn.Disabled() {
-			w.doImport()
-		}
-	}
-	note := widget.NewLabel(tr("reception.file.note"))
-	note.Wrapping = fyne.TextWrapWord
-	form := container.New(layout.NewFormLayout(),
-		widget.NewLabel(tr("reception.file.label")), container.NewBorder(nil, nil, nil, refresh, w.files),
-		widget.NewLabel(tr("reception.kind")), w.kind,
-		widget.NewLabel(tr("reception.cert.types")), container.NewVBox(w.typeSign, w.typeAuth),
-		widget.NewLabel(tr("reception.kind.card")), w.newCard,
-	)
-	w.fileBody = container.NewVBox(note, form, w.renewalBox, container.NewHBox(layout.NewSpacer(), w.importBtn))
+	w.recFilePage = newRecFilePage(func() string { return w.shell.ResidentFileDir }, w.message, w.doImport)
 	w.show(stepFile, w.fileBody)
 	w.listFiles()
-}
-
-// isRenewal reports whether the clerk chose renewal (更新) at the start.
-func (w *issueWizard) isRenewal() bool { return w.kind.Selected == tr("reception.kind.renewal") }
-
-// caseKind is the kind of case the first step opens.
-func (w *issueWizard) caseKind() workflow.Kind {
-	if w.isRenewal() {
-		return workflow.Renewal
-	}
-	return workflow.NewIssuance
-}
-
-// updateKind shows the renewal's expiry field only for a renewal.
-func (w *issueWizard) updateKind() {
-	if w.isRenewal() != w.renewalBox.Visible() {
-		if w.isRenewal() {
-			w.renewalBox.Show()
-		} else {
-			w.renewalBox.Hide()
-		}
-		w.fileBody.Refresh()
-	}
-	w.checkImportable()
-}
-
-// renewalExpiry parses the current certificate's expiry date typed for a renewal.
-func (w *issueWizard) renewalExpiry() (time.Time, bool) {
-	d, err := japanDay(w.currentExpiry.Text)
-	return d, err == nil
-}
-
-// listFiles offers the files in the hand-over folder, newest first.
-func (w *issueWizard) listFiles() {
-	w.filePaths = map[string]string{}
-	dir := w.shell.ResidentFileDir
-	var names []string
-	if dir != "" {
-		type found struct {
-			name string
-			mod  time.Time
-		}
-		var fs []found
-		ents, err := os.ReadDir(dir)
-		if err != nil && !os.IsNotExist(err) {
-			log.Printf("ui: list resident files: %v", err)
-		}
-		for _, e := range ents {
-			if e.IsDir() || !strings.HasSuffix(e.Name(), ".json") {
-				continue
-			}
-			info, err := e.Info()
-			if err != nil {
-				continue
-			}
-			fs = append(fs, found{e.Name(), info.ModTime()})
-		}
-		slices.SortFunc(fs, func(a, b found) int { return b.mod.Compare(a.mod) })
-		for _, f := range fs {
-			label := tr("reception.file.option", map[string]any{"Name": f.name, "Time": f.mod.Format("01/02 15:04")})
-			names = append(names, label)
-			w.filePaths[label] = filepath.Join(dir, f.name)
-		}
-	}
-	w.files.SetOptions(names)
-	w.files.ClearSelected()
-	if len(names) == 0 {
-		w.files.PlaceHolder = tr("reception.file.none")
-	} else {
-		w.files.PlaceHolder = tr("reception.file.choose")
-	}
-	w.files.Refresh()
-	w.checkImportable()
-}
-
-func (w *issueWizard) certTypes() []workflow.CertType {
-	var out []workflow.CertType
-	if w.typeSign.Checked {
-		out = append(out, workflow.SignatureCert)
-	}
-	if w.typeAuth.Checked {
-		out = append(out, workflow.UserAuthCert)
-	}
-	return out
-}
-
-func (w *issueWizard) checkImportable() {
-	ok := w.files.Selected != "" && len(w.certTypes()) != 0
-	if w.kind != nil && w.isRenewal() {
-		_, valid := w.renewalExpiry()
-		if !valid && strings.TrimSpace(w.currentExpiry.Text) != "" {
-			w.message.SetText(tr("reception.renewal.expiry_invalid"))
-		} else {
-			w.message.SetText("")
-		}
-		ok = ok && valid
-	}
-	if ok {
-		w.importBtn.Enable()
-	} else {
-		w.importBtn.Disable()
-	}
 }
 
 // doImport imports the chosen file, which opens the case; the domain consumes the file, and the
