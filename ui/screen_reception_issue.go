@@ -107,12 +107,9 @@ type issueWizard struct {
 	existenceNext *widget.Button
 	// step identity: its own page type, embedded so the wizard (and its tests) reach its widgets
 	*recIdentityPage
-	// step explanation
-	explained  map[workflow.Item]*widget.Check
-	explainBtn *widget.Button
-	// step card
-	expiry   *widget.Entry
-	startBtn *widget.Button
+	// steps explanation and card: their own page types, embedded like the others
+	*recExplanationPage
+	*recCardPage
 	// step issuing
 	progress *stepProgress
 	// steps result / failed
@@ -427,44 +424,15 @@ func (w *issueWizard) doIdentity() {
 
 // ---- step: explanations (TS Art. 9) ----
 
+// showExplanation shows the explanations due for the case's certificate types.
 func (w *issueWizard) showExplanation() {
-	w.explained = map[workflow.Item]*widget.Check{}
-	w.explainBtn = widget.NewButtonWithIcon(tr("reception.next"), theme.NavigateNextIcon(), w.doExplanation)
-	w.explainBtn.Importance = widget.HighImportance
-	intro := widget.NewLabel(tr("reception.explain.intro"))
-	intro.Wrapping = fyne.TextWrapWord
-	items := container.NewVBox(intro)
-	for _, it := range workflow.RequiredItems(w.c.CertTypes) {
-		title := widget.NewLabelWithStyle(tr(receptionKey("explain", string(it), "title")), fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
-		body := widget.NewLabel(tr(receptionKey("explain", string(it), "body")))
-		body.Wrapping = fyne.TextWrapWord
-		check := widget.NewCheck(tr("reception.explain.acknowledged"), func(bool) { w.updateExplanation() })
-		w.explained[it] = check
-		items.Add(widget.NewCard("", "", container.NewVBox(title, body, check)))
-	}
-	w.show(stepExplanation, container.NewBorder(nil, container.NewHBox(w.stopButton(), layout.NewSpacer(), w.explainBtn), nil, nil,
-		container.NewVScroll(items)))
+	w.recExplanationPage = newRecExplanationPage(w.c.CertTypes, w.doExplanation)
+	w.show(stepExplanation, w.recExplanationPage.content(w.stopButton()))
 	w.updateExplanation()
 }
 
-// updateExplanation enables the next step only when every item is acknowledged.
-func (w *issueWizard) updateExplanation() {
-	for _, c := range w.explained {
-		if !c.Checked {
-			w.explainBtn.Disable()
-			return
-		}
-	}
-	w.explainBtn.Enable()
-}
-
 func (w *issueWizard) doExplanation() {
-	var items []workflow.Item
-	for _, it := range workflow.RequiredItems(w.c.CertTypes) {
-		if c := w.explained[it]; c != nil && c.Checked {
-			items = append(items, it)
-		}
-	}
+	items := w.acknowledged()
 	id := w.c.ID
 	w.explainBtn.Disable()
 	w.shell.async(func() {
@@ -483,51 +451,13 @@ func (w *issueWizard) doExplanation() {
 
 // ---- step: card expiry and card ----
 
+// showCard asks for the card's expiry date and the card; its start button begins the issuance.
 func (w *issueWizard) showCard() {
-	w.expiry = widget.NewEntry()
-	w.expiry.SetPlaceHolder("2035-04-01")
-	w.startBtn = widget.NewButtonWithIcon(tr("reception.card.start"), theme.MediaPlayIcon(), w.doIssue)
-	w.startBtn.Importance = widget.HighImportance
-	w.expiry.OnChanged = func(string) { w.updateCard() }
-	w.expiry.OnSubmitted = func(string) {
-		if !w.startBtn.Disabled() {
-			w.doIssue()
-		}
-	}
-	insert := widget.NewLabelWithStyle(tr("reception.card.insert"), fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
-	insert.Wrapping = fyne.TextWrapWord
-	note := widget.NewLabel(tr("reception.card.expiry_note"))
-	note.Wrapping = fyne.TextWrapWord
-	form := container.New(layout.NewFormLayout(),
-		widget.NewLabel(tr("cs.name")), widget.NewLabel(w.c.Applicant.Name),
-		widget.NewLabel(tr("reception.cert.types")), widget.NewLabel(recCertTypeNames(w.c.CertTypes)),
-		widget.NewLabel(tr("reception.card.expiry")), w.expiry,
-	)
-	w.show(stepCard, container.NewVBox(form, note, insert, container.NewHBox(w.stopButton(), layout.NewSpacer(), w.startBtn)))
+	w.recCardPage = newRecCardPage(w.c.Applicant.Name, w.c.CertTypes, w.message, w.doIssue)
+	w.show(stepCard, w.recCardPage.content(w.stopButton()))
 	w.updateCard()
 	if c := w.shell.win.Canvas(); c != nil {
 		c.Focus(w.expiry)
-	}
-}
-
-// cardExpiry parses the card's expiry date; it must be a date after today.
-func (w *issueWizard) cardExpiry() (time.Time, bool) {
-	d, err := japanDay(w.expiry.Text)
-	if err != nil || !d.After(time.Now()) {
-		return time.Time{}, false
-	}
-	return d, true
-}
-
-func (w *issueWizard) updateCard() {
-	if _, ok := w.cardExpiry(); ok {
-		w.startBtn.Enable()
-		w.message.SetText("")
-	} else {
-		w.startBtn.Disable()
-		if strings.TrimSpace(w.expiry.Text) != "" {
-			w.message.SetText(tr("reception.card.expiry_invalid"))
-		}
 	}
 }
 
