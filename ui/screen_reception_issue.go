@@ -100,9 +100,8 @@ type issueWizard struct {
 
 	// step file: its own page type, embedded so the wizard (and its tests) reach its widgets
 	*recFilePage
-	// step gaiji
-	gaiji    []*gaijiChoice
-	gaijiBtn *widget.Button
+	// step gaiji: its own page type (screen_reception_issue_gaiji.go), embedded like the others
+	*recGaijiPage
 	// step existence
 	existenceNext *widget.Button
 	// step identity: its own page type, embedded so the wizard (and its tests) reach its widgets
