@@ -24,7 +24,8 @@
 //
 // Screens are rows of a table (screens.go), one file each, with a reception wizard or screen
 // for every reception workflow of app/workflow: the issuance wizard for new issuance, renewal
-// and new-card issuance with its 外字 step; revocation, loss report, hold release, certificate
+// and new-card issuance with its 外字 step, a sequence of page types that own their widgets
+// (screen_reception_issue_*.go); revocation, loss report, hold release, certificate
 // copy, PIN reset and key destruction on the shared procedure frame. Texts come from
 // assets/translations through Fyne's lang; an error's words from the one table in messages.go.
 // Every screen fits the 1200×800 counter window: long texts wrap or end in an ellipsis, tall

@@ -86,7 +86,8 @@ func stageOf(step issue.Step) int {
 	return stageKeyAndCert
 }
 
-// issueWizard is the state of one wizard; every field is touched on the UI goroutine only.
+// issueWizard is one issuance at the counter: the case, the sequence of pages and the calls to
+// the domain between them. Every field is touched on the UI goroutine only.
 type issueWizard struct {
 	shell *Shell
 	desk  ReceptionDesk
@@ -98,17 +99,15 @@ type issueWizard struct {
 	page    *fyne.Container
 	view    fyne.CanvasObject
 
-	// step file: its own page type, embedded so the wizard (and its tests) reach its widgets
-	*recFilePage
-	// step gaiji: its own page type (screen_reception_issue_gaiji.go), embedded like the others
-	*recGaijiPage
+	// The pages that own their state (screen_reception_issue_*.go), each made when its step
+	// is shown. Embedded, so the wizard and its tests reach their widgets as its own.
+	*recFilePage        // file and certificate types
+	*recGaijiPage       // 外字
+	*recIdentityPage    // identity check
+	*recExplanationPage // TS Art. 9 explanations
+	*recCardPage        // card expiry and card
 	// step existence
 	existenceNext *widget.Button
-	// step identity: its own page type, embedded so the wizard (and its tests) reach its widgets
-	*recIdentityPage
-	// steps explanation and card: their own page types, embedded like the others
-	*recExplanationPage
-	*recCardPage
 	// step issuing
 	progress *stepProgress
 	// steps result / failed
