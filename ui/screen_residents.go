@@ -17,7 +17,7 @@ import (
 // Session that offers it implements it; the domain checks the CS permission and audits the
 // search criteria and every exported file.
 type ResidentRegister interface {
-	SearchResidents(ctx context.Context, q ResidentQuery) ([]ResidentSummary, error)
+	ResidentSearcher
 	// ExportResidentFile returns the integrity-protected resident-record file of one applicant,
 	// which the reception application imports once, before it expires.
 	ExportResidentFile(ctx context.Context, recordCode string) ([]byte, error)
