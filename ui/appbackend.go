@@ -62,8 +62,12 @@ func operatorOf(o app.OperatorInfo) Operator {
 // appSession adapts *app.Session. The operator's profile is read once at log-in for the header;
 // permissions are asked of the domain each time, so a withdrawn permission hides its screens at
 // the next menu (TS Art. 3(4)).
+//
+// It embeds the domain session: where a screen's interface names a method with app's own
+// signature (Logout, Expired, RecordPrinted, Unlock, CreateOperator, RecordIdentity, ...), the
+// screen calls app.Session directly; the methods below convert only where the types differ.
 type appSession struct {
-	s  *app.Session
+	*app.Session
 	t  *app.Terminal // the document printer and the municipality of the documents
 	op Operator
 }
@@ -76,7 +80,7 @@ func newAppSession(ctx context.Context, s *app.Session) (*appSession, error) {
 		s.Logout(context.WithoutCancel(ctx))
 		return nil, apperr.Wrap(apperr.KindOf(err), err, "ui: read logged-in operator")
 	}
-	return &appSession{s: s, op: operatorOf(o)}, nil
+	return &appSession{Session: s, op: operatorOf(o)}, nil
 }
 
 // session wraps a fresh domain session with the backend's links.
@@ -93,27 +97,13 @@ func (a *appSession) Operator() Operator { return a.op }
 
 func (a *appSession) Allowed(p Permission) bool {
 	if p == PermissionNone {
-		return !a.s.Expired()
+		return !a.Expired()
 	}
-	return a.s.Allowed(context.Background(), operator.Permission(p))
+	return a.Session.Allowed(context.Background(), operator.Permission(p))
 }
 
-func (a *appSession) Logout(ctx context.Context) error { return a.s.Logout(ctx) }
-
-func (a *appSession) Expired() bool { return a.s.Expired() }
-
-// RecordPrinted implements Session.
-func (a *appSession) RecordPrinted(ctx context.Context, caseID int64, document string, job int, printErr error) error {
-	return a.s.RecordPrinted(ctx, caseID, document, job, printErr)
-}
-
-// RecordSettingChanged implements Session.
-func (a *appSession) RecordSettingChanged(ctx context.Context, setting, value string, changeErr error) error {
-	return a.s.RecordSettingChanged(ctx, setting, value, changeErr)
-}
-
-// App returns the domain session, for screens that call the domain directly.
-func (a *appSession) App() *app.Session { return a.s }
+// App returns the domain session (tests reach the domain through it).
+func (a *appSession) App() *app.Session { return a.Session }
 
 var (
 	_ ResidentRegister  = (*appSession)(nil)
@@ -123,7 +113,7 @@ var (
 
 // ListOperators implements OperatorDirectory.
 func (a *appSession) ListOperators(ctx context.Context) ([]OperatorSummary, error) {
-	ops, err := a.s.ListOperators(ctx)
+	ops, err := a.Session.ListOperators(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -139,9 +129,6 @@ func (a *appSession) ListOperators(ctx context.Context) ([]OperatorSummary, erro
 	return out, nil
 }
 
-// Unlock implements OperatorDirectory.
-func (a *appSession) Unlock(ctx context.Context, id string) error { return a.s.Unlock(ctx, id) }
-
 // CheckApplicantPIN implements PINJudge. The PIN screen has already checked that both entries
 // are equal, so the domain gets the same value as PIN and confirmation.
 func (a *appSession) CheckApplicantPIN(ctx context.Context, caseID int64, kind PINKind, pin []byte) error {
@@ -150,12 +137,12 @@ func (a *appSession) CheckApplicantPIN(ctx context.Context, caseID int64, kind P
 		k = pinrule.UserAuth
 	}
 	p := pinrule.New(string(pin))
-	return a.s.CheckApplicantPIN(ctx, caseID, k, p, p)
+	return a.Session.CheckApplicantPIN(ctx, caseID, k, p, p)
 }
 
 // SearchResidents implements ResidentRegister.
 func (a *appSession) SearchResidents(ctx context.Context, q ResidentQuery) ([]ResidentSummary, error) {
-	rs, err := a.s.SearchResidents(ctx, resident.Query{NameKana: q.NameKana, Name: q.Name, BirthDate: q.BirthDate, RecordCode: q.RecordCode})
+	rs, err := a.Session.SearchResidents(ctx, resident.Query{NameKana: q.NameKana, Name: q.Name, BirthDate: q.BirthDate, RecordCode: q.RecordCode})
 	if err != nil {
 		return nil, err
 	}
@@ -164,9 +151,4 @@ func (a *appSession) SearchResidents(ctx context.Context, q ResidentQuery) ([]Re
 		out = append(out, ResidentSummary{RecordCode: r.RecordCode, Name: r.Name, NameKana: r.NameKana, BirthDate: r.BirthDate, Status: string(r.Status)})
 	}
 	return out, nil
-}
-
-// ExportResidentFile implements ResidentRegister.
-func (a *appSession) ExportResidentFile(ctx context.Context, recordCode string) ([]byte, error) {
-	return a.s.ExportResidentFile(ctx, recordCode)
 }

@@ -15,7 +15,7 @@ var _ AuditLog = (*appSession)(nil)
 // range is applied here because the domain's history call has no date filter. Reading is
 // recorded by the domain as audit.history.
 func (a *appSession) AuditRecords(ctx context.Context, f AuditFilter) ([]AuditEntry, error) {
-	recs, err := a.s.History(ctx, f.Operator)
+	recs, err := a.Session.History(ctx, f.Operator)
 	if err != nil {
 		return nil, err
 	}
@@ -32,7 +32,7 @@ func (a *appSession) AuditRecords(ctx context.Context, f AuditFilter) ([]AuditEn
 
 // CheckAuditChain implements AuditLog.
 func (a *appSession) CheckAuditChain(ctx context.Context) (AuditCheck, error) {
-	rep, err := a.s.VerifyAudit(ctx)
+	rep, err := a.Session.VerifyAudit(ctx)
 	check := AuditCheck{Records: rep.Records, Witnessed: rep.Witnessed, Unwitnessed: rep.Unwitnessed, CAConsulted: rep.CAConsulted}
 	if rep.Problem != nil {
 		check.BadSeq, check.Reason = rep.Problem.Seq, rep.Problem.Reason
@@ -46,5 +46,5 @@ func (a *appSession) CheckAuditChain(ctx context.Context) (AuditCheck, error) {
 // ExportAuditRecords implements AuditLog.
 func (a *appSession) ExportAuditRecords(ctx context.Context, f AuditFilter, format ExportFormat, w io.Writer) error {
 	af := audit.Filter{Operator: f.Operator, From: f.From, To: f.To}
-	return a.s.ExportAudit(ctx, af, audit.Format(format), w)
+	return a.Session.ExportAudit(ctx, af, audit.Format(format), w)
 }

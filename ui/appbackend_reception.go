@@ -7,7 +7,6 @@ import (
 	"madoguchi/app/apperr"
 	"madoguchi/app/issue"
 	"madoguchi/app/pinrule"
-	"madoguchi/app/resident"
 	"madoguchi/app/workflow"
 )
 
@@ -18,28 +17,13 @@ func (a *appSession) OpenIssuance(ctx context.Context, req IssuanceApplication) 
 	if req.Kind != workflow.NewIssuance && req.Kind != workflow.Renewal {
 		return nil, apperr.New(apperr.InvalidInput, "ui: %q is not an issuance kind", req.Kind)
 	}
-	return a.s.OpenCase(ctx, app.CaseRequest{Kind: req.Kind, ResidentFile: req.ResidentFile, CertTypes: req.CertTypes,
+	return a.Session.OpenCase(ctx, app.CaseRequest{Kind: req.Kind, ResidentFile: req.ResidentFile, CertTypes: req.CertTypes,
 		NewCard: req.NewCard, CurrentExpiry: req.CurrentExpiry})
-}
-
-// SetSubstitutions implements ReceptionDesk.
-func (a *appSession) SetSubstitutions(ctx context.Context, caseID int64, subs []resident.Substitution) (*workflow.Case, error) {
-	return a.s.SetSubstitutions(ctx, caseID, subs)
-}
-
-// RecordIdentity implements ReceptionDesk.
-func (a *appSession) RecordIdentity(ctx context.Context, caseID int64, e workflow.Evidence) (*workflow.Case, error) {
-	return a.s.RecordIdentity(ctx, caseID, e)
-}
-
-// RecordExplanation implements ReceptionDesk.
-func (a *appSession) RecordExplanation(ctx context.Context, caseID int64, items []workflow.Item) (*workflow.Case, error) {
-	return a.s.RecordExplanation(ctx, caseID, items)
 }
 
 // StopCase implements ReceptionDesk.
 func (a *appSession) StopCase(ctx context.Context, caseID int64, reason string) error {
-	_, err := a.s.Stop(ctx, caseID, reason)
+	_, err := a.Session.Stop(ctx, caseID, reason)
 	return err
 }
 
@@ -60,11 +44,5 @@ func (a *appSession) Issue(ctx context.Context, order IssuanceOrder) (*issue.Res
 		clear(b)
 		return p, p, nil
 	}
-	return a.s.Issue(ctx, app.IssueRequest{CaseID: order.CaseID, PINs: pins, CardExpiry: order.CardExpiry, Progress: order.Progress})
-}
-
-// IssuanceNotice implements ReceptionDesk: the holder's notice of what was put on the card,
-// with the explanations recorded for the case (TS Art. 9; G Art. 8), rendered by the domain.
-func (a *appSession) IssuanceNotice(ctx context.Context, caseID int64, res *issue.Result) ([]byte, error) {
-	return a.s.IssuanceNotice(ctx, caseID, res)
+	return a.Session.Issue(ctx, app.IssueRequest{CaseID: order.CaseID, PINs: pins, CardExpiry: order.CardExpiry, Progress: order.Progress})
 }

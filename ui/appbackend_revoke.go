@@ -34,7 +34,7 @@ func deskOf[T any](sess Session) (T, bool) {
 		return d, true
 	}
 	if a, ok := sess.(*appSession); ok {
-		d, ok := any(appDesk{s: a.s, t: a.t}).(T)
+		d, ok := any(appDesk{s: a.Session, t: a.t}).(T)
 		return d, ok
 	}
 	var zero T
@@ -154,7 +154,7 @@ func (d appDesk) CompleteProcedure(ctx context.Context, id int64) (ProcedureCase
 }
 
 func (d appDesk) SearchResidents(ctx context.Context, q ResidentQuery) ([]ResidentSummary, error) {
-	return (&appSession{s: d.s}).SearchResidents(ctx, q)
+	return (&appSession{Session: d.s}).SearchResidents(ctx, q)
 }
 
 func (d appDesk) RecordChange(ctx context.Context, c ResidentChangeEntry) error {

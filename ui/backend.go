@@ -2,10 +2,6 @@ package ui
 
 import (
 	"context"
-	"time"
-
-	"madoguchi/app/calink"
-	"madoguchi/app/cardreader"
 )
 
 // Permission names one duty an operator may be granted. The CS duty and the reception duty are
@@ -80,100 +76,4 @@ type Session interface {
 	// RecordSettingChanged records in the operator's history that setting (app.Setting*) of this
 	// terminal was changed to value, or that the change failed with changeErr.
 	RecordSettingChanged(ctx context.Context, setting, value string, changeErr error) error
-}
-
-// CardStatus is what the status bar shows about the card reader.
-type CardStatus = cardreader.Status
-
-// The card reader states, in the order a counter session meets them (app/cardreader).
-const (
-	CardNoReader = cardreader.NoReader // no reader connected (or the PC/SC service is down)
-	CardAbsent   = cardreader.Absent   // reader present, no card
-	CardPresent  = cardreader.Present  // a card is in the reader
-	CardRemoved  = cardreader.Removed  // the card was taken out (shown until the next insert)
-)
-
-// CardWatcher reports card reader changes. WatchCard calls report once with the current state,
-// then on every change, from its own goroutine, until ctx is done; it returns ctx's error then,
-// or another error if watching became impossible.
-type CardWatcher interface {
-	WatchCard(ctx context.Context, report func(CardStatus)) error
-}
-
-// CAStatus is what the status bar shows about the link to ca-server.
-type CAStatus = calink.Status
-
-// The CA link states (app/calink).
-const (
-	CAUnknown       = calink.Unknown       // not checked yet
-	CAConnected     = calink.Connected     // the last mutual-TLS status request succeeded
-	CAUnreachable   = calink.Unreachable   // the last status request failed
-	CANotConfigured = calink.NotConfigured // the terminal has no CA address
-)
-
-// CAWatcher reports the CA link state like CardWatcher reports the reader.
-type CAWatcher interface {
-	WatchCA(ctx context.Context, report func(CAStatus)) error
-}
-
-// OperatorSummary is one row of the supervisor's operator list. It holds no password material.
-type OperatorSummary struct {
-	ID, Name       string
-	Permissions    []Permission
-	Active         bool // false: disabled by a supervisor
-	Locked         bool // locked after repeated failed log-ins
-	FingerEnrolled bool
-	PasswordExempt bool // exempted from biometrics (TS Art. 3(3))
-}
-
-// OperatorDirectory is the supervisor's view of the operators. A Session that offers it
-// implements it; the domain checks the Supervisor permission on every call (TS Art. 3(4)).
-type OperatorDirectory interface {
-	ListOperators(ctx context.Context) ([]OperatorSummary, error)
-	// Unlock lifts the lockout of operator id.
-	Unlock(ctx context.Context, id string) error
-}
-
-// AuditEntry is one record of the operation history: who asked, what, when, and the result
-// (TS Art. 20(2)).
-type AuditEntry struct {
-	Seq      int64
-	At       time.Time
-	Operator string
-	Action   string
-	Target   string
-	Result   string
-	Detail   map[string]string // what the domain recorded besides (never secrets), e.g. the refusal's kind
-}
-
-// PINJudge applies the PIN rules of the domain to the PIN an applicant typed for a case (TS
-// Art. 4: not easily guessed; the birthday rule needs the case's applicant). A Session that
-// offers it implements it. Refusals are app/pinrule errors (errors.Is(err, apperr.WeakPIN)).
-// Implementations never keep, log or record the PIN.
-type PINJudge interface {
-	CheckApplicantPIN(ctx context.Context, caseID int64, kind PINKind, pin []byte) error
-}
-
-// ResidentQuery selects residents; empty fields are ignored, at least one must be set.
-type ResidentQuery struct {
-	NameKana   string // prefix of the kana reading
-	Name       string // part of the name
-	BirthDate  string // YYYY-MM-DD
-	RecordCode string // 住民票コード, exact
-}
-
-// ResidentSummary is one search result of the resident register.
-type ResidentSummary struct {
-	RecordCode, Name, NameKana, BirthDate string
-	Status                                string // "resident", "abroad", "moved_out", "deceased"
-}
-
-// ResidentRegister is the CS application's view of the resident register (TS Art. 3(1)). A
-// Session that offers it implements it; the domain checks the CS permission and audits the
-// search criteria and every exported file.
-type ResidentRegister interface {
-	SearchResidents(ctx context.Context, q ResidentQuery) ([]ResidentSummary, error)
-	// ExportResidentFile returns the integrity-protected resident-record file of one applicant,
-	// which the reception application imports once, before it expires.
-	ExportResidentFile(ctx context.Context, recordCode string) ([]byte, error)
 }

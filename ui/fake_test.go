@@ -41,7 +41,6 @@ type fakeBackend struct {
 	fpCalls   int
 	// gate, when non-nil, makes LoginFingerprint wait for a value after reporting its events.
 	gate      chan struct{}
-	progress  func(ScanEvent) // wraps the screen's progress callback, for observing
 	loggedOut []string
 	printed   []printRecord
 	settings  []settingRecord
@@ -212,6 +211,19 @@ func (q *uiQueue) drain() {
 // testUI is the queue of the shell of the running test (tests in this package are sequential).
 var testUI = &uiQueue{funcs: make(chan func(), 1024)}
 
+// testApp is the one Fyne test app of the package's screen tests, with the terminal's theme,
+// made at the first call. A new test app, and every theme change, empties Fyne's font and
+// text-size caches, and measuring a text again with the bundled CJK faces builds a harfbuzz font
+// over their large layout tables: under -race most of a screen test's time went there. One app
+// keeps the measurements from test to test. Sharing it is safe because the tests of this
+// package run one at a time (testUI) and none changes the app's settings; each test still gets
+// its own window, closed when it ends.
+var testApp = sync.OnceValue(func() fyne.App {
+	a := test.NewApp()
+	a.Settings().SetTheme(NewTheme())
+	return a
+})
+
 // newTestShell opens a shell on a test window with the terminal's theme. Backend calls run
 // synchronously on the test goroutine, and their results are applied at once, unless async is
 // true: then they run on goroutines and their results wait in testUI for waitFor. Watcher
@@ -219,8 +231,7 @@ var testUI = &uiQueue{funcs: make(chan func(), 1024)}
 func newTestShell(t *testing.T, b Backend, screens []Screen, async bool) (*Shell, fyne.Window) {
 	t.Helper()
 	testUI = &uiQueue{funcs: make(chan func(), 1024)}
-	a := test.NewTempApp(t)
-	a.Settings().SetTheme(NewTheme())
+	fyne.SetCurrentApp(testApp())
 	w := test.NewTempWindow(t, widget.NewLabel(""))
 	w.Resize(testSize)
 	st := NewStatus()

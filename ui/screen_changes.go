@@ -76,11 +76,10 @@ type changesView struct {
 	shell *Shell
 	desk  ResidentChangeDesk
 
-	kana, name, code *widget.Entry
-	search           *widget.Button
-	results          *fyne.Container
-	chosen           ResidentSummary
-	chosenLabel      *widget.Label
+	*residentSearchForm // step 1: the criteria and the search button
+	results             *fyne.Container
+	chosen              ResidentSummary
+	chosenLabel         *widget.Label
 
 	kind               *widget.RadioGroup
 	effect             *widget.Label
@@ -106,7 +105,6 @@ func newChangesView(s *Shell) fyne.CanvasObject {
 		return procDangerLabel(tr("error.internal"))
 	}
 	v := &changesView{shell: s, desk: desk,
-		kana: widget.NewEntry(), name: widget.NewEntry(), code: widget.NewEntry(),
 		results: container.NewVBox(), chosenLabel: procWrapped(tr("changes.none_chosen")),
 		effect: widget.NewLabel(""), effective: widget.NewEntry(),
 		newName: widget.NewEntry(), newKana: widget.NewEntry(), newAddress: widget.NewEntry(),
@@ -118,10 +116,7 @@ func newChangesView(s *Shell) fyne.CanvasObject {
 	v.notice.Wrapping = fyne.TextWrapWord
 	v.effect.Importance = widget.WarningImportance
 	v.effect.Wrapping = fyne.TextWrapWord
-	for _, e := range []*widget.Entry{v.kana, v.name, v.code} {
-		e.OnSubmitted = func(string) { v.doSearch() }
-	}
-	v.search = widget.NewButtonWithIcon(tr("cs.search"), theme.SearchIcon(), v.doSearch)
+	v.residentSearchForm = newResidentSearchForm(s, desk, false, v.message, v.notice, v.showResults)
 	names := make([]string, len(changeKinds))
 	for i, k := range changeKinds {
 		names[i] = changeKindName(k)
@@ -139,14 +134,11 @@ func newChangesView(s *Shell) fyne.CanvasObject {
 	v.send = widget.NewButtonWithIcon(tr("changes.send"), theme.MailSendIcon(), v.doSend)
 	v.reload = widget.NewButtonWithIcon(tr("changes.reload"), theme.ViewRefreshIcon(), v.loadOutbox)
 
-	searchForm := container.New(layout.NewFormLayout(),
-		widget.NewLabel(tr("cs.name_kana")), v.kana, widget.NewLabel(tr("cs.name")), v.name,
-		widget.NewLabel(tr("cs.record_code")), v.code)
 	changeForm := container.New(layout.NewFormLayout(),
 		widget.NewLabel(tr("changes.kind")), v.kind,
 		widget.NewLabel(tr("changes.effective")), v.effective)
 	v.body = container.NewVBox(
-		procHeading("changes.step.search"), searchForm, container.NewHBox(v.search), v.results,
+		procHeading("changes.step.search"), v.form, container.NewHBox(v.search), v.results,
 		widget.NewSeparator(),
 		procHeading("changes.step.change"), v.chosenLabel, changeForm, v.effect, v.nameBox, v.moveInBox, container.NewHBox(v.record),
 		v.message, v.notice,
@@ -190,24 +182,6 @@ func (v *changesView) kindChanged() {
 		v.moveInBox.Hide()
 	}
 	procSetEnabled(v.record, v.chosen.RecordCode != "" && k != "")
-}
-
-func (v *changesView) doSearch() {
-	q := ResidentQuery{NameKana: strings.TrimSpace(v.kana.Text), Name: strings.TrimSpace(v.name.Text), RecordCode: strings.TrimSpace(v.code.Text)}
-	v.notice.SetText("")
-	if q == (ResidentQuery{}) {
-		v.message.SetText(tr("cs.need_criteria"))
-		return
-	}
-	v.message.SetText("")
-	v.search.Disable()
-	v.shell.async(func() {
-		rs, err := v.desk.SearchResidents(context.Background(), q)
-		v.shell.do(func() {
-			v.search.Enable()
-			v.showResults(rs, err)
-		})
-	})
 }
 
 func (v *changesView) showResults(rs []ResidentSummary, err error) {

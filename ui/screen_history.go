@@ -59,6 +59,18 @@ const (
 	ExportCSV       ExportFormat = "csv"
 )
 
+// AuditEntry is one record of the operation history: who asked, what, when, and the result
+// (TS Art. 20(2)).
+type AuditEntry struct {
+	Seq      int64
+	At       time.Time
+	Operator string
+	Action   string
+	Target   string
+	Result   string
+	Detail   map[string]string // what the domain recorded besides (never secrets), e.g. the refusal's kind
+}
+
 // AuditLog is what the auditor's screen needs from the domain. A Session that offers it
 // implements it; the domain checks the Audit permission and records each call.
 type AuditLog interface {

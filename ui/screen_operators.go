@@ -27,6 +27,24 @@ func operatorsScreen() Screen {
 	return Screen{ID: "supervisor.operators", Title: "operators.title", Permission: PermissionSupervisor, View: newOperatorsView}
 }
 
+// OperatorSummary is one row of the supervisor's operator list. It holds no password material.
+type OperatorSummary struct {
+	ID, Name       string
+	Permissions    []Permission
+	Active         bool // false: disabled by a supervisor
+	Locked         bool // locked after repeated failed log-ins
+	FingerEnrolled bool
+	PasswordExempt bool // exempted from biometrics (TS Art. 3(3))
+}
+
+// OperatorDirectory is the supervisor's view of the operators. A Session that offers it
+// implements it; the domain checks the Supervisor permission on every call (TS Art. 3(4)).
+type OperatorDirectory interface {
+	ListOperators(ctx context.Context) ([]OperatorSummary, error)
+	// Unlock lifts the lockout of operator id.
+	Unlock(ctx context.Context, id string) error
+}
+
 // EnrollProgress is one step of a fingerprint enrolment ("指を置いてください (3/5)").
 type EnrollProgress struct {
 	Stage int  // presses accepted so far

@@ -7,7 +7,6 @@ import (
 	"image"
 	"log"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -87,7 +86,8 @@ func stageOf(step issue.Step) int {
 	return stageKeyAndCert
 }
 
-// issueWizard is the state of one wizard; every field is touched on the UI goroutine only.
+// issueWizard is one issuance at the counter: the case, the sequence of pages and the calls to
+// the domain between them. Every field is touched on the UI goroutine only.
 type issueWizard struct {
 	shell *Shell
 	desk  ReceptionDesk
@@ -99,41 +99,15 @@ type issueWizard struct {
 	page    *fyne.Container
 	view    fyne.CanvasObject
 
-	// step file
-	kind          *widget.RadioGroup // 新規発行 / 更新
-	newCard       *widget.Check      // 新しいカードへの発行
-	currentExpiry *widget.Entry      // renewal: the current certificate's expiry
-	renewalBox    *fyne.Container
-	fileBody      *fyne.Container
-	files         *widget.Select
-	filePaths     map[string]string // shown name → path
-	typeSign      *widget.Check
-	typeAuth      *widget.Check
-	importBtn     *widget.Button
-	// step gaiji
-	gaiji    []*gaijiChoice
-	gaijiBtn *widget.Button
+	// The pages that own their state (screen_reception_issue_*.go), each made when its step
+	// is shown. Embedded, so the wizard and its tests reach their widgets as its own.
+	*recFilePage        // file and certificate types
+	*recGaijiPage       // 外字
+	*recIdentityPage    // identity check
+	*recExplanationPage // TS Art. 9 explanations
+	*recCardPage        // card expiry and card
 	// step existence
 	existenceNext *widget.Button
-	// step identity
-	who          *widget.RadioGroup
-	document     *widget.Select
-	documentRef  *widget.Entry
-	proxyBox     *fyne.Container
-	identityBody *fyne.Container
-	poa          *widget.Check
-	inquiry      *widget.Check
-	proxyName    *widget.Entry
-	proxyDoc     *widget.Select
-	doubt        *widget.Check
-	doubtReason  *widget.Entry
-	identityBtn  *widget.Button
-	// step explanation
-	explained  map[workflow.Item]*widget.Check
-	explainBtn *widget.Button
-	// step card
-	expiry   *widget.Entry
-	startBtn *widget.Button
 	// step issuing
 	progress *stepProgress
 	// steps result / failed
@@ -226,154 +200,13 @@ func showReceptionDialog(win fyne.Window, title, msg string) {
 	d.Show()
 }
 
-// ---- step: file and certificate types ----
+// ---- step: file and certificate types (recFilePage, screen_reception_issue_file.go) ----
 
+// showFile shows the first page: the resident-record file and what the case is for.
 func (w *issueWizard) showFile() {
-	w.kind = widget.NewRadioGroup([]string{tr("reception.kind.new_issuance"), tr("reception.kind.renewal")}, nil)
-	w.kind.Horizontal = true
-	w.kind.Required = true
-	w.kind.SetSelected(tr("reception.kind.new_issuance"))
-	w.newCard = widget.NewCheck(tr("reception.kind.new_card"), nil)
-	w.currentExpiry = widget.NewEntry()
-	w.currentExpiry.SetPlaceHolder(tr("reception.renewal.expiry_placeholder"))
-	renewalNote := widget.NewLabel(tr("reception.renewal.note"))
-	renewalNote.Wrapping = fyne.TextWrapWord
-	w.renewalBox = container.NewVBox(container.New(layout.NewFormLayout(),
-		widget.NewLabel(tr("reception.renewal.expiry")), w.currentExpiry), renewalNote)
-	w.renewalBox.Hide()
-	w.files = widget.NewSelect(nil, nil)
-	w.files.PlaceHolder = tr("reception.file.choose")
-	w.typeSign = widget.NewCheck(tr("reception.cert.signature"), nil)
-	w.typeAuth = widget.NewCheck(tr("reception.cert.user_auth"), nil)
-	w.typeSign.SetChecked(true)
-	w.typeAuth.SetChecked(true)
-	w.importBtn = widget.NewButtonWithIcon(tr("reception.file.import"), theme.NavigateNextIcon(), w.doImport)
-	w.importBtn.Importance = widget.HighImportance
-	refresh := widget.NewButtonWithIcon(tr("reception.file.refresh"), theme.ViewRefreshIcon(), w.listFiles)
-	update := func() { w.importBtn.Enable(); w.checkImportable() }
-	w.files.OnChanged = func(string) { update() }
-	w.typeSign.OnChanged = func(bool) { update() }
-	w.typeAuth.OnChanged = func(bool) { update() }
-	w.kind.OnChanged = func(string) { w.updateKind() }
-	w.currentExpiry.OnChanged = func(string) { update() }
-	w.currentExpiry.OnSubmitted = func(string) {
-		if !w.importBtn.Disabled() {
-			w.doImport()
-		}
-	}
-	note := widget.NewLabel(tr("reception.file.note"))
-	note.Wrapping = fyne.TextWrapWord
-	form := container.New(layout.NewFormLayout(),
-		widget.NewLabel(tr("reception.file.label")), container.NewBorder(nil, nil, nil, refresh, w.files),
-		widget.NewLabel(tr("reception.kind")), w.kind,
-		widget.NewLabel(tr("reception.cert.types")), container.NewVBox(w.typeSign, w.typeAuth),
-		widget.NewLabel(tr("reception.kind.card")), w.newCard,
-	)
-	w.fileBody = container.NewVBox(note, form, w.renewalBox, container.NewHBox(layout.NewSpacer(), w.importBtn))
+	w.recFilePage = newRecFilePage(func() string { return w.shell.ResidentFileDir }, w.message, w.doImport)
 	w.show(stepFile, w.fileBody)
 	w.listFiles()
-}
-
-// isRenewal reports whether the clerk chose renewal (更新) at the start.
-func (w *issueWizard) isRenewal() bool { return w.kind.Selected == tr("reception.kind.renewal") }
-
-// caseKind is the kind of case the first step opens.
-func (w *issueWizard) caseKind() workflow.Kind {
-	if w.isRenewal() {
-		return workflow.Renewal
-	}
-	return workflow.NewIssuance
-}
-
-// updateKind shows the renewal's expiry field only for a renewal.
-func (w *issueWizard) updateKind() {
-	if w.isRenewal() != w.renewalBox.Visible() {
-		if w.isRenewal() {
-			w.renewalBox.Show()
-		} else {
-			w.renewalBox.Hide()
-		}
-		w.fileBody.Refresh()
-	}
-	w.checkImportable()
-}
-
-// renewalExpiry parses the current certificate's expiry date typed for a renewal.
-func (w *issueWizard) renewalExpiry() (time.Time, bool) {
-	d, err := japanDay(w.currentExpiry.Text)
-	return d, err == nil
-}
-
-// listFiles offers the files in the hand-over folder, newest first.
-func (w *issueWizard) listFiles() {
-	w.filePaths = map[string]string{}
-	dir := w.shell.ResidentFileDir
-	var names []string
-	if dir != "" {
-		type found struct {
-			name string
-			mod  time.Time
-		}
-		var fs []found
-		ents, err := os.ReadDir(dir)
-		if err != nil && !os.IsNotExist(err) {
-			log.Printf("ui: list resident files: %v", err)
-		}
-		for _, e := range ents {
-			if e.IsDir() || !strings.HasSuffix(e.Name(), ".json") {
-				continue
-			}
-			info, err := e.Info()
-			if err != nil {
-				continue
-			}
-			fs = append(fs, found{e.Name(), info.ModTime()})
-		}
-		slices.SortFunc(fs, func(a, b found) int { return b.mod.Compare(a.mod) })
-		for _, f := range fs {
-			label := tr("reception.file.option", map[string]any{"Name": f.name, "Time": f.mod.Format("01/02 15:04")})
-			names = append(names, label)
-			w.filePaths[label] = filepath.Join(dir, f.name)
-		}
-	}
-	w.files.SetOptions(names)
-	w.files.ClearSelected()
-	if len(names) == 0 {
-		w.files.PlaceHolder = tr("reception.file.none")
-	} else {
-		w.files.PlaceHolder = tr("reception.file.choose")
-	}
-	w.files.Refresh()
-	w.checkImportable()
-}
-
-func (w *issueWizard) certTypes() []workflow.CertType {
-	var out []workflow.CertType
-	if w.typeSign.Checked {
-		out = append(out, workflow.SignatureCert)
-	}
-	if w.typeAuth.Checked {
-		out = append(out, workflow.UserAuthCert)
-	}
-	return out
-}
-
-func (w *issueWizard) checkImportable() {
-	ok := w.files.Selected != "" && len(w.certTypes()) != 0
-	if w.kind != nil && w.isRenewal() {
-		_, valid := w.renewalExpiry()
-		if !valid && strings.TrimSpace(w.currentExpiry.Text) != "" {
-			w.message.SetText(tr("reception.renewal.expiry_invalid"))
-		} else {
-			w.message.SetText("")
-		}
-		ok = ok && valid
-	}
-	if ok {
-		w.importBtn.Enable()
-	} else {
-		w.importBtn.Disable()
-	}
 }
 
 // doImport imports the chosen file, which opens the case; the domain consumes the file, and the
@@ -555,122 +388,11 @@ func recDocumentOf(name string) workflow.Document {
 	return ""
 }
 
+// showIdentity shows the identity page of the open case's applicant.
 func (w *issueWizard) showIdentity() {
-	self, proxy := tr("reception.identity.self"), tr("reception.identity.proxy")
-	w.who = widget.NewRadioGroup([]string{self, proxy}, nil)
-	w.who.Horizontal = true
-	w.who.Required = true
-	w.document = widget.NewSelect(recDocumentNames(), nil)
-	w.document.PlaceHolder = tr("reception.identity.document.choose")
-	w.documentRef = widget.NewEntry()
-	w.documentRef.SetPlaceHolder(tr("reception.identity.document_ref.placeholder"))
-	w.poa = widget.NewCheck(tr("reception.identity.power_of_attorney"), nil)
-	w.inquiry = widget.NewCheck(tr("reception.identity.inquiry_reply"), nil)
-	w.proxyName = widget.NewEntry()
-	w.proxyDoc = widget.NewSelect(recDocumentNames(), nil)
-	w.proxyDoc.PlaceHolder = tr("reception.identity.document.choose")
-	w.doubt = widget.NewCheck(tr("reception.identity.doubt"), nil)
-	w.doubtReason = widget.NewEntry()
-	w.doubtReason.SetPlaceHolder(tr("reception.identity.doubt_reason"))
-	w.doubtReason.Hide()
-	w.identityBtn = widget.NewButtonWithIcon(tr("reception.next"), theme.NavigateNextIcon(), w.doIdentity)
-	w.identityBtn.Importance = widget.HighImportance
-
-	proxyNote := widget.NewLabel(tr("reception.identity.proxy_note"))
-	proxyNote.Wrapping = fyne.TextWrapWord
-	w.proxyBox = container.NewVBox(widget.NewSeparator(), proxyNote, w.poa, w.inquiry,
-		container.New(layout.NewFormLayout(),
-			widget.NewLabel(tr("reception.identity.proxy_name")), w.proxyName,
-			widget.NewLabel(tr("reception.identity.proxy_document")), w.proxyDoc))
-	w.proxyBox.Hide()
-
-	update := func() { w.updateIdentity() }
-	w.who.OnChanged = func(string) { update() }
-	w.document.OnChanged = func(string) { update() }
-	w.poa.OnChanged = func(bool) { update() }
-	w.inquiry.OnChanged = func(bool) { update() }
-	w.proxyName.OnChanged = func(string) { update() }
-	w.proxyDoc.OnChanged = func(string) { update() }
-	w.doubt.OnChanged = func(bool) { update() }
-	w.doubtReason.OnChanged = func(string) { update() }
-	w.documentRef.OnSubmitted = func(string) {
-		if !w.identityBtn.Disabled() {
-			w.doIdentity()
-		}
-	}
-	w.who.SetSelected(self)
-
-	applicant := widget.NewLabel(tr("reception.identity.applicant", map[string]any{"Name": w.c.Applicant.Name, "Birth": w.c.Applicant.BirthDate}))
-	form := container.New(layout.NewFormLayout(),
-		widget.NewLabel(tr("reception.identity.who")), w.who,
-		widget.NewLabel(tr("reception.identity.document")), w.document,
-		widget.NewLabel(tr("reception.identity.document_ref")), w.documentRef,
-	)
-	doubtBox := container.NewVBox(widget.NewSeparator(), w.doubt, w.doubtReason)
-	w.identityBody = container.NewVBox(applicant, form, w.proxyBox, doubtBox)
-	w.show(stepIdentity, container.NewBorder(nil, container.NewHBox(w.stopButton(), layout.NewSpacer(), w.identityBtn), nil, nil,
-		container.NewVScroll(w.identityBody)))
+	w.recIdentityPage = newRecIdentityPage(w.c.Applicant.Name, w.c.Applicant.BirthDate, w.doIdentity)
+	w.show(stepIdentity, w.recIdentityPage.content(w.stopButton()))
 	w.updateIdentity()
-}
-
-func (w *issueWizard) isProxy() bool { return w.who.Selected == tr("reception.identity.proxy") }
-
-// updateIdentity shows the proxy branch for a proxy and enables the button only when the
-// evidence the rules require is complete; with a doubt, the button stops the case instead.
-func (w *issueWizard) updateIdentity() {
-	if w.isProxy() != w.proxyBox.Visible() {
-		if w.isProxy() {
-			w.proxyBox.Show()
-		} else {
-			w.proxyBox.Hide()
-		}
-		w.identityBody.Refresh()
-	}
-	if w.doubt.Checked {
-		if !w.doubtReason.Visible() {
-			w.doubtReason.Show()
-			w.identityBody.Refresh()
-		}
-		w.identityBtn.SetText(tr("reception.identity.stop"))
-		w.identityBtn.SetIcon(theme.CancelIcon())
-		w.identityBtn.Importance = widget.DangerImportance
-		if strings.TrimSpace(w.doubtReason.Text) == "" {
-			w.identityBtn.Disable()
-		} else {
-			w.identityBtn.Enable()
-		}
-		w.identityBtn.Refresh()
-		return
-	}
-	if w.doubtReason.Visible() {
-		w.doubtReason.Hide()
-		w.identityBody.Refresh()
-	}
-	w.identityBtn.SetText(tr("reception.next"))
-	w.identityBtn.SetIcon(theme.NavigateNextIcon())
-	w.identityBtn.Importance = widget.HighImportance
-	complete := w.document.Selected != ""
-	if w.isProxy() {
-		complete = complete && w.poa.Checked && w.inquiry.Checked && strings.TrimSpace(w.proxyName.Text) != "" && w.proxyDoc.Selected != ""
-	}
-	if complete {
-		w.identityBtn.Enable()
-	} else {
-		w.identityBtn.Disable()
-	}
-	w.identityBtn.Refresh()
-}
-
-func (w *issueWizard) evidence() workflow.Evidence {
-	e := workflow.Evidence{Document: recDocumentOf(w.document.Selected), DocumentRef: strings.TrimSpace(w.documentRef.Text)}
-	if w.isProxy() {
-		e.Proxy, e.PowerOfAttorney, e.InquiryReply = true, w.poa.Checked, w.inquiry.Checked
-		e.ProxyName, e.ProxyDocument = strings.TrimSpace(w.proxyName.Text), recDocumentOf(w.proxyDoc.Selected)
-	}
-	if w.doubt.Checked {
-		e.Doubt = strings.TrimSpace(w.doubtReason.Text)
-	}
-	return e
 }
 
 func (w *issueWizard) doIdentity() {
@@ -700,44 +422,15 @@ func (w *issueWizard) doIdentity() {
 
 // ---- step: explanations (TS Art. 9) ----
 
+// showExplanation shows the explanations due for the case's certificate types.
 func (w *issueWizard) showExplanation() {
-	w.explained = map[workflow.Item]*widget.Check{}
-	w.explainBtn = widget.NewButtonWithIcon(tr("reception.next"), theme.NavigateNextIcon(), w.doExplanation)
-	w.explainBtn.Importance = widget.HighImportance
-	intro := widget.NewLabel(tr("reception.explain.intro"))
-	intro.Wrapping = fyne.TextWrapWord
-	items := container.NewVBox(intro)
-	for _, it := range workflow.RequiredItems(w.c.CertTypes) {
-		title := widget.NewLabelWithStyle(tr(receptionKey("explain", string(it), "title")), fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
-		body := widget.NewLabel(tr(receptionKey("explain", string(it), "body")))
-		body.Wrapping = fyne.TextWrapWord
-		check := widget.NewCheck(tr("reception.explain.acknowledged"), func(bool) { w.updateExplanation() })
-		w.explained[it] = check
-		items.Add(widget.NewCard("", "", container.NewVBox(title, body, check)))
-	}
-	w.show(stepExplanation, container.NewBorder(nil, container.NewHBox(w.stopButton(), layout.NewSpacer(), w.explainBtn), nil, nil,
-		container.NewVScroll(items)))
+	w.recExplanationPage = newRecExplanationPage(w.c.CertTypes, w.doExplanation)
+	w.show(stepExplanation, w.recExplanationPage.content(w.stopButton()))
 	w.updateExplanation()
 }
 
-// updateExplanation enables the next step only when every item is acknowledged.
-func (w *issueWizard) updateExplanation() {
-	for _, c := range w.explained {
-		if !c.Checked {
-			w.explainBtn.Disable()
-			return
-		}
-	}
-	w.explainBtn.Enable()
-}
-
 func (w *issueWizard) doExplanation() {
-	var items []workflow.Item
-	for _, it := range workflow.RequiredItems(w.c.CertTypes) {
-		if c := w.explained[it]; c != nil && c.Checked {
-			items = append(items, it)
-		}
-	}
+	items := w.acknowledged()
 	id := w.c.ID
 	w.explainBtn.Disable()
 	w.shell.async(func() {
@@ -756,51 +449,13 @@ func (w *issueWizard) doExplanation() {
 
 // ---- step: card expiry and card ----
 
+// showCard asks for the card's expiry date and the card; its start button begins the issuance.
 func (w *issueWizard) showCard() {
-	w.expiry = widget.NewEntry()
-	w.expiry.SetPlaceHolder("2035-04-01")
-	w.startBtn = widget.NewButtonWithIcon(tr("reception.card.start"), theme.MediaPlayIcon(), w.doIssue)
-	w.startBtn.Importance = widget.HighImportance
-	w.expiry.OnChanged = func(string) { w.updateCard() }
-	w.expiry.OnSubmitted = func(string) {
-		if !w.startBtn.Disabled() {
-			w.doIssue()
-		}
-	}
-	insert := widget.NewLabelWithStyle(tr("reception.card.insert"), fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
-	insert.Wrapping = fyne.TextWrapWord
-	note := widget.NewLabel(tr("reception.card.expiry_note"))
-	note.Wrapping = fyne.TextWrapWord
-	form := container.New(layout.NewFormLayout(),
-		widget.NewLabel(tr("cs.name")), widget.NewLabel(w.c.Applicant.Name),
-		widget.NewLabel(tr("reception.cert.types")), widget.NewLabel(recCertTypeNames(w.c.CertTypes)),
-		widget.NewLabel(tr("reception.card.expiry")), w.expiry,
-	)
-	w.show(stepCard, container.NewVBox(form, note, insert, container.NewHBox(w.stopButton(), layout.NewSpacer(), w.startBtn)))
+	w.recCardPage = newRecCardPage(w.c.Applicant.Name, w.c.CertTypes, w.message, w.doIssue)
+	w.show(stepCard, w.recCardPage.content(w.stopButton()))
 	w.updateCard()
 	if c := w.shell.win.Canvas(); c != nil {
 		c.Focus(w.expiry)
-	}
-}
-
-// cardExpiry parses the card's expiry date; it must be a date after today.
-func (w *issueWizard) cardExpiry() (time.Time, bool) {
-	d, err := japanDay(w.expiry.Text)
-	if err != nil || !d.After(time.Now()) {
-		return time.Time{}, false
-	}
-	return d, true
-}
-
-func (w *issueWizard) updateCard() {
-	if _, ok := w.cardExpiry(); ok {
-		w.startBtn.Enable()
-		w.message.SetText("")
-	} else {
-		w.startBtn.Disable()
-		if strings.TrimSpace(w.expiry.Text) != "" {
-			w.message.SetText(tr("reception.card.expiry_invalid"))
-		}
 	}
 }
 

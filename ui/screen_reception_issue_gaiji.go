@@ -117,13 +117,32 @@ func (w *issueWizard) afterExistence() {
 	w.showIdentity()
 }
 
+// showGaiji shows the 外字 page of the open case.
 func (w *issueWizard) showGaiji() {
-	w.gaiji = nil
-	big := w.shell.theme.withTextSize(40)
+	w.recGaijiPage = newRecGaijiPage(w.c, w.shell.theme.withTextSize(40), w.submitGaiji)
+	w.show(stepGaiji, w.recGaijiPage.content(w.stopButton()))
+	w.updateGaiji()
+}
+
+// recGaijiPage is the 外字 step's page: one card per character to replace, with the choice of
+// substitute (names) or the fixed one (addresses), and how the item will read. It owns its
+// widgets and says what is chosen (substitutions); the wizard records it with the case.
+//
+// Concurrency: touched on the UI goroutine only.
+type recGaijiPage struct {
+	gaiji    []*gaijiChoice
+	gaijiBtn *widget.Button
+	list     *fyne.Container
+}
+
+// newRecGaijiPage builds the page for the characters of case c, drawn large with big; submit
+// records the substitutions (the button, and Enter in a kana reading).
+func newRecGaijiPage(c *workflow.Case, big fyne.Theme, submit func()) *recGaijiPage {
+	p := &recGaijiPage{}
 	intro := widget.NewLabel(tr("reception.gaiji.intro"))
 	intro.Wrapping = fyne.TextWrapWord
-	list := container.NewVBox(intro)
-	for _, f := range gaijiFields(w.c) {
+	p.list = container.NewVBox(intro)
+	for _, f := range gaijiFields(c) {
 		for _, at := range resident.FindOutside(f.value) {
 			g := &gaijiChoice{field: f, at: at, preview: widget.NewLabel("")}
 			g.preview.Wrapping = fyne.TextWrapBreak
@@ -145,15 +164,15 @@ func (w *issueWizard) showGaiji() {
 					if sel != "" && g.kana.Text != "" {
 						g.kana.SetText("")
 					}
-					w.updateGaiji()
+					p.updateGaiji()
 				}
 				g.kana.OnChanged = func(string) {
 					if g.kana.Text != "" && g.candidates.Selected != "" {
 						g.candidates.SetSelected("")
 					}
-					w.updateGaiji()
+					p.updateGaiji()
 				}
-				g.kana.OnSubmitted = func(string) { w.submitGaiji() }
+				g.kana.OnSubmitted = func(string) { submit() }
 				var offered fyne.CanvasObject = widget.NewLabel(tr("reception.gaiji.no_candidates"))
 				if len(g.candidates.Options) > 0 {
 					offered = container.NewThemeOverride(g.candidates, big)
@@ -171,22 +190,26 @@ func (w *issueWizard) showGaiji() {
 				}
 			}
 			row := container.NewBorder(nil, nil, container.NewHBox(original, container.NewCenter(arrow)), nil, choice)
-			list.Add(widget.NewCard("", "", container.NewVBox(where, row, g.preview)))
-			w.gaiji = append(w.gaiji, g)
+			p.list.Add(widget.NewCard("", "", container.NewVBox(where, row, g.preview)))
+			p.gaiji = append(p.gaiji, g)
 		}
 	}
-	w.gaijiBtn = widget.NewButtonWithIcon(tr("reception.gaiji.record"), theme.NavigateNextIcon(), w.submitGaiji)
-	w.gaijiBtn.Importance = widget.HighImportance
-	w.show(stepGaiji, container.NewBorder(nil, container.NewHBox(w.stopButton(), layout.NewSpacer(), w.gaijiBtn), nil, nil,
-		container.NewVScroll(list)))
-	w.updateGaiji()
+	p.gaijiBtn = widget.NewButtonWithIcon(tr("reception.gaiji.record"), theme.NavigateNextIcon(), submit)
+	p.gaijiBtn.Importance = widget.HighImportance
+	return p
+}
+
+// content is the page with the wizard's stop button beside its own.
+func (p *recGaijiPage) content(stop fyne.CanvasObject) fyne.CanvasObject {
+	return container.NewBorder(nil, container.NewHBox(stop, layout.NewSpacer(), p.gaijiBtn), nil, nil,
+		container.NewVScroll(p.list))
 }
 
 // substitutions returns what the step records, or ok=false while a choice is missing.
-func (w *issueWizard) substitutions() ([]resident.Substitution, bool) {
+func (p *recGaijiPage) substitutions() ([]resident.Substitution, bool) {
 	var out []resident.Substitution
 	ok := true
-	for _, g := range w.gaiji {
+	for _, g := range p.gaiji {
 		sub := g.substitute()
 		if sub == "" {
 			ok = false
@@ -200,9 +223,9 @@ func (w *issueWizard) substitutions() ([]resident.Substitution, bool) {
 
 // updateGaiji shows each item as it will read in the certificate and enables the button once
 // every character has its substitute.
-func (w *issueWizard) updateGaiji() {
-	subs, complete := w.substitutions()
-	for _, g := range w.gaiji {
+func (p *recGaijiPage) updateGaiji() {
+	subs, complete := p.substitutions()
+	for _, g := range p.gaiji {
 		switch {
 		case g.isName() && strings.TrimSpace(g.kana.Text) != "" && g.substitute() == "":
 			g.preview.Importance = widget.DangerImportance
@@ -216,9 +239,9 @@ func (w *issueWizard) updateGaiji() {
 		}
 	}
 	if complete {
-		w.gaijiBtn.Enable()
+		p.gaijiBtn.Enable()
 	} else {
-		w.gaijiBtn.Disable()
+		p.gaijiBtn.Disable()
 	}
 }
 

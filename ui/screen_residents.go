@@ -5,15 +5,23 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
-	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 )
+
+// ResidentRegister is the CS application's view of the resident register (TS Art. 3(1)). A
+// Session that offers it implements it; the domain checks the CS permission and audits the
+// search criteria and every exported file.
+type ResidentRegister interface {
+	ResidentSearcher
+	// ExportResidentFile returns the integrity-protected resident-record file of one applicant,
+	// which the reception application imports once, before it expires.
+	ExportResidentFile(ctx context.Context, recordCode string) ([]byte, error)
+}
 
 // residentsScreen is the CS application's search of the resident register and the export of one
 // applicant's resident-record file for the reception application (TS Art. 3(1)(2)). Files go to
@@ -23,13 +31,12 @@ func residentsScreen() Screen {
 }
 
 type residentsView struct {
-	shell                   *Shell
-	reg                     ResidentRegister
-	kana, name, birth, code *widget.Entry
-	search                  *widget.Button
-	table                   *fyne.Container // one row per resident found
-	body                    *fyne.Container // laid out again when the table changes
-	message, notice         *widget.Label
+	*residentSearchForm // the criteria and the search button
+	shell               *Shell
+	reg                 ResidentRegister
+	table               *fyne.Container // one row per resident found
+	body                *fyne.Container // laid out again when the table changes
+	message, notice     *widget.Label
 }
 
 func newResidentsView(s *Shell) fyne.CanvasObject {
@@ -41,9 +48,7 @@ func newResidentsView(s *Shell) fyne.CanvasObject {
 // widgets). The whole screen scrolls under the shell's header: the list of residents found can
 // be longer than the window.
 func buildResidentsView(s *Shell) (*residentsView, fyne.CanvasObject) {
-	v := &residentsView{shell: s, table: container.NewVBox(),
-		kana: widget.NewEntry(), name: widget.NewEntry(), birth: widget.NewEntry(), code: widget.NewEntry(),
-		message: procWrapped(""), notice: procWrapped("")}
+	v := &residentsView{shell: s, table: container.NewVBox(), message: procWrapped(""), notice: procWrapped("")}
 	v.message.Importance = widget.DangerImportance
 	v.notice.Importance = widget.SuccessImportance
 	reg, ok := s.Session().(ResidentRegister)
@@ -52,44 +57,11 @@ func buildResidentsView(s *Shell) (*residentsView, fyne.CanvasObject) {
 		return v, v.message
 	}
 	v.reg = reg
-	v.birth.SetPlaceHolder("1980-04-01")
-	for _, e := range []*widget.Entry{v.kana, v.name, v.birth, v.code} {
-		e.OnSubmitted = func(string) { v.doSearch() }
-	}
-	v.search = widget.NewButtonWithIcon(tr("cs.search"), theme.SearchIcon(), v.doSearch)
+	v.residentSearchForm = newResidentSearchForm(s, reg, true, v.message, v.notice, v.render)
 	v.search.Importance = widget.HighImportance
-	form := container.New(layout.NewFormLayout(),
-		widget.NewLabel(tr("cs.name_kana")), v.kana,
-		widget.NewLabel(tr("cs.name")), v.name,
-		widget.NewLabel(tr("cs.birth_date")), v.birth,
-		widget.NewLabel(tr("cs.record_code")), v.code,
-	)
-	v.body = container.NewVBox(form, container.NewHBox(v.search), v.message, v.notice, v.table)
+	v.body = container.NewVBox(v.form, container.NewHBox(v.search), v.message, v.notice, v.table)
 	_, page := newPageScroll(v.body)
 	return v, page
-}
-
-func (v *residentsView) query() ResidentQuery {
-	return ResidentQuery{NameKana: strings.TrimSpace(v.kana.Text), Name: strings.TrimSpace(v.name.Text),
-		BirthDate: strings.TrimSpace(v.birth.Text), RecordCode: strings.TrimSpace(v.code.Text)}
-}
-
-func (v *residentsView) doSearch() {
-	q := v.query()
-	v.notice.SetText("")
-	if q == (ResidentQuery{}) {
-		v.message.SetText(tr("cs.need_criteria"))
-		return
-	}
-	v.message.SetText("")
-	v.search.Disable()
-	v.shell.async(func() {
-		rs, err := v.reg.SearchResidents(context.Background(), q)
-		v.shell.do(func() {
-			v.search.Enable()
-			v.render(rs, err)
-		})
-	})
 }
 
 // render lists the residents found: equal columns whose texts wrap (a long name or kana never

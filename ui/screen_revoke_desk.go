@@ -217,7 +217,7 @@ type OutboxEntry struct {
 // ResidentChangeDesk records resident changes and shows the outbox (CS permission, checked by
 // the domain: TS Art. 3(4)).
 type ResidentChangeDesk interface {
-	SearchResidents(ctx context.Context, q ResidentQuery) ([]ResidentSummary, error)
+	ResidentSearcher // the resident whose record changed is found by the shared search form
 	RecordChange(ctx context.Context, c ResidentChangeEntry) error
 	// PendingOutbox lists the changes not yet delivered, oldest first.
 	PendingOutbox(ctx context.Context) ([]OutboxEntry, error)

@@ -259,6 +259,14 @@ func (s *Shell) ShowApplicantPIN(req PINRequest) {
 	p.focus(s.win.Canvas())
 }
 
+// PINJudge applies the PIN rules of the domain to the PIN an applicant typed for a case (TS
+// Art. 4: not easily guessed; the birthday rule needs the case's applicant). A Session that
+// offers it implements it. Refusals are app/pinrule errors (errors.Is(err, apperr.WeakPIN)).
+// Implementations never keep, log or record the PIN.
+type PINJudge interface {
+	CheckApplicantPIN(ctx context.Context, caseID int64, kind PINKind, pin []byte) error
+}
+
 // AskApplicantPIN shows the applicant PIN screen for case caseID: the domain judges each PIN
 // the applicant submits (TS Art. 4), and an accepted PIN goes to use exactly once (for example
 // to the card). use must not keep pin; a refusal from use is shown like a rule refusal. It

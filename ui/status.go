@@ -10,7 +10,44 @@ import (
 	"fyne.io/fyne/v2/data/binding"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
+
+	"madoguchi/app/calink"
+	"madoguchi/app/cardreader"
 )
+
+// CardStatus is what the status bar shows about the card reader.
+type CardStatus = cardreader.Status
+
+// The card reader states, in the order a counter session meets them (app/cardreader).
+const (
+	CardNoReader = cardreader.NoReader // no reader connected (or the PC/SC service is down)
+	CardAbsent   = cardreader.Absent   // reader present, no card
+	CardPresent  = cardreader.Present  // a card is in the reader
+	CardRemoved  = cardreader.Removed  // the card was taken out (shown until the next insert)
+)
+
+// CardWatcher reports card reader changes. WatchCard calls report once with the current state,
+// then on every change, from its own goroutine, until ctx is done; it returns ctx's error then,
+// or another error if watching became impossible.
+type CardWatcher interface {
+	WatchCard(ctx context.Context, report func(CardStatus)) error
+}
+
+// CAStatus is what the status bar shows about the link to ca-server.
+type CAStatus = calink.Status
+
+// The CA link states (app/calink).
+const (
+	CAUnknown       = calink.Unknown       // not checked yet
+	CAConnected     = calink.Connected     // the last mutual-TLS status request succeeded
+	CAUnreachable   = calink.Unreachable   // the last status request failed
+	CANotConfigured = calink.NotConfigured // the terminal has no CA address
+)
+
+// CAWatcher reports the CA link state like CardWatcher reports the reader.
+type CAWatcher interface {
+	WatchCA(ctx context.Context, report func(CAStatus)) error
+}
 
 // Status holds the state the persistent status bar shows: the card reader and the CA link. The
 // state lives in bindings, so every widget bound to it follows (STYLE: state in bindings).
