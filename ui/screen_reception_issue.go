@@ -22,7 +22,6 @@ import (
 	"madoguchi/app"
 	"madoguchi/app/apperr"
 	"madoguchi/app/issue"
-	"madoguchi/app/resident"
 	"madoguchi/app/workflow"
 	"madoguchi/assets/translations"
 )
@@ -102,22 +101,14 @@ type issueWizard struct {
 	// The pages that own their state (screen_reception_issue_*.go), each made when its step
 	// is shown. Embedded, so the wizard and its tests reach their widgets as its own.
 	*recFilePage        // file and certificate types
+	*recExistencePage   // existence check
 	*recGaijiPage       // 外字
 	*recIdentityPage    // identity check
 	*recExplanationPage // TS Art. 9 explanations
 	*recCardPage        // card expiry and card
-	// step existence
-	existenceNext *widget.Button
-	// step issuing
-	progress *stepProgress
-	// steps result / failed
-	result      *issue.Result
-	failure     error
-	failMessage *widget.Label
-	noticePath  *widget.Label
-	preview     *fyne.Container
-	printBtn    *widget.Button
-	savedPath   string
+	*recIssuingPage     // the issuance's stages
+	*recResultPage      // delivered; the notice
+	*recFailedPage      // the issuance failed
 }
 
 func newIssueWizard(s *Shell) fyne.CanvasObject { return buildIssueWizard(s).root() }
@@ -253,47 +244,10 @@ func (w *issueWizard) doImport() {
 
 // ---- step: existence check ----
 
+// showExistence shows the record of the case just opened.
 func (w *issueWizard) showExistence() {
-	a := w.c.Applicant
-	address, addressKey := a.Address, "reception.applicant.address"
-	if a.Status == resident.StatusAbroad {
-		address, addressKey = a.FuhyoAddress, "reception.applicant.fuhyo_address"
-	}
-	sex := tr("reception.sex.male")
-	if a.Sex == "F" {
-		sex = tr("reception.sex.female")
-	}
-	rows := []fyne.CanvasObject{
-		widget.NewLabel(tr("reception.case_no")), widget.NewLabel(fmtInt(w.c.ID)),
-		widget.NewLabel(tr("cs.record_code")), widget.NewLabel(a.RecordCode),
-		widget.NewLabel(tr("cs.name")), widget.NewLabelWithStyle(a.Name, fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
-		widget.NewLabel(tr("cs.name_kana")), widget.NewLabel(a.NameKana),
-		widget.NewLabel(tr("cs.birth_date")), widget.NewLabel(a.BirthDate),
-		widget.NewLabel(tr("reception.applicant.sex")), widget.NewLabel(sex),
-		widget.NewLabel(tr(addressKey)), widget.NewLabel(address),
-		widget.NewLabel(tr("cs.status")), widget.NewLabel(residentStatusName(string(a.Status))),
-	}
-	if a.FormerSurname != "" {
-		rows = append(rows, widget.NewLabel(tr("reception.applicant.former_surname")), widget.NewLabel(a.FormerSurname))
-	}
-	if a.AliasName != "" {
-		rows = append(rows, widget.NewLabel(tr("reception.applicant.alias")), widget.NewLabel(a.AliasName))
-	}
-	if w.c.Kind != workflow.NewIssuance || w.c.NewCard {
-		// Shown when the case is not a plain new issuance (the usual case needs no extra row).
-		rows = append(rows, widget.NewLabel(tr("reception.kind")), widget.NewLabel(recKindName(w.c)))
-	}
-	if w.c.Kind == workflow.Renewal {
-		rows = append(rows, widget.NewLabel(tr("reception.renewal.expiry")), widget.NewLabel(w.c.CurrentExpiry.In(japanTime).Format(dateLayout)))
-	}
-	rows = append(rows, widget.NewLabel(tr("reception.cert.types")), widget.NewLabel(recCertTypeNames(w.c.CertTypes)))
-	ok := widget.NewLabel(tr("reception.existence.ok"))
-	ok.Importance = widget.SuccessImportance
-	ok.Wrapping = fyne.TextWrapWord
-	w.existenceNext = widget.NewButtonWithIcon(tr("reception.next"), theme.NavigateNextIcon(), w.afterExistence)
-	w.existenceNext.Importance = widget.HighImportance
-	w.show(stepExistence, container.NewVBox(ok, container.New(layout.NewFormLayout(), rows...),
-		container.NewHBox(w.stopButton(), layout.NewSpacer(), w.existenceNext)))
+	w.recExistencePage = newRecExistencePage(w.c, w.afterExistence)
+	w.show(stepExistence, w.recExistencePage.content(w.stopButton()))
 }
 
 // recKindName names the case's kind as the clerk chose it (新規発行 / 更新, on a new card).
@@ -466,12 +420,8 @@ func (w *issueWizard) doIssue() {
 	if !ok {
 		return
 	}
-	w.progress = newStepProgress(tr("reception.stage.key_and_cert"), tr("reception.stage.write"), tr("reception.stage.pin"),
-		tr("reception.stage.verify"), tr("reception.stage.confirm"))
-	keep := widget.NewLabelWithStyle(tr("reception.issuing.keep_card"), fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
-	keep.Importance = widget.WarningImportance
-	w.show(stepIssuing, container.NewVBox(widget.NewLabel(tr("reception.issuing.for", map[string]any{"Name": w.c.Applicant.Name})),
-		w.progress.view, keep))
+	w.recIssuingPage = newRecIssuingPage(w.c.Applicant.Name)
+	w.show(stepIssuing, w.recIssuingPage.body)
 	order := IssuanceOrder{
 		CaseID:     w.c.ID,
 		CardExpiry: expiry,
@@ -496,8 +446,7 @@ func (w *issueWizard) doIssue() {
 				return
 			}
 			w.progress.finish()
-			w.result = res
-			w.showResult()
+			w.showResult(res)
 		})
 	})
 }
@@ -557,17 +506,15 @@ func applicantPINRefusal(err error) string { return errorMessage(err) }
 
 // ---- results ----
 
+// showFailed shows the failed issuance, err, under its stages.
 func (w *issueWizard) showFailed(err error) {
-	w.failure = err
-	w.failMessage = widget.NewLabel(receptionMessage(err))
-	w.failMessage.Wrapping = fyne.TextWrapWord
-	w.failMessage.Importance = widget.DangerImportance
-	title := widget.NewLabelWithStyle(tr("reception.failed.title"), fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
-	retry := widget.NewButtonWithIcon(tr("reception.failed.retry"), theme.ViewRefreshIcon(), w.showCard)
-	home := widget.NewButtonWithIcon(tr("reception.home"), theme.HomeIcon(), func() { w.shell.Show(HomeID) })
-	w.show(stepFailed, container.NewVBox(title, w.progress.view, w.failMessage, container.NewHBox(layout.NewSpacer(), retry, home)))
+	w.recFailedPage = newRecFailedPage(err, w.progress.view, w.showCard, w.home)
+	w.show(stepFailed, w.recFailedPage.body)
 	showReceptionDialog(w.shell.win, tr("reception.failed.title"), w.failMessage.Text)
 }
+
+// home leaves the wizard for the home screen.
+func (w *issueWizard) home() { w.shell.Show(HomeID) }
 
 func (w *issueWizard) showStopped(msg string) {
 	l := widget.NewLabel(msg)
@@ -575,36 +522,23 @@ func (w *issueWizard) showStopped(msg string) {
 	l.Importance = widget.WarningImportance
 	note := widget.NewLabel(tr("reception.stopped.note"))
 	note.Wrapping = fyne.TextWrapWord
-	home := widget.NewButtonWithIcon(tr("reception.home"), theme.HomeIcon(), func() { w.shell.Show(HomeID) })
+	home := widget.NewButtonWithIcon(tr("reception.home"), theme.HomeIcon(), w.home)
 	w.show(stepStopped, container.NewVBox(l, note, container.NewHBox(layout.NewSpacer(), home)))
 }
 
-func (w *issueWizard) showResult() {
-	done := widget.NewLabelWithStyle(tr("reception.result.done", map[string]any{"Name": w.c.Applicant.Name}), fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
-	done.Importance = widget.SuccessImportance
-	done.Wrapping = fyne.TextWrapWord
-	// Serial numbers and paths are long words without spaces: they break at the column's edge
-	// instead of widening the window past the counter's screen (the header's log-out button
-	// must stay reachable on a 1280 px screen).
-	rows := []fyne.CanvasObject{widget.NewLabel(tr("reception.case_no")), widget.NewLabel(fmtInt(w.c.ID)),
-		widget.NewLabel(tr("reception.result.card_serial")), recBreakingLabel(w.result.CardSerial)}
-	for _, d := range w.result.Delivered {
-		rows = append(rows, widget.NewLabel(recCertTypeName(d.CertType)), recBreakingLabel(tr("reception.result.serial", map[string]any{"Serial": d.Serial})))
-	}
-	w.noticePath = recBreakingLabel(tr("reception.notice.making"))
-	w.preview = container.NewStack()
-	w.printBtn = widget.NewButtonWithIcon(tr("reception.notice.print"), theme.DocumentPrintIcon(), w.doPrint)
-	// Printing the notice for the applicant is the clerk's next step (TS Art. 9's items are on it).
-	w.printBtn.Importance = widget.HighImportance
-	w.printBtn.Disable()
-	home := widget.NewButtonWithIcon(tr("reception.home"), theme.HomeIcon(), func() { w.shell.Show(HomeID) })
-	left := container.NewVBox(done, container.New(layout.NewFormLayout(), rows...), widget.NewSeparator(),
-		widget.NewLabelWithStyle(tr("reception.notice.title"), fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
-		w.noticePath)
-	// The buttons stay in view below the scrolled details.
-	w.show(stepResult, container.NewGridWithColumns(2,
-		container.NewBorder(nil, container.NewHBox(w.printBtn, home), nil, nil, container.NewVScroll(left)), w.preview))
+// showResult shows the delivered result res and makes its notice.
+func (w *issueWizard) showResult(res *issue.Result) {
+	w.recResultPage = newRecResultPage(w.c, res, w.doPrint, w.home)
+	w.show(stepResult, w.recResultPage.body)
 	w.makeNotice()
+}
+
+// savedPath is where the notice was saved, "" until it is.
+func (w *issueWizard) savedPath() string {
+	if w.recResultPage == nil {
+		return ""
+	}
+	return w.recResultPage.saved
 }
 
 // makeNotice renders the notice, saves it in the data directory and shows its preview.
@@ -632,46 +566,14 @@ func (w *issueWizard) makeNotice() {
 				w.refuse(err)
 				return
 			}
-			w.savedPath = path
-			if printerReady(wiring.Print) {
-				w.printBtn.Enable()
-				w.noticePath.SetText(tr("reception.notice.saved", map[string]any{"Path": path}))
-			} else {
-				w.noticePath.SetText(tr("reception.notice.saved_no_printer", map[string]any{"Path": path}))
-			}
-			if img != nil {
-				w.preview.Objects = []fyne.CanvasObject{previewImage(img)}
-			} else {
-				w.preview.Objects = []fyne.CanvasObject{container.NewVScroll(w.textPreview())}
-			}
+			w.noticeSaved(path, printerReady(wiring.Print), img)
 			w.page.Refresh()
 		})
 	})
 }
 
-// textPreview is the notice's content in words, when no PDF renderer is available.
-func (w *issueWizard) textPreview() fyne.CanvasObject {
-	lines := []string{tr("reception.notice.doc_title"), tr("reception.notice.addressee", map[string]any{"Name": w.c.Applicant.Name}), ""}
-	for _, d := range w.result.Delivered {
-		lines = append(lines, recCertTypeName(d.CertType)+"  "+tr("reception.result.serial", map[string]any{"Serial": d.Serial}))
-	}
-	lines = append(lines, "", tr("reception.notice.explained"))
-	for _, it := range w.c.Explained {
-		lines = append(lines, tr("list.bullet", map[string]any{"Text": tr(receptionKey("explain", string(it), "title"))}))
-	}
-	l := recBreakingLabel(strings.Join(lines, "\n"))
-	return widget.NewCard(tr("reception.notice.preview"), "", l)
-}
-
-// recBreakingLabel is a label whose long words (serial numbers, file paths) break at the edge.
-func recBreakingLabel(text string) *widget.Label {
-	l := widget.NewLabel(text)
-	l.Wrapping = fyne.TextWrapBreak
-	return l
-}
-
 func (w *issueWizard) doPrint() {
-	print, path, caseID, sess := w.shell.Terminal.Print, w.savedPath, w.c.ID, w.shell.session
+	print, path, caseID, sess := w.shell.Terminal.Print, w.savedPath(), w.c.ID, w.shell.session
 	if print == nil || path == "" {
 		return
 	}
