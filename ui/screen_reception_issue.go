@@ -14,6 +14,7 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/data/binding"
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/theme"
@@ -93,13 +94,14 @@ type issueWizard struct {
 	step  wizardStep
 	c     *workflow.Case // the open case, nil before the import
 
-	header  *widget.Label
-	message *widget.Label // the last refusal, in Japanese, also shown as a dialog
+	// shared is the state the pages share and show; message is its message line.
+	shared  recShared
+	message *widget.Label
 	page    *fyne.Container
 	view    fyne.CanvasObject
 
-	// The pages that own their state (screen_reception_issue_*.go), each made when its step
-	// is shown. Embedded, so the wizard and its tests reach their widgets as its own.
+	// The pages (screen_reception_issue_*.go), each made over shared and its own bindings when
+	// its step is shown. Embedded, so the wizard and its tests reach their widgets as its own.
 	*recFilePage        // file and certificate types
 	*recExistencePage   // existence check
 	*recGaijiPage       // 外字
@@ -109,6 +111,42 @@ type issueWizard struct {
 	*recIssuingPage     // the issuance's stages
 	*recResultPage      // delivered; the notice
 	*recFailedPage      // the issuance failed
+}
+
+// recShared is the state the wizard's pages share and show, as bindings: the wizard and the
+// pages set it on the UI goroutine (a domain call's answer arrives through Shell.do), and the
+// labels made over it with NewLabelWithData follow, whichever page shows them. A Set from another
+// goroutine would have to go through fyne.Do like any widget change.
+type recShared struct {
+	header    binding.String // the step header: the step's number and name
+	message   binding.String // the message line under every page: the last refusal or invalid input
+	caseNo    binding.String // the open case's number
+	certTypes binding.String // the open case's certificate types, named
+	savedPath binding.String // where the result's notice was saved, "" until it is
+}
+
+func newRecShared() recShared {
+	return recShared{header: binding.NewString(), message: binding.NewString(), caseNo: binding.NewString(),
+		certTypes: binding.NewString(), savedPath: binding.NewString()}
+}
+
+// bindEnabled makes button b enabled while on holds: a page sets its binding and never the
+// button, so the button shows what the binding says.
+func bindEnabled(b *widget.Button, on binding.Bool) {
+	on.AddListener(binding.NewDataListener(func() {
+		if isSet(on) {
+			b.Enable()
+		} else {
+			b.Disable()
+		}
+	}))
+}
+
+// isSet is the value of on. A handler checks it rather than its button's state, which follows
+// the binding one turn of the event loop later in the running app.
+func isSet(on binding.Bool) bool {
+	v, _ := on.Get()
+	return v
 }
 
 func newIssueWizard(s *Shell) fyne.CanvasObject { return buildIssueWizard(s).root() }
@@ -123,17 +161,19 @@ func (w *issueWizard) root() fyne.CanvasObject {
 
 // buildIssueWizard builds the wizard on its first page.
 func buildIssueWizard(s *Shell) *issueWizard {
-	w := &issueWizard{shell: s, header: widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
-		message: widget.NewLabel(""), page: container.NewStack()}
+	w := &issueWizard{shell: s, shared: newRecShared(), page: container.NewStack()}
+	w.message = widget.NewLabelWithData(w.shared.message)
 	w.message.Importance = widget.DangerImportance
 	w.message.Wrapping = fyne.TextWrapWord
 	desk, ok := s.Session().(ReceptionDesk)
 	if !ok {
-		w.message.SetText(tr("error.internal"))
+		w.shared.message.Set(tr("error.internal"))
 		return w
 	}
 	w.desk = desk
-	w.view = container.NewBorder(container.NewVBox(w.header, widget.NewSeparator()), w.message, nil, nil, w.page)
+	header := widget.NewLabelWithData(w.shared.header)
+	header.TextStyle = fyne.TextStyle{Bold: true}
+	w.view = container.NewBorder(container.NewVBox(header, widget.NewSeparator()), w.message, nil, nil, w.page)
 	w.showFile()
 	return w
 }
@@ -141,16 +181,16 @@ func buildIssueWizard(s *Shell) *issueWizard {
 // show replaces the page and the step header.
 func (w *issueWizard) show(step wizardStep, page fyne.CanvasObject) {
 	w.step = step
-	w.message.SetText("")
+	w.shared.message.Set("")
 	n := slices.Index(wizardSteps, step)
 	if step == stepGaiji {
 		// A sub-step of the existence check, shown only when the record needs it.
 		n = slices.Index(wizardSteps, stepExistence)
 	}
 	if n >= 0 {
-		w.header.SetText(tr("reception.step", map[string]any{"N": n + 1, "Of": len(wizardSteps), "Name": tr(receptionKey("step", string(step)))}))
+		w.shared.header.Set(tr("reception.step", map[string]any{"N": n + 1, "Of": len(wizardSteps), "Name": tr(receptionKey("step", string(step)))}))
 	} else {
-		w.header.SetText(tr(receptionKey("step", string(step))))
+		w.shared.header.Set(tr(receptionKey("step", string(step))))
 	}
 	w.page.Objects = []fyne.CanvasObject{container.NewPadded(page)}
 	w.page.Refresh()
@@ -161,8 +201,15 @@ func (w *issueWizard) show(step wizardStep, page fyne.CanvasObject) {
 // do (never the raw error text).
 func (w *issueWizard) refuse(err error) {
 	msg := receptionMessage(err)
-	w.message.SetText(msg)
+	w.shared.message.Set(msg)
 	showReceptionDialog(w.shell.win, tr("reception.error.title"), msg)
+}
+
+// setCase takes the case as the domain last answered it, and shows what the pages share of it.
+func (w *issueWizard) setCase(c *workflow.Case) {
+	w.c = c
+	w.shared.caseNo.Set(fmtInt(c.ID))
+	w.shared.certTypes.Set(recCertTypeNames(c.CertTypes))
 }
 
 // receptionMessage is the clerk's message for a failure of the wizard.
@@ -195,7 +242,7 @@ func showReceptionDialog(win fyne.Window, title, msg string) {
 
 // showFile shows the first page: the resident-record file and what the case is for.
 func (w *issueWizard) showFile() {
-	w.recFilePage = newRecFilePage(func() string { return w.shell.ResidentFileDir }, w.message, w.doImport)
+	w.recFilePage = newRecFilePage(func() string { return w.shell.ResidentFileDir }, w.shared.message, w.doImport)
 	w.show(stepFile, w.fileBody)
 	w.listFiles()
 }
@@ -203,6 +250,9 @@ func (w *issueWizard) showFile() {
 // doImport imports the chosen file, which opens the case; the domain consumes the file, and the
 // copy in the hand-over folder is removed so it is not offered again.
 func (w *issueWizard) doImport() {
+	if !isSet(w.canImport) {
+		return
+	}
 	path := w.filePaths[w.files.Selected]
 	req := IssuanceApplication{Kind: w.caseKind(), CertTypes: w.certTypes(), NewCard: w.newCard.Checked}
 	if path == "" || len(req.CertTypes) == 0 {
@@ -215,7 +265,7 @@ func (w *issueWizard) doImport() {
 		}
 		req.CurrentExpiry = d
 	}
-	w.importBtn.Disable()
+	w.canImport.Set(false)
 	w.shell.async(func() {
 		data, err := os.ReadFile(path)
 		var c *workflow.Case
@@ -236,7 +286,7 @@ func (w *issueWizard) doImport() {
 				w.refuse(err)
 				return
 			}
-			w.c = c
+			w.setCase(c)
 			w.showExistence()
 		})
 	})
@@ -246,7 +296,7 @@ func (w *issueWizard) doImport() {
 
 // showExistence shows the record of the case just opened.
 func (w *issueWizard) showExistence() {
-	w.recExistencePage = newRecExistencePage(w.c, w.afterExistence)
+	w.recExistencePage = newRecExistencePage(w.c, w.shared, w.afterExistence)
 	w.show(stepExistence, w.recExistencePage.content(w.stopButton()))
 }
 
@@ -350,9 +400,12 @@ func (w *issueWizard) showIdentity() {
 }
 
 func (w *issueWizard) doIdentity() {
+	if !isSet(w.identityOK) {
+		return
+	}
 	e := w.evidence()
 	id := w.c.ID
-	w.identityBtn.Disable()
+	w.identityOK.Set(false)
 	w.shell.async(func() {
 		c, err := w.desk.RecordIdentity(context.Background(), id, e)
 		w.shell.do(func() {
@@ -360,14 +413,14 @@ func (w *issueWizard) doIdentity() {
 			case errors.Is(err, apperr.IdentityDoubt):
 				// CPS §4.1.2.1(3): any doubt → stop, no certificate. The stop is recorded.
 				if c != nil {
-					w.c = c
+					w.setCase(c)
 				}
 				w.showStopped(errorMessageIn(translations.Reception, err))
 			case err != nil:
 				w.updateIdentity()
 				w.refuse(err)
 			default:
-				w.c = c
+				w.setCase(c)
 				w.showExplanation()
 			}
 		})
@@ -384,9 +437,12 @@ func (w *issueWizard) showExplanation() {
 }
 
 func (w *issueWizard) doExplanation() {
+	if !isSet(w.allAcknowledged) {
+		return
+	}
 	items := w.acknowledged()
 	id := w.c.ID
-	w.explainBtn.Disable()
+	w.allAcknowledged.Set(false)
 	w.shell.async(func() {
 		c, err := w.desk.RecordExplanation(context.Background(), id, items)
 		w.shell.do(func() {
@@ -395,7 +451,7 @@ func (w *issueWizard) doExplanation() {
 				w.refuse(err)
 				return
 			}
-			w.c = c
+			w.setCase(c)
 			w.showCard()
 		})
 	})
@@ -405,7 +461,7 @@ func (w *issueWizard) doExplanation() {
 
 // showCard asks for the card's expiry date and the card; its start button begins the issuance.
 func (w *issueWizard) showCard() {
-	w.recCardPage = newRecCardPage(w.c.Applicant.Name, w.c.CertTypes, w.message, w.doIssue)
+	w.recCardPage = newRecCardPage(w.c.Applicant.Name, w.shared, w.doIssue)
 	w.show(stepCard, w.recCardPage.content(w.stopButton()))
 	w.updateCard()
 	if c := w.shell.win.Canvas(); c != nil {
@@ -528,17 +584,15 @@ func (w *issueWizard) showStopped(msg string) {
 
 // showResult shows the delivered result res and makes its notice.
 func (w *issueWizard) showResult(res *issue.Result) {
-	w.recResultPage = newRecResultPage(w.c, res, w.doPrint, w.home)
+	w.recResultPage = newRecResultPage(w.c, res, w.shared, w.doPrint, w.home)
 	w.show(stepResult, w.recResultPage.body)
 	w.makeNotice()
 }
 
 // savedPath is where the notice was saved, "" until it is.
 func (w *issueWizard) savedPath() string {
-	if w.recResultPage == nil {
-		return ""
-	}
-	return w.recResultPage.saved
+	path, _ := w.shared.savedPath.Get()
+	return path
 }
 
 // makeNotice renders the notice, saves it in the data directory and shows its preview.
@@ -562,7 +616,7 @@ func (w *issueWizard) makeNotice() {
 		}
 		w.shell.do(func() {
 			if err != nil {
-				w.noticePath.SetText(tr("reception.notice.failed"))
+				w.notice.Set(tr("reception.notice.failed"))
 				w.refuse(err)
 				return
 			}
@@ -574,21 +628,22 @@ func (w *issueWizard) makeNotice() {
 
 func (w *issueWizard) doPrint() {
 	print, path, caseID, sess := w.shell.Terminal.Print, w.savedPath(), w.c.ID, w.shell.session
-	if print == nil || path == "" {
+	if print == nil || path == "" || !isSet(w.canPrint) {
 		return
 	}
-	w.printBtn.Disable()
+	w.canPrint.Set(false)
 	w.shell.async(func() {
 		job, err := printAndRecord(sess, print, path, caseID, app.DocumentIssuanceNotice)
 		w.shell.do(func() {
-			w.printBtn.Enable()
+			w.canPrint.Set(true)
 			if err != nil {
 				log.Printf("ui: print notice: %v", err)
-				w.message.SetText(tr("reception.notice.print_failed", map[string]any{"Reason": printErrorText(err), "Path": path}))
-				showReceptionDialog(w.shell.win, tr("reception.error.title"), w.message.Text)
+				msg := tr("reception.notice.print_failed", map[string]any{"Reason": printErrorText(err), "Path": path})
+				w.shared.message.Set(msg)
+				showReceptionDialog(w.shell.win, tr("reception.error.title"), msg)
 				return
 			}
-			w.noticePath.SetText(tr("reception.notice.printed", map[string]any{"Job": job, "Path": path}))
+			w.notice.Set(tr("reception.notice.printed", map[string]any{"Job": job, "Path": path}))
 		})
 	})
 }

@@ -22,8 +22,9 @@ type recExistencePage struct {
 	form          *fyne.Container
 }
 
-// newRecExistencePage builds the page for the open case c; next goes on (the next button).
-func newRecExistencePage(c *workflow.Case, next func()) *recExistencePage {
+// newRecExistencePage builds the page for the open case c, whose number and certificate types
+// it shows from the wizard's shared state; next goes on (the next button).
+func newRecExistencePage(c *workflow.Case, shared recShared, next func()) *recExistencePage {
 	a := c.Applicant
 	address, addressKey := a.Address, "reception.applicant.address"
 	if a.Status == resident.StatusAbroad {
@@ -34,7 +35,7 @@ func newRecExistencePage(c *workflow.Case, next func()) *recExistencePage {
 		sex = tr("reception.sex.female")
 	}
 	rows := []fyne.CanvasObject{
-		widget.NewLabel(tr("reception.case_no")), widget.NewLabel(fmtInt(c.ID)),
+		widget.NewLabel(tr("reception.case_no")), widget.NewLabelWithData(shared.caseNo),
 		widget.NewLabel(tr("cs.record_code")), widget.NewLabel(a.RecordCode),
 		widget.NewLabel(tr("cs.name")), widget.NewLabelWithStyle(a.Name, fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
 		widget.NewLabel(tr("cs.name_kana")), widget.NewLabel(a.NameKana),
@@ -56,7 +57,7 @@ func newRecExistencePage(c *workflow.Case, next func()) *recExistencePage {
 	if c.Kind == workflow.Renewal {
 		rows = append(rows, widget.NewLabel(tr("reception.renewal.expiry")), widget.NewLabel(c.CurrentExpiry.In(japanTime).Format(dateLayout)))
 	}
-	rows = append(rows, widget.NewLabel(tr("reception.cert.types")), widget.NewLabel(recCertTypeNames(c.CertTypes)))
+	rows = append(rows, widget.NewLabel(tr("reception.cert.types")), widget.NewLabelWithData(shared.certTypes))
 	p := &recExistencePage{form: container.New(layout.NewFormLayout(), rows...)}
 	p.existenceNext = widget.NewButtonWithIcon(tr("reception.next"), theme.NavigateNextIcon(), next)
 	p.existenceNext.Importance = widget.HighImportance

@@ -6,6 +6,7 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/data/binding"
 	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
@@ -20,35 +21,42 @@ import (
 //
 // Concurrency: touched on the UI goroutine only.
 type recResultPage struct {
-	c          *workflow.Case
-	result     *issue.Result
-	noticePath *widget.Label // what became of the notice: being made, saved (where), printed
+	c        *workflow.Case
+	result   *issue.Result
+	notice   binding.String // what became of the notice: being made, saved (where), printed
+	saved    binding.String // the wizard's shared savedPath: the saved notice, "" until it is
+	canPrint binding.Bool   // the notice is saved and a printer is set: the print button is enabled
+	// noticePath shows notice; the print button follows canPrint.
+	noticePath *widget.Label
 	preview    *fyne.Container
 	printBtn   *widget.Button
-	saved      string // the saved notice, "" until it is saved
 	body       fyne.CanvasObject
 }
 
-// newRecResultPage builds the page for the delivered result res of case c; print prints the
-// saved notice, home leaves the wizard.
-func newRecResultPage(c *workflow.Case, res *issue.Result, print, home func()) *recResultPage {
-	p := &recResultPage{c: c, result: res, preview: container.NewStack()}
+// newRecResultPage builds the page for the delivered result res of case c over the wizard's
+// shared state (the case number, the saved notice's path); print prints the saved notice, home
+// leaves the wizard.
+func newRecResultPage(c *workflow.Case, res *issue.Result, shared recShared, print, home func()) *recResultPage {
+	p := &recResultPage{c: c, result: res, notice: binding.NewString(), saved: shared.savedPath, canPrint: binding.NewBool(),
+		preview: container.NewStack()}
+	p.notice.Set(tr("reception.notice.making"))
 	done := widget.NewLabelWithStyle(tr("reception.result.done", map[string]any{"Name": c.Applicant.Name}), fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	done.Importance = widget.SuccessImportance
 	done.Wrapping = fyne.TextWrapWord
 	// Serial numbers and paths are long words without spaces: they break at the column's edge
 	// instead of widening the window past the counter's screen (the header's log-out button
 	// must stay reachable on a 1280 px screen).
-	rows := []fyne.CanvasObject{widget.NewLabel(tr("reception.case_no")), widget.NewLabel(fmtInt(c.ID)),
+	rows := []fyne.CanvasObject{widget.NewLabel(tr("reception.case_no")), widget.NewLabelWithData(shared.caseNo),
 		widget.NewLabel(tr("reception.result.card_serial")), recBreakingLabel(res.CardSerial)}
 	for _, d := range res.Delivered {
 		rows = append(rows, widget.NewLabel(recCertTypeName(d.CertType)), recBreakingLabel(tr("reception.result.serial", map[string]any{"Serial": d.Serial})))
 	}
-	p.noticePath = recBreakingLabel(tr("reception.notice.making"))
+	p.noticePath = widget.NewLabelWithData(p.notice)
+	p.noticePath.Wrapping = fyne.TextWrapBreak
 	p.printBtn = widget.NewButtonWithIcon(tr("reception.notice.print"), theme.DocumentPrintIcon(), print)
 	// Printing the notice for the applicant is the clerk's next step (TS Art. 9's items are on it).
 	p.printBtn.Importance = widget.HighImportance
-	p.printBtn.Disable()
+	bindEnabled(p.printBtn, p.canPrint)
 	homeBtn := widget.NewButtonWithIcon(tr("reception.home"), theme.HomeIcon(), home)
 	left := container.NewVBox(done, container.New(layout.NewFormLayout(), rows...), widget.NewSeparator(),
 		widget.NewLabelWithStyle(tr("reception.notice.title"), fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
@@ -63,13 +71,13 @@ func newRecResultPage(c *workflow.Case, res *issue.Result, print, home func()) *
 // words), printable when canPrint. The wizard refreshes its page after: the preview's size
 // changes the page's layout.
 func (p *recResultPage) noticeSaved(path string, canPrint bool, img image.Image) {
-	p.saved = path
 	if canPrint {
-		p.printBtn.Enable()
-		p.noticePath.SetText(tr("reception.notice.saved", map[string]any{"Path": path}))
+		p.notice.Set(tr("reception.notice.saved", map[string]any{"Path": path}))
 	} else {
-		p.noticePath.SetText(tr("reception.notice.saved_no_printer", map[string]any{"Path": path}))
+		p.notice.Set(tr("reception.notice.saved_no_printer", map[string]any{"Path": path}))
 	}
+	p.canPrint.Set(canPrint)
+	p.saved.Set(path)
 	if img != nil {
 		p.preview.Objects = []fyne.CanvasObject{previewImage(img)}
 	} else {
