@@ -24,8 +24,12 @@
 //
 // Screens are rows of a table (screens.go), one file each, with a reception wizard or screen
 // for every reception workflow of app/workflow: the issuance wizard for new issuance, renewal
-// and new-card issuance with its 外字 step, a sequence of page types that own their widgets
-// (screen_reception_issue_*.go); revocation, loss report, hold release, certificate
+// and new-card issuance with its 外字 step, a sequence of page types (file, existence, 外字,
+// identity, explanations, card, issuing, result, failed; screen_reception_issue_*.go), each
+// owning its widgets over bound state (fyne.io/fyne/v2/data/binding: the step header, the message
+// line, the case number and certificate types, the progress, the saved notice's path, each next
+// button's enabled state), with the domain calls between the pages in the wizard
+// (screen_reception_issue.go); revocation, loss report, hold release, certificate
 // copy, PIN reset and key destruction on the shared procedure frame. Texts come from
 // assets/translations through Fyne's lang; an error's words from the one table in messages.go.
 // Every screen fits the 1200×800 counter window: long texts wrap or end in an ellipsis, tall
@@ -36,7 +40,9 @@
 // Concurrency: widgets are touched only on Fyne's UI goroutine. Backend calls may block (database,
 // fprintd, the CA), so the screens make them on their own goroutines and hand the results back
 // with fyne.Do; watcher callbacks (card, CA) arrive on the watcher's goroutine and are applied to
-// bindings the same way.
+// bindings the same way. A binding tells its widgets through fyne.Do, so in the running app a
+// bound widget follows its Set one event-loop turn later: a handler reads the binding (the
+// wizard's isSet), not the widget's state.
 //
 // Secrets: PINs and passwords are never logged, stored or formatted; the applicant PIN screen
 // hands the PIN over once and clears its fields, so the clerk cannot read it back (CPS §6.4.1.2,

@@ -248,7 +248,7 @@ func TestEnglishIssuanceWizardHasNoJapanese(t *testing.T) {
 	recEnterPIN(p, "5830")
 	recEnterPIN(h.pinScreen(PINSignature), "SAKURA73")
 	h.waitStep(stepResult)
-	waitFor(t, "the notice", func() bool { return h.wiz.savedPath != "" })
+	waitFor(t, "the notice", func() bool { return h.wiz.savedPath() != "" })
 	e.window("result", h.w)
 
 	// A refused issuance: the failure page and its dialog.

@@ -3,6 +3,7 @@ package ui
 import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/data/binding"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 )
@@ -21,31 +22,38 @@ const (
 // running, done, failed) and a bar over all of them, so the clerk and the applicant can see
 // where an issuance is and, after a failure, at which step it stopped.
 //
+// The steps' texts and the bar's value are bindings the labels and the bar are made over; a
+// step's mark and colour are set on its icon and label.
+//
 // Concurrency: UI goroutine only.
 type stepProgress struct {
 	names  []string
 	detail []string // optional text after a step's name (e.g. the certificate type)
 	state  []stageState
+	texts  []binding.String // each step's name, detail and "…" while it runs
+	done   binding.Float    // the steps done, a running one counting half
 	icons  []*widget.Icon
 	labels []*widget.Label
-	bar    *widget.ProgressBar
 	view   fyne.CanvasObject
 }
 
 // newStepProgress builds the list for the translated step names.
 func newStepProgress(names ...string) *stepProgress {
-	p := &stepProgress{names: names, detail: make([]string, len(names)), state: make([]stageState, len(names)), bar: widget.NewProgressBar()}
+	p := &stepProgress{names: names, detail: make([]string, len(names)), state: make([]stageState, len(names)), done: binding.NewFloat()}
 	rows := container.NewVBox()
 	for range names {
+		text := binding.NewString()
 		icon := widget.NewIcon(nil)
-		label := widget.NewLabel("")
+		label := widget.NewLabelWithData(text)
 		label.SizeName = theme.SizeNameSubHeadingText
+		p.texts = append(p.texts, text)
 		p.icons = append(p.icons, icon)
 		p.labels = append(p.labels, label)
 		rows.Add(container.NewHBox(icon, label))
 	}
-	p.bar.Max = float64(len(names))
-	p.view = container.NewVBox(rows, p.bar)
+	bar := widget.NewProgressBarWithData(p.done)
+	bar.Max = float64(len(names))
+	p.view = container.NewVBox(rows, bar)
 	p.refresh()
 	return p
 }
@@ -130,8 +138,12 @@ func (p *stepProgress) refresh() {
 			res, imp = theme.ErrorIcon(), widget.DangerImportance
 		}
 		p.icons[i].SetResource(res)
-		p.labels[i].Importance = imp
-		p.labels[i].SetText(text)
+		if p.labels[i].Importance != imp {
+			// The colour is no part of the bound text: a step that fails keeps its text.
+			p.labels[i].Importance = imp
+			p.labels[i].Refresh()
+		}
+		p.texts[i].Set(text)
 	}
-	p.bar.SetValue(done)
+	p.done.Set(done)
 }

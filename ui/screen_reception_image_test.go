@@ -52,7 +52,7 @@ func TestImageReceptionProgress(t *testing.T) {
 	recEnterPIN(h.pinScreen(PINUserAuth), "5830")
 	recEnterPIN(h.pinScreen(PINSignature), "SAKURA73")
 	h.waitStep(stepResult)
-	waitFor(t, "the notice", func() bool { return h.wiz.savedPath != "" })
+	waitFor(t, "the notice", func() bool { return h.wiz.savedPath() != "" })
 }
 
 func TestImageReceptionResult(t *testing.T) {
@@ -66,7 +66,7 @@ func TestImageReceptionResult(t *testing.T) {
 	recEnterPIN(h.pinScreen(PINUserAuth), "5830")
 	recEnterPIN(h.pinScreen(PINSignature), "SAKURA73")
 	h.waitStep(stepResult)
-	waitFor(t, "the notice", func() bool { return h.wiz.savedPath != "" })
+	waitFor(t, "the notice", func() bool { return h.wiz.savedPath() != "" })
 	// The saved path holds the test's temporary directory: show a stable one in the image.
 	h.wiz.noticePath.SetText(tr("reception.notice.saved_no_printer", map[string]any{"Path": "/var/lib/madoguchi/notices/notice-42.pdf"}))
 	test.AssertImageMatches(t, "reception_result.png", h.w.Canvas().Capture())

@@ -14,6 +14,7 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/data/binding"
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/theme"
@@ -22,7 +23,6 @@ import (
 	"madoguchi/app"
 	"madoguchi/app/apperr"
 	"madoguchi/app/issue"
-	"madoguchi/app/resident"
 	"madoguchi/app/workflow"
 	"madoguchi/assets/translations"
 )
@@ -94,30 +94,59 @@ type issueWizard struct {
 	step  wizardStep
 	c     *workflow.Case // the open case, nil before the import
 
-	header  *widget.Label
-	message *widget.Label // the last refusal, in Japanese, also shown as a dialog
+	// shared is the state the pages share and show; message is its message line.
+	shared  recShared
+	message *widget.Label
 	page    *fyne.Container
 	view    fyne.CanvasObject
 
-	// The pages that own their state (screen_reception_issue_*.go), each made when its step
-	// is shown. Embedded, so the wizard and its tests reach their widgets as its own.
+	// The pages (screen_reception_issue_*.go), each made over shared and its own bindings when
+	// its step is shown. Embedded, so the wizard and its tests reach their widgets as its own.
 	*recFilePage        // file and certificate types
+	*recExistencePage   // existence check
 	*recGaijiPage       // 外字
 	*recIdentityPage    // identity check
 	*recExplanationPage // TS Art. 9 explanations
 	*recCardPage        // card expiry and card
-	// step existence
-	existenceNext *widget.Button
-	// step issuing
-	progress *stepProgress
-	// steps result / failed
-	result      *issue.Result
-	failure     error
-	failMessage *widget.Label
-	noticePath  *widget.Label
-	preview     *fyne.Container
-	printBtn    *widget.Button
-	savedPath   string
+	*recIssuingPage     // the issuance's stages
+	*recResultPage      // delivered; the notice
+	*recFailedPage      // the issuance failed
+}
+
+// recShared is the state the wizard's pages share and show, as bindings: the wizard and the
+// pages set it on the UI goroutine (a domain call's answer arrives through Shell.do), and the
+// labels made over it with NewLabelWithData follow, whichever page shows them. A Set from another
+// goroutine would have to go through fyne.Do like any widget change.
+type recShared struct {
+	header    binding.String // the step header: the step's number and name
+	message   binding.String // the message line under every page: the last refusal or invalid input
+	caseNo    binding.String // the open case's number
+	certTypes binding.String // the open case's certificate types, named
+	savedPath binding.String // where the result's notice was saved, "" until it is
+}
+
+func newRecShared() recShared {
+	return recShared{header: binding.NewString(), message: binding.NewString(), caseNo: binding.NewString(),
+		certTypes: binding.NewString(), savedPath: binding.NewString()}
+}
+
+// bindEnabled makes button b enabled while on holds: a page sets its binding and never the
+// button, so the button shows what the binding says.
+func bindEnabled(b *widget.Button, on binding.Bool) {
+	on.AddListener(binding.NewDataListener(func() {
+		if isSet(on) {
+			b.Enable()
+		} else {
+			b.Disable()
+		}
+	}))
+}
+
+// isSet is the value of on. A handler checks it rather than its button's state, which follows
+// the binding one turn of the event loop later in the running app.
+func isSet(on binding.Bool) bool {
+	v, _ := on.Get()
+	return v
 }
 
 func newIssueWizard(s *Shell) fyne.CanvasObject { return buildIssueWizard(s).root() }
@@ -132,17 +161,19 @@ func (w *issueWizard) root() fyne.CanvasObject {
 
 // buildIssueWizard builds the wizard on its first page.
 func buildIssueWizard(s *Shell) *issueWizard {
-	w := &issueWizard{shell: s, header: widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
-		message: widget.NewLabel(""), page: container.NewStack()}
+	w := &issueWizard{shell: s, shared: newRecShared(), page: container.NewStack()}
+	w.message = widget.NewLabelWithData(w.shared.message)
 	w.message.Importance = widget.DangerImportance
 	w.message.Wrapping = fyne.TextWrapWord
 	desk, ok := s.Session().(ReceptionDesk)
 	if !ok {
-		w.message.SetText(tr("error.internal"))
+		w.shared.message.Set(tr("error.internal"))
 		return w
 	}
 	w.desk = desk
-	w.view = container.NewBorder(container.NewVBox(w.header, widget.NewSeparator()), w.message, nil, nil, w.page)
+	header := widget.NewLabelWithData(w.shared.header)
+	header.TextStyle = fyne.TextStyle{Bold: true}
+	w.view = container.NewBorder(container.NewVBox(header, widget.NewSeparator()), w.message, nil, nil, w.page)
 	w.showFile()
 	return w
 }
@@ -150,16 +181,16 @@ func buildIssueWizard(s *Shell) *issueWizard {
 // show replaces the page and the step header.
 func (w *issueWizard) show(step wizardStep, page fyne.CanvasObject) {
 	w.step = step
-	w.message.SetText("")
+	w.shared.message.Set("")
 	n := slices.Index(wizardSteps, step)
 	if step == stepGaiji {
 		// A sub-step of the existence check, shown only when the record needs it.
 		n = slices.Index(wizardSteps, stepExistence)
 	}
 	if n >= 0 {
-		w.header.SetText(tr("reception.step", map[string]any{"N": n + 1, "Of": len(wizardSteps), "Name": tr(receptionKey("step", string(step)))}))
+		w.shared.header.Set(tr("reception.step", map[string]any{"N": n + 1, "Of": len(wizardSteps), "Name": tr(receptionKey("step", string(step)))}))
 	} else {
-		w.header.SetText(tr(receptionKey("step", string(step))))
+		w.shared.header.Set(tr(receptionKey("step", string(step))))
 	}
 	w.page.Objects = []fyne.CanvasObject{container.NewPadded(page)}
 	w.page.Refresh()
@@ -170,8 +201,15 @@ func (w *issueWizard) show(step wizardStep, page fyne.CanvasObject) {
 // do (never the raw error text).
 func (w *issueWizard) refuse(err error) {
 	msg := receptionMessage(err)
-	w.message.SetText(msg)
+	w.shared.message.Set(msg)
 	showReceptionDialog(w.shell.win, tr("reception.error.title"), msg)
+}
+
+// setCase takes the case as the domain last answered it, and shows what the pages share of it.
+func (w *issueWizard) setCase(c *workflow.Case) {
+	w.c = c
+	w.shared.caseNo.Set(fmtInt(c.ID))
+	w.shared.certTypes.Set(recCertTypeNames(c.CertTypes))
 }
 
 // receptionMessage is the clerk's message for a failure of the wizard.
@@ -204,7 +242,7 @@ func showReceptionDialog(win fyne.Window, title, msg string) {
 
 // showFile shows the first page: the resident-record file and what the case is for.
 func (w *issueWizard) showFile() {
-	w.recFilePage = newRecFilePage(func() string { return w.shell.ResidentFileDir }, w.message, w.doImport)
+	w.recFilePage = newRecFilePage(func() string { return w.shell.ResidentFileDir }, w.shared.message, w.doImport)
 	w.show(stepFile, w.fileBody)
 	w.listFiles()
 }
@@ -212,6 +250,9 @@ func (w *issueWizard) showFile() {
 // doImport imports the chosen file, which opens the case; the domain consumes the file, and the
 // copy in the hand-over folder is removed so it is not offered again.
 func (w *issueWizard) doImport() {
+	if !isSet(w.canImport) {
+		return
+	}
 	path := w.filePaths[w.files.Selected]
 	req := IssuanceApplication{Kind: w.caseKind(), CertTypes: w.certTypes(), NewCard: w.newCard.Checked}
 	if path == "" || len(req.CertTypes) == 0 {
@@ -224,7 +265,7 @@ func (w *issueWizard) doImport() {
 		}
 		req.CurrentExpiry = d
 	}
-	w.importBtn.Disable()
+	w.canImport.Set(false)
 	w.shell.async(func() {
 		data, err := os.ReadFile(path)
 		var c *workflow.Case
@@ -245,7 +286,7 @@ func (w *issueWizard) doImport() {
 				w.refuse(err)
 				return
 			}
-			w.c = c
+			w.setCase(c)
 			w.showExistence()
 		})
 	})
@@ -253,47 +294,10 @@ func (w *issueWizard) doImport() {
 
 // ---- step: existence check ----
 
+// showExistence shows the record of the case just opened.
 func (w *issueWizard) showExistence() {
-	a := w.c.Applicant
-	address, addressKey := a.Address, "reception.applicant.address"
-	if a.Status == resident.StatusAbroad {
-		address, addressKey = a.FuhyoAddress, "reception.applicant.fuhyo_address"
-	}
-	sex := tr("reception.sex.male")
-	if a.Sex == "F" {
-		sex = tr("reception.sex.female")
-	}
-	rows := []fyne.CanvasObject{
-		widget.NewLabel(tr("reception.case_no")), widget.NewLabel(fmtInt(w.c.ID)),
-		widget.NewLabel(tr("cs.record_code")), widget.NewLabel(a.RecordCode),
-		widget.NewLabel(tr("cs.name")), widget.NewLabelWithStyle(a.Name, fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
-		widget.NewLabel(tr("cs.name_kana")), widget.NewLabel(a.NameKana),
-		widget.NewLabel(tr("cs.birth_date")), widget.NewLabel(a.BirthDate),
-		widget.NewLabel(tr("reception.applicant.sex")), widget.NewLabel(sex),
-		widget.NewLabel(tr(addressKey)), widget.NewLabel(address),
-		widget.NewLabel(tr("cs.status")), widget.NewLabel(residentStatusName(string(a.Status))),
-	}
-	if a.FormerSurname != "" {
-		rows = append(rows, widget.NewLabel(tr("reception.applicant.former_surname")), widget.NewLabel(a.FormerSurname))
-	}
-	if a.AliasName != "" {
-		rows = append(rows, widget.NewLabel(tr("reception.applicant.alias")), widget.NewLabel(a.AliasName))
-	}
-	if w.c.Kind != workflow.NewIssuance || w.c.NewCard {
-		// Shown when the case is not a plain new issuance (the usual case needs no extra row).
-		rows = append(rows, widget.NewLabel(tr("reception.kind")), widget.NewLabel(recKindName(w.c)))
-	}
-	if w.c.Kind == workflow.Renewal {
-		rows = append(rows, widget.NewLabel(tr("reception.renewal.expiry")), widget.NewLabel(w.c.CurrentExpiry.In(japanTime).Format(dateLayout)))
-	}
-	rows = append(rows, widget.NewLabel(tr("reception.cert.types")), widget.NewLabel(recCertTypeNames(w.c.CertTypes)))
-	ok := widget.NewLabel(tr("reception.existence.ok"))
-	ok.Importance = widget.SuccessImportance
-	ok.Wrapping = fyne.TextWrapWord
-	w.existenceNext = widget.NewButtonWithIcon(tr("reception.next"), theme.NavigateNextIcon(), w.afterExistence)
-	w.existenceNext.Importance = widget.HighImportance
-	w.show(stepExistence, container.NewVBox(ok, container.New(layout.NewFormLayout(), rows...),
-		container.NewHBox(w.stopButton(), layout.NewSpacer(), w.existenceNext)))
+	w.recExistencePage = newRecExistencePage(w.c, w.shared, w.afterExistence)
+	w.show(stepExistence, w.recExistencePage.content(w.stopButton()))
 }
 
 // recKindName names the case's kind as the clerk chose it (新規発行 / 更新, on a new card).
@@ -396,9 +400,12 @@ func (w *issueWizard) showIdentity() {
 }
 
 func (w *issueWizard) doIdentity() {
+	if !isSet(w.identityOK) {
+		return
+	}
 	e := w.evidence()
 	id := w.c.ID
-	w.identityBtn.Disable()
+	w.identityOK.Set(false)
 	w.shell.async(func() {
 		c, err := w.desk.RecordIdentity(context.Background(), id, e)
 		w.shell.do(func() {
@@ -406,14 +413,14 @@ func (w *issueWizard) doIdentity() {
 			case errors.Is(err, apperr.IdentityDoubt):
 				// CPS §4.1.2.1(3): any doubt → stop, no certificate. The stop is recorded.
 				if c != nil {
-					w.c = c
+					w.setCase(c)
 				}
 				w.showStopped(errorMessageIn(translations.Reception, err))
 			case err != nil:
 				w.updateIdentity()
 				w.refuse(err)
 			default:
-				w.c = c
+				w.setCase(c)
 				w.showExplanation()
 			}
 		})
@@ -430,9 +437,12 @@ func (w *issueWizard) showExplanation() {
 }
 
 func (w *issueWizard) doExplanation() {
+	if !isSet(w.allAcknowledged) {
+		return
+	}
 	items := w.acknowledged()
 	id := w.c.ID
-	w.explainBtn.Disable()
+	w.allAcknowledged.Set(false)
 	w.shell.async(func() {
 		c, err := w.desk.RecordExplanation(context.Background(), id, items)
 		w.shell.do(func() {
@@ -441,7 +451,7 @@ func (w *issueWizard) doExplanation() {
 				w.refuse(err)
 				return
 			}
-			w.c = c
+			w.setCase(c)
 			w.showCard()
 		})
 	})
@@ -451,7 +461,7 @@ func (w *issueWizard) doExplanation() {
 
 // showCard asks for the card's expiry date and the card; its start button begins the issuance.
 func (w *issueWizard) showCard() {
-	w.recCardPage = newRecCardPage(w.c.Applicant.Name, w.c.CertTypes, w.message, w.doIssue)
+	w.recCardPage = newRecCardPage(w.c.Applicant.Name, w.shared, w.doIssue)
 	w.show(stepCard, w.recCardPage.content(w.stopButton()))
 	w.updateCard()
 	if c := w.shell.win.Canvas(); c != nil {
@@ -466,12 +476,8 @@ func (w *issueWizard) doIssue() {
 	if !ok {
 		return
 	}
-	w.progress = newStepProgress(tr("reception.stage.key_and_cert"), tr("reception.stage.write"), tr("reception.stage.pin"),
-		tr("reception.stage.verify"), tr("reception.stage.confirm"))
-	keep := widget.NewLabelWithStyle(tr("reception.issuing.keep_card"), fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
-	keep.Importance = widget.WarningImportance
-	w.show(stepIssuing, container.NewVBox(widget.NewLabel(tr("reception.issuing.for", map[string]any{"Name": w.c.Applicant.Name})),
-		w.progress.view, keep))
+	w.recIssuingPage = newRecIssuingPage(w.c.Applicant.Name)
+	w.show(stepIssuing, w.recIssuingPage.body)
 	order := IssuanceOrder{
 		CaseID:     w.c.ID,
 		CardExpiry: expiry,
@@ -496,8 +502,7 @@ func (w *issueWizard) doIssue() {
 				return
 			}
 			w.progress.finish()
-			w.result = res
-			w.showResult()
+			w.showResult(res)
 		})
 	})
 }
@@ -557,17 +562,15 @@ func applicantPINRefusal(err error) string { return errorMessage(err) }
 
 // ---- results ----
 
+// showFailed shows the failed issuance, err, under its stages.
 func (w *issueWizard) showFailed(err error) {
-	w.failure = err
-	w.failMessage = widget.NewLabel(receptionMessage(err))
-	w.failMessage.Wrapping = fyne.TextWrapWord
-	w.failMessage.Importance = widget.DangerImportance
-	title := widget.NewLabelWithStyle(tr("reception.failed.title"), fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
-	retry := widget.NewButtonWithIcon(tr("reception.failed.retry"), theme.ViewRefreshIcon(), w.showCard)
-	home := widget.NewButtonWithIcon(tr("reception.home"), theme.HomeIcon(), func() { w.shell.Show(HomeID) })
-	w.show(stepFailed, container.NewVBox(title, w.progress.view, w.failMessage, container.NewHBox(layout.NewSpacer(), retry, home)))
+	w.recFailedPage = newRecFailedPage(err, w.progress.view, w.showCard, w.home)
+	w.show(stepFailed, w.recFailedPage.body)
 	showReceptionDialog(w.shell.win, tr("reception.failed.title"), w.failMessage.Text)
 }
+
+// home leaves the wizard for the home screen.
+func (w *issueWizard) home() { w.shell.Show(HomeID) }
 
 func (w *issueWizard) showStopped(msg string) {
 	l := widget.NewLabel(msg)
@@ -575,36 +578,21 @@ func (w *issueWizard) showStopped(msg string) {
 	l.Importance = widget.WarningImportance
 	note := widget.NewLabel(tr("reception.stopped.note"))
 	note.Wrapping = fyne.TextWrapWord
-	home := widget.NewButtonWithIcon(tr("reception.home"), theme.HomeIcon(), func() { w.shell.Show(HomeID) })
+	home := widget.NewButtonWithIcon(tr("reception.home"), theme.HomeIcon(), w.home)
 	w.show(stepStopped, container.NewVBox(l, note, container.NewHBox(layout.NewSpacer(), home)))
 }
 
-func (w *issueWizard) showResult() {
-	done := widget.NewLabelWithStyle(tr("reception.result.done", map[string]any{"Name": w.c.Applicant.Name}), fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
-	done.Importance = widget.SuccessImportance
-	done.Wrapping = fyne.TextWrapWord
-	// Serial numbers and paths are long words without spaces: they break at the column's edge
-	// instead of widening the window past the counter's screen (the header's log-out button
-	// must stay reachable on a 1280 px screen).
-	rows := []fyne.CanvasObject{widget.NewLabel(tr("reception.case_no")), widget.NewLabel(fmtInt(w.c.ID)),
-		widget.NewLabel(tr("reception.result.card_serial")), recBreakingLabel(w.result.CardSerial)}
-	for _, d := range w.result.Delivered {
-		rows = append(rows, widget.NewLabel(recCertTypeName(d.CertType)), recBreakingLabel(tr("reception.result.serial", map[string]any{"Serial": d.Serial})))
-	}
-	w.noticePath = recBreakingLabel(tr("reception.notice.making"))
-	w.preview = container.NewStack()
-	w.printBtn = widget.NewButtonWithIcon(tr("reception.notice.print"), theme.DocumentPrintIcon(), w.doPrint)
-	// Printing the notice for the applicant is the clerk's next step (TS Art. 9's items are on it).
-	w.printBtn.Importance = widget.HighImportance
-	w.printBtn.Disable()
-	home := widget.NewButtonWithIcon(tr("reception.home"), theme.HomeIcon(), func() { w.shell.Show(HomeID) })
-	left := container.NewVBox(done, container.New(layout.NewFormLayout(), rows...), widget.NewSeparator(),
-		widget.NewLabelWithStyle(tr("reception.notice.title"), fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
-		w.noticePath)
-	// The buttons stay in view below the scrolled details.
-	w.show(stepResult, container.NewGridWithColumns(2,
-		container.NewBorder(nil, container.NewHBox(w.printBtn, home), nil, nil, container.NewVScroll(left)), w.preview))
+// showResult shows the delivered result res and makes its notice.
+func (w *issueWizard) showResult(res *issue.Result) {
+	w.recResultPage = newRecResultPage(w.c, res, w.shared, w.doPrint, w.home)
+	w.show(stepResult, w.recResultPage.body)
 	w.makeNotice()
+}
+
+// savedPath is where the notice was saved, "" until it is.
+func (w *issueWizard) savedPath() string {
+	path, _ := w.shared.savedPath.Get()
+	return path
 }
 
 // makeNotice renders the notice, saves it in the data directory and shows its preview.
@@ -628,65 +616,34 @@ func (w *issueWizard) makeNotice() {
 		}
 		w.shell.do(func() {
 			if err != nil {
-				w.noticePath.SetText(tr("reception.notice.failed"))
+				w.notice.Set(tr("reception.notice.failed"))
 				w.refuse(err)
 				return
 			}
-			w.savedPath = path
-			if printerReady(wiring.Print) {
-				w.printBtn.Enable()
-				w.noticePath.SetText(tr("reception.notice.saved", map[string]any{"Path": path}))
-			} else {
-				w.noticePath.SetText(tr("reception.notice.saved_no_printer", map[string]any{"Path": path}))
-			}
-			if img != nil {
-				w.preview.Objects = []fyne.CanvasObject{previewImage(img)}
-			} else {
-				w.preview.Objects = []fyne.CanvasObject{container.NewVScroll(w.textPreview())}
-			}
+			w.noticeSaved(path, printerReady(wiring.Print), img)
 			w.page.Refresh()
 		})
 	})
 }
 
-// textPreview is the notice's content in words, when no PDF renderer is available.
-func (w *issueWizard) textPreview() fyne.CanvasObject {
-	lines := []string{tr("reception.notice.doc_title"), tr("reception.notice.addressee", map[string]any{"Name": w.c.Applicant.Name}), ""}
-	for _, d := range w.result.Delivered {
-		lines = append(lines, recCertTypeName(d.CertType)+"  "+tr("reception.result.serial", map[string]any{"Serial": d.Serial}))
-	}
-	lines = append(lines, "", tr("reception.notice.explained"))
-	for _, it := range w.c.Explained {
-		lines = append(lines, tr("list.bullet", map[string]any{"Text": tr(receptionKey("explain", string(it), "title"))}))
-	}
-	l := recBreakingLabel(strings.Join(lines, "\n"))
-	return widget.NewCard(tr("reception.notice.preview"), "", l)
-}
-
-// recBreakingLabel is a label whose long words (serial numbers, file paths) break at the edge.
-func recBreakingLabel(text string) *widget.Label {
-	l := widget.NewLabel(text)
-	l.Wrapping = fyne.TextWrapBreak
-	return l
-}
-
 func (w *issueWizard) doPrint() {
-	print, path, caseID, sess := w.shell.Terminal.Print, w.savedPath, w.c.ID, w.shell.session
-	if print == nil || path == "" {
+	print, path, caseID, sess := w.shell.Terminal.Print, w.savedPath(), w.c.ID, w.shell.session
+	if print == nil || path == "" || !isSet(w.canPrint) {
 		return
 	}
-	w.printBtn.Disable()
+	w.canPrint.Set(false)
 	w.shell.async(func() {
 		job, err := printAndRecord(sess, print, path, caseID, app.DocumentIssuanceNotice)
 		w.shell.do(func() {
-			w.printBtn.Enable()
+			w.canPrint.Set(true)
 			if err != nil {
 				log.Printf("ui: print notice: %v", err)
-				w.message.SetText(tr("reception.notice.print_failed", map[string]any{"Reason": printErrorText(err), "Path": path}))
-				showReceptionDialog(w.shell.win, tr("reception.error.title"), w.message.Text)
+				msg := tr("reception.notice.print_failed", map[string]any{"Reason": printErrorText(err), "Path": path})
+				w.shared.message.Set(msg)
+				showReceptionDialog(w.shell.win, tr("reception.error.title"), msg)
 				return
 			}
-			w.noticePath.SetText(tr("reception.notice.printed", map[string]any{"Job": job, "Path": path}))
+			w.notice.Set(tr("reception.notice.printed", map[string]any{"Job": job, "Path": path}))
 		})
 	})
 }

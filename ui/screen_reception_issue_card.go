@@ -6,11 +6,10 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/data/binding"
 	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
-
-	"madoguchi/app/workflow"
 )
 
 // recCardPage is the issuance wizard's last page before the issuance: the expiry date printed
@@ -20,28 +19,31 @@ import (
 // Concurrency: touched on the UI goroutine only.
 type recCardPage struct {
 	expiry   *widget.Entry
+	expiryOK binding.Bool // a valid date after today: the start button is enabled
 	startBtn *widget.Button
 	form     *fyne.Container
 	// message is the wizard's message line, where an invalid date is said.
-	message *widget.Label
+	message binding.String
 }
 
-// newRecCardPage builds the page for applicant name and certificate types certTypes; submit
-// starts the issuance (the start button, and Enter in the date when the button is enabled).
-func newRecCardPage(name string, certTypes []workflow.CertType, message *widget.Label, submit func()) *recCardPage {
-	p := &recCardPage{expiry: widget.NewEntry(), message: message}
+// newRecCardPage builds the page for applicant name over the wizard's shared state (the case's
+// certificate types, the message line); submit starts the issuance (the start button, and Enter
+// in the date when the button is enabled).
+func newRecCardPage(name string, shared recShared, submit func()) *recCardPage {
+	p := &recCardPage{expiry: widget.NewEntry(), expiryOK: binding.NewBool(), message: shared.message}
 	p.expiry.SetPlaceHolder("2035-04-01")
 	p.startBtn = widget.NewButtonWithIcon(tr("reception.card.start"), theme.MediaPlayIcon(), submit)
 	p.startBtn.Importance = widget.HighImportance
+	bindEnabled(p.startBtn, p.expiryOK)
 	p.expiry.OnChanged = func(string) { p.updateCard() }
 	p.expiry.OnSubmitted = func(string) {
-		if !p.startBtn.Disabled() {
+		if isSet(p.expiryOK) {
 			submit()
 		}
 	}
 	p.form = container.New(layout.NewFormLayout(),
 		widget.NewLabel(tr("cs.name")), widget.NewLabel(name),
-		widget.NewLabel(tr("reception.cert.types")), widget.NewLabel(recCertTypeNames(certTypes)),
+		widget.NewLabel(tr("reception.cert.types")), widget.NewLabelWithData(shared.certTypes),
 		widget.NewLabel(tr("reception.card.expiry")), p.expiry,
 	)
 	return p
@@ -66,13 +68,12 @@ func (p *recCardPage) cardExpiry() (time.Time, bool) {
 }
 
 func (p *recCardPage) updateCard() {
-	if _, ok := p.cardExpiry(); ok {
-		p.startBtn.Enable()
-		p.message.SetText("")
-	} else {
-		p.startBtn.Disable()
-		if strings.TrimSpace(p.expiry.Text) != "" {
-			p.message.SetText(tr("reception.card.expiry_invalid"))
-		}
+	_, ok := p.cardExpiry()
+	p.expiryOK.Set(ok)
+	switch {
+	case ok:
+		p.message.Set("")
+	case strings.TrimSpace(p.expiry.Text) != "":
+		p.message.Set(tr("reception.card.expiry_invalid"))
 	}
 }

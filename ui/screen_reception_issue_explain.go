@@ -3,6 +3,7 @@ package ui
 import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/data/binding"
 	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
@@ -16,18 +17,22 @@ import (
 //
 // Concurrency: touched on the UI goroutine only.
 type recExplanationPage struct {
-	items      []workflow.Item // due, in the order shown
-	explained  map[workflow.Item]*widget.Check
-	explainBtn *widget.Button
-	list       *fyne.Container
+	items     []workflow.Item // due, in the order shown
+	explained map[workflow.Item]*widget.Check
+	// allAcknowledged: every item is acknowledged, the next button is enabled.
+	allAcknowledged binding.Bool
+	explainBtn      *widget.Button
+	list            *fyne.Container
 }
 
 // newRecExplanationPage builds the page for certificate types certTypes; submit records the
 // acknowledgements (the next button).
 func newRecExplanationPage(certTypes []workflow.CertType, submit func()) *recExplanationPage {
-	p := &recExplanationPage{items: workflow.RequiredItems(certTypes), explained: map[workflow.Item]*widget.Check{}}
+	p := &recExplanationPage{items: workflow.RequiredItems(certTypes), explained: map[workflow.Item]*widget.Check{},
+		allAcknowledged: binding.NewBool()}
 	p.explainBtn = widget.NewButtonWithIcon(tr("reception.next"), theme.NavigateNextIcon(), submit)
 	p.explainBtn.Importance = widget.HighImportance
+	bindEnabled(p.explainBtn, p.allAcknowledged)
 	intro := widget.NewLabel(tr("reception.explain.intro"))
 	intro.Wrapping = fyne.TextWrapWord
 	p.list = container.NewVBox(intro)
@@ -50,13 +55,11 @@ func (p *recExplanationPage) content(stop fyne.CanvasObject) fyne.CanvasObject {
 
 // updateExplanation enables the next step only when every item is acknowledged.
 func (p *recExplanationPage) updateExplanation() {
+	all := true
 	for _, c := range p.explained {
-		if !c.Checked {
-			p.explainBtn.Disable()
-			return
-		}
+		all = all && c.Checked
 	}
-	p.explainBtn.Enable()
+	p.allAcknowledged.Set(all)
 }
 
 // acknowledged lists the items the applicant acknowledged, in the order shown.

@@ -10,6 +10,7 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/data/binding"
 	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
@@ -33,17 +34,18 @@ type recFilePage struct {
 	filePaths     map[string]string // shown name → path
 	typeSign      *widget.Check
 	typeAuth      *widget.Check
+	canImport     binding.Bool // a file, a certificate type and a valid expiry: the button is enabled
 	importBtn     *widget.Button
 	// dir is the hand-over folder (Shell.ResidentFileDir), read at each listing.
 	dir func() string
 	// message is the wizard's message line, where an invalid expiry date is said.
-	message *widget.Label
+	message binding.String
 }
 
 // newRecFilePage builds the page; submit opens the case (the import button, and Enter in the
 // expiry field when the button is enabled).
-func newRecFilePage(dir func() string, message *widget.Label, submit func()) *recFilePage {
-	p := &recFilePage{dir: dir, message: message}
+func newRecFilePage(dir func() string, message binding.String, submit func()) *recFilePage {
+	p := &recFilePage{dir: dir, message: message, canImport: binding.NewBool()}
 	p.kind = widget.NewRadioGroup([]string{tr("reception.kind.new_issuance"), tr("reception.kind.renewal")}, nil)
 	p.kind.Horizontal = true
 	p.kind.Required = true
@@ -64,15 +66,16 @@ func newRecFilePage(dir func() string, message *widget.Label, submit func()) *re
 	p.typeAuth.SetChecked(true)
 	p.importBtn = widget.NewButtonWithIcon(tr("reception.file.import"), theme.NavigateNextIcon(), submit)
 	p.importBtn.Importance = widget.HighImportance
+	bindEnabled(p.importBtn, p.canImport)
 	refresh := widget.NewButtonWithIcon(tr("reception.file.refresh"), theme.ViewRefreshIcon(), p.listFiles)
-	update := func() { p.importBtn.Enable(); p.checkImportable() }
+	update := func() { p.checkImportable() }
 	p.files.OnChanged = func(string) { update() }
 	p.typeSign.OnChanged = func(bool) { update() }
 	p.typeAuth.OnChanged = func(bool) { update() }
 	p.kind.OnChanged = func(string) { p.updateKind() }
 	p.currentExpiry.OnChanged = func(string) { update() }
 	p.currentExpiry.OnSubmitted = func(string) {
-		if !p.importBtn.Disabled() {
+		if isSet(p.canImport) {
 			submit()
 		}
 	}
@@ -177,15 +180,11 @@ func (p *recFilePage) checkImportable() {
 	if p.kind != nil && p.isRenewal() {
 		_, valid := p.renewalExpiry()
 		if !valid && strings.TrimSpace(p.currentExpiry.Text) != "" {
-			p.message.SetText(tr("reception.renewal.expiry_invalid"))
+			p.message.Set(tr("reception.renewal.expiry_invalid"))
 		} else {
-			p.message.SetText("")
+			p.message.Set("")
 		}
 		ok = ok && valid
 	}
-	if ok {
-		p.importBtn.Enable()
-	} else {
-		p.importBtn.Disable()
-	}
+	p.canImport.Set(ok)
 }

@@ -8,6 +8,7 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/data/binding"
 	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
@@ -130,15 +131,16 @@ func (w *issueWizard) showGaiji() {
 //
 // Concurrency: touched on the UI goroutine only.
 type recGaijiPage struct {
-	gaiji    []*gaijiChoice
-	gaijiBtn *widget.Button
-	list     *fyne.Container
+	gaiji     []*gaijiChoice
+	allChosen binding.Bool // every character has its substitute: the button is enabled
+	gaijiBtn  *widget.Button
+	list      *fyne.Container
 }
 
 // newRecGaijiPage builds the page for the characters of case c, drawn large with big; submit
 // records the substitutions (the button, and Enter in a kana reading).
 func newRecGaijiPage(c *workflow.Case, big fyne.Theme, submit func()) *recGaijiPage {
-	p := &recGaijiPage{}
+	p := &recGaijiPage{allChosen: binding.NewBool()}
 	intro := widget.NewLabel(tr("reception.gaiji.intro"))
 	intro.Wrapping = fyne.TextWrapWord
 	p.list = container.NewVBox(intro)
@@ -196,6 +198,7 @@ func newRecGaijiPage(c *workflow.Case, big fyne.Theme, submit func()) *recGaijiP
 	}
 	p.gaijiBtn = widget.NewButtonWithIcon(tr("reception.gaiji.record"), theme.NavigateNextIcon(), submit)
 	p.gaijiBtn.Importance = widget.HighImportance
+	bindEnabled(p.gaijiBtn, p.allChosen)
 	return p
 }
 
@@ -238,11 +241,7 @@ func (p *recGaijiPage) updateGaiji() {
 			g.preview.SetText(tr("reception.gaiji.preview", map[string]any{"Value": gaijiPreview(g.field, subs)}))
 		}
 	}
-	if complete {
-		p.gaijiBtn.Enable()
-	} else {
-		p.gaijiBtn.Disable()
-	}
+	p.allChosen.Set(complete)
 }
 
 // gaijiPreview is the field as the certificate will read, with the substitutions chosen so far;
@@ -271,11 +270,11 @@ func gaijiPreview(f gaijiField, subs []resident.Substitution) string {
 // submitGaiji records the substitutions with the case, then goes on to the identity check.
 func (w *issueWizard) submitGaiji() {
 	subs, ok := w.substitutions()
-	if !ok || w.gaijiBtn.Disabled() {
+	if !ok || !isSet(w.allChosen) {
 		return
 	}
 	id := w.c.ID
-	w.gaijiBtn.Disable()
+	w.allChosen.Set(false)
 	w.shell.async(func() {
 		c, err := w.desk.SetSubstitutions(context.Background(), id, subs)
 		w.shell.do(func() {
@@ -285,14 +284,14 @@ func (w *issueWizard) submitGaiji() {
 					// The domain refused a substitute (it does not fit the character or the
 					// fixed substitute): say so rather than the general "input error".
 					msg := tr("reception.gaiji.refused")
-					w.message.SetText(msg)
+					w.shared.message.Set(msg)
 					showReceptionDialog(w.shell.win, tr("reception.error.title"), msg)
 					return
 				}
 				w.refuse(err)
 				return
 			}
-			w.c = c
+			w.setCase(c)
 			w.showIdentity()
 		})
 	})

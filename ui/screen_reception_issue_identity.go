@@ -5,6 +5,7 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/data/binding"
 	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
@@ -30,13 +31,14 @@ type recIdentityPage struct {
 	proxyDoc     *widget.Select
 	doubt        *widget.Check
 	doubtReason  *widget.Entry
+	identityOK   binding.Bool // the evidence is complete, or the doubt has its reason: the button is enabled
 	identityBtn  *widget.Button
 }
 
 // newRecIdentityPage builds the page for the applicant name, born birth; submit records the
 // evidence (the next button, and Enter in the document reference when the button is enabled).
 func newRecIdentityPage(name, birth string, submit func()) *recIdentityPage {
-	p := &recIdentityPage{}
+	p := &recIdentityPage{identityOK: binding.NewBool()}
 	self, proxy := tr("reception.identity.self"), tr("reception.identity.proxy")
 	p.who = widget.NewRadioGroup([]string{self, proxy}, nil)
 	p.who.Horizontal = true
@@ -56,6 +58,7 @@ func newRecIdentityPage(name, birth string, submit func()) *recIdentityPage {
 	p.doubtReason.Hide()
 	p.identityBtn = widget.NewButtonWithIcon(tr("reception.next"), theme.NavigateNextIcon(), submit)
 	p.identityBtn.Importance = widget.HighImportance
+	bindEnabled(p.identityBtn, p.identityOK)
 
 	proxyNote := widget.NewLabel(tr("reception.identity.proxy_note"))
 	proxyNote.Wrapping = fyne.TextWrapWord
@@ -75,7 +78,7 @@ func newRecIdentityPage(name, birth string, submit func()) *recIdentityPage {
 	p.doubt.OnChanged = func(bool) { update() }
 	p.doubtReason.OnChanged = func(string) { update() }
 	p.documentRef.OnSubmitted = func(string) {
-		if !p.identityBtn.Disabled() {
+		if isSet(p.identityOK) {
 			submit()
 		}
 	}
@@ -119,12 +122,8 @@ func (p *recIdentityPage) updateIdentity() {
 		p.identityBtn.SetText(tr("reception.identity.stop"))
 		p.identityBtn.SetIcon(theme.CancelIcon())
 		p.identityBtn.Importance = widget.DangerImportance
-		if strings.TrimSpace(p.doubtReason.Text) == "" {
-			p.identityBtn.Disable()
-		} else {
-			p.identityBtn.Enable()
-		}
 		p.identityBtn.Refresh()
+		p.identityOK.Set(strings.TrimSpace(p.doubtReason.Text) != "")
 		return
 	}
 	if p.doubtReason.Visible() {
@@ -138,12 +137,8 @@ func (p *recIdentityPage) updateIdentity() {
 	if p.isProxy() {
 		complete = complete && p.poa.Checked && p.inquiry.Checked && strings.TrimSpace(p.proxyName.Text) != "" && p.proxyDoc.Selected != ""
 	}
-	if complete {
-		p.identityBtn.Enable()
-	} else {
-		p.identityBtn.Disable()
-	}
 	p.identityBtn.Refresh()
+	p.identityOK.Set(complete)
 }
 
 func (p *recIdentityPage) evidence() workflow.Evidence {

@@ -245,7 +245,7 @@ func TestReceptionRenewalExistingPIN(t *testing.T) {
 	h.waitStep(stepResult)
 	// The notice is saved in the test's directory in the background: wait for it, so that the
 	// directory is not removed under the write.
-	waitFor(t, "the notice", func() bool { return h.wiz.savedPath != "" })
+	waitFor(t, "the notice", func() bool { return h.wiz.savedPath() != "" })
 }
 
 // recShown reports whether o is among the objects laid out under root.
@@ -344,6 +344,6 @@ func TestReceptionWizardFitsCounterScreen(t *testing.T) {
 	h.s.Terminal.NoticeDir = h.saved + "/var/lib/madoguchi/municipality-131016-chiyoda/counter-terminal-03/notices-handed-over"
 	h.start()
 	h.waitStep(stepResult)
-	waitFor(t, "the notice", func() bool { return h.wiz.savedPath != "" })
+	waitFor(t, "the notice", func() bool { return h.wiz.savedPath() != "" })
 	recCheckWidth(t, h, "result step")
 }

@@ -340,12 +340,12 @@ func TestReceptionIssueWizardDelivers(t *testing.T) {
 			t.Errorf("stage %d (%s) is %d after delivery", i, h.wiz.progress.names[i], st)
 		}
 	}
-	waitFor(t, "the notice", func() bool { return h.wiz.savedPath != "" })
-	fi, err := os.Stat(h.wiz.savedPath)
-	if err != nil || fi.Mode().Perm() != 0o600 || filepath.Dir(h.wiz.savedPath) != h.saved {
-		t.Errorf("notice saved as %s: %v %v", h.wiz.savedPath, fi, err)
+	waitFor(t, "the notice", func() bool { return h.wiz.savedPath() != "" })
+	fi, err := os.Stat(h.wiz.savedPath())
+	if err != nil || fi.Mode().Perm() != 0o600 || filepath.Dir(h.wiz.savedPath()) != h.saved {
+		t.Errorf("notice saved as %s: %v %v", h.wiz.savedPath(), fi, err)
 	}
-	if got, want := h.wiz.noticePath.Text, tr("reception.notice.saved_no_printer", map[string]any{"Path": h.wiz.savedPath}); got != want {
+	if got, want := h.wiz.noticePath.Text, tr("reception.notice.saved_no_printer", map[string]any{"Path": h.wiz.savedPath()}); got != want {
 		t.Errorf("notice message %q, want %q", got, want)
 	}
 	if !h.wiz.printBtn.Disabled() {
@@ -480,7 +480,7 @@ func TestReceptionPINRefusedAskedAgain(t *testing.T) {
 	recEnterPIN(p, "5830")
 	recEnterPIN(h.pinScreen(PINSignature), "SAKURA73")
 	h.waitStep(stepResult)
-	waitFor(t, "the notice", func() bool { return h.wiz.savedPath != "" })
+	waitFor(t, "the notice", func() bool { return h.wiz.savedPath() != "" })
 }
 
 func TestReceptionPINCancelledAborts(t *testing.T) {
