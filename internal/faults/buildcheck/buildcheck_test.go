@@ -47,7 +47,8 @@ func TestFaultHooksOnlyInFaultCampaignBuilds(t *testing.T) {
 		want []string // names the tagged build reads
 	}{
 		{"ca-server", envNames},
-		{".", envNames[1:]}, // the terminal: no HSM
+		{".", envNames[1:]},                          // the terminal: no HSM
+		{"internal/cmd/madoguchi-cli", envNames[1:]}, // the CLI-only terminal the campaign runs
 	} {
 		plain, tagged := build(t, b.dir, ""), build(t, b.dir, "faultcampaign")
 		for _, name := range envNames {
