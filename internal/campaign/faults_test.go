@@ -149,3 +149,25 @@ func TestParseDrawVersion(t *testing.T) {
 		t.Error("v3 accepted")
 	}
 }
+
+// The fsync fault falls on either side at a moment inside the operation, and says which.
+func TestDrawFsyncError(t *testing.T) {
+	sides := map[bool]int{}
+	for k := 0; k < 200; k++ {
+		f := Draw(5, k, []Kind{KindFsyncError}, 2*time.Second, 30*time.Second)
+		sides[f.OnCA]++
+		if f.When < 0 || f.When >= 2*time.Second {
+			t.Fatalf("case %d: moment %v outside the operation", k, f.When)
+		}
+		want := "fsync-error (terminal at "
+		if f.OnCA {
+			want = "fsync-error (CA at "
+		}
+		if !strings.HasPrefix(f.String(), want) {
+			t.Fatalf("case %d: %s", k, f)
+		}
+	}
+	if sides[true] == 0 || sides[false] == 0 {
+		t.Errorf("one side only: %v", sides)
+	}
+}

@@ -45,6 +45,7 @@ func (r *Runner) pinResetCase(ctx context.Context, k int, f Fault, rnd *rand.Ran
 	if err != nil {
 		return res, err
 	}
+	r.slot.eject() // the last case's card out first: it may be this very card, its state file now final
 	card, err := vcard.Open(path, nil)
 	if err != nil {
 		return res, err
