@@ -66,7 +66,7 @@ func TestShortCampaign(t *testing.T) {
 	// draw, so the same fault) on the same stack, each with its own card slot.
 	r.slot.eject()
 	for _, c := range regressions {
-		rr, err := NewRunner(s, Options{Seed: c.seed, From: c.k, N: 1, Draw: c.draw, Log: testWriter{t}})
+		rr, err := NewRunner(s, Options{Seed: c.seed, From: c.k, N: 1, Draw: c.draw, Kinds: c.kinds, Log: testWriter{t}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -81,14 +81,15 @@ func TestShortCampaign(t *testing.T) {
 // defect is.
 var regressions = []struct {
 	seed uint64
-	draw DrawVersion // the draw the run used: v1 for the runs of 2026-12-07
-	k    int
-	what string
+	draw  DrawVersion // the draw the run used: v1 for the runs of 2026-12-07
+	kinds []Kind      // the run's -kinds; nil for all of the draw's
+	k     int
+	what  string
 }{
 	// A garbled answer to a FINALIZE the card committed was taken for a refusal: the card
 	// kept a revoked-before-delivery certificate with no re-personalisation mark
 	// (app/issue TestGarbledFinalizeAnswerMeansCardMayHoldKey).
-	{20261207, DrawV1, 45, "card-garbage @APDU 19, PostgreSQL"},
+	{20261207, DrawV1, nil, 45, "card-garbage @APDU 19, PostgreSQL"},
 }
 
 type testWriter struct{ t *testing.T }
