@@ -80,7 +80,7 @@ func TestShortCampaign(t *testing.T) {
 // regressions are campaign cases that found a defect; each is also a unit test where the
 // defect is.
 var regressions = []struct {
-	seed uint64
+	seed  uint64
 	draw  DrawVersion // the draw the run used: v1 for the runs of 2026-12-07
 	kinds []Kind      // the run's -kinds; nil for all of the draw's
 	k     int
