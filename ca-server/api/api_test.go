@@ -14,11 +14,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,6 +45,32 @@ type env struct {
 	auditK *ecdsa.PrivateKey
 	alog   *audit.Log  // the API's audit log (authority_test.go audits the revocation service to it)
 	srv    *api.Server // to mount the revocation endpoints (authority_test.go)
+	logs   *syncBuffer // serve's log (witness_test.go)
+}
+
+// syncBuffer is a bytes.Buffer for a logger written from the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Reset empties the buffer.
+func (s *syncBuffer) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.Reset()
 }
 
 func newEnv(t *testing.T) *env {
@@ -60,8 +88,9 @@ func newEnvWith(t *testing.T, cards issuance.CardChannel) *env {
 	// for every other test's few refusals
 	guard := traffic.NewGuard(traffic.GuardConfig{Listener: "api", Audit: alog,
 		Refusals: traffic.Rate{Per: 20, Burst: 200}, Clients: traffic.Rate{Per: 100, Burst: 200}})
+	logs := &syncBuffer{}
 	srv, err := api.New(api.Config{Service: svc, Enroller: ca, Terminals: st, Audit: alog, ClientCAs: ca.Pool(), MaxBody: 16 << 10, Traffic: guard,
-		Witness: testWitness(t, st, ak)}) // witness_test.go
+		Witness: testWitness(t, st, ak), Logger: slog.New(slog.NewTextHandler(logs, nil))}) // witness_test.go
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +102,7 @@ func newEnvWith(t *testing.T, cards issuance.CardChannel) *env {
 	ts.TLS = api.TLSConfig(serverCert)
 	ts.StartTLS()
 	t.Cleanup(ts.Close)
-	return &env{t: t, st: st, raw: raw, ca: ca, url: ts.URL, pool: ca.Pool(), auditK: ak, alog: alog, srv: srv}
+	return &env{t: t, st: st, raw: raw, ca: ca, url: ts.URL, pool: ca.Pool(), auditK: ak, alog: alog, srv: srv, logs: logs}
 }
 
 // enrol makes a terminal through the real enrolment endpoint.

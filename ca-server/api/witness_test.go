@@ -117,8 +117,25 @@ func TestTerminalAuditWitness(t *testing.T) {
 		{"anchor after head", wire.AuditHeadRequest{Seq: 9, Hash: chainHash(9), AnchorSeq: 10, AnchorHash: chainHash(10)}, wire.CodeInvalidRequest, 400, raclient.ErrInvalidRequest},
 	}
 	for _, r := range refusals {
+		e.logs.Reset()
 		_, err := a.WitnessAuditHead(ctx, "op-1", r.req)
 		wantCode(t, r.name, err, r.code, r.status)
+		// serve's log raises the tamper alarm for a head that contradicts a witnessed one,
+		// and not for a stale anchor: that is a terminal which lost a receipt (killed, or its
+		// fsyncs failed, between the send and keeping the answer: the fault campaign's
+		// fsync-error case) and re-anchors by protocol.
+		logs := e.logs.String()
+		tamper := strings.Contains(logs, "level=ERROR") && strings.Contains(logs, "rewritten or replaced")
+		switch r.code {
+		case wire.CodeAuditHeadBackwards, wire.CodeAuditHeadForked:
+			if !tamper {
+				t.Errorf("%s: no tamper alarm in serve's log:\n%s", r.name, logs)
+			}
+		case wire.CodeAuditAnchorStale:
+			if tamper || strings.Contains(logs, "level=ERROR") {
+				t.Errorf("%s: a stale anchor logged as an error:\n%s", r.name, logs)
+			}
+		}
 		if !errors.Is(err, r.kind) {
 			t.Errorf("%s: %v is not %v", r.name, err, r.kind)
 		}

@@ -17,6 +17,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -38,6 +39,12 @@ type Options struct {
 	// RevokeShare is the share of cases that revoke an earlier delivered person's
 	// certificates instead of issuing.
 	RevokeShare float64
+	// PINResetShare is the share of cases that reset one PIN of an earlier delivered
+	// person's card at the counter (DrawV2 only).
+	PINResetShare float64
+	// Draw is how kinds and operations are drawn: DrawV1 replays the runs recorded with
+	// the first kind list exactly (KindsV1, issue or revoke only).
+	Draw DrawVersion
 	// AuditEvery: both audit chains are verified after every AuditEvery-th case (and at the
 	// end); 1 verifies after every case.
 	AuditEvery int
@@ -53,14 +60,19 @@ type Options struct {
 // Violation stops a run: the seed, case and fault replay it.
 type Violation struct {
 	Seed     uint64
+	Draw     DrawVersion
 	Case     int
 	Fault    Fault
 	Problems []string
 }
 
 func (v *Violation) Error() string {
-	return fmt.Sprintf("invariant violated in case %d (seed %d, fault %s): %s\nreplay: go run ./internal/cmd/faults -seed %d -from %d -n 1",
-		v.Case, v.Seed, v.Fault, strings.Join(v.Problems, "; "), v.Seed, v.Case)
+	draw := ""
+	if v.Draw == DrawV1 {
+		draw = " -draw v1"
+	}
+	return fmt.Sprintf("invariant violated in case %d (seed %d, fault %s): %s\nreplay: go run ./internal/cmd/faults%s -seed %d -from %d -n 1",
+		v.Case, v.Seed, v.Fault, strings.Join(v.Problems, "; "), draw, v.Seed, v.Case)
 }
 
 // Runner runs cases on one stack.
@@ -77,10 +89,13 @@ type Runner struct {
 
 // person is a resident with both certificates delivered in this run.
 type person struct {
-	code     string
-	cardPath string
-	sigPIN   string
-	serials  map[string]string
+	code            string
+	sigPIN, authPIN string
+	serials         map[string]string
+	// cards: the state file of the card each certificate type is on (a retry after a
+	// partial delivery puts the rest on a fresh card), so the card can go back in the
+	// reader for a PIN reset.
+	cards map[string]string
 }
 
 // NewRunner prepares a runner; the kinds this build cannot inject are dropped (and logged).
@@ -95,7 +110,19 @@ func NewRunner(s *Stack, opt Options) (*Runner, error) {
 		opt.Log = io.Discard
 	}
 	if len(opt.Kinds) == 0 {
-		opt.Kinds = AllKinds
+		opt.Kinds = opt.Draw.kinds()
+	}
+	if opt.Draw == DrawV1 {
+		// The first draw knew neither the fsync fault nor PIN resets: with them a "v1"
+		// run would not be the recorded one.
+		for _, k := range opt.Kinds {
+			if !slices.Contains(KindsV1, k) {
+				return nil, fmt.Errorf("campaign: draw v1 has no kind %s", k)
+			}
+		}
+		if opt.PINResetShare > 0 {
+			return nil, fmt.Errorf("campaign: draw v1 has no PIN resets (-pin-reset-share 0)")
+		}
 	}
 	use, dropped := usableKinds(opt.Kinds, s.cfg.DB, func(k Kind) bool { return k != KindDiskFull || s.cfg.Tmpfs })
 	if len(dropped) > 0 {
@@ -141,7 +168,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		r.Report.Add(res)
 		fmt.Fprintf(r.opt.Log, "case %4d %-9s %-60s → %-10s in %6.1fs%s\n", k, res.Op, f, res.Outcome, res.Resolve.Seconds(), violationsText(res.Violations))
 		if len(res.Violations) > 0 {
-			return &Violation{Seed: r.opt.Seed, Case: k, Fault: f, Problems: res.Violations}
+			return &Violation{Seed: r.opt.Seed, Draw: r.opt.Draw, Case: k, Fault: f, Problems: res.Violations}
 		}
 		done := k - r.opt.From + 1
 		if done%25 == 0 {
@@ -165,7 +192,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	r.Report.Elapsed = time.Since(began)
 	if len(v) > 0 {
 		r.Report.EndViolations = len(v)
-		return &Violation{Seed: r.opt.Seed, Case: r.opt.From + r.opt.N, Fault: Fault{Kind: KindNone}, Problems: v}
+		return &Violation{Seed: r.opt.Seed, Draw: r.opt.Draw, Case: r.opt.From + r.opt.N, Fault: Fault{Kind: KindNone}, Problems: v}
 	}
 	return nil
 }
@@ -207,11 +234,35 @@ func casePINs(seed uint64, k int) (sig, auth string) {
 }
 
 func (r *Runner) runCase(ctx context.Context, k int, f Fault) (CaseResult, error) {
-	rnd := rand.New(rand.NewPCG(r.opt.Seed^0x0b, uint64(k)))
-	if len(r.people) > 0 && rnd.Float64() < r.opt.RevokeShare && !f.Kind.card() {
+	op, rnd := drawOp(r.opt, k, len(r.people), f)
+	switch op {
+	case "revoke":
 		return r.revokeCase(ctx, k, f, rnd)
+	case "pin-reset":
+		return r.pinResetCase(ctx, k, f, rnd)
 	}
 	return r.issueCase(ctx, k, f)
+}
+
+// drawOp draws case k's operation ("issue", "revoke", "pin-reset") from the seed, given how
+// many delivered people there are to act on, and returns the generator the operation draws
+// its person from. One number picks the operation: [0, revoke) revokes (no card in it, so not
+// with a card fault), [revoke, revoke+PIN reset) resets a PIN. With no PIN-reset share this is
+// exactly DrawV1's choice (the same first number of the same generator, drawn only when
+// there is someone).
+func drawOp(opt Options, k, people int, f Fault) (string, *rand.Rand) {
+	rnd := rand.New(rand.NewPCG(opt.Seed^0x0b, uint64(k)))
+	if people == 0 {
+		return "issue", rnd
+	}
+	u := rnd.Float64()
+	switch {
+	case u < opt.RevokeShare && !f.Kind.card():
+		return "revoke", rnd
+	case opt.Draw != DrawV1 && u >= opt.RevokeShare && u < opt.RevokeShare+opt.PINResetShare:
+		return "pin-reset", rnd
+	}
+	return "issue", rnd
 }
 
 var caseOpened = regexp.MustCompile(`case (\d+) opened`)
@@ -300,12 +351,16 @@ func (r *Runner) issueCase(ctx context.Context, k int, f Fault) (CaseResult, err
 	if err != nil {
 		return res, err
 	}
+	cards := map[string]string{}
+	for typ := range out.Serials {
+		cards[typ] = path
+	}
 	res.Resolve = time.Since(began)
 	res.Violations, res.Lost, res.Dup = out.Violations, out.Lost, out.Duplicated
 	switch {
 	case out.Delivered == 2:
 		res.Outcome = "delivered"
-		r.people = append(r.people, person{code: code, cardPath: path, sigPIN: sig, serials: out.Serials})
+		r.people = append(r.people, person{code: code, sigPIN: sig, authPIN: auth, serials: out.Serials, cards: cards})
 	case out.Delivered == 0 && out.Revoked > 0:
 		res.Outcome = "revoked"
 	case out.Delivered == 0:
@@ -362,9 +417,10 @@ func (r *Runner) issueCase(ctx context.Context, k int, f Fault) (CaseResult, err
 		}
 		for typ, serial := range out.Serials {
 			delivered[typ] = serial
+			cards[typ] = path
 		}
 		if len(delivered) == len(both) {
-			r.people = append(r.people, person{code: code, cardPath: path, sigPIN: sig, serials: delivered})
+			r.people = append(r.people, person{code: code, sigPIN: sig, authPIN: auth, serials: delivered, cards: cards})
 			r.slot.eject()
 			return res, nil
 		}
@@ -516,20 +572,7 @@ func (r *Runner) revokeCase(ctx context.Context, k int, f Fault, rnd *rand.Rand)
 
 // openRevocation opens an identity-checked, approved revocation case for resident code.
 func (r *Runner) openRevocation(code string) (string, error) {
-	open := r.s.CLI(CLIRun{Stdin: rcPass, Args: []string{"-user", "rc1", "case", "open", "-kind", "revocation", "-code", code}})
-	m := caseOpened.FindStringSubmatch(open.Out)
-	if open.Code != 0 || m == nil {
-		return "", fmt.Errorf("case open: %s", lastLines(open.Out+open.Err, 3))
-	}
-	for _, args := range [][]string{
-		{"-user", "rc1", "case", "identity", m[1], "-document", "my_number_card"},
-		{"-user", "rc1", "case", "approve", m[1]},
-	} {
-		if res := r.s.CLI(CLIRun{Stdin: rcPass, Args: args}); res.Code != 0 {
-			return "", fmt.Errorf("cli %v: %s", args, lastLines(res.Out+res.Err, 3))
-		}
-	}
-	return m[1], nil
+	return r.openMaintenance(code, "revocation")
 }
 
 // fired reports whether the fault came before the operation ended: a timed fault's moment, the
@@ -580,6 +623,8 @@ func (r *Runner) timed(f Fault) *timedFault {
 		}
 	case KindClockJump:
 		act = func() { r.s.SetClockSkew(f.OnCA, f.Skew) }
+	case KindFsyncError:
+		act = func() { r.s.SetFsyncFault(f.OnCA, true) }
 	case KindDBRestart:
 		act = func() {
 			_ = r.s.pg.Stop()
@@ -647,9 +692,17 @@ func (r *Runner) arm(f Fault) (heal func() error, err error) {
 			r.s.SetClockSkew(f.OnCA, 0)
 			time.Sleep(200 * time.Millisecond) // the hook re-reads the file every 100 ms
 		}
+		// A process whose fsyncs failed keeps failing until it ends (the seccomp filter
+		// stays, and an operator would not trust it either): the trigger goes, and serve is
+		// restarted as after a crash. The terminal side needs nothing more: the command has
+		// ended, and the next one is a new process that finds no trigger.
+		fsyncFired := f.Kind == KindFsyncError && r.s.SetFsyncFault(f.OnCA, false)
 		if f.Kind == KindHSMError || f.Kind == KindHSMStall {
 			r.s.StopServe(syscall.SIGTERM)
 			r.s.SetServeEnv()
+			r.s.StartServe()
+		} else if fsyncFired && f.OnCA {
+			r.s.StopServe(syscall.SIGKILL)
 			r.s.StartServe()
 		} else if !r.s.ServeRunning() {
 			r.s.StartServe()

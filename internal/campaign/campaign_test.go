@@ -15,7 +15,8 @@ import (
 const privateMountsEnv = "MADOGUCHI_CAMPAIGN_TEST_PRIVATE_MOUNTS"
 
 // TestShortCampaign is the CI campaign (issue 15): 30 cases with seed 15, every fault kind in
-// turn (RoundRobin), on PostgreSQL so the database kinds are in it too, against the real
+// turn (RoundRobin), on PostgreSQL so the database kinds are in it too, with the revocation
+// and PIN-reset shares of the long runs, against the real
 // chain — SoftHSM-backed serve, pcscd+vpcd, the terminal CLI as child processes. Every
 // invariant must hold after every case and at the end. It keeps the machinery itself tested;
 // the long runs are `go run ./internal/cmd/faults` (docs/RELIABILITY.md).
@@ -43,7 +44,7 @@ func TestShortCampaign(t *testing.T) {
 	}
 	pc := testenv.PCSCD(t)
 	s := NewStack(t, pc, Config{Dir: t.TempDir(), DB: "postgres", Cards: 90, Residents: 50, Tmpfs: os.Getenv(privateMountsEnv) != ""})
-	r, err := NewRunner(s, Options{Seed: 15, N: 30, RoundRobin: true, RevokeShare: 0.1, AuditEvery: 10, Log: testWriter{t}})
+	r, err := NewRunner(s, Options{Seed: 15, N: 30, RoundRobin: true, RevokeShare: 0.1, PINResetShare: 0.1, AuditEvery: 10, Log: testWriter{t}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,11 +62,11 @@ func TestShortCampaign(t *testing.T) {
 	if r.Report.Cases() != 30 {
 		t.Fatalf("%d cases ran, want 30", r.Report.Cases())
 	}
-	// The cases of the long runs that found a defect, replayed (same seed, case and kinds,
-	// so the same fault) on the same stack, each with its own card slot.
+	// The cases of the long runs that found a defect, replayed (same seed, case, kinds and
+	// draw, so the same fault) on the same stack, each with its own card slot.
 	r.slot.eject()
 	for _, c := range regressions {
-		rr, err := NewRunner(s, Options{Seed: c.seed, From: c.k, N: 1, Kinds: AllKinds, Log: testWriter{t}})
+		rr, err := NewRunner(s, Options{Seed: c.seed, From: c.k, N: 1, Draw: c.draw, Kinds: c.kinds, Log: testWriter{t}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -79,14 +80,16 @@ func TestShortCampaign(t *testing.T) {
 // regressions are campaign cases that found a defect; each is also a unit test where the
 // defect is.
 var regressions = []struct {
-	seed uint64
-	k    int
-	what string
+	seed  uint64
+	draw  DrawVersion // the draw the run used: v1 for the runs of 2026-12-07
+	kinds []Kind      // the run's -kinds; nil for all of the draw's
+	k     int
+	what  string
 }{
 	// A garbled answer to a FINALIZE the card committed was taken for a refusal: the card
 	// kept a revoked-before-delivery certificate with no re-personalisation mark
 	// (app/issue TestGarbledFinalizeAnswerMeansCardMayHoldKey).
-	{20261207, 45, "card-garbage @APDU 19, PostgreSQL"},
+	{20261207, DrawV1, nil, 45, "card-garbage @APDU 19, PostgreSQL"},
 }
 
 type testWriter struct{ t *testing.T }

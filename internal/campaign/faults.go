@@ -3,6 +3,7 @@ package campaign
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"time"
 
 	"madoguchi/cardio/vcard"
@@ -30,15 +31,63 @@ const (
 	KindHSMError     Kind = "hsm-error"     // the N-th PKCS#11 call fails (faultcampaign build)
 	KindHSMStall     Kind = "hsm-stall"     // the N-th PKCS#11 call stalls
 	KindDiskFull     Kind = "disk-full"     // the terminal's or the CA's data filesystem full
+	KindFsyncError   Kind = "fsync-error"   // every fsync of the terminal's or the CA's process fails (EIO)
 	KindClockJump    Kind = "clock-jump"    // the terminal's or the CA's clock jumped
 	KindDBRestart    Kind = "db-restart"    // PostgreSQL stopped and started again (postgres runs)
 	KindDBCut        Kind = "db-cut"        // serve's database connections reset mid-transaction
 )
 
-// AllKinds in report order.
+// AllKinds in report order; the kinds of the current draw (DrawV2).
 var AllKinds = []Kind{KindNone, KindCardPull, KindCardDrop, KindCardGarbage, KindCardTruncate, KindCardSW, KindCardSwap,
 	KindNetDrop, KindNetReset, KindNetStall, KindNetDelay, KindKillTerminal, KindKillServe,
+	KindHSMError, KindHSMStall, KindDiskFull, KindFsyncError, KindClockJump, KindDBRestart, KindDBCut}
+
+// KindsV1 is the kind list of the first draw (DrawV1), the runs of 2026-12-07 recorded in
+// docs/RELIABILITY.md: a case's kind is kinds[r.IntN(len(kinds))], so a kind added to the
+// list changes the kind of nearly every case. Replaying a recorded case needs this list as
+// it was. Never change it.
+var KindsV1 = []Kind{KindNone, KindCardPull, KindCardDrop, KindCardGarbage, KindCardTruncate, KindCardSW, KindCardSwap,
+	KindNetDrop, KindNetReset, KindNetStall, KindNetDelay, KindKillTerminal, KindKillServe,
 	KindHSMError, KindHSMStall, KindDiskFull, KindClockJump, KindDBRestart, KindDBCut}
+
+// DrawVersion says how a run draws its cases' kinds and operations, so that a recorded run
+// stays replayable when kinds or operations are added.
+type DrawVersion int
+
+const (
+	// DrawV2 (the default): AllKinds, and the operations revoke, PIN reset (and renewal)
+	// by their shares.
+	DrawV2 DrawVersion = 0
+	// DrawV1: KindsV1 and only issue or revoke, exactly as the runs of 2026-12-07 drew
+	// them (-draw v1).
+	DrawV1 DrawVersion = 1
+)
+
+// ParseDrawVersion reads -draw's value.
+func ParseDrawVersion(s string) (DrawVersion, error) {
+	switch s {
+	case "v1":
+		return DrawV1, nil
+	case "", "v2":
+		return DrawV2, nil
+	}
+	return 0, fmt.Errorf("campaign: unknown draw %q (v1 or v2)", s)
+}
+
+func (d DrawVersion) String() string {
+	if d == DrawV1 {
+		return "v1"
+	}
+	return "v2"
+}
+
+// kinds is the draw's default kind list.
+func (d DrawVersion) kinds() []Kind {
+	if d == DrawV1 {
+		return KindsV1
+	}
+	return AllKinds
+}
 
 // cardKind reports whether k needs a card in the operation.
 func (k Kind) card() bool {
@@ -61,7 +110,7 @@ type Fault struct {
 	Net tcpfault.Fault
 	// HSM is MADOGUCHI_HSM_FAULT's value (hsm-*).
 	HSM string
-	// OnCA: the CA side (clock, disk) rather than the terminal's.
+	// OnCA: the CA side (clock, disk, fsync) rather than the terminal's.
 	OnCA bool
 	Skew time.Duration
 	// Leave is how many bytes the filled filesystem keeps free.
@@ -88,6 +137,8 @@ func (f Fault) String() string {
 		return fmt.Sprintf("%s (%s, %d bytes left)", f.Kind, side(f.OnCA), f.Leave)
 	case KindClockJump:
 		return fmt.Sprintf("%s (%s %+v at %v)", f.Kind, side(f.OnCA), f.Skew, f.When.Round(time.Millisecond))
+	case KindFsyncError:
+		return fmt.Sprintf("%s (%s at %v)", f.Kind, side(f.OnCA), f.When.Round(time.Millisecond))
 	}
 	return string(f.Kind)
 }
@@ -170,6 +221,8 @@ func Draw(seed uint64, k int, kinds []Kind, typical time.Duration, deadline time
 	case KindDiskFull:
 		f.OnCA = r.IntN(2) == 0
 		f.Leave = r.Int64N(96 << 10)
+	case KindFsyncError:
+		f.OnCA = r.IntN(2) == 0
 	case KindClockJump:
 		f.OnCA = r.IntN(2) == 0
 		skews := []time.Duration{-2 * time.Hour, -90 * time.Second, -10 * time.Second, 10 * time.Second, 90 * time.Second, 2 * time.Hour, deadline + 5*time.Second}
@@ -179,7 +232,8 @@ func Draw(seed uint64, k int, kinds []Kind, typical time.Duration, deadline time
 }
 
 // usableKinds drops the kinds this build cannot inject: a card fault vcard.Faults does not
-// know (the hooks branch adds garbage and truncate), and the PostgreSQL kinds on SQLite.
+// know (the hooks branch adds garbage and truncate), the PostgreSQL kinds on SQLite, and the
+// fsync fault where no seccomp filter for this architecture exists.
 func usableKinds(want []Kind, db string, have func(Kind) bool) (use, dropped []Kind) {
 	for _, k := range want {
 		ok := true
@@ -188,6 +242,10 @@ func usableKinds(want []Kind, db string, have func(Kind) bool) (use, dropped []K
 			ok = vcard.NewFaults().Apply(Fault{Kind: k, APDU: 1}.vcardSpec()) == nil
 		case KindDBRestart, KindDBCut:
 			ok = db == "postgres"
+		case KindFsyncError:
+			// internal/faults/fsyncfail has seccomp filters for these two (a default-build
+			// package may not import it: internal/faults/buildcheck).
+			ok = runtime.GOARCH == "amd64" || runtime.GOARCH == "arm64"
 		}
 		if ok && have != nil {
 			ok = have(k)

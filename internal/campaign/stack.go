@@ -70,6 +70,8 @@ type Stack struct {
 	nextCard             int
 	caClockFile          string
 	termClockFile        string
+	caFsyncFile          string // MADOGUCHI_FSYNC_FAULT_FILE of serve: its fsyncs fail once it exists
+	termFsyncFile        string // the same for the terminal CLI's processes
 	caFlags              []string
 	serveMu              sync.Mutex
 	serve                *exec.Cmd
@@ -165,6 +167,9 @@ func NewStack(t testing.TB, pc *testenv.PCSC, cfg Config) *Stack {
 			t.Fatal(err)
 		}
 	}
+	// The fsync triggers exist only while an fsync-error fault is on (SetFsyncFault).
+	s.caFsyncFile = filepath.Join(cfg.Dir, "ca-fsync-fault")
+	s.termFsyncFile = filepath.Join(cfg.Dir, "terminal-fsync-fault")
 
 	// SOFTHSM2_CONF is process-wide: two stacks in one process share the one config, each
 	// with its own token label in its own data dir (ceremony-init makes the CA's token).
@@ -282,7 +287,7 @@ func (s *Stack) TryStartServe() error {
 		args = append(args, "--database", s.dsn)
 	}
 	cmd := exec.Command(s.caBin, args...)
-	cmd.Env = append(os.Environ(), "MADOGUCHI_CLOCK_SKEW_FILE="+s.caClockFile)
+	cmd.Env = append(os.Environ(), "MADOGUCHI_CLOCK_SKEW_FILE="+s.caClockFile, "MADOGUCHI_FSYNC_FAULT_FILE="+s.caFsyncFile)
 	cmd.Env = append(cmd.Env, s.serveEnv...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	lf, err := os.OpenFile(filepath.Join(s.logs, "serve.log"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
@@ -483,7 +488,7 @@ func (s *Stack) CLI(r CLIRun) Result {
 	args = append(args, r.Args...)
 	cmd := exec.Command(s.cliBin, args...)
 	cmd.Dir = s.termDir
-	cmd.Env = append(os.Environ(), "MADOGUCHI_CLOCK_SKEW_FILE="+s.termClockFile)
+	cmd.Env = append(os.Environ(), "MADOGUCHI_CLOCK_SKEW_FILE="+s.termClockFile, "MADOGUCHI_FSYNC_FAULT_FILE="+s.termFsyncFile)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Stdin = strings.NewReader(r.Stdin)
 	cmd.ExtraFiles = extra
@@ -575,4 +580,24 @@ func (s *Stack) SetClockSkew(ca bool, d time.Duration) {
 	if err := os.Rename(f+".tmp", f); err != nil {
 		s.t.Fatal(err)
 	}
+}
+
+// SetFsyncFault creates (on) or removes (off) the trigger file that makes every fsync of serve
+// (ca) or of the terminal CLI's processes fail with EIO; a process that saw it keeps failing
+// until it ends (a seccomp filter cannot be lifted). It reports whether the file existed.
+func (s *Stack) SetFsyncFault(ca, on bool) bool {
+	f := s.termFsyncFile
+	if ca {
+		f = s.caFsyncFile
+	}
+	_, err := os.Stat(f)
+	existed := err == nil
+	if on {
+		if err := os.WriteFile(f, []byte("fsync fails\n"), 0o600); err != nil {
+			s.t.Fatal(err)
+		}
+	} else if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
+		s.t.Fatal(err)
+	}
+	return existed
 }

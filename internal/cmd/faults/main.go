@@ -1,6 +1,7 @@
 // Command faults runs the fault campaign of internal/campaign (issue 15):
 //
 //	go run ./internal/cmd/faults -n 1000 -seed S [-db sqlite|postgres] [-kinds k1,k2] [-from K]
+//	                             [-revoke-share 0.1] [-pin-reset-share 0.1] [-draw v1|v2]
 //	                             [-dir DIR] [-report docs/RELIABILITY.md]
 //
 // It sets up the whole chain once (SoftHSM, the CA's ceremony and `serve`, pcscd+vpcd, a
@@ -9,6 +10,11 @@
 // violated invariant stops the run and prints the seed, case and fault; `-seed S -from K -n 1`
 // replays that case. With -db sqlite,postgres both campaigns run side by side on one pcscd
 // (reader 0 and reader 1).
+//
+// -draw v1 draws kinds and operations as the runs of 2026-12-07 did (the first kind list, no
+// fsync-error; issue or revoke only, no PIN resets): the runs recorded with it in
+// docs/RELIABILITY.md replay only so, e.g. `-draw v1 -seed 20261207 -db sqlite -from 906 -n 1`.
+// The default, v2, has the fsync-error kind and the PIN-reset share.
 //
 // Run as root, the command re-executes itself under `unshare --mount --propagation private`
 // so the disk-full fault's tmpfs mounts stay private to it and vanish with it.
@@ -49,9 +55,23 @@ func main() {
 	report := flag.String("report", "", "append the run's section to this Markdown file (docs/RELIABILITY.md)")
 	patience := flag.Duration("patience", 12*time.Second, "how long the operator waits for a hung command before killing it and recovering")
 	revoke := flag.Float64("revoke-share", 0.1, "share of cases that revoke an earlier delivered resident's certificates")
+	pinReset := flag.Float64("pin-reset-share", 0.1, "share of cases that reset a PIN of an earlier delivered resident's card (draw v2; 0 with -draw v1)")
+	drawFlag := flag.String("draw", "v2", "how kinds and operations are drawn: v2 (the kinds listed, PIN resets), or v1 to replay the runs recorded before the fsync-error kind and PIN resets (docs/RELIABILITY.md)")
 	auditEvery := flag.Int("audit-every", 1, "verify both audit chains after every this many cases (and at the end)")
 	stopAt := flag.String("stop-at", "", "UTC time HH:MM after which no case starts (the end-of-run checks follow); the report says how many ran")
 	flag.Parse()
+	draw, err := campaign.ParseDrawVersion(*drawFlag)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "faults:", err)
+		os.Exit(2)
+	}
+	if draw == campaign.DrawV1 {
+		set := false
+		flag.Visit(func(f *flag.Flag) { set = set || f.Name == "pin-reset-share" })
+		if !set {
+			*pinReset = 0 // v1 had no PIN resets; an explicit share is refused by the runner
+		}
+	}
 
 	if os.Geteuid() == 0 && os.Getenv(privateEnv) == "" {
 		if path, err := exec.LookPath("unshare"); err == nil {
@@ -99,7 +119,7 @@ func main() {
 		}
 		stopTime = at
 	}
-	opt := campaign.Options{StopAt: stopTime, Seed: *seed, From: *from, N: *n, Kinds: ks, Patience: *patience, RevokeShare: *revoke, AuditEvery: *auditEvery}
+	opt := campaign.Options{StopAt: stopTime, Seed: *seed, From: *from, N: *n, Kinds: ks, Patience: *patience, RevokeShare: *revoke, PINResetShare: *pinReset, Draw: draw, AuditEvery: *auditEvery}
 	os.Exit(run(ctx, *dir, strings.Split(*db, ","), opt, *report))
 }
 

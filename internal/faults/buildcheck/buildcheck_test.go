@@ -47,7 +47,8 @@ func TestFaultHooksOnlyInFaultCampaignBuilds(t *testing.T) {
 		want []string // names the tagged build reads
 	}{
 		{"ca-server", envNames},
-		{".", envNames[1:]}, // the terminal: no HSM
+		{".", envNames[1:]},                          // the terminal: no HSM
+		{"internal/cmd/madoguchi-cli", envNames[1:]}, // the CLI-only terminal the campaign runs
 	} {
 		plain, tagged := build(t, b.dir, ""), build(t, b.dir, "faultcampaign")
 		for _, name := range envNames {
@@ -60,8 +61,12 @@ func TestFaultHooksOnlyInFaultCampaignBuilds(t *testing.T) {
 				t.Errorf("faultcampaign build of ./%s does not hold %s", b.dir, name)
 			}
 		}
-		if b.dir == "." {
+		switch b.dir {
+		case ".":
 			terminalClock(t, plain, tagged)
+			terminalFsync(t, plain, tagged, "cli")
+		case "internal/cmd/madoguchi-cli":
+			// The campaign's fsync-error kind fails this binary's fsyncs, not madoguchi's.
 			terminalFsync(t, plain, tagged)
 		}
 	}
@@ -82,7 +87,7 @@ func terminalClock(t *testing.T, plain, tagged string) {
 		db := filepath.Join(t.TempDir(), "terminal.db")
 		cli := func(stdin string, args ...string) string {
 			t.Helper()
-			out, errb, err := runCLI(bin, db, "MADOGUCHI_CLOCK_SKEW_FILE="+skew, stdin, args...)
+			out, errb, err := runCLI(bin, []string{"cli"}, db, "MADOGUCHI_CLOCK_SKEW_FILE="+skew, stdin, args...)
 			if err != nil {
 				t.Fatalf("madoguchi cli %v: %v\n%s", args, err, errb)
 			}
@@ -113,9 +118,10 @@ func terminalClock(t *testing.T, plain, tagged string) {
 	}
 }
 
-// runCLI runs `bin cli -db db args...` with one extra environment variable and stdin.
-func runCLI(bin, db, env, stdin string, args ...string) (stdout, stderr string, err error) {
-	cmd := exec.Command(bin, append([]string{"cli", "-db", db}, args...)...)
+// runCLI runs `bin sub... -db db args...` (sub: "cli" for madoguchi, none for madoguchi-cli)
+// with one extra environment variable and stdin.
+func runCLI(bin string, sub []string, db, env, stdin string, args ...string) (stdout, stderr string, err error) {
+	cmd := exec.Command(bin, append(append(append([]string{}, sub...), "-db", db), args...)...)
 	cmd.Env = append(os.Environ(), env)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
@@ -126,8 +132,9 @@ func runCLI(bin, db, env, stdin string, args ...string) (stdout, stderr string, 
 
 // terminalFsync: with the file named by MADOGUCHI_FSYNC_FAULT_FILE present, the tagged
 // terminal's fsyncs fail (internal/faults/fsyncfail) and `madoguchi cli bootstrap` cannot
-// create its database; the default build, with the same environment, can.
-func terminalFsync(t *testing.T, plain, tagged string) {
+// create its database; the default build, with the same environment, can. sub is the
+// subcommand before the CLI's flags ("cli" for madoguchi).
+func terminalFsync(t *testing.T, plain, tagged string, sub ...string) {
 	t.Helper()
 	trigger := filepath.Join(t.TempDir(), "fail-fsync")
 	if err := os.WriteFile(trigger, nil, 0o600); err != nil {
@@ -135,10 +142,10 @@ func terminalFsync(t *testing.T, plain, tagged string) {
 	}
 	env := "MADOGUCHI_FSYNC_FAULT_FILE=" + trigger
 	args := []string{"bootstrap", "-id", "sup", "-name", "管理 太郎", "-reason", "fsync test"}
-	if _, errb, err := runCLI(plain, filepath.Join(t.TempDir(), "terminal.db"), env, "supervisor-pass-1\n", args...); err != nil {
+	if _, errb, err := runCLI(plain, sub, filepath.Join(t.TempDir(), "terminal.db"), env, "supervisor-pass-1\n", args...); err != nil {
 		t.Fatalf("default build: %v\n%s", err, errb)
 	}
-	_, errb, err := runCLI(tagged, filepath.Join(t.TempDir(), "terminal.db"), env, "supervisor-pass-1\n", args...)
+	_, errb, err := runCLI(tagged, sub, filepath.Join(t.TempDir(), "terminal.db"), env, "supervisor-pass-1\n", args...)
 	if err == nil || !strings.Contains(errb, "fsync fails") {
 		t.Fatalf("faultcampaign build with fsync failing: %v\n%s", err, errb)
 	}
