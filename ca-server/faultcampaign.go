@@ -8,12 +8,9 @@
 //   - MADOGUCHI_HSM_FAULT (serve only): an HSM fault at the PKCS#11 call boundary, in the syntax
 //     of ca-server/internal/hsmfault/hsmspec (error@N[=CKR_NAME][:op=OPNAME],
 //     stall@N=DURATION[:op=OPNAME]), counted from process start.
-//   - MADOGUCHI_CLOCK_SKEW_FILE (every command): a file holding a Go duration added to the CA's
-//     wall clock (internal/wallclock), re-read at most every 100 ms (internal/faults/clockskew).
-//     libfaketime cannot do this: Go reads the time through the vDSO, not libc.
-//   - MADOGUCHI_FSYNC_FAULT_FILE (every command): once the named file exists (checked at start
-//     and every 100 ms), every fsync of the process fails with EIO (internal/faults/fsyncfail, a
-//     seccomp filter), until the process ends.
+//   - MADOGUCHI_CLOCK_SKEW_FILE and MADOGUCHI_FSYNC_FAULT_FILE (every command): the CA's wall
+//     clock skewed, every fsync failing once a file exists, as in the terminal
+//     (internal/faults/campaignenv).
 //
 // A malformed value stops the process before it does anything (exit 2).
 
@@ -25,24 +22,11 @@ import (
 
 	"madoguchi/ca-server/internal/hsmfault"
 	"madoguchi/ca-server/internal/hsmfault/hsmspec"
-	"madoguchi/internal/faults/clockskew"
-	"madoguchi/internal/faults/fsyncfail"
-	"madoguchi/internal/wallclock"
+	"madoguchi/internal/faults/campaignenv"
 )
 
 func init() {
-	if path := os.Getenv("MADOGUCHI_CLOCK_SKEW_FILE"); path != "" {
-		wallclock.SetOffset(clockskew.File(path))
-	}
-	if path := os.Getenv("MADOGUCHI_FSYNC_FAULT_FILE"); path != "" {
-		fsyncfail.ArmWhenPresent(path, func(err error) {
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "ca-server: fault campaign build: cannot fail fsync: %v\n", err)
-				os.Exit(2)
-			}
-			fmt.Fprintln(os.Stderr, "ca-server: fault campaign build: every fsync fails with EIO from now on")
-		})
-	}
+	campaignenv.Arm("ca-server")
 	spec := os.Getenv("MADOGUCHI_HSM_FAULT")
 	if spec == "" || len(os.Args) < 2 || os.Args[1] != "serve" {
 		return

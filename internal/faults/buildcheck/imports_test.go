@@ -13,6 +13,7 @@ import (
 // campaignOnly are the packages that turn an environment variable into a fault; only files
 // built with the faultcampaign tag (and tests) may import them.
 var campaignOnly = []string{
+	"madoguchi/internal/faults/campaignenv",
 	"madoguchi/internal/faults/clockskew",
 	"madoguchi/internal/faults/fsyncfail",
 	"madoguchi/ca-server/internal/hsmfault/hsmspec",
