@@ -317,21 +317,12 @@ func (r *Runner) issueCase(ctx context.Context, k int, f Fault) (CaseResult, err
 	if err := r.slot.insert(card, path, f.vcardSpec(), f.CardSeed); err != nil {
 		return res, err
 	}
-	heal, err := r.arm(f)
+	fr, err := r.faulted(f, func(killAfter time.Duration) Result { return r.issueRun(caseID, sig, auth, killAfter) })
+	res.Fired = fr.Fired
 	if err != nil {
 		return res, err
 	}
-	began := time.Now()
-	var killAfter time.Duration
-	if f.Kind == KindKillTerminal {
-		killAfter = f.When + time.Millisecond
-	}
-	timed := r.timed(f)
-	run := r.issueRun(caseID, sig, auth, killAfter)
-	res.Fired = r.fired(f, timed, run)
-	if err := heal(); err != nil {
-		return res, fmt.Errorf("heal: %w", err)
-	}
+	run, began := fr.Result, fr.Began
 	if run.Code == 0 && !res.Fired {
 		// The typical duration of an issuance, where timed faults fall: learnt from every
 		// issuance no fault touched, not only the control row's (a run started at case K
@@ -476,6 +467,35 @@ func (r *Runner) resolve(ctx context.Context, caseID int64, sig string, types []
 	return r.st.checkIssuance(ctx, r.s, caseID, types, sig)
 }
 
+// faultedRun is one operation of a case run under its fault.
+type faultedRun struct {
+	Result
+	Fired bool      // the fault fired before the operation ended
+	Began time.Time // when the operation started, the fault armed
+}
+
+// faulted runs one operation of a case under fault f: the fault armed, run called with the
+// moment a kill-terminal fault kills the command (0: none), the timed fault started and
+// stopped, the fault healed.
+func (r *Runner) faulted(f Fault, run func(killAfter time.Duration) Result) (faultedRun, error) {
+	heal, err := r.arm(f)
+	if err != nil {
+		return faultedRun{}, err
+	}
+	out := faultedRun{Began: time.Now()}
+	var killAfter time.Duration
+	if f.Kind == KindKillTerminal {
+		killAfter = f.When + time.Millisecond
+	}
+	timed := r.timed(f)
+	out.Result = run(killAfter)
+	out.Fired = r.fired(f, timed, out.Result)
+	if err := heal(); err != nil {
+		return out, fmt.Errorf("heal: %w", err)
+	}
+	return out, nil
+}
+
 // afterCase: the global invariants and, every AuditEvery cases, both audit chains.
 func (r *Runner) afterCase(ctx context.Context, k int) []string {
 	v, err := r.st.globalViolations(ctx, r.sweepGrace())
@@ -511,21 +531,14 @@ func (r *Runner) revokeCase(ctx context.Context, k int, f Fault, rnd *rand.Rand)
 		}
 		return args
 	}
-	heal, err := r.arm(f)
+	fr, err := r.faulted(f, func(killAfter time.Duration) Result {
+		return r.s.CLI(CLIRun{Stdin: rcPass, WithCA: true, KillAfter: killAfter, Patience: r.opt.Patience, Args: revokeArgs(caseID, types)})
+	})
+	res.Fired = fr.Fired
 	if err != nil {
 		return res, err
 	}
-	began := time.Now()
-	var killAfter time.Duration
-	if f.Kind == KindKillTerminal {
-		killAfter = f.When + time.Millisecond
-	}
-	timed := r.timed(f)
-	run := r.s.CLI(CLIRun{Stdin: rcPass, WithCA: true, KillAfter: killAfter, Patience: r.opt.Patience, Args: revokeArgs(caseID, types)})
-	res.Fired = r.fired(f, timed, run)
-	if err := heal(); err != nil {
-		return res, err
-	}
+	run, began := fr.Result, fr.Began
 	// The operator runs the revocation again for what the CA still holds valid: on the same
 	// case first, then (a case the failure closed) on a new one.
 	for attempt := 0; run.Code != 0 && attempt < 6; attempt++ {

@@ -18,7 +18,6 @@ import (
 	_ "modernc.org/sqlite"
 
 	"madoguchi/cardio"
-	"madoguchi/cardio/pcsc"
 )
 
 // The invariants are read from the three places that hold the truth: the CA's store, the
@@ -353,31 +352,15 @@ func readCard(s *Stack, sigPIN string) (c *cardio.Certificates, err error) {
 	return nil, err
 }
 
-func readCardOnce(s *Stack, sigPIN string) (*cardio.Certificates, error) {
-	cl, err := pcsc.Open()
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
-	var pc *pcsc.Card
-	for i := 0; ; i++ {
-		pc, err = cl.Connect(s.Reader, pcsc.Shared)
-		if err == nil || i == 50 {
-			break
+func readCardOnce(s *Stack, sigPIN string) (c *cardio.Certificates, err error) {
+	err = withCard(s, func(ctx context.Context, card *cardio.Card) error {
+		if sigPIN != "" {
+			_ = card.VerifyPIN(ctx, cardio.Signature, []byte(sigPIN)) // a card without it reads without the signature cert
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer pc.Close(false)
-	card := cardio.New(pc)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if sigPIN != "" {
-		_ = card.VerifyPIN(ctx, cardio.Signature, []byte(sigPIN)) // a card without it reads without the signature cert
-	}
-	return card.ReadCertificates(ctx)
+		c, err = card.ReadCertificates(ctx)
+		return err
+	})
+	return c, err
 }
 
 // cardHolds returns "" when the card carries der as its certificate of type typ and der

@@ -57,21 +57,14 @@ func (r *Runner) pinResetCase(ctx context.Context, k int, f Fault, rnd *rand.Ran
 	resetArgs := func(caseID string) []string {
 		return []string{"-user", "rc1", "pin-reset", "-case", caseID, "-reader", r.s.Reader, "-pin", flag}
 	}
-	heal, err := r.arm(f)
+	fr, err := r.faulted(f, func(killAfter time.Duration) Result {
+		return r.s.CLI(CLIRun{Stdin: rcPass, PINs: pins, WithCA: true, KillAfter: killAfter, Patience: r.opt.Patience, Args: resetArgs(caseID)})
+	})
+	res.Fired = fr.Fired
 	if err != nil {
 		return res, err
 	}
-	began := time.Now()
-	var killAfter time.Duration
-	if f.Kind == KindKillTerminal {
-		killAfter = f.When + time.Millisecond
-	}
-	timed := r.timed(f)
-	run := r.s.CLI(CLIRun{Stdin: rcPass, PINs: pins, WithCA: true, KillAfter: killAfter, Patience: r.opt.Patience, Args: resetArgs(caseID)})
-	res.Fired = r.fired(f, timed, run)
-	if err := heal(); err != nil {
-		return res, fmt.Errorf("heal: %w", err)
-	}
+	run, began := fr.Result, fr.Began
 	if err := r.slot.reinsert(path); err != nil {
 		return res, err
 	}
