@@ -106,7 +106,8 @@ func (c *commitCutter) forward(client, server net.Conn) {
 					// COMMIT can never be relayed back (closed after the write, a fast
 					// server's CommandComplete raced the close and the client sometimes
 					// learnt the outcome: 3 of 4 resolved through the token, in CI and in 2
-					// of 30 runs; none in 30 since); the COMMIT still reaches the server before the FIN that follows.
+					// of 30 runs; none in 30 since); the COMMIT still reaches the server
+					// before the FIN that follows.
 					client.Close()
 					server.Write(msg)
 				}
