@@ -55,8 +55,8 @@ var KindsV1 = []Kind{KindNone, KindCardPull, KindCardDrop, KindCardGarbage, Kind
 type DrawVersion int
 
 const (
-	// DrawV2 (the default): AllKinds, and the operations revoke, PIN reset (and renewal)
-	// by their shares.
+	// DrawV2 (the default): AllKinds, and the operations revoke and PIN reset by their
+	// shares (no renewal: docs/RELIABILITY.md says why).
 	DrawV2 DrawVersion = 0
 	// DrawV1: KindsV1 and only issue or revoke, exactly as the runs of 2026-12-07 drew
 	// them (-draw v1).
